@@ -1,0 +1,3 @@
+//! Helpers shared by natkit's benchmarks.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]

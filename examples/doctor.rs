@@ -1,0 +1,2 @@
+//! doctor (skeleton).
+fn main() {}

@@ -1,0 +1,3 @@
+//! natkit-lab (skeleton).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]

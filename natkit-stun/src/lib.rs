@@ -1,0 +1,3 @@
+//! natkit-stun (skeleton; filled by its own issue).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
