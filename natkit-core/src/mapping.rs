@@ -1,0 +1,197 @@
+//! What an application asks a router for, and what it gets.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::mechanism::Mechanism;
+use crate::protocol::Protocol;
+
+/// The tag every natkit mapping description starts with, so that a later run
+/// can find its own stale mappings and never touches anyone else's.
+pub const DESCRIPTION_TAG: &str = "natkit";
+
+/// A request to open a port on the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingRequest {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The address and port on this host that inbound traffic should reach.
+    ///
+    /// The IP may be unspecified (`0.0.0.0`); mappers then use the local
+    /// address that routes to the gateway.
+    pub internal: SocketAddr,
+    /// The external port the caller would like; `None` lets the router pick
+    /// (mappers then suggest the internal port).
+    pub external_port: Option<u16>,
+    /// The lease the caller asks for. Routers may grant less (or, for UPnP
+    /// routers that only do permanent leases, "forever", which natkit then
+    /// renews and deletes on its own schedule).
+    pub lifetime: Duration,
+    /// A human description; mappers that store one (UPnP) prefix it with
+    /// [`DESCRIPTION_TAG`] and the host's address.
+    pub description: String,
+}
+
+impl MappingRequest {
+    /// A request for `protocol` on `internal`, asking for the same external
+    /// port, a two-hour lease and the description `natkit`.
+    pub fn new(protocol: Protocol, internal: SocketAddr) -> Self {
+        MappingRequest {
+            protocol,
+            internal,
+            external_port: Some(internal.port()),
+            lifetime: Duration::from_secs(7200),
+            description: DESCRIPTION_TAG.to_owned(),
+        }
+    }
+
+    /// Sets the suggested external port.
+    pub fn with_external_port(mut self, port: Option<u16>) -> Self {
+        self.external_port = port;
+        self
+    }
+
+    /// Sets the requested lifetime.
+    pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Sets the description.
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+}
+
+/// A mapping the router granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// The address and port the internet can reach (the router's external
+    /// address and the granted external port).
+    pub external: SocketAddr,
+    /// The host address and port the router forwards to.
+    pub internal: SocketAddr,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The lease granted. [`Duration::ZERO`] means a permanent mapping that
+    /// the holder must delete itself.
+    pub lifetime: Duration,
+    /// When the grant was received (the caller's clock).
+    pub obtained: Instant,
+    /// Which mechanism made it.
+    pub mechanism: Mechanism,
+    /// The gateway's epoch when the grant was received (NAT-PMP and PCP).
+    pub epoch: Option<GatewayEpoch>,
+}
+
+impl Mapping {
+    /// True when the router granted a different external port than asked.
+    pub fn port_substituted(&self, request: &MappingRequest) -> bool {
+        request
+            .external_port
+            .is_some_and(|asked| asked != self.external.port())
+    }
+
+    /// When the lease ends, or `None` for a permanent mapping.
+    pub fn expires(&self) -> Option<Instant> {
+        (!self.lifetime.is_zero()).then(|| self.obtained + self.lifetime)
+    }
+}
+
+/// A gateway's epoch: the "seconds since start of epoch" a NAT-PMP or PCP
+/// server reports in every answer, with the client time it was seen at.
+///
+/// A router that reboots loses its mappings and restarts its epoch; a client
+/// that notices re-creates its mappings (RFC 6886 §3.6, RFC 6887 §8.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayEpoch {
+    /// The server's seconds since its epoch started.
+    pub server_seconds: u32,
+    /// When the client received that value.
+    pub observed_at: Instant,
+}
+
+impl GatewayEpoch {
+    /// Whether `next` is a plausible successor of `self`, by the rule of
+    /// RFC 6887 §8.5 (which is stricter than RFC 6886 §3.6):
+    ///
+    /// - the server time may go backwards by at most one second;
+    /// - otherwise the server and client deltas must agree within
+    ///   2 s + 1/16 of the larger of them.
+    ///
+    /// `false` means the gateway lost its state (rebooted, or its mapping
+    /// daemon restarted) and every mapping must be made again.
+    pub fn is_continued_by(&self, next: &GatewayEpoch) -> bool {
+        let prev_server = u64::from(self.server_seconds);
+        let curr_server = u64::from(next.server_seconds);
+        if curr_server + 1 < prev_server {
+            return false;
+        }
+        let server_delta = curr_server.saturating_sub(prev_server);
+        let client_delta = next
+            .observed_at
+            .saturating_duration_since(self.observed_at)
+            .as_secs();
+        let too_fast = client_delta + 2 < server_delta - server_delta / 16;
+        let too_slow = server_delta + 2 < client_delta - client_delta / 16;
+        !(too_fast || too_slow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    fn epoch(base: Instant, client_s: u64, server_s: u32) -> GatewayEpoch {
+        GatewayEpoch {
+            server_seconds: server_s,
+            observed_at: base + Duration::from_secs(client_s),
+        }
+    }
+
+    #[test]
+    fn epoch_continues_when_clocks_agree() {
+        let t = Instant::now();
+        assert!(epoch(t, 0, 1000).is_continued_by(&epoch(t, 60, 1060)));
+        assert!(epoch(t, 0, 1000).is_continued_by(&epoch(t, 3600, 3600 + 1000 - 100)));
+        // Going back by one second is tolerated (network jitter).
+        assert!(epoch(t, 0, 1000).is_continued_by(&epoch(t, 0, 999)));
+    }
+
+    #[test]
+    fn epoch_reset_detected() {
+        let t = Instant::now();
+        // Router rebooted: its clock restarted near zero.
+        assert!(!epoch(t, 0, 1000).is_continued_by(&epoch(t, 60, 5)));
+        // Router restarted 30 s ago while we waited 600 s.
+        assert!(!epoch(t, 0, 100_000).is_continued_by(&epoch(t, 600, 30)));
+        // Server time ran far faster than ours: not the same epoch either.
+        assert!(!epoch(t, 0, 10).is_continued_by(&epoch(t, 10, 5000)));
+        // Server time stood still for ten minutes: a restart to the same value.
+        assert!(!epoch(t, 0, 1000).is_continued_by(&epoch(t, 600, 1000)));
+    }
+
+    #[test]
+    fn substitution_and_expiry() {
+        let internal = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 168, 1, 2), 443));
+        let req = MappingRequest::new(Protocol::Tcp, internal);
+        let now = Instant::now();
+        let mut m = Mapping {
+            external: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 1), 443)),
+            internal,
+            protocol: Protocol::Tcp,
+            lifetime: Duration::from_secs(60),
+            obtained: now,
+            mechanism: Mechanism::NatPmp,
+            epoch: None,
+        };
+        assert!(!m.port_substituted(&req));
+        assert_eq!(m.expires(), Some(now + Duration::from_secs(60)));
+        m.external.set_port(50443);
+        assert!(m.port_substituted(&req));
+        m.lifetime = Duration::ZERO;
+        assert_eq!(m.expires(), None);
+    }
+}
