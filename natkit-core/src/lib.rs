@@ -10,7 +10,7 @@
 //!   behind every double-NAT conclusion;
 //! - [`PortSpec`] and [`ServiceProfile`]: which ports a service needs;
 //! - [`gateway`]: the default gateway and the local address routing to it;
-//! - `LeaseKeeper`: holds mappings through any [`PortMapper`], renews them,
+//! - [`LeaseKeeper`]: holds mappings through any [`PortMapper`], renews them,
 //!   re-maps after a router reboot and deletes them on shutdown.
 //!
 //! natkit-core has no protocol code of its own.
@@ -21,6 +21,7 @@ mod behaviour;
 mod discover;
 mod error;
 pub mod gateway;
+pub mod keeper;
 mod mapper;
 mod mapping;
 mod mechanism;
@@ -35,6 +36,7 @@ pub use behaviour::{
 pub use discover::{AddressDiscoverer, Evidence, ExternalAddress, Outcome, consensus};
 pub use error::{BoxError, Error, FailureKind, Result};
 pub use gateway::{Gateway, default_gateway};
+pub use keeper::{KeeperConfig, KeeperEvent, LeaseKeeper, MappingId, RemapReason, ShutdownReport};
 pub use mapper::PortMapper;
 pub use mapping::{DESCRIPTION_TAG, GatewayEpoch, Mapping, MappingRequest};
 pub use mechanism::Mechanism;
