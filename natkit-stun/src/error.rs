@@ -1,0 +1,99 @@
+//! The crate's error type.
+
+use crate::attr::AttrType;
+
+/// Everything that can go wrong while decoding, verifying or encoding STUN messages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The buffer is shorter than the 20-byte STUN header.
+    #[error("buffer of {len} bytes is shorter than the 20-byte STUN header")]
+    TooShort {
+        /// Length of the buffer that was given.
+        len: usize,
+    },
+    /// The two most significant bits of the message type are not zero, so this is not STUN.
+    #[error("the first two bits of the message are not zero: not a STUN message")]
+    NotStun,
+    /// The header's message length is not a multiple of 4.
+    #[error("message length {0} is not a multiple of 4")]
+    UnalignedLength(u16),
+    /// The header's message length disagrees with the size of the buffer.
+    #[error("header says the message is {declared} bytes long, but the buffer holds {actual}")]
+    LengthMismatch {
+        /// Total message size the header declares (20 + message length).
+        declared: usize,
+        /// Size of the buffer.
+        actual: usize,
+    },
+    /// An attribute's header or value (with padding) runs past the end of the message.
+    #[error("attribute at offset {offset} runs past the end of the message")]
+    AttributeOverrun {
+        /// Byte offset of the attribute's header from the start of the message.
+        offset: usize,
+    },
+    /// An attribute's value has a length its type does not allow.
+    #[error("attribute {attr} has invalid value length {len}")]
+    InvalidLength {
+        /// The attribute type.
+        attr: AttrType,
+        /// The value length found.
+        len: usize,
+    },
+    /// An address attribute carries an unknown address family.
+    #[error("attribute {attr} has unknown address family {family:#04x}")]
+    UnknownAddressFamily {
+        /// The attribute type.
+        attr: AttrType,
+        /// The family byte found (0x01 is IPv4, 0x02 is IPv6).
+        family: u8,
+    },
+    /// A text attribute (USERNAME, SOFTWARE, REALM, NONCE, a reason phrase) is not UTF-8.
+    #[error("attribute {attr} is not valid UTF-8")]
+    InvalidUtf8 {
+        /// The attribute type.
+        attr: AttrType,
+    },
+    /// ERROR-CODE carries a class outside 3..=6 or a number outside 0..=99.
+    #[error("ERROR-CODE has invalid class {class} / number {number}")]
+    InvalidErrorCode {
+        /// The class (hundreds digit) found.
+        class: u8,
+        /// The number (last two digits) found.
+        number: u8,
+    },
+    /// A method value does not fit in 12 bits.
+    #[error("method {0:#x} does not fit in 12 bits")]
+    InvalidMethod(u16),
+    /// An attribute the caller asked for is absent.
+    #[error("attribute {0} is missing")]
+    MissingAttribute(AttrType),
+    /// FINGERPRINT is present but is not the last attribute of the message.
+    #[error("FINGERPRINT is not the last attribute")]
+    FingerprintNotLast,
+    /// The FINGERPRINT value does not match the message.
+    #[error("FINGERPRINT mismatch: message carries {received:#010x}, computed {computed:#010x}")]
+    FingerprintMismatch {
+        /// Value carried by the message.
+        received: u32,
+        /// Value computed over the message.
+        computed: u32,
+    },
+    /// MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256 does not match the message and key.
+    #[error("{attr} does not match the message and key")]
+    IntegrityMismatch {
+        /// Which integrity attribute failed.
+        attr: AttrType,
+    },
+    /// The output buffer is too small for what is being encoded.
+    #[error("output buffer too small: need {needed} bytes, have {available}")]
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes available.
+        available: usize,
+    },
+    /// The encoded value or message would exceed the 16-bit length field.
+    #[error("encoded length {0} does not fit the 16-bit length field")]
+    TooLong(usize),
+}
