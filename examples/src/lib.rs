@@ -1,3 +1,77 @@
-//! Shared helpers for the natkit examples.
+//! Shared helpers for the natkit examples: one style for every tool.
+//!
+//! Every example uses clap for arguments, prints human output by default and
+//! JSON with `--json`, logs with tracing under `-v`, and prints a failure
+//! as one clear line on stderr with a non-zero exit.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+use std::fmt::Display;
+use std::process::ExitCode;
+
+/// Sets up tracing on stderr: warnings by default, `-v` info, `-vv` debug,
+/// `-vvv` trace. `RUST_LOG` overrides.
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The error and its whole source chain as one line, each cause once.
+pub fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = s.source();
+    }
+    line
+}
+
+/// Prints `error: …` (see [`error_line`]) and returns the failure exit code.
+pub fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {
+    eprintln!("error: {}", error_line(error));
+    ExitCode::FAILURE
+}
+
+/// Prints `error: {message}` and returns the failure exit code.
+pub fn fail_msg(message: impl Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+/// Prints a value as one line of JSON on stdout.
+pub fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_line_joins_causes_once() {
+        let e = natkit_core::Error::mechanism(
+            natkit_core::Mechanism::Pcp,
+            natkit_core::FailureKind::Timeout,
+            std::io::Error::other("no answer from 192.168.77.1:5351"),
+        );
+        assert_eq!(
+            error_line(&e),
+            "pcp: timed out: no answer from 192.168.77.1:5351"
+        );
+    }
+}
