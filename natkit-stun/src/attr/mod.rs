@@ -217,7 +217,9 @@ impl Context {
 }
 
 /// One attribute as found on the wire: type and (unpadded) value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Equality compares type and value, not where in a message the attribute was found.
+#[derive(Debug, Clone, Copy)]
 pub struct RawAttribute<'a> {
     attr_type: AttrType,
     value: &'a [u8],
@@ -254,6 +256,14 @@ impl<'a> RawAttribute<'a> {
         T::decode(self.value, ctx)
     }
 }
+
+impl PartialEq for RawAttribute<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.attr_type == other.attr_type && self.value == other.value
+    }
+}
+
+impl Eq for RawAttribute<'_> {}
 
 /// A typed attribute that can be decoded from a value borrowed from the message.
 pub trait DecodeAttribute<'a>: Sized {
