@@ -1,3 +1,43 @@
-//! natkit-lab (skeleton).
+//! The natkit NAT lab: real Linux NAT topologies in network namespaces, for tests.
+//!
+//! `natlab.sh` (next to this crate's manifest) builds a topology — a LAN host, a home
+//! router doing one [`NatKind`] of NAT with nftables, optionally a carrier-grade NAT,
+//! and "the internet" holding a STUN server's two addresses and outside peers — and
+//! runs the real reference daemons in it (miniupnpd for UPnP IGD, NAT-PMP and PCP;
+//! stund for RFC 3489 STUN). This crate drives it from tests:
+//!
+//! ```no_run
+//! use natkit_lab::{Lab, NatKind, Node};
+//!
+//! natkit_lab::require_root(); // lab tests fail, never skip, without root
+//! let lab = Lab::builder().nat(NatKind::PortRestricted).miniupnpd(true).stund(true).build()?;
+//! let stun1 = lab.addrs().stun1.to_string();
+//! let out = lab.exec(Node::Lan, &["stun", stun1.as_str()])?;
+//! // Run any program (a test binary, a helper) inside the LAN:
+//! let status = lab.command(Node::Lan, std::env::current_exe()?).arg("--help").status()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! // Dropping `lab` kills its daemons and deletes its namespaces, also on panic.
+//! ```
+//!
+//! Everything needs root (namespaces, nftables). Each lab has its own id, its own
+//! namespaces (`nk-ID-lan`, `nk-ID-rtr`, `nk-ID-wan`, `nk-ID-lan2`, `nk-ID-isp`) and
+//! its own run directory, so tests may build labs in parallel. No namespace is ever
+//! linked to the host's network. See `lab/README.md` for the addresses and quirks.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod builder;
+mod child;
+mod env;
+mod error;
+mod lab;
+mod preflight;
+mod spec;
+
+pub use builder::LabBuilder;
+pub use child::LabChild;
+pub use env::LabAddrs;
+pub use error::LabError;
+pub use lab::{DEFAULT_EXEC_TIMEOUT, Lab};
+pub use preflight::{REQUIRED_TOOLS, preflight, require_root, script_path, tool_path};
+pub use spec::{Daemon, Link, NatKind, Node, Proto};

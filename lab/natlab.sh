@@ -1,0 +1,739 @@
+#!/usr/bin/env bash
+# natlab.sh — the natkit NAT lab: real Linux NAT topologies in network namespaces.
+#
+#   natlab.sh up   --id ID --nat KIND [--miniupnpd] [--ext-ip IP] [--stund] [--double-nat]
+#                  [--lan2] [--loss N] [--block-inbound PORT/PROTO]...
+#   natlab.sh down --id ID                 # idempotent, always exits 0
+#   natlab.sh env  --id ID                 # print the lab's KEY=VALUE file
+#   natlab.sh link --id ID rtr-lan|rtr-wan up|down
+#   natlab.sh restart-miniupnpd --id ID    # "router reboot": new epoch, no mappings
+#   natlab.sh list                         # ids of the labs that exist
+#
+# Must run as root. See lab/README.md for the topology picture and the quirks.
+#
+# NETWORK RULE: nothing here is ever linked to the host's own network. Every veth is
+# created with both ends directly inside lab namespaces (`ip link add A netns X type
+# veth peer name B netns Y`), so no interface ever appears in the root namespace and
+# the "internet" (the wan namespace) has no route anywhere but the lab.
+#
+# Topology (default, --lan2 adds lan2 on the same bridge):
+#
+#   nk-ID-lan  eth0 192.168.77.2 ──┐
+#   nk-ID-lan2 eth0 192.168.77.3 ──┤ lan0/lan1 (bridge ports)
+#                        nk-ID-rtr br0 192.168.77.1   wan0 88.77.66.2 ── eth0 nk-ID-wan
+#                                                                         88.77.66.20 PEER
+#                                                                         88.77.66.21 PEER2
+#                                                                         88.77.66.10 STUN1
+#                                                                         88.77.66.11 STUN2
+#                                                                         88.77.66.1  GW
+# --double-nat puts nk-ID-isp between rtr and wan:
+#   rtr wan0 100.64.0.2/10 ── lan0 100.64.0.1/10 nk-ID-isp wan0 88.77.66.2 ── eth0 wan
+# --nat open gives the LAN a public /24 instead: 88.77.67.0/24 (rtr .1, lan .2, lan2 .3),
+# routed by wan via 88.77.66.2.
+
+set -euo pipefail
+export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH:-}"
+
+RUN_BASE="${NATLAB_RUN_BASE:-/run/natlab}"
+ROLES=(lan lan2 rtr isp wan)
+
+# --- addresses --------------------------------------------------------------------
+# The WAN /24 must not be in miniupnpd's reserved list (addr_is_reserved(): 0/8, 10/8,
+# 100.64/10, 127/8, 169.254/16, 172.16/12, 192.0.0/24, 192.0.2/24 (TEST-NET-1),
+# 192.88.99/24, 192.168/16, 198.18/15, 198.51.100/24 (TEST-NET-2), 203.0.113/24
+# (TEST-NET-3), 224/4, 240/4 ...): with a reserved address on its ext interface
+# miniupnpd 2.3.1 refuses to forward ports at all. So the lab "internet" is
+# 88.77.66.0/24. It exists only inside the lab namespaces.
+WAN_PREFIX=88.77.66
+WAN_GW=$WAN_PREFIX.1
+PUBLIC_WAN_IP=$WAN_PREFIX.2
+STUN1=$WAN_PREFIX.10
+STUN2=$WAN_PREFIX.11
+PEER_IP=$WAN_PREFIX.20
+PEER2_IP=$WAN_PREFIX.21
+CGN_ISP_IP=100.64.0.1
+CGN_RTR_IP=100.64.0.2
+CGN_PLEN=10
+OPEN_PREFIX=88.77.67
+PRIV_PREFIX=192.168.77
+MINIUPNPD_HTTP_PORT=2869
+
+die() {
+    echo "natlab: $*" >&2
+    exit 2
+}
+
+usage() {
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+}
+
+ns() { echo "nk-$ID-$1"; }
+
+# Run a command inside a lab namespace. (`ip netns exec` execs the program, so when it
+# is started with `&` directly — not through this function — `$!` is the program's pid.)
+inns() {
+    local role=$1
+    shift
+    ip netns exec "$(ns "$role")" "$@"
+}
+
+check_id() {
+    [[ -n "${ID:-}" ]] || die "missing --id"
+    # Short, and only characters that are safe in a file and namespace name.
+    [[ "$ID" =~ ^[A-Za-z0-9]{1,24}$ ]] || die "bad --id '$ID' (1-24 letters/digits)"
+    DIR="$RUN_BASE/$ID"
+}
+
+# /run/netns is set up (made a shared mount point) by the first `ip netns add`; two
+# labs created at the same moment can race there, and nothing else in the lab needs
+# serialising, so only namespace creation and deletion take this lock.
+with_ns_lock() {
+    mkdir -p "$RUN_BASE"
+    flock "$RUN_BASE/.netns.lock" "$@"
+}
+
+# --- helpers for daemons ----------------------------------------------------------
+
+# is_ours PID ROLE...: true if PID is alive (not a zombie) and lives in one of our
+# namespaces. Guards against pid reuse before we signal anything.
+is_ours() {
+    local pid=$1
+    shift
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    [[ -r /proc/$pid/stat ]] || return 1
+    local state
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [[ "$state" != Z ]] || return 1
+    local where
+    where=$(ip netns identify "$pid" 2>/dev/null) || return 1
+    local r
+    for r in "$@"; do
+        [[ "$where" == "$(ns "$r")" ]] && return 0
+    done
+    return 1
+}
+
+alive() {
+    local pid=$1
+    [[ -r /proc/$pid/stat ]] || return 1
+    [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]]
+}
+
+# stop_pid PID: TERM, wait up to 3 s, then KILL. Only ever called on pids that
+# is_ours() accepted or that `ip netns pids` reports for our own namespaces.
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 30); do
+        alive "$pid" || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    for i in $(seq 1 20); do
+        alive "$pid" || return 0
+        sleep 0.1
+    done
+}
+
+# wait_listen ROLE PROTO [ADDR]:PORT PID NAME: wait until a socket is bound to PORT
+# (and to ADDR, if given; miniupnpd binds its HTTP and NAT-PMP ports to 0.0.0.0), or
+# fail with the daemon's log if it died or did not come up within 5 s.
+wait_listen() {
+    local role=$1 proto=$2 local_addr=$3 pid=$4 name=$5 i
+    local port=${local_addr##*:} addr=${local_addr%:*}
+    for i in $(seq 1 100); do
+        if inns "$role" ss -Hln"${proto:0:1}" "sport = :$port" 2>/dev/null |
+            awk -v want="$addr:$port" -v any="${addr:+0}" 'any == "" || $4 == want { f = 1 } END { exit !f }'; then
+            return 0
+        fi
+        if ! alive "$pid"; then
+            echo "natlab: $name exited during start-up; its log:" >&2
+            tail -n 30 "$DIR/$name.log" >&2 || true
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "natlab: $name did not bind $proto $local_addr within 5 s; its log:" >&2
+    tail -n 30 "$DIR/$name.log" >&2 || true
+    return 1
+}
+
+# --- miniupnpd --------------------------------------------------------------------
+
+write_miniupnpd_conf() {
+    # Gotchas (miniupnpd-nftables 2.3.1, Debian 12):
+    # - The Debian package ships no config file, no man page and no
+    #   miniupnpd_functions.sh (the nft_*.sh helpers in /etc/miniupnpd source it and
+    #   so do not run). The option names below come from the binary itself.
+    # - It does NOT create its nft tables/chains: they must exist before it starts
+    #   (we create them in the router ruleset, see rtr_ruleset). The names must match
+    #   upnp_table_name / upnp_nat_table_name / upnp_forward_chain / upnp_nat_chain /
+    #   upnp_nat_postrouting_chain; its built-in default puts the NAT chains in table
+    #   "filter", hence the explicit upnp_nat_table_name=nat. Tables are family inet.
+    # - Each instance needs its own pid file (-P): on start it refuses to run when the
+    #   pid in /var/run/miniupnpd.pid is alive ("MiniUPnPd is already running").
+    # - ext_ip / an ext interface address in a reserved range (100.64/10, RFC 1918,
+    #   TEST-NETs, 198.18/15 …) disables port forwarding entirely in 2.3.1; there is no
+    #   ext_allow_private_ipv4 option yet in this version (see README, double NAT).
+    local ext_if=$1 ext_ip=${2:-} uuid
+    uuid=$(printf 'aa5e1ab0-0000-4000-8000-%012x' "$(cksum <<<"$ID" | awk '{print $1}')")
+    cat >"$DIR/miniupnpd.conf" <<EOF
+# natlab $ID — generated by natlab.sh
+ext_ifname=$ext_if
+listening_ip=br0
+http_port=$MINIUPNPD_HTTP_PORT
+enable_upnp=yes
+# NAT-PMP and PCP (one switch in 2.3.1)
+enable_natpmp=yes
+ipv6_disable=yes
+secure_mode=no
+system_uptime=no
+notify_interval=60
+clean_ruleset_interval=600
+lease_file=$DIR/miniupnpd.leases
+uuid=$uuid
+friendly_name=natlab $ID
+model_number=natlab
+serial=$ID
+upnp_table_name=filter
+upnp_nat_table_name=nat
+upnp_forward_chain=miniupnpd
+upnp_nat_chain=prerouting_miniupnpd
+upnp_nat_postrouting_chain=postrouting_miniupnpd
+# Anyone on the lab LAN may map any port (the tests map 443 on purpose).
+allow 1-65535 $LAN_NET 1-65535
+deny 0-65535 0.0.0.0/0 0-65535
+EOF
+    if [[ -n "$ext_ip" ]]; then
+        # --ext-ip: what miniupnpd reports as external address instead of wan0's.
+        # Must not be reserved (miniupnpd exits: "option ext_ip contains reserved /
+        # private address"). Behind the CGN this is how a user makes 2.3.1 forward.
+        echo "ext_ip=$ext_ip" >>"$DIR/miniupnpd.conf"
+    fi
+}
+
+start_miniupnpd() {
+    : >"$DIR/miniupnpd.log"
+    # -d: stay in the foreground (so $! is its pid) and log to stderr.
+    ip netns exec "$(ns rtr)" /usr/sbin/miniupnpd -d -f "$DIR/miniupnpd.conf" \
+        -P "$DIR/miniupnpd.pid" </dev/null >>"$DIR/miniupnpd.log" 2>&1 &
+    local pid=$!
+    echo "$pid" >"$DIR/pids/miniupnpd"
+    wait_listen rtr tcp ":$MINIUPNPD_HTTP_PORT" "$pid" miniupnpd
+    wait_listen rtr udp ":5351" "$pid" miniupnpd
+    set_env MINIUPNPD_PID "$pid"
+}
+
+stop_miniupnpd() {
+    local pid
+    pid=$(cat "$DIR/pids/miniupnpd" 2>/dev/null || true)
+    if [[ -n "$pid" ]] && is_ours "$pid" rtr; then
+        stop_pid "$pid"
+    fi
+    rm -f "$DIR/pids/miniupnpd"
+}
+
+# --- env file ---------------------------------------------------------------------
+
+set_env() {
+    local key=$1 val=$2
+    local f="$DIR/env"
+    touch "$f"
+    grep -v "^$key=" "$f" >"$f.tmp" || true
+    echo "$key=$val" >>"$f.tmp"
+    mv "$f.tmp" "$f"
+}
+
+# --- up ---------------------------------------------------------------------------
+
+cmd_up() {
+    local NAT="" MINIUPNPD=0 EXT_IP="" STUND=0 DOUBLE=0 LAN2=0 LOSS=0
+    local -a BLOCKS=()
+    while (($#)); do
+        case "$1" in
+        --id) ID=${2:-}; shift 2 ;;
+        --nat) NAT=${2:-}; shift 2 ;;
+        --miniupnpd) MINIUPNPD=1; shift ;;
+        --ext-ip) EXT_IP=${2:-}; MINIUPNPD=1; shift 2 ;;
+        --stund) STUND=1; shift ;;
+        --double-nat) DOUBLE=1; shift ;;
+        --lan2) LAN2=1; shift ;;
+        --loss) LOSS=${2:-}; shift 2 ;;
+        --block-inbound) BLOCKS+=("${2:-}"); shift 2 ;;
+        -h | --help) usage ;;
+        *) die "unknown option '$1' (try --help)" ;;
+        esac
+    done
+    check_id
+    case "$NAT" in
+    port-restricted | symmetric | full-cone | restricted-cone | open) ;;
+    "") die "missing --nat KIND" ;;
+    *) die "bad --nat '$NAT' (port-restricted|symmetric|full-cone|restricted-cone|open)" ;;
+    esac
+    [[ "$LOSS" =~ ^[0-9]+$ ]] && ((LOSS <= 100)) || die "bad --loss '$LOSS' (0-100)"
+    if [[ -n "$EXT_IP" ]]; then
+        [[ "$EXT_IP" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "bad --ext-ip '$EXT_IP'"
+    fi
+    local b
+    for b in "${BLOCKS[@]+"${BLOCKS[@]}"}"; do
+        [[ "$b" =~ ^([0-9]+)/(tcp|udp)$ ]] && ((10#${BASH_REMATCH[1]} >= 1 && 10#${BASH_REMATCH[1]} <= 65535)) ||
+            die "bad --block-inbound '$b' (PORT/tcp or PORT/udp)"
+    done
+    if [[ "$NAT" == open ]]; then
+        ((DOUBLE == 0)) || die "--nat open and --double-nat do not combine"
+        # miniupnpd wants a private LAN and has nothing to forward without NAT.
+        ((MINIUPNPD == 0)) || die "--nat open and --miniupnpd do not combine"
+    fi
+    if [[ -e "$DIR" ]]; then
+        die "lab '$ID' exists ($DIR); run: $0 down --id $ID"
+    fi
+    local r
+    for r in "${ROLES[@]}"; do
+        [[ ! -e "/run/netns/$(ns "$r")" ]] || die "namespace $(ns "$r") exists; run: $0 down --id $ID"
+    done
+
+    mkdir -p "$DIR/pids"
+    # From here on, any failure tears down what was built.
+    trap 'rc=$?; echo "natlab: up failed (exit $rc), tearing down lab $ID" >&2; cmd_down --id "$ID" >/dev/null 2>&1 || true; exit 1' ERR
+    set -E
+
+    if [[ "$NAT" == open ]]; then
+        LAN_PREFIX=$OPEN_PREFIX
+    else
+        LAN_PREFIX=$PRIV_PREFIX
+    fi
+    LAN_NET=$LAN_PREFIX.0/24
+    RTR_LAN_IP=$LAN_PREFIX.1
+    LAN_IP=$LAN_PREFIX.2
+    LAN2_IP=$LAN_PREFIX.3
+    if ((DOUBLE)); then
+        RTR_WAN_IP=$CGN_RTR_IP
+        RTR_WAN_PLEN=$CGN_PLEN
+        RTR_GW=$CGN_ISP_IP
+    else
+        RTR_WAN_IP=$PUBLIC_WAN_IP
+        RTR_WAN_PLEN=24
+        RTR_GW=$WAN_GW
+    fi
+
+    local -a roles=(lan rtr wan)
+    ((LAN2)) && roles+=(lan2)
+    ((DOUBLE)) && roles+=(isp)
+
+    # Namespaces. IPv6 off everywhere: nothing in the lab uses it, and router
+    # solicitations/DAD would only add noise (and count against --loss).
+    with_ns_lock bash -c 'for n in "$@"; do ip netns add "$n"; done' _ \
+        $(for r in "${roles[@]}"; do ns "$r"; done)
+    for r in "${roles[@]}"; do
+        inns "$r" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        inns "$r" ip link set lo up
+    done
+
+    # Links: both ends created directly inside their namespaces.
+    ip link add eth0 netns "$(ns lan)" type veth peer name lan0 netns "$(ns rtr)"
+    if ((LAN2)); then
+        ip link add eth0 netns "$(ns lan2)" type veth peer name lan1 netns "$(ns rtr)"
+    fi
+    if ((DOUBLE)); then
+        ip link add wan0 netns "$(ns rtr)" type veth peer name lan0 netns "$(ns isp)"
+        ip link add wan0 netns "$(ns isp)" type veth peer name eth0 netns "$(ns wan)"
+    else
+        ip link add wan0 netns "$(ns rtr)" type veth peer name eth0 netns "$(ns wan)"
+    fi
+
+    # Router LAN side: always a bridge (br0), so the config is the same with or without
+    # lan2. STP off and snooping off: ports forward at once and SSDP multicast
+    # (239.255.255.250) always reaches miniupnpd.
+    inns rtr ip link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
+    # Gotcha: where br_netfilter is loaded (Docker, k8s hosts; here too), bridged IPv4
+    # frames traverse the inet forward hook, whose policy is drop: lan and lan2 could
+    # not talk. These sysctls are per namespace, so turn them off in rtr only.
+    inns rtr sh -c 'for k in iptables ip6tables arptables; do
+        f=/proc/sys/net/bridge/bridge-nf-call-$k; [ ! -e "$f" ] || echo 0 >"$f"; done'
+    inns rtr ip link set lan0 master br0
+    ((LAN2)) && inns rtr ip link set lan1 master br0
+    inns rtr ip addr add "$RTR_LAN_IP/24" dev br0
+    inns rtr ip link set lan0 up
+    ((LAN2)) && inns rtr ip link set lan1 up
+    inns rtr ip link set br0 up
+    inns rtr ip addr add "$RTR_WAN_IP/$RTR_WAN_PLEN" dev wan0
+    inns rtr ip link set wan0 up
+    inns rtr ip route add default via "$RTR_GW"
+    inns rtr sysctl -qw net.ipv4.ip_forward=1
+
+    inns lan ip addr add "$LAN_IP/24" dev eth0
+    inns lan ip link set eth0 up
+    inns lan ip route add default via "$RTR_LAN_IP"
+    if ((LAN2)); then
+        inns lan2 ip addr add "$LAN2_IP/24" dev eth0
+        inns lan2 ip link set eth0 up
+        inns lan2 ip route add default via "$RTR_LAN_IP"
+    fi
+
+    if ((DOUBLE)); then
+        inns isp ip addr add "$CGN_ISP_IP/$CGN_PLEN" dev lan0
+        inns isp ip link set lan0 up
+        inns isp ip addr add "$PUBLIC_WAN_IP/24" dev wan0
+        inns isp ip link set wan0 up
+        inns isp ip route add default via "$WAN_GW"
+        inns isp sysctl -qw net.ipv4.ip_forward=1
+    fi
+
+    # The internet. The first address is the primary one, so a process in wan that
+    # does not bind explicitly talks from PEER_IP. No default route: wan reaches only
+    # the lab.
+    local a
+    for a in "$PEER_IP" "$PEER2_IP" "$STUN1" "$STUN2" "$WAN_GW"; do
+        inns wan ip addr add "$a/24" dev eth0
+    done
+    inns wan ip link set eth0 up
+    if [[ "$NAT" == open ]]; then
+        inns wan ip route add "$LAN_NET" via "$RTR_WAN_IP"
+    fi
+
+    # Firewall and NAT.
+    rtr_ruleset "$NAT" "${BLOCKS[@]+"${BLOCKS[@]}"}" >"$DIR/rtr.nft"
+    inns rtr nft -f "$DIR/rtr.nft"
+    if ((DOUBLE)); then
+        isp_ruleset "${BLOCKS[@]+"${BLOCKS[@]}"}" >"$DIR/isp.nft"
+        inns isp nft -f "$DIR/isp.nft"
+    fi
+    if ((LOSS > 0)); then
+        loss_ruleset "$LOSS" >"$DIR/loss.nft"
+        inns rtr nft -f "$DIR/loss.nft"
+    fi
+
+    local public_ip=$PUBLIC_WAN_IP
+    [[ "$NAT" == open ]] && public_ip=$LAN_IP
+    {
+        echo "ID=$ID"
+        echo "NAT=$NAT"
+        echo "DOUBLE_NAT=$DOUBLE"
+        echo "LOSS=$LOSS"
+        echo "BLOCK_INBOUND=$(IFS=,; echo "${BLOCKS[*]+"${BLOCKS[*]}"}")"
+        echo "RUN_DIR=$DIR"
+        echo "LAN_NS=$(ns lan)"
+        ((LAN2)) && echo "LAN2_NS=$(ns lan2)"
+        echo "RTR_NS=$(ns rtr)"
+        ((DOUBLE)) && echo "ISP_NS=$(ns isp)"
+        echo "WAN_NS=$(ns wan)"
+        echo "LAN_NET=$LAN_NET"
+        echo "LAN_IF=eth0"
+        echo "LAN_IP=$LAN_IP"
+        ((LAN2)) && echo "LAN2_IP=$LAN2_IP"
+        echo "RTR_LAN_IF=br0"
+        echo "RTR_LAN_IP=$RTR_LAN_IP"
+        echo "RTR_WAN_IF=wan0"
+        echo "RTR_WAN_IP=$RTR_WAN_IP"
+        echo "RTR_GW=$RTR_GW"
+        if ((DOUBLE)); then
+            echo "ISP_LAN_IP=$CGN_ISP_IP"
+            echo "ISP_WAN_IP=$PUBLIC_WAN_IP"
+        fi
+        echo "PUBLIC_IP=$public_ip"
+        echo "WAN_GW=$WAN_GW"
+        echo "STUN1=$STUN1"
+        echo "STUN2=$STUN2"
+        echo "STUN_PORT1=3478"
+        echo "STUN_PORT2=3479"
+        echo "PEER_IP=$PEER_IP"
+        echo "PEER2_IP=$PEER2_IP"
+        ((MINIUPNPD)) && echo "MINIUPNPD_HTTP_PORT=$MINIUPNPD_HTTP_PORT"
+        [[ -n "$EXT_IP" ]] && echo "MINIUPNPD_EXT_IP=$EXT_IP"
+        true
+    } >"$DIR/env"
+
+    if ((STUND)); then
+        : >"$DIR/stund.log"
+        # stund (stun-server 0.97) binds STUN1:3478, STUN1:3479, STUN2:3478, STUN2:3479.
+        # Without -b it stays in the foreground, so $! is its pid.
+        ip netns exec "$(ns wan)" /usr/sbin/stund -h "$STUN1" -a "$STUN2" \
+            </dev/null >>"$DIR/stund.log" 2>&1 &
+        local spid=$!
+        echo "$spid" >"$DIR/pids/stund"
+        for a in "$STUN1:3478" "$STUN1:3479" "$STUN2:3478" "$STUN2:3479"; do
+            wait_listen wan udp "$a" "$spid" stund
+        done
+        set_env STUND_PID "$spid"
+    fi
+
+    if ((MINIUPNPD)); then
+        write_miniupnpd_conf wan0 "$EXT_IP"
+        start_miniupnpd
+    fi
+
+    trap - ERR
+    cat "$DIR/env"
+}
+
+# rtr_ruleset KIND [BLOCK...]: the router's nftables ruleset on stdout.
+rtr_ruleset() {
+    local kind=$1
+    shift
+    local nat_rule pre_rule="" fwd_in_rule="" remember=""
+    case "$kind" in
+    port-restricted)
+        # Endpoint-independent mapping (Linux keeps the source port when it can and
+        # reuses the mapping for every destination), address-and-port-dependent
+        # filtering (only conntrack replies come back in).
+        nat_rule='oifname "wan0" masquerade'
+        ;;
+    symmetric)
+        # Every new conntrack (= every new destination) gets a random port.
+        nat_rule='oifname "wan0" masquerade fully-random'
+        ;;
+    full-cone)
+        # snat keeps the port, and every new inbound tcp/udp flow to the WAN address
+        # goes to the LAN host on the same port, whoever sends it.
+        nat_rule="oifname \"wan0\" snat ip to $RTR_WAN_IP"
+        pre_rule="iifname \"wan0\" meta l4proto { tcp, udp } dnat ip to $LAN_IP"
+        fwd_in_rule='iifname "wan0" oifname "br0" ct status dnat accept'
+        ;;
+    restricted-cone)
+        # As full cone, but inbound is admitted only from remote addresses this
+        # mapping (external port) has sent to, any remote port. The set is filled in
+        # postrouting AFTER snat (priority srcnat + 10), so its key is
+        # (remote address, protocol, external port): per mapping, not per host.
+        # (A per-host set of remote addresses is not enough: the stun client sends to
+        # STUN2 from one socket and expects STUN2's packets to its other socket to be
+        # filtered. Keyed by host only, that made restricted cone flake to "Independent
+        # Filter".)
+        nat_rule="oifname \"wan0\" snat ip to $RTR_WAN_IP"
+        pre_rule="iifname \"wan0\" ip saddr . meta l4proto . th dport @contacted dnat ip to $LAN_IP"
+        fwd_in_rule='iifname "wan0" oifname "br0" ct status dnat accept'
+        remember=1
+        ;;
+    open)
+        nat_rule=""
+        fwd_in_rule='iifname "wan0" oifname "br0" accept'
+        ;;
+    esac
+    cat <<EOF
+# natlab $ID: router (nat kind $kind)
+# Tables and chain names are the ones miniupnpd is configured with; they exist even
+# without --miniupnpd so the ruleset is the same in both cases.
+table inet filter {
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		ct state established,related accept
+		iifname "br0" oifname "wan0" accept
+		jump miniupnpd
+		$fwd_in_rule
+	}
+	chain miniupnpd {
+	}
+}
+table inet nat {
+EOF
+    if [[ -n "$remember" ]]; then
+        cat <<'EOF'
+	set contacted {
+		type ipv4_addr . inet_proto . inet_service
+		flags dynamic, timeout
+		timeout 5m
+	}
+	chain remember {
+		type filter hook postrouting priority srcnat + 10; policy accept;
+		oifname "wan0" meta l4proto { tcp, udp } update @contacted { ip daddr . meta l4proto . th sport }
+	}
+EOF
+    fi
+    cat <<EOF
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		# miniupnpd's port mappings first
+		jump prerouting_miniupnpd
+		$pre_rule
+	}
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		jump postrouting_miniupnpd
+		$nat_rule
+	}
+	chain prerouting_miniupnpd {
+	}
+	chain postrouting_miniupnpd {
+	}
+}
+EOF
+    # Without double NAT the ISP's inbound port block sits on the router's WAN device
+    # at netdev ingress: before conntrack, before any DNAT, before miniupnpd's rules.
+    if [[ "$DOUBLE" == 0 ]]; then
+        block_table wan0 "$@"
+    fi
+}
+
+# isp_ruleset [BLOCK...]: the carrier-grade NAT (port-restricted) and the ISP's port
+# blocks.
+isp_ruleset() {
+    cat <<'EOF'
+table inet nat {
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "wan0" masquerade
+	}
+}
+EOF
+    block_table wan0 "$@"
+}
+
+# block_table DEV [PORT/PROTO...]: drop inbound packets to those ports at DEV.
+block_table() {
+    local dev=$1
+    shift
+    (($#)) || return 0
+    echo "table netdev upstream {"
+    echo "	chain block_inbound {"
+    echo "		type filter hook ingress device \"$dev\" priority filter; policy accept;"
+    local b
+    for b in "$@"; do
+        echo "		${b#*/} dport ${b%/*} counter drop"
+    done
+    echo "	}"
+    echo "}"
+}
+
+# loss_ruleset N: drop N % of the packets that enter the router on either side, and of
+# the router's own packets leaving on either side. A forwarded packet is thus dropped
+# with probability N %, a round trip through the router with 1-(1-N)^2.
+# (The kernel here has no netem; numgen gives 0..99.)
+loss_ruleset() {
+    cat <<EOF
+table inet loss {
+	chain ingress_loss {
+		type filter hook prerouting priority raw - 10; policy accept;
+		iifname { "br0", "wan0" } numgen random mod 100 < $1 counter drop
+	}
+	chain egress_loss {
+		type filter hook output priority raw - 10; policy accept;
+		oifname { "br0", "wan0" } numgen random mod 100 < $1 counter drop
+	}
+}
+EOF
+}
+
+# --- down -------------------------------------------------------------------------
+
+cmd_down() {
+    while (($#)); do
+        case "$1" in
+        --id) ID=${2:-}; shift 2 ;;
+        *) die "unknown option '$1'" ;;
+        esac
+    done
+    check_id
+    set +e
+    local f pid r
+    # 1. The daemons the lab started, by the pids it wrote (checked to still be ours).
+    if [[ -d "$DIR/pids" ]]; then
+        for f in "$DIR"/pids/*; do
+            [[ -e "$f" ]] || continue
+            pid=$(cat "$f" 2>/dev/null)
+            if is_ours "$pid" "${ROLES[@]}"; then
+                stop_pid "$pid"
+            fi
+        done
+    fi
+    # 2. Anything else still running inside our namespaces (processes tests left).
+    for r in "${ROLES[@]}"; do
+        [[ -e "/run/netns/$(ns "$r")" ]] || continue
+        for pid in $(ip netns pids "$(ns "$r")" 2>/dev/null); do
+            stop_pid "$pid"
+        done
+    done
+    # 3. The namespaces (their veths and bridges go with them).
+    local -a gone=()
+    for r in "${ROLES[@]}"; do
+        [[ -e "/run/netns/$(ns "$r")" ]] && gone+=("$(ns "$r")")
+    done
+    if ((${#gone[@]})); then
+        with_ns_lock bash -c 'for n in "$@"; do ip netns del "$n" 2>/dev/null; done; true' _ "${gone[@]}"
+    fi
+    rm -rf "$DIR"
+    return 0
+}
+
+# --- small commands -----------------------------------------------------------------
+
+cmd_env() {
+    while (($#)); do
+        case "$1" in
+        --id) ID=${2:-}; shift 2 ;;
+        *) die "unknown option '$1'" ;;
+        esac
+    done
+    check_id
+    [[ -r "$DIR/env" ]] || die "no lab '$ID'"
+    cat "$DIR/env"
+}
+
+cmd_link() {
+    local target="" state=""
+    while (($#)); do
+        case "$1" in
+        --id) ID=${2:-}; shift 2 ;;
+        rtr-lan | rtr-wan) target=$1; shift ;;
+        up | down) state=$1; shift ;;
+        *) die "unknown argument '$1'" ;;
+        esac
+    done
+    check_id
+    [[ -n "$target" && -n "$state" ]] || die "usage: link --id ID rtr-lan|rtr-wan up|down"
+    [[ -r "$DIR/env" ]] || die "no lab '$ID'"
+    case "$target" in
+    rtr-lan) inns rtr ip link set br0 "$state" ;;
+    rtr-wan) inns rtr ip link set wan0 "$state" ;;
+    esac
+    if [[ "$target" == rtr-wan && "$state" == up ]]; then
+        # Taking the device down deleted the default route with it.
+        local gw
+        gw=$(sed -n 's/^RTR_GW=//p' "$DIR/env")
+        inns rtr ip route replace default via "$gw"
+    fi
+}
+
+cmd_restart_miniupnpd() {
+    while (($#)); do
+        case "$1" in
+        --id) ID=${2:-}; shift 2 ;;
+        *) die "unknown option '$1'" ;;
+        esac
+    done
+    check_id
+    [[ -r "$DIR/miniupnpd.conf" ]] || die "lab '$ID' has no miniupnpd"
+    RTR_LAN_IP=$(sed -n 's/^RTR_LAN_IP=//p' "$DIR/env")
+    stop_miniupnpd
+    # A reboot forgets every mapping: empty miniupnpd's chains and its lease file
+    # (otherwise it would re-create the leases on start).
+    inns rtr nft flush chain inet filter miniupnpd
+    inns rtr nft flush chain inet nat prerouting_miniupnpd
+    inns rtr nft flush chain inet nat postrouting_miniupnpd
+    rm -f "$DIR/miniupnpd.leases" "$DIR/miniupnpd.pid"
+    start_miniupnpd
+    sed -n 's/^MINIUPNPD_PID=//p' "$DIR/env"
+}
+
+cmd_list() {
+    [[ -d "$RUN_BASE" ]] || return 0
+    local d
+    for d in "$RUN_BASE"/*/; do
+        [[ -e "$d/env" ]] && basename "$d"
+    done
+    true
+}
+
+(($# >= 1)) || usage
+[[ $EUID -eq 0 ]] || die "must run as root"
+cmd=$1
+shift
+case "$cmd" in
+up) cmd_up "$@" ;;
+down) cmd_down "$@" ;;
+env) cmd_env "$@" ;;
+link) cmd_link "$@" ;;
+restart-miniupnpd) cmd_restart_miniupnpd "$@" ;;
+list) cmd_list ;;
+-h | --help | help) usage ;;
+*) die "unknown command '$cmd' (up|down|env|link|restart-miniupnpd|list)" ;;
+esac

@@ -1,0 +1,223 @@
+//! What a lab consists of, and how to ask `natlab.sh` for it.
+
+use std::net::Ipv4Addr;
+
+use crate::error::LabError;
+use crate::lab::Lab;
+use crate::spec::{NatKind, Proto};
+
+/// Describes a lab; [`build`](LabBuilder::build) brings it up. Start from
+/// [`Lab::builder`].
+///
+/// ```no_run
+/// use natkit_lab::{Lab, NatKind, Node};
+/// let lab = Lab::builder().nat(NatKind::PortRestricted).miniupnpd(true).stund(true).build()?;
+/// let out = lab.exec_ok(Node::Lan, &["upnpc", "-s"])?;
+/// # Ok::<(), natkit_lab::LabError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabBuilder {
+    pub(crate) nat: NatKind,
+    pub(crate) miniupnpd: bool,
+    pub(crate) miniupnpd_ext_ip: Option<Ipv4Addr>,
+    pub(crate) stund: bool,
+    pub(crate) double_nat: bool,
+    pub(crate) lan2: bool,
+    pub(crate) loss: u8,
+    pub(crate) block_inbound: Vec<(u16, Proto)>,
+}
+
+impl Default for LabBuilder {
+    fn default() -> Self {
+        Self {
+            nat: NatKind::PortRestricted,
+            miniupnpd: false,
+            miniupnpd_ext_ip: None,
+            stund: false,
+            double_nat: false,
+            lan2: false,
+            loss: 0,
+            block_inbound: Vec::new(),
+        }
+    }
+}
+
+impl LabBuilder {
+    /// A port-restricted NAT with no daemons, no loss, no blocks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The router's NAT behaviour (default [`NatKind::PortRestricted`]).
+    pub fn nat(mut self, kind: NatKind) -> Self {
+        self.nat = kind;
+        self
+    }
+
+    /// Runs miniupnpd (UPnP IGD, NAT-PMP and PCP) on the router's LAN side.
+    pub fn miniupnpd(mut self, on: bool) -> Self {
+        self.miniupnpd = on;
+        self
+    }
+
+    /// Declares miniupnpd's external address (`ext_ip`), as a user behind a
+    /// carrier-grade NAT would. miniupnpd 2.3.1 refuses to forward ports while its
+    /// WAN address is reserved (100.64/10 with double NAT): with the ISP's public
+    /// address here it maps ports again, and those mappings reach only the ISP NAT.
+    /// The address must not be reserved. Implies [`miniupnpd`](Self::miniupnpd).
+    pub fn miniupnpd_ext_ip(mut self, ip: Ipv4Addr) -> Self {
+        self.miniupnpd = true;
+        self.miniupnpd_ext_ip = Some(ip);
+        self
+    }
+
+    /// Runs stund in the wan node on `STUN1` and `STUN2`, ports 3478 and 3479.
+    pub fn stund(mut self, on: bool) -> Self {
+        self.stund = on;
+        self
+    }
+
+    /// Puts a carrier-grade NAT (the isp node, port-restricted) between the router
+    /// and the internet; the router's WAN address becomes 100.64.0.2.
+    pub fn double_nat(mut self, on: bool) -> Self {
+        self.double_nat = on;
+        self
+    }
+
+    /// Adds a second LAN host, 192.168.77.3, on the router's LAN bridge.
+    pub fn lan2(mut self, on: bool) -> Self {
+        self.lan2 = on;
+        self
+    }
+
+    /// Drops `percent` % of the packets entering the router on either side (and of
+    /// its own outgoing packets); a round trip through the router loses about
+    /// `1 - (1 - p)²`. 0 turns it off.
+    pub fn loss(mut self, percent: u8) -> Self {
+        self.loss = percent;
+        self
+    }
+
+    /// Has the ISP drop inbound traffic to `port`/`proto` (at the router's WAN
+    /// device, or at the isp node with double NAT), before any DNAT. May be repeated.
+    pub fn block_inbound(mut self, port: u16, proto: Proto) -> Self {
+        self.block_inbound.push((port, proto));
+        self
+    }
+
+    /// Checks combinations `natlab.sh` would refuse, without running it.
+    pub fn validate(&self) -> Result<(), LabError> {
+        let invalid = |reason| Err(LabError::InvalidSpec { reason });
+        if self.loss > 100 {
+            return invalid("loss is a percentage (0-100)");
+        }
+        if self.block_inbound.iter().any(|&(port, _)| port == 0) {
+            return invalid("cannot block port 0");
+        }
+        if self.nat == NatKind::Open && self.double_nat {
+            return invalid("open (no NAT) and double NAT do not combine");
+        }
+        if self.nat == NatKind::Open && self.miniupnpd {
+            return invalid("open (no NAT) and miniupnpd do not combine");
+        }
+        Ok(())
+    }
+
+    /// The `natlab.sh up` arguments for this lab, without `--id`.
+    pub fn script_args(&self) -> Vec<String> {
+        let mut args = vec!["--nat".to_owned(), self.nat.as_arg().to_owned()];
+        if self.miniupnpd {
+            args.push("--miniupnpd".into());
+        }
+        if let Some(ip) = self.miniupnpd_ext_ip {
+            args.extend(["--ext-ip".into(), ip.to_string()]);
+        }
+        if self.stund {
+            args.push("--stund".into());
+        }
+        if self.double_nat {
+            args.push("--double-nat".into());
+        }
+        if self.lan2 {
+            args.push("--lan2".into());
+        }
+        if self.loss > 0 {
+            args.extend(["--loss".into(), self.loss.to_string()]);
+        }
+        for (port, proto) in &self.block_inbound {
+            args.extend(["--block-inbound".into(), format!("{port}/{proto}")]);
+        }
+        args
+    }
+
+    /// Brings the lab up under a fresh id (see [`Lab`]), after
+    /// [`preflight`](crate::preflight) and [`validate`](Self::validate).
+    pub fn build(self) -> Result<Lab, LabError> {
+        Lab::up(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_args_follow_the_options() {
+        let b = LabBuilder::new()
+            .nat(NatKind::RestrictedCone)
+            .stund(true)
+            .lan2(true)
+            .loss(5)
+            .block_inbound(443, Proto::Tcp)
+            .block_inbound(4500, Proto::Udp);
+        assert_eq!(
+            b.script_args(),
+            [
+                "--nat",
+                "restricted-cone",
+                "--stund",
+                "--lan2",
+                "--loss",
+                "5",
+                "--block-inbound",
+                "443/tcp",
+                "--block-inbound",
+                "4500/udp"
+            ]
+        );
+        assert_eq!(
+            LabBuilder::new().script_args(),
+            ["--nat", "port-restricted"]
+        );
+        let ext = LabBuilder::new()
+            .double_nat(true)
+            .miniupnpd_ext_ip(Ipv4Addr::new(88, 77, 66, 2));
+        assert_eq!(
+            ext.script_args(),
+            [
+                "--nat",
+                "port-restricted",
+                "--miniupnpd",
+                "--ext-ip",
+                "88.77.66.2",
+                "--double-nat"
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_what_the_script_refuses() {
+        assert!(LabBuilder::new().validate().is_ok());
+        for b in [
+            LabBuilder::new().loss(101),
+            LabBuilder::new().block_inbound(0, Proto::Tcp),
+            LabBuilder::new().nat(NatKind::Open).double_nat(true),
+            LabBuilder::new().nat(NatKind::Open).miniupnpd(true),
+        ] {
+            assert!(
+                matches!(b.validate(), Err(LabError::InvalidSpec { .. })),
+                "{b:?}"
+            );
+        }
+    }
+}

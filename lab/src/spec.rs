@@ -1,0 +1,148 @@
+//! The vocabulary of a lab: NAT kinds, nodes, links, protocols, daemons.
+
+use std::fmt;
+
+/// The NAT behaviour the router implements (see `natlab.sh --nat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NatKind {
+    /// Plain `masquerade`: endpoint-independent mapping, address-and-port-dependent
+    /// filtering. What most home routers do.
+    PortRestricted,
+    /// `masquerade fully-random`: a new external port for every destination.
+    Symmetric,
+    /// `snat` to the WAN address plus `dnat` of every inbound TCP/UDP flow to the LAN
+    /// host: anyone may send to a mapping.
+    FullCone,
+    /// Like full cone, but a mapping admits only remote addresses it has sent to.
+    RestrictedCone,
+    /// No NAT: the LAN is a public /24 routed through the router, no firewall.
+    Open,
+}
+
+impl NatKind {
+    /// Every kind, in the order above.
+    pub const ALL: [NatKind; 5] = [
+        NatKind::PortRestricted,
+        NatKind::Symmetric,
+        NatKind::FullCone,
+        NatKind::RestrictedCone,
+        NatKind::Open,
+    ];
+
+    /// The `natlab.sh --nat` argument, e.g. `port-restricted`.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            NatKind::PortRestricted => "port-restricted",
+            NatKind::Symmetric => "symmetric",
+            NatKind::FullCone => "full-cone",
+            NatKind::RestrictedCone => "restricted-cone",
+            NatKind::Open => "open",
+        }
+    }
+}
+
+impl fmt::Display for NatKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_arg())
+    }
+}
+
+/// A machine of the lab, i.e. one network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Node {
+    /// The LAN host, 192.168.77.2.
+    Lan,
+    /// The second LAN host, 192.168.77.3 (only with [`lan2`](crate::LabBuilder::lan2)).
+    Lan2,
+    /// The home router: NAT, firewall, miniupnpd.
+    Rtr,
+    /// The carrier-grade NAT between router and internet (only with
+    /// [`double_nat`](crate::LabBuilder::double_nat)).
+    Isp,
+    /// "The internet": the STUN server's two addresses, outside peers.
+    Wan,
+}
+
+impl Node {
+    /// The role part of the namespace name (`nk-ID-<role>`).
+    pub fn role(self) -> &'static str {
+        match self {
+            Node::Lan => "lan",
+            Node::Lan2 => "lan2",
+            Node::Rtr => "rtr",
+            Node::Isp => "isp",
+            Node::Wan => "wan",
+        }
+    }
+}
+
+/// A transport protocol, for port blocks and port checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Proto {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A router link that [`Lab::set_link`](crate::Lab::set_link) can take down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Link {
+    /// The router's LAN side (its bridge `br0`): from the LAN the router disappears.
+    RtrLan,
+    /// The router's uplink (`wan0`): the router loses the internet. Bringing it up
+    /// again restores the default route.
+    RtrWan,
+}
+
+impl Link {
+    /// The `natlab.sh link` argument.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            Link::RtrLan => "rtr-lan",
+            Link::RtrWan => "rtr-wan",
+        }
+    }
+}
+
+/// A daemon the lab runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Daemon {
+    /// miniupnpd in the router (UPnP IGD, NAT-PMP, PCP).
+    Miniupnpd,
+    /// stund in the wan (RFC 3489 STUN with two addresses and two ports).
+    Stund,
+}
+
+impl Daemon {
+    /// The daemon's name, also the base name of its log file in the run directory.
+    pub fn name(self) -> &'static str {
+        match self {
+            Daemon::Miniupnpd => "miniupnpd",
+            Daemon::Stund => "stund",
+        }
+    }
+
+    pub(crate) fn pid_key(self) -> &'static str {
+        match self {
+            Daemon::Miniupnpd => "MINIUPNPD_PID",
+            Daemon::Stund => "STUND_PID",
+        }
+    }
+}

@@ -1,0 +1,959 @@
+//! Acceptance tests of the NAT lab: every topology is what its name says, measured
+//! with the reference clients (stund's `stun`, miniupnpc's `upnpc`, `natpmpc`, `nc`,
+//! `ping`) against the real daemons. They need root and fail (never skip) without it.
+
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use natkit_lab::{Daemon, Lab, LabError, Link, NatKind, Node, Proto, require_root};
+
+// ---------------------------------------------------------------------------------
+// helpers
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn dump(out: &Output) -> String {
+    format!(
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// What stund's client `stun -v SERVER` concluded.
+#[derive(Debug)]
+struct StunReport {
+    /// The "Primary: …" line split at ", ", e.g. ["Independent Mapping",
+    /// "Port Dependent Filter", "preserves ports", "no hairpin"].
+    primary: Vec<String>,
+    /// The first MappedAddress (test I, to STUN1:3478).
+    mapped: SocketAddrV4,
+    /// The exit code. Observed with stun-client 0.97: bits 0x0E are the type
+    /// (0x00 open, 0x02 independent filter, 0x04 address dependent filter, 0x06 port
+    /// dependent filter, 0x08 dependent mapping, 0x0C blocked), 0x01 "preserves
+    /// ports", 0x10 set with every NAT verdict that says "no hairpin".
+    code: i32,
+}
+
+impl StunReport {
+    fn type_bits(&self) -> i32 {
+        self.code & 0x0e
+    }
+}
+
+fn stun(lab: &Lab, node: Node) -> StunReport {
+    let server = lab.addrs().stun1.to_string();
+    let out = lab
+        .exec(node, &["stun", server.as_str(), "-v"])
+        .expect("run stun");
+    let stdout = text(&out.stdout);
+    let all = format!("{stdout}{}", text(&out.stderr));
+    let primary = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Primary: "))
+        .unwrap_or_else(|| panic!("no Primary: line in stun output: {}", dump(&out)))
+        .trim()
+        .split(", ")
+        .map(str::to_owned)
+        .collect();
+    let mapped = all
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("MappedAddress = "))
+        .unwrap_or_else(|| panic!("no MappedAddress in stun output: {}", dump(&out)))
+        .trim()
+        .parse()
+        .expect("MappedAddress parses");
+    let code = out.status.code().expect("stun exited normally");
+    StunReport {
+        primary,
+        mapped,
+        code,
+    }
+}
+
+/// Runs the stun client three times (the classification must be stable, not lucky)
+/// and checks the verdict, the exit code's type bits and the mapped address.
+fn assert_stun(kind: NatKind, verdict: &[&str], type_bits: i32) {
+    require_root();
+    let lab = Lab::builder()
+        .nat(kind)
+        .stund(true)
+        .build()
+        .expect("lab up");
+    for run in 0..3 {
+        let r = stun(&lab, Node::Lan);
+        assert_eq!(
+            &r.primary[..verdict.len()],
+            verdict,
+            "{kind} run {run}: {r:?}"
+        );
+        assert_eq!(r.type_bits(), type_bits, "{kind} run {run}: {r:?}");
+        assert_eq!(
+            *r.mapped.ip(),
+            lab.addrs().public,
+            "{kind} run {run}: {r:?}"
+        );
+    }
+}
+
+/// Starts `nc -l` (TCP) or `nc -u -l -W 1` (one UDP datagram) on `port` in `node`
+/// and waits until it listens.
+fn listen(lab: &Lab, node: Node, proto: Proto, port: u16) -> natkit_lab::LabChild {
+    let port_s = port.to_string();
+    let argv: Vec<&str> = match proto {
+        Proto::Tcp => vec!["nc", "-n", "-l", "-p", &port_s],
+        Proto::Udp => vec!["nc", "-n", "-u", "-l", "-W", "1", "-p", &port_s],
+    };
+    let child = lab.spawn(node, &argv).expect("spawn listener");
+    lab.wait_listening(node, proto, port, Duration::from_secs(5))
+        .expect("listener up");
+    child
+}
+
+/// Sends `payload` from `from` (bound to `src`) to `dst` with nc; returns nc's output.
+fn send(
+    lab: &Lab,
+    from: Node,
+    src: Ipv4Addr,
+    dst: SocketAddrV4,
+    proto: Proto,
+    payload: &str,
+) -> Output {
+    // UDP: -w 1 is how long nc lingers after stdin's EOF.
+    let flags = if proto == Proto::Udp {
+        "-u -w 1"
+    } else {
+        "-N -w 2"
+    };
+    let script = format!(
+        "printf '%s' '{payload}' | nc -n {flags} -s {src} {} {}",
+        dst.ip(),
+        dst.port()
+    );
+    lab.exec(from, &["sh", "-c", script.as_str()])
+        .expect("run nc")
+}
+
+/// Does `payload`, sent from the wan peer to `dst`, arrive at a listener on
+/// `listen_node`:`listen_port`? Returns what the listener received, `None` if
+/// nothing arrived within 4 s.
+fn delivered(
+    lab: &Lab,
+    (listen_node, listen_port): (Node, u16),
+    (from, src): (Node, Ipv4Addr),
+    dst: SocketAddrV4,
+    proto: Proto,
+    payload: &str,
+) -> Option<String> {
+    let listener = listen(lab, listen_node, proto, listen_port);
+    let sent = send(lab, from, src, dst, proto, payload);
+    match listener.wait_with_output_timeout(Duration::from_secs(4)) {
+        Ok(out) => {
+            let got = text(&out.stdout);
+            assert!(
+                sent.status.success(),
+                "sender failed though {got:?} arrived: {}",
+                dump(&sent)
+            );
+            Some(got)
+        }
+        Err(LabError::Timeout { .. }) => None,
+        Err(e) => panic!("listener: {e}"),
+    }
+}
+
+fn wan_to(lab: &Lab, port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(lab.addrs().public, port)
+}
+
+fn upnpc(lab: &Lab, args: &[&str]) -> String {
+    // -u: the IGD's description URL, so only the discovery test waits for SSDP.
+    let url = format!("http://{}:2869/rootDesc.xml", lab.addrs().rtr_lan);
+    let mut argv = vec!["upnpc", "-u", url.as_str()];
+    argv.extend_from_slice(args);
+    let out = lab.exec(Node::Lan, &argv).expect("run upnpc");
+    text(&out.stdout) + &text(&out.stderr)
+}
+
+fn natpmpc(lab: &Lab, node: Node, args: &[&str]) -> Output {
+    let gw = lab.addrs().rtr_lan.to_string();
+    let mut argv = vec!["natpmpc", "-g", gw.as_str()];
+    argv.extend_from_slice(args);
+    lab.exec(node, &argv).expect("run natpmpc")
+}
+
+fn epoch(out: &Output) -> u64 {
+    text(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("epoch = "))
+        .unwrap_or_else(|| panic!("no epoch in natpmpc output: {}", dump(out)))
+        .trim()
+        .parse()
+        .expect("epoch parses")
+}
+
+/// The packet count of the first `counter` in an nft listing.
+fn nft_counter(lab: &Lab, node: Node, listing: &[&str]) -> u64 {
+    let mut argv = vec!["nft", "list"];
+    argv.extend_from_slice(listing);
+    let out = lab.exec_ok(node, &argv).expect("nft list");
+    let after = out
+        .split("counter packets ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no counter in {out}"));
+    after
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("counter parses")
+}
+
+/// Is `pid` a live (not zombie) process?
+fn running(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+        })
+        .unwrap_or(false)
+}
+
+fn ping(lab: &Lab, from: Node, to: Ipv4Addr) -> bool {
+    let to = to.to_string();
+    let out = lab
+        .exec(
+            from,
+            &["ping", "-n", "-q", "-c", "1", "-W", "1", to.as_str()],
+        )
+        .expect("ping");
+    out.status.success()
+}
+
+// ---------------------------------------------------------------------------------
+// NAT kinds, as stund's client sees them
+
+#[test]
+fn stun_port_restricted() {
+    assert_stun(
+        NatKind::PortRestricted,
+        &["Independent Mapping", "Port Dependent Filter"],
+        0x06,
+    );
+}
+
+#[test]
+fn stun_symmetric() {
+    assert_stun(NatKind::Symmetric, &["Dependent Mapping"], 0x08);
+}
+
+#[test]
+fn stun_full_cone() {
+    assert_stun(
+        NatKind::FullCone,
+        &["Independent Mapping", "Independent Filter"],
+        0x02,
+    );
+}
+
+#[test]
+fn stun_restricted_cone() {
+    assert_stun(
+        NatKind::RestrictedCone,
+        &["Independent Mapping", "Address Dependent Filter"],
+        0x04,
+    );
+}
+
+#[test]
+fn stun_open() {
+    assert_stun(NatKind::Open, &["Open"], 0x00);
+}
+
+// ---------------------------------------------------------------------------------
+// miniupnpd: UPnP IGD and NAT-PMP mappings really forward, and really go away
+
+#[test]
+fn upnp_mappings_reach_the_lan_host_and_are_removed() {
+    require_root();
+    let lab = Lab::builder().miniupnpd(true).build().expect("lab up");
+    let a = *lab.addrs();
+    let lan = a.lan.to_string();
+    let peer = (Node::Wan, a.peer);
+
+    // Nothing forwarded yet: the router itself answers (RST), nothing arrives.
+    assert_eq!(
+        delivered(
+            &lab,
+            (Node::Lan, 8080),
+            peer,
+            wan_to(&lab, 40080),
+            Proto::Tcp,
+            "x"
+        ),
+        None
+    );
+
+    // With SSDP discovery, as a user runs it.
+    let out = lab
+        .exec(
+            Node::Lan,
+            &["upnpc", "-a", lan.as_str(), "8080", "40080", "TCP"],
+        )
+        .expect("upnpc");
+    let out = text(&out.stdout);
+    assert!(
+        out.contains(&format!("ExternalIPAddress = {}", a.public)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "external {}:40080 TCP is redirected to internal {lan}:8080",
+            a.public
+        )),
+        "{out}"
+    );
+    let payload = format!("tcp-through-upnp-{}", lab.id());
+    let got = delivered(
+        &lab,
+        (Node::Lan, 8080),
+        peer,
+        wan_to(&lab, 40080),
+        Proto::Tcp,
+        &payload,
+    );
+    assert_eq!(got.as_deref(), Some(payload.as_str()));
+
+    // UDP too.
+    let out = upnpc(&lab, &["-a", lan.as_str(), "9001", "41001", "UDP"]);
+    assert!(out.contains("UDP is redirected to internal"), "{out}");
+    let payload = format!("udp-through-upnp-{}", lab.id());
+    let got = delivered(
+        &lab,
+        (Node::Lan, 9001),
+        peer,
+        wan_to(&lab, 41001),
+        Proto::Udp,
+        &payload,
+    );
+    assert_eq!(got.as_deref(), Some(payload.as_str()));
+
+    let list = upnpc(&lab, &["-l"]);
+    assert!(list.contains(&format!("TCP 40080->{lan}:8080")), "{list}");
+    assert!(list.contains(&format!("UDP 41001->{lan}:9001")), "{list}");
+
+    for (port, proto) in [("40080", "TCP"), ("41001", "UDP")] {
+        let out = upnpc(&lab, &["-d", port, proto]);
+        assert!(
+            out.contains("UPNP_DeletePortMapping() returned : 0"),
+            "{out}"
+        );
+    }
+    let list = upnpc(&lab, &["-l"]);
+    assert!(
+        !list.contains("40080->") && !list.contains("41001->"),
+        "{list}"
+    );
+    assert_eq!(
+        delivered(
+            &lab,
+            (Node::Lan, 8080),
+            peer,
+            wan_to(&lab, 40080),
+            Proto::Tcp,
+            "x"
+        ),
+        None
+    );
+}
+
+#[test]
+fn natpmp_mappings_reach_the_lan_host_and_are_removed() {
+    require_root();
+    let lab = Lab::builder().miniupnpd(true).build().expect("lab up");
+    let a = *lab.addrs();
+    let peer = (Node::Wan, a.peer);
+
+    let out = natpmpc(&lab, Node::Lan, &[]);
+    assert!(out.status.success(), "{}", dump(&out));
+    assert!(
+        text(&out.stdout).contains(&format!("Public IP address : {}", a.public)),
+        "{}",
+        dump(&out)
+    );
+
+    // natpmpc -a <public port> <private port> <protocol> [lifetime]
+    for (public, private, proto, p) in [
+        (40081, 8081, "tcp", Proto::Tcp),
+        (41002, 9002, "udp", Proto::Udp),
+    ] {
+        let (pub_s, priv_s) = (public.to_string(), private.to_string());
+        let out = natpmpc(&lab, Node::Lan, &["-a", &pub_s, &priv_s, proto, "120"]);
+        let want = format!(
+            "Mapped public port {public} protocol {} to local port {private} liftime 120",
+            proto.to_uppercase()
+        );
+        assert!(
+            out.status.success() && text(&out.stdout).contains(&want),
+            "{}",
+            dump(&out)
+        );
+        let payload = format!("{proto}-through-natpmp-{}", lab.id());
+        let got = delivered(
+            &lab,
+            (Node::Lan, private),
+            peer,
+            wan_to(&lab, public),
+            p,
+            &payload,
+        );
+        assert_eq!(got.as_deref(), Some(payload.as_str()), "{proto}");
+    }
+    // NAT-PMP mappings are UPnP mappings in miniupnpd: the IGD lists them.
+    let list = upnpc(&lab, &["-l"]);
+    assert!(
+        list.contains(&format!("TCP 40081->{}:8081", a.lan)),
+        "{list}"
+    );
+
+    // Lifetime 0 deletes.
+    let out = natpmpc(&lab, Node::Lan, &["-a", "40081", "8081", "tcp", "0"]);
+    assert!(out.status.success(), "{}", dump(&out));
+    let list = upnpc(&lab, &["-l"]);
+    assert!(!list.contains("40081->"), "{list}");
+    assert!(
+        list.contains("41002->"),
+        "only the TCP mapping was deleted: {list}"
+    );
+    assert_eq!(
+        delivered(
+            &lab,
+            (Node::Lan, 8081),
+            peer,
+            wan_to(&lab, 40081),
+            Proto::Tcp,
+            "x"
+        ),
+        None
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// double NAT
+
+#[test]
+fn double_nat_stun_sees_the_isp_address() {
+    require_root();
+    let lab = Lab::builder()
+        .double_nat(true)
+        .stund(true)
+        .build()
+        .expect("lab up");
+    let a = *lab.addrs();
+    let cgn = Ipv4Addr::new(100, 64, 0, 0);
+    let in_shared_space = |ip: Ipv4Addr| u32::from(ip) & 0xffc0_0000 == u32::from(cgn);
+    assert!(
+        in_shared_space(a.rtr_wan),
+        "router WAN {} not in 100.64.0.0/10",
+        a.rtr_wan
+    );
+    let wan_if = lab
+        .exec_ok(
+            Node::Rtr,
+            &["ip", "-4", "-o", "addr", "show", "dev", "wan0"],
+        )
+        .expect("ip addr");
+    assert!(
+        wan_if.contains(&format!("inet {}/10", a.rtr_wan)),
+        "{wan_if}"
+    );
+    let isp_wan = a.isp_wan.expect("double NAT has an ISP WAN address");
+    assert_eq!(a.public, isp_wan);
+
+    let r = stun(&lab, Node::Lan);
+    assert_eq!(*r.mapped.ip(), isp_wan, "{r:?}");
+    assert_ne!(*r.mapped.ip(), a.rtr_wan, "{r:?}");
+    // Two port-restricted NATs in a row are still port-restricted.
+    assert_eq!(
+        r.primary[..2],
+        ["Independent Mapping", "Port Dependent Filter"],
+        "{r:?}"
+    );
+}
+
+#[test]
+fn double_nat_miniupnpd_will_not_forward_from_a_cgn_address() {
+    // miniupnpd 2.3.1 with a reserved address (100.64.0.2) on its ext interface:
+    // GetExternalIPAddress is empty (so upnpc's discovery calls the IGD "not
+    // connected"), AddPortMapping fails with 501, NAT-PMP answers "network failure".
+    require_root();
+    let lab = Lab::builder()
+        .double_nat(true)
+        .miniupnpd(true)
+        .build()
+        .expect("lab up");
+    let out = lab.exec(Node::Lan, &["upnpc", "-s"]).expect("upnpc");
+    let out = text(&out.stdout);
+    assert!(out.contains("Found a (not connected?) IGD"), "{out}");
+    let lan = lab.addrs().lan.to_string();
+    let out = upnpc(&lab, &["-a", lan.as_str(), "8080", "40080", "TCP"]);
+    assert!(out.contains("ExternalIPAddress = \n"), "{out}");
+    assert!(
+        out.contains("failed with code 501 (Action Failed)"),
+        "{out}"
+    );
+    let out = natpmpc(&lab, Node::Lan, &[]);
+    assert!(!out.status.success(), "{}", dump(&out));
+    assert!(
+        dump(&out).contains("failed : network failure"),
+        "{}",
+        dump(&out)
+    );
+    let log = lab.daemon_log(Daemon::Miniupnpd).expect("log");
+    assert!(
+        log.contains("Reserved / private IP address 100.64.0.2 on ext interface wan0"),
+        "{log}"
+    );
+}
+
+#[test]
+fn double_nat_mappings_with_ext_ip_reach_only_the_isp() {
+    require_root();
+    let isp_wan = Ipv4Addr::new(88, 77, 66, 2);
+    let lab = Lab::builder()
+        .double_nat(true)
+        .miniupnpd_ext_ip(isp_wan)
+        .build()
+        .expect("lab up");
+    let a = *lab.addrs();
+    assert_eq!(a.isp_wan, Some(isp_wan));
+    let lan = a.lan.to_string();
+    let out = upnpc(&lab, &["-a", lan.as_str(), "8082", "40082", "TCP"]);
+    assert!(
+        out.contains(&format!("external {isp_wan}:40082 TCP is redirected")),
+        "{out}"
+    );
+
+    // From the internet the mapping does not exist (the ISP NAT answers).
+    let from_wan = delivered(
+        &lab,
+        (Node::Lan, 8082),
+        (Node::Wan, a.peer),
+        SocketAddrV4::new(isp_wan, 40082),
+        Proto::Tcp,
+        "x",
+    );
+    assert_eq!(from_wan, None);
+    // From the ISP's network it does.
+    let isp_lan = a.isp_lan.expect("isp lan address");
+    let payload = format!("from-the-isp-{}", lab.id());
+    let from_isp = delivered(
+        &lab,
+        (Node::Lan, 8082),
+        (Node::Isp, isp_lan),
+        SocketAddrV4::new(a.rtr_wan, 40082),
+        Proto::Tcp,
+        &payload,
+    );
+    assert_eq!(from_isp.as_deref(), Some(payload.as_str()));
+}
+
+// ---------------------------------------------------------------------------------
+// lan2, loss, inbound blocks
+
+#[test]
+fn lan2_is_a_second_host_behind_the_same_nat() {
+    require_root();
+    let lab = Lab::builder()
+        .lan2(true)
+        .stund(true)
+        .build()
+        .expect("lab up");
+    let a = *lab.addrs();
+    let lan2 = a.lan2.expect("lan2 address");
+    assert_eq!(lan2, Ipv4Addr::new(192, 168, 77, 3));
+    let addr = lab
+        .exec_ok(
+            Node::Lan2,
+            &["ip", "-4", "-o", "addr", "show", "dev", "eth0"],
+        )
+        .expect("ip");
+    assert!(addr.contains(&format!("inet {lan2}/24")), "{addr}");
+    assert!(
+        ping(&lab, Node::Lan2, a.lan),
+        "lan2 reaches lan across the bridge"
+    );
+    assert!(ping(&lab, Node::Lan, lan2), "lan reaches lan2");
+    assert!(ping(&lab, Node::Lan2, a.rtr_lan), "lan2 reaches the router");
+    let r = stun(&lab, Node::Lan2);
+    assert_eq!(*r.mapped.ip(), a.public, "{r:?}");
+    assert_eq!(
+        r.primary[..2],
+        ["Independent Mapping", "Port Dependent Filter"],
+        "{r:?}"
+    );
+}
+
+#[test]
+fn loss_drops_about_the_requested_share() {
+    require_root();
+    let lab = Lab::builder().loss(30).build().expect("lab up");
+    let peer = lab.addrs().peer.to_string();
+    let out = lab
+        .exec(
+            Node::Lan,
+            &[
+                "ping",
+                "-n",
+                "-q",
+                "-c",
+                "400",
+                "-i",
+                "0.002",
+                "-W",
+                "1",
+                peer.as_str(),
+            ],
+        )
+        .expect("ping");
+    let stdout = text(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .expect("ping summary");
+    let nums: Vec<f64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (sent, received) = (nums[0], nums[1]);
+    // Request and reply each cross the router once: delivered (1 - 0.3)^2 = 49 %.
+    // 400 pings: sd 2.5 %; the bounds are > 5 sd away.
+    let share = received / sent;
+    assert!(
+        (0.36..=0.62).contains(&share),
+        "delivered {share:.2} with 30 % loss: {line}"
+    );
+    let dropped = nft_counter(&lab, Node::Rtr, &["chain", "inet", "loss", "ingress_loss"]);
+    assert!(
+        dropped as f64 >= sent - received - 5.0,
+        "nft dropped {dropped}: {line}"
+    );
+}
+
+#[test]
+fn block_inbound_drops_only_that_port() {
+    require_root();
+    let lab = Lab::builder()
+        .miniupnpd(true)
+        .block_inbound(443, Proto::Tcp)
+        .build()
+        .expect("lab up");
+    let peer = (Node::Wan, lab.addrs().peer);
+    for (public, private) in [("443", "8443"), ("8444", "8444")] {
+        let out = natpmpc(&lab, Node::Lan, &["-a", public, private, "tcp", "120"]);
+        assert!(out.status.success(), "{}", dump(&out));
+    }
+    let payload = format!("not-blocked-{}", lab.id());
+    let ok = delivered(
+        &lab,
+        (Node::Lan, 8444),
+        peer,
+        wan_to(&lab, 8444),
+        Proto::Tcp,
+        &payload,
+    );
+    assert_eq!(ok.as_deref(), Some(payload.as_str()));
+    let blocked = delivered(
+        &lab,
+        (Node::Lan, 8443),
+        peer,
+        wan_to(&lab, 443),
+        Proto::Tcp,
+        "x",
+    );
+    assert_eq!(blocked, None);
+    let dropped = nft_counter(&lab, Node::Rtr, &["table", "netdev", "upstream"]);
+    assert!(dropped > 0, "the block rule dropped nothing");
+    // Only inbound is blocked: the LAN host still reaches port 443 outside.
+    let payload = format!("outbound-443-{}", lab.id());
+    let lan = lab.addrs().lan;
+    let out = delivered(
+        &lab,
+        (Node::Wan, 443),
+        (Node::Lan, lan),
+        SocketAddrV4::new(lab.addrs().peer, 443),
+        Proto::Tcp,
+        &payload,
+    );
+    assert_eq!(out.as_deref(), Some(payload.as_str()));
+}
+
+#[test]
+fn block_inbound_with_double_nat_sits_at_the_isp() {
+    require_root();
+    let lab = Lab::builder()
+        .double_nat(true)
+        .block_inbound(443, Proto::Tcp)
+        .build()
+        .expect("lab up");
+    let isp_wan = lab.addrs().isp_wan.expect("isp");
+    let rules = lab
+        .exec_ok(Node::Rtr, &["nft", "list", "ruleset"])
+        .expect("nft");
+    assert!(
+        !rules.contains("upstream"),
+        "the block belongs to the ISP, not the router: {rules}"
+    );
+    // Nothing listens on the ISP box: an open port answers RST at once, the blocked
+    // one does not answer at all.
+    let t = Instant::now();
+    let out = send(
+        &lab,
+        Node::Wan,
+        lab.addrs().peer,
+        SocketAddrV4::new(isp_wan, 444),
+        Proto::Tcp,
+        "x",
+    );
+    assert!(
+        !out.status.success() && t.elapsed() < Duration::from_millis(1500),
+        "{}",
+        dump(&out)
+    );
+    let t = Instant::now();
+    let out = send(
+        &lab,
+        Node::Wan,
+        lab.addrs().peer,
+        SocketAddrV4::new(isp_wan, 443),
+        Proto::Tcp,
+        "x",
+    );
+    assert!(
+        !out.status.success() && t.elapsed() >= Duration::from_millis(1900),
+        "{}",
+        dump(&out)
+    );
+    let dropped = nft_counter(&lab, Node::Isp, &["table", "netdev", "upstream"]);
+    assert!(dropped > 0, "the ISP's block rule dropped nothing");
+}
+
+// ---------------------------------------------------------------------------------
+// router reboot and disappearance
+
+#[test]
+fn restart_miniupnpd_is_a_router_reboot() {
+    require_root();
+    let mut lab = Lab::builder().miniupnpd(true).build().expect("lab up");
+    let old = lab.miniupnpd_pid().expect("miniupnpd pid");
+    assert!(running(old));
+    let out = natpmpc(&lab, Node::Lan, &["-a", "40090", "8090", "tcp", "120"]);
+    assert!(out.status.success(), "{}", dump(&out));
+    thread::sleep(Duration::from_secs(2));
+    let before = epoch(&natpmpc(&lab, Node::Lan, &[]));
+    assert!(before >= 2, "epoch {before}");
+
+    let new = lab.restart_miniupnpd().expect("restart");
+    assert_ne!(new, old);
+    assert_eq!(lab.miniupnpd_pid(), Some(new));
+    assert!(!running(old), "old miniupnpd {old} still runs");
+    assert!(running(new));
+    let after = epoch(&natpmpc(&lab, Node::Lan, &[]));
+    assert!(after < before, "epoch {before} -> {after}");
+    let list = upnpc(&lab, &["-l"]);
+    assert!(
+        !list.contains("40090->"),
+        "mapping survived the reboot: {list}"
+    );
+    let chain = lab.exec_ok(
+        Node::Rtr,
+        &[
+            "nft",
+            "list",
+            "chain",
+            "inet",
+            "nat",
+            "prerouting_miniupnpd",
+        ],
+    );
+    assert!(
+        !chain.expect("nft").contains("dnat"),
+        "stale DNAT after reboot"
+    );
+}
+
+#[test]
+fn link_down_makes_the_router_disappear() {
+    require_root();
+    let lab = Lab::builder().miniupnpd(true).build().expect("lab up");
+    let a = *lab.addrs();
+    assert!(ping(&lab, Node::Lan, a.rtr_lan));
+    assert!(ping(&lab, Node::Lan, a.peer));
+
+    lab.set_link(Link::RtrLan, false).expect("rtr-lan down");
+    assert!(
+        !ping(&lab, Node::Lan, a.rtr_lan),
+        "router still answers on the LAN"
+    );
+    lab.set_link(Link::RtrLan, true).expect("rtr-lan up");
+    assert!(ping(&lab, Node::Lan, a.rtr_lan));
+    let out = natpmpc(&lab, Node::Lan, &[]);
+    assert!(
+        out.status.success(),
+        "miniupnpd after the LAN came back: {}",
+        dump(&out)
+    );
+
+    lab.set_link(Link::RtrWan, false).expect("rtr-wan down");
+    assert!(ping(&lab, Node::Lan, a.rtr_lan));
+    assert!(!ping(&lab, Node::Lan, a.peer), "the internet still answers");
+    lab.set_link(Link::RtrWan, true).expect("rtr-wan up");
+    assert!(ping(&lab, Node::Lan, a.peer), "default route restored");
+}
+
+// ---------------------------------------------------------------------------------
+// the lab's own promises: parallel labs, teardown on drop and on panic, preflight
+
+#[test]
+fn labs_in_parallel_do_not_collide() {
+    require_root();
+    let kinds = [NatKind::Symmetric, NatKind::FullCone];
+    let verdicts: Vec<Vec<String>> = thread::scope(|s| {
+        let handles: Vec<_> = kinds
+            .iter()
+            .map(|&kind| {
+                s.spawn(move || {
+                    let lab = Lab::builder()
+                        .nat(kind)
+                        .stund(true)
+                        .build()
+                        .expect("lab up");
+                    stun(&lab, Node::Lan).primary
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("lab thread"))
+            .collect()
+    });
+    assert_eq!(verdicts[0][0], "Dependent Mapping");
+    assert_eq!(
+        verdicts[1][..2],
+        ["Independent Mapping", "Independent Filter"]
+    );
+}
+
+struct Traces {
+    namespaces: Vec<String>,
+    pids: Vec<u32>,
+    run_dir: std::path::PathBuf,
+}
+
+fn traces(lab: &Lab) -> Traces {
+    Traces {
+        namespaces: [Node::Lan, Node::Lan2, Node::Rtr, Node::Isp, Node::Wan]
+            .into_iter()
+            .filter(|&n| lab.has(n))
+            .map(|n| lab.ns(n))
+            .collect(),
+        pids: [lab.miniupnpd_pid(), lab.stund_pid()]
+            .into_iter()
+            .flatten()
+            .collect(),
+        run_dir: lab.run_dir(),
+    }
+}
+
+fn assert_gone(t: &Traces) {
+    for ns in &t.namespaces {
+        assert!(
+            !Path::new("/run/netns").join(ns).exists(),
+            "namespace {ns} left behind"
+        );
+    }
+    for &pid in &t.pids {
+        assert!(!running(pid), "daemon {pid} left running");
+    }
+    assert!(!t.run_dir.exists(), "{} left behind", t.run_dir.display());
+}
+
+#[test]
+fn drop_tears_everything_down() {
+    require_root();
+    let lab = Lab::builder()
+        .double_nat(true)
+        .lan2(true)
+        .miniupnpd(true)
+        .stund(true)
+        .build();
+    let lab = lab.expect("lab up");
+    let t = traces(&lab);
+    assert_eq!(t.namespaces.len(), 5);
+    assert_eq!(t.pids.len(), 2);
+    assert!(t.pids.iter().all(|&p| running(p)));
+    // A process a test started and forgot (a plain Child does not kill on drop):
+    // down must end it too, or the namespace could not go away.
+    let mut stray = lab
+        .command(Node::Wan, "sleep")
+        .arg("300")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("sleep");
+    drop(lab);
+    assert_gone(&t);
+    let status = stray.wait().expect("reap stray");
+    assert!(!status.success(), "stray process was not killed: {status}");
+}
+
+#[test]
+fn a_panicking_test_still_tears_down() {
+    require_root();
+    let mut seen = None;
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        let lab = Lab::builder()
+            .miniupnpd(true)
+            .stund(true)
+            .build()
+            .expect("lab up");
+        seen = Some(traces(&lab));
+        panic!("deliberate panic with lab {} up", lab.id());
+    }));
+    assert!(result.is_err());
+    assert_gone(&seen.expect("lab was built"));
+}
+
+#[test]
+fn explicit_down_reports_and_is_idempotent() {
+    require_root();
+    let lab = Lab::builder().build().expect("lab up");
+    let t = traces(&lab);
+    let id = lab.id().to_owned();
+    lab.down().expect("down");
+    assert_gone(&t);
+    // down of a lab that no longer exists still succeeds
+    let out = std::process::Command::new("bash")
+        .arg(natkit_lab::script_path())
+        .args(["down", "--id", &id])
+        .output()
+        .expect("natlab.sh down");
+    assert!(out.status.success(), "{}", dump(&out));
+}
+
+#[test]
+fn preflight_passes_here() {
+    // This suite runs as root with the lab packages; anything else is a failure.
+    require_root();
+    for tool in natkit_lab::REQUIRED_TOOLS {
+        assert!(natkit_lab::tool_path(tool).is_some(), "{tool}");
+    }
+}
