@@ -96,4 +96,58 @@ pub enum Error {
     /// The encoded value or message would exceed the 16-bit length field.
     #[error("encoded length {0} does not fit the 16-bit length field")]
     TooLong(usize),
+    /// A STUN transaction got no acceptable answer before its plan gave up.
+    #[error("no answer from {server} after {sends} sends in {elapsed:?}")]
+    Timeout {
+        /// Where the requests went.
+        server: std::net::SocketAddr,
+        /// How many requests were sent.
+        sends: u32,
+        /// How long the transaction lasted.
+        elapsed: std::time::Duration,
+    },
+    /// The server answered with an error response.
+    #[error("server {server} answered error {code}")]
+    ErrorResponse {
+        /// Who answered.
+        server: std::net::SocketAddr,
+        /// The ERROR-CODE number (e.g. 420), or 0 if the response carried none.
+        code: u16,
+    },
+    /// A success response carried no mapped address of any kind.
+    #[error("the response from {server} carries no mapped address")]
+    NoMappedAddress {
+        /// Who answered.
+        server: std::net::SocketAddr,
+    },
+    /// None of the servers asked gave an address.
+    #[error("none of the {servers} STUN servers gave an address")]
+    NoAnswer {
+        /// How many servers were asked.
+        servers: usize,
+    },
+    /// A socket operation failed.
+    #[error("{op}: {}", std::io::Error::from(*.kind))]
+    Io {
+        /// What was being done (e.g. "bind", "send", "connect").
+        op: &'static str,
+        /// The kind of failure.
+        kind: std::io::ErrorKind,
+    },
+    /// A configuration value is out of range or inconsistent.
+    #[error("invalid configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`] from a socket error and the operation that failed.
+    pub fn io(op: &'static str, err: &std::io::Error) -> Error {
+        Error::Io {
+            op,
+            kind: err.kind(),
+        }
+    }
 }
