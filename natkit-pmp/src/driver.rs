@@ -1,0 +1,130 @@
+//! The thin tokio driver: a UDP socket, the clock, and a [`Transaction`].
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+
+use crate::counters::Counters;
+use crate::error::{Error, Result};
+use crate::transaction::{Event, Exchange, Outcome, Transaction};
+
+/// Room for the largest PCP message (1100 bytes) and one byte more, so an
+/// oversized datagram shows as such instead of being cut to a valid size.
+const RECV_BUF: usize = 1101;
+
+/// Binds an unconnected UDP socket on the address that talks to `server`.
+///
+/// The socket is not connected so that datagrams from other sources reach
+/// us and can be counted as spoofed instead of being dropped unseen by the
+/// kernel. `local` picks the source address (which NAT-PMP and PCP servers
+/// map to); `None` or an unspecified address means the one the routing
+/// table uses towards `server`.
+pub(crate) async fn bind_towards(server: SocketAddr, local: Option<IpAddr>) -> Result<UdpSocket> {
+    let local = match local.filter(|ip| !ip.is_unspecified()) {
+        Some(ip) => ip,
+        None => route_source(server)?,
+    };
+    if local.is_ipv4() != server.is_ipv4() {
+        return Err(Error::AddressFamily {
+            detail: "local address and server are of different families",
+        });
+    }
+    UdpSocket::bind(SocketAddr::new(local, 0))
+        .await
+        .map_err(|source| Error::Io { op: "bind", source })
+}
+
+/// The source address the OS would use to reach `server` (a UDP "connect"
+/// sends nothing; it only picks a route).
+fn route_source(server: SocketAddr) -> Result<IpAddr> {
+    let any = match server {
+        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    };
+    let probe = std::net::UdpSocket::bind(any).map_err(|source| Error::Io {
+        op: "route",
+        source,
+    })?;
+    probe.connect(server).map_err(|source| Error::Io {
+        op: "route",
+        source,
+    })?;
+    let local = probe.local_addr().map_err(|source| Error::Io {
+        op: "route",
+        source,
+    })?;
+    Ok(local.ip())
+}
+
+/// Runs `txn` to its end on `socket` with the real clock. Returns the
+/// outcome (or a socket error) and what the transaction counted.
+pub(crate) async fn run<E: Exchange>(
+    socket: &UdpSocket,
+    mut txn: Transaction<E>,
+) -> (Result<Outcome<E::Answer>>, Counters) {
+    let result = drive(socket, &mut txn).await;
+    (result, txn.counters())
+}
+
+async fn drive<E: Exchange>(
+    socket: &UdpSocket,
+    txn: &mut Transaction<E>,
+) -> Result<Outcome<E::Answer>> {
+    let mut buf = vec![0u8; RECV_BUF];
+    loop {
+        while let Some(t) = txn.poll_transmit() {
+            socket
+                .send_to(t.payload, t.destination)
+                .await
+                .map_err(|source| Error::Io { op: "send", source })?;
+        }
+        while let Some(event) = txn.poll_event() {
+            if let Event::Dropped { from, reason } = event {
+                tracing::debug!(%from, ?reason, server = %txn.server(), "dropped datagram");
+            }
+        }
+        if let Some(outcome) = txn.take_outcome() {
+            return Ok(outcome);
+        }
+        let Some(deadline) = txn.poll_timeout() else {
+            // A finished transaction always has an outcome; be safe anyway.
+            return Err(Error::InvalidPlan {
+                reason: "transaction ended without an outcome",
+            });
+        };
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, from)) => {
+                    let n = n.min(buf.len());
+                    txn.handle_input(Instant::now(), from, &buf[..n]);
+                }
+                // An ICMP error from an earlier send (reported on some
+                // systems even for unconnected sockets): the server port is
+                // closed. Keep waiting; the plan decides when to give up.
+                Err(e) if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionRefused
+                ) => {
+                    tracing::debug!(error = %e, server = %txn.server(), "ICMP error");
+                }
+                Err(source) => return Err(Error::Io { op: "recv", source }),
+            },
+            () = tokio::time::sleep_until(deadline.into()) => {
+                txn.handle_timeout(Instant::now());
+            }
+        }
+    }
+}
+
+/// Turns a timed-out outcome into [`Error::Timeout`].
+pub(crate) fn answered<T>(outcome: Outcome<T>, server: SocketAddr) -> Result<(T, Instant)> {
+    match outcome {
+        Outcome::Answered { answer, at, .. } => Ok((answer, at)),
+        Outcome::TimedOut { sends, elapsed } => Err(Error::Timeout {
+            server,
+            sends,
+            elapsed,
+        }),
+    }
+}

@@ -1,0 +1,215 @@
+//! natkit-pmp's error type.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use natkit_core::{FailureKind, Mechanism};
+
+use crate::natpmp::NatPmpResultCode;
+use crate::pcp::PcpResultCode;
+
+/// What went wrong in a NAT-PMP or PCP exchange.
+///
+/// Mappers hand it to callers wrapped in [`natkit_core::Error::Mechanism`];
+/// downcast the source to this type to see the details.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The NAT-PMP server answered with a non-zero result code.
+    #[error("NAT-PMP server answered result code {code}")]
+    NatPmpResult {
+        /// The result code.
+        code: NatPmpResultCode,
+        /// The server's seconds since start of epoch in that answer.
+        epoch: u32,
+    },
+    /// The PCP server answered with a non-success result code.
+    #[error("PCP server answered result code {code} (retry after {lifetime} s)")]
+    PcpResult {
+        /// The result code.
+        code: PcpResultCode,
+        /// For errors, how long the server expects the error to last, in
+        /// seconds (RFC 6887 §7.2).
+        lifetime: u32,
+        /// The server's epoch time in that answer.
+        epoch: u32,
+    },
+    /// The PCP server speaks a version other than 2 (answered UNSUPP_VERSION
+    /// with this version), and it is not NAT-PMP (version 0) we could use.
+    #[error("PCP server speaks only version {server_version}")]
+    UnsupportedServerVersion {
+        /// The version the server offered.
+        server_version: u8,
+    },
+    /// No answer after every retransmission of the plan.
+    #[error("no answer from {server} after {sends} sends in {elapsed:?}")]
+    Timeout {
+        /// Where the requests went.
+        server: SocketAddr,
+        /// How many requests were sent.
+        sends: u32,
+        /// How long the exchange lasted.
+        elapsed: Duration,
+    },
+    /// A datagram was shorter than its format needs.
+    #[error("truncated message: {len} bytes, at least {needed} needed")]
+    Truncated {
+        /// The datagram's length.
+        len: usize,
+        /// The length its header calls for.
+        needed: usize,
+    },
+    /// A datagram was longer than the protocol allows, or not a multiple of
+    /// four bytes (PCP, RFC 6887 §7).
+    #[error("bad message length {len}")]
+    BadLength {
+        /// The datagram's length.
+        len: usize,
+    },
+    /// The version field is not the one expected.
+    #[error("unexpected protocol version {version}")]
+    UnexpectedVersion {
+        /// The version found.
+        version: u8,
+    },
+    /// A request where a response was expected (R bit / high opcode bit clear).
+    #[error("message is a request, not a response")]
+    NotAResponse,
+    /// An opcode this crate does not know in a response.
+    #[error("unknown opcode {opcode}")]
+    UnknownOpcode {
+        /// The opcode (without the response bit).
+        opcode: u8,
+    },
+    /// A PCP option whose length runs past the end of the message.
+    #[error("malformed PCP option at offset {offset}")]
+    MalformedOption {
+        /// Where the option starts.
+        offset: usize,
+    },
+    /// The caller's buffer is too small for the message.
+    #[error("buffer of {len} bytes too small, {needed} needed")]
+    BufferTooSmall {
+        /// The buffer's length.
+        len: usize,
+        /// The message's length.
+        needed: usize,
+    },
+    /// A retransmission plan that could never send or never stop.
+    #[error("invalid retransmission plan: {reason}")]
+    InvalidPlan {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A mapping request natkit will not send: port 0 or a zero lifetime
+    /// (both mean "delete" on the wire).
+    #[error("invalid mapping request: {reason}")]
+    InvalidRequest {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The server reported success for a mapping but granted a lifetime of
+    /// zero, which would mean the mapping does not exist.
+    #[error("server granted a mapping with lifetime 0")]
+    ZeroLifetimeGranted,
+    /// The mapping was made by another mechanism than this mapper speaks.
+    #[error("mapping was made by {made_by}, not by this mapper")]
+    ForeignMapping {
+        /// The mechanism that made it.
+        made_by: Mechanism,
+    },
+    /// The address family of the server and the mapping do not fit
+    /// (NAT-PMP is IPv4 only; a PCP server answers its own family).
+    #[error("address family mismatch: {detail}")]
+    AddressFamily {
+        /// What did not fit.
+        detail: &'static str,
+    },
+    /// A local socket operation failed.
+    #[error("socket {op} failed: {source}")]
+    Io {
+        /// The operation: `bind`, `send`, `recv`, `route`.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The broad failure kind natkit-core uses for this error.
+    pub fn failure_kind(&self) -> FailureKind {
+        match self {
+            Error::NatPmpResult { code, .. } => code.failure_kind(),
+            Error::PcpResult { code, .. } => code.failure_kind(),
+            Error::UnsupportedServerVersion { .. } => FailureKind::Unavailable,
+            Error::Timeout { .. } => FailureKind::Timeout,
+            Error::Io { .. } => FailureKind::Network,
+            Error::InvalidPlan { .. }
+            | Error::InvalidRequest { .. }
+            | Error::ForeignMapping { .. }
+            | Error::AddressFamily { .. } => FailureKind::Unsupported,
+            Error::Truncated { .. }
+            | Error::BadLength { .. }
+            | Error::UnexpectedVersion { .. }
+            | Error::NotAResponse
+            | Error::UnknownOpcode { .. }
+            | Error::MalformedOption { .. }
+            | Error::BufferTooSmall { .. }
+            | Error::ZeroLifetimeGranted => FailureKind::Protocol,
+        }
+    }
+
+    /// Whether the same request may succeed later without any change.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::NatPmpResult { code, .. } => code.is_retryable(),
+            Error::PcpResult { code, .. } => code.is_retryable(),
+            Error::Timeout { .. } | Error::Io { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Wraps this error as a natkit-core mechanism failure.
+    pub fn into_core(self, mechanism: Mechanism) -> natkit_core::Error {
+        let kind = self.failure_kind();
+        natkit_core::Error::mechanism(mechanism, kind, self)
+    }
+}
+
+/// natkit-pmp's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_into_core_with_kind() {
+        let e = Error::PcpResult {
+            code: PcpResultCode::NoResources,
+            lifetime: 30,
+            epoch: 5,
+        };
+        assert!(e.is_retryable());
+        let core = e.into_core(Mechanism::Pcp);
+        assert_eq!(core.failure_kind(), Some(FailureKind::NoResources));
+        let natkit_core::Error::Mechanism { source, .. } = &core else {
+            panic!("not a mechanism error")
+        };
+        let inner = source.downcast_ref::<Error>().expect("typed source");
+        assert!(matches!(
+            inner,
+            Error::PcpResult {
+                code: PcpResultCode::NoResources,
+                ..
+            }
+        ));
+        let refused = Error::NatPmpResult {
+            code: NatPmpResultCode::NotAuthorized,
+            epoch: 1,
+        };
+        assert!(!refused.is_retryable());
+        assert_eq!(refused.failure_kind(), FailureKind::Refused);
+    }
+}

@@ -1,0 +1,376 @@
+//! [`NatPmpMapper`]: NAT-PMP through the tokio driver, as a
+//! [`natkit_core::PortMapper`].
+//!
+//! miniupnpd notes (from its `natpmp.c`, seen in the NAT lab):
+//! - it answers NAT-PMP and PCP on the same port 5351 and tells them apart
+//!   by the first byte (version 0 is NAT-PMP);
+//! - the epoch it reports is the seconds since the daemon started, so a
+//!   daemon restart (not only a reboot) resets it and loses its mappings;
+//! - when the suggested external port is taken (by another host's mapping
+//!   or a port it reserves) it grants another free port rather than failing,
+//!   so always read the granted port;
+//! - it clamps lifetimes to its `min_lifetime`/`max_lifetime` settings;
+//! - a delete (lifetime 0) of a mapping that does not exist is answered
+//!   with success.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use natkit_core::{GatewayEpoch, Mapping, MappingRequest, Mechanism, PortMapper};
+
+use crate::counters::Counters;
+use crate::driver;
+use crate::epoch::{EpochObservation, EpochTracker};
+use crate::error::{Error, Result};
+use crate::natpmp::exchange::NatPmpExchange;
+use crate::natpmp::wire::{NATPMP_PORT, NatPmpAnswer, NatPmpRequest};
+use crate::request::{internal_port, lifetime_secs};
+use crate::schedule::RetransmitPlan;
+use crate::transaction::Transaction;
+
+/// How a [`NatPmpMapper`] talks to the gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NatPmpConfig {
+    /// The server's UDP port: 5351 on real gateways; tests point it at a
+    /// fake server.
+    pub server_port: u16,
+    /// Retransmission for address and mapping requests
+    /// ([`RetransmitPlan::natpmp`]: 250 ms doubling, 9 sends).
+    pub retransmit: RetransmitPlan,
+    /// The plan of [`NatPmpMapper::probe`] ([`RetransmitPlan::probe`]: one
+    /// send, 250 ms).
+    pub probe: RetransmitPlan,
+    /// The local address to send from (the mapping's internal address);
+    /// `None` uses the one routing to the gateway. A request's own
+    /// non-unspecified internal address takes precedence.
+    pub local_address: Option<Ipv4Addr>,
+}
+
+impl Default for NatPmpConfig {
+    fn default() -> Self {
+        NatPmpConfig {
+            server_port: NATPMP_PORT,
+            retransmit: RetransmitPlan::natpmp(),
+            probe: RetransmitPlan::probe(),
+            local_address: None,
+        }
+    }
+}
+
+/// The gateway's external address as NAT-PMP reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicAddress {
+    /// The external IPv4 address.
+    pub address: Ipv4Addr,
+    /// The gateway's epoch in the answer.
+    pub epoch: GatewayEpoch,
+    /// Whether this answer showed the gateway lost its state since the
+    /// previous answer to this mapper.
+    pub epoch_reset: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    epoch: EpochTracker,
+    counters: Counters,
+}
+
+/// A NAT-PMP client for one gateway.
+#[derive(Debug)]
+pub struct NatPmpMapper {
+    server: SocketAddrV4,
+    config: NatPmpConfig,
+    state: Mutex<State>,
+}
+
+impl NatPmpMapper {
+    /// A mapper for the gateway at `gateway` (from
+    /// [`natkit_core::default_gateway`]). Nothing is sent until asked.
+    pub fn new(gateway: Ipv4Addr, config: NatPmpConfig) -> Self {
+        NatPmpMapper {
+            server: SocketAddrV4::new(gateway, config.server_port),
+            config,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The server's address and port.
+    pub fn server(&self) -> SocketAddrV4 {
+        self.server
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NatPmpConfig {
+        &self.config
+    }
+
+    /// What this mapper saw on the wire so far.
+    pub fn counters(&self) -> Counters {
+        self.lock().counters
+    }
+
+    /// The last epoch the gateway reported.
+    pub fn last_epoch(&self) -> Option<GatewayEpoch> {
+        self.lock().epoch.last()
+    }
+
+    /// Asks for the external address with the full retransmission plan.
+    pub async fn public_address(&self) -> Result<PublicAddress> {
+        self.public_address_with(self.config.retransmit, None).await
+    }
+
+    /// The fast availability check: one request, a short wait
+    /// ([`NatPmpConfig::probe`]). `Err(Error::Timeout)` means the gateway
+    /// does not speak NAT-PMP (or drops it).
+    pub async fn probe(&self) -> Result<PublicAddress> {
+        self.public_address_with(self.config.probe, None).await
+    }
+
+    /// Whether the gateway answers NAT-PMP at all (see [`probe`](Self::probe)).
+    pub async fn is_available(&self) -> bool {
+        self.probe().await.is_ok()
+    }
+
+    /// Asks for a mapping; `suggested` is the external port asked for.
+    pub async fn request_mapping(
+        &self,
+        request: &MappingRequest,
+        suggested: u16,
+    ) -> Result<Mapping> {
+        let lifetime = lifetime_secs(request.lifetime)?;
+        let internal_port = internal_port(request)?;
+        let local = self.local_for(request.internal.ip())?;
+        let socket = driver::bind_towards(SocketAddr::V4(self.server), local).await?;
+        let local_ip = socket
+            .local_addr()
+            .map_err(|source| Error::Io { op: "bind", source })?
+            .ip();
+        let address = self
+            .public_address_with(self.config.retransmit, Some(&socket))
+            .await?;
+        let map = NatPmpRequest::Map {
+            protocol: request.protocol,
+            internal_port,
+            suggested_external_port: suggested,
+            lifetime,
+        };
+        let (answer, at) = self.exchange(&socket, map, self.config.retransmit).await?;
+        let NatPmpAnswer::Mapping {
+            epoch,
+            external_port,
+            lifetime: granted,
+            ..
+        } = answer
+        else {
+            return Err(failure(answer));
+        };
+        if granted == 0 {
+            return Err(Error::ZeroLifetimeGranted);
+        }
+        let observation = self.observe_epoch(epoch, at);
+        Ok(Mapping {
+            external: SocketAddr::new(IpAddr::V4(address.address), external_port),
+            internal: SocketAddr::new(local_ip, internal_port),
+            protocol: request.protocol,
+            lifetime: Duration::from_secs(u64::from(granted)),
+            obtained: at,
+            mechanism: Mechanism::NatPmp,
+            epoch: Some(observation.current()),
+        })
+    }
+
+    /// Deletes `mapping` (a request with lifetime 0 and suggested port 0,
+    /// RFC 6886 §3.4).
+    pub async fn delete_mapping(&self, mapping: &Mapping) -> Result<()> {
+        if mapping.mechanism != Mechanism::NatPmp {
+            return Err(Error::ForeignMapping {
+                made_by: mapping.mechanism,
+            });
+        }
+        let local = self.local_for(mapping.internal.ip())?;
+        let socket = driver::bind_towards(SocketAddr::V4(self.server), local).await?;
+        let request = NatPmpRequest::Map {
+            protocol: mapping.protocol,
+            internal_port: mapping.internal.port(),
+            suggested_external_port: 0,
+            lifetime: 0,
+        };
+        let (answer, at) = self
+            .exchange(&socket, request, self.config.retransmit)
+            .await?;
+        match answer {
+            NatPmpAnswer::Mapping { epoch, .. } => {
+                self.observe_epoch(epoch, at);
+                Ok(())
+            }
+            other => Err(failure(other)),
+        }
+    }
+
+    async fn public_address_with(
+        &self,
+        plan: RetransmitPlan,
+        socket: Option<&tokio::net::UdpSocket>,
+    ) -> Result<PublicAddress> {
+        let owned;
+        let socket = match socket {
+            Some(s) => s,
+            None => {
+                let local = self.config.local_address.map(IpAddr::V4);
+                owned = driver::bind_towards(SocketAddr::V4(self.server), local).await?;
+                &owned
+            }
+        };
+        let (answer, at) = self
+            .exchange(socket, NatPmpRequest::ExternalAddress, plan)
+            .await?;
+        let NatPmpAnswer::ExternalAddress { epoch, address } = answer else {
+            return Err(failure(answer));
+        };
+        let observation = self.observe_epoch(epoch, at);
+        Ok(PublicAddress {
+            address,
+            epoch: observation.current(),
+            epoch_reset: observation.is_reset(),
+        })
+    }
+
+    /// One request/response exchange; result-code failures are returned as
+    /// answers (with their epoch recorded) for the caller to turn into errors.
+    async fn exchange(
+        &self,
+        socket: &tokio::net::UdpSocket,
+        request: NatPmpRequest,
+        plan: RetransmitPlan,
+    ) -> Result<(NatPmpAnswer, Instant)> {
+        let server = SocketAddr::V4(self.server);
+        // NAT-PMP has no jitter; the seed is unused.
+        let txn = Transaction::new(
+            NatPmpExchange::new(request),
+            request.to_vec(),
+            server,
+            plan,
+            Instant::now(),
+            0,
+        )?;
+        let (outcome, counters) = driver::run(socket, txn).await;
+        self.lock().counters += counters;
+        let (answer, at) = driver::answered(outcome?, server)?;
+        if let NatPmpAnswer::Failure { epoch, .. } = answer {
+            self.observe_epoch(epoch, at);
+        }
+        Ok((answer, at))
+    }
+
+    fn observe_epoch(&self, server_seconds: u32, at: Instant) -> EpochObservation {
+        let mut state = self.lock();
+        let observation = state.epoch.observe(server_seconds, at);
+        if let EpochObservation::Reset { previous, current } = observation {
+            state.counters.epoch_resets += 1;
+            tracing::warn!(
+                server = %self.server,
+                previous = previous.server_seconds,
+                current = current.server_seconds,
+                "NAT-PMP gateway epoch reset: its mappings were lost"
+            );
+        }
+        observation
+    }
+
+    fn local_for(&self, requested: IpAddr) -> Result<Option<IpAddr>> {
+        match requested {
+            IpAddr::V4(v4) if !v4.is_unspecified() => Ok(Some(IpAddr::V4(v4))),
+            IpAddr::V4(_) => Ok(self.config.local_address.map(IpAddr::V4)),
+            IpAddr::V6(v6) if v6.is_unspecified() => Ok(self.config.local_address.map(IpAddr::V4)),
+            IpAddr::V6(_) => Err(Error::AddressFamily {
+                detail: "NAT-PMP maps IPv4 addresses only",
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state stays consistent even if a holder panicked.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The error for an answer that is not the success expected.
+fn failure(answer: NatPmpAnswer) -> Error {
+    match answer {
+        NatPmpAnswer::Failure { code, epoch, .. } => Error::NatPmpResult { code, epoch },
+        // The exchange matched the opcode, so a success of another shape
+        // cannot happen; report it as what it would be.
+        other => Error::UnknownOpcode {
+            opcode: other.opcode().as_u8(),
+        },
+    }
+}
+
+#[async_trait]
+impl PortMapper for NatPmpMapper {
+    fn mechanism(&self) -> Mechanism {
+        Mechanism::NatPmp
+    }
+
+    async fn external_address(&self) -> natkit_core::Result<IpAddr> {
+        self.public_address()
+            .await
+            .map(|a| IpAddr::V4(a.address))
+            .map_err(|e| e.into_core(Mechanism::NatPmp))
+    }
+
+    async fn map(&self, request: &MappingRequest) -> natkit_core::Result<Mapping> {
+        let suggested = request
+            .external_port
+            .unwrap_or_else(|| request.internal.port());
+        self.request_mapping(request, suggested)
+            .await
+            .map_err(|e| e.into_core(Mechanism::NatPmp))
+    }
+
+    async fn renew(
+        &self,
+        request: &MappingRequest,
+        current: &Mapping,
+    ) -> natkit_core::Result<Mapping> {
+        // Ask for the port we hold, so the gateway extends the same mapping.
+        self.request_mapping(request, current.external.port())
+            .await
+            .map_err(|e| e.into_core(Mechanism::NatPmp))
+    }
+
+    async fn unmap(&self, mapping: &Mapping) -> natkit_core::Result<()> {
+        self.delete_mapping(mapping)
+            .await
+            .map_err(|e| e.into_core(Mechanism::NatPmp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_rfc() {
+        let c = NatPmpConfig::default();
+        assert_eq!(c.server_port, 5351);
+        assert_eq!(c.retransmit, RetransmitPlan::natpmp());
+        assert_eq!(c.probe.max_sends, Some(1));
+    }
+
+    #[test]
+    fn ipv6_internal_address_is_refused() {
+        let m = NatPmpMapper::new(Ipv4Addr::LOCALHOST, NatPmpConfig::default());
+        assert!(matches!(
+            m.local_for("2001:db8::1".parse().unwrap()),
+            Err(Error::AddressFamily { .. })
+        ));
+        assert_eq!(
+            m.local_for("192.168.1.5".parse().unwrap()).unwrap(),
+            Some("192.168.1.5".parse().unwrap())
+        );
+        assert_eq!(m.local_for("0.0.0.0".parse().unwrap()).unwrap(), None);
+    }
+}

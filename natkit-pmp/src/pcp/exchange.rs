@@ -1,0 +1,252 @@
+//! Which datagrams answer a PCP request, including a NAT-PMP server's
+//! "unsupported version" answer that triggers the fallback to NAT-PMP.
+
+use std::net::SocketAddr;
+
+use crate::pcp::PcpResultCode;
+use crate::pcp::wire::{
+    MapRequest, PCP_VERSION, PcpRequest, PcpRequestBody, PcpResponse, protocol_number,
+};
+use crate::transaction::{DropReason, Exchange, Verdict};
+
+/// A PCP server's (or a NAT-PMP server's) answer to a PCP request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PcpAnswer {
+    /// ANNOUNCE answered with SUCCESS.
+    Announced {
+        /// The server's epoch time.
+        epoch: u32,
+    },
+    /// MAP answered with SUCCESS.
+    Mapped {
+        /// The lifetime granted, in seconds (0 after a delete).
+        lifetime: u32,
+        /// The server's epoch time.
+        epoch: u32,
+        /// The assigned external address and port.
+        external: SocketAddr,
+    },
+    /// A non-success result code.
+    Failure {
+        /// The result code.
+        code: PcpResultCode,
+        /// How long the error is expected to last, in seconds.
+        lifetime: u32,
+        /// The server's epoch time.
+        epoch: u32,
+        /// The version in the answer: for UNSUPP_VERSION, one the server
+        /// speaks.
+        version: u8,
+    },
+    /// The server speaks only NAT-PMP: it answered version 0 with result
+    /// code 1, UNSUPP_VERSION (RFC 6887 §9, RFC 6886 §3.5).
+    NatPmpOnly {
+        /// The NAT-PMP epoch in the answer, if it had one.
+        epoch: Option<u32>,
+    },
+}
+
+/// Matches answers to one PCP request: the opcode, and for MAP the nonce
+/// (a different nonce is dropped as [`DropReason::WrongNonce`]), the
+/// protocol and the internal port (RFC 6887 §8.3, §11.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PcpExchange {
+    request: PcpRequest,
+}
+
+impl PcpExchange {
+    /// The matcher for `request`.
+    pub fn new(request: PcpRequest) -> Self {
+        PcpExchange { request }
+    }
+}
+
+/// Whether `d` is a NAT-PMP server's "unsupported version" answer: version
+/// 0, the response bit, result code 1 (16 bits in NAT-PMP; PCP's 8-bit
+/// result field sits in the low byte, so a PCP-format UNSUPP_VERSION with
+/// version 0 looks the same).
+pub fn is_natpmp_unsupported_version(d: &[u8]) -> bool {
+    matches!(d, [0, op, 0, 1, ..] if op & 0x80 != 0)
+}
+
+impl Exchange for PcpExchange {
+    type Answer = PcpAnswer;
+
+    fn judge(&self, d: &[u8]) -> Verdict<PcpAnswer> {
+        if is_natpmp_unsupported_version(d) {
+            let epoch = d
+                .get(4..8)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            return Verdict::Accept(PcpAnswer::NatPmpOnly { epoch });
+        }
+        let Ok(r) = PcpResponse::new_checked(d) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        if r.opcode_raw() != self.request.opcode().as_u8() {
+            return Verdict::Drop(DropReason::Unmatched);
+        }
+        let code = r.result_code();
+        let failure = PcpAnswer::Failure {
+            code,
+            lifetime: r.lifetime(),
+            epoch: r.epoch(),
+            version: r.version(),
+        };
+        if r.version() != PCP_VERSION {
+            // Another version's layout is unknown; only its UNSUPP_VERSION
+            // answer (naming a version it speaks) means anything to us.
+            return if code == PcpResultCode::UnsuppVersion {
+                Verdict::Accept(failure)
+            } else {
+                Verdict::Drop(DropReason::Malformed)
+            };
+        }
+        match self.request.body {
+            PcpRequestBody::Announce => Verdict::Accept(if code == PcpResultCode::Success {
+                PcpAnswer::Announced { epoch: r.epoch() }
+            } else {
+                failure
+            }),
+            PcpRequestBody::Map(m) => judge_map(&m, &r, failure),
+        }
+    }
+}
+
+fn judge_map(m: &MapRequest, r: &PcpResponse<'_>, failure: PcpAnswer) -> Verdict<PcpAnswer> {
+    let code = r.result_code();
+    let Some(data) = r.map() else {
+        // A header-only error: the server did not get as far as the MAP
+        // data. Only codes about the message as a whole can mean that.
+        return match code {
+            PcpResultCode::UnsuppVersion
+            | PcpResultCode::UnsuppOpcode
+            | PcpResultCode::MalformedRequest => Verdict::Accept(failure),
+            _ => Verdict::Drop(DropReason::Malformed),
+        };
+    };
+    if data.nonce != m.nonce {
+        return Verdict::Drop(DropReason::WrongNonce);
+    }
+    if data.protocol != protocol_number(m.protocol) || data.internal_port != m.internal_port {
+        return Verdict::Drop(DropReason::Unmatched);
+    }
+    if code != PcpResultCode::Success {
+        return Verdict::Accept(failure);
+    }
+    Verdict::Accept(PcpAnswer::Mapped {
+        lifetime: r.lifetime(),
+        epoch: r.epoch(),
+        external: data.external,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pcp::wire::{Nonce, ip_to_wire};
+    use natkit_core::Protocol;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const NONCE: Nonce = Nonce([7; 12]);
+
+    fn map_exchange() -> PcpExchange {
+        PcpExchange::new(PcpRequest::map(
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            3600,
+            MapRequest {
+                nonce: NONCE,
+                protocol: Protocol::Tcp,
+                internal_port: 8080,
+                suggested_external: "0.0.0.0:8080".parse().unwrap(),
+            },
+        ))
+    }
+
+    fn answer(version: u8, result: u8, nonce: Nonce, proto: u8, port: u16) -> Vec<u8> {
+        let mut b = vec![version, 0x81, 0, result];
+        b.extend(600u32.to_be_bytes());
+        b.extend(77u32.to_be_bytes());
+        b.extend([0u8; 12]);
+        b.extend(nonce.0);
+        b.extend([proto, 0, 0, 0]);
+        b.extend(port.to_be_bytes());
+        b.extend(18080u16.to_be_bytes());
+        b.extend(ip_to_wire(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2))));
+        b
+    }
+
+    #[test]
+    fn accepts_only_our_nonce_protocol_and_port() {
+        let x = map_exchange();
+        assert_eq!(
+            x.judge(&answer(2, 0, NONCE, 6, 8080)),
+            Verdict::Accept(PcpAnswer::Mapped {
+                lifetime: 600,
+                epoch: 77,
+                external: "198.51.100.2:18080".parse().unwrap()
+            })
+        );
+        assert_eq!(
+            x.judge(&answer(2, 0, Nonce([8; 12]), 6, 8080)),
+            Verdict::Drop(DropReason::WrongNonce)
+        );
+        // An error answer with another nonce is not ours either.
+        assert_eq!(
+            x.judge(&answer(2, 2, Nonce([8; 12]), 6, 8080)),
+            Verdict::Drop(DropReason::WrongNonce)
+        );
+        assert_eq!(
+            x.judge(&answer(2, 0, NONCE, 17, 8080)),
+            Verdict::Drop(DropReason::Unmatched)
+        );
+        assert_eq!(
+            x.judge(&answer(2, 0, NONCE, 6, 8081)),
+            Verdict::Drop(DropReason::Unmatched)
+        );
+        assert_eq!(x.judge(&[2, 0x81]), Verdict::Drop(DropReason::Malformed));
+    }
+
+    #[test]
+    fn typed_failures() {
+        let x = map_exchange();
+        assert_eq!(
+            x.judge(&answer(2, 8, NONCE, 6, 8080)),
+            Verdict::Accept(PcpAnswer::Failure {
+                code: PcpResultCode::NoResources,
+                lifetime: 600,
+                epoch: 77,
+                version: 2
+            })
+        );
+        // A server that speaks only PCP version 1 says so.
+        let mut v1 = vec![1, 0x81, 0, 1];
+        v1.extend([0u8; 20]);
+        assert!(matches!(
+            x.judge(&v1),
+            Verdict::Accept(PcpAnswer::Failure {
+                code: PcpResultCode::UnsuppVersion,
+                version: 1,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn natpmp_only_servers_are_recognised() {
+        let x = map_exchange();
+        // RFC 6886 §3.5 answer to a version-2 packet: 8 bytes.
+        assert_eq!(
+            x.judge(&[0, 129, 0, 1, 0, 0, 0x10, 0]),
+            Verdict::Accept(PcpAnswer::NatPmpOnly { epoch: Some(4096) })
+        );
+        // A PCP-format UNSUPP_VERSION naming version 0.
+        let mut pcp_form = vec![0, 0x81, 0, 1];
+        pcp_form.extend([0u8; 20]);
+        assert_eq!(
+            x.judge(&pcp_form),
+            Verdict::Accept(PcpAnswer::NatPmpOnly { epoch: Some(0) })
+        );
+        assert!(!is_natpmp_unsupported_version(&[0, 129, 0, 2]));
+        assert!(!is_natpmp_unsupported_version(&[0, 1, 0, 1]));
+    }
+}

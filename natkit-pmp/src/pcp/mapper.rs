@@ -1,0 +1,583 @@
+//! [`PcpMapper`]: PCP through the tokio driver, as a
+//! [`natkit_core::PortMapper`], falling back to NAT-PMP when the router only
+//! speaks that.
+//!
+//! miniupnpd notes (from reading its `pcpserver.c`; to be confirmed in the
+//! NAT lab):
+//! - PCP and NAT-PMP share UDP 5351; a datagram whose first byte is 0 goes
+//!   to the NAT-PMP code, anything else to PCP. With PCP compiled in it
+//!   speaks versions 1 (the last draft) and 2; a NAT-PMP-only build answers
+//!   a version-2 packet the RFC 6886 way (version 0, result 1), which
+//!   [`PcpMapper`] turns into the NAT-PMP fallback.
+//! - The epoch it reports is seconds since the daemon started, shared with
+//!   NAT-PMP; restarting the daemon resets it.
+//! - It checks that the client address in the header is the packet's source
+//!   (ADDRESS_MISMATCH otherwise), so the client address must be the bound
+//!   local address, never `0.0.0.0`.
+//! - If the suggested external port is taken it assigns another one unless
+//!   the PREFER_FAILURE option is present; natkit never sends that option,
+//!   so read the assigned port.
+//! - Renewals and deletes must carry the nonce of the MAP that created the
+//!   mapping; another nonce is answered NOT_AUTHORIZED.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use natkit_core::{GatewayEpoch, Mapping, MappingRequest, Mechanism, PortMapper, Protocol};
+use rand::Rng;
+use tokio::net::UdpSocket;
+
+use crate::counters::Counters;
+use crate::driver;
+use crate::epoch::{EpochObservation, EpochTracker};
+use crate::error::{Error, Result};
+use crate::natpmp::{NATPMP_PORT, NatPmpConfig, NatPmpMapper};
+use crate::pcp::PcpResultCode;
+use crate::pcp::exchange::{PcpAnswer, PcpExchange};
+use crate::pcp::wire::{MapRequest, Nonce, PcpRequest};
+use crate::request::{internal_port, lifetime_secs};
+use crate::schedule::RetransmitPlan;
+use crate::transaction::Transaction;
+
+/// How a [`PcpMapper`] talks to the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PcpConfig {
+    /// The server's UDP port: 5351 on real gateways (shared with NAT-PMP,
+    /// so the fallback uses it too); tests point it at a fake server.
+    pub server_port: u16,
+    /// Retransmission for MAP and ANNOUNCE ([`RetransmitPlan::pcp`]: the
+    /// RFC 6887 §8.1.1 schedule, bounded to 120 s so a call ends).
+    pub retransmit: RetransmitPlan,
+    /// The plan of [`PcpMapper::probe`] ([`RetransmitPlan::probe`]).
+    pub probe: RetransmitPlan,
+    /// Whether to use NAT-PMP when the server answers that it speaks only
+    /// NAT-PMP (version 0, UNSUPP_VERSION). IPv4 servers only.
+    pub fallback_to_natpmp: bool,
+    /// The NAT-PMP settings for the fallback (its `server_port` is replaced
+    /// by this config's `server_port`).
+    pub natpmp: NatPmpConfig,
+    /// The local address to send from (the client and internal address);
+    /// `None` uses the one routing to the server. A request's own
+    /// non-unspecified internal address takes precedence.
+    pub local_address: Option<IpAddr>,
+    /// The lease of the short MAP that
+    /// [`external_address`](PortMapper::external_address) makes (and
+    /// deletes at once) to learn the external address; PCP has no opcode
+    /// that only asks for it.
+    pub address_probe_lifetime: Duration,
+}
+
+impl Default for PcpConfig {
+    fn default() -> Self {
+        PcpConfig {
+            server_port: NATPMP_PORT,
+            retransmit: RetransmitPlan::pcp(),
+            probe: RetransmitPlan::probe(),
+            fallback_to_natpmp: true,
+            natpmp: NatPmpConfig::default(),
+            local_address: None,
+            address_probe_lifetime: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What [`PcpMapper::probe`] and [`PcpMapper::announce`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PcpAvailability {
+    /// A PCP (version 2) server answered.
+    Pcp {
+        /// Its epoch.
+        epoch: GatewayEpoch,
+        /// Whether the epoch shows it lost its state since the previous
+        /// answer to this mapper.
+        epoch_reset: bool,
+    },
+    /// The server speaks only NAT-PMP; with
+    /// [`PcpConfig::fallback_to_natpmp`] the mapper now uses NAT-PMP.
+    NatPmpOnly {
+        /// The NAT-PMP epoch in its answer.
+        epoch: Option<GatewayEpoch>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    epoch: EpochTracker,
+    counters: Counters,
+    /// The nonce of every live mapping, by protocol and internal address.
+    nonces: HashMap<(Protocol, SocketAddr), Nonce>,
+    natpmp_only: bool,
+}
+
+/// A PCP client for one server.
+pub struct PcpMapper {
+    server: SocketAddr,
+    config: PcpConfig,
+    rng: Mutex<Box<dyn Rng + Send>>,
+    state: Mutex<State>,
+    natpmp: Option<NatPmpMapper>,
+}
+
+impl fmt::Debug for PcpMapper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PcpMapper")
+            .field("server", &self.server)
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PcpMapper {
+    /// A mapper for the PCP server at `server` (the default gateway for
+    /// IPv4, from [`natkit_core::default_gateway`]), with nonces from a
+    /// generator seeded by the OS.
+    pub fn new(server: impl Into<IpAddr>, config: PcpConfig) -> Self {
+        let rng: rand::rngs::StdRng = rand::make_rng();
+        Self::with_rng(server, config, rng)
+    }
+
+    /// As [`new`](Self::new), with nonces and jitter drawn from `rng`.
+    pub fn with_rng(
+        server: impl Into<IpAddr>,
+        config: PcpConfig,
+        rng: impl Rng + Send + 'static,
+    ) -> Self {
+        let server = SocketAddr::new(server.into(), config.server_port);
+        let natpmp = match server.ip() {
+            IpAddr::V4(v4) if config.fallback_to_natpmp => Some(NatPmpMapper::new(
+                v4,
+                NatPmpConfig {
+                    server_port: config.server_port,
+                    local_address: config.local_address.and_then(|ip| match ip {
+                        IpAddr::V4(v4) => Some(v4),
+                        IpAddr::V6(_) => None,
+                    }),
+                    ..config.natpmp.clone()
+                },
+            )),
+            _ => None,
+        };
+        PcpMapper {
+            server,
+            config,
+            rng: Mutex::new(Box::new(rng)),
+            state: Mutex::new(State::default()),
+            natpmp,
+        }
+    }
+
+    /// The server's address and port.
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PcpConfig {
+        &self.config
+    }
+
+    /// Whether the server turned out to speak only NAT-PMP, so this mapper
+    /// now maps through NAT-PMP (its mappings say [`Mechanism::NatPmp`]).
+    pub fn uses_natpmp(&self) -> bool {
+        self.lock().natpmp_only
+    }
+
+    /// What this mapper (and its NAT-PMP fallback) saw on the wire.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.lock().counters;
+        if let Some(n) = &self.natpmp {
+            c += n.counters();
+        }
+        c
+    }
+
+    /// The last PCP epoch the server reported.
+    pub fn last_epoch(&self) -> Option<GatewayEpoch> {
+        self.lock().epoch.last()
+    }
+
+    /// Sends ANNOUNCE with the full retransmission plan.
+    pub async fn announce(&self) -> Result<PcpAvailability> {
+        self.announce_with(self.config.retransmit).await
+    }
+
+    /// The fast availability check: one ANNOUNCE, a short wait.
+    /// `Err(Error::Timeout)` means nothing answers PCP or NAT-PMP there.
+    pub async fn probe(&self) -> Result<PcpAvailability> {
+        self.announce_with(self.config.probe).await
+    }
+
+    /// Whether this mapper can map through the server: it answers PCP, or
+    /// only NAT-PMP and the fallback is on.
+    pub async fn is_available(&self) -> bool {
+        match self.probe().await {
+            Ok(PcpAvailability::Pcp { .. }) => true,
+            Ok(PcpAvailability::NatPmpOnly { .. }) => self.natpmp.is_some(),
+            Err(_) => false,
+        }
+    }
+
+    /// The external address: through NAT-PMP after a fallback, otherwise
+    /// from a short-lived UDP MAP for this query's own socket port, deleted
+    /// again at once.
+    pub async fn public_address(&self) -> Result<IpAddr> {
+        if let Some(n) = self.natpmp_if_fallen_back() {
+            return Ok(IpAddr::V4(n.public_address().await?.address));
+        }
+        let socket = driver::bind_towards(self.server, self.config.local_address).await?;
+        let local = local_addr(&socket)?;
+        let lifetime = lifetime_secs(self.config.address_probe_lifetime)?;
+        let nonce = Nonce::random(&mut **self.rng());
+        let map = MapRequest {
+            nonce,
+            protocol: Protocol::Udp,
+            internal_port: local.port(),
+            suggested_external: SocketAddr::new(unspecified_like(local.ip()), 0),
+        };
+        let request = PcpRequest::map(local.ip(), lifetime, map);
+        let (answer, at, _) = self
+            .exchange(&socket, request, self.config.retransmit)
+            .await?;
+        let external = match answer {
+            PcpAnswer::Mapped { external, .. } => external,
+            PcpAnswer::NatPmpOnly { .. } => {
+                let n = self.fall_back()?;
+                return Ok(IpAddr::V4(n.public_address().await?.address));
+            }
+            other => return Err(failure(other)),
+        };
+        // Delete the probe mapping; it expires on its own if this fails.
+        let delete = PcpRequest::map(local.ip(), 0, map);
+        if let Err(e) = self
+            .exchange(&socket, delete, self.config.retransmit)
+            .await
+            .and_then(|(a, _, _)| match a {
+                PcpAnswer::Mapped { .. } => Ok(()),
+                other => Err(failure(other)),
+            })
+        {
+            tracing::debug!(error = %e, server = %self.server, ?at, "deleting the address probe mapping failed");
+        }
+        Ok(external.ip())
+    }
+
+    /// Asks for a mapping, suggesting `suggested` as the external address
+    /// and port (an unspecified address or port 0: no preference).
+    pub async fn request_mapping(
+        &self,
+        request: &MappingRequest,
+        suggested: SocketAddr,
+    ) -> Result<Mapping> {
+        if let Some(n) = self.natpmp_if_fallen_back() {
+            return n.request_mapping(request, suggested.port()).await;
+        }
+        let lifetime = lifetime_secs(request.lifetime)?;
+        let port = internal_port(request)?;
+        let local = self.local_for(request.internal.ip())?;
+        let socket = driver::bind_towards(self.server, local).await?;
+        let local_ip = local_addr(&socket)?.ip();
+        let internal = SocketAddr::new(local_ip, port);
+        let key = (request.protocol, internal);
+        let nonce = self.nonce_for(key);
+        let suggested = if suggested.ip().is_unspecified() {
+            SocketAddr::new(unspecified_like(local_ip), suggested.port())
+        } else {
+            suggested
+        };
+        let map = MapRequest {
+            nonce,
+            protocol: request.protocol,
+            internal_port: port,
+            suggested_external: suggested,
+        };
+        let pcp = PcpRequest::map(local_ip, lifetime, map);
+        let (answer, at, observation) = self.exchange(&socket, pcp, self.config.retransmit).await?;
+        match answer {
+            PcpAnswer::Mapped { lifetime: 0, .. } => Err(Error::ZeroLifetimeGranted),
+            PcpAnswer::Mapped {
+                lifetime, external, ..
+            } => {
+                self.lock().nonces.insert(key, nonce);
+                Ok(Mapping {
+                    external,
+                    internal,
+                    protocol: request.protocol,
+                    lifetime: Duration::from_secs(u64::from(lifetime)),
+                    obtained: at,
+                    mechanism: Mechanism::Pcp,
+                    epoch: observation.map(|o| o.current()),
+                })
+            }
+            PcpAnswer::NatPmpOnly { .. } => {
+                let n = self.fall_back()?;
+                n.request_mapping(request, suggested.port()).await
+            }
+            other => Err(failure(other)),
+        }
+    }
+
+    /// Deletes `mapping` (MAP with lifetime 0 and the creating nonce).
+    pub async fn delete_mapping(&self, mapping: &Mapping) -> Result<()> {
+        match (mapping.mechanism, &self.natpmp) {
+            (Mechanism::Pcp, _) => {}
+            (Mechanism::NatPmp, Some(n)) => return n.delete_mapping(mapping).await,
+            (made_by, _) => return Err(Error::ForeignMapping { made_by }),
+        }
+        let local = self.local_for(mapping.internal.ip())?;
+        let socket = driver::bind_towards(self.server, local).await?;
+        let local_ip = local_addr(&socket)?.ip();
+        let key = (
+            mapping.protocol,
+            SocketAddr::new(local_ip, mapping.internal.port()),
+        );
+        let nonce = self.nonce_for(key);
+        let map = MapRequest {
+            nonce,
+            protocol: mapping.protocol,
+            internal_port: mapping.internal.port(),
+            suggested_external: mapping.external,
+        };
+        let pcp = PcpRequest::map(local_ip, 0, map);
+        let (answer, _, _) = self.exchange(&socket, pcp, self.config.retransmit).await?;
+        match answer {
+            PcpAnswer::Mapped { .. } => {
+                self.lock().nonces.remove(&key);
+                Ok(())
+            }
+            other => Err(failure(other)),
+        }
+    }
+
+    async fn announce_with(&self, plan: RetransmitPlan) -> Result<PcpAvailability> {
+        let socket = driver::bind_towards(self.server, self.config.local_address).await?;
+        let local_ip = local_addr(&socket)?.ip();
+        let (answer, at, epoch) = self
+            .exchange(&socket, PcpRequest::announce(local_ip), plan)
+            .await?;
+        match answer {
+            PcpAnswer::NatPmpOnly { epoch } => {
+                if self.natpmp.is_some() {
+                    self.lock().natpmp_only = true;
+                    tracing::info!(server = %self.server, "PCP server speaks only NAT-PMP; falling back");
+                }
+                Ok(PcpAvailability::NatPmpOnly {
+                    epoch: epoch.map(|server_seconds| GatewayEpoch {
+                        server_seconds,
+                        observed_at: at,
+                    }),
+                })
+            }
+            PcpAnswer::Failure {
+                code: PcpResultCode::UnsuppVersion,
+                version,
+                ..
+            } if version != crate::pcp::PCP_VERSION => Err(Error::UnsupportedServerVersion {
+                server_version: version,
+            }),
+            // Any version-2 answer, even an error such as UNSUPP_OPCODE from
+            // a server without ANNOUNCE, shows a PCP server is there.
+            PcpAnswer::Announced { .. } | PcpAnswer::Failure { .. } | PcpAnswer::Mapped { .. } => {
+                let observation = epoch.ok_or(Error::NotAResponse)?;
+                Ok(PcpAvailability::Pcp {
+                    epoch: observation.current(),
+                    epoch_reset: observation.is_reset(),
+                })
+            }
+        }
+    }
+
+    /// One exchange: draws the jitter seed, runs the transaction, records
+    /// counters and the epoch of any version-2 answer.
+    async fn exchange(
+        &self,
+        socket: &UdpSocket,
+        request: PcpRequest,
+        plan: RetransmitPlan,
+    ) -> Result<(PcpAnswer, Instant, Option<EpochObservation>)> {
+        let seed = self.rng().next_u64();
+        let txn = Transaction::new(
+            PcpExchange::new(request),
+            request.to_vec(),
+            self.server,
+            plan,
+            Instant::now(),
+            seed,
+        )?;
+        let (outcome, counters) = driver::run(socket, txn).await;
+        self.lock().counters += counters;
+        let (answer, at) = driver::answered(outcome?, self.server)?;
+        let epoch = match answer {
+            PcpAnswer::Announced { epoch } | PcpAnswer::Mapped { epoch, .. } => Some(epoch),
+            PcpAnswer::Failure { epoch, version, .. } if version == crate::pcp::PCP_VERSION => {
+                Some(epoch)
+            }
+            _ => None,
+        };
+        let observation = epoch.map(|e| self.observe_epoch(e, at));
+        Ok((answer, at, observation))
+    }
+
+    fn observe_epoch(&self, server_seconds: u32, at: Instant) -> EpochObservation {
+        let mut state = self.lock();
+        let observation = state.epoch.observe(server_seconds, at);
+        if let EpochObservation::Reset { previous, current } = observation {
+            state.counters.epoch_resets += 1;
+            tracing::warn!(
+                server = %self.server,
+                previous = previous.server_seconds,
+                current = current.server_seconds,
+                "PCP server epoch reset: its mappings were lost"
+            );
+        }
+        observation
+    }
+
+    fn fall_back(&self) -> Result<&NatPmpMapper> {
+        match &self.natpmp {
+            Some(n) => {
+                self.lock().natpmp_only = true;
+                tracing::info!(server = %self.server, "PCP server speaks only NAT-PMP; falling back");
+                Ok(n)
+            }
+            None => Err(Error::UnsupportedServerVersion { server_version: 0 }),
+        }
+    }
+
+    fn natpmp_if_fallen_back(&self) -> Option<&NatPmpMapper> {
+        if self.lock().natpmp_only {
+            self.natpmp.as_ref()
+        } else {
+            None
+        }
+    }
+
+    fn nonce_for(&self, key: (Protocol, SocketAddr)) -> Nonce {
+        if let Some(n) = self.lock().nonces.get(&key) {
+            return *n;
+        }
+        Nonce::random(&mut **self.rng())
+    }
+
+    fn local_for(&self, requested: IpAddr) -> Result<Option<IpAddr>> {
+        if requested.is_unspecified() {
+            return Ok(self.config.local_address);
+        }
+        if requested.is_ipv4() != self.server.is_ipv4() {
+            return Err(Error::AddressFamily {
+                detail: "internal address and PCP server are of different families",
+            });
+        }
+        Ok(Some(requested))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn rng(&self) -> std::sync::MutexGuard<'_, Box<dyn Rng + Send>> {
+        self.rng.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn local_addr(socket: &UdpSocket) -> Result<SocketAddr> {
+    socket
+        .local_addr()
+        .map_err(|source| Error::Io { op: "bind", source })
+}
+
+/// "No preference" in the family of `ip`.
+fn unspecified_like(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+/// The error for an answer that is not the success expected.
+fn failure(answer: PcpAnswer) -> Error {
+    match answer {
+        PcpAnswer::Failure {
+            code: PcpResultCode::UnsuppVersion,
+            version,
+            ..
+        } if version != crate::pcp::PCP_VERSION => Error::UnsupportedServerVersion {
+            server_version: version,
+        },
+        PcpAnswer::Failure {
+            code,
+            lifetime,
+            epoch,
+            ..
+        } => Error::PcpResult {
+            code,
+            lifetime,
+            epoch,
+        },
+        PcpAnswer::NatPmpOnly { .. } => Error::UnsupportedServerVersion { server_version: 0 },
+        // The exchange matched the opcode, so the other success cannot come.
+        PcpAnswer::Announced { .. } => Error::UnknownOpcode { opcode: 0 },
+        PcpAnswer::Mapped { .. } => Error::UnknownOpcode { opcode: 1 },
+    }
+}
+
+impl PcpMapper {
+    fn core_error(&self, e: Error) -> natkit_core::Error {
+        let mechanism = if self.uses_natpmp() {
+            Mechanism::NatPmp
+        } else {
+            Mechanism::Pcp
+        };
+        e.into_core(mechanism)
+    }
+}
+
+#[async_trait]
+impl PortMapper for PcpMapper {
+    fn mechanism(&self) -> Mechanism {
+        Mechanism::Pcp
+    }
+
+    async fn external_address(&self) -> natkit_core::Result<IpAddr> {
+        self.public_address().await.map_err(|e| self.core_error(e))
+    }
+
+    async fn map(&self, request: &MappingRequest) -> natkit_core::Result<Mapping> {
+        let port = request
+            .external_port
+            .unwrap_or_else(|| request.internal.port());
+        let suggested = SocketAddr::new(unspecified_like(self.server.ip()), port);
+        self.request_mapping(request, suggested)
+            .await
+            .map_err(|e| self.core_error(e))
+    }
+
+    async fn renew(
+        &self,
+        request: &MappingRequest,
+        current: &Mapping,
+    ) -> natkit_core::Result<Mapping> {
+        if current.mechanism == Mechanism::NatPmp
+            && let Some(n) = &self.natpmp
+        {
+            return n
+                .request_mapping(request, current.external.port())
+                .await
+                .map_err(|e| e.into_core(Mechanism::NatPmp));
+        }
+        // RFC 6887 §11.2.1: suggest the address and port we hold.
+        self.request_mapping(request, current.external)
+            .await
+            .map_err(|e| self.core_error(e))
+    }
+
+    async fn unmap(&self, mapping: &Mapping) -> natkit_core::Result<()> {
+        self.delete_mapping(mapping)
+            .await
+            .map_err(|e| self.core_error(e))
+    }
+}
