@@ -8,6 +8,7 @@
 #   natlab.sh link --id ID rtr-lan|rtr-wan up|down
 #   natlab.sh restart-miniupnpd --id ID    # "router reboot": new epoch, no mappings
 #   natlab.sh list                         # ids of the labs that exist
+#   natlab.sh gc                           # down labs of dead natkit-lab processes
 #
 # Must run as root. See lab/README.md for the topology picture and the quirks.
 #
@@ -64,7 +65,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -714,6 +715,29 @@ cmd_restart_miniupnpd() {
     sed -n 's/^MINIUPNPD_PID=//p' "$DIR/env"
 }
 
+# gc: tear down labs left by test processes that died without dropping them (killed
+# by a timeout, SIGKILL). Only ids of the form PIDxN (what natkit-lab generates) whose
+# PID no longer exists are touched; labs with other ids are never collected.
+cmd_gc() {
+    local ids=() n d id
+    for n in /run/netns/nk-*; do
+        [[ -e "$n" ]] || continue
+        n=${n#/run/netns/nk-}
+        ids+=("${n%-*}")
+    done
+    if [[ -d "$RUN_BASE" ]]; then
+        for d in "$RUN_BASE"/*/; do
+            [[ -d "$d" ]] && ids+=("$(basename "$d")")
+        done
+    fi
+    for id in $(printf '%s\n' "${ids[@]+"${ids[@]}"}" | sort -u); do
+        [[ "$id" =~ ^([0-9]+)x[0-9]+$ ]] || continue
+        [[ -e "/proc/${BASH_REMATCH[1]}" ]] && continue
+        echo "natlab: collecting lab $id (process ${BASH_REMATCH[1]} is gone)" >&2
+        (cmd_down --id "$id")
+    done
+}
+
 cmd_list() {
     [[ -d "$RUN_BASE" ]] || return 0
     local d
@@ -734,6 +758,7 @@ env) cmd_env "$@" ;;
 link) cmd_link "$@" ;;
 restart-miniupnpd) cmd_restart_miniupnpd "$@" ;;
 list) cmd_list ;;
+gc) cmd_gc ;;
 -h | --help | help) usage ;;
-*) die "unknown command '$cmd' (up|down|env|link|restart-miniupnpd|list)" ;;
+*) die "unknown command '$cmd' (up|down|env|link|restart-miniupnpd|list|gc)" ;;
 esac

@@ -6,6 +6,7 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(60);
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
+static GC: Once = Once::new();
 
 /// A NAT lab that is up: network namespaces `nk-ID-lan`, `nk-ID-rtr`, `nk-ID-wan`
 /// (and `nk-ID-lan2`, `nk-ID-isp`), the NAT, the daemons.
@@ -35,7 +37,8 @@ static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
 /// Ids are `<pid>x<n>`: the test process's pid and a per-process counter, so labs of
 /// parallel tests and of concurrent test processes never collide. A leftover lab with
 /// the same id can only come from a dead process that had our pid; it is torn down
-/// before the new one is built.
+/// before the new one is built. The first lab of a process also runs `natlab.sh gc`,
+/// which tears down the labs of test processes that died without dropping theirs.
 #[derive(Debug)]
 pub struct Lab {
     id: String,
@@ -54,6 +57,12 @@ impl Lab {
     pub(crate) fn up(spec: LabBuilder) -> Result<Self, LabError> {
         preflight()?;
         spec.validate()?;
+        // Once per process: labs whose test process died without dropping them.
+        GC.call_once(|| {
+            if let Err(e) = run_script(&["gc"]) {
+                eprintln!("natkit-lab: collecting orphaned labs: {e}");
+            }
+        });
         let id = format!(
             "{}x{}",
             std::process::id(),

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{LabError, NEED_ROOT_HINT};
 
-/// The programs a lab needs (the Debian packages nftables, iproute2, util-linux,
-/// miniupnpd-nftables, miniupnpc, natpmpc, stun-client, stun-server, netcat-openbsd).
+/// The programs a lab and its tests need (Debian packages nftables, iproute2,
+/// util-linux, nmap (for `nping`), miniupnpd-nftables, miniupnpc, natpmpc,
+/// stun-client, stun-server, netcat-openbsd).
 pub const REQUIRED_TOOLS: [&str; 12] = [
     "bash",
     "ip",
