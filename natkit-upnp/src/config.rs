@@ -1,0 +1,221 @@
+//! Discovery and HTTP configuration, and the rule for which LOCATION
+//! addresses natkit will fetch from.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use natkit_core::Gateway;
+
+use crate::ssdp::SSDP_PORT;
+
+/// Limits on the HTTP exchanges with an IGD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// The largest device description accepted (default 64 KiB;
+    /// miniupnpd's is about 4 KiB).
+    pub max_description: usize,
+    /// Time limit for fetching the description (default 2 s).
+    pub description_timeout: Duration,
+    /// Time limit for one SOAP action (default 3 s). SOAP answers are
+    /// limited to [`MAX_SOAP_RESPONSE`](crate::MAX_SOAP_RESPONSE) bytes.
+    pub soap_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_description: 64 * 1024,
+            description_timeout: Duration::from_secs(2),
+            soap_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Which hosts a LOCATION (and so every later HTTP request) may point at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LocationPolicy {
+    /// Only the default gateway itself (the default): the IGD that matters
+    /// is the router the traffic leaves by.
+    #[default]
+    GatewayOnly,
+    /// Any host on the gateway's subnet.
+    Lan,
+    /// Any host at all. Only for tests and unusual set-ups.
+    Any,
+}
+
+/// How to search for the IGD.
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    /// The gateway to search at and the host's address towards it; `None`
+    /// looks it up ([`natkit_core::default_gateway`]).
+    pub gateway: Option<Gateway>,
+    /// The port unicast searches go to (default 1900; tests point it at a
+    /// fake IGD).
+    pub ssdp_port: u16,
+    /// Whether to search by multicast to 239.255.255.250:1900 too (default
+    /// true). Unicast to the gateway is always sent.
+    pub multicast: bool,
+    /// How long to wait for answers when none is good (default 1 s).
+    /// Discovery returns as soon as a connected IGD is found; descriptions
+    /// already being fetched at the deadline may take up to
+    /// [`HttpConfig`]'s limits longer.
+    pub timeout: Duration,
+    /// Interval between repeated searches within `timeout` (UDP may be
+    /// lost; default 300 ms).
+    pub resend_interval: Duration,
+    /// Which LOCATION hosts are accepted (default [`LocationPolicy::GatewayOnly`]).
+    pub location_policy: LocationPolicy,
+    /// Accept LOCATIONs at a loopback address (default false; a LAN device
+    /// must not make natkit fetch from this host itself). Tests with a fake
+    /// IGD on 127.0.0.1 set it.
+    pub allow_loopback: bool,
+    /// HTTP limits.
+    pub http: HttpConfig,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            gateway: None,
+            ssdp_port: SSDP_PORT,
+            multicast: true,
+            timeout: Duration::from_secs(1),
+            resend_interval: Duration::from_millis(300),
+            location_policy: LocationPolicy::default(),
+            allow_loopback: false,
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+/// Why a LOCATION was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocationRefusal {
+    /// A loopback address, and [`DiscoveryConfig::allow_loopback`] is off.
+    Loopback,
+    /// Unspecified, multicast or broadcast: not a host.
+    NotAHost,
+    /// Outside the gateway's subnet.
+    OutsideSubnet,
+    /// On the LAN but not the default gateway.
+    NotGateway,
+}
+
+impl fmt::Display for LocationRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LocationRefusal::Loopback => "it is a loopback address",
+            LocationRefusal::NotAHost => "it is not a host address",
+            LocationRefusal::OutsideSubnet => "it is outside the gateway's subnet",
+            LocationRefusal::NotGateway => "it is not the default gateway",
+        })
+    }
+}
+
+/// Checks a LOCATION host against the policy, sans-IO.
+pub fn check_location(
+    ip: Ipv4Addr,
+    gateway: &Gateway,
+    policy: LocationPolicy,
+    allow_loopback: bool,
+) -> Result<(), LocationRefusal> {
+    if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+        return Err(LocationRefusal::NotAHost);
+    }
+    if ip.is_loopback() && !allow_loopback {
+        return Err(LocationRefusal::Loopback);
+    }
+    match policy {
+        LocationPolicy::Any => Ok(()),
+        _ if !gateway.is_on_lan(ip.into()) && ip != gateway.address => {
+            Err(LocationRefusal::OutsideSubnet)
+        }
+        LocationPolicy::Lan => Ok(()),
+        LocationPolicy::GatewayOnly if ip != gateway.address => Err(LocationRefusal::NotGateway),
+        LocationPolicy::GatewayOnly => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gw(addr: [u8; 4], local: [u8; 4], prefix: u8) -> Gateway {
+        Gateway {
+            interface: "eth0".into(),
+            address: addr.into(),
+            local_address: local.into(),
+            prefix_len: prefix,
+            address_v6: None,
+            local_v6: vec![],
+        }
+    }
+
+    #[test]
+    fn gateway_only_by_default() {
+        let g = gw([192, 168, 77, 1], [192, 168, 77, 2], 24);
+        let p = LocationPolicy::default();
+        assert_eq!(
+            check_location([192, 168, 77, 1].into(), &g, p, false),
+            Ok(())
+        );
+        assert_eq!(
+            check_location([192, 168, 77, 3].into(), &g, p, false),
+            Err(LocationRefusal::NotGateway)
+        );
+        assert_eq!(
+            check_location([10, 0, 0, 1].into(), &g, p, false),
+            Err(LocationRefusal::OutsideSubnet)
+        );
+        assert_eq!(
+            check_location([127, 0, 0, 1].into(), &g, p, false),
+            Err(LocationRefusal::Loopback)
+        );
+        assert_eq!(
+            check_location([255, 255, 255, 255].into(), &g, LocationPolicy::Any, true),
+            Err(LocationRefusal::NotAHost)
+        );
+    }
+
+    #[test]
+    fn lan_and_any() {
+        let g = gw([192, 168, 77, 1], [192, 168, 77, 2], 24);
+        assert_eq!(
+            check_location([192, 168, 77, 3].into(), &g, LocationPolicy::Lan, false),
+            Ok(())
+        );
+        assert_eq!(
+            check_location([10, 0, 0, 1].into(), &g, LocationPolicy::Lan, false),
+            Err(LocationRefusal::OutsideSubnet)
+        );
+        assert_eq!(
+            check_location([10, 0, 0, 1].into(), &g, LocationPolicy::Any, false),
+            Ok(())
+        );
+        // A point-to-point gateway outside the host's /32 is still the gateway.
+        let p2p = gw([100, 70, 0, 1], [100, 70, 1, 2], 32);
+        assert_eq!(
+            check_location(
+                [100, 70, 0, 1].into(),
+                &p2p,
+                LocationPolicy::GatewayOnly,
+                false
+            ),
+            Ok(())
+        );
+        // Loopback test set-up.
+        let lo = gw([127, 0, 0, 1], [127, 0, 0, 1], 8);
+        assert_eq!(
+            check_location(
+                [127, 0, 0, 1].into(),
+                &lo,
+                LocationPolicy::GatewayOnly,
+                true
+            ),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! A connected UPnP Internet Gateway Device: where it is, which WAN
+//! service it offers, and the plumbing for calling its actions.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::bridge::{BoundedHttp, IgdNextGateway, MAX_SOAP_RESPONSE, standard_schema};
+use crate::config::HttpConfig;
+use crate::description::{Description, WanServiceKind};
+use crate::error::{Error, Result};
+use crate::soap::{SoapArgs, SoapReply, parse_response, request_body, soap_action};
+use crate::status::{ConnectionStatus, StatusInfo};
+use crate::transport::{get, post_soap};
+use crate::url::HttpUrl;
+
+/// A UPnP IGD natkit can talk to: found by [`discover`](crate::discover)
+/// or opened from a known description URL with [`Igd::connect`].
+#[derive(Debug, Clone)]
+pub struct Igd {
+    location: HttpUrl,
+    control: HttpUrl,
+    service: WanServiceKind,
+    description: Description,
+    server: Option<String>,
+    local_ip: Ipv4Addr,
+    soap_timeout: Duration,
+    pub(crate) gateway: IgdNextGateway,
+}
+
+impl Igd {
+    /// Fetches and parses the description at `location` (within the
+    /// limits of `http`) and picks its WAN connection service. The control
+    /// URL must be on the same host as the description.
+    ///
+    /// This does not check the LOCATION policy: callers that got the URL
+    /// from an untrusted answer use [`discover`](crate::discover).
+    pub async fn connect(location: &str, http: &HttpConfig) -> Result<Igd> {
+        let url = HttpUrl::parse(location).map_err(|e| Error::bad_url(location, e))?;
+        Self::connect_url(url, None, http).await
+    }
+
+    pub(crate) async fn connect_url(
+        location: HttpUrl,
+        server: Option<String>,
+        http: &HttpConfig,
+    ) -> Result<Igd> {
+        let fetched = get(&location, http.max_description, http.description_timeout)
+            .await
+            .map_err(|e| Error::http(&location, e))?;
+        let description =
+            Description::parse(&fetched.body).map_err(|source| Error::Description {
+                location: location.to_string(),
+                source,
+            })?;
+        let (service, entry) = description
+            .wan_service()
+            .ok_or_else(|| Error::NoWanService {
+                location: location.to_string(),
+                device: description.display_name().unwrap_or("?").to_owned(),
+            })?;
+        let base = match &description.url_base {
+            Some(b) => HttpUrl::parse(b).map_err(|e| Error::bad_url(b, e))?,
+            None => location.clone(),
+        };
+        let control = base
+            .join(&entry.control_url)
+            .map_err(|e| Error::bad_url(&entry.control_url, e))?;
+        if control.ip() != location.ip() {
+            return Err(Error::ControlUrlElsewhere {
+                location: location.to_string(),
+                control: control.to_string(),
+            });
+        }
+        let local_ip = match fetched.local {
+            SocketAddr::V4(a) => *a.ip(),
+            SocketAddr::V6(a) => a.ip().to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+        };
+        let gateway = IgdNextGateway {
+            addr: SocketAddr::V4(control.addr),
+            root_url: location.path.clone(),
+            control_url: control.path.clone(),
+            control_schema_url: String::new(),
+            control_schema: standard_schema(),
+            service_type: service.service_type().to_owned(),
+            provider: BoundedHttp,
+        };
+        Ok(Igd {
+            location,
+            control,
+            service,
+            description,
+            server,
+            local_ip,
+            soap_timeout: http.soap_timeout,
+            gateway,
+        })
+    }
+
+    /// The description URL.
+    pub fn location(&self) -> &HttpUrl {
+        &self.location
+    }
+
+    /// The WAN connection service's control URL.
+    pub fn control_url(&self) -> &HttpUrl {
+        &self.control
+    }
+
+    /// The WAN connection service in use.
+    pub fn service(&self) -> WanServiceKind {
+        self.service
+    }
+
+    /// The device description (names, services).
+    pub fn description(&self) -> &Description {
+        &self.description
+    }
+
+    /// The SSDP `SERVER` header, e.g. `Debian/12 UPnP/1.1 MiniUPnPd/2.3.3`,
+    /// when found by discovery.
+    pub fn server(&self) -> Option<&str> {
+        self.server.as_deref()
+    }
+
+    /// This host's address as the IGD sees it (the local end of the
+    /// description fetch): the internal client for mappings and the
+    /// address in natkit's description tag.
+    pub fn local_ip(&self) -> Ipv4Addr {
+        self.local_ip
+    }
+
+    /// The IGD's WAN connection state (`GetStatusInfo`).
+    pub async fn status(&self) -> Result<StatusInfo> {
+        const A: &str = "GetStatusInfo";
+        let args = self.call(A, &[]).await?;
+        let status = args
+            .get("NewConnectionStatus")
+            .map(ConnectionStatus::parse)
+            .ok_or(Error::BadArgument {
+                action: A,
+                argument: "NewConnectionStatus",
+                value: String::new(),
+            })?;
+        Ok(StatusInfo {
+            status,
+            last_error: args
+                .get("NewLastConnectionError")
+                .filter(|s| !s.is_empty())
+                .map(|s| s.chars().take(64).collect()),
+            uptime_secs: args.get("NewUptime").and_then(|s| s.parse().ok()),
+        })
+    }
+
+    /// The router's external address (`GetExternalIPAddress`).
+    pub async fn external_ip(&self) -> Result<IpAddr> {
+        let url = self.control.to_string();
+        self.bounded(self.gateway.get_external_ip())
+            .await?
+            .map_err(|e| crate::bridge::from_external_ip(&url, e))
+    }
+
+    /// Checks that the WAN side is connected. Where `GetStatusInfo` itself
+    /// fails, an external address that is not `0.0.0.0` counts as connected.
+    pub(crate) async fn require_connected(self) -> Result<Igd> {
+        let status = match self.status().await {
+            Ok(info) => info.status,
+            Err(Error::Upnp { .. } | Error::Soap { .. } | Error::BadArgument { .. }) => {
+                match self.external_ip().await {
+                    Ok(ip) if !ip.is_unspecified() => return Ok(self),
+                    _ => ConnectionStatus::Unrecognised("no status, no external address".into()),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        if status.is_connected() {
+            Ok(self)
+        } else {
+            Err(Error::NotConnected {
+                location: self.location.to_string(),
+                device: self.display_name().to_owned(),
+                status,
+            })
+        }
+    }
+
+    /// A human name for the device.
+    pub fn display_name(&self) -> &str {
+        self.description.display_name().unwrap_or("UPnP IGD")
+    }
+
+    /// Calls an action natkit builds itself (those igd-next lacks).
+    pub(crate) async fn call(
+        &self,
+        action: &'static str,
+        args: &[(&str, &str)],
+    ) -> Result<SoapArgs> {
+        let service_type = self.service.service_type();
+        let body = request_body(service_type, action, args);
+        let fetched = post_soap(
+            &self.control,
+            &soap_action(service_type, action),
+            &body,
+            MAX_SOAP_RESPONSE,
+            self.soap_timeout,
+        )
+        .await
+        .map_err(|e| Error::http(&self.control, e))?;
+        match parse_response(&fetched.body, action)
+            .map_err(|source| Error::Soap { action, source })?
+        {
+            SoapReply::Ok(args) => Ok(args),
+            SoapReply::Fault { code, description } => Err(Error::Upnp {
+                action,
+                code,
+                description,
+            }),
+        }
+    }
+
+    /// Runs an igd-next call under the SOAP timeout.
+    pub(crate) async fn bounded<T>(&self, fut: impl Future<Output = T>) -> Result<T> {
+        let ms = u64::try_from(self.soap_timeout.as_millis()).unwrap_or(u64::MAX);
+        tokio::time::timeout(self.soap_timeout, fut)
+            .await
+            .map_err(|_| Error::http(&self.control, crate::http::HttpError::Timeout { ms }))
+    }
+}
+
+impl fmt::Display for Igd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} at {} ({}, control {})",
+            self.display_name(),
+            self.location,
+            self.service,
+            self.control.path
+        )
+    }
+}

@@ -1,0 +1,349 @@
+//! Port mapping actions on an [`Igd`]: add (with lease fallback and
+//! read-back), add-any (IGD:2), look up, list, delete, and clean up.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use natkit_core::Protocol;
+
+use crate::bridge::{
+    from_add_port, from_generic_entry, from_igd_protocol, from_remove_port, to_igd_protocol,
+};
+use crate::code::UpnpErrorCode;
+use crate::entry::{PortMappingEntry, tag_description};
+use crate::error::{Error, Result};
+use crate::igd::Igd;
+use crate::lease::{LeaseOutcome, next_lease, outcome};
+use crate::soap::SoapArgs;
+
+/// The most entries [`Igd::list_entries`] reads before giving up.
+pub const MAX_LIST_ENTRIES: u32 = 1024;
+
+/// What to ask the IGD for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMappingRequest {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The external port wanted (for add-any: the suggestion).
+    pub external_port: u16,
+    /// Where inbound traffic should go. `0.0.0.0` means this host
+    /// ([`Igd::local_ip`]).
+    pub internal: SocketAddrV4,
+    /// The lease wanted, in seconds; 0 asks for a permanent mapping
+    /// (IGD:2 routers treat it as their maximum, 604800 s).
+    pub lease_secs: u32,
+    /// The caller's description; natkit stores it behind its tag.
+    pub description: String,
+}
+
+/// A mapping the IGD granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The external port granted.
+    pub external_port: u16,
+    /// Where inbound traffic goes.
+    pub internal: SocketAddrV4,
+    /// The lease in seconds as the router reports it after the grant, else
+    /// as accepted; 0 means permanent: the holder must delete it.
+    pub lease_secs: u32,
+    /// How the lease relates to what was asked.
+    pub lease: LeaseOutcome,
+    /// The description stored (with natkit's tag).
+    pub description: String,
+    /// The entry as read back with `GetSpecificPortMappingEntry`, when the
+    /// router answered that.
+    pub read_back: Option<PortMappingEntry>,
+}
+
+/// What [`Igd::cleanup`] did.
+#[derive(Debug, Default)]
+pub struct CleanupReport {
+    /// This host's stale natkit entries, now deleted.
+    pub removed: Vec<PortMappingEntry>,
+    /// This host's natkit entries that could not be deleted, and why.
+    pub failed: Vec<(PortMappingEntry, Error)>,
+    /// How many entries belong to others (other hosts, other programs,
+    /// other natkit hosts) and were left alone.
+    pub others: usize,
+}
+
+impl Igd {
+    /// `AddPortMapping` for exactly `request.external_port`.
+    ///
+    /// On 725 the lease becomes 0 (permanent); on 402 shorter leases are
+    /// tried (see [`crate::lease`]); on 724 the external port is set to the
+    /// internal one. On 718 the holder is looked up and returned in
+    /// [`Error::Conflict`]. The result is read back from the router.
+    pub async fn add_port_mapping(&self, request: &PortMappingRequest) -> Result<Grant> {
+        let internal = self.internal_for(request)?;
+        if request.external_port == 0 {
+            return Err(Error::InvalidRequest {
+                reason: "external port 0 (use add_any_port_mapping to let the router choose)",
+            });
+        }
+        let description = tag_description(self.local_ip(), &request.description);
+        let mut lease = request.lease_secs;
+        let mut external = request.external_port;
+        loop {
+            let result = self
+                .bounded(self.gateway.add_port(
+                    to_igd_protocol(request.protocol),
+                    external,
+                    internal.into(),
+                    lease,
+                    &description,
+                ))
+                .await?
+                .map_err(|e| from_add_port(&self.control_url().to_string(), e));
+            let Err(e) = result else { break };
+            if let Some(next) = e.upnp_code().and_then(|c| next_lease(lease, c)) {
+                lease = next;
+                continue;
+            }
+            match e.upnp_code() {
+                Some(UpnpErrorCode::SamePortValuesRequired) if external != internal.port() => {
+                    external = internal.port();
+                }
+                Some(UpnpErrorCode::ConflictInMappingEntry) => {
+                    return Err(self.conflict(request.protocol, external).await);
+                }
+                _ => return Err(e),
+            }
+        }
+        Ok(self
+            .granted(request, internal, external, lease, description)
+            .await)
+    }
+
+    /// `AddAnyPortMapping` (IGD:2 only): the router maps
+    /// `request.external_port` if free, else a port of its choice.
+    pub async fn add_any_port_mapping(&self, request: &PortMappingRequest) -> Result<Grant> {
+        const A: &str = "AddAnyPortMapping";
+        if !self.service().is_igd2() {
+            return Err(Error::NotSupported {
+                action: A,
+                service: self.service(),
+            });
+        }
+        let internal = self.internal_for(request)?;
+        let description = tag_description(self.local_ip(), &request.description);
+        let mut lease = request.lease_secs;
+        let reserved = loop {
+            let (ext, int_port, client, lease_s) = (
+                request.external_port.to_string(),
+                internal.port().to_string(),
+                internal.ip().to_string(),
+                lease.to_string(),
+            );
+            let args = [
+                ("NewRemoteHost", ""),
+                ("NewExternalPort", ext.as_str()),
+                ("NewProtocol", request.protocol.as_upnp_str()),
+                ("NewInternalPort", int_port.as_str()),
+                ("NewInternalClient", client.as_str()),
+                ("NewEnabled", "1"),
+                ("NewPortMappingDescription", description.as_str()),
+                ("NewLeaseDuration", lease_s.as_str()),
+            ];
+            match self.call(A, &args).await {
+                Ok(out) => break number::<u16>(&out, A, "NewReservedPort")?,
+                Err(e) => match e.upnp_code().and_then(|c| next_lease(lease, c)) {
+                    Some(next) => lease = next,
+                    None => return Err(e),
+                },
+            }
+        };
+        if reserved == 0 {
+            return Err(Error::BadArgument {
+                action: A,
+                argument: "NewReservedPort",
+                value: "0".into(),
+            });
+        }
+        Ok(self
+            .granted(request, internal, reserved, lease, description)
+            .await)
+    }
+
+    /// `GetSpecificPortMappingEntry`: who holds `external_port`/`protocol`.
+    pub async fn get_specific_entry(
+        &self,
+        protocol: Protocol,
+        external_port: u16,
+    ) -> Result<PortMappingEntry> {
+        const A: &str = "GetSpecificPortMappingEntry";
+        let port = external_port.to_string();
+        let out = self
+            .call(
+                A,
+                &[
+                    ("NewRemoteHost", ""),
+                    ("NewExternalPort", port.as_str()),
+                    ("NewProtocol", protocol.as_upnp_str()),
+                ],
+            )
+            .await?;
+        let internal_client = out
+            .get("NewInternalClient")
+            .filter(|c| !c.is_empty())
+            .ok_or(Error::BadArgument {
+                action: A,
+                argument: "NewInternalClient",
+                value: String::new(),
+            })?;
+        Ok(PortMappingEntry {
+            remote_host: String::new(),
+            external_port,
+            protocol,
+            internal_client: internal_client.chars().take(64).collect(),
+            internal_port: number(&out, A, "NewInternalPort")?,
+            enabled: !matches!(out.get("NewEnabled"), Some("0" | "false")),
+            description: out
+                .get("NewPortMappingDescription")
+                .unwrap_or("")
+                .chars()
+                .take(256)
+                .collect(),
+            lease_secs: number(&out, A, "NewLeaseDuration")?,
+        })
+    }
+
+    /// Every entry of the mapping table (`GetGenericPortMappingEntry` by
+    /// index until 713 SpecifiedArrayIndexInvalid; 714 is taken as the end
+    /// too, as some routers answer it). At most [`MAX_LIST_ENTRIES`].
+    pub async fn list_entries(&self) -> Result<Vec<PortMappingEntry>> {
+        let url = self.control_url().to_string();
+        let mut entries = Vec::new();
+        for index in 0..MAX_LIST_ENTRIES {
+            let result = self
+                .bounded(self.gateway.get_generic_port_mapping_entry(index))
+                .await?
+                .map_err(|e| from_generic_entry(&url, e));
+            match result {
+                Ok(e) => entries.push(PortMappingEntry {
+                    remote_host: e.remote_host.chars().take(64).collect(),
+                    external_port: e.external_port,
+                    protocol: from_igd_protocol(e.protocol),
+                    internal_client: e.internal_client.chars().take(64).collect(),
+                    internal_port: e.internal_port,
+                    enabled: e.enabled,
+                    description: e.port_mapping_description.chars().take(256).collect(),
+                    lease_secs: e.lease_duration,
+                }),
+                Err(e)
+                    if matches!(
+                        e.upnp_code(),
+                        Some(
+                            UpnpErrorCode::SpecifiedArrayIndexInvalid
+                                | UpnpErrorCode::NoSuchEntryInArray
+                        )
+                    ) =>
+                {
+                    return Ok(entries);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::TableTooLong {
+            limit: MAX_LIST_ENTRIES,
+        })
+    }
+
+    /// `DeletePortMapping`. A mapping that is already gone is reported as
+    /// [`Error::Upnp`] with 714 NoSuchEntryInArray.
+    pub async fn delete(&self, protocol: Protocol, external_port: u16) -> Result<()> {
+        let url = self.control_url().to_string();
+        self.bounded(
+            self.gateway
+                .remove_port(to_igd_protocol(protocol), external_port),
+        )
+        .await?
+        .map_err(|e| from_remove_port(&url, e))
+    }
+
+    /// Deletes this host's own stale natkit mappings: entries whose
+    /// description carries natkit's tag with `local_ip` *and* whose
+    /// internal client is `local_ip`. Everything else (other programs,
+    /// other hosts, other natkit hosts) is left alone.
+    pub async fn cleanup(&self, local_ip: Ipv4Addr) -> Result<CleanupReport> {
+        let mut report = CleanupReport::default();
+        for entry in self.list_entries().await? {
+            if !entry.is_natkit_entry_of(local_ip) {
+                report.others += 1;
+                continue;
+            }
+            match self.delete(entry.protocol, entry.external_port).await {
+                Ok(()) => report.removed.push(entry),
+                Err(e) => report.failed.push((entry, e)),
+            }
+        }
+        Ok(report)
+    }
+
+    fn internal_for(&self, request: &PortMappingRequest) -> Result<SocketAddrV4> {
+        if request.internal.port() == 0 {
+            return Err(Error::InvalidRequest {
+                reason: "internal port 0",
+            });
+        }
+        let ip = if request.internal.ip().is_unspecified() {
+            self.local_ip()
+        } else {
+            *request.internal.ip()
+        };
+        Ok(SocketAddrV4::new(ip, request.internal.port()))
+    }
+
+    /// The 718 error, naming the holder if the router tells.
+    async fn conflict(&self, protocol: Protocol, external_port: u16) -> Error {
+        let holder = match self.get_specific_entry(protocol, external_port).await {
+            Ok(e) => Some(e),
+            Err(_) => self.list_entries().await.ok().and_then(|all| {
+                all.into_iter()
+                    .find(|e| e.protocol == protocol && e.external_port == external_port)
+            }),
+        };
+        Error::Conflict {
+            protocol,
+            external_port,
+            holder: holder.map(Box::new),
+        }
+    }
+
+    async fn granted(
+        &self,
+        request: &PortMappingRequest,
+        internal: SocketAddrV4,
+        external_port: u16,
+        lease: u32,
+        description: String,
+    ) -> Grant {
+        let read_back = self
+            .get_specific_entry(request.protocol, external_port)
+            .await
+            .ok();
+        Grant {
+            protocol: request.protocol,
+            external_port,
+            internal,
+            lease_secs: read_back.as_ref().map_or(lease, |e| e.lease_secs),
+            lease: outcome(request.lease_secs, lease),
+            description,
+            read_back,
+        }
+    }
+}
+
+fn number<T: std::str::FromStr>(
+    out: &SoapArgs,
+    action: &'static str,
+    argument: &'static str,
+) -> Result<T> {
+    let raw = out.get(argument).unwrap_or("");
+    raw.trim().parse().map_err(|_| Error::BadArgument {
+        action,
+        argument,
+        value: raw.chars().take(64).collect(),
+    })
+}
