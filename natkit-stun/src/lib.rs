@@ -36,6 +36,7 @@ mod header;
 pub mod integrity;
 mod message;
 mod method;
+pub mod server;
 mod transaction_id;
 
 pub use builder::MessageBuilder;

@@ -1,0 +1,40 @@
+//! What the server saw.
+
+/// Counts of requests answered and dropped, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ServerCounters {
+    /// Datagrams received.
+    pub received: u64,
+    /// Success responses sent.
+    pub answered: u64,
+    /// Of those, answers from another socket (CHANGE-REQUEST) or to another port
+    /// (RESPONSE-PORT).
+    pub answered_changed: u64,
+    /// 420 (Unknown Attribute) error responses sent.
+    pub unknown_attribute_errors: u64,
+    /// Datagrams that are not a well-formed STUN message, or whose attributes do not
+    /// decode.
+    pub dropped_malformed: u64,
+    /// Well-formed messages that are not Binding requests (responses, indications,
+    /// other methods).
+    pub dropped_not_binding_request: u64,
+    /// Requests whose FINGERPRINT does not match.
+    pub dropped_bad_fingerprint: u64,
+    /// Requests dropped by the per-source rate limit.
+    pub dropped_rate_limited: u64,
+    /// Requests whose answer did not fit the caller's buffer, or that arrived on a
+    /// socket index the server does not have.
+    pub dropped_other: u64,
+}
+
+impl ServerCounters {
+    /// All dropped datagrams.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_malformed
+            + self.dropped_not_binding_request
+            + self.dropped_bad_fingerprint
+            + self.dropped_rate_limited
+            + self.dropped_other
+    }
+}

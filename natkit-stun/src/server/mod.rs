@@ -1,0 +1,17 @@
+//! The STUN server: a sans-IO [`ServerCore`] and a tokio [`Server`] on one socket
+//! (plain Binding, the SNATMAP role) or four (RFC 5780 / RFC 3489 NAT behaviour
+//! discovery: two IPs × two ports).
+
+mod config;
+mod core;
+mod counters;
+mod driver;
+mod rate_limit;
+mod sockets;
+
+pub use self::core::{Reply, ServerCore};
+pub use config::{RateLimit, ServerConfig};
+pub use counters::ServerCounters;
+pub use driver::{Server, StopHandle};
+pub use rate_limit::RateLimiter;
+pub use sockets::{OTHER, PRIMARY, SocketIndex, SocketMap};

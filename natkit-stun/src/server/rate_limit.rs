@@ -1,0 +1,141 @@
+//! A bounded table of token buckets, one per source IP.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::config::RateLimit;
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Per-source token buckets (see [`RateLimit`]). Time is an input.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    limit: RateLimit,
+    buckets: HashMap<IpAddr, Bucket>,
+    last_sweep: Option<Instant>,
+}
+
+impl RateLimiter {
+    /// An empty table.
+    pub fn new(limit: RateLimit) -> Self {
+        RateLimiter {
+            limit,
+            buckets: HashMap::new(),
+            last_sweep: None,
+        }
+    }
+
+    /// How many sources are tracked.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Whether no source is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
+    fn refill(&self, b: &mut Bucket, now: Instant) {
+        let dt = now.saturating_duration_since(b.last).as_secs_f64();
+        b.tokens = (b.tokens + dt * self.limit.per_second).min(f64::from(self.limit.burst));
+        b.last = now;
+    }
+
+    /// Takes a token for `ip`; `false` means drop the request.
+    pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if let Some(mut b) = self.buckets.get(&ip).copied() {
+            self.refill(&mut b, now);
+            let ok = b.tokens >= 1.0;
+            if ok {
+                b.tokens -= 1.0;
+            }
+            self.buckets.insert(ip, b);
+            return ok;
+        }
+        if self.buckets.len() >= self.limit.max_sources {
+            self.sweep(now);
+            if self.buckets.len() >= self.limit.max_sources {
+                return false;
+            }
+        }
+        let burst = f64::from(self.limit.burst);
+        self.buckets.insert(
+            ip,
+            Bucket {
+                tokens: burst - 1.0,
+                last: now,
+            },
+        );
+        true
+    }
+
+    /// Forgets sources whose bucket has refilled completely (they are as good as new),
+    /// at most once per sweep interval.
+    fn sweep(&mut self, now: Instant) {
+        if self
+            .last_sweep
+            .is_some_and(|t| now.saturating_duration_since(t) < self.limit.sweep_interval)
+        {
+            return;
+        }
+        self.last_sweep = Some(now);
+        let (rate, burst) = (self.limit.per_second, f64::from(self.limit.burst));
+        self.buckets.retain(|_, b| {
+            let dt = now.saturating_duration_since(b.last).as_secs_f64();
+            b.tokens + dt * rate < burst
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn limit() -> RateLimit {
+        RateLimit {
+            per_second: 10.0,
+            burst: 3,
+            max_sources: 2,
+            sweep_interval: Duration::from_secs(1),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn burst_then_refill() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(limit());
+        let a = ip("192.0.2.1");
+        assert!((0..3).all(|_| r.allow(a, t0)));
+        assert!(!r.allow(a, t0));
+        assert!(!r.allow(a, t0 + Duration::from_millis(50)));
+        assert!(r.allow(a, t0 + Duration::from_millis(160)));
+        assert!(!r.allow(a, t0 + Duration::from_millis(160)));
+    }
+
+    #[test]
+    fn table_is_bounded_and_new_sources_wait_for_idle_ones() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(limit());
+        assert!(r.allow(ip("192.0.2.1"), t0));
+        assert!(r.allow(ip("192.0.2.2"), t0));
+        assert!(
+            !r.allow(ip("192.0.2.3"), t0),
+            "table full of active sources"
+        );
+        assert_eq!(r.len(), 2);
+        // A second later both buckets are full again and are swept out.
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(r.allow(ip("192.0.2.3"), t1));
+        assert_eq!(r.len(), 1);
+    }
+}

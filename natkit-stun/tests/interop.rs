@@ -1,0 +1,266 @@
+//! Interop with STUN software no one here wrote, on loopback (all of 127/8 is loopback
+//! on Linux): coturn's `turnutils_stunclient` and stund's `stun` client against natkit's
+//! server (127.0.0.1 primary, 127.0.0.2 alternate), and natkit's client against the
+//! stund daemon (127.0.0.3 / 127.0.0.4).
+//!
+//! These tests fail, never skip, when the programs are missing (Debian packages coturn,
+//! stun-client, stun-server).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use natkit_stun::client::{BindingRequest, RetransmitPlan, binding};
+use natkit_stun::server::{
+    Server, ServerConfig, ServerCore, ServerCounters, SocketMap, StopHandle,
+};
+use tokio::net::UdpSocket;
+
+const TURNUTILS: &str = "/usr/bin/turnutils_stunclient";
+const STUND_CLIENT: &str = "/usr/bin/stun";
+const STUND: &str = "/usr/sbin/stund";
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().expect("addr")
+}
+
+/// Starts natkit's four-socket server on random ports.
+async fn start() -> (
+    Vec<SocketAddr>,
+    StopHandle,
+    tokio::task::JoinHandle<ServerCounters>,
+) {
+    let cfg = ServerConfig::with_alternate(sa("127.0.0.1:0"), sa("127.0.0.2:0"));
+    let server = Server::bind(cfg).await.expect("bind");
+    let addrs = server.local_addrs();
+    let stop = server.stop_handle();
+    let task = tokio::spawn(async move { server.run().await.expect("server run") });
+    (addrs, stop, task)
+}
+
+fn require(program: &str) {
+    assert!(
+        std::path::Path::new(program).exists(),
+        "{program} is not installed (Debian: coturn, stun-client, stun-server)"
+    );
+}
+
+/// Runs a client program to completion, failing the test if it is missing or hangs.
+async fn run(program: &str, args: &[String]) -> String {
+    require(program);
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(program)
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{program} hung"))
+    .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("$ {program} {}\n{text}", args.join(" "));
+    text
+}
+
+/// The addresses printed after `label` on each line that has it.
+fn addrs_after(text: &str, label: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|l| l.split_once(label))
+        .filter_map(|(_, rest)| rest.trim().trim_start_matches(':').trim().parse().ok())
+        .collect()
+}
+
+/// A recording driver over natkit's sans-IO core: four sockets on loopback, every
+/// request's source remembered, so a test knows the client's real ports.
+async fn recording_server() -> (Vec<SocketAddr>, tokio::task::JoinHandle<Vec<SocketAddr>>) {
+    let (sockets, primary, alternate) = loop {
+        let pp = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let pa = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let (p, a) = (
+            pp.local_addr().expect("addr").port(),
+            pa.local_addr().expect("addr").port(),
+        );
+        let (Ok(ap), Ok(aa)) = (
+            UdpSocket::bind(("127.0.0.2", p)).await,
+            UdpSocket::bind(("127.0.0.2", a)).await,
+        ) else {
+            continue;
+        };
+        let all = [pp, pa, ap, aa].map(Arc::new);
+        break (
+            all,
+            SocketAddr::from(([127, 0, 0, 1], p)),
+            SocketAddr::from(([127, 0, 0, 2], a)),
+        );
+    };
+    let cfg = ServerConfig::with_alternate(primary, alternate);
+    let mut core =
+        ServerCore::new(&cfg, SocketMap::four(primary, alternate, None, None)).expect("core");
+    let addrs: Vec<SocketAddr> = (0..4).filter_map(|i| core.sockets().local(i)).collect();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, SocketAddr, Vec<u8>)>(64);
+    for (i, s) in sockets.iter().enumerate() {
+        let (s, tx) = (s.clone(), tx.clone());
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, src)) = s.recv_from(&mut buf).await {
+                if tx.send((i, src, buf[..n].to_vec())).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let task = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut out = [0u8; 2048];
+        // Serve until quiet for two seconds.
+        while let Ok(Some((i, src, bytes))) =
+            tokio::time::timeout(Duration::from_secs(2), rx.recv()).await
+        {
+            seen.push(src);
+            if let Some((from, dst, n)) = core.handle(Instant::now(), i, src, &bytes, &mut out) {
+                sockets[from].send_to(&out[..n], dst).await.expect("send");
+            }
+        }
+        seen
+    });
+    (addrs, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turnutils_stunclient_gets_its_own_address_and_rfc5780_attributes() {
+    let (addrs, server) = recording_server().await;
+    let text = run(
+        TURNUTILS,
+        &["-p".into(), addrs[0].port().to_string(), "127.0.0.1".into()],
+    )
+    .await;
+    let seen: BTreeSet<SocketAddr> = server.await.expect("server").into_iter().collect();
+    let reflexive = addrs_after(&text, "UDP reflexive addr:");
+    assert!(reflexive.len() >= 2, "no reflexive addresses in:\n{text}");
+    for r in &reflexive {
+        assert!(
+            seen.contains(r),
+            "client was told {r}, but its requests came from {seen:?}"
+        );
+        assert_eq!(r.ip(), addrs[0].ip());
+    }
+    // Responses 1 (plain) and 2 (change IP and port) went to the same client socket.
+    assert_eq!(reflexive[0], reflexive[1]);
+    let others = addrs_after(&text, "Other addr: :");
+    assert!(
+        !others.is_empty() && others.iter().all(|o| *o == addrs[3]),
+        "{others:?}"
+    );
+    let origins = addrs_after(&text, "Response origin: :");
+    assert_eq!(origins.first(), Some(&addrs[0]));
+    assert!(
+        origins.contains(&addrs[3]),
+        "the change-request answer came from the other address"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stund_client_sees_its_ports_and_classifies_loopback_as_open() {
+    let (addrs, stop, task) = start().await;
+    let text = run(STUND_CLIENT, &[addrs[0].to_string(), "-v".into()]).await;
+    stop.stop();
+    let counters = task.await.expect("server task");
+    println!("{counters:?}");
+    assert!(text.contains("Primary: Open"), "{text}");
+    let opened: BTreeSet<u16> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Opened port "))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    let mapped = addrs_after(&text, "MappedAddress =");
+    assert!(!mapped.is_empty(), "{text}");
+    for m in &mapped {
+        assert_eq!(m.ip(), addrs[0].ip());
+        assert!(
+            opened.contains(&m.port()),
+            "{m} is not one of the client's ports {opened:?}"
+        );
+    }
+    let changed = addrs_after(&text, "ChangedAddress =");
+    assert!(changed.contains(&addrs[3]), "{changed:?}");
+    assert!(counters.answered_changed >= 2, "{counters:?}");
+    assert_eq!(counters.dropped(), 0, "{counters:?}");
+}
+
+/// A free UDP port pair on `ip` (best effort: bound, then released).
+async fn free_ports(ip: &str) -> (u16, u16) {
+    let a = UdpSocket::bind((ip, 0)).await.expect("bind");
+    let b = UdpSocket::bind((ip, 0)).await.expect("bind");
+    (
+        a.local_addr().expect("addr").port(),
+        b.local_addr().expect("addr").port(),
+    )
+}
+
+/// stund on 127.0.0.3 / 127.0.0.4, killed on drop.
+pub struct Stund {
+    _child: tokio::process::Child,
+    /// Primary address.
+    pub primary: SocketAddr,
+}
+
+/// Starts stund and waits until it answers.
+pub async fn start_stund() -> Stund {
+    require(STUND);
+    let (p, o) = free_ports("127.0.0.3").await;
+    let child = tokio::process::Command::new(STUND)
+        .args(["-h", "127.0.0.3", "-a", "127.0.0.4"])
+        .args(["-p", &p.to_string(), "-o", &o.to_string()])
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn stund");
+    let primary = SocketAddr::from(([127, 0, 0, 3], p));
+    for _ in 0..50 {
+        if binding(primary, &BindingRequest::new(), RetransmitPlan::LAB)
+            .await
+            .is_ok()
+        {
+            return Stund {
+                _child: child,
+                primary,
+            };
+        }
+    }
+    panic!("stund did not come up on {primary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn natkit_client_reads_stund_answers() {
+    let stund = start_stund().await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let local = socket.local_addr().expect("addr");
+    for req in [
+        BindingRequest::new(),
+        BindingRequest {
+            rfc3489: true,
+            ..BindingRequest::new()
+        },
+    ] {
+        let resp =
+            natkit_stun::client::binding_on(&socket, stund.primary, &req, RetransmitPlan::LAB)
+                .await
+                .expect("stund answers");
+        assert_eq!(resp.mapped, Some(local), "{resp:?}");
+        let other = resp.other_address.expect("stund sends CHANGED-ADDRESS");
+        assert!(resp.other_is_rfc3489);
+        assert_eq!(
+            other.ip(),
+            "127.0.0.4".parse::<std::net::IpAddr>().expect("ip")
+        );
+        assert_ne!(other.port(), stund.primary.port());
+        assert_eq!(resp.response_origin, Some(stund.primary));
+    }
+}

@@ -1,0 +1,179 @@
+//! natkit's client against natkit's server on loopback: UDP, TCP framing, and
+//! multi-server discovery with a consensus.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use natkit_core::{AddressDiscoverer, Mechanism, Outcome};
+use natkit_stun::client::{
+    BindingRequest, RetransmitPlan, StunDiscoverer, binding, binding_on, binding_tcp, read_frame,
+};
+use natkit_stun::server::{Server, ServerConfig, ServerCore, SocketMap};
+use natkit_stun::{Class, Error, HEADER_LEN, MessageBuilder, TransactionId};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, UdpSocket};
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().expect("addr")
+}
+
+async fn plain_server(ip: &str) -> (SocketAddr, natkit_stun::server::StopHandle) {
+    let server = Server::bind(ServerConfig::new(sa(&format!("{ip}:0"))))
+        .await
+        .expect("bind");
+    let addr = server.local_addrs()[0];
+    let stop = server.stop_handle();
+    tokio::spawn(server.run());
+    (addr, stop)
+}
+
+#[tokio::test]
+async fn udp_binding_and_change_request_against_our_server() {
+    let cfg = ServerConfig::with_alternate(sa("127.0.0.1:0"), sa("127.0.0.2:0"));
+    let server = Server::bind(cfg).await.expect("bind");
+    let addrs = server.local_addrs();
+    let stop = server.stop_handle();
+    let task = tokio::spawn(server.run());
+
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let local = socket.local_addr().expect("addr");
+    let resp = binding_on(
+        &socket,
+        addrs[0],
+        &BindingRequest::new(),
+        RetransmitPlan::LAB,
+    )
+    .await
+    .expect("answer");
+    assert_eq!(resp.mapped, Some(local));
+    assert_eq!(resp.other_address, Some(addrs[3]));
+    assert_eq!(resp.response_origin, Some(addrs[0]));
+    assert!(resp.fingerprint && !resp.other_is_rfc3489);
+
+    // CHANGE-REQUEST: the answer comes from another socket, which a plain
+    // transaction (accepting only the destination) must drop.
+    let err = binding_on(
+        &socket,
+        addrs[0],
+        &BindingRequest::with_change(true, true),
+        RetransmitPlan::LAB,
+    )
+    .await
+    .expect_err("answer from the other address is not accepted");
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+
+    stop.stop();
+    let counters = task.await.expect("join").expect("run");
+    assert!(counters.answered_changed >= 1);
+}
+
+#[tokio::test]
+async fn graceful_stop_returns_counters() {
+    let (addr, stop) = plain_server("127.0.0.1").await;
+    let resp = binding(addr, &BindingRequest::new(), RetransmitPlan::LAB)
+        .await
+        .expect("answer");
+    assert_eq!(resp.mapped.map(|a| a.ip()), Some(addr.ip()));
+    let server = Server::bind(ServerConfig::new(sa("127.0.0.1:0")))
+        .await
+        .expect("bind");
+    let stop2 = server.stop_handle();
+    let t = tokio::spawn(server.run());
+    stop2.stop();
+    let c = tokio::time::timeout(Duration::from_secs(2), t)
+        .await
+        .expect("stops promptly")
+        .expect("join")
+        .expect("run");
+    assert_eq!(c.received, 0);
+    stop.stop();
+}
+
+#[tokio::test]
+async fn discovery_forms_a_consensus_and_reports_the_dead_server() {
+    let (a, _sa) = plain_server("127.0.0.1").await;
+    let (b, _sb) = plain_server("127.0.0.1").await;
+    // A port nobody answers on.
+    let dead = {
+        let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        s.local_addr().expect("addr")
+    };
+    let d = StunDiscoverer::new([a.to_string(), dead.to_string(), b.to_string()])
+        .with_plan(RetransmitPlan::LAB);
+    assert_eq!(d.mechanism(), Mechanism::Stun);
+    let started = Instant::now();
+    let ext = d.discover().await.expect("consensus");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(ext.ip, a.ip());
+    assert_eq!(ext.agreeing().count(), 2);
+    assert_eq!(ext.disagreeing().count(), 0);
+    assert_eq!(ext.evidence.len(), 3);
+    assert_eq!(ext.evidence[1].source, dead.to_string());
+    assert_eq!(ext.evidence[1].outcome, Outcome::TimedOut);
+    // Both live servers saw the same socket.
+    let (Outcome::SawEndpoint(x), Outcome::SawEndpoint(y)) =
+        (&ext.evidence[0].outcome, &ext.evidence[2].outcome)
+    else {
+        panic!("{:?}", ext.evidence)
+    };
+    assert_eq!(x, y);
+    assert_eq!(ext.port, Some(x.port()));
+
+    let none = StunDiscoverer::new([dead.to_string()]).with_plan(RetransmitPlan::LAB);
+    assert!(matches!(
+        none.discover_stun().await,
+        Err(Error::NoAnswer { servers: 1 })
+    ));
+    assert!(none.discover().await.is_err());
+}
+
+/// A one-connection STUN-over-TCP server on natkit's core that first sends an
+/// unrelated response, then the answer, back to back in one write.
+async fn tcp_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let (mut stream, peer) = listener.accept().await.expect("accept");
+        let cfg = ServerConfig::new(addr);
+        let mut core = ServerCore::new(&cfg, SocketMap::single(addr, None)).expect("core");
+        let mut buf = vec![0u8; HEADER_LEN + 65535];
+        let n = read_frame(&mut stream, &mut buf).await.expect("request");
+        let mut out = vec![0u8; 1500];
+        let (_, _, len) = core
+            .handle(Instant::now(), 0, peer, &buf[..n], &mut out)
+            .expect("answer");
+        let mut other = [0u8; 20];
+        let m = MessageBuilder::new(
+            &mut other,
+            Class::SuccessResponse,
+            natkit_stun::Method::BINDING,
+            TransactionId::new([0xee; 12]),
+        )
+        .expect("fits")
+        .finish();
+        let mut both = other[..m].to_vec();
+        both.extend_from_slice(&out[..len]);
+        stream.write_all(&both).await.expect("write");
+        // Keep the connection open until the client closes it.
+        let _ = read_frame(&mut stream, &mut buf).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn tcp_binding_reads_framed_messages() {
+    let addr = tcp_server().await;
+    let resp = binding_tcp(addr, &BindingRequest::new(), Duration::from_secs(5))
+        .await
+        .expect("answer over TCP");
+    assert_eq!(resp.mapped.map(|a| a.ip()), Some(addr.ip()));
+    // Nobody listening: an I/O error, quickly.
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let err = binding_tcp(closed, &BindingRequest::new(), Duration::from_secs(5))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, Error::Io { op: "connect", .. }), "{err:?}");
+}
