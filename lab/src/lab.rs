@@ -167,6 +167,31 @@ impl Lab {
         cmd
     }
 
+    /// A [`Command`] that re-runs the current test binary inside `node`, running only
+    /// the test `test_name` (`--exact NAME --include-ignored --nocapture`), with
+    /// [`HELPER_TEST_ENV`](crate::HELPER_TEST_ENV) and
+    /// [`HELPER_LAB_ENV`](crate::HELPER_LAB_ENV) set so that the helper test finds
+    /// out it is one and learns the lab's addresses with
+    /// [`helper_addrs`](crate::helper_addrs). Add arguments, env and stdio as usual.
+    pub fn test_helper(&self, node: Node, test_name: &str) -> Result<Command, LabError> {
+        if !self.has(node) {
+            return Err(LabError::NoSuchNode(node));
+        }
+        let exe = std::env::current_exe()
+            .map_err(|e| LabError::io("finding the current test binary", e))?;
+        let mut cmd = self.command(node, exe);
+        cmd.args([
+            "--exact",
+            test_name,
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(crate::HELPER_TEST_ENV, test_name)
+        .env(crate::HELPER_LAB_ENV, self.run_dir().join("env"));
+        Ok(cmd)
+    }
+
     fn command_argv<S: AsRef<OsStr>>(&self, node: Node, argv: &[S]) -> Result<Command, LabError> {
         if !self.has(node) {
             return Err(LabError::NoSuchNode(node));

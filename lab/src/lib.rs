@@ -13,8 +13,10 @@
 //! let lab = Lab::builder().nat(NatKind::PortRestricted).miniupnpd(true).stund(true).build()?;
 //! let stun1 = lab.addrs().stun1.to_string();
 //! let out = lab.exec(Node::Lan, &["stun", stun1.as_str()])?;
-//! // Run any program (a test binary, a helper) inside the LAN:
-//! let status = lab.command(Node::Lan, std::env::current_exe()?).arg("--help").status()?;
+//! // Run any program inside the LAN, e.g. this test binary's own helper test
+//! // (see `helper_addrs` for the pattern):
+//! let status = lab.command(Node::Lan, "upnpc").arg("-l").status()?;
+//! let status = lab.test_helper(Node::Lan, "lan_side")?.status()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! // Dropping `lab` kills its daemons and deletes its namespaces, also on panic.
 //! ```
@@ -30,6 +32,7 @@ mod builder;
 mod child;
 mod env;
 mod error;
+mod helper;
 mod lab;
 mod preflight;
 mod spec;
@@ -38,6 +41,7 @@ pub use builder::LabBuilder;
 pub use child::LabChild;
 pub use env::LabAddrs;
 pub use error::LabError;
+pub use helper::{HELPER_LAB_ENV, HELPER_TEST_ENV, helper_addrs};
 pub use lab::{DEFAULT_EXEC_TIMEOUT, Lab};
 pub use preflight::{REQUIRED_TOOLS, preflight, require_root, script_path, tool_path};
 pub use spec::{Daemon, Link, NatKind, Node, Proto};

@@ -970,21 +970,19 @@ fn preflight_passes_here() {
 // ---------------------------------------------------------------------------------
 // running Rust code inside a namespace (what tests in the other crates do)
 
-/// The env var that turns [`helper_in_namespace`] into a helper process.
-const HELPER_ENV: &str = "NATLAB_HELPER_SEND_UDP";
-
 /// Not a test on its own: the body of a helper process that
 /// `rust_code_runs_inside_the_lan` starts inside the LAN namespace by running this
-/// test binary again (`lab.command(Node::Lan, current_exe())`). With
-/// `NATLAB_HELPER_SEND_UDP=ADDR:PORT PAYLOAD` it sends PAYLOAD in one datagram and
-/// prints the socket's local address.
+/// test binary again ([`Lab::test_helper`]). It sends one datagram to the wan peer's
+/// port 5000 and prints the socket's local address.
 #[test]
 #[ignore = "helper process body; rust_code_runs_inside_the_lan runs it in a namespace"]
 fn helper_in_namespace() {
-    let spec = std::env::var(HELPER_ENV).expect("run by rust_code_runs_inside_the_lan");
-    let (dst, payload) = spec.split_once(' ').expect("ADDR:PORT PAYLOAD");
+    let Some(addrs) = natkit_lab::helper_addrs("helper_in_namespace").expect("lab env") else {
+        return;
+    };
+    let payload = std::env::var("PAYLOAD").expect("PAYLOAD");
     let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
-    socket.connect(dst).expect("connect");
+    socket.connect((addrs.peer, 5000)).expect("connect");
     socket.send(payload.as_bytes()).expect("send");
     println!("HELPER-LOCAL {}", socket.local_addr().expect("local addr"));
 }
@@ -996,11 +994,10 @@ fn rust_code_runs_inside_the_lan() {
     let a = *lab.addrs();
     let listener = listen(&lab, Node::Wan, Proto::Udp, 5000);
     let payload = format!("from-rust-in-the-lan-{}", lab.id());
-    let exe = std::env::current_exe().expect("current exe");
     let out = lab
-        .command(Node::Lan, exe)
-        .args(["--ignored", "--exact", "helper_in_namespace", "--nocapture"])
-        .env(HELPER_ENV, format!("{}:5000 {payload}", a.peer))
+        .test_helper(Node::Lan, "helper_in_namespace")
+        .expect("helper command")
+        .env("PAYLOAD", &payload)
         .output()
         .expect("run helper");
     let stdout = text(&out.stdout);
@@ -1008,7 +1005,8 @@ fn rust_code_runs_inside_the_lan() {
     // The socket lives in the LAN namespace: its address exists nowhere else.
     let local = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("HELPER-LOCAL "))
+        // (with --nocapture it may share a line with the harness's "test … ")
+        .find_map(|l| l.split_once("HELPER-LOCAL ").map(|(_, addr)| addr))
         .unwrap_or_else(|| panic!("helper printed no address: {}", dump(&out)));
     let local: SocketAddrV4 = local.trim().parse().expect("helper address");
     assert_eq!(*local.ip(), a.lan);
