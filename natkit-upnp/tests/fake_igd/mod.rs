@@ -1,0 +1,467 @@
+//! A fake UPnP IGD on loopback for natkit-upnp's tests: an SSDP responder
+//! and a tiny HTTP server serving a miniupnpd-like description and the
+//! WANIPConnection SOAP actions over an in-memory mapping table, with knobs
+//! for the misbehaviours natkit must survive.
+// Test support: a broken fake should fail the test loudly.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use natkit_core::Gateway;
+use natkit_upnp::DiscoveryConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::JoinHandle;
+
+/// A row of the fake's mapping table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub ext_port: u16,
+    pub proto: String,
+    pub client: String,
+    pub int_port: u16,
+    pub desc: String,
+    pub lease: u32,
+}
+
+impl Row {
+    pub fn new(ext_port: u16, proto: &str, client: &str, desc: &str) -> Row {
+        Row {
+            ext_port,
+            proto: proto.into(),
+            client: client.into(),
+            int_port: ext_port,
+            desc: desc.into(),
+            lease: 0,
+        }
+    }
+}
+
+/// How the fake behaves.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    /// IGD:2 (WANIPConnection:2) or IGD:1.
+    pub igd2: bool,
+    /// `NewConnectionStatus`.
+    pub status: String,
+    /// The external address reported.
+    pub external_ip: Ipv4Addr,
+    /// Answer 725 to any non-zero lease.
+    pub only_permanent: bool,
+    /// Answer 402 to leases above this.
+    pub max_lease: Option<u32>,
+    /// LOCATION override (default: this fake's description URL).
+    pub location: Option<String>,
+    /// Pad the description to this many bytes.
+    pub description_size: Option<usize>,
+    /// Send the description without Content-Length (read until close).
+    pub no_content_length: bool,
+    /// Send the description one byte per this interval.
+    pub trickle: Option<Duration>,
+    /// Pad SOAP answers to this many bytes.
+    pub soap_size: Option<usize>,
+    /// Do not answer SSDP at all.
+    pub silent: bool,
+    /// Further LOCATIONs announced after this fake's own.
+    pub extra_locations: Vec<String>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            igd2: true,
+            status: "Connected".into(),
+            external_ip: Ipv4Addr::new(203, 0, 113, 7),
+            only_permanent: false,
+            max_lease: None,
+            location: None,
+            description_size: None,
+            no_content_length: false,
+            trickle: None,
+            soap_size: None,
+            silent: false,
+            extra_locations: vec![],
+        }
+    }
+}
+
+/// Shared state: the table, the AddPortMapping leases asked, and every
+/// request seen (`GET` or the SOAP action).
+#[derive(Debug, Default)]
+pub struct State {
+    pub table: Vec<Row>,
+    pub add_leases: Vec<u32>,
+    pub actions: Vec<String>,
+}
+
+pub struct FakeIgd {
+    pub ssdp: SocketAddr,
+    pub http: SocketAddr,
+    pub state: Arc<Mutex<State>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for FakeIgd {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl FakeIgd {
+    pub async fn start(b: Behaviour) -> FakeIgd {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ssdp = udp.local_addr().unwrap();
+        let http = tcp.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let location = b
+            .location
+            .clone()
+            .unwrap_or_else(|| format!("http://{http}/rootDesc.xml"));
+        let b = Arc::new(b);
+        let ssdp_task = tokio::spawn(ssdp_responder(udp, location, b.clone()));
+        let st = state.clone();
+        let http_task = tokio::spawn(async move {
+            loop {
+                let Ok((conn, _)) = tcp.accept().await else {
+                    return;
+                };
+                tokio::spawn(serve(conn, b.clone(), st.clone()));
+            }
+        });
+        FakeIgd {
+            ssdp,
+            http,
+            state,
+            tasks: vec![ssdp_task, http_task],
+        }
+    }
+
+    /// A discovery config aimed at this fake only.
+    pub fn config(&self) -> DiscoveryConfig {
+        DiscoveryConfig {
+            gateway: Some(loopback_gateway()),
+            ssdp_port: self.ssdp.port(),
+            multicast: false,
+            allow_loopback: true,
+            ..DiscoveryConfig::default()
+        }
+    }
+
+    pub fn table(&self) -> Vec<Row> {
+        self.state.lock().unwrap().table.clone()
+    }
+
+    pub fn insert(&self, row: Row) {
+        self.state.lock().unwrap().table.push(row);
+    }
+
+    pub fn add_leases(&self) -> Vec<u32> {
+        self.state.lock().unwrap().add_leases.clone()
+    }
+}
+
+pub fn loopback_gateway() -> Gateway {
+    Gateway {
+        interface: "lo".into(),
+        address: Ipv4Addr::LOCALHOST,
+        local_address: Ipv4Addr::LOCALHOST,
+        prefix_len: 8,
+        address_v6: None,
+        local_v6: vec![],
+    }
+}
+
+async fn ssdp_responder(udp: UdpSocket, location: String, b: Arc<Behaviour>) {
+    let mut buf = [0u8; 2048];
+    loop {
+        let Ok((n, from)) = udp.recv_from(&mut buf).await else {
+            return;
+        };
+        let req = String::from_utf8_lossy(&buf[..n]).to_string();
+        if b.silent || !req.starts_with("M-SEARCH * HTTP/1.1") {
+            continue;
+        }
+        let st = req
+            .lines()
+            .find_map(|l| l.strip_prefix("ST: "))
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        let ours = if b.igd2 { ":2" } else { ":1" };
+        if !(st.ends_with(ours) || st.contains("WANPPP")) {
+            continue;
+        }
+        for location in std::iter::once(&location).chain(&b.extra_locations) {
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: {st}\r\nUSN: uuid:fake::{st}\r\nEXT:\r\n\
+                 SERVER: FakeOS/1 UPnP/1.1 FakeIGD/1.0\r\nLOCATION: {location}\r\n\r\n"
+            );
+            let _ = udp.send_to(answer.as_bytes(), from).await;
+        }
+    }
+}
+
+fn description(b: &Behaviour) -> String {
+    let v = if b.igd2 { 2 } else { 1 };
+    let mut d = format!(
+        r#"<?xml version="1.0"?>
+<root xmlns="urn:schemas-upnp-org:device-1-0"><specVersion><major>1</major><minor>1</minor></specVersion><device><deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:{v}</deviceType><friendlyName>Fake router</friendlyName><manufacturer>natkit</manufacturer><modelName>FakeIGD</modelName><serviceList><service><serviceType>urn:schemas-upnp-org:service:Layer3Forwarding:1</serviceType><serviceId>urn:upnp-org:serviceId:L3Forwarding1</serviceId><SCPDURL>/L3F.xml</SCPDURL><controlURL>/ctl/L3F</controlURL><eventSubURL>/evt/L3F</eventSubURL></service></serviceList><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANDevice:{v}</deviceType><friendlyName>WANDevice</friendlyName><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:{v}</deviceType><friendlyName>WANConnectionDevice</friendlyName><serviceList><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:{v}</serviceType><serviceId>urn:upnp-org:serviceId:WANIPConn1</serviceId><SCPDURL>/WANIPCn.xml</SCPDURL><controlURL>/ctl/IPConn</controlURL><eventSubURL>/evt/IPConn</eventSubURL></service></serviceList></device></deviceList></device></deviceList></device></root>"#
+    );
+    if let Some(size) = b.description_size {
+        let pad = size.saturating_sub(d.len() + 7);
+        d.push_str(&format!("<!--{}-->", "x".repeat(pad)));
+    }
+    d
+}
+
+async fn serve(mut conn: TcpStream, b: Arc<Behaviour>, state: Arc<Mutex<State>>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let Ok(n) = conn.read(&mut chunk).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    };
+    let len: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let Ok(n) = conn.read(&mut chunk).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
+    if head.starts_with("GET ") {
+        state.lock().unwrap().actions.push("GET".into());
+        let d = description(&b);
+        if let Some(every) = b.trickle {
+            let h = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+                d.len()
+            );
+            let _ = conn.write_all(h.as_bytes()).await;
+            for byte in d.as_bytes() {
+                if conn.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(every).await;
+            }
+            return;
+        }
+        let h = if b.no_content_length {
+            "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nConnection: close\r\n\r\n".to_owned()
+        } else {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+                d.len()
+            )
+        };
+        let _ = conn.write_all(h.as_bytes()).await;
+        let _ = conn.write_all(d.as_bytes()).await;
+        return;
+    }
+    let action = header("soapaction")
+        .and_then(|a| a.trim_matches('"').split('#').nth(1).map(str::to_owned))
+        .unwrap_or_default();
+    let (status, reply) = soap(&b, &state, &action, &body);
+    let mut reply = reply;
+    if let Some(size) = b.soap_size {
+        reply.push_str(&format!("<!--{}-->", "x".repeat(size)));
+    }
+    let h = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/xml; charset=\"utf-8\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reply.len()
+    );
+    let _ = conn.write_all(h.as_bytes()).await;
+    let _ = conn.write_all(reply.as_bytes()).await;
+}
+
+fn arg(body: &str, name: &str) -> String {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let Some(start) = body.find(&open) else {
+        return String::new();
+    };
+    let rest = &body[start + open.len()..];
+    let raw = &rest[..rest.find(&close).unwrap_or(0)];
+    raw.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+fn ok(b: &Behaviour, action: &str, args: &[(&str, String)]) -> (&'static str, String) {
+    let v = if b.igd2 { 2 } else { 1 };
+    let inner: String = args
+        .iter()
+        .map(|(n, val)| format!("<{n}>{val}</{n}>"))
+        .collect();
+    (
+        "200 OK",
+        format!(
+            "<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:{action}Response xmlns:u=\"urn:schemas-upnp-org:service:WANIPConnection:{v}\">{inner}</u:{action}Response></s:Body></s:Envelope>\r\n"
+        ),
+    )
+}
+
+fn fault(code: u16, text: &str) -> (&'static str, String) {
+    (
+        "500 Internal Server Error",
+        format!(
+            "<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail><UPnPError xmlns=\"urn:schemas-upnp-org:control-1-0\"><errorCode>{code}</errorCode><errorDescription>{text}</errorDescription></UPnPError></detail></s:Fault></s:Body></s:Envelope>\r\n"
+        ),
+    )
+}
+
+fn entry_args(r: &Row, generic: bool) -> Vec<(&'static str, String)> {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut v = vec![];
+    if generic {
+        v.push(("NewRemoteHost", String::new()));
+        v.push(("NewExternalPort", r.ext_port.to_string()));
+        v.push(("NewProtocol", r.proto.clone()));
+    }
+    v.extend([
+        ("NewInternalPort", r.int_port.to_string()),
+        ("NewInternalClient", r.client.clone()),
+        ("NewEnabled", "1".to_owned()),
+        ("NewPortMappingDescription", esc(&r.desc)),
+        ("NewLeaseDuration", r.lease.to_string()),
+    ]);
+    v
+}
+
+fn soap(b: &Behaviour, state: &Mutex<State>, action: &str, body: &str) -> (&'static str, String) {
+    let mut st = state.lock().unwrap();
+    st.actions.push(action.to_owned());
+    let port: u16 = arg(body, "NewExternalPort").parse().unwrap_or(0);
+    let proto = arg(body, "NewProtocol");
+    match action {
+        "GetStatusInfo" => ok(
+            b,
+            action,
+            &[
+                ("NewConnectionStatus", b.status.clone()),
+                ("NewLastConnectionError", "ERROR_NONE".into()),
+                ("NewUptime", "4242".into()),
+            ],
+        ),
+        "GetExternalIPAddress" => ok(
+            b,
+            action,
+            &[("NewExternalIPAddress", b.external_ip.to_string())],
+        ),
+        "AddPortMapping" | "AddAnyPortMapping" => {
+            if action == "AddAnyPortMapping" && !b.igd2 {
+                return fault(401, "Invalid Action");
+            }
+            let lease: u32 = arg(body, "NewLeaseDuration").parse().unwrap_or(u32::MAX);
+            if action == "AddPortMapping" {
+                st.add_leases.push(lease);
+            }
+            if b.only_permanent && lease != 0 {
+                return fault(725, "OnlyPermanentLeasesSupported");
+            }
+            if b.max_lease.is_some_and(|m| lease > m) {
+                return fault(402, "Invalid Args");
+            }
+            let row = Row {
+                ext_port: port,
+                proto: proto.clone(),
+                client: arg(body, "NewInternalClient"),
+                int_port: arg(body, "NewInternalPort").parse().unwrap_or(0),
+                desc: arg(body, "NewPortMappingDescription"),
+                lease,
+            };
+            let taken =
+                |t: &[Row], p: u16| t.iter().position(|r| r.ext_port == p && r.proto == proto);
+            match taken(&st.table, port) {
+                Some(i) if st.table[i].client == row.client => {
+                    st.table[i] = row;
+                    if action == "AddAnyPortMapping" {
+                        return ok(b, action, &[("NewReservedPort", port.to_string())]);
+                    }
+                    ok(b, action, &[])
+                }
+                Some(_) if action == "AddPortMapping" => fault(718, "ConflictInMappingEntry"),
+                Some(_) => {
+                    let free = (port..=u16::MAX)
+                        .chain(1024..port)
+                        .find(|p| taken(&st.table, *p).is_none())
+                        .unwrap();
+                    st.table.push(Row {
+                        ext_port: free,
+                        ..row
+                    });
+                    ok(b, action, &[("NewReservedPort", free.to_string())])
+                }
+                None => {
+                    st.table.push(row);
+                    if action == "AddAnyPortMapping" {
+                        return ok(b, action, &[("NewReservedPort", port.to_string())]);
+                    }
+                    ok(b, action, &[])
+                }
+            }
+        }
+        "DeletePortMapping" => match st
+            .table
+            .iter()
+            .position(|r| r.ext_port == port && r.proto == proto)
+        {
+            Some(i) => {
+                st.table.remove(i);
+                ok(b, action, &[])
+            }
+            None => fault(714, "NoSuchEntryInArray"),
+        },
+        "GetSpecificPortMappingEntry" => match st
+            .table
+            .iter()
+            .find(|r| r.ext_port == port && r.proto == proto)
+        {
+            Some(r) => ok(b, action, &entry_args(r, false)),
+            None => fault(714, "NoSuchEntryInArray"),
+        },
+        "GetGenericPortMappingEntry" => {
+            let i: usize = arg(body, "NewPortMappingIndex")
+                .parse()
+                .unwrap_or(usize::MAX);
+            match st.table.get(i) {
+                Some(r) => ok(b, action, &entry_args(r, true)),
+                None => fault(713, "SpecifiedArrayIndexInvalid"),
+            }
+        }
+        _ => fault(401, "Invalid Action"),
+    }
+}
