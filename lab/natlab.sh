@@ -96,29 +96,36 @@ with_ns_lock() {
 
 # --- helpers for daemons ----------------------------------------------------------
 
-# is_ours PID ROLE...: true if PID is alive (not a zombie) and lives in one of our
-# namespaces. Guards against pid reuse before we signal anything.
+# proc_state PID: the state letter from /proc/PID/stat (R, S, Z, ...), empty if the
+# process is gone. The comm field may contain spaces and parentheses, so take what
+# follows its last ')'.
+proc_state() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) }
+    echo "${stat%% *}"
+}
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+    local state
+    state=$(proc_state "$1")
+    [[ -n "$state" && "$state" != Z ]]
+}
+
+# is_ours PID ROLE...: true if PID is alive and lives in one of our namespaces.
+# Guards against pid reuse before we signal anything.
 is_ours() {
     local pid=$1
     shift
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    [[ -r /proc/$pid/stat ]] || return 1
-    local state
-    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
-    [[ "$state" != Z ]] || return 1
-    local where
+    alive "$pid" || return 1
+    local where r
     where=$(ip netns identify "$pid" 2>/dev/null) || return 1
-    local r
     for r in "$@"; do
         [[ "$where" == "$(ns "$r")" ]] && return 0
     done
     return 1
-}
-
-alive() {
-    local pid=$1
-    [[ -r /proc/$pid/stat ]] || return 1
-    [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]]
 }
 
 # stop_pid PID: TERM, wait up to 3 s, then KILL. Only ever called on pids that
