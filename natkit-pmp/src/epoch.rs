@@ -39,6 +39,12 @@ impl EpochObservation {
 /// Keeps the previous server and client times of one server and checks
 /// every new answer against them by the RFC 6887 §8.5 rule
 /// ([`GatewayEpoch::is_continued_by`]).
+///
+/// The rule tolerates the server clock going back by one second and about
+/// 2 s of drift, so a restart that happens within ~2 s of the previous
+/// answer's epoch value (e.g. a daemon that restarts right after starting,
+/// epoch 1 → 0) is indistinguishable from continuity. Seen with miniupnpd
+/// in the NAT lab; real routers report epochs of hours or days.
 #[derive(Debug, Clone, Default)]
 pub struct EpochTracker {
     last: Option<GatewayEpoch>,

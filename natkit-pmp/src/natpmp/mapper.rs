@@ -1,17 +1,21 @@
 //! [`NatPmpMapper`]: NAT-PMP through the tokio driver, as a
 //! [`natkit_core::PortMapper`].
 //!
-//! miniupnpd notes (from its `natpmp.c`, seen in the NAT lab):
-//! - it answers NAT-PMP and PCP on the same port 5351 and tells them apart
-//!   by the first byte (version 0 is NAT-PMP);
-//! - the epoch it reports is the seconds since the daemon started, so a
-//!   daemon restart (not only a reboot) resets it and loses its mappings;
-//! - when the suggested external port is taken (by another host's mapping
-//!   or a port it reserves) it grants another free port rather than failing,
-//!   so always read the granted port;
-//! - it clamps lifetimes to its `min_lifetime`/`max_lifetime` settings;
-//! - a delete (lifetime 0) of a mapping that does not exist is answered
-//!   with success.
+//! miniupnpd 2.3.1 (Debian `miniupnpd-nftables`), observed in the NAT lab:
+//! - NAT-PMP and PCP share UDP 5351 (`enable_natpmp=yes` turns on both);
+//!   a datagram whose first byte is 0 is NAT-PMP.
+//! - The epoch is the seconds since the daemon started (3 s after start it
+//!   says 3), so a daemon restart, not only a reboot, resets it; the lab's
+//!   `restart-miniupnpd` also empties its rules, as a reboot would.
+//! - A suggested external port held by another LAN host is not refused: the
+//!   next free port is granted (asked 9100, got 9101), so always read the
+//!   granted port.
+//! - Lifetimes below its `min_lifetime` (default 120 s) are raised to it.
+//! - A delete (lifetime 0) of a mapping that does not exist is answered with
+//!   success (external port 0, lifetime 0).
+//! - An unknown opcode is answered with an 8-byte header and result 5.
+//! - `upnpc -l` lists NAT-PMP mappings with the description
+//!   `NAT-PMP <external port> <tcp|udp>`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Mutex;

@@ -419,7 +419,8 @@ mod tests {
 
     #[test]
     fn error_answers_may_be_short() {
-        // miniupnpd answers an unsupported opcode or version with 8 bytes.
+        // miniupnpd 2.3.1 answers an unsupported opcode with 8 bytes (seen
+        // in the lab), and the RFC 6886 §3.5 error answers are 8 bytes too.
         let refused = [0, 129, 0, 2, 0, 0, 1, 0];
         assert_eq!(
             NatPmpAnswer::parse(&refused).unwrap(),

@@ -2,23 +2,29 @@
 //! [`natkit_core::PortMapper`], falling back to NAT-PMP when the router only
 //! speaks that.
 //!
-//! miniupnpd notes (from reading its `pcpserver.c`; to be confirmed in the
-//! NAT lab):
-//! - PCP and NAT-PMP share UDP 5351; a datagram whose first byte is 0 goes
-//!   to the NAT-PMP code, anything else to PCP. With PCP compiled in it
-//!   speaks versions 1 (the last draft) and 2; a NAT-PMP-only build answers
-//!   a version-2 packet the RFC 6886 way (version 0, result 1), which
-//!   [`PcpMapper`] turns into the NAT-PMP fallback.
-//! - The epoch it reports is seconds since the daemon started, shared with
-//!   NAT-PMP; restarting the daemon resets it.
-//! - It checks that the client address in the header is the packet's source
-//!   (ADDRESS_MISMATCH otherwise), so the client address must be the bound
-//!   local address, never `0.0.0.0`.
-//! - If the suggested external port is taken it assigns another one unless
-//!   the PREFER_FAILURE option is present; natkit never sends that option,
-//!   so read the assigned port.
-//! - Renewals and deletes must carry the nonce of the MAP that created the
-//!   mapping; another nonce is answered NOT_AUTHORIZED.
+//! miniupnpd 2.3.1 (Debian `miniupnpd-nftables`), observed in the NAT lab:
+//! - It answers PCP version 2 natively on 5351; a version it does not know
+//!   (3) gets UNSUPP_VERSION naming version 2; version 1 is parsed with
+//!   the draft layout. A NAT-PMP-only server would answer version 0 with
+//!   result 1, which [`PcpMapper`] turns into the NAT-PMP fallback.
+//! - The epoch is shared with NAT-PMP: seconds since the daemon started.
+//! - ANNOUNCE is answered with a 24-byte SUCCESS carrying the epoch.
+//! - The client address in the header must be the packet's source, else
+//!   ADDRESS_MISMATCH (12); so the client address is the bound local
+//!   address, never `0.0.0.0`.
+//! - Granted lifetimes are at least its `min_lifetime` (asked 60 s, got
+//!   120 s).
+//! - A suggested external port held by another host is not refused: the
+//!   next free one is assigned (natkit never sends PREFER_FAILURE).
+//! - Nonces: a MAP for an existing mapping of the same host with another
+//!   nonce succeeds and the new nonce owns the mapping from then on; a
+//!   delete with any other nonce than the owner's is refused with
+//!   NOT_AUTHORIZED (2). This mapper therefore keeps the nonce of every
+//!   mapping it made and reuses it to renew and delete.
+//! - A delete of a mapping that does not exist is answered NO_RESOURCES (8)
+//!   with lifetime 30, not SUCCESS.
+//! - `upnpc -l` lists PCP mappings with the description `PCP MAP <nonce>`
+//!   (the nonce in hex, 32-bit words byte-swapped).
 
 use std::collections::HashMap;
 use std::fmt;
