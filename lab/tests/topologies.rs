@@ -825,8 +825,20 @@ fn link_down_makes_the_router_disappear() {
     lab.set_link(Link::RtrWan, false).expect("rtr-wan down");
     assert!(ping(&lab, Node::Lan, a.rtr_lan));
     assert!(!ping(&lab, Node::Lan, a.peer), "the internet still answers");
+    // miniupnpd notices: without its WAN link the IGD is "not connected" and
+    // NAT-PMP answers "network failure".
+    let out = text(&lab.exec(Node::Lan, &["upnpc", "-s"]).expect("upnpc").stdout);
+    assert!(out.contains("Found a (not connected?) IGD"), "{out}");
+    let out = natpmpc(&lab, Node::Lan, &[]);
+    assert!(
+        dump(&out).contains("failed : network failure"),
+        "{}",
+        dump(&out)
+    );
     lab.set_link(Link::RtrWan, true).expect("rtr-wan up");
     assert!(ping(&lab, Node::Lan, a.peer), "default route restored");
+    let out = text(&lab.exec(Node::Lan, &["upnpc", "-s"]).expect("upnpc").stdout);
+    assert!(out.contains("Found valid IGD"), "{out}");
 }
 
 // ---------------------------------------------------------------------------------
