@@ -5,6 +5,7 @@ use std::time::Duration;
 use natkit_core::MappingRequest;
 
 use crate::error::{Error, Result};
+use crate::schedule::RetransmitPlan;
 
 /// The requested lifetime in whole seconds (rounded up, at most
 /// `u32::MAX`); zero is refused because on the wire it deletes.
@@ -29,6 +30,20 @@ pub(crate) fn internal_port(request: &MappingRequest) -> Result<u16> {
     }
 }
 
+/// Refuses a plan without a send or duration limit: the sans-IO
+/// [`Transaction`](crate::Transaction) may follow one (RFC 6887 allows it),
+/// but a mapper call on it would never return without an answer.
+pub(crate) fn bounded(plan: RetransmitPlan) -> Result<()> {
+    plan.validate()?;
+    if plan.is_bounded() {
+        Ok(())
+    } else {
+        Err(Error::InvalidPlan {
+            reason: "no send or duration limit: a mapper call would never end",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +59,15 @@ mod tests {
         assert!(matches!(
             lifetime_secs(Duration::ZERO),
             Err(Error::InvalidRequest { .. })
+        ));
+    }
+
+    #[test]
+    fn unbounded_plans_are_refused() {
+        assert!(bounded(RetransmitPlan::pcp()).is_ok());
+        assert!(matches!(
+            bounded(RetransmitPlan::pcp_rfc()),
+            Err(Error::InvalidPlan { .. })
         ));
     }
 

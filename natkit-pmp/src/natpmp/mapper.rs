@@ -30,7 +30,7 @@ use crate::epoch::{EpochObservation, EpochTracker};
 use crate::error::{Error, Result};
 use crate::natpmp::exchange::NatPmpExchange;
 use crate::natpmp::wire::{NATPMP_PORT, NatPmpAnswer, NatPmpRequest};
-use crate::request::{internal_port, lifetime_secs};
+use crate::request::{bounded, internal_port, lifetime_secs};
 use crate::schedule::RetransmitPlan;
 use crate::transaction::Transaction;
 
@@ -250,6 +250,7 @@ impl NatPmpMapper {
         plan: RetransmitPlan,
     ) -> Result<(NatPmpAnswer, Instant)> {
         let server = SocketAddr::V4(self.server);
+        bounded(plan)?;
         // NAT-PMP has no jitter; the seed is unused.
         let txn = Transaction::new(
             NatPmpExchange::new(request),

@@ -249,4 +249,49 @@ mod tests {
         assert!(!is_natpmp_unsupported_version(&[0, 129, 0, 2]));
         assert!(!is_natpmp_unsupported_version(&[0, 1, 0, 1]));
     }
+
+    /// The whole PCP exchange on a simulated clock: retransmission, a
+    /// spoofed answer, a wrong nonce and the real answer.
+    #[test]
+    fn transaction_on_a_simulated_clock() {
+        use crate::schedule::RetransmitPlan;
+        use crate::transaction::{Outcome, Transaction};
+        use std::time::{Duration, Instant};
+
+        let server: SocketAddr = "192.168.1.1:5351".parse().unwrap();
+        let x = map_exchange();
+        let t0 = Instant::now();
+        let mut tx =
+            Transaction::new(x, x.request.to_vec(), server, RetransmitPlan::pcp(), t0, 99).unwrap();
+        assert_eq!(tx.poll_transmit().unwrap().payload.len(), 60);
+        // Nothing before the first RT (3 s ± 10 %).
+        tx.handle_timeout(t0 + Duration::from_millis(2699));
+        assert!(tx.poll_transmit().is_none());
+        let first_rt = tx.poll_timeout().unwrap() - t0;
+        assert!(first_rt >= Duration::from_millis(2700) && first_rt <= Duration::from_millis(3300));
+        tx.handle_timeout(t0 + first_rt);
+        assert!(tx.poll_transmit().is_some(), "retransmission due");
+        let at = t0 + Duration::from_secs(4);
+        let real = answer(2, 0, NONCE, 6, 8080);
+        tx.handle_input(at, "192.168.1.66:5351".parse().unwrap(), &real);
+        tx.handle_input(at, "192.168.1.1:5350".parse().unwrap(), &real);
+        tx.handle_input(at, server, &answer(2, 0, Nonce([9; 12]), 6, 8080));
+        assert!(tx.outcome().is_none());
+        tx.handle_input(at, server, &real);
+        let Some(Outcome::Answered { answer, sends, .. }) = tx.take_outcome() else {
+            panic!("not answered")
+        };
+        assert_eq!(sends, 2);
+        assert!(matches!(answer, PcpAnswer::Mapped { lifetime: 600, .. }));
+        let c = tx.counters();
+        assert_eq!(
+            (
+                c.dropped_wrong_source,
+                c.dropped_wrong_nonce,
+                c.sent,
+                c.retransmitted
+            ),
+            (2, 1, 2, 1)
+        );
+    }
 }

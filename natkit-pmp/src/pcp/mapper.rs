@@ -45,7 +45,7 @@ use crate::natpmp::{NATPMP_PORT, NatPmpConfig, NatPmpMapper};
 use crate::pcp::PcpResultCode;
 use crate::pcp::exchange::{PcpAnswer, PcpExchange};
 use crate::pcp::wire::{MapRequest, Nonce, PcpRequest};
-use crate::request::{internal_port, lifetime_secs};
+use crate::request::{bounded, internal_port, lifetime_secs};
 use crate::schedule::RetransmitPlan;
 use crate::transaction::Transaction;
 
@@ -405,6 +405,7 @@ impl PcpMapper {
         request: PcpRequest,
         plan: RetransmitPlan,
     ) -> Result<(PcpAnswer, Instant, Option<EpochObservation>)> {
+        bounded(plan)?;
         let seed = self.rng().next_u64();
         let txn = Transaction::new(
             PcpExchange::new(request),
