@@ -108,10 +108,17 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// Whether the same request may succeed later without any change.
+    ///
+    /// A router whose WAN side is not connected yet (NAT-PMP result 3,
+    /// PCP `NETWORK_FAILURE`, an IGD reporting `Disconnected`) may well be
+    /// connected a minute later, so [`FailureKind::NotConnected`] counts.
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            FailureKind::Timeout | FailureKind::Network | FailureKind::NoResources
+            FailureKind::Timeout
+                | FailureKind::Network
+                | FailureKind::NoResources
+                | FailureKind::NotConnected
         )
     }
 
