@@ -20,12 +20,14 @@ pub const FALLBACK_LEASES: [u32; 4] = [MAX_IGD2_LEASE, 86_400, 3_600, 0];
 pub enum LeaseOutcome {
     /// The router accepted the requested lease.
     AsRequested,
-    /// The router refused the requested lease with 402 and accepted a
-    /// shorter one (`accepted` may be 0: see [`LeaseOutcome::Permanent`]).
+    /// The router granted a shorter, finite lease: it refused the
+    /// requested one with 402 and took a shorter one, or it clamped the
+    /// request silently (IGD:2 routers turn 0, "permanent", into 604800 s).
+    /// The caller must renew before it ends.
     Shortened {
-        /// The lease asked for first, in seconds.
+        /// The lease asked for first, in seconds (0: permanent).
         requested: u32,
-        /// The lease the router accepted, in seconds.
+        /// The lease the router granted, in seconds.
         accepted: u32,
     },
     /// The router only does permanent leases (725) or accepted nothing but
@@ -47,16 +49,31 @@ pub fn next_lease(current: u32, code: UpnpErrorCode) -> Option<u32> {
     }
 }
 
-/// Describes the lease finally accepted.
-pub fn outcome(requested: u32, accepted: u32) -> LeaseOutcome {
-    if accepted == requested {
+/// How much shorter than asked a read-back lease may be and still count
+/// as granted in full: the router reports the *remaining* lease, which has
+/// already run down a little by the time natkit reads it back.
+pub const READ_BACK_SLACK: u32 = 60;
+
+/// Describes the lease: `requested` by the caller, `accepted` in the
+/// request the router took, and `read_back` as the router then reported
+/// it (IGD:2 routers clamp silently: miniupnpd turns 0 and anything above
+/// 604800 into 604800).
+pub fn outcome(requested: u32, accepted: u32, read_back: Option<u32>) -> LeaseOutcome {
+    let granted = read_back.unwrap_or(accepted);
+    if granted == 0 {
+        return if requested == 0 {
+            LeaseOutcome::AsRequested
+        } else {
+            LeaseOutcome::Permanent { requested }
+        };
+    }
+    let full = accepted != 0 && granted.saturating_add(READ_BACK_SLACK) >= accepted;
+    if accepted == requested && full {
         LeaseOutcome::AsRequested
-    } else if accepted == 0 {
-        LeaseOutcome::Permanent { requested }
     } else {
         LeaseOutcome::Shortened {
             requested,
-            accepted,
+            accepted: if full { accepted } else { granted },
         }
     }
 }
@@ -97,15 +114,30 @@ mod tests {
 
     #[test]
     fn outcomes() {
-        assert_eq!(outcome(7200, 7200), LeaseOutcome::AsRequested);
+        assert_eq!(outcome(7200, 7200, None), LeaseOutcome::AsRequested);
+        assert_eq!(outcome(7200, 7200, Some(7198)), LeaseOutcome::AsRequested);
+        assert_eq!(outcome(0, 0, Some(0)), LeaseOutcome::AsRequested);
         assert_eq!(
-            outcome(7200, 0),
+            outcome(7200, 0, None),
             LeaseOutcome::Permanent { requested: 7200 }
         );
         assert_eq!(
-            outcome(1_000_000, 604_800),
+            outcome(1_000_000, 604_800, Some(604_800)),
             LeaseOutcome::Shortened {
                 requested: 1_000_000,
+                accepted: 604_800
+            }
+        );
+        // Clamped silently by an IGD:2 router.
+        let clamped = LeaseOutcome::Shortened {
+            requested: 1_000_000,
+            accepted: 604_800,
+        };
+        assert_eq!(outcome(1_000_000, 1_000_000, Some(604_800)), clamped);
+        assert_eq!(
+            outcome(0, 0, Some(604_800)),
+            LeaseOutcome::Shortened {
+                requested: 0,
                 accepted: 604_800
             }
         );

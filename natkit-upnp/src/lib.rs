@@ -30,21 +30,30 @@
 //!
 //! # miniupnpd, the reference IGD
 //!
-//! What natkit relies on, from miniupnpd's behaviour (to be confirmed
-//! against the NAT lab's miniupnpd, see `tests/`):
-//! - it announces IGD:2 (`InternetGatewayDevice:2`, `WANIPConnection:2`)
-//!   when built with IGD:2 support, and IGD:1 when `force_igd_desc_v1` is
-//!   set; natkit prefers WANIPConnection:2, then :1, then WANPPPConnection:1;
-//! - with `secure_mode=yes` it refuses mappings whose internal client is
-//!   not the host asking (606 not authorised), so natkit maps for the
-//!   address the IGD sees ([`Igd::local_ip`]);
-//! - AddPortMapping for a port already mapped to another internal client
-//!   is 718 ConflictInMappingEntry; for the same client it updates the
-//!   entry in place, which is how renewal works;
-//! - on IGD:2 a lease of 0, or above 604800 s, becomes 604800 s, so natkit
-//!   reads every grant back with GetSpecificPortMappingEntry rather than
-//!   trusting what it asked for;
-//! - GetGenericPortMappingEntry past the end is 713.
+//! Observed against miniupnpd 2.3.1 (Debian 12's `miniupnpd-nftables`) in
+//! the NAT lab (`tests/lab.rs`):
+//! - it announces IGD:2 (`InternetGatewayDevice:2`, `WANIPConnection:2`,
+//!   control URL `/ctl/IPConn`, description on port 2869) with `SERVER:
+//!   <OS>/<kernel> UPnP/1.1 MiniUPnPd/2.3.1`; natkit prefers
+//!   WANIPConnection:2, then :1, then WANPPPConnection:1;
+//! - it answers a unicast M-SEARCH to the gateway in 50–100 ms, with or
+//!   without `MX`; discovery completes in about 250–300 ms;
+//! - AddPortMapping for a port mapped to another internal client is 718
+//!   ConflictInMappingEntry, and GetSpecificPortMappingEntry then names that
+//!   client and its description; AddPortMapping again for the same client
+//!   updates the entry in place, which is how renewal works;
+//! - it never refuses a lease: 0 and anything above 604800 s become
+//!   604800 s silently (reported as [`LeaseOutcome::Shortened`]), so natkit
+//!   reads every grant back rather than trusting what it asked for;
+//!   GetSpecificPortMappingEntry reports the *remaining* lease;
+//! - GetGenericPortMappingEntry past the end is 713; DeletePortMapping of
+//!   an entry that is gone is 714.
+//!
+//! From miniupnpd's documentation, not exercised by the lab (which runs
+//! with `secure_mode=no`): with `secure_mode=yes` a client may only map to
+//! its own address, so natkit maps for the address the IGD sees
+//! ([`Igd::local_ip`]); with a reserved WAN address (double NAT) 2.3.1
+//! reports an empty external address and fails mappings with 501.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

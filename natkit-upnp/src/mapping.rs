@@ -323,12 +323,13 @@ impl Igd {
             .get_specific_entry(request.protocol, external_port)
             .await
             .ok();
+        let read_lease = read_back.as_ref().map(|e| e.lease_secs);
         Grant {
             protocol: request.protocol,
             external_port,
             internal,
-            lease_secs: read_back.as_ref().map_or(lease, |e| e.lease_secs),
-            lease: outcome(request.lease_secs, lease),
+            lease_secs: read_lease.unwrap_or(lease),
+            lease: outcome(request.lease_secs, lease, read_lease),
             description,
             read_back,
         }
