@@ -29,6 +29,7 @@
 pub mod attr;
 mod builder;
 mod class;
+pub mod classify;
 pub mod client;
 mod error;
 pub mod fingerprint;

@@ -264,3 +264,23 @@ async fn natkit_client_reads_stund_answers() {
         assert_eq!(resp.response_origin, Some(stund.primary));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn natkit_classifier_against_stund_agrees_with_stunds_client() {
+    use natkit_core::{Connectivity, LegacyNatType};
+    use natkit_stun::classify::{ClassifyConfig, ServerFlavor, classify};
+    let stund = start_stund().await;
+    let mut config = ClassifyConfig::new([stund.primary.to_string()]);
+    config.plan = RetransmitPlan::LAB;
+    let c = classify(config).await.expect("classify");
+    println!(
+        "classified against stund in {:?}: {:?} {:?}",
+        c.elapsed, c.legacy, c.notes
+    );
+    assert_eq!(c.servers[0].flavor, ServerFlavor::Rfc3489, "{c:#?}");
+    assert_eq!(c.behaviour.connectivity, Connectivity::NoNat);
+    assert_eq!(c.legacy, LegacyNatType::Open, "{c:#?}");
+    // stund's own client says the same about this path.
+    let text = run(STUND_CLIENT, &[stund.primary.to_string()]).await;
+    assert!(text.contains("Open"), "{text}");
+}

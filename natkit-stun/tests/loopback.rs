@@ -177,3 +177,90 @@ async fn tcp_binding_reads_framed_messages() {
         .expect_err("refused");
     assert!(matches!(err, Error::Io { op: "connect", .. }), "{err:?}");
 }
+
+mod classify_loopback {
+    use super::*;
+    use natkit_core::{Connectivity, FilteringBehaviour, LegacyNatType, MappingBehaviour};
+    use natkit_stun::classify::{ClassifyConfig, ServerFlavor, TestKind, classify};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_nat_against_our_own_rfc5780_server_is_open() {
+        let cfg = ServerConfig::with_alternate(sa("127.0.0.1:0"), sa("127.0.0.2:0"));
+        let server = Server::bind(cfg).await.expect("bind");
+        let addrs = server.local_addrs();
+        let stop = server.stop_handle();
+        tokio::spawn(server.run());
+
+        let mut config = ClassifyConfig::new([addrs[0].to_string()]);
+        config.plan = RetransmitPlan::LAB;
+        config.hairpinning = true;
+        let c = classify(config).await.expect("classify");
+        println!("classified loopback in {:?}: {:#?}", c.elapsed, c.behaviour);
+        assert_eq!(c.behaviour.connectivity, Connectivity::NoNat, "{c:#?}");
+        assert_eq!(c.behaviour.mapping, MappingBehaviour::EndpointIndependent);
+        assert_eq!(
+            c.behaviour.filtering,
+            FilteringBehaviour::EndpointIndependent
+        );
+        assert_eq!(c.legacy, LegacyNatType::Open);
+        assert_eq!(c.external, c.local);
+        assert_eq!(c.behaviour.port_preservation, Some(true));
+        assert_eq!(c.behaviour.hairpinning, None, "not tested without a NAT");
+        assert_eq!(c.servers[0].flavor, ServerFlavor::Rfc5780);
+        assert_eq!(c.servers[0].other, Some(addrs[3]));
+        assert_eq!(c.behaviour_server, Some(addrs[0]));
+        // Evidence names each test, server and address.
+        for kind in [
+            TestKind::MappingI,
+            TestKind::MappingII,
+            TestKind::MappingIII,
+            TestKind::FilteringChangeIpPort,
+        ] {
+            assert!(
+                c.evidence
+                    .iter()
+                    .any(|e| e.test == kind && e.outcome.answered()),
+                "{kind:?} in {:#?}",
+                c.evidence
+            );
+        }
+        assert!(c.elapsed < Duration::from_secs(3), "{:?}", c.elapsed);
+        let json = serde_json::to_string(&c).expect("serialisable");
+        assert!(json.contains("\"open\""), "{json}");
+        stop.stop();
+    }
+
+    #[tokio::test]
+    async fn plain_servers_only_compare_mappings() {
+        let (a, _sa) = plain_server("127.0.0.1").await;
+        let (b, _sb) = plain_server("127.0.0.5").await;
+        let mut config = ClassifyConfig::new([a.to_string(), b.to_string()]);
+        config.plan = RetransmitPlan::LAB;
+        let c = classify(config).await.expect("classify");
+        assert_eq!(c.behaviour.connectivity, Connectivity::NoNat);
+        assert_eq!(c.mapping_varies_by_destination, Some(false));
+        assert_eq!(c.behaviour.mapping, MappingBehaviour::EndpointIndependent);
+        assert_eq!(c.behaviour.filtering, FilteringBehaviour::Inconclusive);
+        assert_eq!(c.legacy, LegacyNatType::Inconclusive);
+        assert!(c.servers.iter().all(|s| s.flavor == ServerFlavor::Plain));
+        assert!(!c.notes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn nothing_answering_is_udp_blocked_quickly() {
+        let dead = {
+            let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+            s.local_addr().expect("addr")
+        };
+        let mut config = ClassifyConfig::new([dead.to_string()]);
+        config.plan = RetransmitPlan::LAB;
+        let c = classify(config).await.expect("classify");
+        assert_eq!(c.behaviour.connectivity, Connectivity::UdpBlocked);
+        assert_eq!(c.legacy, LegacyNatType::UdpBlocked);
+        assert!(c.elapsed < Duration::from_secs(2));
+        assert!(matches!(
+            classify(ClassifyConfig::new(Vec::<String>::new())).await,
+            Err(Error::InvalidConfig { .. })
+        ));
+    }
+}

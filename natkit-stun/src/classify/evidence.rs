@@ -1,0 +1,164 @@
+//! What the classifier observed, and what it concluded.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use natkit_core::{LegacyNatType, NatBehaviour};
+
+/// Which test a request belonged to (RFC 5780 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum TestKind {
+    /// Test I: a plain Binding request to a server's primary address (§4.3). Also how
+    /// every server is first asked.
+    MappingI,
+    /// Mapping test II: to the alternate IP, primary port (§4.3).
+    MappingII,
+    /// Mapping test III: to the alternate IP and port (§4.3).
+    MappingIII,
+    /// Test I again after tests II and III, to check that the first mapping held.
+    MappingIRepeat,
+    /// The control of a filtering round: a plain request to the primary address at the
+    /// same time, from the same socket, as the filtering tests (§4.4 test I).
+    FilteringControl,
+    /// Filtering test II: CHANGE-REQUEST change IP and port (§4.4).
+    FilteringChangeIpPort,
+    /// Filtering test III: CHANGE-REQUEST change port (§4.4).
+    FilteringChangePort,
+    /// Hairpinning: a request to the socket's own mapped address (§4.6).
+    Hairpin,
+    /// The control of a repeated hairpinning test: a plain request to the primary
+    /// address from the same socket at the same time.
+    HairpinControl,
+}
+
+/// What one request got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum TestOutcome {
+    /// An acceptable answer.
+    Answered {
+        /// The mapped address the server saw.
+        mapped: Option<SocketAddr>,
+        /// Where the answer came from.
+        from: SocketAddr,
+        /// OTHER-ADDRESS or CHANGED-ADDRESS, if given.
+        other: Option<SocketAddr>,
+        /// Whether `other` came from RFC 3489's CHANGED-ADDRESS.
+        rfc3489: bool,
+        /// RESPONSE-ORIGIN or SOURCE-ADDRESS, if given.
+        origin: Option<SocketAddr>,
+        /// The round-trip time, when unambiguous.
+        rtt: Option<Duration>,
+        /// Time from the first send to the answer.
+        elapsed: Duration,
+    },
+    /// No acceptable answer within the wait. `wrong_sources` lists sources that answered
+    /// with this request's id from an address not accepted (a server ignoring
+    /// CHANGE-REQUEST).
+    NoAnswer {
+        /// Sources that answered from the wrong address.
+        wrong_sources: Vec<SocketAddr>,
+    },
+    /// The request could not be made, or got an error response.
+    Failed(String),
+}
+
+impl TestOutcome {
+    /// The mapped address, if answered with one.
+    pub fn mapped(&self) -> Option<SocketAddr> {
+        match self {
+            TestOutcome::Answered { mapped, .. } => *mapped,
+            _ => None,
+        }
+    }
+
+    /// Whether an acceptable answer came.
+    pub fn answered(&self) -> bool {
+        matches!(self, TestOutcome::Answered { .. })
+    }
+}
+
+/// One request of the test plan and what it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TestEvidence {
+    /// Which test.
+    pub test: TestKind,
+    /// Which round of that test (filtering and mapping may be repeated), from 1.
+    pub round: u8,
+    /// The server address the request went to.
+    pub server: SocketAddr,
+    /// The local socket it was sent from.
+    pub local: Option<SocketAddr>,
+    /// The sources whose answer counted.
+    pub accepted_from: Vec<SocketAddr>,
+    /// What happened.
+    pub outcome: TestOutcome,
+}
+
+/// Which dialect a server speaks, judged from its first answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum ServerFlavor {
+    /// OTHER-ADDRESS (RFC 5780).
+    Rfc5780,
+    /// CHANGED-ADDRESS (RFC 3489, e.g. stund).
+    Rfc3489,
+    /// No alternate address: address discovery only.
+    Plain,
+    /// Did not answer.
+    Unreachable,
+}
+
+/// What the classifier found out about one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ServerCheck {
+    /// The server's (primary) address.
+    pub server: SocketAddr,
+    /// The name it was given as.
+    pub name: String,
+    /// Its dialect.
+    pub flavor: ServerFlavor,
+    /// Its alternate address, if it gave one.
+    pub other: Option<SocketAddr>,
+    /// Whether it passed the checks needed for behaviour tests: the alternate differs
+    /// from the primary in IP and port, and RESPONSE-ORIGIN (or SOURCE-ADDRESS) is the
+    /// address the answer really came from.
+    pub usable_for_behaviour: bool,
+    /// Why not, if not.
+    pub problem: Option<String>,
+}
+
+/// The classifier's answer: the NAT's behaviour with the evidence for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Classification {
+    /// Mapping and filtering behaviour, hairpinning and port preservation.
+    pub behaviour: NatBehaviour,
+    /// The legacy RFC 3489 name, derived from [`behaviour`](Self::behaviour).
+    pub legacy: LegacyNatType,
+    /// The mapped address of the first test (this host's address as seen from outside).
+    pub external: Option<SocketAddr>,
+    /// The local socket of the first test.
+    pub local: Option<SocketAddr>,
+    /// Whether the mapped address changed with the destination (from any two
+    /// destinations with different IPs); `None` if not observed.
+    pub mapping_varies_by_destination: Option<bool>,
+    /// The server used for the behaviour tests, if any.
+    pub behaviour_server: Option<SocketAddr>,
+    /// The round-trip time measured in test I to that server.
+    pub rtt: Option<Duration>,
+    /// Every server asked.
+    pub servers: Vec<ServerCheck>,
+    /// Every request made, in order.
+    pub evidence: Vec<TestEvidence>,
+    /// Plain-language remarks on what could not be concluded and why.
+    pub notes: Vec<String>,
+    /// How long the classification took (set by the runner; zero from the plan alone).
+    pub elapsed: Duration,
+}

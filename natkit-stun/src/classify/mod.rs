@@ -1,0 +1,32 @@
+//! NAT behaviour discovery and classification (RFC 5780 §4, RFC 4787 terms; classic
+//! RFC 3489 servers such as stund work too).
+//!
+//! [`classify`] runs the sans-IO [`TestPlan`] against real servers and returns a
+//! [`Classification`]: core's [`NatBehaviour`](natkit_core::NatBehaviour) (connectivity,
+//! mapping, filtering, hairpinning, port preservation), the legacy name derived from it,
+//! and the evidence — every request, which server, which addresses were seen — with
+//! notes on whatever could not be concluded. Conclusions need positive evidence: under
+//! packet loss the answer may be "inconclusive", never a wrong type.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), natkit_stun::Error> {
+//! use natkit_stun::classify::{classify, ClassifyConfig};
+//! let c = classify(ClassifyConfig::new(["stun.example.net:3478"])).await?;
+//! println!("{} ({})", c.legacy, c.legacy.meaning());
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod decide;
+mod evidence;
+mod plan;
+mod runner;
+#[cfg(test)]
+mod sim;
+
+pub use config::ClassifyConfig;
+pub use evidence::{
+    Classification, ServerCheck, ServerFlavor, TestEvidence, TestKind, TestOutcome,
+};
+pub use plan::{Probe, ProbeResult, TestPlan};
+pub use runner::classify;

@@ -1,0 +1,150 @@
+//! The tokio runner of the test plan.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+
+use super::config::ClassifyConfig;
+use super::evidence::{Classification, TestOutcome};
+use super::plan::{Probe, ProbeResult, TestPlan};
+use crate::Error;
+use crate::client::{AcceptFrom, Transaction, run_transactions};
+
+/// Classifies the NAT between this host and the configured servers: runs the
+/// [`TestPlan`] with real sockets (one fresh UDP socket per test group, every
+/// independent test at once).
+///
+/// Fails only on a bad configuration, servers that do not resolve, or a local socket
+/// error; a NAT that cannot be told is an [`Ok`] with inconclusive axes and notes.
+pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
+    let started = Instant::now();
+    config.validate()?;
+    let mut servers = Vec::with_capacity(config.servers.len());
+    for name in &config.servers {
+        servers.push((name.clone(), resolve(name).await?));
+    }
+    let first = servers[0].1;
+    let local_ip = match config.bind_ip {
+        Some(ip) => ip,
+        None => route_source(first).await?,
+    };
+    let mut plan = TestPlan::new(config, servers)?;
+    let mut sockets: BTreeMap<u32, Arc<UdpSocket>> = BTreeMap::new();
+    while !plan.is_done() {
+        let wave = plan.poll_probes();
+        if wave.is_empty() {
+            break;
+        }
+        let mut groups: BTreeMap<u32, Vec<Probe>> = BTreeMap::new();
+        for p in wave {
+            groups.entry(p.group).or_default().push(p);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (group, probes) in groups {
+            let socket = match sockets.get(&group) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = UdpSocket::bind(SocketAddr::new(local_ip, 0))
+                        .await
+                        .map_err(|e| Error::io("bind", &e))?;
+                    let s = Arc::new(s);
+                    sockets.insert(group, s.clone());
+                    s
+                }
+            };
+            let mut txns = Vec::with_capacity(probes.len());
+            {
+                let mut rng = rand::rng();
+                for p in &probes {
+                    let t = if p.hairpin {
+                        Transaction::hairpin(p.destination, p.plan, &mut rng)?
+                    } else {
+                        Transaction::new(
+                            &p.request,
+                            p.destination,
+                            AcceptFrom::Only(p.accept.clone()),
+                            p.plan,
+                            &mut rng,
+                        )?
+                    };
+                    txns.push(t);
+                }
+            }
+            tasks.spawn(async move {
+                let local = socket.local_addr().ok();
+                let r = run_transactions(&socket, &mut txns).await;
+                (probes, txns, local, r)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (probes, mut txns, local, r) = joined.map_err(|_| Error::InvalidConfig {
+                reason: "a classifier task panicked",
+            })?;
+            r?;
+            for (p, t) in probes.iter().zip(txns.iter_mut()) {
+                let wrong_sources = t.wrong_sources().to_vec();
+                let outcome = match t.take_outcome() {
+                    Some(Ok(resp)) => match resp.error_code {
+                        Some(code) => TestOutcome::Failed(format!("error response {code}")),
+                        None => TestOutcome::Answered {
+                            mapped: resp.mapped,
+                            from: resp.from,
+                            other: resp.other_address,
+                            rfc3489: resp.other_is_rfc3489,
+                            origin: resp.response_origin,
+                            rtt: resp.rtt,
+                            elapsed: resp.elapsed,
+                        },
+                    },
+                    Some(Err(Error::Timeout { .. })) | None => {
+                        TestOutcome::NoAnswer { wrong_sources }
+                    }
+                    Some(Err(e)) => TestOutcome::Failed(e.to_string()),
+                };
+                plan.handle_result(ProbeResult {
+                    id: p.id,
+                    local,
+                    outcome,
+                });
+            }
+        }
+    }
+    let mut c = plan.classification();
+    c.elapsed = started.elapsed();
+    Ok(c)
+}
+
+/// Resolves a server name (`host:port`, or `host` for 3478).
+async fn resolve(name: &str) -> Result<SocketAddr, Error> {
+    if let Ok(a) = name.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let with_port = if name.parse::<IpAddr>().is_ok() || !name.contains(':') {
+        format!("{name}:{}", crate::client::DEFAULT_PORT)
+    } else {
+        name.to_owned()
+    };
+    tokio::net::lookup_host(with_port.as_str())
+        .await
+        .map_err(|e| Error::io("resolve", &e))?
+        .next()
+        .ok_or(Error::InvalidConfig {
+            reason: "a STUN server name has no address",
+        })
+}
+
+/// The local IP the host would send from to reach `server` (no packet is sent).
+async fn route_source(server: SocketAddr) -> Result<IpAddr, Error> {
+    let probe = crate::client::bind_for(server).await?;
+    probe
+        .connect(server)
+        .await
+        .map_err(|e| Error::io("route lookup", &e))?;
+    probe
+        .local_addr()
+        .map(|a| a.ip())
+        .map_err(|e| Error::io("route lookup", &e))
+}
