@@ -71,25 +71,15 @@ pub(crate) fn walk(doc: &[u8], mut visit: impl FnMut(&[String], Node<'_>)) -> Re
             position: reader.error_position(),
         })?;
         match event {
-            Event::Start(start) | Event::Empty(start) if elements >= MAX_XML_ELEMENTS => {
-                let _ = start;
-                return Err(XmlError::TooManyElements);
-            }
             Event::Start(start) => {
-                elements += 1;
-                if stack.len() >= MAX_XML_DEPTH {
-                    return Err(XmlError::TooDeep);
-                }
+                count_element(&mut elements, stack.len())?;
                 let name = local_name(&start);
                 visit(&stack, Node::Open(&name));
                 stack.push(name);
                 texts.push(String::new());
             }
             Event::Empty(start) => {
-                elements += 1;
-                if stack.len() >= MAX_XML_DEPTH {
-                    return Err(XmlError::TooDeep);
-                }
+                count_element(&mut elements, stack.len())?;
                 let name = local_name(&start);
                 visit(&stack, Node::Open(&name));
                 visit(&stack, Node::Close(&name, ""));
@@ -125,6 +115,17 @@ pub(crate) fn walk(doc: &[u8], mut visit: impl FnMut(&[String], Node<'_>)) -> Re
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
         }
     }
+}
+
+fn count_element(elements: &mut usize, depth: usize) -> Result<(), XmlError> {
+    if *elements >= MAX_XML_ELEMENTS {
+        return Err(XmlError::TooManyElements);
+    }
+    if depth >= MAX_XML_DEPTH {
+        return Err(XmlError::TooDeep);
+    }
+    *elements += 1;
+    Ok(())
 }
 
 fn local_name(start: &quick_xml::events::BytesStart<'_>) -> String {
