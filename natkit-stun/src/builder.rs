@@ -37,6 +37,7 @@ pub struct MessageBuilder<'b> {
 
 impl<'b> MessageBuilder<'b> {
     /// Starts an RFC 8489 message (with the magic cookie) in `buf`.
+    #[inline]
     pub fn new(
         buf: &'b mut [u8],
         class: Class,
@@ -53,6 +54,7 @@ impl<'b> MessageBuilder<'b> {
 
     /// Starts a message whose cookie field holds `cookie`: [`MAGIC_COOKIE`] for RFC 8489,
     /// anything else for an RFC 3489 message (with a 128-bit transaction id).
+    #[inline]
     pub fn with_cookie(
         buf: &'b mut [u8],
         message_type: MessageType,
@@ -114,6 +116,7 @@ impl<'b> MessageBuilder<'b> {
     }
 
     /// Reserves `total` bytes at the end and updates the header length to include them.
+    #[inline]
     fn reserve(&mut self, total: usize) -> Result<(usize, &mut [u8]), Error> {
         let start = self.len;
         let end = start + total;
@@ -131,6 +134,7 @@ impl<'b> MessageBuilder<'b> {
     }
 
     /// Appends an attribute.
+    #[inline]
     pub fn add_attr<A: EncodeAttribute + ?Sized>(&mut self, attr: &A) -> Result<&mut Self, Error> {
         let ctx = self.ctx;
         let total = attr.buffer_len();
@@ -183,6 +187,7 @@ impl<'b> MessageBuilder<'b> {
     }
 
     /// Appends FINGERPRINT (RFC 8489 §14.7), finishes the message and returns its length.
+    #[inline]
     pub fn finish_with_fingerprint(mut self) -> Result<usize, Error> {
         let (start, _) = self.reserve(ATTR_HEADER_LEN + 4)?;
         let crc = fingerprint(&self.buf[..start]);

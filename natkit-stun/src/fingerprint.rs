@@ -6,6 +6,7 @@ pub const FINGERPRINT_XOR: u32 = 0x5354_554e;
 
 /// The FINGERPRINT value of `bytes`: the message from its first byte up to, not including,
 /// the FINGERPRINT attribute, with the header length already counting the FINGERPRINT.
+#[inline]
 pub fn fingerprint(bytes: &[u8]) -> u32 {
     crc32fast::hash(bytes) ^ FINGERPRINT_XOR
 }

@@ -27,6 +27,7 @@ pub struct Message<'a> {
 }
 
 /// The message length field (bytes 2..4) of a buffer that holds at least a header.
+#[inline]
 fn header_u16(buf: &[u8], at: usize) -> u16 {
     match buf.get(at..at + 2) {
         Some(&[a, b]) => u16::from_be_bytes([a, b]),
@@ -36,6 +37,7 @@ fn header_u16(buf: &[u8], at: usize) -> u16 {
 
 impl<'a> Message<'a> {
     /// Validates `buf` as exactly one STUN message (header and attribute framing).
+    #[inline]
     pub fn new_checked(buf: &'a [u8]) -> Result<Message<'a>, Error> {
         if buf.len() < HEADER_LEN {
             return Err(Error::TooShort { len: buf.len() });
@@ -94,16 +96,19 @@ impl<'a> Message<'a> {
     }
 
     /// The message type (class and method).
+    #[inline]
     pub fn message_type(&self) -> MessageType {
         MessageType::from_u16(header_u16(self.buf, 0))
     }
 
     /// The class.
+    #[inline]
     pub fn class(&self) -> Class {
         self.message_type().class()
     }
 
     /// The method.
+    #[inline]
     pub fn method(&self) -> Method {
         self.message_type().method()
     }
@@ -129,6 +134,7 @@ impl<'a> Message<'a> {
     }
 
     /// The 96-bit transaction id.
+    #[inline]
     pub fn transaction_id(&self) -> TransactionId {
         let mut b = [0; 12];
         if let Some(t) = self.buf.get(8..20) {
@@ -143,6 +149,7 @@ impl<'a> Message<'a> {
     }
 
     /// What attribute codecs need from this message (cookie field and transaction id).
+    #[inline]
     pub fn context(&self) -> Context {
         let mut b = [0; 16];
         if let Some(t) = self.buf.get(4..20) {
@@ -152,6 +159,7 @@ impl<'a> Message<'a> {
     }
 
     /// Every attribute on the wire, in order, including those RFC 8489 says to ignore.
+    #[inline]
     pub fn raw_attributes(&self) -> RawAttributes<'a> {
         RawAttributes {
             buf: self.buf,
@@ -162,6 +170,7 @@ impl<'a> Message<'a> {
     /// The attributes that count, in order: after MESSAGE-INTEGRITY only
     /// MESSAGE-INTEGRITY-SHA256 and FINGERPRINT, after MESSAGE-INTEGRITY-SHA256 only
     /// FINGERPRINT, and nothing after FINGERPRINT (RFC 8489 §14.5–14.7).
+    #[inline]
     pub fn attributes(&self) -> Attributes<'a> {
         Attributes {
             raw: self.raw_attributes(),
@@ -177,11 +186,13 @@ impl<'a> Message<'a> {
     }
 
     /// The first counting attribute of type `ty`.
+    #[inline]
     pub fn raw_attribute(&self, ty: AttrType) -> Option<RawAttribute<'a>> {
         self.attributes().find(|a| a.attr_type() == ty)
     }
 
     /// Decodes the first counting attribute of type `T::TYPE`, if present.
+    #[inline]
     pub fn get<T: DecodeAttribute<'a>>(&self) -> Result<Option<T>, Error> {
         match self.raw_attribute(T::TYPE) {
             Some(raw) => T::decode(raw.value(), &self.context()).map(Some),
@@ -190,16 +201,19 @@ impl<'a> Message<'a> {
     }
 
     /// Decodes the first counting attribute of type `T::TYPE`; absent is an error.
+    #[inline]
     pub fn require<T: DecodeAttribute<'a>>(&self) -> Result<T, Error> {
         self.get::<T>()?.ok_or(Error::MissingAttribute(T::TYPE))
     }
 
     /// XOR-MAPPED-ADDRESS, if present.
+    #[inline]
     pub fn xor_mapped_address(&self) -> Result<Option<SocketAddr>, Error> {
         Ok(self.get::<XorMappedAddress>()?.map(|a| a.0))
     }
 
     /// MAPPED-ADDRESS, if present.
+    #[inline]
     pub fn mapped_address(&self) -> Result<Option<SocketAddr>, Error> {
         Ok(self.get::<MappedAddress>()?.map(|a| a.0))
     }
@@ -235,6 +249,7 @@ impl<'a> Message<'a> {
     }
 
     /// The last attribute on the wire, if any.
+    #[inline]
     fn last_attribute(&self) -> Option<RawAttribute<'a>> {
         if self.last_attr == 0 {
             return None;
@@ -247,12 +262,14 @@ impl<'a> Message<'a> {
     }
 
     /// Whether the message ends with a FINGERPRINT attribute.
+    #[inline]
     pub fn has_fingerprint(&self) -> bool {
         self.last_attribute()
             .is_some_and(|a| a.attr_type() == AttrType::FINGERPRINT)
     }
 
     /// Checks FINGERPRINT, which must be the last attribute.
+    #[inline]
     pub fn check_fingerprint(&self) -> Result<(), Error> {
         let last = match self.last_attribute() {
             Some(a) if a.attr_type() == AttrType::FINGERPRINT => a,
@@ -336,6 +353,7 @@ pub struct RawAttributes<'a> {
 impl<'a> Iterator for RawAttributes<'a> {
     type Item = RawAttribute<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<RawAttribute<'a>> {
         // The framing was validated by `new_checked`; the `get`s only keep this panic-free.
         let pos = self.pos;
@@ -372,6 +390,7 @@ pub struct Attributes<'a> {
 impl<'a> Iterator for Attributes<'a> {
     type Item = RawAttribute<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<RawAttribute<'a>> {
         loop {
             if self.state == State::Done {

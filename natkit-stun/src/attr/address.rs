@@ -12,6 +12,7 @@ const FAMILY_IPV4: u8 = 0x01;
 const FAMILY_IPV6: u8 = 0x02;
 
 /// Value length of an address attribute carrying this address.
+#[inline]
 pub(crate) const fn address_len(addr: &SocketAddr) -> usize {
     match addr {
         SocketAddr::V4(_) => 8,
@@ -21,6 +22,7 @@ pub(crate) const fn address_len(addr: &SocketAddr) -> usize {
 
 /// Decodes a socket address, XORing port and address bytes with `xor` (all zero for the
 /// plain attributes; cookie + transaction id for XOR-MAPPED-ADDRESS).
+#[inline]
 pub(crate) fn decode_address(
     attr: AttrType,
     value: &[u8],
@@ -52,19 +54,30 @@ pub(crate) fn decode_address(
 }
 
 /// Encodes a socket address into `out` (exactly [`address_len`] bytes), XORed with `xor`.
+#[inline]
 pub(crate) fn emit_address(addr: &SocketAddr, out: &mut [u8], xor: &[u8; 16]) {
     let port = addr.port().to_be_bytes();
-    let (family, ip): (u8, &[u8]) = match addr {
-        SocketAddr::V4(a) => (FAMILY_IPV4, &a.ip().octets()[..]),
-        SocketAddr::V6(a) => (FAMILY_IPV6, &a.ip().octets()[..]),
-    };
-    // The zip()s below stop at the shorter side, so this cannot panic on a short `out`.
-    let header = [0, family, port[0] ^ xor[0], port[1] ^ xor[1]];
-    for (o, h) in out.iter_mut().zip(header) {
-        *o = h;
-    }
-    for ((o, b), k) in out.iter_mut().skip(4).zip(ip).zip(xor) {
-        *o = b ^ k;
+    let head = |family: u8| [0, family, port[0] ^ xor[0], port[1] ^ xor[1]];
+    match addr {
+        SocketAddr::V4(a) => {
+            let ip = u32::from_be_bytes(a.ip().octets());
+            let key = u32::from_be_bytes([xor[0], xor[1], xor[2], xor[3]]);
+            let mut v = [0u8; 8];
+            v[..4].copy_from_slice(&head(FAMILY_IPV4));
+            v[4..].copy_from_slice(&(ip ^ key).to_be_bytes());
+            if let Some(out) = out.get_mut(..8) {
+                out.copy_from_slice(&v);
+            }
+        }
+        SocketAddr::V6(a) => {
+            let ip = u128::from_be_bytes(a.ip().octets()) ^ u128::from_be_bytes(*xor);
+            let mut v = [0u8; 20];
+            v[..4].copy_from_slice(&head(FAMILY_IPV6));
+            v[4..].copy_from_slice(&ip.to_be_bytes());
+            if let Some(out) = out.get_mut(..20) {
+                out.copy_from_slice(&v);
+            }
+        }
     }
 }
 

@@ -15,6 +15,7 @@ pub struct Fingerprint(pub u32);
 impl DecodeAttribute<'_> for Fingerprint {
     const TYPE: AttrType = AttrType::FINGERPRINT;
 
+    #[inline]
     fn decode(value: &[u8], _ctx: &Context) -> Result<Self, Error> {
         expect_len(Self::TYPE, value, 4)?;
         let mut b = [0; 4];

@@ -193,6 +193,7 @@ impl Context {
     }
 
     /// The context from the 16 header bytes after the length (cookie field + transaction id).
+    #[inline]
     pub(crate) const fn from_header_bytes(key: [u8; 16]) -> Context {
         Context { key }
     }
@@ -211,6 +212,7 @@ impl Context {
     }
 
     /// The 16 bytes (cookie field followed by transaction id) an address is XORed with.
+    #[inline]
     pub(crate) const fn xor_key(&self) -> &[u8; 16] {
         &self.key
     }
@@ -227,6 +229,7 @@ pub struct RawAttribute<'a> {
 }
 
 impl<'a> RawAttribute<'a> {
+    #[inline]
     pub(crate) const fn new(attr_type: AttrType, value: &'a [u8], offset: usize) -> Self {
         RawAttribute {
             attr_type,
@@ -252,6 +255,7 @@ impl<'a> RawAttribute<'a> {
 
     /// Decodes the value as attribute `T` (which must have this attribute's type to make
     /// sense; the type is not checked, so legacy type numbers can share a codec).
+    #[inline]
     pub fn decode<T: DecodeAttribute<'a>>(&self, ctx: &Context) -> Result<T, Error> {
         T::decode(self.value, ctx)
     }
@@ -287,12 +291,14 @@ pub trait EncodeAttribute {
     fn emit_value(&self, out: &mut [u8], ctx: &Context);
 
     /// Length of the whole attribute on the wire: header, value and padding.
+    #[inline]
     fn buffer_len(&self) -> usize {
         ATTR_HEADER_LEN + padded_len(self.value_len())
     }
 
     /// Writes the whole attribute (header, value, zero padding) at the start of `out` and
     /// returns the number of bytes written, [`buffer_len`](Self::buffer_len).
+    #[inline]
     fn emit(&self, out: &mut [u8], ctx: &Context) -> Result<usize, Error> {
         let value_len = self.value_len();
         let len16 = u16::try_from(value_len).map_err(|_| Error::TooLong(value_len))?;
@@ -319,6 +325,7 @@ pub const fn padded_len(len: usize) -> usize {
 }
 
 /// Checks that a value has exactly `expected` bytes.
+#[inline]
 pub(crate) fn expect_len(attr: AttrType, value: &[u8], expected: usize) -> Result<(), Error> {
     if value.len() == expected {
         Ok(())

@@ -25,8 +25,13 @@ macro_rules! text_attr {
             pub const MAX_BYTES: usize = $max;
 
             /// Wraps a value for sending; fails if it is longer than the RFC allows.
+            #[inline]
             pub fn new(value: &'a str) -> Result<Self, Error> {
-                if value.len() > Self::MAX_BYTES || value.chars().count() > $chars {
+                // A value of at most `$chars` bytes has at most `$chars` characters, so the
+                // characters only need counting for longer values.
+                if value.len() > Self::MAX_BYTES
+                    || (value.len() > $chars && value.chars().count() > $chars)
+                {
                     return Err(Error::InvalidLength { attr: $ty, len: value.len() });
                 }
                 Ok($name(value))
@@ -52,6 +57,7 @@ macro_rules! text_attr {
             fn value_len(&self) -> usize {
                 self.0.len()
             }
+            #[inline]
             fn emit_value(&self, out: &mut [u8], _ctx: &Context) {
                 out.copy_from_slice(self.0.as_bytes());
             }

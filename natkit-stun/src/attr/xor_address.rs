@@ -20,6 +20,7 @@ pub struct XorMappedAddress(pub SocketAddr);
 impl DecodeAttribute<'_> for XorMappedAddress {
     const TYPE: AttrType = AttrType::XOR_MAPPED_ADDRESS;
 
+    #[inline]
     fn decode(value: &[u8], ctx: &Context) -> Result<Self, Error> {
         decode_address(Self::TYPE, value, ctx.xor_key()).map(XorMappedAddress)
     }
@@ -30,10 +31,12 @@ impl EncodeAttribute for XorMappedAddress {
         AttrType::XOR_MAPPED_ADDRESS
     }
 
+    #[inline]
     fn value_len(&self) -> usize {
         address_len(&self.0)
     }
 
+    #[inline]
     fn emit_value(&self, out: &mut [u8], ctx: &Context) {
         emit_address(&self.0, out, ctx.xor_key());
     }
