@@ -1,0 +1,81 @@
+//! stun_server: natkit's STUN server (the SNATMAP role: "which address did
+//! you come from?"), with RFC 5780 behaviour discovery when given a second
+//! address.
+//!
+//! ```text
+//! cargo run --example stun_server -- --bind 88.77.66.10:3478 --alternate 88.77.66.11:3479
+//! ```
+//!
+//! Ctrl-C (or SIGTERM) stops it and prints its counters.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use clap::Parser;
+use natkit_stun::server::{Server, ServerConfig};
+
+/// Run a STUN server (RFC 8489, RFC 5780 with --alternate, RFC 3489 clients too).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The primary address and port, e.g. `0.0.0.0:3478` is NOT enough for
+    /// RFC 5780: give a concrete IP.
+    #[arg(long, value_name = "IP:PORT")]
+    bind: SocketAddr,
+    /// A second IP and port for RFC 5780 / RFC 3489 behaviour tests
+    /// (both must differ from --bind's).
+    #[arg(long, value_name = "IP:PORT")]
+    alternate: Option<SocketAddr>,
+    /// For a server behind 1:1 NAT: the public IP of --bind, then of
+    /// --alternate (what OTHER-ADDRESS and RESPONSE-ORIGIN say).
+    #[arg(long, value_name = "IP", num_args = 1..=2)]
+    advertise: Vec<IpAddr>,
+    /// Requests per second allowed from one source IP.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Print the addresses and counters as JSON.
+    #[arg(long)]
+    json: bool,
+    /// More logging on stderr (-v, -vv, -vvv).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    natkit_examples::init_logging(args.verbose);
+    let mut config = ServerConfig::new(args.bind);
+    config.alternate = args.alternate;
+    config.advertised_primary_ip = args.advertise.first().copied();
+    config.advertised_alternate_ip = args.advertise.get(1).copied();
+    config.rate_limit.per_second = args.rate;
+    let server = match Server::bind(config).await {
+        Ok(s) => s,
+        Err(e) => return natkit_examples::fail(&e),
+    };
+    let addrs = server.local_addrs();
+    if args.json {
+        natkit_examples::print_json(&serde_json::json!({ "listening": addrs }));
+    } else {
+        for a in &addrs {
+            println!("listening on {a}/udp");
+        }
+    }
+    let stop = server.stop_handle();
+    tokio::spawn(async move {
+        natkit_examples::shutdown_signal().await;
+        stop.stop();
+    });
+    match server.run().await {
+        Ok(counters) => {
+            if args.json {
+                natkit_examples::print_json(&serde_json::json!({ "stopped": counters }));
+            } else {
+                println!("stopped: {counters:?}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => natkit_examples::fail(&e),
+    }
+}
