@@ -25,17 +25,13 @@ struct Args {
     /// (no protocol = both).
     #[arg(long)]
     ports: Option<String>,
-    /// Print one JSON document instead of the report.
-    #[arg(long)]
-    json: bool,
-    /// More logging on stderr (-v, -vv, -vvv).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
+    #[command(flatten)]
+    common: natkit_examples::CommonArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    natkit_examples::init_logging(args.verbose);
+    natkit_examples::init_logging(args.common.verbose);
 
     let (profile, spec) = match (&args.profile, &args.ports) {
         (Some(name), _) => match ServiceProfile::by_name(name) {
@@ -50,7 +46,7 @@ fn main() -> ExitCode {
     };
 
     let gateway = default_gateway();
-    if args.json {
+    if args.common.json {
         print_json(&gateway, profile, spec.as_ref());
     } else {
         print_human(&gateway, profile, spec.as_ref());

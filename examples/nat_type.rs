@@ -32,18 +32,14 @@ struct Args {
     /// Also test hairpinning (RFC 5780 §4.6).
     #[arg(long)]
     hairpinning: bool,
-    /// Print one JSON object instead of the report.
-    #[arg(long)]
-    json: bool,
-    /// More logging on stderr (-v, -vv, -vvv).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
+    #[command(flatten)]
+    common: natkit_examples::CommonArgs,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    natkit_examples::init_logging(args.verbose);
+    natkit_examples::init_logging(args.common.verbose);
     let servers = if args.servers.is_empty() {
         DEFAULT_SERVERS.iter().map(|s| s.to_string()).collect()
     } else {
@@ -56,7 +52,7 @@ async fn main() -> ExitCode {
         Err(e) => return natkit_examples::fail(&e),
     };
     let b = c.behaviour;
-    if args.json {
+    if args.common.json {
         natkit_examples::print_json(&json!({
             "mapping": b.mapping,
             "filtering": b.filtering,

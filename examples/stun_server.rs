@@ -33,18 +33,14 @@ struct Args {
     /// Requests per second allowed from one source IP.
     #[arg(long, default_value_t = 20.0)]
     rate: f64,
-    /// Print the addresses and counters as JSON.
-    #[arg(long)]
-    json: bool,
-    /// More logging on stderr (-v, -vv, -vvv).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
+    #[command(flatten)]
+    common: natkit_examples::CommonArgs,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    natkit_examples::init_logging(args.verbose);
+    natkit_examples::init_logging(args.common.verbose);
     let mut config = ServerConfig::new(args.bind);
     config.alternate = args.alternate;
     config.advertised_primary_ip = args.advertise.first().copied();
@@ -55,7 +51,7 @@ async fn main() -> ExitCode {
         Err(e) => return natkit_examples::fail(&e),
     };
     let addrs = server.local_addrs();
-    if args.json {
+    if args.common.json {
         natkit_examples::print_json(&serde_json::json!({ "listening": addrs }));
     } else {
         for a in &addrs {
@@ -69,7 +65,7 @@ async fn main() -> ExitCode {
     });
     match server.run().await {
         Ok(counters) => {
-            if args.json {
+            if args.common.json {
                 natkit_examples::print_json(&serde_json::json!({ "stopped": counters }));
             } else {
                 println!("stopped: {counters:?}");

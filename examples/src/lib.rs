@@ -14,6 +14,17 @@ pub struct ReadmeDoctests;
 use std::fmt::Display;
 use std::process::ExitCode;
 
+/// The flags every example shares: `--json` and `-v`.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct CommonArgs {
+    /// Print JSON instead of the human report.
+    #[arg(long)]
+    pub json: bool,
+    /// More logging on stderr (-v, -vv, -vvv).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
 /// Sets up tracing on stderr: warnings by default, `-v` info, `-vv` debug,
 /// `-vvv` trace. `RUST_LOG` overrides.
 pub fn init_logging(verbose: u8) {
