@@ -273,9 +273,14 @@ async fn udp_payload_makes_a_picky_service_answer() {
 async fn events_stream_as_they_come_and_finish_last() {
     let listener = TcpListener::bind((V4, 0)).await.unwrap();
     let open = probe(V4, listener.local_addr().unwrap().port(), Protocol::Tcp);
-    let (_held, port) = closed_tcp_port(V4);
-    let closed = probe(V4, port, Protocol::Tcp);
-    let plan = ProbePlan::from_probes([open, closed]).unwrap();
+    // More verdicts than travel in one batch.
+    let held: Vec<(Socket, u16)> = (0..600).map(|_| closed_tcp_port(V4)).collect();
+    let mut want: Vec<PortProbe> = held
+        .iter()
+        .map(|(_, port)| probe(V4, *port, Protocol::Tcp))
+        .collect();
+    want.push(open);
+    let plan = ProbePlan::from_probes(want.iter().copied()).unwrap();
     let mut stream = Prober::new(config()).unwrap().start(plan).unwrap();
     let mut seen = Vec::new();
     let mut finished = None;
@@ -283,21 +288,27 @@ async fn events_stream_as_they_come_and_finish_last() {
         match item.unwrap() {
             ProbeEvent::Verdict(v) => {
                 assert!(finished.is_none(), "a verdict after the finish");
+                let expected = if v.probe == open {
+                    PortState::Open
+                } else {
+                    PortState::Closed
+                };
+                assert_eq!(v.state, expected, "{v}");
                 seen.push(v.probe);
             }
             ProbeEvent::Finished(stats) => finished = Some(stats),
             other => panic!("unexpected {other:?}"),
         }
     }
+    assert!(stream.next().await.is_none(), "nothing after the end");
     seen.sort();
-    let mut want = vec![open, closed];
     want.sort();
     assert_eq!(seen, want);
     let stats = finished.unwrap();
-    assert_eq!(stats.probes, 2);
+    assert_eq!(stats.probes, 601);
     assert_eq!(stats.counts.open, 1);
-    assert_eq!(stats.counts.closed, 1);
-    assert_eq!(stats.attempts, 2);
+    assert_eq!(stats.counts.closed, 600);
+    assert_eq!(stats.attempts, 601);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ mod errqueue;
 mod tcp;
 mod udp;
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -19,7 +20,7 @@ use crate::config::ProbeConfig;
 use crate::error::Error;
 use crate::event::{ProbeEvent, Summary};
 use crate::plan::ProbePlan;
-use crate::scheduler::{Action, AttemptId, AttemptOutcome, Scheduler};
+use crate::scheduler::{Action, AttemptId, AttemptOutcome, Launch, Scheduler};
 use crate::verdict::PortProbe;
 
 /// Probes ports over TCP and UDP, IPv4 and IPv6, without privileges.
@@ -58,11 +59,12 @@ impl Prober {
     pub fn start(&self, plan: ProbePlan) -> Result<ProbeStream, Error> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let ceiling = self.config.concurrency_ceiling();
-        let (tx, rx) = mpsc::channel(self.config.event_buffer.max(1));
+        let (tx, rx) = mpsc::channel(self.config.event_buffer.div_ceil(MAX_BATCH).max(1));
         let config = self.config.clone();
         let task = handle.spawn(drive(config, plan.into_probes(), ceiling, tx));
         Ok(ProbeStream {
             rx,
+            ready: VecDeque::new(),
             task,
             done: false,
         })
@@ -76,11 +78,18 @@ impl Prober {
 
 type Item = Result<ProbeEvent, Error>;
 
+/// Events travel to the stream in batches of up to this many: one wake-up
+/// of the reader per batch instead of per verdict (on a loopback sweep the
+/// per-verdict wake-ups cost more than the probes). A batch is sent as soon
+/// as the engine has nothing else to do, so nothing waits in it.
+const MAX_BATCH: usize = 256;
+
 /// The events of a run, as they come: verdicts, back-off notices, then
 /// [`ProbeEvent::Finished`] (or one error) and the end.
 #[derive(Debug)]
 pub struct ProbeStream {
-    rx: mpsc::Receiver<Item>,
+    rx: mpsc::Receiver<Vec<Item>>,
+    ready: VecDeque<Item>,
     task: JoinHandle<()>,
     done: bool,
 }
@@ -120,20 +129,24 @@ impl Stream for ProbeStream {
         if self.done {
             return Poll::Ready(None);
         }
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(item)) => {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
                 if matches!(item, Ok(ProbeEvent::Finished(_)) | Err(_)) {
                     self.done = true;
+                    self.ready.clear();
                 }
-                Poll::Ready(Some(item))
+                return Poll::Ready(Some(item));
             }
-            // The engine ended without finishing: it panicked or was
-            // stopped from outside.
-            Poll::Ready(None) => {
-                self.done = true;
-                Poll::Ready(Some(Err(Error::ProbeTaskFailed)))
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.ready.extend(batch),
+                // The engine ended without finishing: it panicked or was
+                // stopped from outside.
+                Poll::Ready(None) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(Error::ProbeTaskFailed)));
+                }
+                Poll::Pending => return Poll::Pending,
             }
-            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -144,21 +157,133 @@ impl Drop for ProbeStream {
     }
 }
 
-/// Feeds one finished try to the scheduler; `false` ends the run.
-async fn settle(
-    sched: &mut Scheduler,
-    done: Result<(AttemptId, AttemptOutcome), JoinError>,
-    tx: &mpsc::Sender<Item>,
-) -> bool {
-    let result = match done {
-        Ok((id, outcome)) => sched.on_outcome(id, outcome, Instant::now()),
-        Err(_) => Err(Error::ProbeTaskFailed),
-    };
-    match result {
-        Ok(()) => true,
-        Err(e) => {
-            let _ = tx.send(Err(e)).await;
-            false
+type Done = Result<(AttemptId, AttemptOutcome), JoinError>;
+
+/// The run's state: the scheduler, the tries in flight, the events not yet
+/// sent.
+struct Driver {
+    sched: Scheduler,
+    tasks: JoinSet<(AttemptId, AttemptOutcome)>,
+    tx: mpsc::Sender<Vec<Item>>,
+    batch: Vec<Item>,
+    tcp_icmp: bool,
+}
+
+impl Driver {
+    /// Feeds one finished try to the scheduler; `false` ends the run (the
+    /// error is queued for the reader).
+    fn settle(&mut self, done: Done) -> bool {
+        let result = match done {
+            Ok((id, outcome)) => self.sched.on_outcome(id, outcome, Instant::now()),
+            Err(_) => Err(Error::ProbeTaskFailed),
+        };
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                self.batch.push(Err(e));
+                false
+            }
+        }
+    }
+
+    /// Moves the scheduler's events into the batch; `true` once the run's
+    /// last event is in it.
+    fn collect(&mut self) -> bool {
+        while let Some(event) = self.sched.poll_event(Instant::now()) {
+            let last = matches!(event, ProbeEvent::Finished(_));
+            self.batch.push(Ok(event));
+            if last {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Sends the batch; `false` when the reader is gone.
+    async fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(MAX_BATCH));
+        self.tx.send(batch).await.is_ok()
+    }
+
+    /// Starts one try: TCP answers already in are settled on the spot.
+    fn launch(&mut self, launch: Launch) -> bool {
+        match launch.probe.protocol {
+            Protocol::Tcp => match tcp::begin(&launch, self.tcp_icmp) {
+                // Answered already: no task, no reactor registration.
+                Ok(outcome) => return self.settle(Ok((launch.id, outcome))),
+                Err(connecting) => {
+                    self.tasks
+                        .spawn(async move { (launch.id, tcp::finish(launch, connecting).await) });
+                }
+            },
+            Protocol::Udp => {
+                self.tasks
+                    .spawn(async move { (launch.id, udp::attempt(launch).await) });
+            }
+        }
+        true
+    }
+
+    async fn run(&mut self) {
+        loop {
+            while let Some(done) = self.tasks.try_join_next() {
+                if !self.settle(done) {
+                    return;
+                }
+            }
+            if self.collect() {
+                return;
+            }
+            if self.batch.len() >= MAX_BATCH && !self.flush().await {
+                return;
+            }
+            match self.sched.poll(Instant::now()) {
+                Action::Launch(launch) => {
+                    if !self.launch(launch) {
+                        return;
+                    }
+                    continue;
+                }
+                // The Finished event comes out of collect() on the next turn.
+                Action::Done => continue,
+                Action::WaitUntil(_) | Action::WaitForOutcome => {}
+            }
+            // About to wait: nothing may sit in the batch meanwhile.
+            if !self.flush().await {
+                return;
+            }
+            let done = match self.sched.poll(Instant::now()) {
+                Action::WaitUntil(at) => {
+                    let at = tokio::time::Instant::from_std(at);
+                    tokio::select! {
+                        done = self.tasks.join_next(), if !self.tasks.is_empty() => done,
+                        () = tokio::time::sleep_until(at) => None,
+                    }
+                }
+                Action::WaitForOutcome => match self.tasks.join_next().await {
+                    Some(done) => Some(done),
+                    None => {
+                        // The scheduler waits for a try that is not running: a bug.
+                        self.batch.push(Err(Error::ProbeTaskFailed));
+                        return;
+                    }
+                },
+                Action::Launch(launch) => {
+                    if !self.launch(launch) {
+                        return;
+                    }
+                    None
+                }
+                Action::Done => None,
+            };
+            if let Some(done) = done
+                && !self.settle(done)
+            {
+                return;
+            }
         }
     }
 }
@@ -167,69 +292,17 @@ async fn drive(
     config: ProbeConfig,
     probes: Vec<PortProbe>,
     ceiling: usize,
-    tx: mpsc::Sender<Item>,
+    tx: mpsc::Sender<Vec<Item>>,
 ) {
     let tcp_icmp = config.tcp_icmp_details;
-    let mut sched = Scheduler::new(config, probes, ceiling, Instant::now());
-    let mut tasks: JoinSet<(AttemptId, AttemptOutcome)> = JoinSet::new();
-    loop {
-        while let Some(done) = tasks.try_join_next() {
-            if !settle(&mut sched, done, &tx).await {
-                return;
-            }
-        }
-        while let Some(event) = sched.poll_event(Instant::now()) {
-            let last = matches!(event, ProbeEvent::Finished(_));
-            if tx.send(Ok(event)).await.is_err() || last {
-                return;
-            }
-        }
-        match sched.poll(Instant::now()) {
-            Action::Launch(launch) => match launch.probe.protocol {
-                Protocol::Tcp => match tcp::begin(&launch, tcp_icmp) {
-                    // Answered already: no task, no reactor registration.
-                    Ok(outcome) => {
-                        if !settle(&mut sched, Ok((launch.id, outcome)), &tx).await {
-                            return;
-                        }
-                    }
-                    Err(connecting) => {
-                        tasks.spawn(
-                            async move { (launch.id, tcp::finish(launch, connecting).await) },
-                        );
-                    }
-                },
-                Protocol::Udp => {
-                    tasks.spawn(async move { (launch.id, udp::attempt(launch).await) });
-                }
-            },
-            Action::WaitUntil(at) => {
-                let at = tokio::time::Instant::from_std(at);
-                tokio::select! {
-                    done = tasks.join_next(), if !tasks.is_empty() => {
-                        if let Some(done) = done
-                            && !settle(&mut sched, done, &tx).await
-                        {
-                            return;
-                        }
-                    }
-                    () = tokio::time::sleep_until(at) => {}
-                }
-            }
-            Action::WaitForOutcome => match tasks.join_next().await {
-                Some(done) => {
-                    if !settle(&mut sched, done, &tx).await {
-                        return;
-                    }
-                }
-                None => {
-                    // The scheduler waits for a try that is not running: a bug.
-                    let _ = tx.send(Err(Error::ProbeTaskFailed)).await;
-                    return;
-                }
-            },
-            // The Finished event comes out of poll_event on the next turn.
-            Action::Done => {}
-        }
-    }
+    let mut driver = Driver {
+        sched: Scheduler::new(config, probes, ceiling, Instant::now()),
+        tasks: JoinSet::new(),
+        tx,
+        batch: Vec::with_capacity(MAX_BATCH),
+        tcp_icmp,
+    };
+    driver.run().await;
+    // The last events (the finish, or the error that ended the run).
+    driver.flush().await;
 }
