@@ -157,31 +157,75 @@ impl Drop for ProbeStream {
     }
 }
 
-type Done = Result<(AttemptId, AttemptOutcome), JoinError>;
+/// What a task hands back.
+enum TaskOutput {
+    /// One try's outcome.
+    One(AttemptId, AttemptOutcome),
+    /// A batch of TCP tries begun on a helper thread: each answered
+    /// already, or a connect under way.
+    Begun(Vec<(Launch, Begun)>),
+}
+
+type Begun = Result<AttemptOutcome, tcp::Connecting>;
+type Done = Result<TaskOutput, JoinError>;
+
+/// TCP tries are gathered up to this many before they start…
+const LAUNCH_BATCH: usize = 128;
+/// …and from this many on, half of them start on a helper thread, so that
+/// a fast target (loopback, a LAN host) keeps both cores busy with the
+/// kernel's work instead of one.
+const MIN_OFFLOAD: usize = 16;
 
 /// The run's state: the scheduler, the tries in flight, the events not yet
 /// sent.
 struct Driver {
     sched: Scheduler,
-    tasks: JoinSet<(AttemptId, AttemptOutcome)>,
+    tasks: JoinSet<TaskOutput>,
     tx: mpsc::Sender<Vec<Item>>,
     batch: Vec<Item>,
+    staged: Vec<Launch>,
+    helpers: usize,
     tcp_icmp: bool,
 }
 
 impl Driver {
-    /// Feeds one finished try to the scheduler; `false` ends the run (the
+    /// Feeds one try's outcome to the scheduler; `false` ends the run (the
     /// error is queued for the reader).
-    fn settle(&mut self, done: Done) -> bool {
-        let result = match done {
-            Ok((id, outcome)) => self.sched.on_outcome(id, outcome, Instant::now()),
-            Err(_) => Err(Error::ProbeTaskFailed),
-        };
-        match result {
+    fn settle(&mut self, id: AttemptId, outcome: AttemptOutcome) -> bool {
+        match self.sched.on_outcome(id, outcome, Instant::now()) {
             Ok(()) => true,
             Err(e) => {
                 self.batch.push(Err(e));
                 false
+            }
+        }
+    }
+
+    /// Handles a finished task.
+    fn finished(&mut self, done: Done) -> bool {
+        match done {
+            Ok(TaskOutput::One(id, outcome)) => self.settle(id, outcome),
+            Ok(TaskOutput::Begun(list)) => {
+                self.helpers -= 1;
+                list.into_iter()
+                    .all(|(launch, begun)| self.begun(launch, begun))
+            }
+            Err(_) => {
+                self.batch.push(Err(Error::ProbeTaskFailed));
+                false
+            }
+        }
+    }
+
+    /// Settles a TCP try that was answered at once, or waits for it.
+    fn begun(&mut self, launch: Launch, begun: Begun) -> bool {
+        match begun {
+            Ok(outcome) => self.settle(launch.id, outcome),
+            Err(connecting) => {
+                self.tasks.spawn(async move {
+                    TaskOutput::One(launch.id, tcp::finish(launch, connecting).await)
+                });
+                true
             }
         }
     }
@@ -208,29 +252,54 @@ impl Driver {
         self.tx.send(batch).await.is_ok()
     }
 
-    /// Starts one try: TCP answers already in are settled on the spot.
+    /// Starts one try: TCP tries are staged, UDP tries get their task.
     fn launch(&mut self, launch: Launch) -> bool {
         match launch.probe.protocol {
-            Protocol::Tcp => match tcp::begin(&launch, self.tcp_icmp) {
-                // Answered already: no task, no reactor registration.
-                Ok(outcome) => return self.settle(Ok((launch.id, outcome))),
-                Err(connecting) => {
-                    self.tasks
-                        .spawn(async move { (launch.id, tcp::finish(launch, connecting).await) });
-                }
-            },
+            Protocol::Tcp => {
+                self.staged.push(launch);
+                self.staged.len() < LAUNCH_BATCH || self.dispatch()
+            }
             Protocol::Udp => {
                 self.tasks
-                    .spawn(async move { (launch.id, udp::attempt(launch).await) });
+                    .spawn(async move { TaskOutput::One(launch.id, udp::attempt(launch).await) });
+                true
             }
         }
-        true
+    }
+
+    /// Starts the staged TCP tries: half on a helper thread when the batch
+    /// is large and no helper is busy, the rest here. Answers already in
+    /// are settled on the spot: no task, no reactor registration.
+    fn dispatch(&mut self) -> bool {
+        let mut staged = std::mem::take(&mut self.staged);
+        if self.helpers == 0 && staged.len() >= MIN_OFFLOAD {
+            let offload = staged.split_off(staged.len() / 2);
+            let icmp = self.tcp_icmp;
+            self.helpers += 1;
+            self.tasks.spawn_blocking(move || {
+                TaskOutput::Begun(
+                    offload
+                        .into_iter()
+                        .map(|launch| (launch, tcp::begin(&launch, icmp)))
+                        .collect(),
+                )
+            });
+        }
+        let mut ok = true;
+        for launch in staged.drain(..) {
+            if ok {
+                let begun = tcp::begin(&launch, self.tcp_icmp);
+                ok = self.begun(launch, begun);
+            }
+        }
+        self.staged = staged;
+        ok
     }
 
     async fn run(&mut self) {
         loop {
             while let Some(done) = self.tasks.try_join_next() {
-                if !self.settle(done) {
+                if !self.finished(done) {
                     return;
                 }
             }
@@ -250,6 +319,13 @@ impl Driver {
                 // The Finished event comes out of collect() on the next turn.
                 Action::Done => continue,
                 Action::WaitUntil(_) | Action::WaitForOutcome => {}
+            }
+            // Nothing more to start now: start what is staged first.
+            if !self.staged.is_empty() {
+                if !self.dispatch() {
+                    return;
+                }
+                continue;
             }
             // About to wait: nothing may sit in the batch meanwhile.
             if !self.flush().await {
@@ -280,7 +356,7 @@ impl Driver {
                 Action::Done => None,
             };
             if let Some(done) = done
-                && !self.settle(done)
+                && !self.finished(done)
             {
                 return;
             }
@@ -300,6 +376,8 @@ async fn drive(
         tasks: JoinSet::new(),
         tx,
         batch: Vec::with_capacity(MAX_BATCH),
+        staged: Vec::with_capacity(LAUNCH_BATCH),
+        helpers: 0,
         tcp_icmp,
     };
     driver.run().await;

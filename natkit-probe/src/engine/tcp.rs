@@ -38,11 +38,14 @@ fn reset_on_close(socket: SockRef<'_>) {
 /// What a failed connect means, consulting the error queue first.
 fn failure<F: std::os::fd::AsFd>(
     fd: &F,
+    icmp_details: bool,
     target: SocketAddr,
     err: &io::Error,
     rtt: Duration,
 ) -> AttemptOutcome {
-    if let Ok(Some(Queued::Icmp(report))) = errqueue::take(fd)
+    // Without IP_RECVERR nothing is queued: spare the system call.
+    if icmp_details
+        && let Ok(Some(Queued::Icmp(report))) = errqueue::take(fd)
         && report.conclude(target.ip()).is_some()
     {
         return AttemptOutcome::Icmp { report, rtt };
@@ -76,6 +79,7 @@ fn is_self_connection(stream: &TcpStream) -> bool {
 pub(crate) struct Connecting {
     socket: Socket,
     start: Instant,
+    icmp_details: bool,
 }
 
 /// The first half of a try, without waiting: create the socket and call
@@ -93,10 +97,12 @@ pub(crate) fn begin(launch: &Launch, icmp_details: bool) -> Result<AttemptOutcom
     match socket.connect(&target.into()) {
         Ok(()) => {}
         Err(e) if in_progress(&e) => {}
-        Err(e) => return Ok(failure(&socket, target, &e, start.elapsed())),
+        Err(e) => return Ok(failure(&socket, icmp_details, target, &e, start.elapsed())),
     }
     match socket.take_error() {
-        Ok(Some(e)) | Err(e) => return Ok(failure(&socket, target, &e, start.elapsed())),
+        Ok(Some(e)) | Err(e) => {
+            return Ok(failure(&socket, icmp_details, target, &e, start.elapsed()));
+        }
         Ok(None) => {}
     }
     let rtt = start.elapsed();
@@ -109,14 +115,22 @@ pub(crate) fn begin(launch: &Launch, icmp_details: bool) -> Result<AttemptOutcom
                 Ok(AttemptOutcome::Connected { rtt })
             }
         }
-        _ => Err(Connecting { socket, start }),
+        _ => Err(Connecting {
+            socket,
+            start,
+            icmp_details,
+        }),
     }
 }
 
 /// The second half: wait for the answer to a connect under way.
 pub(crate) async fn finish(launch: Launch, connecting: Connecting) -> AttemptOutcome {
     let target = launch.probe.addr;
-    let Connecting { socket, start } = connecting;
+    let Connecting {
+        socket,
+        start,
+        icmp_details,
+    } = connecting;
     let stream = match TcpStream::from_std(socket.into()) {
         Ok(s) => s,
         Err(e) => return setup_failure(&e),
@@ -125,12 +139,12 @@ pub(crate) async fn finish(launch: Launch, connecting: Connecting) -> AttemptOut
     loop {
         match tokio::time::timeout_at(deadline, stream.writable()).await {
             Err(_) => return AttemptOutcome::Silence,
-            Ok(Err(e)) => return failure(&stream, target, &e, start.elapsed()),
+            Ok(Err(e)) => return failure(&stream, icmp_details, target, &e, start.elapsed()),
             Ok(Ok(())) => {}
         }
         let rtt = start.elapsed();
         match stream.take_error() {
-            Ok(Some(e)) | Err(e) => return failure(&stream, target, &e, rtt),
+            Ok(Some(e)) | Err(e) => return failure(&stream, icmp_details, target, &e, rtt),
             Ok(None) => {}
         }
         match stream.peer_addr() {
@@ -149,7 +163,7 @@ pub(crate) async fn finish(launch: Launch, connecting: Connecting) -> AttemptOut
                 });
                 continue;
             }
-            Err(e) => return failure(&stream, target, &e, rtt),
+            Err(e) => return failure(&stream, icmp_details, target, &e, rtt),
         }
     }
 }
