@@ -35,6 +35,9 @@ pub enum Error {
     /// The engine must run inside a tokio runtime with I/O and time enabled.
     #[error("the probe engine needs a tokio runtime with I/O and time enabled")]
     NoRuntime,
+    /// A dial-back message was malformed.
+    #[error("dial-back message: {0}")]
+    Dialback(#[from] crate::dialback::WireError),
     /// A probe task ended abnormally (it panicked or was cancelled): a bug.
     #[error("a probe task ended abnormally")]
     ProbeTaskFailed,

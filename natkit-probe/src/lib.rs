@@ -28,6 +28,7 @@
 
 mod concurrency;
 mod config;
+pub mod dialback;
 #[cfg(unix)]
 mod engine;
 mod error;
