@@ -57,6 +57,30 @@ impl EpochTracker {
         Self::default()
     }
 
+    /// [`observe`](Self::observe), plus what both mappers do on a reset:
+    /// count it in `counters` and log a warning naming `protocol` and
+    /// `server` (the gateway lost its mappings).
+    pub(crate) fn observe_reporting(
+        &mut self,
+        server_seconds: u32,
+        now: Instant,
+        counters: &mut crate::counters::Counters,
+        protocol: &str,
+        server: &dyn std::fmt::Display,
+    ) -> EpochObservation {
+        let observation = self.observe(server_seconds, now);
+        if let EpochObservation::Reset { previous, current } = observation {
+            counters.epoch_resets += 1;
+            tracing::warn!(
+                server = %server,
+                previous = previous.server_seconds,
+                current = current.server_seconds,
+                "{protocol} gateway epoch reset: its mappings were lost"
+            );
+        }
+        observation
+    }
+
     /// Records the epoch `server_seconds` of an answer received at `now`.
     pub fn observe(&mut self, server_seconds: u32, now: Instant) -> EpochObservation {
         let current = GatewayEpoch {

@@ -271,17 +271,14 @@ impl NatPmpMapper {
 
     fn observe_epoch(&self, server_seconds: u32, at: Instant) -> EpochObservation {
         let mut state = self.lock();
-        let observation = state.epoch.observe(server_seconds, at);
-        if let EpochObservation::Reset { previous, current } = observation {
-            state.counters.epoch_resets += 1;
-            tracing::warn!(
-                server = %self.server,
-                previous = previous.server_seconds,
-                current = current.server_seconds,
-                "NAT-PMP gateway epoch reset: its mappings were lost"
-            );
-        }
-        observation
+        let state = &mut *state;
+        state.epoch.observe_reporting(
+            server_seconds,
+            at,
+            &mut state.counters,
+            "NAT-PMP",
+            &self.server,
+        )
     }
 
     fn local_for(&self, requested: IpAddr) -> Result<Option<IpAddr>> {
