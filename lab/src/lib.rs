@@ -34,7 +34,11 @@ mod env;
 mod error;
 mod helper;
 mod lab;
+mod peer;
 mod preflight;
+mod proof;
+mod router;
+mod session;
 mod spec;
 
 pub use builder::LabBuilder;
@@ -43,5 +47,12 @@ pub use env::LabAddrs;
 pub use error::LabError;
 pub use helper::{HELPER_LAB_ENV, HELPER_TEST_ENV, helper_addrs};
 pub use lab::{DEFAULT_EXEC_TIMEOUT, Lab};
+pub use peer::{ECHO_PREFIX, EchoServers, spawn_echo};
 pub use preflight::{REQUIRED_TOOLS, preflight, require_root, script_path, tool_path};
+pub use proof::{
+    LifecycleReport, MappedLine, PROOF_TCP_PORT, PROOF_UDP_PORT, assert_reaches, prove_lifecycle,
+    router_row, serve_commands,
+};
+pub use router::{RouterMapping, parse_upnpc_list};
+pub use session::HelperSession;
 pub use spec::{Daemon, Link, NatKind, Node, Proto};
