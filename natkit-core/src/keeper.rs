@@ -730,18 +730,18 @@ mod tests {
                 let ext = request.external_port.unwrap_or(request.internal.port());
                 s.table
                     .insert((request.protocol, request.internal.port()), ext);
-                Ok(Mapping {
-                    external: SocketAddr::new(s.external.into(), ext),
-                    internal: request.internal,
-                    protocol: request.protocol,
-                    lifetime: s.lifetime,
-                    obtained: now.into_std(),
-                    mechanism: Mechanism::NatPmp,
-                    epoch: Some(GatewayEpoch {
-                        server_seconds: (now - s.booted).as_secs() as u32,
-                        observed_at: now.into_std(),
-                    }),
-                })
+                Ok(Mapping::new(
+                    Mechanism::NatPmp,
+                    request.protocol,
+                    SocketAddr::new(s.external.into(), ext),
+                    request.internal,
+                    s.lifetime,
+                    now.into_std(),
+                )
+                .with_epoch(Some(GatewayEpoch {
+                    server_seconds: (now - s.booted).as_secs() as u32,
+                    observed_at: now.into_std(),
+                })))
             })
         }
     }

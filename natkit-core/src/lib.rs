@@ -38,7 +38,7 @@ pub use error::{BoxError, Error, FailureKind, Result};
 pub use gateway::{Gateway, default_gateway};
 pub use keeper::{KeeperConfig, KeeperEvent, LeaseKeeper, MappingId, RemapReason, ShutdownReport};
 pub use mapper::PortMapper;
-pub use mapping::{DESCRIPTION_TAG, GatewayEpoch, Mapping, MappingRequest};
+pub use mapping::{DESCRIPTION_TAG, GatewayEpoch, Mapping, MappingRequest, MappingToken};
 pub use mechanism::Mechanism;
 pub use ports::{
     MAX_ITEMS, MAX_SPEC_LEN, PortRange, PortSpec, PortSpecError, PortSpecErrorReason, Protocols,

@@ -1,5 +1,6 @@
 //! What an application asks a router for, and what it gets.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -65,7 +66,12 @@ impl MappingRequest {
 }
 
 /// A mapping the router granted.
+///
+/// Build one with [`Mapping::new`] and the `with_*` setters: the struct is
+/// `#[non_exhaustive]` so that fields added later do not break callers.
+/// Every field stays public to read and to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Mapping {
     /// The address and port the internet can reach (the router's external
     /// address and the granted external port).
@@ -83,9 +89,48 @@ pub struct Mapping {
     pub mechanism: Mechanism,
     /// The gateway's epoch when the grant was received (NAT-PMP and PCP).
     pub epoch: Option<GatewayEpoch>,
+    /// What the mapper needs, besides the fields above, to renew or delete
+    /// this mapping later, possibly from another process (PCP: the MAP
+    /// nonce that owns the mapping on the server). Opaque to everyone else;
+    /// store it as [`MappingToken::to_hex`] and read it back with
+    /// [`MappingToken::from_hex`].
+    pub token: Option<MappingToken>,
 }
 
 impl Mapping {
+    /// A mapping with no epoch and no token.
+    pub fn new(
+        mechanism: Mechanism,
+        protocol: Protocol,
+        external: SocketAddr,
+        internal: SocketAddr,
+        lifetime: Duration,
+        obtained: Instant,
+    ) -> Self {
+        Mapping {
+            external,
+            internal,
+            protocol,
+            lifetime,
+            obtained,
+            mechanism,
+            epoch: None,
+            token: None,
+        }
+    }
+
+    /// Sets the gateway epoch.
+    pub fn with_epoch(mut self, epoch: Option<GatewayEpoch>) -> Self {
+        self.epoch = epoch;
+        self
+    }
+
+    /// Sets the mapper's token.
+    pub fn with_token(mut self, token: Option<MappingToken>) -> Self {
+        self.token = token;
+        self
+    }
+
     /// True when the router granted a different external port than asked.
     pub fn port_substituted(&self, request: &MappingRequest) -> bool {
         request
@@ -96,6 +141,63 @@ impl Mapping {
     /// When the lease ends, or `None` for a permanent mapping.
     pub fn expires(&self) -> Option<Instant> {
         (!self.lifetime.is_zero()).then(|| self.obtained + self.lifetime)
+    }
+}
+
+/// An opaque token of at most [`MappingToken::MAX_LEN`] bytes that a
+/// mapper attaches to a [`Mapping`] so the mapping can be renewed or
+/// deleted by a later process (a PCP mapping belongs to the nonce that made
+/// it: miniupnpd refuses a delete with any other nonce).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MappingToken {
+    len: u8,
+    bytes: [u8; MappingToken::MAX_LEN],
+}
+
+impl MappingToken {
+    /// The longest token, in bytes.
+    pub const MAX_LEN: usize = 32;
+
+    /// A token holding `bytes`; `None` when longer than [`Self::MAX_LEN`].
+    pub fn new(bytes: &[u8]) -> Option<Self> {
+        let len = u8::try_from(bytes.len())
+            .ok()
+            .filter(|&l| usize::from(l) <= Self::MAX_LEN)?;
+        let mut buf = [0; Self::MAX_LEN];
+        buf[..bytes.len()].copy_from_slice(bytes);
+        Some(MappingToken { len, bytes: buf })
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Lower-case hex, two digits per byte.
+    pub fn to_hex(&self) -> String {
+        self.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Parses [`to_hex`](Self::to_hex)'s output (either case); `None` for
+    /// odd lengths, non-hex digits or more than [`Self::MAX_LEN`] bytes.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let digits = hex.as_bytes();
+        if !digits.len().is_multiple_of(2) || digits.len() > 2 * Self::MAX_LEN {
+            return None;
+        }
+        let mut buf = [0u8; Self::MAX_LEN];
+        for (i, pair) in digits.chunks_exact(2).enumerate() {
+            let hi = char::from(pair[0]).to_digit(16)?;
+            let lo = char::from(pair[1]).to_digit(16)?;
+            buf[i] = u8::try_from(hi * 16 + lo).ok()?;
+        }
+        Self::new(&buf[..digits.len() / 2])
+    }
+}
+
+impl fmt::Debug for MappingToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MappingToken({})", self.to_hex())
     }
 }
 
@@ -178,20 +280,35 @@ mod tests {
         let internal = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 168, 1, 2), 443));
         let req = MappingRequest::new(Protocol::Tcp, internal);
         let now = Instant::now();
-        let mut m = Mapping {
-            external: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 1), 443)),
+        let mut m = Mapping::new(
+            Mechanism::NatPmp,
+            Protocol::Tcp,
+            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 1), 443)),
             internal,
-            protocol: Protocol::Tcp,
-            lifetime: Duration::from_secs(60),
-            obtained: now,
-            mechanism: Mechanism::NatPmp,
-            epoch: None,
-        };
+            Duration::from_secs(60),
+            now,
+        );
         assert!(!m.port_substituted(&req));
         assert_eq!(m.expires(), Some(now + Duration::from_secs(60)));
         m.external.set_port(50443);
         assert!(m.port_substituted(&req));
         m.lifetime = Duration::ZERO;
         assert_eq!(m.expires(), None);
+    }
+
+    #[test]
+    fn token_round_trips_and_refuses_bad_input() {
+        let t = MappingToken::new(&[0xde, 0xad, 0x01]).unwrap();
+        assert_eq!(t.to_hex(), "dead01");
+        assert_eq!(MappingToken::from_hex("DEAD01"), Some(t));
+        assert_eq!(t.as_bytes(), [0xde, 0xad, 0x01]);
+        assert_eq!(MappingToken::from_hex(""), MappingToken::new(&[]));
+        assert_eq!(MappingToken::from_hex("abc"), None);
+        assert_eq!(MappingToken::from_hex("zz"), None);
+        assert_eq!(MappingToken::from_hex("+1"), None);
+        assert_eq!(MappingToken::from_hex(&"00".repeat(33)), None);
+        assert!(MappingToken::new(&[7; 32]).is_some());
+        assert!(MappingToken::new(&[7; 33]).is_none());
+        assert_eq!(format!("{t:?}"), "MappingToken(dead01)");
     }
 }

@@ -5,7 +5,7 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use natkit_core::{FailureKind, Mapping, MappingRequest, Mechanism, PortMapper, Protocol};
+use natkit_core::{FailureKind, MappingRequest, Mechanism, PortMapper, Protocol};
 use natkit_pmp::natpmp::{NatPmpConfig, NatPmpMapper, NatPmpResultCode};
 use natkit_pmp::pcp::{PcpAvailability, PcpConfig, PcpMapper, PcpResultCode};
 use natkit_pmp::{Error, RetransmitPlan};
@@ -26,6 +26,11 @@ fn natpmp(port: u16) -> NatPmpMapper {
 }
 
 fn pcp_at(ip: IpAddr, port: u16) -> PcpMapper {
+    pcp_seeded(ip, port, 7)
+}
+
+/// A PCP mapper whose nonces come from `seed`: two seeds are two processes.
+fn pcp_seeded(ip: IpAddr, port: u16, seed: u64) -> PcpMapper {
     PcpMapper::with_rng(
         ip,
         PcpConfig {
@@ -37,7 +42,7 @@ fn pcp_at(ip: IpAddr, port: u16) -> PcpMapper {
             },
             ..PcpConfig::default()
         },
-        rand::rngs::StdRng::seed_from_u64(7),
+        rand::rngs::StdRng::seed_from_u64(seed),
     )
 }
 
@@ -233,10 +238,8 @@ async fn natpmp_refuses_bad_requests_without_sending() {
     ));
     assert!(fake.requests().is_empty());
     // A mapping another mechanism made is not ours to delete.
-    let foreign = Mapping {
-        mechanism: Mechanism::Upnp,
-        ..m.map(&request(Protocol::Tcp, 15_501)).await.unwrap()
-    };
+    let mut foreign = m.map(&request(Protocol::Tcp, 15_501)).await.unwrap();
+    foreign.mechanism = Mechanism::Upnp;
     assert!(matches!(
         inner(&m.unmap(&foreign).await.unwrap_err()),
         Error::ForeignMapping {
@@ -278,6 +281,51 @@ async fn pcp_maps_renews_and_deletes_tcp_and_udp() {
         m.unmap(&renewed).await.unwrap();
         assert!(!fake.mappings().contains_key(&(number, port)));
     }
+}
+
+#[tokio::test]
+async fn pcp_mapping_token_carries_the_nonce_to_another_process() {
+    let fake = FakeServer::v4(Behaviour::default()).await;
+    let first = pcp(fake.port());
+    let req = request(Protocol::Udp, 16_030);
+    let mapping = first.map(&req).await.unwrap();
+    let held = fake.mappings()[&(17, 16_030)];
+    let token = mapping.token.expect("a PCP mapping carries its nonce");
+    assert_eq!(Some(token.as_bytes()), held.nonce.as_ref().map(|n| &n[..]));
+    // Through the journal: only the hex survives the restart.
+    let mut restored = mapping.clone();
+    restored.token = natkit_core::MappingToken::from_hex(&token.to_hex());
+    // A second process (other nonces) without the token is refused, as
+    // miniupnpd refuses a delete with another nonce ...
+    let second = pcp_seeded(LOCAL, fake.port(), 99);
+    let mut tokenless = restored.clone();
+    tokenless.token = None;
+    let e = second.unmap(&tokenless).await.unwrap_err();
+    assert!(
+        matches!(
+            inner(&e),
+            Error::PcpResult {
+                code: PcpResultCode::NotAuthorized,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // ... and with the token it renews and deletes the mapping.
+    let renewed = second.renew(&req, &restored).await.unwrap();
+    assert_eq!(renewed.token, Some(token));
+    assert_eq!(fake.mappings()[&(17, 16_030)].nonce, held.nonce);
+    second.unmap(&renewed).await.unwrap();
+    assert!(!fake.mappings().contains_key(&(17, 16_030)));
+    // A token that is not a nonce is refused before anything is sent.
+    let sent = fake.requests().len();
+    let mut bad = mapping.clone();
+    bad.token = natkit_core::MappingToken::new(&[1, 2, 3]);
+    assert!(matches!(
+        inner(&second.unmap(&bad).await.unwrap_err()),
+        Error::InvalidRequest { .. }
+    ));
+    assert_eq!(fake.requests().len(), sent);
 }
 
 #[tokio::test]

@@ -68,15 +68,14 @@ impl UpnpMapper {
     }
 
     fn to_mapping(&self, external_ip: IpAddr, grant: &Grant) -> Mapping {
-        Mapping {
-            external: SocketAddr::new(external_ip, grant.external_port),
-            internal: SocketAddr::V4(grant.internal),
-            protocol: grant.protocol,
-            lifetime: Duration::from_secs(u64::from(grant.lease_secs)),
-            obtained: Instant::now(),
-            mechanism: Mechanism::Upnp,
-            epoch: None,
-        }
+        Mapping::new(
+            Mechanism::Upnp,
+            grant.protocol,
+            SocketAddr::new(external_ip, grant.external_port),
+            SocketAddr::V4(grant.internal),
+            Duration::from_secs(u64::from(grant.lease_secs)),
+            Instant::now(),
+        )
     }
 }
 

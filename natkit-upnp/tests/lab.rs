@@ -300,15 +300,14 @@ async fn map_phase(igd: Igd, lan: Ipv4Addr, public: Ipv4Addr, lan2: Ipv4Addr) {
 async fn renew_phase(igd: Igd, lan: Ipv4Addr, public: Ipv4Addr) {
     let mapper = UpnpMapper::new(igd.clone());
     for req in [tcp_request(lan), udp_request(lan)] {
-        let current = Mapping {
-            external: SocketAddr::from((public, req.external_port.unwrap_or(0))),
-            internal: req.internal,
-            protocol: req.protocol,
-            lifetime: req.lifetime,
-            obtained: std::time::Instant::now(),
-            mechanism: Mechanism::Upnp,
-            epoch: None,
-        };
+        let current = Mapping::new(
+            Mechanism::Upnp,
+            req.protocol,
+            SocketAddr::from((public, req.external_port.unwrap_or(0))),
+            req.internal,
+            req.lifetime,
+            std::time::Instant::now(),
+        );
         let renewed = mapper.renew(&req, &current).await.expect("renew");
         assert_eq!(renewed.external, current.external);
         assert_lease(renewed.lifetime, req.lifetime);

@@ -174,15 +174,15 @@ impl NatPmpMapper {
             return Err(Error::ZeroLifetimeGranted);
         }
         let observation = self.observe_epoch(epoch, at);
-        Ok(Mapping {
-            external: SocketAddr::new(IpAddr::V4(address.address), external_port),
-            internal: SocketAddr::new(local_ip, internal_port),
-            protocol: request.protocol,
-            lifetime: Duration::from_secs(u64::from(granted)),
-            obtained: at,
-            mechanism: Mechanism::NatPmp,
-            epoch: Some(observation.current()),
-        })
+        Ok(Mapping::new(
+            Mechanism::NatPmp,
+            request.protocol,
+            SocketAddr::new(IpAddr::V4(address.address), external_port),
+            SocketAddr::new(local_ip, internal_port),
+            Duration::from_secs(u64::from(granted)),
+            at,
+        )
+        .with_epoch(Some(observation.current())))
     }
 
     /// Deletes `mapping` (a request with lifetime 0 and suggested port 0,

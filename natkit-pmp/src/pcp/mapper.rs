@@ -25,6 +25,11 @@
 //!   with lifetime 30, not SUCCESS.
 //! - `upnpc -l` lists PCP mappings with the description `PCP MAP <nonce>`
 //!   (the nonce in hex, 32-bit words byte-swapped).
+//!
+//! Every [`Mapping`] this mapper makes carries its nonce as
+//! [`Mapping::token`] (12 bytes), and renew and delete use the mapping's
+//! token before the in-memory table: a later process that reads a mapping
+//! back from a journal can still delete it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -33,7 +38,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use natkit_core::{GatewayEpoch, Mapping, MappingRequest, Mechanism, PortMapper, Protocol};
+use natkit_core::{
+    GatewayEpoch, Mapping, MappingRequest, MappingToken, Mechanism, PortMapper, Protocol,
+};
 use rand::Rng;
 use tokio::net::UdpSocket;
 
@@ -279,6 +286,18 @@ impl PcpMapper {
         request: &MappingRequest,
         suggested: SocketAddr,
     ) -> Result<Mapping> {
+        self.request_mapping_with(request, suggested, None).await
+    }
+
+    /// [`request_mapping`](Self::request_mapping) with the nonce of the
+    /// mapping being renewed (`None`: the one this mapper holds for the
+    /// internal address, or a fresh one).
+    async fn request_mapping_with(
+        &self,
+        request: &MappingRequest,
+        suggested: SocketAddr,
+        nonce: Option<Nonce>,
+    ) -> Result<Mapping> {
         if let Some(n) = self.natpmp_if_fallen_back() {
             return n.request_mapping(request, suggested.port()).await;
         }
@@ -289,7 +308,7 @@ impl PcpMapper {
         let local_ip = local_addr(&socket)?.ip();
         let internal = SocketAddr::new(local_ip, port);
         let key = (request.protocol, internal);
-        let nonce = self.nonce_for(key);
+        let nonce = nonce.unwrap_or_else(|| self.nonce_for(key));
         let suggested = if suggested.ip().is_unspecified() {
             SocketAddr::new(unspecified_like(local_ip), suggested.port())
         } else {
@@ -309,15 +328,16 @@ impl PcpMapper {
                 lifetime, external, ..
             } => {
                 self.lock().nonces.insert(key, nonce);
-                Ok(Mapping {
+                Ok(Mapping::new(
+                    Mechanism::Pcp,
+                    request.protocol,
                     external,
                     internal,
-                    protocol: request.protocol,
-                    lifetime: Duration::from_secs(u64::from(lifetime)),
-                    obtained: at,
-                    mechanism: Mechanism::Pcp,
-                    epoch: observation.map(|o| o.current()),
-                })
+                    Duration::from_secs(u64::from(lifetime)),
+                    at,
+                )
+                .with_epoch(observation.map(|o| o.current()))
+                .with_token(MappingToken::new(&nonce.0)))
             }
             PcpAnswer::NatPmpOnly { .. } => {
                 let n = self.fall_back()?;
@@ -327,7 +347,8 @@ impl PcpMapper {
         }
     }
 
-    /// Deletes `mapping` (MAP with lifetime 0 and the creating nonce).
+    /// Deletes `mapping` (MAP with lifetime 0 and the creating nonce: the
+    /// mapping's token, else the one this mapper holds).
     pub async fn delete_mapping(&self, mapping: &Mapping) -> Result<()> {
         match (mapping.mechanism, &self.natpmp) {
             (Mechanism::Pcp, _) => {}
@@ -341,7 +362,10 @@ impl PcpMapper {
             mapping.protocol,
             SocketAddr::new(local_ip, mapping.internal.port()),
         );
-        let nonce = self.nonce_for(key);
+        let nonce = match token_nonce(mapping)? {
+            Some(n) => n,
+            None => self.nonce_for(key),
+        };
         let map = MapRequest {
             nonce,
             protocol: mapping.protocol,
@@ -484,6 +508,21 @@ impl PcpMapper {
     }
 }
 
+/// The nonce a PCP mapping carries as its token; a token that is not a
+/// nonce is refused rather than replaced by another nonce.
+fn token_nonce(mapping: &Mapping) -> Result<Option<Nonce>> {
+    mapping
+        .token
+        .map(|t| {
+            <[u8; 12]>::try_from(t.as_bytes())
+                .map(Nonce)
+                .map_err(|_| Error::InvalidRequest {
+                    reason: "the mapping's token is not a 12-byte PCP nonce",
+                })
+        })
+        .transpose()
+}
+
 fn local_addr(socket: &UdpSocket) -> Result<SocketAddr> {
     socket
         .local_addr()
@@ -569,8 +608,10 @@ impl PortMapper for PcpMapper {
                 .await
                 .map_err(|e| e.into_core(Mechanism::NatPmp));
         }
-        // RFC 6887 §11.2.1: suggest the address and port we hold.
-        self.request_mapping(request, current.external)
+        // RFC 6887 §11.2.1: suggest the address and port we hold, with
+        // the nonce that owns the mapping.
+        let nonce = token_nonce(current).map_err(|e| self.core_error(e))?;
+        self.request_mapping_with(request, current.external, nonce)
             .await
             .map_err(|e| self.core_error(e))
     }
