@@ -60,3 +60,81 @@ pub enum WireError {
         got: usize,
     },
 }
+
+/// What can go wrong running a dial-back server or check.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialbackError {
+    /// The server's listening socket could not be bound.
+    #[error("binding the dial-back server to {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Accepting control connections failed for good.
+    #[error("accepting dial-back control connections: {0}")]
+    Accept(#[source] std::io::Error),
+    /// The dial-back server could not be reached.
+    #[error("connecting to the dial-back server {server}: {source}")]
+    Connect {
+        /// The server.
+        server: std::net::SocketAddr,
+        /// The OS error (a timeout is `TimedOut`).
+        source: std::io::Error,
+    },
+    /// The control connection failed while talking to the server.
+    #[error("talking to the dial-back server {server}: {source}")]
+    Control {
+        /// The server.
+        server: std::net::SocketAddr,
+        /// The OS error (a timeout is `TimedOut`).
+        source: std::io::Error,
+    },
+    /// The server sent something that is not a dial-back message.
+    #[error("the dial-back server {server} sent a bad message: {source}")]
+    BadAnswer {
+        /// The server.
+        server: std::net::SocketAddr,
+        /// What was wrong with it.
+        source: WireError,
+    },
+    /// The server's answer does not belong to the request: another nonce,
+    /// another message kind, or other ports than asked for.
+    #[error("the dial-back server {server} answered something other than our request: {what}")]
+    Mismatch {
+        /// The server.
+        server: std::net::SocketAddr,
+        /// What did not match.
+        what: &'static str,
+    },
+    /// The server refused the request.
+    #[error("the dial-back server {server} refused: {reason}")]
+    Refused {
+        /// The server.
+        server: std::net::SocketAddr,
+        /// Its reason.
+        reason: super::RefusalCode,
+    },
+    /// Nothing to check, or more ports than one check handles.
+    #[error("{0} ports to check: 1 to {max} allowed", max = super::MAX_CHECK_PORTS)]
+    PortCount(usize),
+    /// A port to check is 0.
+    #[error("port 0 cannot be checked")]
+    PortZero,
+    /// The operating system's random source failed.
+    #[error("no random nonce: {0}")]
+    Random(getrandom::Error),
+}
+
+impl DialbackError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DialbackError::Refused { reason, .. } => reason.is_retryable(),
+            DialbackError::Connect { .. } | DialbackError::Control { .. } => true,
+            _ => false,
+        }
+    }
+}

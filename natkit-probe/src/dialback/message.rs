@@ -41,6 +41,15 @@ const PROTO_UDP: u8 = 17;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Nonce(pub [u8; NONCE_LEN]);
 
+impl Nonce {
+    /// A nonce from the operating system's cryptographic random source.
+    pub fn random() -> Result<Nonce, getrandom::Error> {
+        let mut n = Nonce::default();
+        getrandom::fill(&mut n.0)?;
+        Ok(n)
+    }
+}
+
 /// A port to dial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DialPort {
@@ -61,6 +70,8 @@ impl Default for DialPort {
 
 /// What the server saw when it dialled a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum DialOutcome {
     /// The port answered and echoed the nonce: the requester's own listener
@@ -115,6 +126,8 @@ pub struct DialResult {
 
 /// Why a server will not dial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum RefusalCode {
     /// The request was malformed or asked for something unsupported.
@@ -125,6 +138,13 @@ pub enum RefusalCode {
     Busy,
     /// The server's policy forbids dialling one of the ports.
     PortNotAllowed,
+    /// More ports than this server dials for one request (its cap may be
+    /// below the wire's [`MAX_PORTS`]).
+    TooManyPorts,
+    /// The address the request came from is private, shared (CGNAT),
+    /// loopback or otherwise reserved, and this server is not configured to
+    /// dial such addresses (a lab server may be).
+    TargetNotAllowed,
 }
 
 impl RefusalCode {
@@ -139,6 +159,8 @@ impl RefusalCode {
             RefusalCode::RateLimited => 2,
             RefusalCode::Busy => 3,
             RefusalCode::PortNotAllowed => 4,
+            RefusalCode::TooManyPorts => 5,
+            RefusalCode::TargetNotAllowed => 6,
         }
     }
 
@@ -148,6 +170,8 @@ impl RefusalCode {
             2 => RefusalCode::RateLimited,
             3 => RefusalCode::Busy,
             4 => RefusalCode::PortNotAllowed,
+            5 => RefusalCode::TooManyPorts,
+            6 => RefusalCode::TargetNotAllowed,
             other => return Err(WireError::UnknownRefusal(other)),
         })
     }
@@ -500,6 +524,58 @@ impl Message {
     }
 }
 
+impl RefusalCode {
+    /// The snake_case name, e.g. `rate_limited`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::BadRequest => "bad_request",
+            RefusalCode::RateLimited => "rate_limited",
+            RefusalCode::Busy => "busy",
+            RefusalCode::PortNotAllowed => "port_not_allowed",
+            RefusalCode::TooManyPorts => "too_many_ports",
+            RefusalCode::TargetNotAllowed => "target_not_allowed",
+        }
+    }
+
+    /// Every code, in wire order.
+    pub const ALL: [RefusalCode; 6] = [
+        RefusalCode::BadRequest,
+        RefusalCode::RateLimited,
+        RefusalCode::Busy,
+        RefusalCode::PortNotAllowed,
+        RefusalCode::TooManyPorts,
+        RefusalCode::TargetNotAllowed,
+    ];
+}
+
+impl fmt::Display for RefusalCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RefusalCode::BadRequest => "malformed request",
+            RefusalCode::RateLimited => "too many requests from this address",
+            RefusalCode::Busy => "server busy",
+            RefusalCode::PortNotAllowed => "a port is not allowed by the server's policy",
+            RefusalCode::TooManyPorts => "more ports than the server dials per request",
+            RefusalCode::TargetNotAllowed => {
+                "the server does not dial private or reserved addresses"
+            }
+        })
+    }
+}
+
+impl DialOutcome {
+    /// The snake_case name, e.g. `answered_by_other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DialOutcome::Verified => "verified",
+            DialOutcome::AnsweredByOther => "answered_by_other",
+            DialOutcome::Refused => "refused",
+            DialOutcome::Silence => "silence",
+            DialOutcome::Unreachable => "unreachable",
+        }
+    }
+}
+
 impl fmt::Display for DialOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -761,5 +837,19 @@ mod tests {
         assert!(RefusalCode::Busy.is_retryable());
         assert!(!RefusalCode::PortNotAllowed.is_retryable());
         assert!(!RefusalCode::BadRequest.is_retryable());
+        assert!(!RefusalCode::TooManyPorts.is_retryable());
+        assert!(!RefusalCode::TargetNotAllowed.is_retryable());
+    }
+
+    #[test]
+    fn every_refusal_code_round_trips() {
+        for reason in RefusalCode::ALL {
+            let m = Message::Refusal {
+                nonce: nonce(4),
+                reason,
+            };
+            assert_eq!(Message::parse(&bytes(&m)), Ok(m));
+            assert!(!reason.as_str().is_empty());
+        }
     }
 }
