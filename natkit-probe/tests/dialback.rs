@@ -198,20 +198,13 @@ fn refusal(bytes: &[u8]) -> Option<RefusalCode> {
     }
 }
 
-fn tcp(port: u16) -> DialPort {
-    DialPort {
-        port,
-        protocol: Protocol::Tcp,
-    }
-}
-
 #[tokio::test]
 async fn private_targets_are_refused_by_default() {
     let mut config = lab_config();
     config.limits.targets = TargetPolicy::default();
     let server = start(config).await;
     let port = free_tcp_port(LO).await;
-    let answer = raw_exchange(server.addr, &request(1, &[tcp(port)])).await;
+    let answer = raw_exchange(server.addr, &request(1, &[DialPort::tcp(port)])).await;
     assert_eq!(refusal(&answer), Some(RefusalCode::TargetNotAllowed));
     let err = client(server.addr)
         .check(&[CheckPort::new(port, Protocol::Tcp)])
@@ -240,10 +233,10 @@ async fn ports_per_request_cap_and_port_policy() {
         only: Some("1024-65535/tcp".parse().unwrap()),
     };
     let server = start(config).await;
-    let four: Vec<_> = (40001..=40004).map(tcp).collect();
+    let four: Vec<_> = (40001..=40004).map(DialPort::tcp).collect();
     let answer = raw_exchange(server.addr, &request(2, &four)).await;
     assert_eq!(refusal(&answer), Some(RefusalCode::TooManyPorts));
-    let answer = raw_exchange(server.addr, &request(3, &[tcp(22)])).await;
+    let answer = raw_exchange(server.addr, &request(3, &[DialPort::tcp(22)])).await;
     assert_eq!(refusal(&answer), Some(RefusalCode::PortNotAllowed));
     let udp = DialPort {
         port: 40000,
@@ -309,7 +302,7 @@ async fn per_source_rate_limit_holds_under_a_flood() {
     let mut flood = tokio::task::JoinSet::new();
     for i in 0..60u8 {
         let addr = server.addr;
-        flood.spawn(async move { raw_exchange(addr, &request(i, &[tcp(port)])).await });
+        flood.spawn(async move { raw_exchange(addr, &request(i, &[DialPort::tcp(port)])).await });
     }
     let (mut served, mut limited) = (0u64, 0u64);
     while let Some(a) = flood.join_next().await {
@@ -350,7 +343,7 @@ async fn never_answers_more_than_it_received() {
     assert!(raw_exchange(server.addr, &big).await.is_empty());
     // A well-framed but invalid request (port 0) of 30 bytes gets a
     // 28-byte refusal naming its nonce.
-    let mut bad = request(7, &[tcp(80)]);
+    let mut bad = request(7, &[DialPort::tcp(80)]);
     bad[26] = 0;
     bad[27] = 0;
     let answer = raw_exchange(server.addr, &bad).await;
@@ -366,7 +359,7 @@ async fn never_answers_more_than_it_received() {
     // A probe sent to the server is not a request.
     let probe = Message::Probe {
         nonce: Nonce([8; 16]),
-        port: tcp(80),
+        port: DialPort::tcp(80),
     };
     let mut b = [0u8; 64];
     let n = probe.emit(&mut b).unwrap();
@@ -394,7 +387,7 @@ async fn connection_cap_closes_extra_connections_unanswered() {
     let _a = TcpStream::connect(server.addr).await.unwrap();
     let _b = TcpStream::connect(server.addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let answer = raw_exchange(server.addr, &request(9, &[tcp(80)])).await;
+    let answer = raw_exchange(server.addr, &request(9, &[DialPort::tcp(80)])).await;
     assert!(answer.is_empty());
     let c = server.stop().await;
     assert_eq!(c.connections_dropped, 1);

@@ -170,14 +170,6 @@ fn rate_key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use natkit_core::Protocol;
-
-    fn tcp(port: u16) -> DialPort {
-        DialPort {
-            port,
-            protocol: Protocol::Tcp,
-        }
-    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -201,7 +193,7 @@ mod tests {
         let mut served = 0;
         for i in 0..1000u32 {
             let now = t0 + Duration::from_micros(u64::from(i));
-            match a.admit(now, src, &[tcp(80)]) {
+            match a.admit(now, src, &[DialPort::tcp(80)]) {
                 Ok(()) => {
                     served += 1;
                     a.finish();
@@ -211,19 +203,19 @@ mod tests {
         }
         assert_eq!(served, 4, "the burst, nothing more");
         // Another source is not affected.
-        assert_eq!(a.admit(t0, ip("88.77.66.3"), &[tcp(80)]), Ok(()));
+        assert_eq!(a.admit(t0, ip("88.77.66.3"), &[DialPort::tcp(80)]), Ok(()));
         a.finish();
         // One second later exactly one more token.
         let later = t0 + Duration::from_secs(1);
-        assert_eq!(a.admit(later, src, &[tcp(80)]), Ok(()));
+        assert_eq!(a.admit(later, src, &[DialPort::tcp(80)]), Ok(()));
         a.finish();
         assert_eq!(
-            a.admit(later, src, &[tcp(80)]),
+            a.admit(later, src, &[DialPort::tcp(80)]),
             Err(RefusalCode::RateLimited)
         );
         // The IPv4-mapped form is the same source.
         assert_eq!(
-            a.admit(later, ip("::ffff:88.77.66.2"), &[tcp(80)]),
+            a.admit(later, ip("::ffff:88.77.66.2"), &[DialPort::tcp(80)]),
             Err(RefusalCode::RateLimited)
         );
     }
@@ -234,14 +226,17 @@ mod tests {
         let mut a = Admission::new(open_limits());
         for i in 0..4u16 {
             let src: IpAddr = format!("2a00:1::{i:x}").parse().unwrap();
-            assert_eq!(a.admit(t0, src, &[tcp(80)]), Ok(()));
+            assert_eq!(a.admit(t0, src, &[DialPort::tcp(80)]), Ok(()));
             a.finish();
         }
         assert_eq!(
-            a.admit(t0, ip("2a00:1::ffff"), &[tcp(80)]),
+            a.admit(t0, ip("2a00:1::ffff"), &[DialPort::tcp(80)]),
             Err(RefusalCode::RateLimited)
         );
-        assert_eq!(a.admit(t0, ip("2a00:1:0:1::1"), &[tcp(80)]), Ok(()));
+        assert_eq!(
+            a.admit(t0, ip("2a00:1:0:1::1"), &[DialPort::tcp(80)]),
+            Ok(())
+        );
     }
 
     #[test]
@@ -262,24 +257,27 @@ mod tests {
         // Default targets: global only.
         for private in ["192.168.77.2", "10.0.0.1", "127.0.0.1", "100.64.0.2", "::1"] {
             assert_eq!(
-                a.admit(t0, ip(private), &[tcp(80)]),
+                a.admit(t0, ip(private), &[DialPort::tcp(80)]),
                 Err(RefusalCode::TargetNotAllowed),
                 "{private}"
             );
         }
         let src = ip("88.77.66.2");
-        let five: Vec<_> = (1..=5).map(tcp).collect();
+        let five: Vec<_> = (1..=5).map(DialPort::tcp).collect();
         assert_eq!(a.admit(t0, src, &five), Err(RefusalCode::TooManyPorts));
         assert_eq!(a.admit(t0, src, &[]), Err(RefusalCode::BadRequest));
         assert_eq!(
-            a.admit(t0, src, &[tcp(80), tcp(2000)]),
+            a.admit(t0, src, &[DialPort::tcp(80), DialPort::tcp(2000)]),
             Err(RefusalCode::PortNotAllowed)
         );
         assert_eq!(a.admit(t0, src, &five[..4]), Ok(()));
         assert_eq!(a.in_flight(), 1);
-        assert_eq!(a.admit(t0, src, &[tcp(80)]), Err(RefusalCode::Busy));
+        assert_eq!(
+            a.admit(t0, src, &[DialPort::tcp(80)]),
+            Err(RefusalCode::Busy)
+        );
         a.finish();
-        assert_eq!(a.admit(t0, src, &[tcp(80)]), Ok(()));
+        assert_eq!(a.admit(t0, src, &[DialPort::tcp(80)]), Ok(()));
     }
 
     #[test]
@@ -289,17 +287,17 @@ mod tests {
             max_sources: 2,
             ..open_limits()
         });
-        assert_eq!(a.admit(t0, ip("88.0.0.1"), &[tcp(1)]), Ok(()));
-        assert_eq!(a.admit(t0, ip("88.0.0.2"), &[tcp(1)]), Ok(()));
+        assert_eq!(a.admit(t0, ip("88.0.0.1"), &[DialPort::tcp(1)]), Ok(()));
+        assert_eq!(a.admit(t0, ip("88.0.0.2"), &[DialPort::tcp(1)]), Ok(()));
         // Both still recent: a third source is turned away, not let in by
         // forgetting someone's spent tokens.
         assert_eq!(
-            a.admit(t0, ip("88.0.0.3"), &[tcp(1)]),
+            a.admit(t0, ip("88.0.0.3"), &[DialPort::tcp(1)]),
             Err(RefusalCode::Busy)
         );
         assert_eq!(a.sources(), 2);
         let later = t0 + Duration::from_secs(5);
-        assert_eq!(a.admit(later, ip("88.0.0.3"), &[tcp(1)]), Ok(()));
+        assert_eq!(a.admit(later, ip("88.0.0.3"), &[DialPort::tcp(1)]), Ok(()));
         assert_eq!(a.sources(), 1);
     }
 }

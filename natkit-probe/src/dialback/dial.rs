@@ -161,26 +161,12 @@ mod tests {
 
     const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-    fn tcp(port: u16) -> DialPort {
-        DialPort {
-            port,
-            protocol: Protocol::Tcp,
-        }
-    }
-
-    fn udp(port: u16) -> DialPort {
-        DialPort {
-            port,
-            protocol: Protocol::Udp,
-        }
-    }
-
     #[tokio::test]
     async fn tcp_closed_and_a_banner_service() {
         let closed = TcpListener::bind((LO, 0)).await.unwrap();
         let p = closed.local_addr().unwrap().port();
         drop(closed);
-        let r = dial(LO, tcp(p), Nonce([1; 16]), quick()).await;
+        let r = dial(LO, DialPort::tcp(p), Nonce([1; 16]), quick()).await;
         assert_eq!(r.outcome, DialOutcome::Refused);
 
         // A service that greets and waits: connected, no echo.
@@ -191,7 +177,7 @@ mod tests {
             s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await.unwrap();
             tokio::time::sleep(Duration::from_secs(2)).await;
         });
-        let r = dial(LO, tcp(p), Nonce([1; 16]), quick()).await;
+        let r = dial(LO, DialPort::tcp(p), Nonce([1; 16]), quick()).await;
         assert_eq!(r.outcome, DialOutcome::AnsweredByOther);
     }
 
@@ -200,7 +186,7 @@ mod tests {
         let s = UdpSocket::bind((LO, 0)).await.unwrap();
         let p = s.local_addr().unwrap().port();
         drop(s);
-        let r = dial(LO, udp(p), Nonce([2; 16]), quick()).await;
+        let r = dial(LO, DialPort::udp(p), Nonce([2; 16]), quick()).await;
         assert_eq!(r.outcome, DialOutcome::Refused);
 
         let echo = UdpSocket::bind((LO, 0)).await.unwrap();
@@ -210,7 +196,7 @@ mod tests {
             let (n, from) = echo.recv_from(&mut b).await.unwrap();
             echo.send_to(&b[..n], from).await.unwrap();
         });
-        let r = dial(LO, udp(p), Nonce([2; 16]), quick()).await;
+        let r = dial(LO, DialPort::udp(p), Nonce([2; 16]), quick()).await;
         assert_eq!(
             r.outcome,
             DialOutcome::AnsweredByOther,
@@ -219,7 +205,7 @@ mod tests {
 
         let silent = UdpSocket::bind((LO, 0)).await.unwrap();
         let p = silent.local_addr().unwrap().port();
-        let r = dial(LO, udp(p), Nonce([2; 16]), quick()).await;
+        let r = dial(LO, DialPort::udp(p), Nonce([2; 16]), quick()).await;
         assert_eq!(r.outcome, DialOutcome::Silence);
         let mut b = [0u8; 512];
         // Both tries arrived, each a 28-byte probe.

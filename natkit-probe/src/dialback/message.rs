@@ -59,6 +59,24 @@ pub struct DialPort {
     pub protocol: Protocol,
 }
 
+impl DialPort {
+    /// `port`/tcp.
+    pub const fn tcp(port: u16) -> Self {
+        DialPort {
+            port,
+            protocol: Protocol::Tcp,
+        }
+    }
+
+    /// `port`/udp.
+    pub const fn udp(port: u16) -> Self {
+        DialPort {
+            port,
+            protocol: Protocol::Udp,
+        }
+    }
+}
+
 impl Default for DialPort {
     fn default() -> Self {
         DialPort {
@@ -599,25 +617,11 @@ mod tests {
         n
     }
 
-    fn tcp(port: u16) -> DialPort {
-        DialPort {
-            port,
-            protocol: Protocol::Tcp,
-        }
-    }
-
-    fn udp(port: u16) -> DialPort {
-        DialPort {
-            port,
-            protocol: Protocol::Udp,
-        }
-    }
-
     fn samples() -> Vec<Message> {
         let n = nonce(1);
         let full: Vec<DialResult> = (1..=MAX_PORTS as u16)
             .map(|p| DialResult {
-                port: udp(16000 + p),
+                port: DialPort::udp(16000 + p),
                 outcome: DialOutcome::Silence,
                 rtt: Duration::ZERO,
             })
@@ -625,27 +629,32 @@ mod tests {
         vec![
             Message::Request {
                 nonce: n,
-                ports: List::from_slice(&[tcp(443), udp(4500), udp(5353)]).unwrap(),
+                ports: List::from_slice(&[
+                    DialPort::tcp(443),
+                    DialPort::udp(4500),
+                    DialPort::udp(5353),
+                ])
+                .unwrap(),
             },
             Message::Probe {
                 nonce: n,
-                port: tcp(443),
+                port: DialPort::tcp(443),
             },
             Message::ProbeAck {
                 nonce: n,
-                port: udp(4500),
+                port: DialPort::udp(4500),
             },
             Message::Report {
                 nonce: n,
                 observed: "203.0.113.9:51515".parse().unwrap(),
                 results: List::from_slice(&[
                     DialResult {
-                        port: tcp(443),
+                        port: DialPort::tcp(443),
                         outcome: DialOutcome::Verified,
                         rtt: Duration::from_micros(23_456),
                     },
                     DialResult {
-                        port: udp(4500),
+                        port: DialPort::udp(4500),
                         outcome: DialOutcome::AnsweredByOther,
                         rtt: Duration::from_micros(1),
                     },
@@ -685,7 +694,7 @@ mod tests {
     fn probe_layout_is_fixed() {
         let m = Message::Probe {
             nonce: Nonce([7; 16]),
-            port: tcp(443),
+            port: DialPort::tcp(443),
         };
         let mut want = b"NKDB".to_vec();
         want.extend_from_slice(&[1, 2, 0, 28]);
@@ -769,7 +778,7 @@ mod tests {
         assert_eq!(empty.emit(&mut buf), Err(WireError::BadPortCount(0)));
         let zero = Message::Probe {
             nonce: nonce(2),
-            port: tcp(0),
+            port: DialPort::tcp(0),
         };
         assert_eq!(zero.emit(&mut buf), Err(WireError::PortZero));
         let m = &samples()[0];
@@ -788,7 +797,7 @@ mod tests {
             nonce: nonce(3),
             observed: "192.0.2.1:1".parse().unwrap(),
             results: List::from_slice(&[DialResult {
-                port: tcp(22),
+                port: DialPort::tcp(22),
                 outcome: DialOutcome::Verified,
                 rtt: Duration::from_secs(100_000),
             }])

@@ -141,6 +141,33 @@ fn our_probe(m: &Message, nonce: Nonce, protocol: Protocol) -> Option<u16> {
     }
 }
 
+/// Logs what arrived at the responder `key` and returns the ack to send:
+/// only for our probe of a port this responder stands for.
+fn on_arrival(
+    log: &Log,
+    key: (Protocol, u16),
+    externals: &[u16],
+    nonce: Nonce,
+    m: Option<Message>,
+) -> Option<Message> {
+    let Some(external) = m.and_then(|m| our_probe(&m, nonce, key.0)) else {
+        record(log, key, |s| s.foreign += 1);
+        return None;
+    };
+    record(log, key, |s| {
+        if !s.nonce_for.contains(&external) {
+            s.nonce_for.push(external);
+        }
+    });
+    externals.contains(&external).then_some(Message::ProbeAck {
+        nonce,
+        port: DialPort {
+            port: external,
+            protocol: key.0,
+        },
+    })
+}
+
 async fn run_tcp(
     listener: TcpListener,
     key: (Protocol, u16),
@@ -180,27 +207,11 @@ async fn answer_tcp(
 ) {
     let mut received = 0;
     let read = tokio::time::timeout(ack_timeout, read_message(&mut stream, &mut received)).await;
-    let external = match read {
-        Ok(Ok(m)) => our_probe(&m, nonce, key.0),
+    let m = match read {
+        Ok(Ok(m)) => Some(m),
         _ => None,
     };
-    let Some(external) = external else {
-        record(log, key, |s| s.foreign += 1);
-        return;
-    };
-    record(log, key, |s| {
-        if !s.nonce_for.contains(&external) {
-            s.nonce_for.push(external);
-        }
-    });
-    if externals.contains(&external) {
-        let ack = Message::ProbeAck {
-            nonce,
-            port: DialPort {
-                port: external,
-                protocol: Protocol::Tcp,
-            },
-        };
+    if let Some(ack) = on_arrival(log, key, externals, nonce, m) {
         let _ = tokio::time::timeout(ack_timeout, write_message(&mut stream, &ack)).await;
     }
 }
@@ -219,25 +230,8 @@ async fn run_udp(
             // An ICMP error for an earlier ack, or the like: keep going.
             continue;
         };
-        let probe = buf.get(..n).and_then(|b| Message::parse(b).ok());
-        let external = probe.and_then(|m| our_probe(&m, nonce, Protocol::Udp));
-        let Some(external) = external else {
-            record(&log, key, |s| s.foreign += 1);
-            continue;
-        };
-        record(&log, key, |s| {
-            if !s.nonce_for.contains(&external) {
-                s.nonce_for.push(external);
-            }
-        });
-        if externals.contains(&external) {
-            let ack = Message::ProbeAck {
-                nonce,
-                port: DialPort {
-                    port: external,
-                    protocol: Protocol::Udp,
-                },
-            };
+        let m = buf.get(..n).and_then(|b| Message::parse(b).ok());
+        if let Some(ack) = on_arrival(&log, key, &externals, nonce, m) {
             // An ack is never longer than the probe it answers (28 bytes
             // each): the responder amplifies nothing.
             if let Ok(len) = ack.emit(&mut out) {
