@@ -88,8 +88,11 @@ pub fn serve_commands(mut handle: impl FnMut(&str) -> Vec<String>) {
         if command.is_empty() {
             continue;
         }
+        // Run the command before taking the stdout lock: the helper's own
+        // tasks may print meanwhile (a keeper's events).
+        let replies = handle(command);
         let mut out = std::io::stdout().lock();
-        for reply in handle(command) {
+        for reply in replies {
             let _ = writeln!(out, "{reply}");
         }
         let _ = out.flush();
