@@ -1,0 +1,645 @@
+//! [`AutoMapper`]: PCP, NAT-PMP and UPnP IGD probed at once, the best one
+//! used, behind natkit-core's [`PortMapper`].
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use natkit_core::{
+    FailureKind, Gateway, Mapping, MappingRequest, Mechanism, PortMapper, default_gateway,
+};
+use natkit_pmp::natpmp::{NatPmpConfig, NatPmpMapper};
+use natkit_pmp::pcp::{PcpAvailability, PcpConfig, PcpMapper};
+use natkit_upnp::{DiscoveryConfig, UpnpMapper};
+use tokio::sync::{OnceCell, watch};
+use tokio::time::Instant;
+
+use crate::config::PortMapConfig;
+use crate::error::{Error, Result};
+use crate::journal::Journal;
+use crate::report::{MechanismError, MechanismReport, ProbeReport, error_chain};
+
+/// One port mapper over every mechanism the router speaks.
+///
+/// - [`probe`](Self::probe) asks PCP, NAT-PMP and UPnP at once and
+///   reports what each said ([`ProbeReport`]), within
+///   [`PortMapConfig::probe_deadline`] (900 ms by default): a router with
+///   none of them is "no port mapping protocol" in under a second.
+/// - As a [`PortMapper`] it maps through the best available mechanism in
+///   [`PortMapConfig::order`] (PCP, NAT-PMP, UPnP by default), falling
+///   through to the next available one when a mapping attempt fails; it
+///   does not wait for slower mechanisms once a better one has answered.
+///   Renew and unmap go to the mechanism that made the mapping (PCP with
+///   the nonce in [`Mapping::token`]), so the
+///   [`LeaseKeeper`](natkit_core::LeaseKeeper) runs on it unchanged.
+/// - With a [`Journal`] ([`with_journal`](Self::with_journal)) every
+///   mapping is recorded before it is returned and forgotten once deleted;
+///   [`cleanup`](Self::cleanup) deletes what a crashed run left behind.
+///
+/// Cloning is cheap and shares the probe, the mappers and the journal.
+#[derive(Clone)]
+pub struct AutoMapper {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    order: Vec<Mechanism>,
+    probe_deadline: Duration,
+    gateway: std::result::Result<Gateway, String>,
+    upnp_config: DiscoveryConfig,
+    pcp: Option<PcpMapper>,
+    natpmp: Option<NatPmpMapper>,
+    upnp: OnceCell<Arc<UpnpMapper>>,
+    probe: Mutex<Option<watch::Receiver<ProbeState>>>,
+    chosen: Mutex<Option<Mechanism>>,
+    journal: Option<Journal>,
+}
+
+#[derive(Debug, Clone)]
+struct ProbeState {
+    started: Instant,
+    reports: Vec<MechanismReport>,
+    finished: Option<Instant>,
+}
+
+impl std::fmt::Debug for AutoMapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AutoMapper")
+            .field("order", &self.inner.order)
+            .field("gateway", &self.inner.gateway)
+            .field("chosen", &self.chosen())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AutoMapper {
+    /// A mapper for `config`'s gateway (or the default gateway). Nothing
+    /// is sent until [`probe`](Self::probe) or the first mapping. Without
+    /// a gateway every mechanism reports a network failure.
+    pub fn new(config: PortMapConfig) -> Self {
+        let order = config.effective_order();
+        let gateway = match config.gateway.clone() {
+            Some(g) => Ok(g),
+            None => default_gateway().map_err(|e| e.to_string()),
+        };
+        let (pcp, natpmp) = match &gateway {
+            Ok(g) => (
+                order.contains(&Mechanism::Pcp).then(|| {
+                    PcpMapper::new(
+                        g.address,
+                        PcpConfig {
+                            fallback_to_natpmp: false,
+                            local_address: config
+                                .pcp
+                                .local_address
+                                .or(Some(IpAddr::V4(g.local_address))),
+                            ..config.pcp.clone()
+                        },
+                    )
+                }),
+                order.contains(&Mechanism::NatPmp).then(|| {
+                    NatPmpMapper::new(
+                        g.address,
+                        NatPmpConfig {
+                            local_address: config.natpmp.local_address.or(Some(g.local_address)),
+                            ..config.natpmp.clone()
+                        },
+                    )
+                }),
+            ),
+            Err(_) => (None, None),
+        };
+        let upnp_config = DiscoveryConfig {
+            gateway: gateway.as_ref().ok().cloned(),
+            ..config.upnp.clone()
+        };
+        AutoMapper {
+            inner: Arc::new(Inner {
+                order,
+                probe_deadline: config.probe_deadline,
+                gateway,
+                upnp_config,
+                pcp,
+                natpmp,
+                upnp: OnceCell::new(),
+                probe: Mutex::new(None),
+                chosen: Mutex::new(None),
+                journal: None,
+            }),
+        }
+    }
+
+    /// Records every mapping in `journal` (see [`Journal`]). Call before
+    /// the mapper is cloned or used.
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.journal = Some(journal),
+            None => tracing::warn!("with_journal on a shared AutoMapper: journal not attached"),
+        }
+        self
+    }
+
+    /// The journal, if any.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.inner.journal.as_ref()
+    }
+
+    /// The gateway, or why there is none.
+    pub fn gateway(&self) -> std::result::Result<&Gateway, &str> {
+        self.inner.gateway.as_ref().map_err(String::as_str)
+    }
+
+    /// The mechanisms in use, best first.
+    pub fn order(&self) -> &[Mechanism] {
+        &self.inner.order
+    }
+
+    /// The mechanism of the last successful mapping, else the best one the
+    /// last probe found, else `None`.
+    pub fn chosen(&self) -> Option<Mechanism> {
+        *lock(&self.inner.chosen)
+    }
+
+    /// The PCP mapper (NAT-PMP fallback off), if PCP is in the order.
+    pub fn pcp(&self) -> Option<&PcpMapper> {
+        self.inner.pcp.as_ref()
+    }
+
+    /// The NAT-PMP mapper, if NAT-PMP is in the order.
+    pub fn natpmp(&self) -> Option<&NatPmpMapper> {
+        self.inner.natpmp.as_ref()
+    }
+
+    /// The UPnP mapper, once discovery found an IGD.
+    pub fn upnp(&self) -> Option<&UpnpMapper> {
+        self.inner.upnp.get().map(|m| &**m)
+    }
+
+    /// Probes every mechanism in the order at once and waits for all of
+    /// them (at most [`PortMapConfig::probe_deadline`]). Always a fresh
+    /// probe; later mappings use its answers.
+    pub async fn probe(&self) -> ProbeReport {
+        let rx = self.start_probe();
+        self.finish(rx).await
+    }
+
+    /// The last probe's report, waiting for it to finish; a probe is
+    /// started if none ran yet.
+    pub async fn last_report(&self) -> ProbeReport {
+        let rx = self.current_probe(false);
+        self.finish(rx).await
+    }
+
+    async fn finish(&self, mut rx: watch::Receiver<ProbeState>) -> ProbeReport {
+        // The sender lives in the probe tasks, which always finish; if they
+        // were cancelled (runtime shutting down), report what arrived.
+        let finished = rx
+            .wait_for(|s| s.finished.is_some())
+            .await
+            .map(|s| s.clone());
+        let state = finished.unwrap_or_else(|_| rx.borrow().clone());
+        let report = self.report_of(&state);
+        if let Some(m) = report.chosen() {
+            lock(&self.inner.chosen).get_or_insert(m);
+        }
+        report
+    }
+
+    fn report_of(&self, state: &ProbeState) -> ProbeReport {
+        let mechanisms: Vec<MechanismReport> = self
+            .inner
+            .order
+            .iter()
+            .filter_map(|m| state.reports.iter().find(|r| r.mechanism == *m).cloned())
+            .collect();
+        ProbeReport {
+            gateway: self.inner.gateway.as_ref().ok().map(|g| g.address),
+            verdict: ProbeReport::verdict_of(&mechanisms),
+            mechanisms,
+            elapsed: state
+                .finished
+                .unwrap_or_else(Instant::now)
+                .saturating_duration_since(state.started),
+        }
+    }
+
+    /// The running or last probe; a new one when there is none, or when
+    /// `refresh_unusable` and the last finished without a usable mechanism.
+    fn current_probe(&self, refresh_unusable: bool) -> watch::Receiver<ProbeState> {
+        {
+            let guard = lock(&self.inner.probe);
+            if let Some(rx) = guard.as_ref() {
+                let state = rx.borrow();
+                let stale = refresh_unusable
+                    && state.finished.is_some()
+                    && !state.reports.iter().any(|r| r.available);
+                if !stale {
+                    return rx.clone();
+                }
+            }
+        }
+        self.start_probe()
+    }
+
+    fn start_probe(&self) -> watch::Receiver<ProbeState> {
+        let started = Instant::now();
+        let (tx, rx) = watch::channel(ProbeState {
+            started,
+            reports: Vec::new(),
+            finished: None,
+        });
+        *lock(&self.inner.probe) = Some(rx.clone());
+        let tx = Arc::new(tx);
+        let deadline = started + self.inner.probe_deadline;
+        let total = self.inner.order.len();
+        for &m in &self.inner.order {
+            let inner = Arc::clone(&self.inner);
+            let tx = Arc::clone(&tx);
+            tokio::spawn(async move {
+                let report =
+                    match tokio::time::timeout_at(deadline, inner.probe_one(m, started)).await {
+                        Ok(r) => r,
+                        Err(_) => MechanismReport::failed(
+                            m,
+                            false,
+                            MechanismError {
+                                kind: FailureKind::Timeout,
+                                message: format!(
+                                    "no answer within the probe deadline of {} ms",
+                                    inner.probe_deadline.as_millis()
+                                ),
+                            },
+                            started.elapsed(),
+                        ),
+                    };
+                tracing::debug!(summary = %report.summary(), "probe");
+                tx.send_modify(|s| {
+                    s.reports.push(report);
+                    if s.reports.len() == total {
+                        s.finished = Some(Instant::now());
+                    }
+                });
+            });
+        }
+        if total == 0 {
+            tx.send_modify(|s| s.finished = Some(started));
+        }
+        rx
+    }
+
+    /// Waits until the best mechanism is known: the first in the order
+    /// that is available, once every better one has failed. `None`: no
+    /// mechanism is available (the probe has finished).
+    async fn decide(&self) -> (Option<Mechanism>, watch::Receiver<ProbeState>) {
+        let mut rx = self.current_probe(true);
+        let order = self.inner.order.clone();
+        let decision = |s: &ProbeState| -> Option<Option<Mechanism>> {
+            for m in &order {
+                match s.reports.iter().find(|r| r.mechanism == *m) {
+                    None => return None,
+                    Some(r) if r.available => return Some(Some(*m)),
+                    Some(_) => {}
+                }
+            }
+            Some(None)
+        };
+        let decided = rx
+            .wait_for(|s| decision(s).is_some())
+            .await
+            .map(|s| decision(&s).flatten());
+        let chosen = decided.unwrap_or_else(|_| decision(&rx.borrow()).flatten());
+        (chosen, rx)
+    }
+
+    /// The mapper for `mechanism`; UPnP is discovered now if no probe
+    /// found it yet (e.g. cleaning up after a restart).
+    pub(crate) async fn mapper_for(&self, mechanism: Mechanism) -> Result<&dyn PortMapper> {
+        let missing = || Error::NoMapperFor { mechanism };
+        match mechanism {
+            Mechanism::Pcp => Ok(self.inner.pcp.as_ref().ok_or_else(missing)?),
+            Mechanism::NatPmp => Ok(self.inner.natpmp.as_ref().ok_or_else(missing)?),
+            Mechanism::Upnp if self.inner.order.contains(&Mechanism::Upnp) => {
+                let m = self
+                    .inner
+                    .upnp
+                    .get_or_try_init(|| async {
+                        UpnpMapper::discover(&self.inner.upnp_config)
+                            .await
+                            .map(Arc::new)
+                    })
+                    .await
+                    .map_err(|_| missing())?;
+                Ok(&**m)
+            }
+            _ => Err(missing()),
+        }
+    }
+
+    /// The gateway's address, for the journal.
+    pub(crate) fn gateway_address(&self) -> Option<Ipv4Addr> {
+        self.inner.gateway.as_ref().ok().map(|g| g.address)
+    }
+
+    async fn map_inner(&self, request: &MappingRequest) -> Result<Mapping, natkit_core::Error> {
+        let fallback = self.inner.order.first().copied().unwrap_or(Mechanism::Pcp);
+        let (best, rx) = self.decide().await;
+        let Some(best) = best else {
+            let report = self.finish(rx).await;
+            return Err(Error::NoMechanism {
+                report: Box::new(report),
+            }
+            .into_core(fallback));
+        };
+        let mut attempts: Vec<(Mechanism, MechanismError)> = Vec::new();
+        let mut tried = vec![best];
+        let mut next = Some(best);
+        while let Some(m) = next {
+            match self.map_with(m, request).await {
+                Ok(mapping) => return Ok(mapping),
+                Err(e) => {
+                    tracing::info!(mechanism = %m, error = %e, "mapping failed; trying the next mechanism");
+                    attempts.push((m, MechanismError::from_core(&e)));
+                }
+            }
+            // Fall through to the next available mechanism: wait for the
+            // whole probe now.
+            let report = self.finish(rx.clone()).await;
+            next = report.available().find(|m| !tried.contains(m));
+            if let Some(m) = next {
+                tried.push(m);
+            }
+        }
+        Err(Error::AllFailed { attempts }.into_core(best))
+    }
+
+    async fn map_with(
+        &self,
+        m: Mechanism,
+        request: &MappingRequest,
+    ) -> natkit_core::Result<Mapping> {
+        let mapper = self.mapper_for(m).await.map_err(|e| e.into_core(m))?;
+        let mapping = mapper.map(request).await?;
+        if let Some(journal) = &self.inner.journal
+            && let Err(e) = journal.record(self.gateway_address(), &mapping)
+        {
+            // Unrecorded, a crash would leave it behind: take it back.
+            if let Err(u) = mapper.unmap(&mapping).await {
+                tracing::warn!(error = %u, "could not delete a mapping the journal did not take");
+            }
+            return Err(e.into_core(m));
+        }
+        *lock(&self.inner.chosen) = Some(mapping.mechanism);
+        Ok(mapping)
+    }
+}
+
+impl Inner {
+    async fn probe_one(&self, m: Mechanism, started: Instant) -> MechanismReport {
+        let gateway_error = |e: &str| {
+            MechanismReport::failed(
+                m,
+                false,
+                MechanismError {
+                    kind: FailureKind::Network,
+                    message: format!("no default gateway: {e}"),
+                },
+                started.elapsed(),
+            )
+        };
+        match m {
+            Mechanism::Pcp => match (&self.pcp, &self.gateway) {
+                (Some(pcp), _) => probe_pcp(pcp, started).await,
+                (None, Err(e)) => gateway_error(e),
+                (None, Ok(_)) => unreachable_report(m, started),
+            },
+            Mechanism::NatPmp => match (&self.natpmp, &self.gateway) {
+                (Some(n), _) => probe_natpmp(n, started).await,
+                (None, Err(e)) => gateway_error(e),
+                (None, Ok(_)) => unreachable_report(m, started),
+            },
+            Mechanism::Upnp => match &self.gateway {
+                Err(e) => gateway_error(e),
+                Ok(_) => self.probe_upnp(started).await,
+            },
+            _ => unreachable_report(m, started),
+        }
+    }
+
+    async fn probe_upnp(&self, started: Instant) -> MechanismReport {
+        let m = Mechanism::Upnp;
+        let igd = match natkit_upnp::discover(&self.upnp_config).await {
+            Ok(igd) => igd,
+            Err(e) => {
+                let responded = !matches!(
+                    e,
+                    natkit_upnp::Error::NoResponse { .. }
+                        | natkit_upnp::Error::NoDefaultGateway { .. }
+                        | natkit_upnp::Error::Socket { .. }
+                );
+                return MechanismReport::failed(
+                    m,
+                    responded,
+                    MechanismError {
+                        kind: e.failure_kind(),
+                        message: error_chain(&e),
+                    },
+                    started.elapsed(),
+                );
+            }
+        };
+        let detail = format!(
+            "IGD {:?} at {} ({})",
+            igd.display_name(),
+            igd.location(),
+            igd.service().service_type()
+        );
+        let mapper = Arc::new(UpnpMapper::new(igd));
+        let _ = self.upnp.set(Arc::clone(&mapper));
+        let mut report = match mapper.igd().external_ip().await {
+            Ok(ip) if !ip.is_unspecified() => MechanismReport::available(m, ip, started.elapsed()),
+            // miniupnpd with a reserved WAN address says Connected and
+            // then answers GetExternalIPAddress with an empty string:
+            // upnpc calls that "(not connected?) IGD", and so do we.
+            Ok(ip) => MechanismReport::failed(
+                m,
+                true,
+                MechanismError {
+                    kind: FailureKind::NotConnected,
+                    message: format!("the IGD reports Connected but its external address is {ip}"),
+                },
+                started.elapsed(),
+            ),
+            Err(e) => MechanismReport::failed(
+                m,
+                true,
+                MechanismError {
+                    kind: FailureKind::NotConnected,
+                    message: format!(
+                        "the IGD reports Connected but has no external address: {}",
+                        error_chain(&e)
+                    ),
+                },
+                started.elapsed(),
+            ),
+        };
+        report.detail = Some(detail);
+        report
+    }
+}
+
+fn unreachable_report(m: Mechanism, started: Instant) -> MechanismReport {
+    MechanismReport::failed(
+        m,
+        false,
+        MechanismError {
+            kind: FailureKind::Unsupported,
+            message: "not a port mapping mechanism".into(),
+        },
+        started.elapsed(),
+    )
+}
+
+async fn probe_pcp(pcp: &PcpMapper, started: Instant) -> MechanismReport {
+    let m = Mechanism::Pcp;
+    let failed = |responded: bool, e: natkit_pmp::Error| {
+        MechanismReport::failed(
+            m,
+            responded,
+            MechanismError {
+                kind: e.failure_kind(),
+                message: error_chain(&e),
+            },
+            started.elapsed(),
+        )
+    };
+    let epoch = match pcp.probe().await {
+        Ok(PcpAvailability::Pcp { epoch, .. }) => epoch.server_seconds,
+        Ok(PcpAvailability::NatPmpOnly { .. }) => {
+            return MechanismReport::failed(
+                m,
+                false,
+                MechanismError {
+                    kind: FailureKind::Unavailable,
+                    message: "the server speaks only NAT-PMP".into(),
+                },
+                started.elapsed(),
+            );
+        }
+        Err(e) => {
+            let responded = matches!(e, natkit_pmp::Error::PcpResult { .. });
+            return failed(responded, e);
+        }
+    };
+    let mut report = match pcp.public_address().await {
+        Ok(ip) => MechanismReport::available(m, ip, started.elapsed()),
+        Err(e) => failed(true, e),
+    };
+    report.epoch = Some(epoch);
+    report.detail = Some(format!("PCP server {}", pcp.server()));
+    report
+}
+
+async fn probe_natpmp(natpmp: &NatPmpMapper, started: Instant) -> MechanismReport {
+    let m = Mechanism::NatPmp;
+    let mut report = match natpmp.probe().await {
+        Ok(a) if !a.address.is_unspecified() => {
+            let mut r = MechanismReport::available(m, IpAddr::V4(a.address), started.elapsed());
+            r.epoch = Some(a.epoch.server_seconds);
+            r
+        }
+        Ok(a) => {
+            let mut r = MechanismReport::failed(
+                m,
+                true,
+                MechanismError {
+                    kind: FailureKind::NotConnected,
+                    message: "the gateway reports external address 0.0.0.0".into(),
+                },
+                started.elapsed(),
+            );
+            r.epoch = Some(a.epoch.server_seconds);
+            r
+        }
+        Err(e) => {
+            let epoch = match &e {
+                natkit_pmp::Error::NatPmpResult { epoch, .. } => Some(*epoch),
+                _ => None,
+            };
+            let mut r = MechanismReport::failed(
+                m,
+                epoch.is_some(),
+                MechanismError {
+                    kind: e.failure_kind(),
+                    message: error_chain(&e),
+                },
+                started.elapsed(),
+            );
+            r.epoch = epoch;
+            r
+        }
+    };
+    report.detail = Some(format!("NAT-PMP server {}", natpmp.server()));
+    report
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[async_trait]
+impl PortMapper for AutoMapper {
+    /// The mechanism of the last mapping or probe, else the first in the
+    /// order. Each mapping says which mechanism made it.
+    fn mechanism(&self) -> Mechanism {
+        self.chosen()
+            .or_else(|| self.inner.order.first().copied())
+            .unwrap_or(Mechanism::Pcp)
+    }
+
+    async fn external_address(&self) -> natkit_core::Result<IpAddr> {
+        let fallback = self.mechanism();
+        let (best, rx) = self.decide().await;
+        let Some(best) = best else {
+            let report = self.finish(rx).await;
+            return Err(Error::NoMechanism {
+                report: Box::new(report),
+            }
+            .into_core(fallback));
+        };
+        let mapper = self.mapper_for(best).await.map_err(|e| e.into_core(best))?;
+        mapper.external_address().await
+    }
+
+    async fn map(&self, request: &MappingRequest) -> natkit_core::Result<Mapping> {
+        self.map_inner(request).await
+    }
+
+    async fn renew(
+        &self,
+        request: &MappingRequest,
+        current: &Mapping,
+    ) -> natkit_core::Result<Mapping> {
+        let m = current.mechanism;
+        let mapper = self.mapper_for(m).await.map_err(|e| e.into_core(m))?;
+        let renewed = mapper.renew(request, current).await?;
+        if let Some(journal) = &self.inner.journal
+            && let Err(e) = journal.replace(self.gateway_address(), current, &renewed)
+        {
+            tracing::warn!(error = %e, "journal: could not record a renewal");
+        }
+        Ok(renewed)
+    }
+
+    async fn unmap(&self, mapping: &Mapping) -> natkit_core::Result<()> {
+        let m = mapping.mechanism;
+        let mapper = self.mapper_for(m).await.map_err(|e| e.into_core(m))?;
+        mapper.unmap(mapping).await?;
+        if let Some(journal) = &self.inner.journal
+            && let Err(e) = journal.forget(mapping)
+        {
+            tracing::warn!(error = %e, "journal: could not forget a deleted mapping");
+        }
+        Ok(())
+    }
+}

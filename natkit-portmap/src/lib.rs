@@ -1,0 +1,57 @@
+//! natkit-portmap: one port mapper over PCP, NAT-PMP and UPnP IGD.
+//!
+//! natkit-core cannot depend on the protocol crates, so the combinator of
+//! all three lives here.
+//!
+//! - [`AutoMapper`] probes PCP, NAT-PMP and UPnP at once
+//!   ([`AutoMapper::probe`] → [`ProbeReport`]: per mechanism
+//!   availability, the typed error kind, external address and its scope,
+//!   epoch, time taken), maps through the best available (PCP, then
+//!   NAT-PMP, then UPnP unless [`PortMapConfig::order`] says otherwise),
+//!   and implements [`natkit_core::PortMapper`] so the
+//!   [`LeaseKeeper`](natkit_core::LeaseKeeper) runs on it.
+//! - A router without any of them is [`Verdict::NoProtocol`] ("no port
+//!   mapping protocol") within [`PortMapConfig::probe_deadline`] (900 ms).
+//! - Double NAT: a non-global external address is reported
+//!   ([`UpstreamNat`], [`mapping_upstream_note`]: "the router's external
+//!   address is 100.64.0.2 …: another NAT is upstream; this mapping does
+//!   not reach the internet").
+//! - [`Journal`] records every mapping on disk before it is returned;
+//!   [`AutoMapper::cleanup`] deletes what a killed run left behind, and
+//!   nothing of anyone else's.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use natkit_core::{KeeperConfig, LeaseKeeper, MappingRequest, PortMapper, Protocol};
+//! use natkit_portmap::{AutoMapper, CleanupOptions, Journal, PortMapConfig};
+//!
+//! let mapper = AutoMapper::new(PortMapConfig::default()).with_journal(Journal::open_default()?);
+//! mapper.cleanup(CleanupOptions::default()).await?;
+//! let report = mapper.probe().await;
+//! println!("{}", report.summary());
+//! let (keeper, _events) = LeaseKeeper::new(Arc::new(mapper.clone()), KeeperConfig::default());
+//! let request = MappingRequest::new(Protocol::Tcp, "0.0.0.0:8080".parse()?);
+//! let (_id, mapping) = keeper.add(request).await?;
+//! println!("{} -> {} via {}", mapping.external, mapping.internal, mapping.mechanism);
+//! keeper.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod auto;
+mod cleanup;
+mod config;
+mod error;
+pub mod journal;
+mod report;
+
+pub use auto::AutoMapper;
+pub use cleanup::{CleanupOptions, CleanupReport};
+pub use config::{DEFAULT_ORDER, PortMapConfig, parse_mechanism};
+pub use error::{Error, Result};
+pub use journal::{Journal, JournalEntry};
+pub use report::{
+    MechanismError, MechanismReport, ProbeReport, UpstreamNat, Verdict, mapping_upstream_note,
+};
