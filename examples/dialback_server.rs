@@ -1,0 +1,149 @@
+//! dialback_server: natkit's dial-back server, the outside half of "can
+//! the internet reach port X on my machine?". A client behind a NAT asks
+//! it to connect back (TCP) or send back (UDP) to the client's public
+//! address on a list of ports; it dials, sends the request's nonce and
+//! reports what it saw per port.
+//!
+//! ```text
+//! cargo run --example dialback_server -- --bind 88.77.66.30:7007
+//! ```
+//!
+//! It dials only the address a request comes from, and only global
+//! addresses unless `--allow-private` (labs) or `--allow PREFIX`. Ctrl-C
+//! (or SIGTERM) stops it and prints its counters.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use natkit_core::PortSpec;
+use natkit_probe::RateLimit;
+use natkit_probe::dialback::{DialbackServer, IpPrefix, MAX_PORTS, ServerConfig};
+
+/// Run a dial-back server (outside-in reachability checks).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The TCP address for control connections.
+    #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:7007")]
+    bind: SocketAddr,
+    /// Dial private, shared (CGNAT), loopback and other non-global
+    /// addresses too. For labs only: on the internet this would let anyone
+    /// on the server's own network use it against that network.
+    #[arg(long)]
+    allow_private: bool,
+    /// A non-global prefix to dial anyway (repeatable), e.g. 100.64.0.0/10.
+    #[arg(long, value_name = "PREFIX")]
+    allow: Vec<IpPrefix>,
+    /// Dial only these ports, e.g. `443/tcp,4500/udp,1024-65535`.
+    #[arg(long, value_name = "SPEC")]
+    ports: Option<PortSpec>,
+    /// Ports dialled for one request.
+    #[arg(long, default_value_t = MAX_PORTS)]
+    max_ports: usize,
+    /// Requests per second allowed from one source address (IPv6: per /64).
+    #[arg(long, default_value_t = 1)]
+    rate: u32,
+    /// Requests one source may make back to back.
+    #[arg(long, default_value_t = 4)]
+    burst: u32,
+    /// Requests dialled at once, from everyone.
+    #[arg(long, default_value_t = 32)]
+    max_in_flight: usize,
+    /// Control connections open at once.
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
+    /// Milliseconds for a TCP dial to connect.
+    #[arg(long, default_value_t = 3000)]
+    connect_timeout_ms: u64,
+    #[command(flatten)]
+    common: natkit_examples::CommonArgs,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match natkit_examples::parse_args::<Args>() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    natkit_examples::init_logging(args.common.verbose);
+    if args.max_ports == 0 || args.max_ports > MAX_PORTS {
+        return natkit_examples::fail_msg(format!("--max-ports must be 1..={MAX_PORTS}"));
+    }
+    if args.rate == 0 || args.burst == 0 {
+        return natkit_examples::fail_msg("--rate and --burst must be at least 1");
+    }
+    let mut config = ServerConfig::new(args.bind);
+    config.limits.targets.allow_non_global = args.allow_private;
+    config.limits.targets.allow = args.allow.clone();
+    config.limits.ports.only = args.ports.clone();
+    config.limits.max_ports = args.max_ports;
+    config.limits.per_source = RateLimit {
+        per_second: args.rate,
+        burst: args.burst,
+    };
+    config.limits.max_in_flight = args.max_in_flight;
+    config.max_connections = args.max_connections;
+    config.timeouts.connect = Duration::from_millis(args.connect_timeout_ms);
+    let server = match DialbackServer::bind(config).await {
+        Ok(s) => s,
+        Err(e) => return natkit_examples::fail(&e),
+    };
+    let addr = server.local_addr();
+    let targets = if args.allow_private {
+        "any unicast address (--allow-private: lab only)".to_owned()
+    } else if args.allow.is_empty() {
+        "global addresses only".to_owned()
+    } else {
+        let list: Vec<String> = args.allow.iter().map(ToString::to_string).collect();
+        format!("global addresses and {}", list.join(", "))
+    };
+    if args.common.json {
+        natkit_examples::print_json(&serde_json::json!({
+            "listening": addr,
+            "allow_private": args.allow_private,
+            "allow": args.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "max_ports": args.max_ports,
+            "rate": args.rate,
+            "burst": args.burst,
+        }));
+    } else {
+        println!("listening on {addr}/tcp");
+        println!("dials      {targets}");
+        println!(
+            "limits     {} ports/request, {}/s per source (burst {}), {} requests at once",
+            args.max_ports, args.rate, args.burst, args.max_in_flight
+        );
+    }
+    let stop = server.stop_handle();
+    tokio::spawn(async move {
+        natkit_examples::shutdown_signal().await;
+        stop.stop();
+    });
+    match server.run().await {
+        Ok(c) => {
+            if args.common.json {
+                natkit_examples::print_json(&serde_json::json!({ "stopped": c }));
+            } else {
+                println!(
+                    "stopped: {} connections, {} served, {} dials, refused: {} rate limited, \
+                     {} busy, {} too many ports, {} port not allowed, {} target not allowed, \
+                     {} bad request; {} closed unanswered",
+                    c.connections,
+                    c.served,
+                    c.dials,
+                    c.refused_rate_limited,
+                    c.refused_busy,
+                    c.refused_too_many_ports,
+                    c.refused_port_not_allowed,
+                    c.refused_target_not_allowed,
+                    c.refused_bad_request,
+                    c.closed_unanswered
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => natkit_examples::fail(&e),
+    }
+}
