@@ -100,18 +100,27 @@ fn lan_dialback_check() {
         return;
     }
     let server = env_addr("DIALBACK_SERVER");
-    let ports: Vec<CheckPort> = [
-        (MAPPED, Protocol::Tcp),
-        (HTTPS, Protocol::Tcp),
-        (TO_LAN2, Protocol::Tcp),
-        (UNMAPPED, Protocol::Tcp),
-        (HELD, Protocol::Tcp),
-        (UDP_MAPPED, Protocol::Udp),
-        (UDP_UNMAPPED, Protocol::Udp),
-    ]
-    .into_iter()
-    .map(|(p, proto)| CheckPort::new(p, proto))
-    .collect();
+    let ports: Vec<CheckPort> = if std::env::var("CHECK").as_deref() == Ok("double_nat") {
+        // Mapped on the home router; the second one says so (as a doctor
+        // that just made the mapping would).
+        vec![
+            CheckPort::new(MAPPED, Protocol::Tcp),
+            CheckPort::mapped(UDP_MAPPED, UDP_MAPPED, Protocol::Udp),
+        ]
+    } else {
+        [
+            (MAPPED, Protocol::Tcp),
+            (HTTPS, Protocol::Tcp),
+            (TO_LAN2, Protocol::Tcp),
+            (UNMAPPED, Protocol::Tcp),
+            (HELD, Protocol::Tcp),
+            (UDP_MAPPED, Protocol::Udp),
+            (UDP_UNMAPPED, Protocol::Udp),
+        ]
+        .into_iter()
+        .map(|(p, proto)| CheckPort::new(p, proto))
+        .collect()
+    };
     let report = runtime()
         .block_on(DialbackClient::new(ClientConfig::new(server)).check(&ports))
         .expect("check");
@@ -251,6 +260,92 @@ fn nmap_state_for(v: Reachability) -> &'static str {
     }
 }
 
+/// Starts the dial-back server in wan, runs the LAN host's check (port set
+/// `check`) and returns the server (killed on drop) and the report's JSON
+/// lines: the head, then one per port.
+fn serve_and_check(lab: &Lab, check: &str) -> (LabChild, Vec<serde_json::Value>) {
+    let server_addr = SocketAddr::new(IpAddr::V4(lab.addrs().peer), SERVER_PORT);
+    let mut server = lab
+        .test_helper(Node::Wan, "wan_dialback_server")
+        .expect("helper");
+    server.env("DIALBACK_BIND", server_addr.to_string());
+    server
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let server = LabChild::spawn(&mut server).expect("spawn server");
+    lab.wait_listening(Node::Wan, Proto::Tcp, SERVER_PORT, Duration::from_secs(10))
+        .expect("server listening");
+    let out = lab
+        .test_helper(Node::Lan, "lan_dialback_check")
+        .expect("helper")
+        .env("DIALBACK_SERVER", server_addr.to_string())
+        .env("CHECK", check)
+        .output()
+        .expect("run check");
+    assert!(out.status.success(), "check: {}", dump(&out));
+    let stdout = text(&out.stdout);
+    println!("{stdout}");
+    // The harness prints "test NAME ... " before the helper's first line.
+    let lines = stdout
+        .lines()
+        .filter_map(|l| l.find('{').map(|at| &l[at..]))
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    (server, lines)
+}
+
+/// (state, proven, why) of `port`/`proto` in a report's lines.
+fn row(lines: &[serde_json::Value], port: u16, proto: &str) -> (String, bool, String) {
+    let row = lines[1..]
+        .iter()
+        .find(|r| r["external"] == port && r["protocol"] == proto)
+        .unwrap_or_else(|| panic!("no row for {port}/{proto}"));
+    (
+        row["state"].as_str().expect("state").to_owned(),
+        row["proven"].as_bool().expect("proven"),
+        row["why"].as_str().expect("why").to_owned(),
+    )
+}
+
+#[test]
+fn lab_dialback_double_nat() {
+    require_root();
+    // miniupnpd maps again once told the ISP's public address; the mappings
+    // reach only the carrier-grade NAT, which resets everything it does not
+    // forward itself.
+    let lab = Lab::builder()
+        .nat(NatKind::PortRestricted)
+        .double_nat(true)
+        .miniupnpd_ext_ip(std::net::Ipv4Addr::new(88, 77, 66, 2))
+        .build()
+        .expect("lab");
+    let lan = lab.addrs().lan.to_string();
+    map(&lab, Node::Lan, &lan, MAPPED, "TCP");
+    map(&lab, Node::Lan, &lan, UDP_MAPPED, "UDP");
+    let (server, lines) = serve_and_check(&lab, "double_nat");
+    assert_eq!(lines[0]["behind_nat"], true);
+    assert_eq!(
+        row(&lines, MAPPED, "tcp"),
+        (
+            "not_forwarded".to_owned(),
+            false,
+            "refused_unforwarded".to_owned()
+        )
+    );
+    // Told the port is mapped, the check says the path refuses it anyway.
+    assert_eq!(
+        row(&lines, UDP_MAPPED, "udp"),
+        (
+            "closed".to_owned(),
+            false,
+            "refused_despite_forward".to_owned()
+        )
+    );
+    drop(server);
+    lab.down().expect("lab down");
+}
+
 #[test]
 fn lab_dialback() {
     let lab = lab_with_mappings(&[]);
@@ -266,34 +361,7 @@ fn lab_dialback() {
     let _lan2_service = listen_tcp(&lab, Node::Lan2, TO_LAN2);
     let held_service = listen_tcp(&lab, Node::Lan, HELD);
 
-    let server_addr = SocketAddr::new(IpAddr::V4(a.peer), SERVER_PORT);
-    let mut server = lab
-        .test_helper(Node::Wan, "wan_dialback_server")
-        .expect("helper");
-    server.env("DIALBACK_BIND", server_addr.to_string());
-    server
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let server = LabChild::spawn(&mut server).expect("spawn server");
-    lab.wait_listening(Node::Wan, Proto::Tcp, SERVER_PORT, Duration::from_secs(10))
-        .expect("server listening");
-
-    let out = lab
-        .test_helper(Node::Lan, "lan_dialback_check")
-        .expect("helper")
-        .env("DIALBACK_SERVER", server_addr.to_string())
-        .output()
-        .expect("run check");
-    assert!(out.status.success(), "check: {}", dump(&out));
-    let stdout = text(&out.stdout);
-    println!("{stdout}");
-    // The harness prints "test NAME ... " before the helper's first line.
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .filter_map(|l| l.find('{').map(|at| &l[at..]))
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let (server, lines) = serve_and_check(&lab, "all");
     let head = &lines[0];
     assert_eq!(
         head["observed"]
@@ -309,17 +377,7 @@ fn lab_dialback() {
     for c in controls {
         assert_eq!(c["outcome"], "refused", "{c}");
     }
-    let verdict = |port: u16, proto: &str| -> (String, bool, String) {
-        let row = lines[1..]
-            .iter()
-            .find(|r| r["external"] == port && r["protocol"] == proto)
-            .unwrap_or_else(|| panic!("no row for {port}/{proto}"));
-        (
-            row["state"].as_str().expect("state").to_owned(),
-            row["proven"].as_bool().expect("proven"),
-            row["why"].as_str().expect("why").to_owned(),
-        )
-    };
+    let verdict = |port: u16, proto: &str| row(&lines, port, proto);
     let expect = [
         (MAPPED, "tcp", Reachability::Reachable, true),
         (HTTPS, "tcp", Reachability::Filtered, false),
