@@ -1,0 +1,140 @@
+//! The doctor never leaves a mapping behind.
+//!
+//! Every trial mapping goes through a [`MapGuard`]: the request runs in its
+//! own task, so a mapping the router grants is recorded even when the check
+//! that asked for it is cancelled (Ctrl-C); [`MapGuard::release_all`] stops
+//! new requests, waits for those in flight and deletes everything still
+//! held.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use natkit_core::{Mapping, MappingRequest, PortMapper};
+use tokio::sync::watch;
+
+type Held = (u64, Arc<dyn PortMapper>, Mapping);
+
+/// The longest a single delete may take before it counts as failed.
+const UNMAP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Tracks every mapping the doctor made until it is deleted.
+pub(crate) struct MapGuard {
+    held: Mutex<Vec<Held>>,
+    stopping: AtomicBool,
+    next_id: AtomicU64,
+    in_flight: watch::Sender<usize>,
+}
+
+/// Why a trial did not give a mapping.
+pub(crate) enum TrialError {
+    /// The guard is shutting down: no new mappings.
+    Stopped,
+    /// The router refused (or the request failed).
+    Refused(natkit_core::Error),
+}
+
+impl MapGuard {
+    pub(crate) fn new() -> Arc<MapGuard> {
+        Arc::new(MapGuard {
+            held: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+            in_flight: watch::Sender::new(0),
+        })
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Vec<Held>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn begin(&self) {
+        self.in_flight.send_modify(|n| *n += 1);
+    }
+
+    fn end(&self) {
+        self.in_flight.send_modify(|n| *n = n.saturating_sub(1));
+    }
+
+    /// Asks `mapper` for a mapping; the grant is held until released.
+    pub(crate) async fn map(
+        self: &Arc<Self>,
+        mapper: Arc<dyn PortMapper>,
+        request: MappingRequest,
+    ) -> Result<(u64, Mapping), TrialError> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(TrialError::Stopped);
+        }
+        self.begin();
+        let guard = self.clone();
+        let task = tokio::spawn(async move {
+            let result = match mapper.map(&request).await {
+                Ok(m) => {
+                    let id = guard.next_id.fetch_add(1, Ordering::SeqCst);
+                    guard.held().push((id, mapper, m.clone()));
+                    Ok((id, m))
+                }
+                Err(e) => Err(TrialError::Refused(e)),
+            };
+            guard.end();
+            result
+        });
+        task.await.unwrap_or(Err(TrialError::Stopped))
+    }
+
+    /// Deletes the mapping `id`; `Err` says why it could not be deleted
+    /// (it then stays held, and [`release_all`](Self::release_all) tries
+    /// again).
+    pub(crate) async fn release(self: &Arc<Self>, id: u64) -> Result<(), String> {
+        let entry = {
+            let mut held = self.held();
+            let Some(i) = held.iter().position(|(h, _, _)| *h == id) else {
+                return Ok(());
+            };
+            held.swap_remove(i)
+        };
+        self.begin();
+        let guard = self.clone();
+        let task = tokio::spawn(async move {
+            let result = unmap(&entry).await;
+            if result.is_err() {
+                guard.held().push(entry);
+            }
+            guard.end();
+            result
+        });
+        task.await
+            .unwrap_or_else(|_| Err("the delete task ended early".into()))
+    }
+
+    /// Stops new mappings, waits (up to `wait`) for requests in flight and
+    /// deletes every mapping still held. Returns the ones that could not be
+    /// deleted, described.
+    pub(crate) async fn release_all(&self, wait: Duration) -> Vec<String> {
+        self.stopping.store(true, Ordering::SeqCst);
+        let mut rx = self.in_flight.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|n| *n == 0)).await;
+        let left: Vec<Held> = std::mem::take(&mut *self.held());
+        let mut failed = Vec::new();
+        for entry in left {
+            if let Err(e) = unmap(&entry).await {
+                failed.push(format!(
+                    "{} {}/{} -> {}: {e}",
+                    entry.2.mechanism.display_name(),
+                    entry.2.external.port(),
+                    entry.2.protocol,
+                    entry.2.internal
+                ));
+            }
+        }
+        failed
+    }
+}
+
+async fn unmap((_, mapper, mapping): &Held) -> Result<(), String> {
+    match tokio::time::timeout(UNMAP_TIMEOUT, mapper.unmap(mapping)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(natkit_examples::error_line(&e)),
+        Err(_) => Err(format!("no answer within {} s", UNMAP_TIMEOUT.as_secs())),
+    }
+}
