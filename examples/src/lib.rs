@@ -63,6 +63,38 @@ pub fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Parses the command line like `T::parse()`, except that a usage error is
+/// printed as one line (`error: …`, clap's message without the usage
+/// block) and handed back as exit code 2. `--help` and `--version` print as
+/// usual and exit 0.
+pub fn parse_args<T: clap::Parser>() -> Result<T, ExitCode> {
+    T::try_parse().map_err(|e| {
+        use clap::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                let _ = e.print();
+                ExitCode::SUCCESS
+            }
+            _ => {
+                eprintln!("{}", usage_error_line(&e.to_string()));
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+/// The first paragraph of a clap error message on one line: clap puts a
+/// list (e.g. the missing arguments) on the lines after the first, and the
+/// usage after a blank line.
+pub fn usage_error_line(message: &str) -> String {
+    message
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Prints `error: {message}` and returns the failure exit code.
 pub fn fail_msg(message: impl Display) -> ExitCode {
     eprintln!("error: {message}");
@@ -101,6 +133,21 @@ pub fn print_json(value: &serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_errors_fit_on_one_line() {
+        let clap_text = "error: the following required arguments were not provided:\n  \
+                         --target <HOST>\n\nUsage: probe --target <HOST>\n\n\
+                         For more information, try '--help'.\n";
+        assert_eq!(
+            usage_error_line(clap_text),
+            "error: the following required arguments were not provided: --target <HOST>"
+        );
+        assert_eq!(
+            usage_error_line("error: unexpected argument '--x' found\n\n  tip: …\n"),
+            "error: unexpected argument '--x' found"
+        );
+    }
 
     #[test]
     fn error_line_joins_causes_once() {
