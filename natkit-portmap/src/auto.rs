@@ -213,15 +213,14 @@ impl AutoMapper {
             .iter()
             .filter_map(|m| state.reports.iter().find(|r| r.mechanism == *m).cloned())
             .collect();
-        ProbeReport {
-            gateway: self.inner.gateway.as_ref().ok().map(|g| g.address),
-            verdict: ProbeReport::verdict_of(&mechanisms),
+        ProbeReport::new(
+            self.inner.gateway.as_ref().ok().map(|g| g.address),
             mechanisms,
-            elapsed: state
+            state
                 .finished
                 .unwrap_or_else(Instant::now)
                 .saturating_duration_since(state.started),
-        }
+        )
     }
 
     /// The running or last probe; a new one when there is none, or when

@@ -223,6 +223,9 @@ pub struct ProbeReport {
     /// The overall answer.
     #[serde(flatten)]
     pub verdict: Verdict,
+    /// Another NAT upstream, as far as the answers show (see
+    /// [`ProbeReport::upstream_nat`]).
+    pub upstream_nat: Option<UpstreamNat>,
     /// From the start of the probe until the last mechanism answered or
     /// the deadline passed.
     #[serde(rename = "elapsed_ms", serialize_with = "ms")]
@@ -230,6 +233,21 @@ pub struct ProbeReport {
 }
 
 impl ProbeReport {
+    /// The report of a probe of `mechanisms` (in order of preference).
+    pub(crate) fn new(
+        gateway: Option<Ipv4Addr>,
+        mechanisms: Vec<MechanismReport>,
+        elapsed: Duration,
+    ) -> Self {
+        ProbeReport {
+            gateway,
+            verdict: Self::verdict_of(&mechanisms),
+            upstream_nat: upstream_nat_of(&mechanisms),
+            mechanisms,
+            elapsed,
+        }
+    }
+
     /// The verdict for reports in order of preference.
     pub(crate) fn verdict_of(mechanisms: &[MechanismReport]) -> Verdict {
         if let Some(m) = mechanisms.iter().find(|m| m.available) {
@@ -271,39 +289,7 @@ impl ProbeReport {
     /// non-global external address, or suspected when the router answers
     /// but reports no usable WAN (see [`UpstreamNat::Suspected`]).
     pub fn upstream_nat(&self) -> Option<UpstreamNat> {
-        if let Some(m) = self.mechanisms.iter().find(|m| m.upstream_nat.is_some()) {
-            let (Some(external), Some(scope), Some(note)) =
-                (m.external_address, m.address_scope, m.upstream_nat.clone())
-            else {
-                return None;
-            };
-            return Some(UpstreamNat::Confirmed {
-                mechanism: m.mechanism,
-                external,
-                scope,
-                note,
-            });
-        }
-        if self.mechanisms.iter().any(|m| m.available) {
-            return None;
-        }
-        let evidence: Vec<String> = self
-            .mechanisms
-            .iter()
-            .filter(|m| m.responded)
-            .filter_map(|m| {
-                let e = m.error.as_ref()?;
-                (e.kind == FailureKind::NotConnected).then(|| {
-                    format!(
-                        "{} answers but is not connected",
-                        m.mechanism.display_name()
-                    )
-                })
-            })
-            .collect();
-        (!evidence.is_empty()).then(|| UpstreamNat::Suspected {
-            evidence: evidence.join("; "),
-        })
+        self.upstream_nat.clone()
     }
 
     /// One line for people: the verdict and what each mechanism said,
@@ -321,6 +307,46 @@ impl ProbeReport {
         };
         format!("{head} ({})", each.join("; "))
     }
+}
+
+/// Another NAT upstream, from the mechanisms' answers.
+fn upstream_nat_of(mechanisms: &[MechanismReport]) -> Option<UpstreamNat> {
+    if let Some(m) = mechanisms.iter().find(|m| m.upstream_nat.is_some()) {
+        let (Some(external), Some(scope), Some(note)) =
+            (m.external_address, m.address_scope, m.upstream_nat.clone())
+        else {
+            return None;
+        };
+        return Some(UpstreamNat::Confirmed {
+            mechanism: m.mechanism,
+            external,
+            scope,
+            note,
+        });
+    }
+    if mechanisms.iter().any(|m| m.available) {
+        return None;
+    }
+    let evidence: Vec<String> = mechanisms
+        .iter()
+        .filter(|m| m.responded)
+        .filter_map(|m| {
+            let e = m.error.as_ref()?;
+            // miniupnpd with a reserved WAN address: NAT-PMP "network
+            // failure", UPnP Connected without an external address, and a
+            // PCP MAP answered NO_RESOURCES (seen in the double-NAT lab).
+            matches!(e.kind, FailureKind::NotConnected | FailureKind::NoResources).then(|| {
+                format!(
+                    "{} answers but reports {}",
+                    m.mechanism.display_name(),
+                    e.kind
+                )
+            })
+        })
+        .collect();
+    (!evidence.is_empty()).then(|| UpstreamNat::Suspected {
+        evidence: evidence.join("; "),
+    })
 }
 
 /// For a mapping whose external address is not global: "the router's
@@ -362,12 +388,11 @@ mod tests {
     }
 
     fn report(mechanisms: Vec<MechanismReport>) -> ProbeReport {
-        ProbeReport {
-            gateway: Some(Ipv4Addr::new(192, 168, 77, 1)),
-            verdict: ProbeReport::verdict_of(&mechanisms),
+        ProbeReport::new(
+            Some(Ipv4Addr::new(192, 168, 77, 1)),
             mechanisms,
-            elapsed: Duration::from_millis(300),
-        }
+            Duration::from_millis(300),
+        )
     }
 
     #[test]

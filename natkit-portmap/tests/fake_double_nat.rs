@@ -1,0 +1,167 @@
+//! The combinator against a fake NAT-PMP-only router on loopback that
+//! reports a shared (100.64.0.0/10) external address: the double NAT a
+//! carrier-grade NAT makes. miniupnpd cannot play this router (it refuses
+//! to map with a reserved WAN address, see lab/README.md), so the
+//! "confirmed" double-NAT path is proven here and the lab proves the
+//! "suspected" one.
+
+mod support;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use natkit_core::{
+    AddressScope, Gateway, KeeperConfig, LeaseKeeper, MappingRequest, Mechanism, PortMapper,
+    Protocol,
+};
+use natkit_pmp::RetransmitPlan;
+use natkit_portmap::{AutoMapper, PortMapConfig, UpstreamNat, Verdict, mapping_upstream_note};
+use tokio::net::UdpSocket;
+
+const CGN: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
+
+/// A NAT-PMP server (RFC 6886) that answers PCP with "unsupported version".
+async fn fake_router() -> (u16, tokio::task::JoinHandle<()>) {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let port = sock.local_addr().expect("local address").port();
+    let task = tokio::spawn(async move {
+        let mut buf = [0u8; 1100];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let d = &buf[..n];
+            let epoch = 5000u32.to_be_bytes();
+            let reply: Vec<u8> = match d {
+                [0, 0] => [&[0, 128, 0, 0][..], &epoch, &CGN.octets()].concat(),
+                [0, op @ (1 | 2), 0, 0, ip0, ip1, _, _, l0, l1, l2, l3] => {
+                    // Grant the suggested port (or the internal one for a delete).
+                    let ext = if [*l0, *l1, *l2, *l3] == [0; 4] {
+                        [0, 0]
+                    } else {
+                        [d[6], d[7]]
+                    };
+                    [
+                        &[0, 128 + op, 0, 0][..],
+                        &epoch,
+                        &[*ip0, *ip1],
+                        &ext,
+                        &[*l0, *l1, *l2, *l3],
+                    ]
+                    .concat()
+                }
+                // PCP (version 2): a NAT-PMP server's unsupported version.
+                [2, op, ..] => [&[0, 128 | op, 0, 1][..], &epoch].concat(),
+                _ => continue,
+            };
+            let _ = sock.send_to(&reply, from).await;
+        }
+    });
+    (port, task)
+}
+
+fn config(port: u16) -> PortMapConfig {
+    let mut c = PortMapConfig {
+        gateway: Some(Gateway {
+            interface: "lo".into(),
+            address: Ipv4Addr::LOCALHOST,
+            local_address: Ipv4Addr::LOCALHOST,
+            prefix_len: 8,
+            address_v6: None,
+            local_v6: Vec::new(),
+        }),
+        ..PortMapConfig::default()
+    };
+    c.natpmp.server_port = port;
+    c.natpmp.retransmit = RetransmitPlan::fast();
+    c.pcp.server_port = port;
+    c.pcp.retransmit = RetransmitPlan::fast();
+    // Nothing listens here: SSDP gets no answer.
+    c.upnp.ssdp_port = port.wrapping_add(1).max(1);
+    c.upnp.multicast = false;
+    c
+}
+
+#[tokio::test]
+async fn a_shared_external_address_is_reported_as_double_nat() {
+    let (port, task) = fake_router().await;
+    let mapper = AutoMapper::new(config(port));
+    let report = mapper.probe().await;
+    assert_eq!(
+        report.verdict,
+        Verdict::Usable(Mechanism::NatPmp),
+        "{report:?}"
+    );
+    let pcp = report.get(Mechanism::Pcp).unwrap();
+    assert!(!pcp.available);
+    assert!(
+        pcp.error.as_ref().unwrap().message.contains("only NAT-PMP"),
+        "{pcp:?}"
+    );
+    let natpmp = report.get(Mechanism::NatPmp).unwrap();
+    assert_eq!(natpmp.external_address, Some(CGN.into()));
+    assert_eq!(natpmp.address_scope, Some(AddressScope::Shared));
+    assert_eq!(natpmp.epoch, Some(5000));
+    let Some(UpstreamNat::Confirmed { external, note, .. }) = report.upstream_nat() else {
+        panic!("no double NAT in {report:?}")
+    };
+    assert_eq!(external, std::net::IpAddr::from(CGN));
+    assert!(
+        note.contains("100.64.0.2") && note.contains("another NAT is upstream"),
+        "{note}"
+    );
+    assert!(report.get(Mechanism::Upnp).is_some_and(|u| !u.responded));
+
+    // The mapping itself says so too, and the keeper runs on the combinator.
+    let (keeper, _events) = LeaseKeeper::new(
+        Arc::new(mapper.clone()) as Arc<dyn PortMapper>,
+        KeeperConfig::default(),
+    );
+    let request = MappingRequest::new(
+        Protocol::Udp,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 40_123)),
+    )
+    .with_lifetime(Duration::from_secs(600));
+    let (_, mapping) = keeper.add(request).await.unwrap();
+    assert_eq!(mapping.mechanism, Mechanism::NatPmp);
+    assert_eq!(mapping.external, SocketAddr::from((CGN, 40_123)));
+    let note = mapping_upstream_note(&mapping).unwrap();
+    assert!(
+        note.starts_with("the router's external address is 100.64.0.2")
+            && note.ends_with("another NAT is upstream; this mapping does not reach the internet"),
+        "{note}"
+    );
+    let shutdown = keeper.shutdown().await;
+    assert_eq!(shutdown.released.len(), 1, "{shutdown:?}");
+    task.abort();
+}
+
+#[tokio::test]
+async fn nothing_listening_is_no_port_mapping_protocol_within_a_second() {
+    // A closed port on loopback: ICMP port unreachable for every probe.
+    let closed = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mapper = AutoMapper::new(config(port));
+    let started = std::time::Instant::now();
+    let report = mapper.probe().await;
+    let took = started.elapsed();
+    assert_eq!(report.verdict, Verdict::NoProtocol, "{report:?}");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    let e = mapper
+        .map(&MappingRequest::new(
+            Protocol::Tcp,
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 40_124)),
+        ))
+        .await
+        .unwrap_err();
+    let text = support::chain(&e);
+    assert!(
+        text.contains("no port mapping protocol on 127.0.0.1"),
+        "{text}"
+    );
+    for name in ["pcp:", "natpmp:", "upnp:"] {
+        assert!(text.contains(name), "{name} missing in {text}");
+    }
+}
