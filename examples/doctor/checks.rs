@@ -6,12 +6,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use natkit_core::{Evidence, Gateway, Outcome, PortMapper};
-use natkit_pmp::natpmp::{NatPmpConfig, NatPmpMapper};
-use natkit_pmp::pcp::{PcpAvailability, PcpConfig, PcpMapper};
+use natkit_core::{Evidence, Gateway, Mechanism, Outcome, PortMapper};
+use natkit_pmp::natpmp::NatPmpConfig;
+use natkit_pmp::pcp::PcpConfig;
+use natkit_portmap::{AutoMapper, CleanupOptions, Journal, MechanismReport, PortMapConfig};
 use natkit_stun::classify::{Classification, ClassifyConfig, classify};
 use natkit_stun::client::StunDiscoverer;
-use natkit_upnp::{DiscoveryConfig, Igd, PortMappingEntry, UpnpMapper};
+use natkit_upnp::{DiscoveryConfig, Igd, PortMappingEntry};
 
 use crate::report::{NatReport, ProtocolState, Status, StunAnswer};
 
@@ -42,102 +43,145 @@ fn pmp_plan() -> natkit_pmp::RetransmitPlan {
     }
 }
 
-/// What the UPnP check found.
-pub(crate) struct UpnpFound {
-    pub(crate) state: ProtocolState,
-    /// A mapper over the connected IGD.
-    pub(crate) mapper: Option<Arc<UpnpMapper>>,
-    /// The router's port forwarding table, when it could be read.
+/// What the router check found.
+pub(crate) struct RouterFound {
+    pub(crate) upnp: ProtocolState,
+    pub(crate) natpmp: ProtocolState,
+    pub(crate) pcp: ProtocolState,
+    /// The combinator, when a mechanism can map.
+    pub(crate) mapper: Option<Arc<dyn PortMapper>>,
+    /// The router's port forwarding table (UPnP), when it could be read.
     pub(crate) entries: Option<Vec<PortMappingEntry>>,
 }
 
-/// Looks for a UPnP IGD on the gateway, asks for its external address and
-/// reads its forwarding table (also from an IGD that is not connected).
-pub(crate) async fn check_upnp(gateway: &Gateway, t: Timeouts) -> UpnpFound {
+/// Probes PCP, NAT-PMP and UPnP at once through natkit-portmap's
+/// [`AutoMapper`], which then makes the trial mappings (UPnP first: its
+/// refusals name the host holding a port; then PCP, then NAT-PMP). Its
+/// journal records every trial mapping before it is used, so a doctor
+/// killed outright (SIGKILL, power loss) has them deleted by the next run,
+/// which cleans up first.
+pub(crate) async fn check_router(gateway: &Gateway, t: Timeouts) -> RouterFound {
+    let config = PortMapConfig {
+        gateway: Some(gateway.clone()),
+        probe_deadline: t.check.min(Duration::from_secs(2)),
+        upnp: DiscoveryConfig {
+            gateway: Some(gateway.clone()),
+            timeout: t.upnp,
+            ..DiscoveryConfig::default()
+        },
+        natpmp: NatPmpConfig {
+            retransmit: pmp_plan(),
+            probe: pmp_plan(),
+            local_address: Some(gateway.local_address),
+            ..NatPmpConfig::default()
+        },
+        pcp: PcpConfig {
+            retransmit: pmp_plan(),
+            probe: pmp_plan(),
+            local_address: Some(IpAddr::V4(gateway.local_address)),
+            ..PcpConfig::default()
+        },
+        ..PortMapConfig::default()
+    }
+    .with_order([Mechanism::Upnp, Mechanism::Pcp, Mechanism::NatPmp]);
+    let mut auto = AutoMapper::new(config);
+    match Journal::open_default() {
+        Ok(journal) => auto = auto.with_journal(journal),
+        Err(e) => tracing::warn!("no mapping journal: {}", one_line(&e)),
+    }
+    if auto.journal().is_some() {
+        // Only what a journal proves is a dead run's: the UPnP tag sweep
+        // would also take natkit mappings of programs that keep none.
+        let options = CleanupOptions {
+            upnp_tag_sweep: false,
+        };
+        match tokio::time::timeout(t.check, auto.cleanup(options)).await {
+            Ok(Ok(report)) if report.deleted() > 0 => tracing::info!(
+                "deleted {} mapping(s) an interrupted earlier run left behind",
+                report.deleted()
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("cleaning up earlier runs: {}", one_line(&e)),
+            Err(_) => tracing::warn!("cleaning up earlier runs timed out"),
+        }
+    }
+    let report = auto.probe().await;
+    let state_of = |m: Mechanism| {
+        report
+            .get(m)
+            .map(protocol_state)
+            .unwrap_or_else(|| state(Status::NotChecked, None, None))
+    };
+    let (upnp, natpmp, pcp) = (
+        state_of(Mechanism::Upnp),
+        state_of(Mechanism::NatPmp),
+        state_of(Mechanism::Pcp),
+    );
+    let entries = match auto.upnp() {
+        Some(u) => list(u.igd(), t).await,
+        // An IGD that is not connected still has a table worth reading.
+        None if upnp.status.is_present() => unconnected_table(gateway, t).await,
+        None => None,
+    };
+    let mapper = report
+        .chosen()
+        .map(|_| Arc::new(auto) as Arc<dyn PortMapper>);
+    RouterFound {
+        upnp,
+        natpmp,
+        pcp,
+        mapper,
+        entries,
+    }
+}
+
+/// The report's view of one mechanism's probe.
+fn protocol_state(m: &MechanismReport) -> ProtocolState {
+    use natkit_core::FailureKind as K;
+    let kind = m.error.as_ref().map(|e| e.kind);
+    let status = if m.available {
+        Status::Available
+    } else if !m.responded {
+        Status::Absent
+    } else if m.mechanism == Mechanism::Upnp && matches!(kind, Some(K::NotConnected | K::Protocol))
+    {
+        // miniupnpd with a reserved WAN address answers GetStatusInfo
+        // "Connected" but an empty NewExternalIPAddress (which does not
+        // parse): upnpc calls that a "(not connected?) IGD", and so do we;
+        // mappings on it fail with 501.
+        Status::NotConnected
+    } else if kind == Some(K::Unsupported) {
+        Status::Unsupported
+    } else {
+        Status::Failing
+    };
+    let detail = match (&m.error, &m.detail) {
+        (Some(e), Some(d)) => Some(format!("{d}: {}", e.message)),
+        (Some(e), None) => Some(e.message.clone()),
+        (None, d) => d.clone(),
+    };
+    state(status, m.external_address, detail)
+}
+
+/// Reads the forwarding table of an IGD that is not connected.
+async fn unconnected_table(gateway: &Gateway, t: Timeouts) -> Option<Vec<PortMappingEntry>> {
     let config = DiscoveryConfig {
         gateway: Some(gateway.clone()),
         timeout: t.upnp,
         ..DiscoveryConfig::default()
     };
-    let http = config.http.clone();
     let found = tokio::time::timeout(t.check, natkit_upnp::discover(&config)).await;
-    let found = match found {
-        Ok(r) => r,
-        Err(_) => {
-            return UpnpFound {
-                state: state(Status::Absent, None, Some("discovery timed out".into())),
-                mapper: None,
-                entries: None,
-            };
+    let igd = match found {
+        Ok(Ok(igd)) => igd,
+        Ok(Err(natkit_upnp::Error::NotConnected { location, .. })) => {
+            match tokio::time::timeout(t.check, Igd::connect(&location, &config.http)).await {
+                Ok(Ok(igd)) => igd,
+                _ => return None,
+            }
         }
+        _ => return None,
     };
-    match found {
-        Ok(igd) => {
-            let external = tokio::time::timeout(t.check, igd.external_ip()).await;
-            let (status, external, detail) = match external {
-                Ok(Ok(ip)) if !ip.is_unspecified() => {
-                    (Status::Available, Some(ip), igd.display_name().to_owned())
-                }
-                Ok(Ok(_)) => (
-                    Status::NotConnected,
-                    None,
-                    format!("{} reports external address 0.0.0.0", igd.display_name()),
-                ),
-                // miniupnpd with a reserved WAN address answers GetStatusInfo
-                // "Connected" but an empty NewExternalIPAddress (which does
-                // not parse): upnpc calls that "(not connected?) IGD", and so
-                // do we — mappings on it fail with 501.
-                Ok(Err(e)) if e.failure_kind() == natkit_core::FailureKind::Protocol => {
-                    (Status::NotConnected, None, {
-                        tracing::debug!("GetExternalIPAddress: {}", one_line(&e));
-                        format!(
-                            "{} gives no external address (GetExternalIPAddress)",
-                            igd.display_name()
-                        )
-                    })
-                }
-                Ok(Err(e)) => (
-                    Status::Failing,
-                    None,
-                    format!("{}: {}", igd.display_name(), one_line(&e)),
-                ),
-                Err(_) => (
-                    Status::Failing,
-                    None,
-                    format!("{}: GetExternalIPAddress timed out", igd.display_name()),
-                ),
-            };
-            let detail = format!("{detail} at {}", igd.location());
-            let entries = list(&igd, t).await;
-            let mapper = (status == Status::Available).then(|| Arc::new(UpnpMapper::new(igd)));
-            UpnpFound {
-                state: state(status, external, Some(detail)),
-                mapper,
-                entries,
-            }
-        }
-        Err(e @ natkit_upnp::Error::NotConnected { .. }) => {
-            let entries = match &e {
-                natkit_upnp::Error::NotConnected { location, .. } => {
-                    match tokio::time::timeout(t.check, Igd::connect(location, &http)).await {
-                        Ok(Ok(igd)) => list(&igd, t).await,
-                        _ => None,
-                    }
-                }
-                _ => None,
-            };
-            UpnpFound {
-                state: state(Status::NotConnected, None, Some(one_line(&e))),
-                mapper: None,
-                entries,
-            }
-        }
-        Err(e) => UpnpFound {
-            state: state(Status::Absent, None, Some(one_line(&e))),
-            mapper: None,
-            entries: None,
-        },
-    }
+    list(&igd, t).await
 }
 
 async fn list(igd: &Igd, t: Timeouts) -> Option<Vec<PortMappingEntry>> {
@@ -152,111 +196,6 @@ async fn list(igd: &Igd, t: Timeouts) -> Option<Vec<PortMappingEntry>> {
             None
         }
     }
-}
-
-/// What the NAT-PMP check found.
-pub(crate) struct PmpFound {
-    pub(crate) state: ProtocolState,
-    pub(crate) mapper: Option<Arc<dyn PortMapper>>,
-}
-
-/// Asks the gateway for its external address over NAT-PMP (RFC 6886).
-pub(crate) async fn check_natpmp(gateway: &Gateway, t: Timeouts) -> PmpFound {
-    bounded(t, natpmp(gateway)).await
-}
-
-/// `check` within the time limit; a check that overruns is "absent".
-async fn bounded(t: Timeouts, check: impl Future<Output = PmpFound>) -> PmpFound {
-    tokio::time::timeout(t.check, check)
-        .await
-        .unwrap_or_else(|_| PmpFound {
-            state: state(Status::Absent, None, Some("timed out".into())),
-            mapper: None,
-        })
-}
-
-async fn natpmp(gateway: &Gateway) -> PmpFound {
-    let config = NatPmpConfig {
-        retransmit: pmp_plan(),
-        probe: pmp_plan(),
-        local_address: Some(gateway.local_address),
-        ..NatPmpConfig::default()
-    };
-    let mapper = NatPmpMapper::new(gateway.address, config);
-    match mapper.probe().await {
-        Ok(answer) => PmpFound {
-            state: state(
-                Status::Available,
-                Some(IpAddr::V4(answer.address)),
-                Some(format!("{} answered", mapper.server())),
-            ),
-            mapper: Some(Arc::new(mapper)),
-        },
-        Err(e) => PmpFound {
-            state: pmp_error_state(&e),
-            mapper: None,
-        },
-    }
-}
-
-/// Probes PCP (RFC 6887) with ANNOUNCE, then learns the external address
-/// with a short MAP that the mapper deletes at once.
-pub(crate) async fn check_pcp(gateway: &Gateway, t: Timeouts) -> PmpFound {
-    bounded(t, pcp(gateway)).await
-}
-
-async fn pcp(gateway: &Gateway) -> PmpFound {
-    let config = PcpConfig {
-        retransmit: pmp_plan(),
-        probe: pmp_plan(),
-        fallback_to_natpmp: false,
-        local_address: Some(IpAddr::V4(gateway.local_address)),
-        ..PcpConfig::default()
-    };
-    let mapper = PcpMapper::new(gateway.address, config);
-    match mapper.probe().await {
-        Ok(PcpAvailability::Pcp { .. }) => {}
-        Ok(PcpAvailability::NatPmpOnly { .. }) => {
-            return PmpFound {
-                state: state(
-                    Status::Unsupported,
-                    None,
-                    Some("the router answered that it speaks only NAT-PMP".into()),
-                ),
-                mapper: None,
-            };
-        }
-        Err(e) => {
-            return PmpFound {
-                state: pmp_error_state(&e),
-                mapper: None,
-            };
-        }
-    }
-    match mapper.public_address().await {
-        Ok(ip) => PmpFound {
-            state: state(
-                Status::Available,
-                Some(ip),
-                Some(format!("{} answered", mapper.server())),
-            ),
-            mapper: Some(Arc::new(mapper)),
-        },
-        Err(e) => PmpFound {
-            state: pmp_error_state(&e),
-            mapper: None,
-        },
-    }
-}
-
-fn pmp_error_state(e: &natkit_pmp::Error) -> ProtocolState {
-    use natkit_pmp::Error as E;
-    let status = match e {
-        E::Timeout { .. } | E::Io { .. } => Status::Absent,
-        E::UnsupportedServerVersion { .. } => Status::Unsupported,
-        _ => Status::Failing,
-    };
-    state(status, None, Some(one_line(e)))
 }
 
 fn state(

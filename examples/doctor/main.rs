@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use natkit_core::{AddressScope, Gateway, PortMapper, PortSpec, Protocol, ServiceProfile};
+use natkit_core::{AddressScope, Gateway, PortSpec, Protocol, ServiceProfile};
 
 use crate::checks::Timeouts;
 use crate::guard::MapGuard;
@@ -277,14 +277,10 @@ async fn router_and_ports(
     r: &mut Report,
 ) {
     let t = plan.timeouts;
-    let (upnp, natpmp, pcp) = tokio::join!(
-        checks::check_upnp(gw, t),
-        checks::check_natpmp(gw, t),
-        checks::check_pcp(gw, t),
-    );
-    r.mapping_protocols.upnp = upnp.state;
-    r.mapping_protocols.natpmp = natpmp.state;
-    r.mapping_protocols.pcp = pcp.state;
+    let router = checks::check_router(gw, t).await;
+    r.mapping_protocols.upnp = router.upnp;
+    r.mapping_protocols.natpmp = router.natpmp;
+    r.mapping_protocols.pcp = router.pcp;
     r.router_external_address = r
         .mapping_protocols
         .named()
@@ -293,20 +289,13 @@ async fn router_and_ports(
     r.router_external_address_scope = r
         .router_external_address
         .map(|ip| AddressScope::of(ip).as_str());
-    // The mapper with the richest answers first: UPnP names the holder of
-    // a conflicting forward; PCP and NAT-PMP substitute another port.
-    let mapper: Option<Arc<dyn PortMapper>> = upnp
-        .mapper
-        .map(|m| m as Arc<dyn PortMapper>)
-        .or(pcp.mapper)
-        .or(natpmp.mapper)
-        .filter(|_| plan.trial);
+    let mapper = router.mapper.filter(|_| plan.trial);
     if !plan.pairs.is_empty() {
         progress.set_message(format!("checking {} ports", plan.pairs.len()));
         let check = ports::PortCheck {
             pairs: plan.pairs.clone(),
             profile: plan.profile,
-            entries: upnp.entries.as_deref(),
+            entries: router.entries.as_deref(),
             mapper,
             dialback: plan.dialback,
             local: gw.local_address,
