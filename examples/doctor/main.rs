@@ -32,7 +32,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use natkit_core::{AddressScope, Gateway, PortSpec, Protocol, ServiceProfile};
 
@@ -46,7 +45,7 @@ const DEFAULT_STUN: [&str; 2] = ["stun.l.google.com:19302", "stun.cloudflare.com
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 /// Diagnose why a service on this machine is unreachable from outside.
-#[derive(Parser, Debug)]
+#[derive(clap::Parser, Debug)]
 #[command(version, about)]
 struct Args {
     /// A service profile: back-to-my-mac, ichat, jabber, file-sharing,
@@ -86,7 +85,10 @@ struct Plan {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match natkit_examples::parse_args::<Args>() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
     natkit_examples::init_logging(args.common.verbose);
     let plan = match plan(&args) {
         Ok(p) => p,
