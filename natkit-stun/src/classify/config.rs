@@ -3,8 +3,13 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::lifetime::LifetimeConfig;
 use crate::Error;
 use crate::client::RetransmitPlan;
+
+/// The largest RTO of requests whose absence of answer is evidence, however slow the
+/// measured round trip (RFC 8489's initial RTO).
+pub const NO_ANSWER_RTO_CEILING: Duration = Duration::from_millis(500);
 
 /// What to test against and how patiently.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,16 +22,29 @@ pub struct ClassifyConfig {
     /// The plan for requests that should be answered (test I, mapping tests, controls).
     pub plan: RetransmitPlan,
     /// The shortest retransmission timeout for requests whose *absence* of answer is
-    /// evidence (filtering tests, hairpinning); the RTO is `max(2 × RTT, floor)`, so
-    /// with [`no_answer_sends`](Self::no_answer_sends) = 3 the wait is 5 × RTO.
+    /// evidence (filtering tests, hairpinning, binding lifetime). Their RTO is derived
+    /// from the round-trip time `R` measured in test I as RFC 6298 §2.2 does from a
+    /// first sample (`SRTT + 4 × RTTVAR = 3R`), bounded below by this floor (timer and
+    /// scheduling granularity) and above by [`NO_ANSWER_RTO_CEILING`]. With
+    /// [`no_answer_sends`](Self::no_answer_sends) = 4 the wait is 9 × RTO (sends at 0,
+    /// 1, 3 and 7 RTO, then 2 RTO).
+    ///
+    /// A short wait cannot turn a late answer into a wrong type: an absence counts only
+    /// in a round whose control request (same socket, sent right after the tests) was
+    /// answered at its first send within half of that wait.
     pub no_answer_floor: Duration,
     /// How many times a request whose absence of answer is evidence is sent.
     pub no_answer_sends: u32,
-    /// The most filtering rounds (each on a fresh socket); at least 3, since an
-    /// absence of answer must be seen in three rounds (run at once) to count.
+    /// The most filtering rounds (each on a fresh socket; four run at once, then
+    /// more four at a time while needed); at least 4, since an absence of answer must
+    /// be seen in three rounds with a clean control to count.
     pub max_filtering_rounds: u8,
     /// Also test hairpinning (RFC 5780 §4.6).
     pub hairpinning: bool,
+    /// Also measure the binding lifetime (RFC 5780 binding lifetime discovery): how
+    /// long an idle mapping keeps letting the server's answers in, up to a caller-given
+    /// maximum. Off by default; when on, it adds about that maximum in wall time.
+    pub lifetime: Option<LifetimeConfig>,
     /// The local IP to test from; by default the one the host routes to the first
     /// server from.
     pub bind_ip: Option<IpAddr>,
@@ -42,10 +60,11 @@ impl ClassifyConfig {
         ClassifyConfig {
             servers: servers.into_iter().map(Into::into).collect(),
             plan: RetransmitPlan::FAST,
-            no_answer_floor: Duration::from_millis(50),
-            no_answer_sends: 3,
-            max_filtering_rounds: 5,
+            no_answer_floor: Duration::from_millis(10),
+            no_answer_sends: 4,
+            max_filtering_rounds: 12,
             hairpinning: false,
+            lifetime: None,
             bind_ip: None,
         }
     }
@@ -63,8 +82,11 @@ impl ClassifyConfig {
         if self.no_answer_floor.is_zero() || self.no_answer_floor > Duration::from_secs(10) {
             return invalid("no_answer_floor must be between 0 and 10 s");
         }
-        if self.max_filtering_rounds < 3 || self.max_filtering_rounds > 10 {
-            return invalid("max_filtering_rounds must be between 3 and 10");
+        if self.max_filtering_rounds < 4 || self.max_filtering_rounds > 16 {
+            return invalid("max_filtering_rounds must be between 4 and 16");
+        }
+        if let Some(l) = &self.lifetime {
+            l.validate()?;
         }
         Ok(())
     }

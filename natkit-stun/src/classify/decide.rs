@@ -9,7 +9,8 @@ use natkit_core::{FilteringBehaviour, MappingBehaviour};
 /// One filtering round (RFC 5780 §4.4) on a fresh socket: which requests got answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct FilteringRound {
-    /// The plain control request to the primary address.
+    /// The plain control request to the primary address was answered promptly at its
+    /// first send, so the round's absences count.
     pub control: bool,
     /// CHANGE-REQUEST change IP and port.
     pub change_ip_port: bool,
@@ -70,7 +71,8 @@ pub(crate) fn filtering(rounds: &[FilteringRound], max_rounds: usize) -> Filteri
         )
     } else {
         FilteringVerdict::Inconclusive(format!(
-            "only {} of {} filtering rounds had an answered control",
+            "only {} of {} filtering rounds had a control answered at its first send \
+             (packet loss, or a server that drops requests)",
             valid.len(),
             rounds.len()
         ))

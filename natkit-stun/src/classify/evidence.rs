@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use natkit_core::{LegacyNatType, NatBehaviour};
 
+use super::lifetime::BindingLifetime;
+
 /// Which test a request belonged to (RFC 5780 §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -159,6 +161,11 @@ pub struct Classification {
     pub evidence: Vec<TestEvidence>,
     /// Plain-language remarks on what could not be concluded and why.
     pub notes: Vec<String>,
-    /// How long the classification took (set by the runner; zero from the plan alone).
+    /// The binding lifetime, when asked for ([`ClassifyConfig::lifetime`](super::ClassifyConfig::lifetime))
+    /// and measurable (an RFC 5780 server).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub binding_lifetime: Option<BindingLifetime>,
+    /// How long the classification took, binding lifetime discovery included (set by
+    /// the runner; zero from the plan alone).
     pub elapsed: Duration,
 }

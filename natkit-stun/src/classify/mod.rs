@@ -19,14 +19,18 @@
 mod config;
 mod decide;
 mod evidence;
+mod lifetime;
 mod plan;
 mod runner;
 #[cfg(test)]
 mod sim;
 
-pub use config::ClassifyConfig;
+pub use config::{ClassifyConfig, NO_ANSWER_RTO_CEILING};
 pub use evidence::{
     Classification, ServerCheck, ServerFlavor, TestEvidence, TestKind, TestOutcome,
+};
+pub use lifetime::{
+    BindingLifetime, LifetimeConfig, LifetimeProbe, MAX_LIFETIME, MAX_LIFETIME_STEPS,
 };
 pub use plan::{Probe, ProbeResult, TestPlan};
 pub use runner::classify;

@@ -17,8 +17,10 @@
 //!    conclusion has the evidence it needs ([`decide`](super::decide)), or the
 //!    configured limits are reached and the answer is "inconclusive".
 //!
-//! Requests whose *absence* of answer is evidence wait `max(2 × RTT, floor)` per
-//! retransmission, from the RTT measured in test I, not a fixed long timeout.
+//! Requests whose *absence* of answer is evidence are retransmitted on an RTO derived
+//! from the RTT measured in test I ([`no_answer_plan`]), not on a fixed long timeout;
+//! each filtering round carries a control request on the same schedule, and its
+//! absences count only if that control was answered well inside the wait.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,7 +28,7 @@ use std::time::Duration;
 
 use natkit_core::{Connectivity, FilteringBehaviour, MappingBehaviour, NatBehaviour};
 
-use super::config::ClassifyConfig;
+use super::config::{ClassifyConfig, NO_ANSWER_RTO_CEILING};
 use super::decide::{self, FilteringRound, FilteringVerdict, MappingRound};
 use super::evidence::{
     Classification, ServerCheck, ServerFlavor, TestEvidence, TestKind, TestOutcome,
@@ -35,7 +37,10 @@ use crate::Error;
 use crate::client::{BindingRequest, RetransmitPlan};
 
 /// How many times the first wave is tried before concluding that UDP is blocked.
-const DISCOVERY_ATTEMPTS: u8 = 2;
+const DISCOVERY_ATTEMPTS: u8 = 3;
+/// How many filtering rounds go out at once: one more than the absences needed, so a
+/// round spoiled by packet loss costs no second wave.
+const FILTERING_ROUNDS_AT_ONCE: usize = decide::CONFIRMATIONS + 1;
 /// How many mapping rounds at most.
 const MAPPING_ROUNDS: u8 = 2;
 /// How many hairpinning attempts at most, and how many are made at once at first.
@@ -115,6 +120,7 @@ pub struct TestPlan {
     mapping: Option<MappingBehaviour>,
     filtering_rounds: Vec<FilteringRound>,
     filtering: Option<FilteringBehaviour>,
+    late_controls: u32,
     hairpin_attempts: u8,
     hairpin_misses: u8,
     hairpinning: Option<bool>,
@@ -153,6 +159,7 @@ impl TestPlan {
             mapping: None,
             filtering_rounds: Vec::new(),
             filtering: None,
+            late_controls: 0,
             hairpin_attempts: 0,
             hairpin_misses: 0,
             hairpinning: None,
@@ -237,14 +244,10 @@ impl TestPlan {
         self.next_group
     }
 
-    /// The plan for requests whose absence of answer is evidence.
+    /// The plan for requests whose absence of answer is evidence (and for the controls
+    /// sent beside them): see [`no_answer_plan`].
     fn no_answer_plan(&self) -> RetransmitPlan {
-        let rtt = self.rtt.unwrap_or(self.config.plan.rto);
-        RetransmitPlan {
-            rto: rtt.saturating_mul(2).max(self.config.no_answer_floor),
-            max_sends: self.config.no_answer_sends,
-            final_wait_factor: 2,
-        }
+        no_answer_plan(&self.config, self.rtt)
     }
 
     fn discovery_wave(&mut self) -> Vec<Probe> {
@@ -349,11 +352,21 @@ impl TestPlan {
             return Vec::new();
         };
         self.target = Some(target);
+        // Karn: only an answer to a single send is an RTT sample. An answer after
+        // retransmissions gives the time since the last send before it, a lower bound:
+        // optimistic, which can only cost rounds (a control must still be answered at
+        // its first send within half the wait), never a wrong type.
         self.rtt = results
             .iter()
             .find(|(p, _)| p.destination == target.primary)
-            .and_then(|(_, r)| match &r.outcome {
-                TestOutcome::Answered { rtt, elapsed, .. } => Some(rtt.unwrap_or(*elapsed)),
+            .and_then(|(p, r)| match &r.outcome {
+                TestOutcome::Answered { rtt: Some(rtt), .. } => Some(*rtt),
+                TestOutcome::Answered { elapsed, .. } => p
+                    .plan
+                    .send_offsets()
+                    .filter(|o| o <= elapsed)
+                    .last()
+                    .map(|o| *elapsed - o),
                 _ => None,
             });
         self.mapping_rounds.push(MappingRound {
@@ -367,7 +380,7 @@ impl TestPlan {
         self.phase = Phase::Behaviour;
         let group = self.discovery_group;
         let mut wave = self.mapping_wave(group, 1, false);
-        for round in 1..=decide::CONFIRMATIONS {
+        for round in 1..=FILTERING_ROUNDS_AT_ONCE {
             wave.extend(self.filtering_wave(round));
         }
         for _ in 0..HAIRPIN_MISSES {
@@ -482,18 +495,13 @@ impl TestPlan {
         };
         let group = self.new_group();
         let round = u8::try_from(round).unwrap_or(u8::MAX);
-        let (plan, wait) = (self.config.plan, self.no_answer_plan());
+        // The control runs on the same schedule as the tests it vouches for.
+        let wait = self.no_answer_plan();
         let primary_ip_alt_port = SocketAddr::new(t.primary.ip(), t.other.port());
+        // The control goes out last, right after the tests: a server that drops
+        // requests (a per-source rate limit, a token bucket) and still answers the
+        // control at its first send let the tests' first sends through too.
         vec![
-            self.probe(
-                group,
-                TestKind::FilteringControl,
-                round,
-                t.primary,
-                BindingRequest::new(),
-                t.primary,
-                plan,
-            ),
             self.probe(
                 group,
                 TestKind::FilteringChangeIpPort,
@@ -510,6 +518,15 @@ impl TestPlan {
                 t.primary,
                 BindingRequest::with_change(false, true),
                 primary_ip_alt_port,
+                wait,
+            ),
+            self.probe(
+                group,
+                TestKind::FilteringControl,
+                round,
+                t.primary,
+                BindingRequest::new(),
+                t.primary,
                 wait,
             ),
         ]
@@ -611,8 +628,34 @@ impl TestPlan {
                         matches!(o, TestOutcome::NoAnswer { wrong_sources } if !wrong_sources.is_empty())
                     })
                 };
+                // The control vouches for the absences of its round only if its first
+                // send was answered (nothing dropped it: neither loss nor a server's
+                // rate limit, which would have dropped the tests sent just before it)
+                // and within half of their wait (then each of them had that long,
+                // three sends over, at the latency the control just showed).
+                let window = ctl.plan.give_up_after();
+                let control = match &ctl_result.outcome {
+                    TestOutcome::Answered {
+                        rtt: Some(rtt),
+                        elapsed,
+                        ..
+                    } if *rtt <= window / 2 && *elapsed <= window / 2 => true,
+                    TestOutcome::Answered { elapsed, .. } if *elapsed > window / 2 => {
+                        self.late_controls += 1;
+                        if self.late_controls == 1 {
+                            self.notes.push(format!(
+                                "filtering round {}: the control was answered after \
+                                 {elapsed:?}, too late to vouch for a wait of {window:?}; \
+                                 such rounds do not count",
+                                ctl.round
+                            ));
+                        }
+                        false
+                    }
+                    _ => false,
+                };
                 self.filtering_rounds.push(FilteringRound {
-                    control: ctl_result.outcome.answered(),
+                    control,
                     change_ip_port: answered(TestKind::FilteringChangeIpPort),
                     change_port: answered(TestKind::FilteringChangePort),
                     wrong_source: wrong(TestKind::FilteringChangeIpPort)
@@ -626,8 +669,11 @@ impl TestPlan {
                 ) {
                     FilteringVerdict::Decided(f) => self.filtering = Some(f),
                     FilteringVerdict::NeedMore => {
-                        let round = self.filtering_rounds.len() + 1;
-                        wave.extend(self.filtering_wave(round));
+                        let done = self.filtering_rounds.len();
+                        let room = usize::from(self.config.max_filtering_rounds) - done;
+                        for round in done + 1..=done + room.min(FILTERING_ROUNDS_AT_ONCE) {
+                            wave.extend(self.filtering_wave(round));
+                        }
                     }
                     FilteringVerdict::Inconclusive(why) => {
                         self.notes.push(format!("filtering: {why}"));
@@ -707,7 +753,27 @@ impl TestPlan {
             servers: self.checks.clone(),
             evidence: self.evidence.clone(),
             notes: self.notes.clone(),
+            binding_lifetime: None,
             elapsed: Duration::ZERO,
         }
+    }
+}
+
+/// The retransmission plan for requests whose absence of answer is evidence, from the
+/// round-trip time `rtt` measured in test I (RFC 8489 §6.2.1 asks for an RTO estimated
+/// as in RFC 6298; from one sample R, RFC 6298 §2.2 gives SRTT = R, RTTVAR = R/2,
+/// RTO = SRTT + 4 × RTTVAR = 3R). The RTO is bounded below by the configured floor
+/// (timers and scheduling are not finer than a few milliseconds) and above by
+/// [`NO_ANSWER_RTO_CEILING`]; without a sample it is the configured plan's RTO. The
+/// sends double their spacing (RFC 8489) and the last waits 2 × RTO, so `n` sends wait
+/// (2ⁿ⁻¹ + 1) × RTO in all: 9 × RTO for the default 4.
+pub(crate) fn no_answer_plan(config: &ClassifyConfig, rtt: Option<Duration>) -> RetransmitPlan {
+    let rto = rtt.map_or(config.plan.rto, |r| r.saturating_mul(3));
+    RetransmitPlan {
+        rto: rto
+            .max(config.no_answer_floor)
+            .min(NO_ANSWER_RTO_CEILING.max(config.no_answer_floor)),
+        max_sends: config.no_answer_sends,
+        final_wait_factor: 2,
     }
 }

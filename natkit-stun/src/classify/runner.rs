@@ -3,15 +3,18 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 
 use super::config::ClassifyConfig;
-use super::evidence::{Classification, TestOutcome};
-use super::plan::{Probe, ProbeResult, TestPlan};
+use super::evidence::{Classification, ServerFlavor, TestOutcome};
+use super::lifetime::{self, BindingLifetime, LifetimeConfig, LifetimeProbe};
+use super::plan::{Probe, ProbeResult, TestPlan, no_answer_plan};
 use crate::Error;
-use crate::client::{AcceptFrom, Transaction, run_transactions};
+use crate::client::{
+    AcceptFrom, BindingRequest, RetransmitPlan, Transaction, binding_on, run_transactions,
+};
 
 /// Classifies the NAT between this host and the configured servers: runs the
 /// [`TestPlan`] with real sockets (one fresh UDP socket per test group, every
@@ -31,6 +34,8 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
         Some(ip) => ip,
         None => route_source(first).await?,
     };
+    let lifetime = config.lifetime;
+    let plan_config = config.clone();
     let mut plan = TestPlan::new(config, servers)?;
     let mut sockets: BTreeMap<u32, Arc<UdpSocket>> = BTreeMap::new();
     while !plan.is_done() {
@@ -113,8 +118,125 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
         }
     }
     let mut c = plan.classification();
+    if let Some(lifetime) = lifetime {
+        let target = c
+            .behaviour_server
+            .and_then(|s| c.servers.iter().find(|check| check.server == s));
+        match target {
+            Some(check) if check.flavor == ServerFlavor::Rfc5780 => {
+                let wait = no_answer_plan(&plan_config, c.rtt);
+                c.binding_lifetime = Some(
+                    discover_lifetime(local_ip, check.server, lifetime, plan_config.plan, wait)
+                        .await?,
+                );
+            }
+            _ => c.notes.push(
+                "binding lifetime not measured: it needs an RFC 5780 server (one that honours \
+                 RESPONSE-PORT) that passed the checks"
+                    .into(),
+            ),
+        }
+    }
     c.elapsed = started.elapsed();
     Ok(c)
+}
+
+/// Binding lifetime discovery ([`lifetime`](super::lifetime)): every step and the
+/// control at once, each on fresh sockets.
+async fn discover_lifetime(
+    local_ip: IpAddr,
+    server: SocketAddr,
+    config: LifetimeConfig,
+    bind_plan: RetransmitPlan,
+    wait: RetransmitPlan,
+) -> Result<BindingLifetime, Error> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for idle in std::iter::once(Duration::ZERO).chain(config.idle_times()) {
+        tasks.spawn(lifetime_step(local_ip, server, idle, bind_plan, wait));
+    }
+    let mut probes = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        probes.push(joined.map_err(|_| Error::InvalidConfig {
+            reason: "a binding lifetime task panicked",
+        })??);
+    }
+    probes.sort_by_key(|p| p.idle);
+    let control = probes.remove(0);
+    Ok(lifetime::decide(server, config.max, control, probes))
+}
+
+/// Makes a binding from a fresh socket X, leaves it idle for `idle`, then asks the
+/// server from another fresh socket Y to answer to X's public port (RESPONSE-PORT).
+async fn lifetime_step(
+    local_ip: IpAddr,
+    server: SocketAddr,
+    idle: Duration,
+    bind_plan: RetransmitPlan,
+    wait: RetransmitPlan,
+) -> Result<LifetimeProbe, Error> {
+    let bind = || async {
+        UdpSocket::bind(SocketAddr::new(local_ip, 0))
+            .await
+            .map_err(|e| Error::io("bind", &e))
+    };
+    let (x, y) = (bind().await?, bind().await?);
+    let mut probe = LifetimeProbe {
+        idle,
+        local: x.local_addr().ok(),
+        mapped: None,
+        alive: None,
+        answered_to_sender: false,
+    };
+    match binding_on(&x, server, &BindingRequest::new(), bind_plan).await {
+        Ok(r) => probe.mapped = r.mapped,
+        Err(Error::Timeout { .. }) => return Ok(probe),
+        Err(e) => return Err(e),
+    }
+    let Some(mapped) = probe.mapped else {
+        return Ok(probe);
+    };
+    tokio::time::sleep(idle).await;
+    let request = BindingRequest {
+        response_port: Some(mapped.port()),
+        ..BindingRequest::new()
+    };
+    let mut t = Transaction::new(
+        &request,
+        server,
+        AcceptFrom::Only(vec![server]),
+        wait,
+        &mut rand::rng(),
+    )?;
+    let mut bx = vec![0u8; 2048];
+    let mut by = vec![0u8; 2048];
+    loop {
+        let now = Instant::now();
+        t.handle_timeout(now);
+        while let Some(tx) = t.poll_transmit(now) {
+            let (dest, payload) = (tx.destination, tx.payload.to_vec());
+            if let Err(e) = y.send_to(&payload, dest).await {
+                t.abort(Error::io("send", &e));
+            }
+        }
+        let Some(deadline) = t.poll_timeout() else {
+            break;
+        };
+        tokio::select! {
+            Ok((n, from)) = x.recv_from(&mut bx) => {
+                if t.matches_id(&bx[..n]) {
+                    t.handle_input(Instant::now(), from, &bx[..n]);
+                }
+            }
+            Ok((n, _)) = y.recv_from(&mut by) => {
+                if t.matches_id(&by[..n]) {
+                    probe.answered_to_sender = true;
+                }
+            }
+            () = tokio::time::sleep_until(deadline.into()) => {}
+        }
+    }
+    probe.alive = Some(matches!(t.outcome(), Some(Ok(_))));
+    Ok(probe)
 }
 
 /// Resolves a server name (`host:port`, or `host` for 3478).
