@@ -154,10 +154,13 @@ async fn reachability(reports: &mut [PortReport], server: SocketAddr, timeout: D
         .iter_mut()
         .take(MAX_CHECK_PORTS)
         .map(|p| {
+            // Only a trial mapping of the port itself: one the router moved
+            // to another external port says nothing about this port, which
+            // is then checked as it is (e.g. forwarded to another host).
             let ours = p
                 .mapping
                 .as_ref()
-                .and_then(|m| m.external_port.filter(|_| m.held));
+                .and_then(|m| m.external_port.filter(|&e| m.held && e == p.port));
             let forwarded_here = p.forwarded_to.as_ref().is_some_and(|f| f.this_host);
             match (ours, &p.forwarded_to) {
                 (Some(external), _) => {

@@ -402,14 +402,23 @@ fn dialback_server_helper() {
 
 #[test]
 fn inbound_443_blocked_upstream_with_dialback() {
-    let lab = lab(with_upnp(NatKind::PortRestricted).block_inbound(443, Proto::Tcp));
+    let lab = lab(with_upnp(NatKind::PortRestricted)
+        .block_inbound(443, Proto::Tcp)
+        .lan2(true));
+    // 8080/tcp is forwarded to lan2, which listens on nothing there.
+    let lan2 = lab.addrs().lan2.expect("lan2").to_string();
+    lab.exec_ok(
+        Node::Lan2,
+        &["upnpc", "-a", lan2.as_str(), "8080", "8080", "TCP"],
+    )
+    .expect("lan2 maps 8080/tcp");
     let _server = dialback_server(&lab);
     let dialback = format!("{}:{DIALBACK_PORT}", lab.addrs().peer);
     let doc = doctor_json(
         &lab,
         &[
             "--ports",
-            "443/tcp,8443/tcp",
+            "443/tcp,8443/tcp,8080/tcp",
             "--dialback",
             dialback.as_str(),
         ],
@@ -420,12 +429,22 @@ fn inbound_443_blocked_upstream_with_dialback() {
     assert_eq!(p443["reachability"], "filtered", "{doc:#}");
     let p8443 = port(&doc, 8443, "tcp");
     assert_eq!(p8443["reachability"], "reachable", "{doc:#}");
+    // The trial mapping of 8080 moved to another port: 8080 itself was
+    // dialled as it is, and does not reach this host.
+    let p8080 = port(&doc, 8080, "tcp");
+    assert_eq!(p8080["forwarded_to"]["host"], lan2);
+    assert_eq!(p8080["forwarded_during_check"], false);
+    assert_ne!(p8080["reachability"], "reachable", "{p8080:#}");
     let f = finding(&doc, "port_blocked_upstream");
     assert_eq!(f["port"], 443);
     assert!(f["fix"].as_str().expect("fix").contains("ISP"));
     assert_eq!(
         codes(&doc),
-        ["port_blocked_upstream", "port_restricted_nat"]
+        [
+            "port_blocked_upstream",
+            "port_forwarded_elsewhere",
+            "port_restricted_nat"
+        ]
     );
     assert_router_clean(&lab);
 }
