@@ -90,24 +90,39 @@ impl PortMapper for UpnpMapper {
     }
 
     async fn map(&self, request: &MappingRequest) -> natkit_core::Result<Mapping> {
-        // The external address first: a mapping made and then not
-        // reported would be left behind.
-        let external_ip = self.igd.external_ip().await?;
-        let grant = match request.external_port {
-            Some(port) => {
-                let req = self.to_request(request, request.internal, port)?;
-                self.igd.add_port_mapping(&req).await?
-            }
-            None => {
-                let req = self.to_request(request, request.internal, request.internal.port())?;
-                if self.igd.service().is_igd2() {
-                    self.igd.add_any_port_mapping(&req).await?
-                } else {
-                    self.igd.add_port_mapping(&req).await?
+        let add = async {
+            match request.external_port {
+                Some(port) => {
+                    let req = self.to_request(request, request.internal, port)?;
+                    self.igd.add_port_mapping(&req).await
+                }
+                None => {
+                    let req =
+                        self.to_request(request, request.internal, request.internal.port())?;
+                    if self.igd.service().is_igd2() {
+                        self.igd.add_any_port_mapping(&req).await
+                    } else {
+                        self.igd.add_port_mapping(&req).await
+                    }
                 }
             }
         };
-        Ok(self.to_mapping(external_ip, &grant))
+        // The external address is asked alongside the mapping (one round
+        // trip less before the mapping is usable). A grant whose address
+        // could not be learnt is deleted again: a mapping made and not
+        // reported would be left behind.
+        let (external_ip, grant) = tokio::join!(self.igd.external_ip(), add);
+        let grant = grant?;
+        match external_ip {
+            Ok(ip) => Ok(self.to_mapping(ip, &grant)),
+            Err(e) => {
+                if let Err(d) = self.igd.delete(grant.protocol, grant.external_port).await {
+                    tracing::warn!(error = %d, port = grant.external_port,
+                        "deleting a grant whose external address is unknown failed");
+                }
+                Err(e.into())
+            }
+        }
     }
 
     async fn renew(
