@@ -89,7 +89,7 @@ async fn main() -> ExitCode {
                     Outcome::Failed(why) => (None, Some(why.clone())),
                 };
                 json!({
-                    "mechanism": e.mechanism,
+                    "mechanism": e.mechanism.as_str(),
                     "source": e.source,
                     "verdict": side(e),
                     "address": address,

@@ -156,11 +156,21 @@ fn protocol_state(m: &MechanismReport) -> ProtocolState {
         Status::Failing
     };
     let detail = match (&m.error, &m.detail) {
-        (Some(e), Some(d)) => Some(format!("{d}: {}", e.message)),
-        (Some(e), None) => Some(e.message.clone()),
+        (Some(e), Some(d)) => Some(format!("{d}: {}", tidy(&e.message))),
+        (Some(e), None) => Some(tidy(&e.message)),
         (None, d) => d.clone(),
     };
     state(status, m.external_address, detail)
+}
+
+/// An error chain without the raw markup some errors quote (e.g. the
+/// SOAP envelope of an unparseable answer): it helps nobody reading the
+/// report; `-vv` logs have it.
+fn tidy(message: &str) -> String {
+    match message.find(": bad or missing response in answer: \"<") {
+        Some(i) => format!("{} (unparseable answer)", &message[..i]),
+        None => message.to_owned(),
+    }
 }
 
 /// Reads the forwarding table of an IGD that is not connected.
