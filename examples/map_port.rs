@@ -134,13 +134,6 @@ async fn main() -> ExitCode {
         Ok((_, m)) => m,
         Err(e) => {
             keeper.shutdown().await;
-            // The combinator's own error says what each mechanism answered;
-            // the core wrapper would put one mechanism's name in front.
-            if let natkit_core::Error::Mechanism { source, .. } = &e
-                && let Some(inner) = source.downcast_ref::<natkit_portmap::Error>()
-            {
-                return natkit_examples::fail(inner);
-            }
             return natkit_examples::fail(&e);
         }
     };
@@ -153,10 +146,7 @@ async fn main() -> ExitCode {
         loop {
             tokio::select! {
                 () = &mut stop => break,
-                // The first Mapped is the mapping printed above.
-                Some(event) = events.recv() => if !matches!(event, KeeperEvent::Mapped { .. }) {
-                    print_event(&event, json);
-                },
+                Some(event) = events.recv() => print_event(&event, json),
             }
         }
     }

@@ -305,10 +305,7 @@ impl ProbeReport {
             Verdict::NoProtocol => format!("no port mapping protocol on {at}"),
             Verdict::Unusable => format!("no port mapping mechanism works on {at}"),
         };
-        match &self.upstream_nat {
-            Some(u) => format!("{head} ({}); {u}", each.join("; ")),
-            None => format!("{head} ({})", each.join("; ")),
-        }
+        format!("{head} ({})", each.join("; "))
     }
 }
 
