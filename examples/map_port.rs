@@ -134,6 +134,13 @@ async fn main() -> ExitCode {
         Ok((_, m)) => m,
         Err(e) => {
             keeper.shutdown().await;
+            // The combinator's own error says what each mechanism answered;
+            // the core wrapper would put one mechanism's name in front.
+            if let natkit_core::Error::Mechanism { source, .. } = &e
+                && let Some(inner) = source.downcast_ref::<natkit_portmap::Error>()
+            {
+                return natkit_examples::fail(inner);
+            }
             return natkit_examples::fail(&e);
         }
     };
@@ -146,7 +153,10 @@ async fn main() -> ExitCode {
         loop {
             tokio::select! {
                 () = &mut stop => break,
-                Some(event) = events.recv() => print_event(&event, json),
+                // The first Mapped is the mapping printed above.
+                Some(event) = events.recv() => if !matches!(event, KeeperEvent::Mapped { .. }) {
+                    print_event(&event, json);
+                },
             }
         }
     }

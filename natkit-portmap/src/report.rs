@@ -305,7 +305,10 @@ impl ProbeReport {
             Verdict::NoProtocol => format!("no port mapping protocol on {at}"),
             Verdict::Unusable => format!("no port mapping mechanism works on {at}"),
         };
-        format!("{head} ({})", each.join("; "))
+        match &self.upstream_nat {
+            Some(u) => format!("{head} ({}); {u}", each.join("; ")),
+            None => format!("{head} ({})", each.join("; ")),
+        }
     }
 }
 
