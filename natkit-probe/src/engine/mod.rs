@@ -162,8 +162,8 @@ enum TaskOutput {
     /// One try's outcome.
     One(AttemptId, AttemptOutcome),
     /// A batch of TCP tries begun on a helper thread: each answered
-    /// already, or a connect under way.
-    Begun(Vec<(Launch, Begun)>),
+    /// already, or a connect under way; and the helper's spare sockets.
+    Begun(Vec<(Launch, Begun)>, tcp::Spares),
 }
 
 type Begun = Result<AttemptOutcome, tcp::Connecting>;
@@ -173,8 +173,13 @@ type Done = Result<TaskOutput, JoinError>;
 const LAUNCH_BATCH: usize = 128;
 /// …and from this many on, half of them start on a helper thread, so that
 /// a fast target (loopback, a LAN host) keeps both cores busy with the
-/// kernel's work instead of one.
+/// kernel's work instead of one…
 const MIN_OFFLOAD: usize = 16;
+/// …while this thread starts at most this many at a time before it looks
+/// again whether the helper is free: this thread also runs the scheduler,
+/// so the helper, taking half of what is staged whenever it is idle, ends
+/// up with its fair share.
+const LOCAL_CHUNK: usize = 32;
 
 /// The run's state: the scheduler, the tries in flight, the events not yet
 /// sent.
@@ -184,15 +189,20 @@ struct Driver {
     tx: mpsc::Sender<Vec<Item>>,
     batch: Vec<Item>,
     staged: Vec<Launch>,
-    helpers: usize,
-    tcp_icmp: bool,
+    /// Spare sockets for the tries started here…
+    spares: tcp::Spares,
+    /// …and for the helper thread's, while it is idle (`None` while busy).
+    helper_spares: Option<tcp::Spares>,
+    /// The time, read once per turn of the loop: the scheduler's
+    /// bookkeeping needs no finer clock (each try times itself).
+    now: Instant,
 }
 
 impl Driver {
     /// Feeds one try's outcome to the scheduler; `false` ends the run (the
     /// error is queued for the reader).
     fn settle(&mut self, id: AttemptId, outcome: AttemptOutcome) -> bool {
-        match self.sched.on_outcome(id, outcome, Instant::now()) {
+        match self.sched.on_outcome(id, outcome, self.now) {
             Ok(()) => true,
             Err(e) => {
                 self.batch.push(Err(e));
@@ -205,8 +215,8 @@ impl Driver {
     fn finished(&mut self, done: Done) -> bool {
         match done {
             Ok(TaskOutput::One(id, outcome)) => self.settle(id, outcome),
-            Ok(TaskOutput::Begun(list)) => {
-                self.helpers -= 1;
+            Ok(TaskOutput::Begun(list, spares)) => {
+                self.helper_spares = Some(spares);
                 list.into_iter()
                     .all(|(launch, begun)| self.begun(launch, begun))
             }
@@ -233,7 +243,7 @@ impl Driver {
     /// Moves the scheduler's events into the batch; `true` once the run's
     /// last event is in it.
     fn collect(&mut self) -> bool {
-        while let Some(event) = self.sched.poll_event(Instant::now()) {
+        while let Some(event) = self.sched.poll_event(self.now) {
             let last = matches!(event, ProbeEvent::Finished(_));
             self.batch.push(Ok(event));
             if last {
@@ -267,37 +277,40 @@ impl Driver {
         }
     }
 
-    /// Starts the staged TCP tries: half on a helper thread when the batch
-    /// is large and no helper is busy, the rest here. Answers already in
-    /// are settled on the spot: no task, no reactor registration.
+    /// Starts staged TCP tries: half of them on the helper thread when
+    /// enough are staged and it is idle, then up to [`LOCAL_CHUNK`] here
+    /// (the rest stay staged for the next call). Answers already in are
+    /// settled on the spot: no task, no reactor registration.
     fn dispatch(&mut self) -> bool {
         let mut staged = std::mem::take(&mut self.staged);
-        if self.helpers == 0 && staged.len() >= MIN_OFFLOAD {
+        if staged.len() >= MIN_OFFLOAD
+            && let Some(mut spares) = self.helper_spares.take()
+        {
             let offload = staged.split_off(staged.len() / 2);
-            let icmp = self.tcp_icmp;
-            self.helpers += 1;
             self.tasks.spawn_blocking(move || {
-                TaskOutput::Begun(
-                    offload
-                        .into_iter()
-                        .map(|launch| (launch, tcp::begin(&launch, icmp)))
-                        .collect(),
-                )
+                let begun = offload
+                    .into_iter()
+                    .map(|launch| (launch, tcp::begin(&launch, &mut spares)))
+                    .collect();
+                TaskOutput::Begun(begun, spares)
             });
         }
         let mut ok = true;
-        for launch in staged.drain(..) {
+        let here = staged.len().min(LOCAL_CHUNK);
+        for launch in staged.drain(..here) {
             if ok {
-                let begun = tcp::begin(&launch, self.tcp_icmp);
+                let begun = tcp::begin(&launch, &mut self.spares);
                 ok = self.begun(launch, begun);
             }
         }
         self.staged = staged;
+        self.now = Instant::now();
         ok
     }
 
     async fn run(&mut self) {
         loop {
+            self.now = Instant::now();
             while let Some(done) = self.tasks.try_join_next() {
                 if !self.finished(done) {
                     return;
@@ -309,7 +322,7 @@ impl Driver {
             if self.batch.len() >= MAX_BATCH && !self.flush().await {
                 return;
             }
-            match self.sched.poll(Instant::now()) {
+            match self.sched.poll(self.now) {
                 Action::Launch(launch) => {
                     if !self.launch(launch) {
                         return;
@@ -355,6 +368,7 @@ impl Driver {
                 }
                 Action::Done => None,
             };
+            self.now = Instant::now();
             if let Some(done) = done
                 && !self.finished(done)
             {
@@ -377,8 +391,9 @@ async fn drive(
         tx,
         batch: Vec::with_capacity(MAX_BATCH),
         staged: Vec::with_capacity(LAUNCH_BATCH),
-        helpers: 0,
-        tcp_icmp,
+        spares: tcp::Spares::new(tcp_icmp),
+        helper_spares: Some(tcp::Spares::new(tcp_icmp)),
+        now: Instant::now(),
     };
     driver.run().await;
     // The last events (the finish, or the error that ended the run).

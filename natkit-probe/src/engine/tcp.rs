@@ -35,27 +35,34 @@ fn reset_on_close(socket: SockRef<'_>) {
     let _ = socket.set_linger(Some(Duration::ZERO));
 }
 
-/// What a failed connect means, consulting the error queue first.
+/// What a failed connect means, consulting the error queue first; and
+/// whether the queue was seen empty (so that nothing of this try is left
+/// in the socket).
 fn failure<F: std::os::fd::AsFd>(
     fd: &F,
     icmp_details: bool,
     target: SocketAddr,
     err: &io::Error,
     rtt: Duration,
-) -> AttemptOutcome {
+) -> (AttemptOutcome, bool) {
     // Without IP_RECVERR nothing is queued: spare the system call.
-    if icmp_details
-        && let Ok(Some(Queued::Icmp(report))) = errqueue::take(fd)
-        && report.conclude(target.ip()).is_some()
-    {
-        return AttemptOutcome::Icmp { report, rtt };
+    let mut drained = true;
+    if icmp_details {
+        match errqueue::take(fd) {
+            Ok(None) => {}
+            Ok(Some(Queued::Icmp(report))) if report.conclude(target.ip()).is_some() => {
+                return (AttemptOutcome::Icmp { report, rtt }, false);
+            }
+            Ok(Some(_)) | Err(_) => drained = false,
+        }
     }
-    match classify(err) {
+    let outcome = match classify(err) {
         ErrorClass::Refused => AttemptOutcome::Reset { rtt },
         ErrorClass::TimedOut => AttemptOutcome::Silence,
         ErrorClass::Exhausted(errno) => AttemptOutcome::Exhausted { errno },
         ErrorClass::Local(errno) => AttemptOutcome::LocalError { errno },
-    }
+    };
+    (outcome, drained)
 }
 
 fn setup_failure(err: &io::Error) -> AttemptOutcome {
@@ -82,14 +89,98 @@ pub(crate) struct Connecting {
     icmp_details: bool,
 }
 
-/// The first half of a try, without waiting: create the socket and call
+/// Sockets whose connect was refused, kept for the next try of the same
+/// address family (Linux only, see [`answer`]): on a fast target most tries
+/// end in a reset, and reusing the socket spares its creation, the
+/// `IP_RECVERR` option and its closing — half the system calls of a try.
+/// Each holds at most one socket per family; they close when dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Spares {
+    v4: Option<Socket>,
+    v6: Option<Socket>,
+    /// Whether the sockets have `IP_RECVERR` on.
+    icmp_details: bool,
+}
+
+impl Spares {
+    /// An empty set for tries with (or without) ICMP details.
+    pub(crate) fn new(icmp_details: bool) -> Self {
+        Spares {
+            v4: None,
+            v6: None,
+            icmp_details,
+        }
+    }
+
+    fn slot(&mut self, target: SocketAddr) -> &mut Option<Socket> {
+        if target.is_ipv6() {
+            &mut self.v6
+        } else {
+            &mut self.v4
+        }
+    }
+
+    /// A socket for a try of `target`: a spare, or a fresh one.
+    fn socket(&mut self, target: SocketAddr) -> io::Result<Socket> {
+        match self.slot(target).take() {
+            Some(s) => Ok(s),
+            None => fresh_socket(target, self.icmp_details),
+        }
+    }
+}
+
+/// What a second look at a connect says.
+enum Answer {
+    /// The handshake completed.
+    Connected,
+    /// No answer yet.
+    Pending,
+    /// The connect failed with this error.
+    Failed(io::Error),
+}
+
+/// Whether the connect just started on `socket` has its answer.
+///
+/// Linux: a second `connect()` to the same address. It returns `EALREADY`
+/// while the handshake is under way, success (or `EISCONN`) once it
+/// completed, and the error once it failed — and in that case it also
+/// takes the error and returns the socket to the unconnected state, so the
+/// socket can start another connect (see `__inet_stream_connect`). One
+/// system call does the work of `getsockopt(SO_ERROR)` and makes reuse
+/// possible. Elsewhere: `SO_ERROR`, then the peer address.
+#[cfg(target_os = "linux")]
+fn answer(socket: &Socket, target: SocketAddr) -> Answer {
+    use nix::errno::Errno;
+    match socket.connect(&target.into()) {
+        Ok(()) => Answer::Connected,
+        Err(e) => match e.raw_os_error().map(Errno::from_raw) {
+            Some(Errno::EISCONN) => Answer::Connected,
+            Some(Errno::EALREADY | Errno::EINPROGRESS) => Answer::Pending,
+            _ => Answer::Failed(e),
+        },
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn answer(socket: &Socket, _target: SocketAddr) -> Answer {
+    match socket.take_error() {
+        Ok(Some(e)) | Err(e) => Answer::Failed(e),
+        Ok(None) if socket.peer_addr().is_ok() => Answer::Connected,
+        Ok(None) => Answer::Pending,
+    }
+}
+
+/// The first half of a try, without waiting: take a socket and call
 /// `connect()`. On loopback (and whenever the answer is already in) the
 /// kernel has processed the reset or the handshake before `connect()`
 /// returns, so the outcome is known at once and no reactor registration is
-/// needed; otherwise the connect is handed back to wait for.
-pub(crate) fn begin(launch: &Launch, icmp_details: bool) -> Result<AttemptOutcome, Connecting> {
+/// needed; otherwise the connect is handed back to wait for. A socket whose
+/// connect was refused, with nothing left in its error queue, goes back to
+/// `spares`.
+pub(crate) fn begin(launch: &Launch, spares: &mut Spares) -> Result<AttemptOutcome, Connecting> {
     let target = launch.probe.addr;
-    let socket = match fresh_socket(target, icmp_details) {
+    let icmp_details = spares.icmp_details;
+    let socket = match spares.socket(target) {
         Ok(s) => s,
         Err(e) => return Ok(setup_failure(&e)),
     };
@@ -97,29 +188,32 @@ pub(crate) fn begin(launch: &Launch, icmp_details: bool) -> Result<AttemptOutcom
     match socket.connect(&target.into()) {
         Ok(()) => {}
         Err(e) if in_progress(&e) => {}
-        Err(e) => return Ok(failure(&socket, icmp_details, target, &e, start.elapsed())),
+        Err(e) => return Ok(failure(&socket, icmp_details, target, &e, start.elapsed()).0),
     }
-    match socket.take_error() {
-        Ok(Some(e)) | Err(e) => {
-            return Ok(failure(&socket, icmp_details, target, &e, start.elapsed()));
-        }
-        Ok(None) => {}
-    }
-    let rtt = start.elapsed();
-    match (socket.peer_addr(), socket.local_addr()) {
-        (Ok(peer), Ok(local)) => {
-            reset_on_close(SockRef::from(&socket));
-            if peer == local {
-                Ok(AttemptOutcome::SelfConnected)
-            } else {
-                Ok(AttemptOutcome::Connected { rtt })
+    match answer(&socket, target) {
+        Answer::Failed(e) => {
+            let (outcome, drained) = failure(&socket, icmp_details, target, &e, start.elapsed());
+            if cfg!(target_os = "linux")
+                && drained
+                && matches!(outcome, AttemptOutcome::Reset { .. })
+            {
+                *spares.slot(target) = Some(socket);
             }
+            Ok(outcome)
         }
-        _ => Err(Connecting {
+        Answer::Pending => Err(Connecting {
             socket,
             start,
             icmp_details,
         }),
+        Answer::Connected => {
+            let rtt = start.elapsed();
+            reset_on_close(SockRef::from(&socket));
+            match (socket.peer_addr(), socket.local_addr()) {
+                (Ok(peer), Ok(local)) if peer == local => Ok(AttemptOutcome::SelfConnected),
+                _ => Ok(AttemptOutcome::Connected { rtt }),
+            }
+        }
     }
 }
 
@@ -139,12 +233,12 @@ pub(crate) async fn finish(launch: Launch, connecting: Connecting) -> AttemptOut
     loop {
         match tokio::time::timeout_at(deadline, stream.writable()).await {
             Err(_) => return AttemptOutcome::Silence,
-            Ok(Err(e)) => return failure(&stream, icmp_details, target, &e, start.elapsed()),
+            Ok(Err(e)) => return failure(&stream, icmp_details, target, &e, start.elapsed()).0,
             Ok(Ok(())) => {}
         }
         let rtt = start.elapsed();
         match stream.take_error() {
-            Ok(Some(e)) | Err(e) => return failure(&stream, icmp_details, target, &e, rtt),
+            Ok(Some(e)) | Err(e) => return failure(&stream, icmp_details, target, &e, rtt).0,
             Ok(None) => {}
         }
         match stream.peer_addr() {
@@ -163,7 +257,7 @@ pub(crate) async fn finish(launch: Launch, connecting: Connecting) -> AttemptOut
                 });
                 continue;
             }
-            Err(e) => return failure(&stream, icmp_details, target, &e, rtt),
+            Err(e) => return failure(&stream, icmp_details, target, &e, rtt).0,
         }
     }
 }
