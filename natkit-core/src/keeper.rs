@@ -441,6 +441,12 @@ impl Task {
             return;
         };
         let was_lost = entry.mapping.is_none() && entry.reply.is_none();
+        // A re-map asked for while this operation was in flight: the grant
+        // that just landed was made under the router's new state (its epoch
+        // or address agrees with what revealed the change, or it would set
+        // `trigger` below), so it is that re-map; doing another one at the
+        // next renewal would be redundant.
+        let pending = entry.remap_pending.take();
         entry.mapping = Some(mapping.clone());
         entry.failures = 0;
         let request = entry.request.clone();
@@ -476,6 +482,7 @@ impl Task {
         } else {
             let reason = trigger
                 .or(reason)
+                .or(pending)
                 .or(was_lost.then_some(RemapReason::Recovered));
             match reason {
                 Some(reason) => self.emit(KeeperEvent::Remapped {
@@ -671,6 +678,8 @@ mod tests {
         lifetime: Duration,
         down: bool,
         hang_on_delete: bool,
+        /// How long a renewal takes before the router answers.
+        renew_delay: Duration,
         /// (protocol, internal port) → external port
         table: BTreeMap<(Protocol, u16), u16>,
         calls: Vec<(&'static str, u16, Duration)>,
@@ -687,6 +696,7 @@ mod tests {
                     lifetime,
                     down: false,
                     hang_on_delete: false,
+                    renew_delay: Duration::ZERO,
                     table: BTreeMap::new(),
                     calls: Vec::new(),
                     started: now,
@@ -758,6 +768,10 @@ mod tests {
             self.grant("map", request)
         }
         async fn renew(&self, request: &MappingRequest, _current: &Mapping) -> Result<Mapping> {
+            let delay = self.with(|s| s.renew_delay);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             self.grant("renew", request)
         }
         async fn unmap(&self, mapping: &Mapping) -> Result<()> {
@@ -857,6 +871,44 @@ mod tests {
             reasons,
             [(a, RemapReason::EpochReset), (b, RemapReason::EpochReset)]
         );
+        keeper.shutdown().await;
+    }
+
+    /// Two renewals in flight when the first reveals a reboot: the second
+    /// was answered under the new epoch, so it is reported as the re-map
+    /// and not repeated at the next renewal.
+    #[tokio::test(start_paused = true)]
+    async fn renewal_in_flight_during_reset_counts_as_the_remap() {
+        let t0 = Instant::now();
+        let router = FakeRouter::new(Duration::from_secs(120));
+        let (keeper, mut events) = keeper(&router);
+        let (a, _) = keeper.add(request(5000, 7200)).await.unwrap();
+        let (b, _) = keeper.add(request(6000, 7200)).await.unwrap();
+        drain(&mut events);
+        router.with(|s| s.renew_delay = Duration::from_secs(1));
+        advance_to(t0, 50).await;
+        router.reboot();
+        // Both renewals start at 60 s and are answered at 61 s.
+        advance_to(t0, 62).await;
+        let mut reasons: Vec<(MappingId, RemapReason)> = drain(&mut events)
+            .iter()
+            .filter_map(|e| match e {
+                KeeperEvent::Remapped { id, reason, .. } => Some((*id, *reason)),
+                _ => None,
+            })
+            .collect();
+        reasons.sort_by_key(|r| r.0);
+        assert_eq!(
+            reasons,
+            [(a, RemapReason::EpochReset), (b, RemapReason::EpochReset)]
+        );
+        assert_eq!(router.with(|s| s.table.len()), 2);
+        // No redundant re-map: the next calls are the regular renewals at
+        // half the lifetime after the grants (61 + 60 s).
+        // (The fake router logs a renewal when it answers: at 61 s.)
+        advance_to(t0, 119).await;
+        assert_eq!(router.calls("renew"), [61, 61].map(Duration::from_secs));
+        assert!(drain(&mut events).is_empty());
         keeper.shutdown().await;
     }
 
