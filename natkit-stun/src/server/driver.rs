@@ -1,12 +1,13 @@
-//! The tokio driver: binds the sockets, runs [`ServerCore`] on them, stops on request.
+//! The driver: binds the sockets and serves each on its own thread with batched I/O
+//! (`recvmmsg`/`sendmmsg` on Linux), all sharing one [`ServerCore`]; an async
+//! [`Server::run`] waits for them and stops them on request.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::Duration;
 
-use tokio::net::UdpSocket;
-use tokio::sync::watch;
-
+use super::batch::Batch;
 use super::config::ServerConfig;
 use super::core::ServerCore;
 use super::counters::ServerCounters;
@@ -15,9 +16,12 @@ use crate::Error;
 
 /// How many times a pair of random ports is tried when the config asks for port 0.
 const BIND_ATTEMPTS: usize = 16;
-/// Receive buffer: a datagram longer than this is truncated and then dropped as
-/// malformed.
-const RECV_BUF: usize = 2048;
+/// How long a socket thread waits for a datagram before it looks at the stop flag again.
+const STOP_POLL: Duration = Duration::from_millis(50);
+/// Receive buffer asked of the kernel per socket (capped by `net.core.rmem_max`): room
+/// for bursts while the thread is descheduled.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SOCKET_RCVBUF: usize = 1 << 20;
 
 /// A running-to-be STUN server: sockets bound, not yet serving.
 ///
@@ -34,21 +38,39 @@ const RECV_BUF: usize = 2048;
 /// ```
 #[derive(Debug)]
 pub struct Server {
-    sockets: Vec<Arc<UdpSocket>>,
+    sockets: Vec<UdpSocket>,
     core: ServerCore,
-    stop_tx: watch::Sender<bool>,
+    stop: Arc<AtomicBool>,
 }
 
-/// Stops a [`Server`]: [`run`](Server::run) returns after the packets in hand.
+/// Stops a [`Server`]: [`run`](Server::run) returns after the packets in hand (within
+/// about 50 ms).
 #[derive(Debug, Clone)]
-pub struct StopHandle(watch::Sender<bool>);
+pub struct StopHandle(Arc<AtomicBool>);
 
 impl StopHandle {
     /// Asks the server to stop.
     pub fn stop(&self) {
-        self.0.send_replace(true);
+        self.0.store(true, Ordering::Relaxed);
     }
 }
+
+/// Stops the socket threads when [`Server::run`]'s future ends or is dropped (a task
+/// aborted, a runtime shut down), so they never outlive it.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A socket thread's end: `Ok` when stopped, the error that made it give up otherwise.
+type ThreadResult = Result<(), Error>;
+
+const PANICKED: Error = Error::InvalidConfig {
+    reason: "a server thread panicked",
+};
 
 impl Server {
     /// Binds the server's sockets: one, or four with an alternate address. Ports 0 are
@@ -58,17 +80,15 @@ impl Server {
         config.validate()?;
         let (sockets, map) = match config.alternate {
             None => {
-                let s = UdpSocket::bind(config.primary)
-                    .await
-                    .map_err(|e| Error::io("bind", &e))?;
+                let s = bind(config.primary)?;
                 let local = s.local_addr().map_err(|e| Error::io("local address", &e))?;
                 (
-                    vec![Arc::new(s)],
+                    vec![s],
                     SocketMap::single(local, config.advertised_primary_ip),
                 )
             }
             Some(alt) => {
-                let (sockets, primary, alternate) = bind_four(config.primary, alt).await?;
+                let (sockets, primary, alternate) = bind_four(config.primary, alt)?;
                 let map = SocketMap::four(
                     primary,
                     alternate,
@@ -78,12 +98,24 @@ impl Server {
                 (sockets, map)
             }
         };
+        for s in &sockets {
+            s.set_read_timeout(Some(STOP_POLL))
+                .map_err(|e| Error::io("set the read timeout", &e))?;
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            {
+                // Best effort: a smaller buffer only means earlier drops under overload.
+                let _ = nix::sys::socket::setsockopt(
+                    s,
+                    nix::sys::socket::sockopt::RcvBuf,
+                    &SOCKET_RCVBUF,
+                );
+            }
+        }
         let core = ServerCore::new(&config, map)?;
-        let (stop_tx, _) = watch::channel(false);
         Ok(Server {
             sockets,
             core,
-            stop_tx,
+            stop: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -100,84 +132,95 @@ impl Server {
 
     /// A handle that stops [`run`](Self::run).
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle(self.stop_tx.clone())
+        StopHandle(self.stop.clone())
     }
 
-    /// Serves until stopped; returns what the server saw. Fails only if a socket can no
-    /// longer receive.
+    /// Serves until stopped; returns what the server saw. Each socket is served by its
+    /// own thread (batches of datagrams per system call); dropping this future stops
+    /// them too. Fails only if a socket can no longer receive or a thread cannot start.
     pub async fn run(self) -> Result<ServerCounters, Error> {
+        let guard = StopOnDrop(self.stop.clone());
         let core = Arc::new(Mutex::new(self.core));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, socket) in self.sockets.iter().enumerate() {
-            let sockets = self.sockets.clone();
-            let core = core.clone();
-            let mut stop = self.stop_tx.subscribe();
-            let socket = socket.clone();
-            tasks.spawn(async move {
-                let mut buf = vec![0u8; RECV_BUF];
-                let mut out = vec![0u8; RECV_BUF];
-                loop {
-                    if *stop.borrow() {
-                        return Ok(());
-                    }
-                    tokio::select! {
-                        r = socket.recv_from(&mut buf) => {
-                            let (n, src) = match r {
-                                Ok(v) => v,
-                                // ICMP errors reported on the socket: not fatal.
-                                Err(e) if matches!(e.kind(),
-                                    std::io::ErrorKind::ConnectionReset
-                                    | std::io::ErrorKind::ConnectionRefused) => continue,
-                                Err(e) => return Err(Error::io("receive", &e)),
-                            };
-                            let reply = core
-                                .lock()
-                                .map(|mut c| c.handle(Instant::now(), i, src, &buf[..n], &mut out))
-                                .unwrap_or(None);
-                            if let Some((from, dst, len)) = reply
-                                && let Some(s) = sockets.get(from)
-                            {
-                                // A failed send (no route to a spoofed source) is not
-                                // the server's problem.
-                                let _ = s.send_to(&out[..len], dst).await;
-                            }
-                        }
-                        _ = stop.changed() => {}
-                    }
-                }
-            });
-        }
+        let sockets = Arc::new(self.sockets);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ThreadResult>();
+        let mut started = 0;
         let mut result = Ok(());
-        while let Some(r) = tasks.join_next().await {
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    self.stop_tx.send_replace(true);
-                    result = Err(e);
-                }
-                Err(_) => {
-                    self.stop_tx.send_replace(true);
-                    result = Err(Error::InvalidConfig {
-                        reason: "a server task panicked",
-                    });
+        for i in 0..sockets.len() {
+            let (sockets, core, stop, tx) =
+                (sockets.clone(), core.clone(), self.stop.clone(), tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("natkit-stun-{i}"))
+                .spawn(move || {
+                    let r = serve(i, &sockets, &core, &stop);
+                    if r.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    let _ = tx.send(r);
+                });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => {
+                    self.stop.store(true, Ordering::Relaxed);
+                    result = Err(Error::io("start a server thread", &e));
+                    break;
                 }
             }
         }
+        drop(tx);
+        let mut ended = 0;
+        while let Some(r) = rx.recv().await {
+            ended += 1;
+            if let Err(e) = r
+                && result.is_ok()
+            {
+                result = Err(e);
+            }
+        }
+        drop(guard);
+        if ended < started && result.is_ok() {
+            result = Err(PANICKED);
+        }
         result?;
-        let counters = core.lock().map(|c| c.counters()).unwrap_or_default();
-        Ok(counters)
+        core.lock().map(|c| c.counters()).map_err(|_| PANICKED)
     }
+}
+
+/// Serves socket `i` until `stop`: receive a batch, answer it under the core's lock,
+/// send the replies from whichever sockets they must leave by.
+fn serve(
+    i: usize,
+    sockets: &[UdpSocket],
+    core: &Mutex<ServerCore>,
+    stop: &AtomicBool,
+) -> ThreadResult {
+    let sock = &sockets[i];
+    let mut batch = Batch::new();
+    while !stop.load(Ordering::Relaxed) {
+        let n = batch.recv(sock).map_err(|e| Error::io("receive", &e))?;
+        if n == 0 {
+            continue;
+        }
+        batch.handle(&mut *core.lock().map_err(|_| PANICKED)?, i);
+        for (index, s) in sockets.iter().enumerate() {
+            batch.send_from(s, index);
+        }
+    }
+    Ok(())
+}
+
+fn bind(a: SocketAddr) -> Result<UdpSocket, Error> {
+    UdpSocket::bind(a).map_err(|e| Error::io("bind", &e))
 }
 
 /// Binds primary IP × {primary port, alternate port} and alternate IP × the same,
 /// picking free ports where the config says 0.
-async fn bind_four(
+fn bind_four(
     primary: SocketAddr,
     alternate: SocketAddr,
-) -> Result<(Vec<Arc<UdpSocket>>, SocketAddr, SocketAddr), Error> {
+) -> Result<(Vec<UdpSocket>, SocketAddr, SocketAddr), Error> {
     let mut last = None;
     for _ in 0..BIND_ATTEMPTS {
-        match try_bind_four(primary, alternate).await {
+        match try_bind_four(primary, alternate) {
             Ok(v) => return Ok(v),
             Err(e) => {
                 let retry = primary.port() == 0 || alternate.port() == 0;
@@ -193,26 +236,24 @@ async fn bind_four(
     }))
 }
 
-async fn try_bind_four(
+fn try_bind_four(
     primary: SocketAddr,
     alternate: SocketAddr,
-) -> Result<(Vec<Arc<UdpSocket>>, SocketAddr, SocketAddr), Error> {
-    let bind =
-        |a: SocketAddr| async move { UdpSocket::bind(a).await.map_err(|e| Error::io("bind", &e)) };
+) -> Result<(Vec<UdpSocket>, SocketAddr, SocketAddr), Error> {
     let local = |s: &UdpSocket| s.local_addr().map_err(|e| Error::io("local address", &e));
-    let pp = bind(primary).await?;
+    let pp = bind(primary)?;
     let pport = local(&pp)?.port();
-    let pa = bind(SocketAddr::new(primary.ip(), alternate.port())).await?;
+    let pa = bind(SocketAddr::new(primary.ip(), alternate.port()))?;
     let aport = local(&pa)?.port();
     if aport == pport {
         return Err(Error::InvalidConfig {
             reason: "the alternate port must differ from the primary port",
         });
     }
-    let ap = bind(SocketAddr::new(alternate.ip(), pport)).await?;
-    let aa = bind(SocketAddr::new(alternate.ip(), aport)).await?;
+    let ap = bind(SocketAddr::new(alternate.ip(), pport))?;
+    let aa = bind(SocketAddr::new(alternate.ip(), aport))?;
     Ok((
-        vec![Arc::new(pp), Arc::new(pa), Arc::new(ap), Arc::new(aa)],
+        vec![pp, pa, ap, aa],
         SocketAddr::new(primary.ip(), pport),
         SocketAddr::new(alternate.ip(), aport),
     ))

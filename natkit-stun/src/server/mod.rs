@@ -1,7 +1,9 @@
-//! The STUN server: a sans-IO [`ServerCore`] and a tokio [`Server`] on one socket
+//! The STUN server: a sans-IO [`ServerCore`] and a [`Server`] (a thread per socket with
+//! batched I/O, driven from async code) on one socket
 //! (plain Binding, the SNATMAP role) or four (RFC 5780 / RFC 3489 NAT behaviour
 //! discovery: two IPs × two ports).
 
+mod batch;
 mod config;
 mod core;
 mod counters;

@@ -1,0 +1,245 @@
+//! Batched datagram I/O for the server's socket threads: `recvmmsg`/`sendmmsg` on Linux
+//! (one system call per batch, buffers allocated once per thread), one datagram per call
+//! elsewhere.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Instant;
+
+use super::core::ServerCore;
+use super::sockets::SocketIndex;
+
+/// Datagrams per system call.
+pub(super) const BATCH: usize = 32;
+/// Receive buffer per datagram: a longer datagram is truncated, then dropped as
+/// malformed. Also the room for one reply (PADDING is echoed only up to the request's
+/// size, so a reply never needs more).
+pub(super) const BUF: usize = 2048;
+
+/// One reply waiting to be sent: the socket to send it from, where to, and its length in
+/// the reply buffer of the same slot.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    from: SocketIndex,
+    to: SocketAddr,
+    len: usize,
+}
+
+/// A thread's buffers: up to [`BATCH`] datagrams in, their replies out.
+pub(super) struct Batch {
+    bufs: Vec<[u8; BUF]>,
+    outs: Vec<[u8; BUF]>,
+    lens: [usize; BATCH],
+    srcs: [Option<SocketAddr>; BATCH],
+    replies: [Option<Pending>; BATCH],
+    n: usize,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    mmsg: linux::Headers,
+}
+
+impl Batch {
+    pub(super) fn new() -> Batch {
+        Batch {
+            bufs: vec![[0; BUF]; BATCH],
+            outs: vec![[0; BUF]; BATCH],
+            lens: [0; BATCH],
+            srcs: [None; BATCH],
+            replies: [None; BATCH],
+            n: 0,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            mmsg: linux::Headers::new(),
+        }
+    }
+
+    /// Receives at least one datagram (waiting up to the socket's read timeout) and
+    /// whatever else is queued, up to [`BATCH`]. Returns how many; 0 after a timeout or
+    /// an ICMP error reported on the socket.
+    pub(super) fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        self.n = 0;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let r = linux::recv(
+            sock,
+            &mut self.mmsg,
+            &mut self.bufs,
+            &mut self.lens,
+            &mut self.srcs,
+        );
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let r = sock.recv_from(&mut self.bufs[0]).map(|(len, src)| {
+            self.lens[0] = len;
+            self.srcs[0] = Some(src);
+            1
+        });
+        match r {
+            Ok(n) => {
+                self.n = n;
+                Ok(n)
+            }
+            Err(e) if quiet(&e) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs the received datagrams through `core` (arrived on socket `local`).
+    pub(super) fn handle(&mut self, core: &mut ServerCore, local: SocketIndex) {
+        let now = Instant::now();
+        for k in 0..self.n {
+            self.replies[k] = self.srcs[k].and_then(|src| {
+                let (from, to, len) = core.handle(
+                    now,
+                    local,
+                    src,
+                    &self.bufs[k][..self.lens[k]],
+                    &mut self.outs[k],
+                )?;
+                Some(Pending { from, to, len })
+            });
+        }
+    }
+
+    /// Sends the replies that go out of socket `index` (`sock`). A reply that cannot be
+    /// sent (no route to a spoofed source, …) is skipped: it is not the server's problem.
+    pub(super) fn send_from(&mut self, sock: &UdpSocket, index: SocketIndex) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        linux::send(
+            sock,
+            &mut self.mmsg,
+            &self.outs,
+            &self.replies[..self.n],
+            index,
+        );
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        for (out, p) in self.outs.iter().zip(&self.replies[..self.n]) {
+            if let Some(p) = p.filter(|p| p.from == index) {
+                let _ = sock.send_to(&out[..p.len], p.to);
+            }
+        }
+    }
+}
+
+/// Errors that just mean "nothing this time": the read timeout, an interrupted call, an
+/// ICMP error from an earlier send reported on the socket.
+fn quiet(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux {
+    use std::io::{self, IoSlice, IoSliceMut};
+    use std::net::{SocketAddr, UdpSocket};
+    use std::os::fd::AsRawFd;
+
+    use nix::errno::Errno;
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage};
+    use nix::sys::socket::{recvmmsg, sendmmsg};
+
+    use super::{BATCH, BUF, Pending, SocketIndex};
+
+    /// The `mmsghdr` arrays, allocated once per thread.
+    pub(super) struct Headers {
+        recv: MultiHeaders<SockaddrStorage>,
+        send: MultiHeaders<SockaddrStorage>,
+    }
+
+    impl Headers {
+        pub(super) fn new() -> Headers {
+            Headers {
+                recv: MultiHeaders::preallocate(BATCH, None),
+                send: MultiHeaders::preallocate(BATCH, None),
+            }
+        }
+    }
+
+    fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+        if let Some(v4) = a.as_sockaddr_in() {
+            return Some(SocketAddr::V4((*v4).into()));
+        }
+        a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+    }
+
+    /// One `recvmmsg` with MSG_WAITFORONE: blocks (up to the socket's read timeout) for
+    /// the first datagram, then takes what is queued.
+    pub(super) fn recv(
+        sock: &UdpSocket,
+        h: &mut Headers,
+        bufs: &mut [[u8; BUF]],
+        lens: &mut [usize; BATCH],
+        srcs: &mut [Option<SocketAddr>; BATCH],
+    ) -> io::Result<usize> {
+        let mut it = bufs.iter_mut();
+        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] = std::array::from_fn(|_| {
+            [IoSliceMut::new(
+                it.next().map_or(&mut [][..], |b| &mut b[..]),
+            )]
+        });
+        let got = recvmmsg(
+            sock.as_raw_fd(),
+            &mut h.recv,
+            &mut iovs,
+            MsgFlags::MSG_WAITFORONE,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        let mut n = 0;
+        for ((len, src), m) in lens.iter_mut().zip(srcs.iter_mut()).zip(got) {
+            *len = m.bytes;
+            *src = m.address.as_ref().and_then(std_addr);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// `sendmmsg` of the replies that go out of socket `index`, retrying the rest after
+    /// a partial send and skipping a datagram the kernel refuses.
+    pub(super) fn send(
+        sock: &UdpSocket,
+        h: &mut Headers,
+        outs: &[[u8; BUF]],
+        replies: &[Option<Pending>],
+        index: SocketIndex,
+    ) {
+        let mut slots = [0usize; BATCH];
+        let mut n = 0;
+        for (k, r) in replies.iter().enumerate() {
+            if r.is_some_and(|p| p.from == index) {
+                slots[n] = k;
+                n += 1;
+            }
+        }
+        let mut done = 0;
+        while done < n {
+            let todo = &slots[done..n];
+            let mut addrs = [None::<SockaddrStorage>; BATCH];
+            let mut it = todo.iter();
+            let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|_| {
+                [IoSlice::new(it.next().map_or(&[][..], |&k| {
+                    let len = replies[k].map_or(0, |p| p.len);
+                    &outs[k][..len]
+                }))]
+            });
+            for (a, &k) in addrs.iter_mut().zip(todo) {
+                *a = replies[k].map(|p| SockaddrStorage::from(p.to));
+            }
+            match sendmmsg(
+                sock.as_raw_fd(),
+                &mut h.send,
+                &iovs[..todo.len()],
+                &addrs[..todo.len()],
+                [],
+                MsgFlags::empty(),
+            ) {
+                Ok(sent) => done += sent.count().max(1),
+                Err(Errno::EINTR) => {}
+                // The first datagram was refused (EPERM, ENETUNREACH, EAGAIN, …).
+                Err(_) => done += 1,
+            }
+        }
+    }
+}
