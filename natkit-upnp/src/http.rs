@@ -97,7 +97,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
     }
     let status = parts
         .next()
-        .filter(|c| c.len() == 3)
+        // Exactly three digits: `parse` alone would also take "+20".
+        .filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|c| c.parse::<u16>().ok())
         .ok_or(HttpError::MalformedHead)?;
     let mut framing = Framing::UntilClose;
@@ -209,6 +210,11 @@ mod tests {
         );
         assert_eq!(
             parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            Err(HttpError::MalformedHead)
+        );
+        // Found by the upnp_http fuzz target: a signed "status" was read as 20.
+        assert_eq!(
+            parse_head(b"HTTP/1.1 +20 OK\r\n\r\n"),
             Err(HttpError::MalformedHead)
         );
         assert_eq!(

@@ -66,6 +66,16 @@ pub struct Behaviour {
     pub silent: bool,
     /// Further LOCATIONs announced after this fake's own.
     pub extra_locations: Vec<String>,
+    /// Send the description with chunked transfer encoding (64 KiB chunks).
+    pub chunked: bool,
+    /// Serve this text as the description instead of the generated one.
+    pub description_body: Option<String>,
+    /// Answer every SOAP action with this body (HTTP 500 when it holds a Fault).
+    pub soap_body: Option<String>,
+    /// Send SOAP answers one byte per this interval.
+    pub trickle_soap: Option<Duration>,
+    /// Reset the connection (RST) instead of answering a SOAP request.
+    pub reset_control: bool,
 }
 
 impl Default for Behaviour {
@@ -83,6 +93,11 @@ impl Default for Behaviour {
             soap_size: None,
             silent: false,
             extra_locations: vec![],
+            chunked: false,
+            description_body: None,
+            soap_body: None,
+            trickle_soap: None,
+            reset_control: false,
         }
     }
 }
@@ -207,6 +222,9 @@ async fn ssdp_responder(udp: UdpSocket, location: String, b: Arc<Behaviour>) {
 }
 
 fn description(b: &Behaviour) -> String {
+    if let Some(body) = &b.description_body {
+        return body.clone();
+    }
     let v = if b.igd2 { 2 } else { 1 };
     let mut d = format!(
         r#"<?xml version="1.0"?>
@@ -259,6 +277,23 @@ async fn serve(mut conn: TcpStream, b: Arc<Behaviour>, state: Arc<Mutex<State>>)
     if head.starts_with("GET ") {
         state.lock().unwrap().actions.push("GET".into());
         let d = description(&b);
+        if b.chunked {
+            let h =
+                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\n\r\n";
+            if conn.write_all(h.as_bytes()).await.is_err() {
+                return;
+            }
+            for chunk in d.as_bytes().chunks(64 * 1024) {
+                let mut c = format!("{:x}\r\n", chunk.len()).into_bytes();
+                c.extend_from_slice(chunk);
+                c.extend_from_slice(b"\r\n");
+                if conn.write_all(&c).await.is_err() {
+                    return;
+                }
+            }
+            let _ = conn.write_all(b"0\r\n\r\n").await;
+            return;
+        }
         if let Some(every) = b.trickle {
             let h = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
@@ -288,8 +323,25 @@ async fn serve(mut conn: TcpStream, b: Arc<Behaviour>, state: Arc<Mutex<State>>)
     let action = header("soapaction")
         .and_then(|a| a.trim_matches('"').split('#').nth(1).map(str::to_owned))
         .unwrap_or_default();
-    let (status, reply) = soap(&b, &state, &action, &body);
-    let mut reply = reply;
+    if b.reset_control {
+        state.lock().unwrap().actions.push(action);
+        // SO_LINGER 0: closing sends RST instead of FIN.
+        let _ = conn.set_zero_linger();
+        drop(conn);
+        return;
+    }
+    let (status, mut reply) = match &b.soap_body {
+        Some(body) => {
+            state.lock().unwrap().actions.push(action);
+            let status = if body.contains("Fault") {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            (status, body.clone())
+        }
+        None => soap(&b, &state, &action, &body),
+    };
     if let Some(size) = b.soap_size {
         reply.push_str(&format!("<!--{}-->", "x".repeat(size)));
     }
@@ -298,6 +350,15 @@ async fn serve(mut conn: TcpStream, b: Arc<Behaviour>, state: Arc<Mutex<State>>)
         reply.len()
     );
     let _ = conn.write_all(h.as_bytes()).await;
+    if let Some(every) = b.trickle_soap {
+        for byte in reply.as_bytes() {
+            if conn.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(every).await;
+        }
+        return;
+    }
     let _ = conn.write_all(reply.as_bytes()).await;
 }
 
