@@ -13,9 +13,32 @@ pub const MAX_PROBES: usize = 256 * 65535 * 2;
 
 /// The list of ports to probe, in plan order (the engine applies the
 /// configured [`PortOrder`](crate::PortOrder) on top).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// A plan of targets × ports is kept as the two lists, not as one entry
+/// per probe: a full sweep of 65535 ports costs 256 KiB of port list, and
+/// the engine's memory stays flat as plans grow.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbePlan {
-    probes: Vec<PortProbe>,
+    probes: Probes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Probes {
+    /// Every pair on every target, first target first.
+    Grid {
+        targets: Vec<IpAddr>,
+        pairs: Vec<(u16, Protocol)>,
+    },
+    /// Explicit probes.
+    List(Vec<PortProbe>),
+}
+
+impl Default for ProbePlan {
+    fn default() -> Self {
+        ProbePlan {
+            probes: Probes::List(Vec::new()),
+        }
+    }
 }
 
 impl ProbePlan {
@@ -51,16 +74,12 @@ impl ProbePlan {
                 max: MAX_PROBES,
             });
         }
-        let mut probes = Vec::with_capacity(count);
-        for ip in unique {
-            for &(port, protocol) in pairs {
-                probes.push(PortProbe {
-                    addr: SocketAddr::new(ip, port),
-                    protocol,
-                });
-            }
-        }
-        Ok(ProbePlan { probes })
+        Ok(ProbePlan {
+            probes: Probes::Grid {
+                targets: unique,
+                pairs: pairs.to_vec(),
+            },
+        })
     }
 
     /// A plan of explicit probes: entries for port 0 are dropped, duplicates
@@ -80,26 +99,50 @@ impl ProbePlan {
                 max: MAX_PROBES,
             });
         }
-        Ok(ProbePlan { probes })
+        Ok(ProbePlan {
+            probes: Probes::List(probes),
+        })
+    }
+
+    /// A plan of exactly `probes`, unchecked (the scheduler's own tests and
+    /// callers of [`Scheduler::new`](crate::Scheduler::new)).
+    pub(crate) fn from_vec(probes: Vec<PortProbe>) -> Self {
+        ProbePlan {
+            probes: Probes::List(probes),
+        }
+    }
+
+    /// The probe at `index` in plan order.
+    pub fn get(&self, index: usize) -> Option<PortProbe> {
+        match &self.probes {
+            Probes::Grid { targets, pairs } => {
+                let (port, protocol) = *pairs.get(index % pairs.len().max(1))?;
+                let ip = *targets.get(index / pairs.len().max(1))?;
+                Some(PortProbe {
+                    addr: SocketAddr::new(ip, port),
+                    protocol,
+                })
+            }
+            Probes::List(list) => list.get(index).copied(),
+        }
     }
 
     /// The probes, in plan order.
-    pub fn probes(&self) -> &[PortProbe] {
-        &self.probes
+    pub fn iter(&self) -> impl Iterator<Item = PortProbe> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
     }
 
     /// How many probes.
     pub fn len(&self) -> usize {
-        self.probes.len()
+        match &self.probes {
+            Probes::Grid { targets, pairs } => targets.len() * pairs.len(),
+            Probes::List(list) => list.len(),
+        }
     }
 
     /// Whether the plan is empty (only a `Default` plan is).
     pub fn is_empty(&self) -> bool {
-        self.probes.is_empty()
-    }
-
-    pub(crate) fn into_probes(self) -> Vec<PortProbe> {
-        self.probes
+        self.len() == 0
     }
 }
 
@@ -115,7 +158,7 @@ mod tests {
     fn spec_times_targets_in_order() {
         let spec: PortSpec = "22/tcp,53".parse().unwrap();
         let plan = ProbePlan::from_spec(&[V4, V6, V4], &spec).unwrap();
-        let got: Vec<String> = plan.probes().iter().map(|p| p.to_string()).collect();
+        let got: Vec<String> = plan.iter().map(|p| p.to_string()).collect();
         assert_eq!(
             got,
             [
@@ -130,14 +173,38 @@ mod tests {
     }
 
     #[test]
+    fn grid_plans_index_like_their_list() {
+        let spec: PortSpec = "7,9/udp,20-22/tcp".parse().unwrap();
+        let plan = ProbePlan::from_spec(&[V6, V4], &spec).unwrap();
+        let mut list = Vec::new();
+        for ip in [V6, V4] {
+            for (port, protocol) in spec.pairs() {
+                list.push(PortProbe {
+                    addr: SocketAddr::new(ip, port),
+                    protocol,
+                });
+            }
+        }
+        assert_eq!(plan.len(), list.len());
+        assert_eq!(plan.iter().collect::<Vec<_>>(), list);
+        for (i, p) in list.iter().enumerate() {
+            assert_eq!(plan.get(i), Some(*p));
+        }
+        assert_eq!(plan.get(list.len()), None);
+        assert_eq!(ProbePlan::default().get(0), None);
+        assert!(ProbePlan::default().is_empty());
+    }
+
+    #[test]
     fn profile_plans_use_the_profile_ports() {
         let btmm = ServiceProfile::by_name("back-to-my-mac").unwrap();
         let plan = ProbePlan::from_profile(&[V4], btmm).unwrap();
         assert_eq!(plan.len(), 4);
-        assert!(plan.probes().contains(&PortProbe {
-            addr: SocketAddr::new(V4, 4500),
-            protocol: Protocol::Udp
-        }));
+        assert!(plan.iter().any(|p| p
+            == PortProbe {
+                addr: SocketAddr::new(V4, 4500),
+                protocol: Protocol::Udp
+            }));
     }
 
     #[test]
@@ -168,7 +235,8 @@ mod tests {
             protocol: Protocol::Tcp,
         };
         let plan = ProbePlan::from_probes([p, p]).unwrap();
-        assert_eq!(plan.probes(), &[p]);
+        assert_eq!(plan.iter().collect::<Vec<_>>(), [p]);
+        assert_eq!(plan.get(1), None);
     }
 
     #[test]

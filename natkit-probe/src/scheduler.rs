@@ -20,6 +20,7 @@ use crate::event::{Backoff, ProbeEvent, StateCounts, Stats};
 use crate::icmp::IcmpReport;
 use crate::order::SplitMix64;
 use crate::payload::PayloadKind;
+use crate::plan::{MAX_PROBES, ProbePlan};
 use crate::rate::TokenBucket;
 use crate::rtt::{RttConfig, RttEstimator};
 use crate::verdict::{PortProbe, PortState, Reason, Verdict};
@@ -143,7 +144,14 @@ struct IdleExhaustion {
 pub struct Scheduler {
     config: ProbeConfig,
     total: usize,
-    pending: VecDeque<Pending>,
+    /// The plan, and its indices in probe order: 4 bytes a probe.
+    plan: ProbePlan,
+    order: Vec<u32>,
+    /// How many of `order` have started their first try.
+    started: usize,
+    /// Probes to try again (retries, and tries that could not start), in
+    /// front of the rest.
+    requeued: VecDeque<Pending>,
     in_flight: HashMap<AttemptId, InFlight>,
     next_id: u64,
     rtt: HashMap<IpAddr, RttEstimator>,
@@ -162,30 +170,29 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler for `probes` (put in `config.order`), starting at `now`,
     /// with at most `ceiling` tries in flight. `config` must be valid.
-    pub fn new(
-        config: ProbeConfig,
-        mut probes: Vec<PortProbe>,
-        ceiling: usize,
-        now: Instant,
-    ) -> Self {
-        config.order.apply(&mut probes);
-        let total = probes.len();
-        let pending = probes
-            .into_iter()
-            .map(|probe| Pending {
-                probe,
-                tries: 0,
-                waited: Duration::ZERO,
-                self_connects: 0,
-            })
-            .collect();
+    pub fn new(config: ProbeConfig, probes: Vec<PortProbe>, ceiling: usize, now: Instant) -> Self {
+        Self::for_plan(config, ProbePlan::from_vec(probes), ceiling, now)
+    }
+
+    /// A scheduler for `plan` (put in `config.order`), starting at `now`,
+    /// with at most `ceiling` tries in flight. `config` must be valid.
+    /// Beyond the plan itself it keeps 4 bytes a probe, plus the tries in
+    /// flight and those waiting for a retry.
+    pub fn for_plan(config: ProbeConfig, plan: ProbePlan, ceiling: usize, now: Instant) -> Self {
+        let total = plan.len().min(MAX_PROBES);
+        // MAX_PROBES < 2^32: every index fits.
+        let mut order: Vec<u32> = (0..total as u32).collect();
+        config.order.apply(&mut order);
         Scheduler {
             bucket: config.rate.map(|r| TokenBucket::new(r, now)),
             rng: SplitMix64::new(config.seed),
             concurrency: Concurrency::new(ceiling),
             config,
             total,
-            pending,
+            plan,
+            order,
+            started: 0,
+            requeued: VecDeque::new(),
             in_flight: HashMap::new(),
             next_id: 0,
             rtt: HashMap::new(),
@@ -219,9 +226,30 @@ impl Scheduler {
         self.concurrency.limit()
     }
 
+    /// Whether probes wait to start (first tries or retries).
+    fn has_pending(&self) -> bool {
+        !self.requeued.is_empty() || self.started < self.order.len()
+    }
+
+    /// The next probe to start: a requeued one first.
+    fn next_pending(&mut self) -> Option<Pending> {
+        if let Some(p) = self.requeued.pop_front() {
+            return Some(p);
+        }
+        let index = *self.order.get(self.started)?;
+        self.started += 1;
+        let probe = self.plan.get(index as usize)?;
+        Some(Pending {
+            probe,
+            tries: 0,
+            waited: Duration::ZERO,
+            self_connects: 0,
+        })
+    }
+
     /// What to do at `now`.
     pub fn poll(&mut self, now: Instant) -> Action {
-        if self.pending.is_empty() {
+        if !self.has_pending() {
             return if self.in_flight.is_empty() {
                 Action::Done
             } else {
@@ -242,7 +270,7 @@ impl Scheduler {
         {
             return Action::WaitUntil(at);
         }
-        let Some(pending) = self.pending.pop_front() else {
+        let Some(pending) = self.next_pending() else {
             return Action::Done;
         };
         let attempt = pending.tries.saturating_add(1);
@@ -319,7 +347,7 @@ impl Scheduler {
                 self.attempts -= 1;
                 pending.self_connects += 1;
                 if pending.self_connects < MAX_SELF_CONNECTS {
-                    self.pending.push_front(pending);
+                    self.requeued.push_front(pending);
                     return Ok(());
                 }
                 (
@@ -335,7 +363,7 @@ impl Scheduler {
                 if tries < self.config.tries {
                     // Retries go first, so each port finishes soon after it
                     // starts and the queue holds few half-done probes.
-                    self.pending.push_front(pending);
+                    self.requeued.push_front(pending);
                     return Ok(());
                 }
                 let state = match pending.probe.protocol {
@@ -366,7 +394,7 @@ impl Scheduler {
 
     fn on_exhausted(&mut self, flight: InFlight, errno: i32, now: Instant) -> Result<(), Error> {
         // The try never went out: it goes back first in line, uncounted.
-        self.pending.push_front(flight.pending);
+        self.requeued.push_front(flight.pending);
         let in_flight = self.in_flight.len();
         if let Some(limit) = self.concurrency.on_exhausted(flight.epoch, in_flight) {
             self.events.push_back(ProbeEvent::Backoff(Backoff {
@@ -406,7 +434,7 @@ impl Scheduler {
         if let Some(e) = self.events.pop_front() {
             return Some(e);
         }
-        if !self.finished_reported && self.pending.is_empty() && self.in_flight.is_empty() {
+        if !self.finished_reported && !self.has_pending() && self.in_flight.is_empty() {
             self.finished_reported = true;
             return Some(ProbeEvent::Finished(self.stats(now)));
         }
@@ -463,6 +491,29 @@ mod tests {
             order: PortOrder::AsGiven,
             ..ProbeConfig::default()
         }
+    }
+
+    #[test]
+    fn a_seed_orders_a_plan_as_it_orders_its_probes() {
+        let t0 = Instant::now();
+        let targets = [HOST, IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)];
+        let spec: natkit_core::PortSpec = "1-300/tcp,53".parse().unwrap();
+        let plan = ProbePlan::from_spec(&targets, &spec).unwrap();
+        let order = PortOrder::Shuffled { seed: 99 };
+        // The order a shuffle of the whole probe list gives…
+        let mut want: Vec<PortProbe> = plan.iter().collect();
+        order.apply(&mut want);
+        // …is the order the scheduler starts them in.
+        let cfg = ProbeConfig {
+            order,
+            ..ProbeConfig::default()
+        };
+        let mut s = Scheduler::for_plan(cfg, plan, usize::MAX, t0);
+        let got: Vec<PortProbe> = (0..want.len())
+            .map(|_| expect_launch(&mut s, t0).probe)
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(s.poll(t0), Action::WaitForOutcome);
     }
 
     fn expect_launch(s: &mut Scheduler, now: Instant) -> Launch {

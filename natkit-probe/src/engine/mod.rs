@@ -21,7 +21,6 @@ use crate::error::Error;
 use crate::event::{ProbeEvent, Summary};
 use crate::plan::ProbePlan;
 use crate::scheduler::{Action, AttemptId, AttemptOutcome, Launch, Scheduler};
-use crate::verdict::PortProbe;
 
 /// Probes ports over TCP and UDP, IPv4 and IPv6, without privileges.
 ///
@@ -61,7 +60,7 @@ impl Prober {
         let ceiling = self.config.concurrency_ceiling();
         let (tx, rx) = mpsc::channel(self.config.event_buffer.div_ceil(MAX_BATCH).max(1));
         let config = self.config.clone();
-        let task = handle.spawn(drive(config, plan.into_probes(), ceiling, tx));
+        let task = handle.spawn(drive(config, plan, ceiling, tx));
         Ok(ProbeStream {
             rx,
             ready: VecDeque::new(),
@@ -378,15 +377,10 @@ impl Driver {
     }
 }
 
-async fn drive(
-    config: ProbeConfig,
-    probes: Vec<PortProbe>,
-    ceiling: usize,
-    tx: mpsc::Sender<Vec<Item>>,
-) {
+async fn drive(config: ProbeConfig, plan: ProbePlan, ceiling: usize, tx: mpsc::Sender<Vec<Item>>) {
     let tcp_icmp = config.tcp_icmp_details;
     let mut driver = Driver {
-        sched: Scheduler::new(config, probes, ceiling, Instant::now()),
+        sched: Scheduler::for_plan(config, plan, ceiling, Instant::now()),
         tasks: JoinSet::new(),
         tx,
         batch: Vec::with_capacity(MAX_BATCH),
