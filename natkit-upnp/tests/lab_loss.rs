@@ -1,0 +1,109 @@
+//! UPnP mapping under 30 % random loss on the router (`--loss 30`: every packet
+//! entering the router on its LAN or WAN side, and its own output), against miniupnpd
+//! in the NAT lab (needs root and the lab packages; fails, never skips, without them).
+//!
+//! UPnP has no RFC retransmission schedule of its own: SSDP is re-sent every
+//! `resend_interval` within the search window, and HTTP rides on TCP, whose SYN and
+//! segment retransmissions (1 s, then doubling) must fit the description and SOAP time
+//! limits. Each run does what an application does, from scratch: discover the IGD (with
+//! natkit's defaults), map a port through `UpnpMapper`, delete it. Timings are printed
+//! (`--nocapture`) for docs/RELIABILITY.md.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use natkit_core::{MappingRequest, PortMapper, Protocol};
+use natkit_lab::{Lab, NatKind, Node};
+use natkit_upnp::{DiscoveryConfig, UpnpMapper, discover};
+
+const RUNS: u16 = 5;
+const LOSS: u8 = 30;
+
+/// One run: discovery, status check, map, delete; each bounded by natkit's defaults.
+async fn run_once(lan: std::net::Ipv4Addr, port: u16) -> Result<String, String> {
+    let igd = discover(&DiscoveryConfig::default())
+        .await
+        .map_err(|e| format!("discover: {e}"))?;
+    let mapper = UpnpMapper::new(igd);
+    let req = MappingRequest {
+        lifetime: Duration::from_secs(600),
+        ..MappingRequest::new(Protocol::Tcp, SocketAddr::from((lan, port)))
+    };
+    let m = mapper.map(&req).await.map_err(|e| format!("map: {e}"))?;
+    let unmap = match mapper.unmap(&m).await {
+        Ok(()) => "deleted".to_owned(),
+        Err(e) => format!("delete failed ({e})"),
+    };
+    Ok(format!("{} {unmap}", m.external))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper process body; upnp_mapping_under_30_percent_loss runs it in the LAN"]
+async fn upnp_loss_side() {
+    let Some(a) = natkit_lab::helper_addrs("upnp_loss_side").expect("lab env") else {
+        return;
+    };
+    for i in 0..RUNS {
+        let start = Instant::now();
+        let r = run_once(a.lan, 23_000 + i).await;
+        let ms = start.elapsed().as_millis();
+        match r {
+            Ok(detail) => println!("RUN {i} ok {ms} {detail}"),
+            Err(e) => println!("RUN {i} err {ms} {e}"),
+        }
+    }
+}
+
+/// The rest of `line` after `marker`: the helper's first line follows libtest's
+/// `test NAME ... ` on the same line.
+fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+    line.find(marker).map(|i| &line[i + marker.len()..])
+}
+
+#[test]
+fn upnp_mapping_under_30_percent_loss() {
+    natkit_lab::require_root();
+    let lab = Lab::builder()
+        .nat(NatKind::PortRestricted)
+        .miniupnpd(true)
+        .loss(LOSS)
+        .build()
+        .expect("lab");
+    let out = lab
+        .test_helper(Node::Lan, "upnp_loss_side")
+        .expect("helper")
+        .output()
+        .expect("run helper");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "helper failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<(bool, u128)> = stdout
+        .lines()
+        .filter_map(|l| after(l, "RUN "))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[1] == "ok", f[2].parse().expect("ms"))
+        })
+        .collect();
+    assert_eq!(runs.len(), usize::from(RUNS), "{stdout}");
+    let mut times: Vec<u128> = runs.iter().map(|r| r.1).collect();
+    times.sort_unstable();
+    eprintln!(
+        "UPnP under {LOSS}% loss: {}/{} mapped, times {times:?} ms (median {} ms)\n{stdout}",
+        runs.iter().filter(|r| r.0).count(),
+        runs.len(),
+        times[times.len() / 2]
+    );
+    // The documented bounds of one run: the search window plus the description fetch
+    // (1 s + 2 s), the status call, the mapping and its read-back, the delete (3 s of
+    // SOAP time limit each).
+    let d = DiscoveryConfig::default();
+    let bound = d.timeout + d.http.description_timeout + 4 * d.http.soap_timeout;
+    for (ok, ms) in &runs {
+        assert!(ok, "a UPnP mapping failed under {LOSS}% loss:\n{stdout}");
+        assert!(*ms <= bound.as_millis() + 500, "{ms} ms over {bound:?}");
+    }
+}
