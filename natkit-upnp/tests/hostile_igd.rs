@@ -472,3 +472,36 @@ fn fake_description_with_control(control: &str) -> String {
         "<?xml version=\"1.0\"?>\n<root xmlns=\"urn:schemas-upnp-org:device-1-0\"><device><deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:2</deviceType><friendlyName>Elsewhere</friendlyName><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANDevice:2</deviceType><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:2</deviceType><serviceList><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:2</serviceType><serviceId>urn:upnp-org:serviceId:WANIPConn1</serviceId><controlURL>{control}</controlURL></service></serviceList></device></deviceList></device></deviceList></device></root>"
     )
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connection_fails_at_once() {
+    // natkit races a fresh connect every 500 ms against lost SYNs (see transport.rs);
+    // a refusal is an answer and ends the exchange at once instead.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = Instant::now();
+    let err = Igd::connect(
+        &format!("http://127.0.0.1:{port}/rootDesc.xml"),
+        &HttpConfig::default(),
+    )
+    .await
+    .unwrap_err();
+    let took = start.elapsed();
+    eprintln!("refused description URL: {err} after {took:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Http {
+                source: HttpError::Connect {
+                    kind: std::io::ErrorKind::ConnectionRefused
+                },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(took < Duration::from_millis(400), "{took:?}");
+}
