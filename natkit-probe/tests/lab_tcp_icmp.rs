@@ -78,22 +78,19 @@ fn lab_tcp_icmp_evidence() {
         &lab,
         "add chain inet nkprobe forward_filter { type filter hook forward priority -10; policy accept; }",
     );
-    nft(
-        &lab,
-        &format!(
-            "add rule inet nkprobe forward_filter ip daddr {} tcp dport {PORT_UNREACHABLE} \
-             reject with icmp type port-unreachable",
-            addrs.peer
-        ),
-    );
-    nft(
-        &lab,
-        &format!(
-            "add rule inet nkprobe forward_filter ip daddr {} tcp dport {PROHIBITED} \
-             reject with icmp type admin-prohibited",
-            addrs.peer
-        ),
-    );
+    for (port, icmp) in [
+        (PORT_UNREACHABLE, "port-unreachable"),
+        (PROHIBITED, "admin-prohibited"),
+    ] {
+        nft(
+            &lab,
+            &format!(
+                "add rule inet nkprobe forward_filter ip daddr {} tcp dport {port} \
+                 reject with icmp type {icmp}",
+                addrs.peer
+            ),
+        );
+    }
     let p = OPEN.to_string();
     let _listener = lab
         .spawn(Node::Wan, &["nc", "-n", "-k", "-l", "-p", &p])
