@@ -99,11 +99,11 @@ fn loss_side() {
                 // Best effort: a delete under loss may time out; the lease then ends.
                 let start = Instant::now();
                 let d = rt.block_on(mapper.unmap(&m));
-                println!(
-                    "UNMAP {i} {} {}",
-                    if d.is_ok() { "ok" } else { "failed" },
-                    start.elapsed().as_millis()
-                );
+                let ms = start.elapsed().as_millis();
+                match d {
+                    Ok(()) => println!("UNMAP {i} ok {ms}"),
+                    Err(e) => println!("UNMAP {i} failed {ms} {e}"),
+                }
             }
             Err(e) => println!("RUN {i} err {ms} {e}"),
         }
