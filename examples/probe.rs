@@ -78,7 +78,8 @@ struct Args {
     /// Probe every address the host name resolves to, not just the first.
     #[arg(long)]
     all_addresses: bool,
-    /// List closed ports in the table too (JSON always has every port).
+    /// List closed ports in the table too (always done for 32 probes or
+    /// fewer; JSON always has every port).
     #[arg(long)]
     all: bool,
     #[command(flatten)]
@@ -524,6 +525,9 @@ fn print_table(
     Ok(())
 }
 
+/// Plans this small list their closed ports in the table too.
+const SMALL_PLAN: usize = 32;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = match natkit_examples::parse_args::<Args>() {
@@ -553,7 +557,8 @@ async fn main() -> ExitCode {
         };
         run_local(&args, &request, &mut sink).await
     } else {
-        run_local(&args, &request, &mut Human::new(total, args.all)).await
+        let show_closed = args.all || total <= SMALL_PLAN;
+        run_local(&args, &request, &mut Human::new(total, show_closed)).await
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
