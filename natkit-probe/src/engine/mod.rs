@@ -168,8 +168,11 @@ enum TaskOutput {
 type Begun = Result<AttemptOutcome, tcp::Connecting>;
 type Done = Result<TaskOutput, JoinError>;
 
-/// TCP tries are gathered up to this many before they start…
-const LAUNCH_BATCH: usize = 128;
+/// TCP tries are gathered up to this many before they start (a large
+/// batch makes the helper's hand-overs, each a thread wake-up, rare: on a
+/// loaded 2-core machine a loopback sweep took 0.23 s with 1024 against
+/// 0.30 s with 128; the same 0.11 s when idle)…
+const LAUNCH_BATCH: usize = 1024;
 /// …and from this many on, half of them start on a helper thread, so that
 /// a fast target (loopback, a LAN host) keeps both cores busy with the
 /// kernel's work instead of one…
