@@ -283,6 +283,44 @@ async fn pcp_maps_renews_and_deletes_tcp_and_udp() {
     }
 }
 
+/// miniupnpd answers a retransmitted delete NO_RESOURCES because the first
+/// copy already removed the mapping: that is a completed delete. The same
+/// answer to a first send proves nothing and stays an error.
+#[tokio::test]
+async fn pcp_delete_retransmission_answered_no_resources_is_done() {
+    let fake = FakeServer::v4(Behaviour {
+        miniupnpd_delete: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let m = pcp(fake.port());
+    let mapping = m.map(&request(Protocol::Tcp, 16_040)).await.unwrap();
+    assert!(fake.mappings().contains_key(&(6, 16_040)));
+    // The first delete is carried out but its answer lost; the
+    // retransmission finds nothing to delete.
+    fake.set(|b| b.lose_answers = 1);
+    m.unmap(&mapping).await.unwrap();
+    assert!(!fake.mappings().contains_key(&(6, 16_040)));
+    let deletes = fake
+        .requests()
+        .iter()
+        .filter(|(_, r)| r.len() >= 12 && r[1] == 1 && r[4..8] == [0, 0, 0, 0])
+        .count();
+    assert_eq!(deletes, 2, "one delete and its retransmission");
+    // Answered NO_RESOURCES on the first send: not proof of anything.
+    let e = m.unmap(&mapping).await.unwrap_err();
+    assert!(
+        matches!(
+            inner(&e),
+            Error::PcpResult {
+                code: PcpResultCode::NoResources,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
 #[tokio::test]
 async fn pcp_mapping_token_carries_the_nonce_to_another_process() {
     let fake = FakeServer::v4(Behaviour::default()).await;

@@ -54,7 +54,7 @@ use crate::pcp::exchange::{PcpAnswer, PcpExchange};
 use crate::pcp::wire::{MapRequest, Nonce, PcpRequest};
 use crate::request::{bounded, internal_port, lifetime_secs};
 use crate::schedule::RetransmitPlan;
-use crate::transaction::Transaction;
+use crate::transaction::{Outcome, Transaction};
 
 /// How a [`PcpMapper`] talks to the server.
 #[derive(Debug, Clone, PartialEq)]
@@ -373,9 +373,26 @@ impl PcpMapper {
             suggested_external: mapping.external,
         };
         let pcp = PcpRequest::map(local_ip, 0, map);
-        let (answer, _, _) = self.exchange(&socket, pcp, self.config.retransmit).await?;
+        let (answer, _, _, sends) = self
+            .exchange_counted(&socket, pcp, self.config.retransmit)
+            .await?;
         match answer {
             PcpAnswer::Mapped { .. } => {
+                self.lock().nonces.remove(&key);
+                Ok(())
+            }
+            // miniupnpd (2.3.1) answers a delete of a mapping it does not
+            // hold NO_RESOURCES instead of SUCCESS (RFC 6887 §15). After a
+            // retransmission that is the answer to our own earlier copy
+            // having deleted it (seen under 30 % loss in the lab); a
+            // mapping of this client on the port with another nonce would
+            // be NOT_AUTHORIZED instead. On a first send it proves
+            // nothing, so it stays an error there.
+            PcpAnswer::Failure {
+                code: PcpResultCode::NoResources,
+                ..
+            } if sends > 1 => {
+                tracing::debug!(server = %self.server, sends, "PCP delete retransmission answered NO_RESOURCES: the first copy deleted it");
                 self.lock().nonces.remove(&key);
                 Ok(())
             }
@@ -429,6 +446,18 @@ impl PcpMapper {
         request: PcpRequest,
         plan: RetransmitPlan,
     ) -> Result<(PcpAnswer, Instant, Option<EpochObservation>)> {
+        let (answer, at, epoch, _) = self.exchange_counted(socket, request, plan).await?;
+        Ok((answer, at, epoch))
+    }
+
+    /// [`exchange`](Self::exchange), also saying how many requests were
+    /// sent before the answer came.
+    async fn exchange_counted(
+        &self,
+        socket: &UdpSocket,
+        request: PcpRequest,
+        plan: RetransmitPlan,
+    ) -> Result<(PcpAnswer, Instant, Option<EpochObservation>, u32)> {
         bounded(plan)?;
         let seed = self.rng().next_u64();
         let txn = Transaction::new(
@@ -441,7 +470,12 @@ impl PcpMapper {
         )?;
         let (outcome, counters) = driver::run(socket, txn).await;
         self.lock().counters += counters;
-        let (answer, at) = driver::answered(outcome?, self.server)?;
+        let outcome = outcome?;
+        let sends = match &outcome {
+            Outcome::Answered { sends, .. } => *sends,
+            Outcome::TimedOut { .. } => 0,
+        };
+        let (answer, at) = driver::answered(outcome, self.server)?;
         let epoch = match answer {
             PcpAnswer::Announced { epoch } | PcpAnswer::Mapped { epoch, .. } => Some(epoch),
             PcpAnswer::Failure { epoch, version, .. } if version == crate::pcp::PCP_VERSION => {
@@ -450,7 +484,7 @@ impl PcpMapper {
             _ => None,
         };
         let observation = epoch.map(|e| self.observe_epoch(e, at));
-        Ok((answer, at, observation))
+        Ok((answer, at, observation, sends))
     }
 
     fn observe_epoch(&self, server_seconds: u32, at: Instant) -> EpochObservation {

@@ -35,6 +35,12 @@ pub struct Behaviour {
     pub drop_first: usize,
     /// Answers every request with this result code instead.
     pub force_result: Option<u8>,
+    /// Acts on this many requests but loses their answers (an answer
+    /// dropped on the way back).
+    pub lose_answers: usize,
+    /// miniupnpd 2.3.1: a PCP delete of a mapping it does not hold is
+    /// answered NO_RESOURCES (8), not SUCCESS as RFC 6887 §15 asks.
+    pub miniupnpd_delete: bool,
 }
 
 impl Default for Behaviour {
@@ -48,6 +54,8 @@ impl Default for Behaviour {
             wrong_nonce_first: false,
             drop_first: 0,
             force_result: None,
+            lose_answers: 0,
+            miniupnpd_delete: false,
         }
     }
 }
@@ -156,7 +164,12 @@ async fn serve(
                 s.behaviour.drop_first -= 1;
                 continue;
             }
-            answer(&mut s, from, &req)
+            let replies = answer(&mut s, from, &req);
+            if s.behaviour.lose_answers > 0 {
+                s.behaviour.lose_answers -= 1;
+                continue;
+            }
+            replies
         };
         let spoof = shared.lock().unwrap().behaviour.spoof_first;
         for reply in replies {
@@ -352,9 +365,14 @@ fn pcp_answer(s: &mut Shared, from: SocketAddr, req: &[u8]) -> Vec<Reply> {
                 });
             }
             if lifetime == 0 {
-                s.mappings.remove(&key);
+                let held = s.mappings.remove(&key).is_some();
+                let code = if !held && s.behaviour.miniupnpd_delete {
+                    8
+                } else {
+                    0
+                };
                 out.push(Reply {
-                    bytes: reply(0, 0, 0, ext_ip, nonce),
+                    bytes: reply(code, 0, 0, ext_ip, nonce),
                     real: true,
                 });
             } else {
