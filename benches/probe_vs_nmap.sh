@@ -24,6 +24,12 @@
 #   6. measures natkit's peak memory (max RSS, /usr/bin/time) sweeping 1-1000, 1-10000 and
 #      1-65535 (3 runs each, median), next to nmap's and RustScan's for 65535 ports.
 #
+# Peers' quirks seen here (details in benches/RESULTS.md):
+#   - RustScan reports extra "open" ports in the ephemeral range (32768-60999): a connect
+#     from 127.0.0.1 that is given source port P = the target port connects to itself
+#     (TCP simultaneous open) and RustScan counts it. natkit and nmap do not.
+#   - nmap's time is bimodal here, ~1.4 s or ~0.38 s for the same scan, with the same CPU.
+#
 # Usage: benches/probe_vs_nmap.sh [N]
 # Environment: CARGO_TARGET_DIR (default ./target), RUSTSCAN_ROOT (default /work/tools),
 #              RS_BATCH (default 4500, RustScan's own default), RS_ULIMIT (default 10000).
