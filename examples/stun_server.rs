@@ -33,6 +33,13 @@ struct Args {
     /// Requests per second allowed from one source IP.
     #[arg(long, default_value_t = 20.0)]
     rate: f64,
+    /// Requests one source IP may send at once.
+    #[arg(long, default_value_t = 128)]
+    burst: u32,
+    /// Turn the per-source rate limit off (benchmarks and soaks on loopback, where
+    /// every request comes from one IP). Never on a public address.
+    #[arg(long, conflicts_with_all = ["rate", "burst"])]
+    no_rate_limit: bool,
     #[command(flatten)]
     common: natkit_examples::CommonArgs,
 }
@@ -45,7 +52,12 @@ async fn main() -> ExitCode {
     config.alternate = args.alternate;
     config.advertised_primary_ip = args.advertise.first().copied();
     config.advertised_alternate_ip = args.advertise.get(1).copied();
-    config.rate_limit.per_second = args.rate;
+    if args.no_rate_limit {
+        config.rate_limit = natkit_stun::server::RateLimit::unlimited();
+    } else {
+        config.rate_limit.per_second = args.rate;
+        config.rate_limit.burst = args.burst;
+    }
     let server = match Server::bind(config).await {
         Ok(s) => s,
         Err(e) => return natkit_examples::fail(&e),

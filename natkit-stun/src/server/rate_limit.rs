@@ -40,21 +40,21 @@ impl RateLimiter {
         self.buckets.is_empty()
     }
 
-    fn refill(&self, b: &mut Bucket, now: Instant) {
+    fn refill(limit: &RateLimit, b: &mut Bucket, now: Instant) {
         let dt = now.saturating_duration_since(b.last).as_secs_f64();
-        b.tokens = (b.tokens + dt * self.limit.per_second).min(f64::from(self.limit.burst));
+        b.tokens = (b.tokens + dt * limit.per_second).min(f64::from(limit.burst));
         b.last = now;
     }
 
     /// Takes a token for `ip`; `false` means drop the request.
     pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
-        if let Some(mut b) = self.buckets.get(&ip).copied() {
-            self.refill(&mut b, now);
+        // One hash lookup for a known source (the server's hot path).
+        if let Some(b) = self.buckets.get_mut(&ip) {
+            Self::refill(&self.limit, b, now);
             let ok = b.tokens >= 1.0;
             if ok {
                 b.tokens -= 1.0;
             }
-            self.buckets.insert(ip, b);
             return ok;
         }
         if self.buckets.len() >= self.limit.max_sources {
