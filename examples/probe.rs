@@ -8,6 +8,8 @@
 //! cargo run --release --example probe -- --target HOST (--ports SPEC | --profile NAME)
 //!     [--udp] [--json] [--rate PPS] [--seed N] [--tries N] [--concurrency N]
 //!     [-4 | -6] [--all-addresses] [--all]
+//! cargo run --release --example probe -- --dialback HOST:PORT (--ports SPEC | --profile NAME)
+//!     [--udp] [--json] [--target PUBLIC-ADDRESS] [-4 | -6]
 //! ```
 //!
 //! Port specs are natkit-core's: `22,80,443/tcp,4500/udp,16384-16403/udp`.
@@ -16,19 +18,32 @@
 //!
 //! Output modes are separate functions over one stream of verdicts
 //! ([`Human`] and [`Json`] implement [`Sink`]); the resolution of the host
-//! and the port list ([`Request`]) are shared, so an outside-in mode that
-//! reports reachability verdicts fits next to [`run_local`].
+//! and the port list ([`Request`]) are shared between the local engine
+//! ([`run_local`]) and the outside-in check ([`run_dialback`]).
+//!
+//! With `--dialback`, nothing is probed from here: natkit's dial-back server
+//! (the `dialback_server` example) connects back to this host's public
+//! address on each port while a responder of ours holds the port, and the
+//! verdict per port is `reachable`, `wrong_host`, `closed`, `filtered` or
+//! `not_forwarded` (natkit-probe's `dialback` module documents the rules).
+//! The server dials only the address the request comes from, so `--target`
+//! is optional there; when given it must name the public address the server
+//! sees, or the run fails after the check without printing results.
 //!
 //! Only probe hosts you are allowed to scan.
 
 use std::io::{IsTerminal, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use natkit_core::{PortSpec, Protocol, Protocols, ServiceProfile};
+use natkit_probe::dialback::{
+    CheckPort, ClientConfig, DialbackClient, DialbackError, MAX_CHECK_PORTS, PortReachability,
+    Reachability, ReachabilityReport, RefusalCode, canonical,
+};
 use natkit_probe::{
     Backoff, PortOrder, PortState, ProbeConfig, ProbeEvent, ProbePlan, Prober, RateLimit, Reason,
     Stats, Verdict,
@@ -40,9 +55,16 @@ use serde::Serialize;
 #[command(version, about)]
 #[command(group = clap::ArgGroup::new("what").required(true).args(["ports", "profile"]))]
 struct Args {
-    /// The host to probe: an IPv4 or IPv6 address or a host name.
-    #[arg(long, value_name = "HOST")]
-    target: String,
+    /// The host to probe: an IPv4 or IPv6 address or a host name. With
+    /// --dialback it is optional and must name this host's public address.
+    #[arg(long, value_name = "HOST", required_unless_present = "dialback")]
+    target: Option<String>,
+    /// Check from outside instead of probing: the dial-back server at
+    /// HOST:PORT dials this host's public address on each port (at most
+    /// 1024) while a responder of ours listens there.
+    #[arg(long, value_name = "HOST:PORT",
+          conflicts_with_all = ["rate", "seed", "tries", "concurrency", "all_addresses"])]
+    dialback: Option<String>,
     /// Ports, e.g. `1-65535`, `22,80,443/tcp,4500/udp,16384-16403/udp`.
     /// Items without a protocol are TCP (and UDP with --udp).
     #[arg(long, value_name = "SPEC")]
@@ -127,11 +149,12 @@ fn port_pairs(args: &Args) -> Result<Ports, String> {
 
 /// The host's addresses: an address literal as is (`[::1]` too), a name
 /// through the system resolver, filtered by -4/-6, the first one unless
-/// `--all-addresses`.
-async fn resolve(args: &Args) -> Result<Vec<IpAddr>, String> {
-    let host = args.target.trim();
+/// `--all-addresses` (every one with `--dialback`, to compare with the
+/// address the server sees).
+async fn resolve(args: &Args, host: &str) -> Result<Vec<IpAddr>, Failure> {
+    let host = host.trim();
     if host.is_empty() {
-        return Err("--target: empty host".into());
+        return Err(Failure::Usage("--target: empty host".into()));
     }
     let literal = host
         .strip_prefix('[')
@@ -141,13 +164,13 @@ async fn resolve(args: &Args) -> Result<Vec<IpAddr>, String> {
         Ok(ip) => vec![ip],
         Err(_) => {
             if host.contains(['/', ' ', '[', ']']) || host.matches(':').count() == 1 {
-                return Err(format!(
+                return Err(Failure::Usage(format!(
                     "--target {host:?}: not an address or host name (give the host only, no port)"
-                ));
+                )));
             }
             tokio::net::lookup_host((host, 0))
                 .await
-                .map_err(|e| format!("cannot resolve {host:?}: {e}"))?
+                .map_err(|e| Failure::Run(format!("cannot resolve {host:?}: {e}")))?
                 .map(|sa| sa.ip())
                 .collect()
         }
@@ -161,9 +184,9 @@ async fn resolve(args: &Args) -> Result<Vec<IpAddr>, String> {
     }
     if addresses.is_empty() {
         let family = if args.ipv4 { "IPv4" } else { "IPv6" };
-        return Err(format!("{host:?} has no {family} address"));
+        return Err(Failure::Run(format!("{host:?} has no {family} address")));
     }
-    if !args.all_addresses {
+    if !args.all_addresses && args.dialback.is_none() {
         addresses.truncate(1);
     }
     Ok(addresses)
@@ -188,6 +211,8 @@ trait Sink {
     fn backoff(&mut self, backoff: Backoff);
     /// The run is over.
     fn finish(&mut self, request: &Request, stats: &Stats);
+    /// A dial-back check's report (`--dialback`), `elapsed` after asking.
+    fn reachability(&mut self, request: &Request, report: &ReachabilityReport, elapsed: Duration);
 }
 
 /// Probes `request` with the local engine and feeds every event to `sink`.
@@ -207,6 +232,140 @@ async fn run_local(args: &Args, request: &Request, sink: &mut dyn Sink) -> Resul
         }
     }
     Err("the probe run ended without a result".into())
+}
+
+/// `--dialback HOST:PORT` to the server's address: a literal as is
+/// (`[2001:db8::7]:7007` for IPv6), a name through the system resolver,
+/// filtered by -4/-6, the first address.
+async fn dialback_address(args: &Args, text: &str) -> Result<SocketAddr, Failure> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return family_ok(args, addr).then_some(addr).ok_or_else(|| {
+            Failure::Usage(format!(
+                "--dialback {text}: not of the family -4/-6 asks for"
+            ))
+        });
+    }
+    let shape = || {
+        Failure::Usage(format!(
+            "--dialback {text:?}: give HOST:PORT, e.g. 192.0.2.7:7007, \
+             [2001:db8::7]:7007 or dialback.example.net:7007"
+        ))
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(shape)?;
+    if host.is_empty() || host.contains([':', '[', ']', '/', ' ']) {
+        return Err(shape());
+    }
+    let port: u16 = match port.parse() {
+        Ok(p) if p > 0 => p,
+        _ => {
+            return Err(Failure::Usage(format!(
+                "--dialback {text:?}: {port:?} is not a port (1-65535)"
+            )));
+        }
+    };
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Failure::Run(format!("cannot resolve the dial-back server {host:?}: {e}")))?
+        .find(|&a| family_ok(args, a))
+        .ok_or_else(|| {
+            let family = if args.ipv4 { "IPv4" } else { "IPv6" };
+            Failure::Run(format!(
+                "the dial-back server {host:?} has no {family} address"
+            ))
+        })
+}
+
+fn family_ok(args: &Args, addr: SocketAddr) -> bool {
+    (!args.ipv4 || addr.is_ipv4()) && (!args.ipv6 || addr.is_ipv6())
+}
+
+/// Asks the dial-back server at `server` to check `request`'s ports from
+/// outside and hands the report to `sink`. A `--target` (the addresses in
+/// `request`) must name the public address the server saw.
+async fn run_dialback(
+    server: SocketAddr,
+    request: &Request,
+    sink: &mut dyn Sink,
+) -> Result<(), Failure> {
+    let ports: Vec<CheckPort> = request
+        .pairs
+        .iter()
+        .map(|&(port, protocol)| CheckPort::new(port, protocol))
+        .collect();
+    let started = Instant::now();
+    let report = DialbackClient::new(ClientConfig::new(server))
+        .check(&ports)
+        .await
+        .map_err(|e| Failure::Run(dialback_failure(&e)))?;
+    let elapsed = started.elapsed();
+    let public = canonical(report.observed.ip());
+    if !request.addresses.is_empty() && !request.addresses.iter().any(|&a| canonical(a) == public) {
+        return Err(Failure::Usage(format!(
+            "--target {}: the dial-back server {server} saw this host as {public} and dials \
+             only that address; give --target {public} or leave --target out",
+            request.host
+        )));
+    }
+    sink.reachability(request, &report, elapsed);
+    Ok(())
+}
+
+/// A failed check in one line; a refusal names the server's reason code.
+fn dialback_failure(e: &DialbackError) -> String {
+    match e {
+        DialbackError::Connect { server, source } => {
+            format!("cannot reach the dial-back server {server}: {source}")
+        }
+        DialbackError::Refused { server, reason } => {
+            let code = serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("{reason:?}"));
+            let hint = match reason {
+                RefusalCode::RateLimited | RefusalCode::Busy => "; try again in a few seconds",
+                RefusalCode::TooManyPorts => {
+                    "; ask for fewer ports (each request also carries one control port per \
+                     protocol)"
+                }
+                RefusalCode::PortNotAllowed => "; it dials only the ports its operator allows",
+                RefusalCode::TargetNotAllowed => {
+                    "; it saw a private or reserved source address (a lab server needs \
+                     --allow-private)"
+                }
+                _ => "",
+            };
+            format!("the dial-back server {server} refused the check: {code} ({reason}){hint}")
+        }
+        other => natkit_examples::error_line(other),
+    }
+}
+
+/// Why a run failed: bad arguments (exit 2) or anything else (exit 1).
+#[derive(Debug)]
+enum Failure {
+    Usage(String),
+    Run(String),
+}
+
+impl Failure {
+    fn exit(self) -> ExitCode {
+        match self {
+            Failure::Usage(m) => {
+                eprintln!("error: {m}");
+                ExitCode::from(2)
+            }
+            Failure::Run(m) => natkit_examples::fail_msg(m),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Usage(m) | Failure::Run(m) => f.write_str(m),
+        }
+    }
 }
 
 /// A duration in milliseconds, to the microsecond.
@@ -297,8 +456,60 @@ struct SummaryLine<'a> {
 
 /// `{"summary": …}`, keeping the fields in order.
 #[derive(Serialize)]
-struct SummaryWrap<'a> {
-    summary: SummaryLine<'a>,
+struct SummaryWrap<T> {
+    summary: T,
+}
+
+/// One JSON line per port checked with `--dialback`.
+#[derive(Serialize)]
+struct ReachLine<'a> {
+    port: u16,
+    protocol: Protocol,
+    /// The verdict.
+    state: Reachability,
+    /// Why, in words.
+    reason: String,
+    /// The decision rule's name.
+    why: natkit_probe::dialback::Why,
+    /// Whether our nonce proved the dial reached this host's port.
+    proven: bool,
+    server_saw: natkit_probe::dialback::DialOutcome,
+    rtt_ms: Option<f64>,
+    responder: &'a natkit_probe::dialback::ResponderSaw,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    purpose: Option<&'static str>,
+}
+
+/// The closing JSON line of a `--dialback` check.
+#[derive(Serialize)]
+struct ReachSummary<'a> {
+    dialback: SocketAddr,
+    /// This host's public address as the server saw it (the address and
+    /// port of the control connection).
+    observed: SocketAddr,
+    public_address: IpAddr,
+    /// Our end of the control connection.
+    local: SocketAddr,
+    behind_nat: bool,
+    ports: usize,
+    reachable: usize,
+    wrong_host: usize,
+    closed: usize,
+    filtered: usize,
+    not_forwarded: usize,
+    /// The unforwarded control ports dialled, one per protocol.
+    controls: &'a [natkit_probe::dialback::ControlPort],
+    elapsed_ms: f64,
+}
+
+/// How many ports got `verdict`.
+fn count(report: &ReachabilityReport, verdict: Reachability) -> usize {
+    report.ports.iter().filter(|p| p.verdict == verdict).count()
+}
+
+/// A port's round-trip time, if the server saw an answer.
+fn reach_rtt(p: &PortReachability) -> Option<Duration> {
+    (!p.rtt.is_zero()).then_some(p.rtt)
 }
 
 /// `--json`: JSON lines on stdout, one per port, then `{"summary": …}`.
@@ -320,9 +531,7 @@ impl<W: Write> Sink for Json<W> {
             payload: v.payload,
             purpose: request.purpose(v.probe.addr.port(), v.probe.protocol),
         };
-        if serde_json::to_writer(&mut self.out, &line).is_ok() {
-            let _ = self.out.write_all(b"\n");
-        }
+        self.line(&line);
     }
 
     fn backoff(&mut self, b: Backoff) {
@@ -343,10 +552,59 @@ impl<W: Write> Sink for Json<W> {
             concurrency: stats.concurrency_max,
             elapsed_ms: millis(stats.elapsed),
         };
-        if serde_json::to_writer(&mut self.out, &SummaryWrap { summary }).is_ok() {
+        self.line(&SummaryWrap { summary });
+        let _ = self.out.flush();
+    }
+
+    fn reachability(&mut self, request: &Request, report: &ReachabilityReport, elapsed: Duration) {
+        for p in &report.ports {
+            let line = ReachLine {
+                port: p.port.external,
+                protocol: p.port.protocol,
+                state: p.verdict,
+                reason: p.why.to_string(),
+                why: p.why,
+                proven: p.proven,
+                server_saw: p.server_saw,
+                rtt_ms: reach_rtt(p).map(millis),
+                responder: &p.responder,
+                purpose: request.purpose(p.port.external, p.port.protocol),
+            };
+            self.line(&line);
+        }
+        let summary = ReachSummary {
+            dialback: report.server,
+            observed: report.observed,
+            public_address: canonical(report.observed.ip()),
+            local: report.local,
+            behind_nat: report.behind_nat,
+            ports: report.ports.len(),
+            reachable: count(report, Reachability::Reachable),
+            wrong_host: count(report, Reachability::WrongHost),
+            closed: count(report, Reachability::Closed),
+            filtered: count(report, Reachability::Filtered),
+            not_forwarded: count(report, Reachability::NotForwarded),
+            controls: &report.controls,
+            elapsed_ms: millis(elapsed),
+        };
+        self.line(&SummaryWrap { summary });
+        let _ = self.out.flush();
+    }
+}
+
+impl Json<std::io::BufWriter<std::io::StdoutLock<'static>>> {
+    fn stdout() -> Self {
+        Json {
+            out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock()),
+        }
+    }
+}
+
+impl<W: Write> Json<W> {
+    fn line(&mut self, value: &impl Serialize) {
+        if serde_json::to_writer(&mut self.out, value).is_ok() {
             let _ = self.out.write_all(b"\n");
         }
-        let _ = self.out.flush();
     }
 }
 
@@ -378,21 +636,26 @@ struct ClosedTally {
 
 impl Human {
     fn new(total: usize, show_closed: bool) -> Self {
-        let terminal = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
-        let progress = if terminal {
-            let bar = ProgressBar::with_draw_target(
-                Some(total as u64),
-                ProgressDrawTarget::stderr_with_hz(10),
-            );
-            if let Ok(style) = ProgressStyle::with_template(
-                "{bar:40.cyan/blue} {pos}/{len} ports  {per_sec}  {msg}",
-            ) {
-                bar.set_style(style);
-            }
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
+        let bar = progress(
+            Some(total as u64),
+            "{bar:40.cyan/blue} {pos}/{len} ports  {per_sec}  {msg}",
+        );
+        Human::with(bar, show_closed)
+    }
+
+    /// For `--dialback`: a spinner while the server dials (one answer
+    /// comes for all ports at once, so there is nothing to count).
+    fn checking(server: SocketAddr, ports: usize) -> Self {
+        let spinner = progress(None, "{spinner} {msg} {elapsed}");
+        spinner.set_message(format!(
+            "the dial-back server {server} is dialling {ports} port{}",
+            if ports == 1 { "" } else { "s" }
+        ));
+        spinner.enable_steady_tick(Duration::from_millis(100));
+        Human::with(spinner, true)
+    }
+
+    fn with(progress: ProgressBar, show_closed: bool) -> Self {
         Human {
             progress,
             rows: Vec::new(),
@@ -402,6 +665,18 @@ impl Human {
     }
 }
 
+/// A progress bar (`len` steps) or spinner (`None`) on stderr, drawn only
+/// when both stdout and stderr are terminals.
+fn progress(len: Option<u64>, template: &str) -> ProgressBar {
+    if !(std::io::stdout().is_terminal() && std::io::stderr().is_terminal()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr_with_hz(10));
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
 impl Sink for Human {
     fn verdict(&mut self, _request: &Request, v: Verdict) {
         self.progress.inc(1);
@@ -449,6 +724,87 @@ impl Sink for Human {
         );
         let _ = out.flush();
     }
+
+    fn reachability(&mut self, request: &Request, report: &ReachabilityReport, elapsed: Duration) {
+        self.progress.finish_and_clear();
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let _ = print_reachability(&mut out, request, report, elapsed);
+        let _ = out.flush();
+    }
+}
+
+/// The `--dialback` table: every port checked, in the order asked.
+fn print_reachability(
+    out: &mut impl Write,
+    request: &Request,
+    report: &ReachabilityReport,
+    elapsed: Duration,
+) -> std::io::Result<()> {
+    let public = canonical(report.observed.ip());
+    let nat = if report.behind_nat {
+        format!("behind a NAT: this end is {}", report.local)
+    } else {
+        "no NAT in between".to_owned()
+    };
+    writeln!(
+        out,
+        "dial-back check by {} of {public} (seen as {}; {nat}): {} port{}",
+        report.server,
+        report.observed,
+        report.ports.len(),
+        if report.ports.len() == 1 { "" } else { "s" }
+    )?;
+    writeln!(
+        out,
+        "{:<11} {:<13} {:<6} {:<9} WHY{}",
+        "PORT",
+        "VERDICT",
+        "PROVEN",
+        "RTT",
+        if request.profile.is_some() {
+            "  (PURPOSE)"
+        } else {
+            ""
+        }
+    )?;
+    for p in &report.ports {
+        let port = format!("{}/{}", p.port.external, p.port.protocol);
+        let mut line = format!(
+            "{port:<11} {:<13} {:<6} {:<9} {}",
+            p.verdict.as_str(),
+            if p.proven { "yes" } else { "no" },
+            reach_rtt(p).map_or_else(|| "-".to_owned(), short),
+            p.why
+        );
+        if let Some(purpose) = request.purpose(p.port.external, p.port.protocol) {
+            line.push_str(&format!("  ({purpose})"));
+        }
+        writeln!(out, "{line}")?;
+    }
+    if !report.controls.is_empty() {
+        let controls: Vec<String> = report
+            .controls
+            .iter()
+            .map(|c| format!("{}/{} {}", c.port, c.protocol, c.outcome.as_str()))
+            .collect();
+        writeln!(
+            out,
+            "unforwarded control ports (nothing of ours listens): {}",
+            controls.join(", ")
+        )?;
+    }
+    let counts: Vec<String> = Reachability::ALL
+        .iter()
+        .map(|&v| format!("{} {v}", count(report, v)))
+        .collect();
+    writeln!(
+        out,
+        "{} ports checked in {}: {}",
+        report.ports.len(),
+        short(elapsed),
+        counts.join(", ")
+    )
 }
 
 fn print_table(
@@ -535,35 +891,50 @@ async fn main() -> ExitCode {
         Err(code) => return code,
     };
     natkit_examples::init_logging(args.common.verbose);
-    let (pairs, profile) = match port_pairs(&args) {
-        Ok(p) => p,
-        Err(e) => return natkit_examples::fail_msg(e),
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.exit(),
+    }
+}
+
+async fn run(args: &Args) -> Result<(), Failure> {
+    let (pairs, profile) = port_pairs(args).map_err(Failure::Usage)?;
+    let server = match &args.dialback {
+        Some(text) => Some(dialback_address(args, text).await?),
+        None => None,
     };
-    let addresses = match resolve(&args).await {
-        Ok(a) => a,
-        Err(e) => return natkit_examples::fail_msg(e),
+    if server.is_some() && pairs.len() > MAX_CHECK_PORTS {
+        return Err(Failure::Usage(format!(
+            "--dialback checks at most {MAX_CHECK_PORTS} ports at a time, {} asked for",
+            pairs.len()
+        )));
+    }
+    let (host, addresses) = match &args.target {
+        Some(t) => (t.trim().to_string(), resolve(args, t).await?),
+        None => (String::new(), Vec::new()),
     };
     let request = Request {
-        host: args.target.trim().to_string(),
+        host,
         addresses,
         pairs,
         profile,
     };
+    if let Some(server) = server {
+        return if args.common.json {
+            run_dialback(server, &request, &mut Json::stdout()).await
+        } else {
+            let mut sink = Human::checking(server, request.pairs.len());
+            run_dialback(server, &request, &mut sink).await
+        };
+    }
     let total = request.addresses.len() * request.pairs.len();
     let result = if args.common.json {
-        let stdout = std::io::stdout();
-        let mut sink = Json {
-            out: std::io::BufWriter::with_capacity(64 * 1024, stdout.lock()),
-        };
-        run_local(&args, &request, &mut sink).await
+        run_local(args, &request, &mut Json::stdout()).await
     } else {
         let show_closed = args.all || total <= SMALL_PLAN;
-        run_local(&args, &request, &mut Human::new(total, show_closed)).await
+        run_local(args, &request, &mut Human::new(total, show_closed)).await
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => natkit_examples::fail_msg(e),
-    }
+    result.map_err(Failure::Run)
 }
 
 #[cfg(test)]
@@ -664,12 +1035,86 @@ mod tests {
     async fn literals_resolve_without_the_resolver() {
         let a = args(&["--target", "[::1]", "--ports", "1"]);
         assert_eq!(
-            resolve(&a).await.unwrap(),
+            resolve(&a, "[::1]").await.unwrap(),
             ["::1".parse::<IpAddr>().unwrap()]
         );
         let a = args(&["--target", "127.0.0.1", "--ports", "1", "-6"]);
-        assert!(resolve(&a).await.unwrap_err().contains("no IPv6 address"));
+        let e = resolve(&a, "127.0.0.1").await.unwrap_err();
+        assert!(
+            matches!(&e, Failure::Run(m) if m.contains("no IPv6 address")),
+            "{e}"
+        );
         let a = args(&["--target", "127.0.0.1:80", "--ports", "1"]);
-        assert!(resolve(&a).await.unwrap_err().contains("no port"));
+        let e = resolve(&a, "127.0.0.1:80").await.unwrap_err();
+        assert!(
+            matches!(&e, Failure::Usage(m) if m.contains("no port")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn dialback_needs_no_target_and_refuses_local_options() {
+        let parse = |l: &[&str]| {
+            Args::try_parse_from(std::iter::once("probe").chain(l.iter().copied())).is_ok()
+        };
+        assert!(parse(&["--dialback", "192.0.2.7:7007", "--ports", "443"]));
+        assert!(parse(&[
+            "--dialback",
+            "h:7007",
+            "--profile",
+            "web",
+            "--target",
+            "h"
+        ]));
+        for local_only in [
+            &["--rate", "5"][..],
+            &["--seed", "1"],
+            &["--tries", "3"],
+            &["--concurrency", "8"],
+            &["--all-addresses"],
+        ] {
+            let mut l = vec!["--dialback", "192.0.2.7:7007", "--ports", "443"];
+            l.extend_from_slice(local_only);
+            assert!(!parse(&l), "{local_only:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn dialback_addresses_need_a_port() {
+        let a = args(&["--dialback", "x", "--ports", "1"]);
+        assert_eq!(
+            dialback_address(&a, "[::1]:7007").await.unwrap(),
+            "[::1]:7007".parse::<SocketAddr>().unwrap()
+        );
+        for bad in ["localhost", "::1:7007", "h:0", "h:70000", ":7007", "a b:1"] {
+            let e = dialback_address(&a, bad).await.unwrap_err();
+            assert!(matches!(e, Failure::Usage(_)), "{bad}: {e}");
+        }
+        let a = args(&["--dialback", "x", "--ports", "1", "-6"]);
+        let e = dialback_address(&a, "127.0.0.1:7007").await.unwrap_err();
+        assert!(matches!(e, Failure::Usage(_)), "{e}");
+    }
+
+    #[test]
+    fn refusals_are_named() {
+        let server: SocketAddr = "192.0.2.7:7007".parse().unwrap();
+        let line = |reason| dialback_failure(&DialbackError::Refused { server, reason });
+        let e = line(RefusalCode::RateLimited);
+        assert!(e.contains("refused the check: rate_limited ("), "{e}");
+        let e = line(RefusalCode::TooManyPorts);
+        assert!(
+            e.contains("too_many_ports") && e.contains("fewer ports"),
+            "{e}"
+        );
+        let e = line(RefusalCode::TargetNotAllowed);
+        assert!(e.contains("target_not_allowed"), "{e}");
+        let e = dialback_failure(&DialbackError::Connect {
+            server,
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        });
+        assert!(
+            e.starts_with("cannot reach the dial-back server 192.0.2.7:7007"),
+            "{e}"
+        );
     }
 }
