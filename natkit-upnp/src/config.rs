@@ -65,6 +65,16 @@ pub struct DiscoveryConfig {
     /// Interval between repeated searches within `timeout` (UDP may be
     /// lost; default 300 ms).
     pub resend_interval: Duration,
+    /// The first round asks only the gateway, by unicast, for the two IGD
+    /// device types; the other search targets and the multicast copies follow
+    /// after this long if no answer has been accepted by then (default
+    /// 100 ms; zero sends everything at once). Every later round sends all.
+    ///
+    /// Each search costs the router a turn of its event loop: miniupnpd
+    /// answers searches and HTTP requests in one loop and logs several lines
+    /// per search, so ten searches at once delayed its answers to the HTTP
+    /// requests that follow by tens of milliseconds (see lab/README.md).
+    pub widen_after: Duration,
     /// Which LOCATION hosts are accepted (default [`LocationPolicy::GatewayOnly`]).
     pub location_policy: LocationPolicy,
     /// Accept LOCATIONs at a loopback address (default false; a LAN device
@@ -83,6 +93,7 @@ impl Default for DiscoveryConfig {
             multicast: true,
             timeout: Duration::from_secs(1),
             resend_interval: Duration::from_millis(300),
+            widen_after: Duration::from_millis(100),
             location_policy: LocationPolicy::default(),
             allow_loopback: false,
             http: HttpConfig::default(),

@@ -47,6 +47,12 @@ pub async fn discover(config: &DiscoveryConfig) -> Result<Igd> {
     let start = Instant::now();
     let deadline = start + config.timeout;
     let mut next_send = start;
+    let mut round = if config.widen_after.is_zero() || config.widen_after >= config.resend_interval
+    {
+        Round::All
+    } else {
+        Round::Narrow
+    };
     let mut seen: HashSet<String> = HashSet::new();
     let mut pending: JoinSet<Result<Igd>> = JoinSet::new();
     let mut problem: Option<Error> = None;
@@ -55,8 +61,19 @@ pub async fn discover(config: &DiscoveryConfig) -> Result<Igd> {
     loop {
         tokio::select! {
             _ = sleep_until(next_send), if next_send < deadline => {
-                send_searches(&socket, unicast, config.multicast).await?;
-                next_send += config.resend_interval.max(std::time::Duration::from_millis(10));
+                // While a candidate is being checked, more searches only
+                // keep the router (most likely that very IGD) busy.
+                if pending.is_empty() {
+                    send_searches(&socket, unicast, config.multicast, round).await?;
+                }
+                (next_send, round) = match round {
+                    Round::Narrow => (start + config.widen_after, Round::Rest),
+                    Round::Rest => (start + config.resend_interval, Round::All),
+                    Round::All => (
+                        next_send + config.resend_interval.max(std::time::Duration::from_millis(10)),
+                        Round::All,
+                    ),
+                };
             }
             received = socket.recv_from(&mut buf) => {
                 // Errors such as ICMP port unreachable are not fatal: keep listening.
@@ -93,14 +110,41 @@ pub async fn discover(config: &DiscoveryConfig) -> Result<Igd> {
     }))
 }
 
-async fn send_searches(socket: &UdpSocket, unicast: SocketAddrV4, multicast: bool) -> Result<()> {
+/// Which searches one round sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Unicast to the gateway, the two IGD device types only.
+    Narrow,
+    /// What `Narrow` left out: the service targets by unicast, every target
+    /// by multicast.
+    Rest,
+    /// Every target, unicast and multicast.
+    All,
+}
+
+/// How many of [`SEARCH_TARGETS`] (the IGD device types) a narrow round asks for.
+const NARROW_TARGETS: usize = 2;
+
+async fn send_searches(
+    socket: &UdpSocket,
+    unicast: SocketAddrV4,
+    multicast: bool,
+    round: Round,
+) -> Result<()> {
+    let (unicast_targets, multicast_targets): (&[&str], &[&str]) = match round {
+        Round::Narrow => (&SEARCH_TARGETS[..NARROW_TARGETS], &[]),
+        Round::Rest => (&SEARCH_TARGETS[NARROW_TARGETS..], &SEARCH_TARGETS),
+        Round::All => (&SEARCH_TARGETS, &SEARCH_TARGETS),
+    };
     let mut last_error = None;
-    for target in SEARCH_TARGETS {
+    for target in unicast_targets {
         let req = search_request(unicast, target, None);
         if let Err(e) = socket.send_to(req.as_bytes(), unicast).await {
             last_error = Some(e.kind());
         }
-        if multicast {
+    }
+    if multicast {
+        for target in multicast_targets {
             let req = search_request(SSDP_MULTICAST, target, Some(1));
             // A host without a multicast route still has unicast.
             let _ = socket.send_to(req.as_bytes(), SSDP_MULTICAST).await;
