@@ -224,7 +224,14 @@ EOF
 start_miniupnpd() {
     : >"$DIR/miniupnpd.log"
     # -d: stay in the foreground (so $! is its pid) and log to stderr.
-    ip netns exec "$(ns rtr)" /usr/sbin/miniupnpd -d -f "$DIR/miniupnpd.conf" \
+    # It also logs every line through syslog; with no /dev/log, glibc falls back
+    # to /dev/console, which on a VM can be a 9600-baud serial port that blocks
+    # the single-threaded daemon for tens of ms per line (lab/README.md). A real
+    # router has a syslog daemon; here, in a private mount namespace, the console
+    # is /dev/null. unshare and sh exec, so $! stays miniupnpd's pid.
+    ip netns exec "$(ns rtr)" unshare --mount --propagation private \
+        sh -c 'mount --bind /dev/null /dev/console && exec "$@"' sh \
+        /usr/sbin/miniupnpd -d -f "$DIR/miniupnpd.conf" \
         -P "$DIR/miniupnpd.pid" </dev/null >>"$DIR/miniupnpd.log" 2>&1 &
     local pid=$!
     echo "$pid" >"$DIR/pids/miniupnpd"
