@@ -67,11 +67,14 @@ log-file=$WORK/turn.log
 simple-log
 pidfile=$WORK/turn.pid
 EOF
+# taskset and chrt exec, so $! is the server's own pid.
 taskset -c 0 "${RT[@]}" turnserver -c "$WORK/turnserver.conf" >"$WORK/turn.out" 2>&1 &
 PIDS+=($!)
+COTURN_PID=$!
 taskset -c 0 "${RT[@]}" "$SERVER" --bind "127.0.0.1:$NATKIT_PORT" --no-rate-limit \
     >"$WORK/natkit.out" 2>&1 &
 PIDS+=($!)
+NATKIT_PID=$!
 
 # Wait until both answer.
 for port in $COTURN_PORT $NATKIT_PORT; do
@@ -85,20 +88,32 @@ for port in $COTURN_PORT $NATKIT_PORT; do
 done
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-run() { # port -> answered/s (JSON line saved)
+# CPU time (user + system, all threads) of a process, in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+run() { # port pid -> "answered/s server-cpu-fraction" (JSON line saved)
+    local t0 c0 t1 c1
+    t0=$(date +%s.%N); c0=$(ticks "$2")
     # shellcheck disable=SC2086
     taskset -c 1 "${RT[@]}" "$LOAD" --target "127.0.0.1:$1" $LOAD_ARGS \
         --duration "$SECONDS_PER_RUN" --warmup 1 --json --check >"$WORK/run.json"
-    jq -r .answered_per_s "$WORK/run.json"
+    t1=$(date +%s.%N); c1=$(ticks "$2")
+    # The server's share of its core over the whole run (warm-up included): when it is
+    # below 1, the generator (one core) and not the server was the limit.
+    echo "$(jq -r .answered_per_s "$WORK/run.json") $(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" -v hz="$HZ" 'BEGIN {printf "%.3f", (b - a) / hz / (e - s)}')"
     jq -c '{answered_per_s, lost, invalid, latency_us}' "$WORK/run.json" >&2
 }
 COTURN=()
 NATKIT=()
+COTURN_CPU=()
+NATKIT_CPU=()
 for r in $(seq "$ROUNDS"); do
     echo "round $r: coturn" >&2
-    COTURN+=("$(run $COTURN_PORT)")
+    read -r rate cpu < <(run $COTURN_PORT "$COTURN_PID")
+    COTURN+=("$rate"); COTURN_CPU+=("$cpu")
     echo "round $r: natkit" >&2
-    NATKIT+=("$(run $NATKIT_PORT)")
+    read -r rate cpu < <(run $NATKIT_PORT "$NATKIT_PID")
+    NATKIT+=("$rate"); NATKIT_CPU+=("$cpu")
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -106,7 +121,10 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[
 MC=$(median "${COTURN[@]}")
 MN=$(median "${NATKIT[@]}")
 echo "method:   one core each (taskset), $METHOD, stun_load $LOAD_ARGS, ${SECONDS_PER_RUN}s x $ROUNDS rounds"
-echo "coturn:   $(turnserver --version 2>/dev/null | head -1) runs ${COTURN[*]} req/s, median $MC"
-echo "natkit:   runs ${NATKIT[*]} req/s, median $MN"
-echo "ratio:    $(awk -v n="$MN" -v c="$MC" 'BEGIN {printf "%.2f", n / c}') (natkit / coturn)"
+CC=$(median "${COTURN_CPU[@]}")
+CN=$(median "${NATKIT_CPU[@]}")
+echo "coturn:   $(turnserver --version 2>/dev/null | head -1) runs ${COTURN[*]} req/s, median $MC; server CPU ${COTURN_CPU[*]} of its core"
+echo "natkit:   runs ${NATKIT[*]} req/s, median $MN; server CPU ${NATKIT_CPU[*]} of its core"
+echo "ratio:    $(awk -v n="$MN" -v c="$MC" 'BEGIN {printf "%.2f", n / c}') (natkit / coturn, requests/s)"
+echo "per core: $(awk -v n="$MN" -v c="$MC" -v cn="$CN" -v cc="$CC" 'BEGIN {printf "%.0f vs %.0f req per CPU-second, %.2f", n / cn, c / cc, (n / cn) / (c / cc)}') (natkit / coturn; a server below 1.0 CPU was held back by the generator)"
 echo "load avg: before $LOAD_BEFORE, after $LOAD_AFTER"
