@@ -21,20 +21,7 @@ use serde_json::Value;
 const DIALBACK_PORT: u16 = 7007;
 
 fn doctor_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/doctor_lab-HASH → target/<profile>/examples/doctor
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir.join("examples").join("doctor");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p natkit-examples --example doctor` \
-         (plain `cargo test -p natkit-examples` does)",
-        bin.display()
-    );
-    bin
+    natkit_lab::example_bin("doctor")
 }
 
 fn validator() -> &'static jsonschema::Validator {

@@ -32,20 +32,7 @@ const UNMAPPED: u16 = 40182;
 const UDP_MAPPED: u16 = 40190;
 
 fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/probe_dialback-HASH → target/<profile>/examples/NAME
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir.join("examples").join(name);
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p natkit-examples --example {name}` \
-         (plain `cargo test -p natkit-examples` does)",
-        bin.display()
-    );
-    bin
+    natkit_lab::example_bin(name)
 }
 
 fn dump(out: &Output) -> String {

@@ -19,21 +19,7 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn map_port_exe() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/lab_map_port-HASH → target/<profile>/examples/map_port
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join("examples")
-        .join("map_port");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p natkit-examples --example map_port` \
-         (`cargo test --workspace` does)",
-        path.display()
-    );
-    path
+    natkit_lab::example_bin("map_port")
 }
 
 /// A fresh journal directory for one test.

@@ -13,8 +13,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use natkit_core::{Connectivity, LegacyNatType};
@@ -93,33 +92,9 @@ fn lan_classify_helper() {
     }
 }
 
-/// The `nat_type` example binary (built on first use when `cargo test --workspace`
-/// has not built it).
-fn nat_type_bin() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test binary path");
-        // target/<profile>/deps/lab-HASH → target/<profile>/examples/nat_type
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target/<profile>");
-        let bin = profile_dir.join("examples").join("nat_type");
-        if !bin.is_file() {
-            let target_dir = profile_dir.parent().expect("target dir");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "natkit-examples", "--example", "nat_type"])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building the nat_type example failed");
-        }
-        assert!(bin.is_file(), "{} is missing", bin.display());
-        bin
-    })
+/// The `nat_type` example binary, built up to date on first use.
+fn nat_type_bin() -> PathBuf {
+    natkit_lab::example_bin("nat_type")
 }
 
 /// Runs `nat_type ARGS` in the LAN; returns its output and wall time.
