@@ -18,20 +18,18 @@
 //!   the event is a plain `Renewed`. The mapping is back within one renewal
 //!   period all the same, which is what this test holds it to.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+mod lab_mappers;
+
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use natkit_core::{
-    KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingRequest, PortMapper, Protocol,
-};
+use natkit_core::{KeeperConfig, KeeperEvent, LeaseKeeper, MappingRequest, Protocol};
 use natkit_lab::{
-    HelperSession, Lab, MappedLine, Node, PROOF_TCP_PORT, PROOF_UDP_PORT, Proto, assert_reaches,
+    HelperSession, Lab, MappedLine, Node, PROOF_TCP_PORT, PROOF_UDP_PORT, assert_reaches,
     router_row, serve_commands, spawn_echo,
 };
-use natkit_pmp::natpmp::{NatPmpConfig, NatPmpMapper};
-use natkit_pmp::pcp::{PcpConfig, PcpMapper};
-use natkit_upnp::{DiscoveryConfig, UpnpMapper};
+
+use lab_mappers::{line, mapper};
 
 /// The lease asked for. miniupnpd grants NAT-PMP and PCP at least 120 s.
 const LIFETIME: Duration = Duration::from_secs(120);
@@ -42,38 +40,6 @@ const RENEW_EVERY: Duration = Duration::from_secs(3);
 /// (1 s backwards, 2 s of drift).
 const EPOCH_AGE: Duration = Duration::from_secs(8);
 
-async fn mapper(mech: &str, gateway: Ipv4Addr) -> Arc<dyn PortMapper> {
-    match mech {
-        "upnp" => Arc::new(
-            UpnpMapper::discover(&DiscoveryConfig::default())
-                .await
-                .expect("discover"),
-        ),
-        "natpmp" => Arc::new(NatPmpMapper::new(gateway, NatPmpConfig::default())),
-        "pcp" => Arc::new(PcpMapper::new(
-            gateway,
-            PcpConfig {
-                fallback_to_natpmp: false,
-                ..PcpConfig::default()
-            },
-        )),
-        other => panic!("unknown mechanism {other}"),
-    }
-}
-
-fn line(m: &Mapping) -> MappedLine {
-    MappedLine {
-        proto: match m.protocol {
-            Protocol::Tcp => Proto::Tcp,
-            Protocol::Udp => Proto::Udp,
-        },
-        external: m.external,
-        internal: m.internal,
-        lifetime_secs: m.lifetime.as_secs(),
-    }
-}
-
-/// `EVENT <kind> <reason> <id> <mapping>`; `-` where a field does not apply.
 fn event_line(e: &KeeperEvent) -> String {
     let word = |s: &str| s.replace(' ', "_");
     let (kind, reason, id, mapping) = match e {

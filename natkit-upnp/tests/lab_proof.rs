@@ -1,51 +1,44 @@
-//! The lab proof of the UPnP mapper against miniupnpd (root only; fails, never
-//! skips, without it), the same steps as natkit-pmp's NAT-PMP and PCP proof
-//! (`natkit_lab::prove_lifecycle`): a TCP and a UDP mapping for echo servers on
-//! the LAN host, found by real discovery, carry a real exchange with the wan
-//! peer; renewal keeps the external port and refreshes the lease in
-//! miniupnpd's own listing; delete leaves no entry and no nft rule of ours.
-//! (`tests/lab.rs` covers conflicts, lease clamping and cleanup.)
+//! The lab proof of the three mappers — UPnP, NAT-PMP and PCP — against
+//! miniupnpd (root only; fails, never skips, without it). It lives here, with
+//! natkit-pmp as a dev-dependency, so one helper serves all three (as in
+//! `lab_keeper.rs`). The steps are `natkit_lab::prove_lifecycle`: a TCP and a
+//! UDP mapping for echo servers on the LAN host carry a real exchange with the
+//! wan peer; renewal keeps the external port and refreshes the lease in
+//! miniupnpd's own listing; delete leaves no entry and no nft rule of ours on
+//! the router. The mapper runs in the LAN as the helper `proof_lan_side`.
+//! (`tests/lab.rs` covers conflicts, lease clamping and cleanup;
+//! natkit-pmp's `tests/lab.rs` substitution and the epoch reset.)
+
+mod lab_mappers;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use natkit_core::{Mapping, MappingRequest, PortMapper, Protocol};
+use natkit_core::{Mapping, MappingRequest, Protocol};
 use natkit_lab::{
-    Lab, MappedLine, Node, PROOF_TCP_PORT, PROOF_UDP_PORT, Proto, prove_lifecycle, serve_commands,
+    Lab, MappedLine, Node, PROOF_TCP_PORT, PROOF_UDP_PORT, prove_lifecycle, serve_commands,
     spawn_echo,
 };
-use natkit_upnp::{DiscoveryConfig, UpnpMapper};
 
-/// Asked lifetime (miniupnpd grants it as asked, up to 604800 s).
+use lab_mappers::{line, mapper};
+
+/// Asked lifetime. miniupnpd grants UPnP leases as asked (up to 604800 s) and
+/// NAT-PMP/PCP at least its `min_lifetime` (120 s).
 const LIFETIME: Duration = Duration::from_secs(600);
 
-fn line(m: &Mapping) -> MappedLine {
-    MappedLine {
-        proto: match m.protocol {
-            Protocol::Tcp => Proto::Tcp,
-            Protocol::Udp => Proto::Udp,
-        },
-        external: m.external,
-        internal: m.internal,
-        lifetime_secs: m.lifetime.as_secs(),
-    }
-}
-
 #[test]
-#[ignore = "helper process body; upnp_lab_proof runs it in the LAN"]
+#[ignore = "helper process body; upnp_/natpmp_/pcp_lab_proof run it in the LAN"]
 fn proof_lan_side() {
     let Some(a) = natkit_lab::helper_addrs("proof_lan_side").expect("lab env") else {
         return;
     };
+    let mech = std::env::var("MECH").expect("MECH");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     spawn_echo(PROOF_TCP_PORT, PROOF_UDP_PORT).expect("echo servers");
-    // The real defaults: gateway lookup, unicast and multicast SSDP.
-    let m = rt
-        .block_on(UpnpMapper::discover(&DiscoveryConfig::default()))
-        .expect("discover");
+    let m = rt.block_on(mapper(&mech, a.rtr_lan));
     let reqs = [
         (Protocol::Tcp, PROOF_TCP_PORT),
         (Protocol::Udp, PROOF_UDP_PORT),
@@ -79,26 +72,41 @@ fn proof_lan_side() {
     });
 }
 
-#[test]
-fn upnp_lab_proof() {
+/// Runs the proof for `mech`; `lease_ok` judges each granted lease.
+fn lab_proof(mech: &str, lease_ok: impl Fn(&MappedLine) -> bool) {
     natkit_lab::require_root();
     let lab = Lab::builder().miniupnpd(true).build().expect("lab up");
     let mut helper = lab
-        .helper_session(Node::Lan, "proof_lan_side", &[])
+        .helper_session(Node::Lan, "proof_lan_side", &[("MECH", mech)])
         .expect("helper");
     let report = prove_lifecycle(&lab, &mut helper, Duration::from_secs(4));
-    println!("upnp: {report:?}");
+    println!("{mech}: {report:?}");
     for m in &report.mapped {
-        // Both ports were free: granted as asked. The lease reported is
-        // what the router reads back (the remaining one: a second may be gone).
+        // Both ports were free: granted as asked.
         assert_eq!(m.external.port(), m.internal.port(), "{m}");
-        assert!(
-            (LIFETIME.as_secs() - 2..=LIFETIME.as_secs()).contains(&m.lifetime_secs),
-            "{m}"
-        );
+        assert!(lease_ok(m), "{mech}: lease of {m}");
     }
     assert!(
         helper.finish(Duration::from_secs(10)).expect("helper exit"),
         "helper failed"
     );
+}
+
+#[test]
+fn upnp_lab_proof() {
+    // The lease reported is what the router reads back: the remaining one,
+    // so a second may be gone.
+    lab_proof("upnp", |m| {
+        (LIFETIME.as_secs() - 2..=LIFETIME.as_secs()).contains(&m.lifetime_secs)
+    });
+}
+
+#[test]
+fn natpmp_lab_proof() {
+    lab_proof("natpmp", |m| m.lifetime_secs == LIFETIME.as_secs());
+}
+
+#[test]
+fn pcp_lab_proof() {
+    lab_proof("pcp", |m| m.lifetime_secs == LIFETIME.as_secs());
 }
