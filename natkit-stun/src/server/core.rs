@@ -280,6 +280,23 @@ mod tests {
             .expect("encode")
     }
 
+    /// The attribute types a 420 answer lists as unknown.
+    fn unknown_listed(m: &Message<'_>) -> Vec<AttrType> {
+        m.get::<UnknownAttributes<'_>>()
+            .expect("ok")
+            .expect("present")
+            .iter()
+            .collect()
+    }
+
+    /// `resp` is a valid success response.
+    fn assert_success(resp: &[u8]) {
+        assert_eq!(
+            Message::new_checked(resp).expect("valid").class(),
+            Class::SuccessResponse
+        );
+    }
+
     fn ask(core: &mut ServerCore, local: usize, bytes: &[u8]) -> Option<(Reply, Vec<u8>)> {
         let mut out = vec![0u8; 1500];
         let now = Instant::now();
@@ -432,12 +449,7 @@ mod tests {
         let m = Message::new_checked(&resp).expect("valid");
         assert_eq!(m.message_type(), MessageType::BINDING_ERROR);
         assert_eq!(m.error_code().expect("ok").map(|e| e.code()), Some(420));
-        let listed: Vec<AttrType> = m
-            .get::<UnknownAttributes<'_>>()
-            .expect("ok")
-            .expect("present")
-            .iter()
-            .collect();
+        let listed = unknown_listed(&m);
         assert_eq!(listed, [AttrType(0x7f01), AttrType(0x0002)]);
         assert_eq!(m.check_fingerprint(), Ok(()));
 
@@ -452,10 +464,7 @@ mod tests {
         b.add_raw(AttrType(0xc001), &[9]).expect("fits");
         let n = b.finish();
         let (_, resp) = ask(&mut core, 0, &buf[..n]).expect("answer");
-        assert_eq!(
-            Message::new_checked(&resp).expect("ok").class(),
-            Class::SuccessResponse
-        );
+        assert_success(&resp);
     }
 
     #[test]
@@ -469,12 +478,7 @@ mod tests {
         .expect("answer");
         let m = Message::new_checked(&resp).expect("valid");
         assert_eq!(m.error_code().expect("ok").map(|e| e.code()), Some(420));
-        let listed: Vec<AttrType> = m
-            .get::<UnknownAttributes<'_>>()
-            .expect("ok")
-            .expect("present")
-            .iter()
-            .collect();
+        let listed = unknown_listed(&m);
         assert_eq!(listed, [AttrType::CHANGE_REQUEST]);
         // Flags 0 is no change: answered.
         let (_, resp) = ask(
@@ -483,10 +487,7 @@ mod tests {
             &req(&BindingRequest::with_change(false, false)),
         )
         .expect("answer");
-        assert_eq!(
-            Message::new_checked(&resp).expect("ok").class(),
-            Class::SuccessResponse
-        );
+        assert_success(&resp);
     }
 
     #[test]
