@@ -16,6 +16,30 @@ pub(super) const BATCH: usize = 32;
 /// size, so a reply never needs more).
 pub(super) const BUF: usize = 2048;
 
+/// The longest reply sent with DF set and no fragmentation allowed: 576 (the datagram
+/// every IPv4 path must carry) less a 60-byte IP header and the UDP header. Every reply
+/// but an echoed PADDING is far below it.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const DF_REPLY_MAX: usize = 576 - 60 - 8;
+
+/// Puts an IPv4 server socket in `IP_PMTUDISC_PROBE`: DF set on every reply and no
+/// fragmentation, whatever path MTU the kernel has cached (a spoofed ICMP "fragmentation
+/// needed" cannot change it). Replies up to [`DF_REPLY_MAX`] bytes fit any IPv4 path,
+/// so for them this changes nothing on the wire but the IP ID: with DF the kernel writes
+/// 0 instead of drawing one from its hashed ID generator, which was ~3 % of the server's
+/// CPU under load. Longer replies (echoed PADDING, RFC 5780 §7.6: the point is to be
+/// fragmented) go out with the kernel's default, see `linux::send_fragmentable`.
+/// Best effort: a socket left in the default only costs that 3 %.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(super) fn set_dont_fragment(sock: &UdpSocket) {
+    if sock.local_addr().is_ok_and(|a| a.is_ipv4()) {
+        let _ = rustix::net::sockopt::set_ip_mtu_discover(
+            sock,
+            rustix::net::sockopt::Ipv4PathMtuDiscovery::PROBE,
+        );
+    }
+}
+
 /// One reply waiting to be sent: the socket to send it from, where to, and its length in
 /// the reply buffer of the same slot.
 #[derive(Debug, Clone, Copy)]
@@ -140,7 +164,29 @@ mod linux {
     use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage};
     use nix::sys::socket::{recvmmsg, sendmmsg};
 
-    use super::{BATCH, BUF, Pending, SocketIndex};
+    use super::{BATCH, BUF, DF_REPLY_MAX, Pending, SocketIndex};
+
+    /// Serialises [`send_fragmentable`]: one socket at a time is out of
+    /// `IP_PMTUDISC_PROBE`.
+    static FRAGMENTABLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// Sends one reply longer than [`DF_REPLY_MAX`] with the kernel's default
+    /// (`IP_PMTUDISC_WANT`: fragmented to the route's MTU when longer, as without
+    /// [`super::set_dont_fragment`]), then puts the socket back. Only echoed PADDING is
+    /// this long, so the two extra system calls are rare. Another thread's reply sent
+    /// from the same socket meanwhile also gets the default, which is harmless.
+    fn send_fragmentable(sock: &UdpSocket, buf: &[u8], to: SocketAddr) {
+        use rustix::net::sockopt::{Ipv4PathMtuDiscovery, set_ip_mtu_discover};
+        let v4 = sock.local_addr().is_ok_and(|a| a.is_ipv4());
+        let _guard = FRAGMENTABLE.lock().unwrap_or_else(|p| p.into_inner());
+        if v4 {
+            let _ = set_ip_mtu_discover(sock, Ipv4PathMtuDiscovery::WANT);
+        }
+        let _ = sock.send_to(buf, to);
+        if v4 {
+            let _ = set_ip_mtu_discover(sock, Ipv4PathMtuDiscovery::PROBE);
+        }
+    }
 
     /// The `mmsghdr` arrays, allocated once per thread.
     pub(super) struct Headers {
@@ -208,9 +254,15 @@ mod linux {
         let mut slots = [0usize; BATCH];
         let mut n = 0;
         for (k, r) in replies.iter().enumerate() {
-            if r.is_some_and(|p| p.from == index) {
-                slots[n] = k;
-                n += 1;
+            match r {
+                Some(p) if p.from == index && p.len > DF_REPLY_MAX => {
+                    send_fragmentable(sock, &outs[k][..p.len], p.to);
+                }
+                Some(p) if p.from == index => {
+                    slots[n] = k;
+                    n += 1;
+                }
+                _ => {}
             }
         }
         let mut done = 0;

@@ -109,6 +109,7 @@ impl Server {
                     nix::sys::socket::sockopt::RcvBuf,
                     &SOCKET_RCVBUF,
                 );
+                super::batch::set_dont_fragment(s);
             }
         }
         let core = ServerCore::new(&config, map)?;
