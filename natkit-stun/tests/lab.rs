@@ -92,6 +92,58 @@ fn lan_classify_helper() {
     }
 }
 
+/// The env var telling the LAN padding helper the request's PADDING length.
+const PAD_ENV: &str = "NATKIT_STUN_LAB_PAD";
+/// The line prefix the LAN padding helper prints its result after.
+const PAD_MARK: &str = "NATKIT_PADDED ";
+
+#[test]
+#[ignore = "helper: run inside the lab's LAN node by the lab tests"]
+fn lan_padding_helper() {
+    use natkit_stun::attr::{Padding, XorMappedAddress};
+    use natkit_stun::{Class, Message, MessageBuilder, Method, TransactionId};
+    if helper_addrs("lan_padding_helper")
+        .expect("lab env")
+        .is_none()
+    {
+        return;
+    }
+    let target: SocketAddr = std::env::var(TARGETS_ENV)
+        .expect("target")
+        .parse()
+        .expect("an address");
+    let pad: u16 = std::env::var(PAD_ENV)
+        .expect("pad")
+        .parse()
+        .expect("a number");
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut req = vec![0u8; 9000];
+    let t = TransactionId::new(rand::random());
+    let mut b = MessageBuilder::new(&mut req, Class::Request, Method::BINDING, t).expect("hdr");
+    b.add_attr(&Padding(pad)).expect("padding");
+    let len = b.finish_with_fingerprint().expect("fingerprint");
+    let mut buf = vec![0u8; 9000];
+    // Three tries: the lab is loss-free, but a first fragmented datagram may race ARP.
+    for _ in 0..3 {
+        sock.send_to(&req[..len], target).expect("send");
+        let Ok(n) = sock.recv(&mut buf) else { continue };
+        let msg = Message::new_checked(&buf[..n]).expect("a STUN message");
+        assert_eq!(msg.transaction_id(), t);
+        assert_eq!(msg.class(), Class::SuccessResponse);
+        msg.check_fingerprint().expect("fingerprint");
+        let mapped = msg.get::<XorMappedAddress>().expect("decodes");
+        let padding = msg.get::<Padding>().expect("decodes").map_or(0, |p| p.0);
+        println!(
+            "{PAD_MARK}request {len} response {n} padding {padding} mapped {:?}",
+            mapped.map(|m| m.0)
+        );
+        return;
+    }
+    println!("{PAD_MARK}request {len} no answer");
+}
+
 /// The `nat_type` example binary, built up to date on first use.
 fn nat_type_bin() -> PathBuf {
     natkit_lab::example_bin("nat_type")
@@ -448,6 +500,48 @@ fn lab_unreachable_server_is_udp_blocked_in_time() {
     }
 }
 
+/// RFC 5780 §7.6: a request padded past the link MTU arrives in fragments, and the
+/// answer (PADDING echoed up to the request's size) must leave the server in fragments
+/// too. The server sends short replies with DF and no fragmentation (IP_PMTUDISC_PROBE);
+/// this proves the long ones still take the fragmenting path. The lab's links are
+/// 1500-byte veths, so 1400 bytes go whole and 1900 bytes in two fragments each way,
+/// through the router's NAT (the server reads datagrams up to 2048 bytes).
+#[test]
+fn lab_padded_request_past_the_mtu_is_answered_in_fragments() {
+    require_root();
+    let lab = lab_with_stund(NatKind::PortRestricted);
+    let _server = start_our_server(&lab);
+    for pad in [1400u16, 1900] {
+        let out = lab
+            .test_helper(Node::Lan, "lan_padding_helper")
+            .expect("helper")
+            .env(TARGETS_ENV, our_addr(&lab).to_string())
+            .env(PAD_ENV, pad.to_string())
+            .output()
+            .expect("run the padding helper in the LAN");
+        assert!(out.status.success(), "helper failed: {}", dump(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = stdout
+            .lines()
+            .find_map(|l| l.split_once(PAD_MARK).map(|(_, r)| r.to_owned()))
+            .unwrap_or_else(|| panic!("no result: {}", dump(&out)));
+        println!("padding {pad}: {line}");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            words.get(2),
+            Some(&"response"),
+            "no answer to {pad}: {line}"
+        );
+        let req: usize = words[1].parse().expect("request length");
+        let resp: usize = words[3].parse().expect("response length");
+        let echoed: usize = words[5].parse().expect("padding length");
+        // Echoed up to the request's size, never past it.
+        assert!(resp <= req && resp + 64 > req, "{line}");
+        assert!(echoed + 64 > usize::from(pad), "{line}");
+        assert!(line.contains(&lab.addrs().public.to_string()), "{line}");
+    }
+}
+
 /// Binding lifetime discovery against a known lifetime: the router's conntrack UDP
 /// timeout set to 3 s (per namespace). A request and its answer within 2 s leave a
 /// UDP conntrack entry on `nf_conntrack_udp_timeout`, not the longer
@@ -483,8 +577,10 @@ fn lab_binding_lifetime_is_the_conntrack_timeout() {
     assert!((2.5..=3.0).contains(&at_least), "{l:#}");
     assert!((3.0..=3.5).contains(&less_than), "{l:#}");
     assert_eq!(l["probes"].as_array().map(Vec::len), Some(13), "{l:#}");
-    // Bounded: about the maximum asked for, not a sum of waits.
-    assert!(took < Duration::from_secs(9), "took {took:?}");
+    // Bounded: about the maximum asked for (6 s), not a sum of waits (0.5 + 1 + … + 6 =
+    // 39 s). The slack covers process start-up while the other lab tests load the
+    // machine (9 s was once exceeded with every lab test running at once).
+    assert!(took < Duration::from_secs(15), "took {took:?}");
 
     // stund has no RESPONSE-PORT: not measured, with a note saying why.
     let doc = nat_type_json(&lab, stund_addr(&lab), &["--lifetime", "2"]);
