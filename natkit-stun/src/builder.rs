@@ -81,6 +81,7 @@ impl<'b> MessageBuilder<'b> {
 
     /// Starts a response of class `class` to `request`: same method, and the same cookie
     /// field and transaction id (so RFC 3489 clients get their 128-bit id back).
+    #[inline]
     pub fn response_to(
         buf: &'b mut [u8],
         request: &Message<'_>,

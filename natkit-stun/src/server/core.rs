@@ -81,7 +81,7 @@ impl ServerCore {
         self.counters.received += 1;
         let reply = self.judge(now, local, src, bytes, out);
         match reply {
-            Ok(r) => r,
+            Ok(r) => Some(r),
             Err(drop) => {
                 let c = &mut self.counters;
                 match drop {
@@ -103,7 +103,7 @@ impl ServerCore {
         src: SocketAddr,
         bytes: &[u8],
         out: &mut [u8],
-    ) -> Result<Option<Reply>, Drop> {
+    ) -> Result<Reply, Drop> {
         if local >= self.map.len() {
             return Err(Drop::Other);
         }
@@ -111,26 +111,54 @@ impl ServerCore {
         if msg.class() != Class::Request || msg.method() != Method::BINDING {
             return Err(Drop::NotBindingRequest);
         }
-        let has_fingerprint = msg
-            .raw_attributes()
-            .any(|a| a.attr_type() == AttrType::FINGERPRINT);
+        // One walk over the attributes that count; decoding waits for the FINGERPRINT
+        // check, so a corrupted datagram counts as that and not as malformed.
+        let mut has_fingerprint = false;
+        let (mut change, mut response_port, mut padding) = (None, None, None);
+        let mut unknown = [AttrType(0); MAX_UNKNOWN];
+        let mut n_unknown = 0;
+        for a in msg.attributes() {
+            match a.attr_type() {
+                AttrType::FINGERPRINT => has_fingerprint = true,
+                AttrType::CHANGE_REQUEST => {
+                    change.get_or_insert(a);
+                }
+                AttrType::RESPONSE_PORT => {
+                    response_port.get_or_insert(a);
+                }
+                AttrType::PADDING => {
+                    padding.get_or_insert(a);
+                }
+                t if t.is_comprehension_required()
+                    && !t.is_known()
+                    && n_unknown < MAX_UNKNOWN
+                    && !unknown[..n_unknown].contains(&t) =>
+                {
+                    unknown[n_unknown] = t;
+                    n_unknown += 1;
+                }
+                _ => {}
+            }
+        }
         if has_fingerprint && msg.check_fingerprint().is_err() {
             return Err(Drop::BadFingerprint);
         }
-        let mut unknown = [AttrType(0); MAX_UNKNOWN];
-        let mut n_unknown = 0;
-        for t in msg.unknown_comprehension_required() {
-            if n_unknown < MAX_UNKNOWN && !unknown[..n_unknown].contains(&t) {
-                unknown[n_unknown] = t;
-                n_unknown += 1;
-            }
-        }
-        let change = msg.get::<ChangeRequest>().map_err(|_| Drop::Malformed)?;
-        let response_port = msg.get::<ResponsePort>().map_err(|_| Drop::Malformed)?;
+        let ctx = msg.context();
+        let change = change
+            .map(|a| a.decode::<ChangeRequest>(&ctx))
+            .transpose()
+            .map_err(|_| Drop::Malformed)?;
+        let response_port = response_port
+            .map(|a| a.decode::<ResponsePort>(&ctx))
+            .transpose()
+            .map_err(|_| Drop::Malformed)?;
         if response_port.is_some_and(|p| p.0 == 0) {
             return Err(Drop::Malformed);
         }
-        let padding = msg.get::<Padding>().map_err(|_| Drop::Malformed)?;
+        let padding = padding
+            .map(|a| a.decode::<Padding>(&ctx))
+            .transpose()
+            .map_err(|_| Drop::Malformed)?;
         if !self.limiter.allow(src.ip(), now) {
             return Err(Drop::RateLimited);
         }
@@ -139,7 +167,7 @@ impl ServerCore {
             let len = error_420(&msg, out, &unknown[..n_unknown], has_fingerprint)
                 .map_err(|_| Drop::Other)?;
             self.counters.unknown_attribute_errors += 1;
-            return Ok(Some((local, src, len)));
+            return Ok((local, src, len));
         }
         let change = change.unwrap_or_default();
         let Some(reply_from) = self
@@ -149,7 +177,7 @@ impl ServerCore {
             let len = error_420(&msg, out, &[AttrType::CHANGE_REQUEST], has_fingerprint)
                 .map_err(|_| Drop::Other)?;
             self.counters.unknown_attribute_errors += 1;
-            return Ok(Some((local, src, len)));
+            return Ok((local, src, len));
         };
         let dst = response_port.map_or(src, |p| SocketAddr::new(src.ip(), p.0));
         let origin = self.map.advertised(reply_from).ok_or(Drop::Other)?;
@@ -161,7 +189,7 @@ impl ServerCore {
         if reply_from != local || dst != src {
             self.counters.answered_changed += 1;
         }
-        Ok(Some((reply_from, dst, len)))
+        Ok((reply_from, dst, len))
     }
 
     /// Writes a success response; returns its length.
