@@ -36,23 +36,18 @@ fn validator() -> &'static jsonschema::Validator {
 /// Parses the doctor's stdout as one JSON document and validates it.
 fn valid_json(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
-    let doc: Value = serde_json::from_str(text.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", dump(out)));
+    let doc: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}",
+            natkit_lab::dump_output(out)
+        )
+    });
     let errors: Vec<String> = validator()
         .iter_errors(&doc)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
     assert!(errors.is_empty(), "schema violations: {errors:#?}\n{doc:#}");
     doc
-}
-
-fn dump(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn stun_args(lab: &Lab) -> Vec<String> {
@@ -86,7 +81,7 @@ fn doctor_json(lab: &Lab, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     let out = doctor(lab, &all);
-    assert!(out.status.success(), "{}", dump(&out));
+    assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
     valid_json(&out)
 }
 
@@ -185,7 +180,7 @@ fn port_restricted_router_with_upnp_natpmp_pcp() {
 
     // The human report draws the path and says the same.
     let out = doctor(&lab, &["--profile", "back-to-my-mac"]);
-    assert!(out.status.success(), "{}", dump(&out));
+    assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     for want in [
         "[this host]   192.168.77.2",
@@ -201,7 +196,7 @@ fn port_restricted_router_with_upnp_natpmp_pcp() {
     }
     assert!(!text.contains("[second NAT]"), "{text}");
     // Piped stderr: no progress bar drawn.
-    assert!(out.stderr.is_empty(), "{}", dump(&out));
+    assert!(out.stderr.is_empty(), "{}", natkit_lab::dump_output(&out));
     assert_router_clean(&lab);
 }
 
@@ -485,11 +480,16 @@ fn ctrl_c_while_mappings_are_held_deletes_them() {
     let out = child
         .wait_with_output_timeout(Duration::from_secs(20))
         .expect("the doctor exits after Ctrl-C");
-    assert_eq!(out.status.code(), Some(130), "{}", dump(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        natkit_lab::dump_output(&out)
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("every trial mapping was deleted"),
         "{}",
-        dump(&out)
+        natkit_lab::dump_output(&out)
     );
     assert_router_clean(&lab);
 }
@@ -504,7 +504,12 @@ fn no_network_says_so_and_fails() {
         .args(["--json", "--stun", "192.0.2.1:3478"])
         .output()
         .expect("unshare --net doctor");
-    assert_eq!(out.status.code(), Some(1), "{}", dump(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        natkit_lab::dump_output(&out)
+    );
     let doc = valid_json(&out);
     assert_eq!(doc["gateway"], Value::Null);
     assert_eq!(doc["local_address"], Value::Null);
@@ -519,11 +524,11 @@ fn no_network_says_so_and_fails() {
     assert!(
         text.contains("not connected to a network"),
         "{}",
-        dump(&human)
+        natkit_lab::dump_output(&human)
     );
     assert!(
         text.contains("fix: connect to a network"),
         "{}",
-        dump(&human)
+        natkit_lab::dump_output(&human)
     );
 }

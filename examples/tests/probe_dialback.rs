@@ -35,15 +35,6 @@ fn example(name: &str) -> PathBuf {
     natkit_lab::example_bin(name)
 }
 
-fn dump(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// Runs the built probe in `node` with `args`.
 fn probe(lab: &Lab, node: Node, args: &[&str]) -> Output {
     let mut cmd = lab.command(node, example("probe"));
@@ -55,22 +46,31 @@ fn probe(lab: &Lab, node: Node, args: &[&str]) -> Output {
         .expect("start probe")
         .wait_with_output_timeout(Duration::from_secs(60))
         .expect("probe finishes");
-    eprintln!("$ probe {}\n{}", args.join(" "), dump(&out));
+    eprintln!(
+        "$ probe {}\n{}",
+        args.join(" "),
+        natkit_lab::dump_output(&out)
+    );
     out
 }
 
 /// A failed run: exit `code`, nothing on stdout, one `error: …` line
 /// containing `needle` on stderr.
 fn assert_fails(out: &Output, code: i32, needle: &str) {
-    assert_eq!(out.status.code(), Some(code), "{}", dump(out));
-    assert!(out.stdout.is_empty(), "{}", dump(out));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        natkit_lab::dump_output(out)
+    );
+    assert!(out.stdout.is_empty(), "{}", natkit_lab::dump_output(out));
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "one line: {}", dump(out));
+    assert_eq!(lines.len(), 1, "one line: {}", natkit_lab::dump_output(out));
     assert!(
         lines[0].starts_with("error: ") && lines[0].contains(needle),
         "wanted {needle:?}: {}",
-        dump(out)
+        natkit_lab::dump_output(out)
     );
 }
 
@@ -99,7 +99,7 @@ fn map(lab: &Lab, port: u16, proto: &str) {
         out.status.success()
             && String::from_utf8_lossy(&out.stdout).contains("is redirected to internal"),
         "upnpc {argv:?}: {}",
-        dump(&out)
+        natkit_lab::dump_output(&out)
     );
 }
 
@@ -135,9 +135,9 @@ fn probe_dialback_in_the_lab() {
         Node::Lan,
         &["--dialback", &dialback, "--ports", &ports, "--json"],
     );
-    assert!(out.status.success(), "{}", dump(&out));
+    assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
     let lines = json_lines(&out);
-    assert_eq!(lines.len(), 4, "{}", dump(&out));
+    assert_eq!(lines.len(), 4, "{}", natkit_lab::dump_output(&out));
     for l in &lines[..3] {
         for field in ["port", "protocol", "state", "reason", "proven", "why"] {
             assert!(!l[field].is_null(), "no {field} in {l}");
@@ -189,7 +189,7 @@ fn probe_dialback_in_the_lab() {
             &public,
         ],
     );
-    assert!(out.status.success(), "{}", dump(&out));
+    assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     let table_row = |port: u16| {
         text.lines()

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
 /// The path of the `natkit-examples` example `name` (e.g. `"doctor"`), built
@@ -52,4 +52,15 @@ pub fn example_bin(name: &str) -> PathBuf {
     );
     built.insert(name.to_string(), bin.clone());
     bin
+}
+
+/// A finished program's exit status, stdout and stderr as one text, for a lab test's
+/// failure message.
+pub fn dump_output(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

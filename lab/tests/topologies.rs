@@ -19,15 +19,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn dump(out: &Output) -> String {
-    format!(
-        "{}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
 /// What stund's client `stun -v SERVER` concluded.
 #[derive(Debug)]
 struct StunReport {
@@ -59,7 +50,12 @@ fn stun(lab: &Lab, node: Node) -> StunReport {
     let primary = stdout
         .lines()
         .find_map(|l| l.strip_prefix("Primary: "))
-        .unwrap_or_else(|| panic!("no Primary: line in stun output: {}", dump(&out)))
+        .unwrap_or_else(|| {
+            panic!(
+                "no Primary: line in stun output: {}",
+                natkit_lab::dump_output(&out)
+            )
+        })
         .trim()
         .split(", ")
         .map(str::to_owned)
@@ -67,7 +63,12 @@ fn stun(lab: &Lab, node: Node) -> StunReport {
     let mapped = all
         .lines()
         .find_map(|l| l.trim().strip_prefix("MappedAddress = "))
-        .unwrap_or_else(|| panic!("no MappedAddress in stun output: {}", dump(&out)))
+        .unwrap_or_else(|| {
+            panic!(
+                "no MappedAddress in stun output: {}",
+                natkit_lab::dump_output(&out)
+            )
+        })
         .trim()
         .parse()
         .expect("MappedAddress parses");
@@ -168,7 +169,7 @@ fn delivered(
             assert!(
                 sent.status.success(),
                 "sender failed though {got:?} arrived: {}",
-                dump(&sent)
+                natkit_lab::dump_output(&sent)
             );
             Some(got)
         }
@@ -201,7 +202,12 @@ fn epoch(out: &Output) -> u64 {
     text(&out.stdout)
         .lines()
         .find_map(|l| l.trim().strip_prefix("epoch = "))
-        .unwrap_or_else(|| panic!("no epoch in natpmpc output: {}", dump(out)))
+        .unwrap_or_else(|| {
+            panic!(
+                "no epoch in natpmpc output: {}",
+                natkit_lab::dump_output(out)
+            )
+        })
         .trim()
         .parse()
         .expect("epoch parses")
@@ -259,7 +265,7 @@ fn echo(lab: &Lab, from: Node, to: Ipv4Addr, count: u32) -> (u32, u32) {
         .find_map(|l| l.strip_prefix("Raw packets sent: "))
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no nping summary: {}", dump(&out)));
+        .unwrap_or_else(|| panic!("no nping summary: {}", natkit_lab::dump_output(&out)));
     let from_to = format!("[{to} > ");
     let replies = stdout
         .lines()
@@ -417,11 +423,11 @@ fn natpmp_mappings_reach_the_lan_host_and_are_removed() {
     let peer = (Node::Wan, a.peer);
 
     let out = natpmpc(&lab, Node::Lan, &[]);
-    assert!(out.status.success(), "{}", dump(&out));
+    assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
     assert!(
         text(&out.stdout).contains(&format!("Public IP address : {}", a.public)),
         "{}",
-        dump(&out)
+        natkit_lab::dump_output(&out)
     );
 
     // natpmpc -a <public port> <private port> <protocol> [lifetime]
@@ -438,7 +444,7 @@ fn natpmp_mappings_reach_the_lan_host_and_are_removed() {
         assert!(
             out.status.success() && text(&out.stdout).contains(&want),
             "{}",
-            dump(&out)
+            natkit_lab::dump_output(&out)
         );
         let payload = format!("{proto}-through-natpmp-{}", lab.id());
         let got = delivered(
@@ -460,7 +466,7 @@ fn natpmp_mappings_reach_the_lan_host_and_are_removed() {
 
     // Lifetime 0 deletes.
     let out = natpmpc(&lab, Node::Lan, &["-a", "40081", "8081", "tcp", "0"]);
-    assert!(out.status.success(), "{}", dump(&out));
+    assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
     let list = upnpc(&lab, &["-l"]);
     assert!(!list.contains("40081->"), "{list}");
     assert!(
@@ -545,11 +551,11 @@ fn double_nat_miniupnpd_will_not_forward_from_a_cgn_address() {
         "{out}"
     );
     let out = natpmpc(&lab, Node::Lan, &[]);
-    assert!(!out.status.success(), "{}", dump(&out));
+    assert!(!out.status.success(), "{}", natkit_lab::dump_output(&out));
     assert!(
-        dump(&out).contains("failed : network failure"),
+        natkit_lab::dump_output(&out).contains("failed : network failure"),
         "{}",
-        dump(&out)
+        natkit_lab::dump_output(&out)
     );
     let log = lab.daemon_log(Daemon::Miniupnpd).expect("log");
     assert!(
@@ -669,7 +675,7 @@ fn block_inbound_drops_only_that_port() {
     let peer = (Node::Wan, lab.addrs().peer);
     for (public, private) in [("443", "8443"), ("8444", "8444")] {
         let out = natpmpc(&lab, Node::Lan, &["-a", public, private, "tcp", "120"]);
-        assert!(out.status.success(), "{}", dump(&out));
+        assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
     }
     let payload = format!("not-blocked-{}", lab.id());
     let ok = delivered(
@@ -736,7 +742,7 @@ fn block_inbound_with_double_nat_sits_at_the_isp() {
     assert!(
         !out.status.success() && t.elapsed() < Duration::from_millis(1500),
         "{}",
-        dump(&out)
+        natkit_lab::dump_output(&out)
     );
     let t = Instant::now();
     let out = send(
@@ -750,7 +756,7 @@ fn block_inbound_with_double_nat_sits_at_the_isp() {
     assert!(
         !out.status.success() && t.elapsed() >= Duration::from_millis(1900),
         "{}",
-        dump(&out)
+        natkit_lab::dump_output(&out)
     );
     let dropped = nft_counter(&lab, Node::Isp, &["table", "netdev", "upstream"]);
     assert!(dropped > 0, "the ISP's block rule dropped nothing");
@@ -766,7 +772,7 @@ fn restart_miniupnpd_is_a_router_reboot() {
     let old = lab.miniupnpd_pid().expect("miniupnpd pid");
     assert!(running(old));
     let out = natpmpc(&lab, Node::Lan, &["-a", "40090", "8090", "tcp", "120"]);
-    assert!(out.status.success(), "{}", dump(&out));
+    assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
     thread::sleep(Duration::from_secs(2));
     let before = epoch(&natpmpc(&lab, Node::Lan, &[]));
     assert!(before >= 2, "epoch {before}");
@@ -819,7 +825,7 @@ fn link_down_makes_the_router_disappear() {
     assert!(
         out.status.success(),
         "miniupnpd after the LAN came back: {}",
-        dump(&out)
+        natkit_lab::dump_output(&out)
     );
 
     lab.set_link(Link::RtrWan, false).expect("rtr-wan down");
@@ -831,9 +837,9 @@ fn link_down_makes_the_router_disappear() {
     assert!(out.contains("Found a (not connected?) IGD"), "{out}");
     let out = natpmpc(&lab, Node::Lan, &[]);
     assert!(
-        dump(&out).contains("failed : network failure"),
+        natkit_lab::dump_output(&out).contains("failed : network failure"),
         "{}",
-        dump(&out)
+        natkit_lab::dump_output(&out)
     );
     lab.set_link(Link::RtrWan, true).expect("rtr-wan up");
     assert!(ping(&lab, Node::Lan, a.peer), "default route restored");
@@ -967,7 +973,7 @@ fn explicit_down_reports_and_is_idempotent() {
         .args(["down", "--id", &id])
         .output()
         .expect("natlab.sh down");
-    assert!(out.status.success(), "{}", dump(&out));
+    assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
 }
 
 #[test]
@@ -1013,13 +1019,18 @@ fn rust_code_runs_inside_the_lan() {
         .output()
         .expect("run helper");
     let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{}", dump(&out));
+    assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
     // The socket lives in the LAN namespace: its address exists nowhere else.
     let local = stdout
         .lines()
         // (with --nocapture it may share a line with the harness's "test … ")
         .find_map(|l| l.split_once("HELPER-LOCAL ").map(|(_, addr)| addr))
-        .unwrap_or_else(|| panic!("helper printed no address: {}", dump(&out)));
+        .unwrap_or_else(|| {
+            panic!(
+                "helper printed no address: {}",
+                natkit_lab::dump_output(&out)
+            )
+        });
     let local: SocketAddrV4 = local.trim().parse().expect("helper address");
     assert_eq!(*local.ip(), a.lan);
     let got = listener

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::process::Output;
 use std::time::Duration;
 
 use natkit_core::Protocol;
@@ -42,15 +41,6 @@ const UDP_BLOCKED: u16 = 40102;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn dump(out: &Output) -> String {
-    format!(
-        "{}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
 }
 
 fn env_addr(name: &str) -> SocketAddr {
@@ -188,7 +178,7 @@ fn upnpc(lab: &Lab, node: Node, args: &[&str]) {
     assert!(
         out.status.success() && text(&out.stdout).contains("is redirected to internal"),
         "upnpc {args:?}: {}",
-        dump(&out)
+        natkit_lab::dump_output(&out)
     );
 }
 
@@ -232,7 +222,11 @@ fn nmap(lab: &Lab, ports: &[u16]) -> BTreeMap<u16, String> {
             Duration::from_secs(60),
         )
         .expect("run nmap");
-    assert!(out.status.success(), "nmap: {}", dump(&out));
+    assert!(
+        out.status.success(),
+        "nmap: {}",
+        natkit_lab::dump_output(&out)
+    );
     let stdout = text(&out.stdout);
     // "Host: 88.77.66.2 ()	Ports: 443/filtered/tcp//https///, 40080/open/tcp//..."
     let ports_field = stdout
@@ -283,7 +277,11 @@ fn serve_and_check(lab: &Lab, check: &str) -> (LabChild, Vec<serde_json::Value>)
         .env("CHECK", check)
         .output()
         .expect("run check");
-    assert!(out.status.success(), "check: {}", dump(&out));
+    assert!(
+        out.status.success(),
+        "check: {}",
+        natkit_lab::dump_output(&out)
+    );
     let stdout = text(&out.stdout);
     println!("{stdout}");
     // The harness prints "test NAME ... " before the helper's first line.
@@ -439,7 +437,11 @@ fn lab_engine_udp() {
         .expect("helper")
         .output()
         .expect("run engine");
-    assert!(out.status.success(), "engine: {}", dump(&out));
+    assert!(
+        out.status.success(),
+        "engine: {}",
+        natkit_lab::dump_output(&out)
+    );
     let stdout = text(&out.stdout);
     println!("{stdout}");
     let states: BTreeMap<u16, PortState> = stdout

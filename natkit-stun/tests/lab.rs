@@ -160,22 +160,14 @@ fn nat_type(lab: &Lab, args: &[String]) -> (Output, Duration) {
     (out, t.elapsed())
 }
 
-fn dump(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// `nat_type --json` against `server`, checked to exit 0 with one JSON document.
 fn nat_type_json(lab: &Lab, server: SocketAddr, extra: &[&str]) -> Value {
     let mut args = vec!["--stun".to_owned(), server.to_string(), "--json".into()];
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let (out, _) = nat_type(lab, &args);
-    assert!(out.status.success(), "{}", dump(&out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", dump(&out)))
+    assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", natkit_lab::dump_output(&out)))
 }
 
 /// The legacy type stund's client reports on its "Primary:" line.
@@ -236,7 +228,11 @@ fn classify_in_lan(lab: &Lab, runs: usize) -> Vec<Classification> {
         .output()
         .expect("run the classifier in the LAN");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "helper failed: {}", dump(&out));
+    assert!(
+        out.status.success(),
+        "helper failed: {}",
+        natkit_lab::dump_output(&out)
+    );
     let results: Vec<Classification> = stdout
         .lines()
         .filter_map(|l| l.split_once(MARK).map(|(_, json)| json))
@@ -478,9 +474,18 @@ fn lab_unreachable_server_is_udp_blocked_in_time() {
             "unreachable, json {json}: exit {:?} after {took:?}",
             out.status
         );
-        assert_eq!(out.status.code(), Some(1), "{}", dump(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            natkit_lab::dump_output(&out)
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("no STUN server answered"), "{}", dump(&out));
+        assert!(
+            stderr.contains("no STUN server answered"),
+            "{}",
+            natkit_lab::dump_output(&out)
+        );
         if json {
             let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
             assert_eq!(doc["legacy_type"], "udp_blocked", "{doc:#}");
@@ -489,7 +494,7 @@ fn lab_unreachable_server_is_udp_blocked_in_time() {
             assert!(
                 String::from_utf8_lossy(&out.stdout).contains("udp_blocked"),
                 "{}",
-                dump(&out)
+                natkit_lab::dump_output(&out)
             );
         }
         // Process start and the lab's `ip netns exec` on a busy machine: 1 s slack.
@@ -519,12 +524,16 @@ fn lab_padded_request_past_the_mtu_is_answered_in_fragments() {
             .env(PAD_ENV, pad.to_string())
             .output()
             .expect("run the padding helper in the LAN");
-        assert!(out.status.success(), "helper failed: {}", dump(&out));
+        assert!(
+            out.status.success(),
+            "helper failed: {}",
+            natkit_lab::dump_output(&out)
+        );
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let line = stdout
             .lines()
             .find_map(|l| l.split_once(PAD_MARK).map(|(_, r)| r.to_owned()))
-            .unwrap_or_else(|| panic!("no result: {}", dump(&out)));
+            .unwrap_or_else(|| panic!("no result: {}", natkit_lab::dump_output(&out)));
         println!("padding {pad}: {line}");
         let words: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(

@@ -5,7 +5,6 @@
 //! real traffic from the wan peer.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use natkit_core::{Mapping, MappingRequest, Mechanism, PortMapper, Protocol};
@@ -20,15 +19,6 @@ const OTHER_NATKIT: &str = "natkit 192.168.77.3 lan2 natkit";
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn dump(out: &Output) -> String {
-    format!(
-        "{}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
 }
 
 fn upnpc(lab: &Lab, node: Node, args: &[&str]) -> String {
@@ -47,7 +37,11 @@ fn helper(lab: &Lab, phase: &str) -> String {
         .env("PHASE", phase)
         .output()
         .expect("run helper");
-    assert!(out.status.success(), "helper {phase}: {}", dump(&out));
+    assert!(
+        out.status.success(),
+        "helper {phase}: {}",
+        natkit_lab::dump_output(&out)
+    );
     println!("helper {phase}:\n{}", text(&out.stdout));
     text(&out.stdout)
 }
@@ -77,7 +71,7 @@ fn delivered(lab: &Lab, proto: Proto, port: u16, ext_port: u16, payload: &str) -
         .expect("run nc");
     match listener.wait_with_output_timeout(Duration::from_secs(4)) {
         Ok(out) => {
-            assert!(sent.status.success(), "{}", dump(&sent));
+            assert!(sent.status.success(), "{}", natkit_lab::dump_output(&sent));
             Some(text(&out.stdout))
         }
         Err(LabError::Timeout { .. }) => None,
