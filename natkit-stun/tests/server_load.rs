@@ -121,6 +121,39 @@ async fn back_to_back_classifications_are_not_throttled_by_default() {
     assert_eq!(counters.dropped(), 0, "{counters:?}");
 }
 
+/// The sending side of [`closed_loop`]: its sockets, what is outstanding on each, and what
+/// was sent.
+struct Loop {
+    socks: Vec<UdpSocket>,
+    window: usize,
+    outstanding: Vec<HashMap<TransactionId, ()>>,
+    next: u64,
+    valid: u64,
+    bad_sent: Vec<u64>,
+    bad_k: u64,
+}
+
+impl Loop {
+    /// Tops socket `i` up to `window` valid requests outstanding, sending one malformed
+    /// packet after every nine valid ones.
+    fn fill(&mut self, i: usize) {
+        while self.outstanding[i].len() < self.window {
+            self.next += 1;
+            if self.next.is_multiple_of(10) {
+                let (p, _) = malformed(self.bad_k);
+                self.socks[i].send(&p).expect("send malformed");
+                self.bad_sent[(self.bad_k % 4) as usize] += 1;
+                self.bad_k += 1;
+            } else {
+                let t = tid(self.next, 0x11);
+                self.socks[i].send(&request(t)).expect("send");
+                self.outstanding[i].insert(t, ());
+                self.valid += 1;
+            }
+        }
+    }
+}
+
 /// Closed loop: `window` requests outstanding per socket, one malformed packet after every
 /// nine valid ones, for `secs`; then every outstanding request must be answered.
 fn closed_loop(target: SocketAddr, sockets: usize, window: usize, secs: f64) -> (u64, Vec<u64>) {
@@ -137,83 +170,50 @@ fn closed_loop(target: SocketAddr, sockets: usize, window: usize, secs: f64) -> 
         .iter()
         .map(|s| s.local_addr().expect("addr"))
         .collect();
-    let mut outstanding: Vec<HashMap<TransactionId, ()>> = vec![HashMap::new(); sockets];
-    let mut next = 0u64;
-    let mut valid = 0u64;
-    let mut bad_sent = vec![0u64; 4];
-    let mut bad_k = 0u64;
-    let send = |i: usize,
-                next: &mut u64,
-                valid: &mut u64,
-                bad_k: &mut u64,
-                bad_sent: &mut Vec<u64>,
-                outstanding: &mut Vec<HashMap<TransactionId, ()>>| {
-        *next += 1;
-        if next.is_multiple_of(10) {
-            let (p, _) = malformed(*bad_k);
-            socks[i].send(&p).expect("send malformed");
-            bad_sent[(*bad_k % 4) as usize] += 1;
-            *bad_k += 1;
-        } else {
-            let t = tid(*next, 0x11);
-            socks[i].send(&request(t)).expect("send");
-            outstanding[i].insert(t, ());
-            *valid += 1;
-        }
+    let mut l = Loop {
+        socks,
+        window,
+        outstanding: vec![HashMap::new(); sockets],
+        next: 0,
+        valid: 0,
+        bad_sent: vec![0; 4],
+        bad_k: 0,
     };
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut buf = [0u8; 1500];
     for i in 0..sockets {
-        while outstanding[i].len() < window {
-            send(
-                i,
-                &mut next,
-                &mut valid,
-                &mut bad_k,
-                &mut bad_sent,
-                &mut outstanding,
-            );
-        }
+        l.fill(i);
     }
     let mut answered = 0u64;
     loop {
         let mut left = 0;
-        for i in 0..sockets {
-            if outstanding[i].is_empty() {
+        for (i, local) in locals.iter().enumerate() {
+            if l.outstanding[i].is_empty() {
                 continue;
             }
-            let n = socks[i]
+            let n = l.socks[i]
                 .recv(&mut buf)
                 .unwrap_or_else(|e| panic!("socket {i}: no answer within 2 s: {e}"));
             let m = Message::new_checked(&buf[..n]).expect("valid response");
             assert_eq!(m.message_type(), MessageType::BINDING_SUCCESS);
             assert_eq!(m.check_fingerprint(), Ok(()));
-            assert_eq!(m.xor_mapped_address(), Ok(Some(locals[i])));
+            assert_eq!(m.xor_mapped_address(), Ok(Some(*local)));
             assert!(
-                outstanding[i].remove(&m.transaction_id()).is_some(),
+                l.outstanding[i].remove(&m.transaction_id()).is_some(),
                 "an answer to a request not outstanding (or to a malformed packet)"
             );
             answered += 1;
             if Instant::now() < deadline {
-                while outstanding[i].len() < window {
-                    send(
-                        i,
-                        &mut next,
-                        &mut valid,
-                        &mut bad_k,
-                        &mut bad_sent,
-                        &mut outstanding,
-                    );
-                }
+                l.fill(i);
             }
-            left += outstanding[i].len();
+            left += l.outstanding[i].len();
         }
         if left == 0 && Instant::now() >= deadline {
             break;
         }
     }
-    assert_eq!(answered, valid, "every valid request answered");
-    (valid, bad_sent)
+    assert_eq!(answered, l.valid, "every valid request answered");
+    (l.valid, l.bad_sent)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
