@@ -5,10 +5,12 @@
 //!
 //! igd-next's own tokio provider allows 1 MiB answers and a fixed 10 s
 //! timeout; [`BoundedHttp`] allows [`MAX_SOAP_RESPONSE`] bytes, and every
-//! call is wrapped in the caller's SOAP timeout.
+//! call is wrapped in the caller's SOAP timeout, hedged like natkit's own
+//! actions (see [`crate::hedge`]).
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::Ordering;
 
 use igd_next::aio::{Gateway, Provider};
 use igd_next::{
@@ -19,8 +21,10 @@ use natkit_core::Protocol;
 
 use crate::code::UpnpErrorCode;
 use crate::error::Error;
+use crate::hedge::action_name;
 use crate::http::HttpError;
-use crate::transport::post_soap;
+use crate::igd::CALL;
+use crate::transport::{Deadline, Plan, post_soap};
 use crate::url::HttpUrl;
 
 /// The largest SOAP answer accepted, in bytes.
@@ -38,9 +42,31 @@ impl Provider for BoundedHttp {
     async fn send_async(url: &str, action: &str, body: &str) -> Result<String, RequestError> {
         let url = HttpUrl::parse(url)
             .map_err(|_| RequestError::InvalidResponse("invalid control URL".into()))?;
-        let fetched = post_soap(&url, action, body, MAX_SOAP_RESPONSE, PROVIDER_BACKSTOP)
-            .await
-            .map_err(|e| RequestError::IoError(io::Error::other(e)))?;
+        let name = action_name(action);
+        let fetched = match CALL.try_with(Clone::clone) {
+            Ok(call) => {
+                let plan = call.hedging.plan(name);
+                let fetched =
+                    post_soap(&url, action, body, MAX_SOAP_RESPONSE, call.deadline, &plan).await;
+                if let Ok(f) = &fetched {
+                    call.copies.fetch_max(f.copies, Ordering::Relaxed);
+                }
+                fetched
+            }
+            Err(_) => {
+                let deadline = Deadline::after(PROVIDER_BACKSTOP);
+                post_soap(
+                    &url,
+                    action,
+                    body,
+                    MAX_SOAP_RESPONSE,
+                    deadline,
+                    &Plan::single(name),
+                )
+                .await
+            }
+        }
+        .map_err(|e| RequestError::IoError(io::Error::other(e)))?;
         Ok(String::from_utf8(fetched.body)?)
     }
 }

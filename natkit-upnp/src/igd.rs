@@ -3,15 +3,18 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use crate::bridge::{BoundedHttp, IgdNextGateway, MAX_SOAP_RESPONSE, standard_schema};
 use crate::config::HttpConfig;
 use crate::description::{Description, WanServiceKind};
 use crate::error::{Error, Result};
+use crate::hedge::{GET, Timings};
 use crate::soap::{SoapArgs, SoapReply, parse_response, request_body, soap_action};
 use crate::status::{ConnectionStatus, StatusInfo};
-use crate::transport::{get, post_soap};
+use crate::transport::{Deadline, Plan, get, post_soap};
 use crate::url::HttpUrl;
 
 /// A UPnP IGD natkit can talk to: found by [`discover`](crate::discover)
@@ -25,7 +28,39 @@ pub struct Igd {
     server: Option<String>,
     local_ip: Ipv4Addr,
     soap_timeout: Duration,
+    hedging: Hedging,
     pub(crate) gateway: IgdNextGateway,
+}
+
+/// Hedged requests to one gateway: the floor of the hedge delay and the
+/// gateway's recent exchange times (shared by clones of the [`Igd`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Hedging {
+    floor: Option<Duration>,
+    timings: Arc<Timings>,
+}
+
+impl Hedging {
+    /// The plan for one exchange of `kind`.
+    pub(crate) fn plan<'a>(&'a self, kind: &'a str) -> Plan<'a> {
+        Plan::new(kind, self.floor, &self.timings)
+    }
+}
+
+tokio::task_local! {
+    /// The igd-next call being run by [`Igd::bounded_counting`]: its hedging,
+    /// deadline and how many copies its request took. igd-next's provider
+    /// is called without a `self`, so this is how it learns them.
+    pub(crate) static CALL: Call;
+}
+
+/// See [`CALL`].
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    pub(crate) hedging: Hedging,
+    pub(crate) deadline: Deadline,
+    /// The most copies any exchange of the call started.
+    pub(crate) copies: Arc<AtomicU8>,
 }
 
 impl Igd {
@@ -45,9 +80,18 @@ impl Igd {
         server: Option<String>,
         http: &HttpConfig,
     ) -> Result<Igd> {
-        let fetched = get(&location, http.max_description, http.description_timeout)
-            .await
-            .map_err(|e| Error::http(&location, e))?;
+        let hedging = Hedging {
+            floor: http.hedge_after,
+            timings: Arc::default(),
+        };
+        let fetched = get(
+            &location,
+            http.max_description,
+            Deadline::after(http.description_timeout),
+            &hedging.plan(GET),
+        )
+        .await
+        .map_err(|e| Error::http(&location, e))?;
         let description =
             Description::parse(&fetched.body).map_err(|source| Error::Description {
                 location: location.to_string(),
@@ -93,6 +137,7 @@ impl Igd {
             server,
             local_ip,
             soap_timeout: http.soap_timeout,
+            hedging,
             gateway,
         })
     }
@@ -202,7 +247,8 @@ impl Igd {
             &soap_action(service_type, action),
             &body,
             MAX_SOAP_RESPONSE,
-            self.soap_timeout,
+            Deadline::after(self.soap_timeout),
+            &self.hedging.plan(action),
         )
         .await
         .map_err(|e| Error::http(&self.control, e))?;
@@ -220,10 +266,34 @@ impl Igd {
 
     /// Runs an igd-next call under the SOAP timeout.
     pub(crate) async fn bounded<T>(&self, fut: impl Future<Output = T>) -> Result<T> {
-        let ms = u64::try_from(self.soap_timeout.as_millis()).unwrap_or(u64::MAX);
-        tokio::time::timeout(self.soap_timeout, fut)
+        Ok(self.bounded_counting(fut).await?.0)
+    }
+
+    /// Runs an igd-next call under the SOAP timeout, with this gateway's
+    /// hedging; also returns how many copies of the request were started
+    /// (more than 1: a fault may be the answer to our own duplicate).
+    pub(crate) async fn bounded_counting<T>(
+        &self,
+        fut: impl Future<Output = T>,
+    ) -> Result<(T, u8)> {
+        let deadline = Deadline::after(self.soap_timeout);
+        let call = Call {
+            hedging: self.hedging.clone(),
+            deadline,
+            copies: Arc::default(),
+        };
+        let copies = Arc::clone(&call.copies);
+        // The provider's exchange has the same deadline and is polled first,
+        // so it ends it (with a held-back fault, if any); this is the backstop.
+        let out = tokio::time::timeout_at(deadline.at, CALL.scope(call, fut))
             .await
-            .map_err(|_| Error::http(&self.control, crate::http::HttpError::Timeout { ms }))
+            .map_err(|_| {
+                Error::http(
+                    &self.control,
+                    crate::http::HttpError::Timeout { ms: deadline.ms },
+                )
+            })?;
+        Ok((out, copies.load(Ordering::Relaxed)))
     }
 }
 

@@ -13,6 +13,17 @@
 //!   [`Igd::cleanup`].
 //! - [`UpnpMapper`] implements natkit-core's `PortMapper`.
 //!
+//! Every HTTP exchange runs under its [`HttpConfig`] time limit (2 s for
+//! the description, 3 s for a SOAP action). Within it, a lossy link is met
+//! twice: a fresh TCP connect is started every 500 ms until one completes,
+//! and the description and the actions that are safe to repeat are
+//! *hedged*: with no complete answer after [`HttpConfig::hedge_after`]
+//! (500 ms, more for a gateway that is slow to answer), the same request
+//! goes again on a fresh connection, up to three copies; the first usable
+//! answer wins. AddAnyPortMapping is sent once. A 718 or 714 that a
+//! duplicate of our own AddPortMapping or DeletePortMapping caused is not
+//! reported as a failure ([`Igd::add_port_mapping`], [`Igd::delete`]).
+//!
 //! Every description natkit stores reads `natkit <host> <description>`
 //! ([`tag_description`]), so [`Igd::cleanup`] can remove this host's stale
 //! mappings and never anyone else's.
@@ -64,6 +75,7 @@ pub mod description;
 mod discovery;
 mod entry;
 mod error;
+mod hedge;
 pub mod http;
 mod igd;
 pub mod lease;

@@ -74,7 +74,12 @@ impl Igd {
     /// On 725 the lease becomes 0 (permanent); on 402 shorter leases are
     /// tried (see [`crate::lease`]); on 724 the external port is set to the
     /// internal one. On 718 the holder is looked up and returned in
-    /// [`Error::Conflict`]. The result is read back from the router.
+    /// [`Error::Conflict`], except when the request was hedged (sent again
+    /// on a fresh connection, see [`HttpConfig::hedge_after`]) and the
+    /// holder is exactly this mapping: then one copy made it and the 718
+    /// answered the other. The result is read back from the router.
+    ///
+    /// [`HttpConfig::hedge_after`]: crate::HttpConfig::hedge_after
     pub async fn add_port_mapping(&self, request: &PortMappingRequest) -> Result<Grant> {
         let internal = self.internal_for(request)?;
         if request.external_port == 0 {
@@ -86,16 +91,16 @@ impl Igd {
         let mut lease = request.lease_secs;
         let mut external = request.external_port;
         loop {
-            let result = self
-                .bounded(self.gateway.add_port(
+            let (result, copies) = self
+                .bounded_counting(self.gateway.add_port(
                     to_igd_protocol(request.protocol),
                     external,
                     internal.into(),
                     lease,
                     &description,
                 ))
-                .await?
-                .map_err(|e| from_add_port(&self.control_url().to_string(), e));
+                .await?;
+            let result = result.map_err(|e| from_add_port(&self.control_url().to_string(), e));
             let Err(e) = result else { break };
             if let Some(next) = e.upnp_code().and_then(|c| next_lease(lease, c)) {
                 lease = next;
@@ -106,13 +111,33 @@ impl Igd {
                     external = internal.port();
                 }
                 Some(UpnpErrorCode::ConflictInMappingEntry) => {
-                    return Err(self.conflict(request.protocol, external).await);
+                    let holder = self.holder(request.protocol, external).await;
+                    // The request was hedged: the 718 may answer our own
+                    // duplicate on a router that does not overwrite a
+                    // client's own entry (see crate::hedge), while another
+                    // copy made the mapping. If the entry is exactly what we
+                    // asked for, it is ours.
+                    let ours = holder.as_ref().is_some_and(|h| {
+                        h.internal_client == internal.ip().to_string()
+                            && h.internal_port == internal.port()
+                            && h.description == description
+                    });
+                    if copies > 1 && ours {
+                        return Ok(self
+                            .granted(request, internal, external, lease, description, holder)
+                            .await);
+                    }
+                    return Err(Error::Conflict {
+                        protocol: request.protocol,
+                        external_port: external,
+                        holder: holder.map(Box::new),
+                    });
                 }
                 _ => return Err(e),
             }
         }
         Ok(self
-            .granted(request, internal, external, lease, description)
+            .granted(request, internal, external, lease, description, None)
             .await)
     }
 
@@ -162,7 +187,7 @@ impl Igd {
             });
         }
         Ok(self
-            .granted(request, internal, reserved, lease, description)
+            .granted(request, internal, reserved, lease, description, None)
             .await)
     }
 
@@ -251,15 +276,24 @@ impl Igd {
     }
 
     /// `DeletePortMapping`. A mapping that is already gone is reported as
-    /// [`Error::Upnp`] with 714 NoSuchEntryInArray.
+    /// [`Error::Upnp`] with 714 NoSuchEntryInArray, except when the request
+    /// was hedged (sent again on a fresh connection under loss): then 714
+    /// is what the second copy gets after the first deleted it, and the
+    /// mapping is gone either way, so it is success.
     pub async fn delete(&self, protocol: Protocol, external_port: u16) -> Result<()> {
         let url = self.control_url().to_string();
-        self.bounded(
-            self.gateway
-                .remove_port(to_igd_protocol(protocol), external_port),
-        )
-        .await?
-        .map_err(|e| from_remove_port(&url, e))
+        let (result, copies) = self
+            .bounded_counting(
+                self.gateway
+                    .remove_port(to_igd_protocol(protocol), external_port),
+            )
+            .await?;
+        match result.map_err(|e| from_remove_port(&url, e)) {
+            Err(e) if copies > 1 && e.upnp_code() == Some(UpnpErrorCode::NoSuchEntryInArray) => {
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Deletes this host's own stale natkit mappings: entries whose
@@ -295,22 +329,19 @@ impl Igd {
         Ok(SocketAddrV4::new(ip, request.internal.port()))
     }
 
-    /// The 718 error, naming the holder if the router tells.
-    async fn conflict(&self, protocol: Protocol, external_port: u16) -> Error {
-        let holder = match self.get_specific_entry(protocol, external_port).await {
+    /// After a 718: who holds the port, if the router tells.
+    async fn holder(&self, protocol: Protocol, external_port: u16) -> Option<PortMappingEntry> {
+        match self.get_specific_entry(protocol, external_port).await {
             Ok(e) => Some(e),
             Err(_) => self.list_entries().await.ok().and_then(|all| {
                 all.into_iter()
                     .find(|e| e.protocol == protocol && e.external_port == external_port)
             }),
-        };
-        Error::Conflict {
-            protocol,
-            external_port,
-            holder: holder.map(Box::new),
         }
     }
 
+    /// The grant, with the entry as the router reports it: `known` when
+    /// already read back, else read now.
     async fn granted(
         &self,
         request: &PortMappingRequest,
@@ -318,11 +349,15 @@ impl Igd {
         external_port: u16,
         lease: u32,
         description: String,
+        known: Option<PortMappingEntry>,
     ) -> Grant {
-        let read_back = self
-            .get_specific_entry(request.protocol, external_port)
-            .await
-            .ok();
+        let read_back = match known {
+            Some(entry) => Some(entry),
+            None => self
+                .get_specific_entry(request.protocol, external_port)
+                .await
+                .ok(),
+        };
         let read_lease = read_back.as_ref().map(|e| e.lease_secs);
         Grant {
             protocol: request.protocol,

@@ -1,14 +1,22 @@
 //! The tokio side of HTTP: one request per connection, every byte counted
 //! and the whole exchange under one deadline, so a router that trickles or
-//! floods cannot hold natkit up or make it allocate without bound.
+//! floods cannot hold natkit up or make it allocate without bound. Within
+//! the deadline, an unanswered request may be hedged: sent again on a fresh
+//! connection ([`crate::hedge`]).
 
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
+use crate::hedge::{MAX_COPIES, Repeat, Timings, hedge_delay, repeat};
 use crate::http::{Framing, HttpError, MAX_HEAD, decode_chunked, parse_head};
+use crate::soap::{SoapReply, parse_response};
 use crate::url::HttpUrl;
 
 /// A complete response.
@@ -20,15 +28,74 @@ pub(crate) struct Fetched {
     pub(crate) body: Vec<u8>,
     /// This host's address on the connection: what the router sees.
     pub(crate) local: SocketAddr,
+    /// How many copies of the request were started (1 unless hedged).
+    pub(crate) copies: u8,
+}
+
+/// When an exchange must be over, and the limit to name if it is not.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    /// The instant.
+    pub(crate) at: Instant,
+    /// The whole limit, in milliseconds, for [`HttpError::Timeout`].
+    pub(crate) ms: u64,
+}
+
+impl Deadline {
+    /// `time` from now.
+    pub(crate) fn after(time: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + time,
+            ms: u64::try_from(time.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// How one exchange may be repeated (see [`crate::hedge`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan<'a> {
+    /// [`GET`](crate::hedge::GET) or the SOAP action name.
+    pub(crate) kind: &'a str,
+    /// When the first hedge goes; each further one (up to [`MAX_COPIES`] in
+    /// all) as long after the previous. `None`: one copy only.
+    pub(crate) hedge_after: Option<Duration>,
+    /// Where the answering copy's time is recorded.
+    pub(crate) timings: Option<&'a Timings>,
+}
+
+impl<'a> Plan<'a> {
+    /// The plan for `kind` with a hedge floor (`None`: no hedging) and the
+    /// gateway's timings.
+    pub(crate) fn new(kind: &'a str, floor: Option<Duration>, timings: &'a Timings) -> Self {
+        Plan {
+            kind,
+            hedge_after: hedge_delay(kind, floor, timings),
+            timings: Some(timings),
+        }
+    }
+
+    /// One copy, nothing recorded.
+    pub(crate) fn single(kind: &'a str) -> Self {
+        Plan {
+            kind,
+            hedge_after: None,
+            timings: None,
+        }
+    }
 }
 
 /// `GET url`; only status 200 is accepted.
-pub(crate) async fn get(url: &HttpUrl, limit: usize, time: Duration) -> Result<Fetched, HttpError> {
+pub(crate) async fn get(
+    url: &HttpUrl,
+    limit: usize,
+    deadline: Deadline,
+    plan: &Plan<'_>,
+) -> Result<Fetched, HttpError> {
     let head = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: natkit UPnP/1.1\r\n\r\n",
         url.path, url.addr
     );
-    let fetched = exchange(url, head.into_bytes(), limit, time).await?;
+    let fetched = exchange(url, head.into_bytes(), limit, deadline, plan).await?;
     if fetched.status != 200 {
         return Err(HttpError::Status(fetched.status));
     }
@@ -42,7 +109,8 @@ pub(crate) async fn post_soap(
     soap_action: &str,
     body: &str,
     limit: usize,
-    time: Duration,
+    deadline: Deadline,
+    plan: &Plan<'_>,
 ) -> Result<Fetched, HttpError> {
     let mut req = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: natkit UPnP/1.1\r\n\
@@ -53,23 +121,127 @@ pub(crate) async fn post_soap(
     )
     .into_bytes();
     req.extend_from_slice(body.as_bytes());
-    let fetched = exchange(url, req, limit, time).await?;
+    let fetched = exchange(url, req, limit, deadline, plan).await?;
     if fetched.status != 200 && fetched.status != 500 {
         return Err(HttpError::Status(fetched.status));
     }
     Ok(fetched)
 }
 
+/// The exchange under its deadline. A fault that our own duplicate may have
+/// caused, held back while another copy was in flight, is the answer if
+/// nothing better came in time.
 async fn exchange(
     url: &HttpUrl,
     request: Vec<u8>,
     limit: usize,
-    time: Duration,
+    deadline: Deadline,
+    plan: &Plan<'_>,
 ) -> Result<Fetched, HttpError> {
-    let ms = u64::try_from(time.as_millis()).unwrap_or(u64::MAX);
-    tokio::time::timeout(time, exchange_unbounded_in_time(url, request, limit))
-        .await
-        .map_err(|_| HttpError::Timeout { ms })?
+    let mut held = None;
+    let raced = tokio::time::timeout_at(
+        deadline.at,
+        hedged(url, &request, limit, deadline.at, plan, &mut held),
+    )
+    .await;
+    match raced {
+        Ok(r) => r,
+        Err(_) => held.ok_or(HttpError::Timeout { ms: deadline.ms }),
+    }
+}
+
+type Copy<'a> = Pin<Box<dyn Future<Output = (Result<Fetched, HttpError>, Duration)> + Send + 'a>>;
+
+/// Sends the request, and again on a fresh connection each `plan.hedge_after`
+/// without a complete answer (up to [`MAX_COPIES`], none past `deadline`).
+/// The first complete answer wins, except a fault the plan's action can get
+/// from its own duplicate ([`Repeat::Safe`]): that one waits for the copies
+/// still in flight. An error of one copy counts only when none is left.
+///
+/// The copies are futures inside this one, not tasks: returning (or being
+/// dropped at the deadline) drops the others, which closes their
+/// connections at once.
+async fn hedged<'a>(
+    url: &'a HttpUrl,
+    request: &'a [u8],
+    limit: usize,
+    deadline: Instant,
+    plan: &Plan<'_>,
+    held: &mut Option<Fetched>,
+) -> Result<Fetched, HttpError> {
+    let copy = move || -> Copy<'a> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let r = exchange_unbounded_in_time(url, request, limit).await;
+            (r, started.elapsed())
+        })
+    };
+    let self_inflicted = match repeat(plan.kind) {
+        Repeat::Safe { self_inflicted } => self_inflicted,
+        Repeat::Never => None,
+    };
+    let start = Instant::now();
+    let mut copies: Vec<Copy<'a>> = vec![copy()];
+    let mut sent: u8 = 1;
+    let mut next_hedge = plan.hedge_after.map(|d| (start + d, d));
+    loop {
+        let hedge_at = next_hedge
+            .filter(|(at, _)| sent < MAX_COPIES && *at < deadline)
+            .map(|(at, _)| at);
+        let (i, result, took) = tokio::select! {
+            (i, (result, took)) = first_done(&mut copies) => (i, result, took),
+            () = tokio::time::sleep_until(hedge_at.unwrap_or(deadline)), if hedge_at.is_some() => {
+                tracing::debug!(kind = plan.kind, copy = sent + 1, "no answer yet: hedging on a fresh connection");
+                copies.push(copy());
+                sent += 1;
+                next_hedge = next_hedge.map(|(at, d)| (at + d, d));
+                continue;
+            }
+        };
+        // Dropping the copy closes its connection.
+        drop(copies.swap_remove(i));
+        match result {
+            Ok(mut fetched) => {
+                fetched.copies = sent;
+                if let Some(t) = plan.timings {
+                    t.record(plan.kind, took);
+                }
+                let doubtful = self_inflicted.is_some_and(|code| {
+                    matches!(parse_response(&fetched.body, plan.kind),
+                        Ok(SoapReply::Fault { code: c, .. }) if c == code)
+                });
+                if !doubtful || copies.is_empty() {
+                    // Returning drops the other copies and their connections.
+                    return Ok(fetched);
+                }
+                // The router answered: no more copies; wait for those in flight.
+                next_hedge = None;
+                held.get_or_insert(fetched);
+            }
+            Err(e) if copies.is_empty() => {
+                return match held.take() {
+                    Some(f) => Ok(f),
+                    None => Err(e),
+                };
+            }
+            Err(e) => {
+                tracing::debug!(kind = plan.kind, error = %e, "one copy failed; others still in flight");
+            }
+        }
+    }
+}
+
+/// The first of `copies` to finish, with its index. Pending while empty.
+async fn first_done<T>(copies: &mut [Pin<Box<dyn Future<Output = T> + Send + '_>>]) -> (usize, T) {
+    poll_fn(|cx| {
+        for (i, c) in copies.iter_mut().enumerate() {
+            if let Poll::Ready(v) = c.as_mut().poll(cx) {
+                return Poll::Ready((i, v));
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// A new connection attempt starts this often while none has completed.
@@ -104,13 +276,13 @@ async fn connect(addr: SocketAddr) -> Result<TcpStream, HttpError> {
 
 async fn exchange_unbounded_in_time(
     url: &HttpUrl,
-    request: Vec<u8>,
+    request: &[u8],
     limit: usize,
 ) -> Result<Fetched, HttpError> {
     let io = |e: std::io::Error| HttpError::Io { kind: e.kind() };
     let mut stream = connect(SocketAddr::V4(url.addr)).await?;
     let local = stream.local_addr().map_err(io)?;
-    stream.write_all(&request).await.map_err(io)?;
+    stream.write_all(request).await.map_err(io)?;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     let mut head = None;
@@ -132,6 +304,7 @@ async fn exchange_unbounded_in_time(
                             status: h.status,
                             body: raw[..n].to_vec(),
                             local,
+                            copies: 1,
                         });
                     }
                 }
@@ -141,6 +314,7 @@ async fn exchange_unbounded_in_time(
                             status: h.status,
                             body,
                             local,
+                            copies: 1,
                         });
                     }
                 }
@@ -161,6 +335,7 @@ async fn exchange_unbounded_in_time(
                     status: h.status,
                     body: buf[h.len..].to_vec(),
                     local,
+                    copies: 1,
                 }),
                 _ => Err(HttpError::Truncated),
             };

@@ -4,13 +4,15 @@
 //!
 //! UPnP has no RFC retransmission schedule of its own: SSDP is re-sent every
 //! `resend_interval` within the search window, and HTTP rides on TCP, whose SYN and
-//! segment retransmissions (1 s, then doubling) must fit the description and SOAP time
-//! limits. Each run does what an application does, from scratch: discover the IGD (with
-//! natkit's defaults), map a port through `UpnpMapper`, delete it — and, like the
-//! lease keeper, tries once more after a second when that failed (how often the first
-//! attempt failed is printed: about 1 in 10 runs, a description or SOAP answer that
-//! TCP did not get through within its time limit). Timings are printed
-//! (`--nocapture`) for docs/RELIABILITY.md.
+//! segment retransmissions (1 s for a SYN, ≥ 200 ms for data, then doubling) must fit
+//! the description and SOAP time limits; natkit races fresh connects every 500 ms and
+//! hedges unanswered requests on a fresh connection (`HttpConfig::hedge_after`). Each
+//! run does what an application does, from scratch: discover the IGD (with natkit's
+//! defaults), map a port through `UpnpMapper`, delete it — and, like the lease keeper,
+//! tries once more after a second when that failed (how often the first attempt failed
+//! is printed: about 1 in 10 runs before hedging, a description or SOAP answer that TCP
+//! did not get through within its time limit). Timings are printed (`--nocapture`) for
+//! docs/RELIABILITY.md.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

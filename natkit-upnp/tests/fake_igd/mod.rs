@@ -5,9 +5,10 @@
 // Test support: a broken fake should fail the test loudly.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use natkit_core::Gateway;
 use natkit_upnp::DiscoveryConfig;
@@ -76,6 +77,42 @@ pub struct Behaviour {
     pub trickle_soap: Option<Duration>,
     /// Reset the connection (RST) instead of answering a SOAP request.
     pub reset_control: bool,
+    /// Answer 718 to AddPortMapping for a port already mapped to the same
+    /// client too (instead of overwriting the entry, as miniupnpd does):
+    /// some routers do.
+    pub conflict_on_readd: bool,
+}
+
+/// What the fake does with one connection once a script is armed
+/// ([`FakeIgd::arm`]); connections are taken in the order they arrive.
+/// Every scripted connection is then kept open until the client closes it,
+/// which is recorded ([`Conn::closed_by_client`]).
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Answer as usual.
+    Answer,
+    /// Read the request and never answer (the request or the answer lost).
+    Silent,
+    /// Carry the action out and never answer (the answer lost).
+    ProcessSilently,
+    /// Carry the action out at once, answer after this long.
+    AnswerAfter(Duration),
+    /// Once this many scripted connections have arrived, answer
+    /// GetExternalIPAddress with this address.
+    ExternalIpWhenConns(usize, Ipv4Addr),
+}
+
+/// One scripted connection, as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    /// `GET` or the SOAP action.
+    pub action: String,
+    /// When its request was complete.
+    pub at: Instant,
+    /// Whether the fake wrote an answer.
+    pub answered: bool,
+    /// Whether the client closed the connection (EOF or reset seen).
+    pub closed_by_client: bool,
 }
 
 impl Default for Behaviour {
@@ -98,6 +135,7 @@ impl Default for Behaviour {
             soap_body: None,
             trickle_soap: None,
             reset_control: false,
+            conflict_on_readd: false,
         }
     }
 }
@@ -109,6 +147,12 @@ pub struct State {
     pub table: Vec<Row>,
     pub add_leases: Vec<u32>,
     pub actions: Vec<String>,
+    /// The armed script, if any.
+    pub script: Option<VecDeque<Step>>,
+    /// The scripted connections, since the fake started.
+    pub conns: Vec<Conn>,
+    /// Where the latest script's connections start in `conns`.
+    pub armed_at: usize,
 }
 
 pub struct FakeIgd {
@@ -178,6 +222,100 @@ impl FakeIgd {
     pub fn add_leases(&self) -> Vec<u32> {
         self.state.lock().unwrap().add_leases.clone()
     }
+
+    /// From now on, the next connections follow `steps` in order (then
+    /// [`Step::Answer`]); [`FakeIgd::conns`] starts afresh.
+    pub fn arm(&self, steps: Vec<Step>) {
+        let mut st = self.state.lock().unwrap();
+        st.script = Some(steps.into());
+        st.armed_at = st.conns.len();
+    }
+
+    /// The connections of the latest script so far.
+    pub fn conns(&self) -> Vec<Conn> {
+        let st = self.state.lock().unwrap();
+        st.conns[st.armed_at..].to_vec()
+    }
+
+    /// Waits (up to 5 s) until the client has closed every scripted
+    /// connection; returns them.
+    pub async fn all_closed(&self) -> Vec<Conn> {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            let conns = self.conns();
+            if conns.iter().all(|c| c.closed_by_client) || Instant::now() > end {
+                return conns;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Follows `step` on connection `index`, then waits for the client to
+/// close it (at most 10 s) and records that.
+async fn scripted(
+    mut conn: TcpStream,
+    step: Step,
+    index: usize,
+    reply: impl FnOnce() -> (&'static str, String),
+    state: Arc<Mutex<State>>,
+) {
+    let write = |status: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/xml; charset=\"utf-8\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let answer = match step {
+        Step::Answer => {
+            let (status, body) = reply();
+            Some(write(status, &body))
+        }
+        Step::Silent => None,
+        Step::ProcessSilently => {
+            reply();
+            None
+        }
+        Step::AnswerAfter(d) => {
+            let (status, body) = reply();
+            tokio::time::sleep(d).await;
+            Some(write(status, &body))
+        }
+        Step::ExternalIpWhenConns(n, ip) => {
+            while {
+                let st = state.lock().unwrap();
+                st.conns.len() - st.armed_at < n
+            } {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let (status, body) = ok(
+                &Behaviour::default(),
+                "GetExternalIPAddress",
+                &[("NewExternalIPAddress", ip.to_string())],
+            );
+            Some(write(status, &body))
+        }
+    };
+    if let Some(a) = answer {
+        if conn.write_all(a.as_bytes()).await.is_ok() {
+            state.lock().unwrap().conns[index].answered = true;
+        }
+        // Half-close, like a server done with the exchange, but keep
+        // reading so the client's own close is seen.
+        let _ = conn.shutdown().await;
+    }
+    let mut chunk = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok();
+    state.lock().unwrap().conns[index].closed_by_client = closed;
 }
 
 pub fn loopback_gateway() -> Gateway {
@@ -274,7 +412,44 @@ async fn serve(mut conn: TcpStream, b: Arc<Behaviour>, state: Arc<Mutex<State>>)
         buf.extend_from_slice(&chunk[..n]);
     }
     let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
-    if head.starts_with("GET ") {
+    let is_get = head.starts_with("GET ");
+    let action = if is_get {
+        "GET".to_owned()
+    } else {
+        header("soapaction")
+            .and_then(|a| a.trim_matches('"').split('#').nth(1).map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let step = {
+        let mut st = state.lock().unwrap();
+        st.script
+            .as_mut()
+            .map(|s| s.pop_front().unwrap_or(Step::Answer))
+    };
+    if let Some(step) = step {
+        let index = {
+            let mut st = state.lock().unwrap();
+            st.conns.push(Conn {
+                action: action.clone(),
+                at: Instant::now(),
+                answered: false,
+                closed_by_client: false,
+            });
+            st.conns.len() - 1
+        };
+        let st = state.clone();
+        let reply = move || {
+            if is_get {
+                st.lock().unwrap().actions.push(action);
+                ("200 OK", description(&b))
+            } else {
+                soap(&b, &st, &action, &body)
+            }
+        };
+        scripted(conn, step, index, reply, state).await;
+        return;
+    }
+    if is_get {
         state.lock().unwrap().actions.push("GET".into());
         let d = description(&b);
         if b.chunked {
@@ -320,9 +495,6 @@ async fn serve(mut conn: TcpStream, b: Arc<Behaviour>, state: Arc<Mutex<State>>)
         let _ = conn.write_all(d.as_bytes()).await;
         return;
     }
-    let action = header("soapaction")
-        .and_then(|a| a.trim_matches('"').split('#').nth(1).map(str::to_owned))
-        .unwrap_or_default();
     if b.reset_control {
         state.lock().unwrap().actions.push(action);
         // SO_LINGER 0: closing sends RST instead of FIN.
@@ -467,7 +639,7 @@ fn soap(b: &Behaviour, state: &Mutex<State>, action: &str, body: &str) -> (&'sta
             let taken =
                 |t: &[Row], p: u16| t.iter().position(|r| r.ext_port == p && r.proto == proto);
             match taken(&st.table, port) {
-                Some(i) if st.table[i].client == row.client => {
+                Some(i) if st.table[i].client == row.client && !b.conflict_on_readd => {
                     st.table[i] = row;
                     if action == "AddAnyPortMapping" {
                         return ok(b, action, &[("NewReservedPort", port.to_string())]);

@@ -1,0 +1,305 @@
+//! Hedged requests against a scripted fake IGD on loopback: a request whose
+//! connection goes unanswered is sent again on a fresh connection within the
+//! same time limit; the first usable answer wins and every other connection
+//! is closed; AddAnyPortMapping is never repeated; the limit still holds when
+//! nothing answers; and a 718 or 714 that our own duplicate caused is not
+//! reported as a failure.
+
+mod fake_igd;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use fake_igd::{Behaviour, FakeIgd, Row, Step};
+use natkit_core::Protocol;
+use natkit_upnp::{
+    ConnectionStatus, Error, HttpConfig, HttpError, Igd, PortMappingRequest, UpnpErrorCode,
+};
+
+const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
+const HEDGE: Duration = Duration::from_millis(500);
+/// Scheduling slack on a loaded machine, for the "not before" and "by" checks.
+const SLACK: Duration = Duration::from_millis(700);
+
+fn http(soap_timeout: Duration) -> HttpConfig {
+    HttpConfig {
+        soap_timeout,
+        hedge_after: Some(HEDGE),
+        ..HttpConfig::default()
+    }
+}
+
+async fn connect(fake: &FakeIgd, http: &HttpConfig) -> Igd {
+    let location = format!("http://{}/rootDesc.xml", fake.http);
+    match Igd::connect(&location, http).await {
+        Ok(igd) => igd,
+        Err(e) => panic!("connect to the fake at {location}: {e}"),
+    }
+}
+
+fn request(port: u16) -> PortMappingRequest {
+    PortMappingRequest {
+        protocol: Protocol::Tcp,
+        external_port: port,
+        internal: SocketAddrV4::new(LO, port),
+        lease_secs: 3600,
+        description: "hedge".into(),
+    }
+}
+
+/// `err` is the typed time limit of `ms`.
+fn assert_timeout(err: &Error, ms: u64) {
+    assert!(
+        matches!(err, Error::Http { source: HttpError::Timeout { ms: m }, .. } if *m == ms),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.failure_kind(),
+        natkit_core::FailureKind::Timeout,
+        "{err}"
+    );
+}
+
+fn actions(conns: &[fake_igd::Conn]) -> Vec<&str> {
+    conns.iter().map(|c| c.action.as_str()).collect()
+}
+
+/// Waits for natkit to close every connection of the armed script, and
+/// checks that they carried `expected` and were all closed.
+async fn closed(fake: &FakeIgd, expected: &[&str]) -> Vec<fake_igd::Conn> {
+    let conns = fake.all_closed().await;
+    assert_eq!(actions(&conns), expected);
+    assert!(conns.iter().all(|c| c.closed_by_client), "{conns:?}");
+    conns
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_first_connection_is_hedged() {
+    let fake = FakeIgd::start(Behaviour::default()).await;
+    let config = http(Duration::from_secs(3));
+    let igd = connect(&fake, &config).await;
+
+    // Through igd-next's provider (GetExternalIPAddress)…
+    fake.arm(vec![Step::Silent]);
+    let start = Instant::now();
+    let ip = igd.external_ip().await.unwrap();
+    let took = start.elapsed();
+    assert_eq!(ip, Ipv4Addr::new(203, 0, 113, 7));
+    assert!(took >= HEDGE && took < HEDGE + SLACK, "{took:?}");
+    let conns = closed(&fake, &["GetExternalIPAddress", "GetExternalIPAddress"]).await;
+    assert!(!conns[0].answered && conns[1].answered);
+    // The unanswered first connection was closed by natkit, not left open.
+    assert!(conns.iter().all(|c| c.closed_by_client), "{conns:?}");
+    let gap = conns[1].at - conns[0].at;
+    assert!(gap >= HEDGE && gap < HEDGE + SLACK, "{gap:?}");
+
+    // …and through natkit's own SOAP calls (GetStatusInfo).
+    fake.arm(vec![Step::Silent]);
+    let start = Instant::now();
+    assert_eq!(
+        igd.status().await.unwrap().status,
+        ConnectionStatus::Connected
+    );
+    assert!(start.elapsed() < HEDGE + SLACK);
+    closed(&fake, &["GetStatusInfo", "GetStatusInfo"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_description_fetch_is_hedged() {
+    let fake = FakeIgd::start(Behaviour::default()).await;
+    fake.arm(vec![Step::Silent]);
+    let start = Instant::now();
+    let igd = connect(&fake, &http(Duration::from_secs(3))).await;
+    assert!(start.elapsed() < HEDGE + SLACK, "{:?}", start.elapsed());
+    assert_eq!(igd.display_name(), "Fake router");
+    closed(&fake, &["GET", "GET"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_answers_one_is_used_and_both_connections_closed() {
+    let fake = FakeIgd::start(Behaviour::default()).await;
+    let igd = connect(&fake, &http(Duration::from_secs(3))).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let tasks_before = metrics.num_alive_tasks();
+    let (a, b) = (
+        Ipv4Addr::new(198, 51, 100, 1),
+        Ipv4Addr::new(198, 51, 100, 2),
+    );
+    // Both connections are answered at once, when the hedge has arrived.
+    fake.arm(vec![
+        Step::ExternalIpWhenConns(2, a),
+        Step::ExternalIpWhenConns(2, b),
+    ]);
+    let ip = igd.external_ip().await.unwrap();
+    assert!(ip == a || ip == b, "{ip}");
+    let conns = fake.all_closed().await;
+    assert_eq!(conns.len(), 2, "no third copy after an answer: {conns:?}");
+    assert!(conns.iter().all(|c| c.answered), "{conns:?}");
+    assert!(conns.iter().all(|c| c.closed_by_client), "{conns:?}");
+    // Nothing natkit started is left running: the copies are futures of the
+    // call itself, and the fake's connection tasks end once closed.
+    let end = Instant::now() + Duration::from_secs(5);
+    while metrics.num_alive_tasks() > tasks_before && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(metrics.num_alive_tasks(), tasks_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_any_port_mapping_is_never_repeated() {
+    let fake = FakeIgd::start(Behaviour::default()).await;
+    let limit = Duration::from_millis(1600);
+    let igd = connect(&fake, &http(limit)).await;
+    fake.arm(vec![Step::Silent; 4]);
+    let start = Instant::now();
+    let err = igd.add_any_port_mapping(&request(6000)).await.unwrap_err();
+    let took = start.elapsed();
+    assert_timeout(&err, 1600);
+    assert!(took >= limit && took < limit + SLACK, "{took:?}");
+    closed(&fake, &["AddAnyPortMapping"]).await;
+    assert!(fake.table().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_limit_holds_when_nothing_answers() {
+    let fake = FakeIgd::start(Behaviour::default()).await;
+    let limit = Duration::from_millis(1600);
+    let igd = connect(&fake, &http(limit)).await;
+    fake.arm(vec![Step::Silent; 8]);
+    let start = Instant::now();
+    let err = igd.external_ip().await.unwrap_err();
+    let took = start.elapsed();
+    assert_timeout(&err, 1600);
+    assert!(took >= limit && took < limit + SLACK, "{took:?}");
+    // Copies at 0, 500 and 1000 ms (three at most), all closed at the limit.
+    closed(&fake, &["GetExternalIPAddress"; 3]).await;
+
+    // natkit's own actions likewise.
+    fake.arm(vec![Step::Silent; 8]);
+    let err = igd.status().await.unwrap_err();
+    assert_timeout(&err, 1600);
+    assert_eq!(fake.all_closed().await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hedging_off_sends_one_copy() {
+    let fake = FakeIgd::start(Behaviour::default()).await;
+    let config = HttpConfig {
+        hedge_after: None,
+        ..http(Duration::from_millis(1200))
+    };
+    let igd = connect(&fake, &config).await;
+    fake.arm(vec![Step::Silent; 4]);
+    assert!(igd.external_ip().await.is_err());
+    assert_eq!(fake.all_closed().await.len(), 1);
+}
+
+/// A router that answers 718 to a client re-adding its own mapping.
+fn readd_718() -> Behaviour {
+    Behaviour {
+        conflict_on_readd: true,
+        ..Behaviour::default()
+    }
+}
+
+/// A hedged AddPortMapping and the read-back of the grant.
+const ADD_TWICE_AND_READ_BACK: [&str; 3] = [
+    "AddPortMapping",
+    "AddPortMapping",
+    "GetSpecificPortMappingEntry",
+];
+
+/// On a [`readd_718`] router the first copy made the mapping and its answer
+/// was lost; the hedge got 718.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_whose_duplicate_got_718_is_confirmed_ours() {
+    let fake = FakeIgd::start(readd_718()).await;
+    let limit = Duration::from_millis(1600);
+    let igd = connect(&fake, &http(limit)).await;
+    fake.arm(vec![Step::ProcessSilently, Step::Answer]);
+    let start = Instant::now();
+    let grant = igd.add_port_mapping(&request(6100)).await.unwrap();
+    // The 718 was held back until the first copy's time ran out.
+    assert!(start.elapsed() >= limit, "{:?}", start.elapsed());
+    assert_eq!(grant.external_port, 6100);
+    let back = grant.read_back.expect("read back");
+    assert_eq!(back.internal_client, "127.0.0.1");
+    assert_eq!(back.description, "natkit 127.0.0.1 hedge");
+    assert_eq!(fake.table().len(), 1);
+    closed(&fake, &ADD_TWICE_AND_READ_BACK).await;
+    // Sent once, the same 718 is this router refusing to renew in place:
+    // a conflict (naming ourselves), not a grant.
+    let once = connect(
+        &fake,
+        &HttpConfig {
+            hedge_after: None,
+            ..http(limit)
+        },
+    )
+    .await;
+    fake.arm(vec![]);
+    let err = once.add_port_mapping(&request(6100)).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { holder: Some(h), .. } if h.internal_client == "127.0.0.1"),
+        "{err:?}"
+    );
+}
+
+/// Same router; this time the first copy's answer is only late: its success
+/// is taken over the duplicate's earlier 718, without waiting for the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_success_is_preferred_to_the_duplicates_718() {
+    let fake = FakeIgd::start(readd_718()).await;
+    let igd = connect(&fake, &http(Duration::from_secs(3))).await;
+    fake.arm(vec![Step::AnswerAfter(Duration::from_millis(900))]);
+    let start = Instant::now();
+    let grant = igd.add_port_mapping(&request(6200)).await.unwrap();
+    let took = start.elapsed();
+    // The 718 came at 500 ms; the success at 900 ms was waited for.
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(900) + SLACK,
+        "{took:?}"
+    );
+    assert_eq!(grant.external_port, 6200);
+    let conns = closed(&fake, &ADD_TWICE_AND_READ_BACK).await;
+    assert!(conns.iter().all(|c| c.answered));
+}
+
+/// A real conflict stays one, hedged or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hedged_add_against_another_holder_is_a_conflict() {
+    let fake = FakeIgd::start(Behaviour::default()).await;
+    fake.insert(Row::new(6300, "TCP", "192.168.77.9", "someone else"));
+    let igd = connect(&fake, &http(Duration::from_millis(1600))).await;
+    fake.arm(vec![Step::Silent, Step::Answer]);
+    let err = igd.add_port_mapping(&request(6300)).await.unwrap_err();
+    let Error::Conflict {
+        holder: Some(holder),
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(holder.internal_client, "192.168.77.9");
+    assert_eq!(fake.table().len(), 1);
+}
+
+/// The first DeletePortMapping deleted the entry and its answer was lost;
+/// the hedge's 714 means it is gone, which is what was asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_whose_duplicate_got_714_is_done() {
+    let fake = FakeIgd::start(Behaviour::default()).await;
+    let igd = connect(&fake, &http(Duration::from_millis(1600))).await;
+    igd.add_port_mapping(&request(6400)).await.unwrap();
+    fake.arm(vec![Step::ProcessSilently, Step::Answer]);
+    igd.delete(Protocol::Tcp, 6400).await.unwrap();
+    assert!(fake.table().is_empty());
+    assert_eq!(
+        actions(&fake.all_closed().await),
+        ["DeletePortMapping", "DeletePortMapping"]
+    );
+    // Unhedged, a delete of an entry that is gone is still 714.
+    fake.arm(vec![]);
+    let err = igd.delete(Protocol::Tcp, 6400).await.unwrap_err();
+    assert_eq!(err.upnp_code(), Some(UpnpErrorCode::NoSuchEntryInArray));
+}
