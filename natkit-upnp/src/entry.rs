@@ -1,7 +1,7 @@
 //! Port mapping table entries, and the natkit tag in their descriptions.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use natkit_core::{DESCRIPTION_TAG, Protocol};
 
@@ -42,8 +42,20 @@ impl PortMappingEntry {
     /// Whether this is a natkit entry made by `host` for `host` itself: the
     /// only entries [`cleanup`](crate::Igd::cleanup) removes.
     pub fn is_natkit_entry_of(&self, host: Ipv4Addr) -> bool {
-        self.natkit_owner() == Some(host)
-            && self.internal_client.parse::<Ipv4Addr>().ok() == Some(host)
+        self.natkit_owner() == Some(host) && self.client() == Some(host)
+    }
+
+    /// Whether this entry forwards to exactly `internal` with exactly
+    /// `description`: the mapping asked for, made by one of its copies.
+    pub(crate) fn is_mapping_of(&self, internal: SocketAddrV4, description: &str) -> bool {
+        self.client() == Some(*internal.ip())
+            && self.internal_port == internal.port()
+            && self.description == description
+    }
+
+    /// The internal client, which routers report as text.
+    fn client(&self) -> Option<Ipv4Addr> {
+        self.internal_client.parse().ok()
     }
 }
 

@@ -117,11 +117,9 @@ impl Igd {
                     // client's own entry (see crate::hedge), while another
                     // copy made the mapping. If the entry is exactly what we
                     // asked for, it is ours.
-                    let ours = holder.as_ref().is_some_and(|h| {
-                        h.internal_client == internal.ip().to_string()
-                            && h.internal_port == internal.port()
-                            && h.description == description
-                    });
+                    let ours = holder
+                        .as_ref()
+                        .is_some_and(|h| h.is_mapping_of(internal, &description));
                     if copies > 1 && ours {
                         return Ok(self
                             .granted(request, internal, external, lease, description, holder)
