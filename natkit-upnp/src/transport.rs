@@ -206,11 +206,14 @@ async fn hedged<'a>(
                 if let Some(t) = plan.timings {
                     t.record(plan.kind, took);
                 }
-                let doubtful = self_inflicted.is_some_and(|code| {
-                    matches!(parse_response(&fetched.body, plan.kind),
-                        Ok(SoapReply::Fault { code: c, .. }) if c == code)
-                });
-                if !doubtful || copies.is_empty() {
+                // With no other copy in flight the answer stands whatever it
+                // is, so the body is parsed only when one is.
+                let doubtful = !copies.is_empty()
+                    && self_inflicted.is_some_and(|code| {
+                        matches!(parse_response(&fetched.body, plan.kind),
+                            Ok(SoapReply::Fault { code: c, .. }) if c == code)
+                    });
+                if !doubtful {
                     // Returning drops the other copies and their connections.
                     return Ok(fetched);
                 }
