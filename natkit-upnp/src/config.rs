@@ -92,13 +92,15 @@ pub struct DiscoveryConfig {
     /// already being fetched at the deadline may take up to
     /// [`HttpConfig`]'s limits longer.
     pub timeout: Duration,
-    /// Interval between repeated searches within `timeout` (UDP may be
-    /// lost; default 300 ms).
-    pub resend_interval: Duration,
-    /// The first round asks only the gateway, by unicast, for the two IGD
-    /// device types; the other search targets and the multicast copies follow
-    /// after this long if no answer has been accepted by then (default
-    /// 100 ms; zero sends everything at once). Every later round sends all.
+    /// When the searches are first repeated (default and least 1 s); each later
+    /// round comes twice as long after the one before (see
+    /// [`SearchSchedule`](crate::search::SearchSchedule) for the schedule
+    /// and why: at most 6 datagrams in any second).
+    pub repeat_after: Duration,
+    /// Round 0 asks for `InternetGatewayDevice:1` only (unicast to the
+    /// gateway and multicast); round 1, the other targets, follows this
+    /// long after if nothing is being checked by then (default 100 ms;
+    /// zero sends both at once).
     ///
     /// Each search costs the router a turn of its event loop: miniupnpd
     /// answers searches and HTTP requests in one loop and logs several lines
@@ -122,7 +124,7 @@ impl Default for DiscoveryConfig {
             ssdp_port: SSDP_PORT,
             multicast: true,
             timeout: Duration::from_secs(1),
-            resend_interval: Duration::from_millis(300),
+            repeat_after: Duration::from_secs(1),
             widen_after: Duration::from_millis(100),
             location_policy: LocationPolicy::default(),
             allow_loopback: false,

@@ -1,64 +1,11 @@
 //! The IGD device description (`rootDesc.xml`): which WAN connection
 //! service to talk to and where its control URL is.
 
-use std::fmt;
-
+use crate::wan::WanServiceKind;
 use crate::xml::{Node, XmlError, walk};
 
 /// The most services kept from one description.
 pub const MAX_SERVICES: usize = 64;
-
-/// The WAN connection services natkit can drive, in order of preference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum WanServiceKind {
-    /// `urn:schemas-upnp-org:service:WANIPConnection:2` (IGD:2): has
-    /// `AddAnyPortMapping`, leases capped at 604800 s.
-    WanIp2,
-    /// `urn:schemas-upnp-org:service:WANIPConnection:1` (IGD:1).
-    WanIp1,
-    /// `urn:schemas-upnp-org:service:WANPPPConnection:1` (DSL routers).
-    WanPpp1,
-}
-
-impl WanServiceKind {
-    /// All kinds, most preferred first.
-    pub const PREFERENCE: [WanServiceKind; 3] = [
-        WanServiceKind::WanIp2,
-        WanServiceKind::WanIp1,
-        WanServiceKind::WanPpp1,
-    ];
-
-    /// The service type URN.
-    pub fn service_type(self) -> &'static str {
-        match self {
-            WanServiceKind::WanIp2 => "urn:schemas-upnp-org:service:WANIPConnection:2",
-            WanServiceKind::WanIp1 => "urn:schemas-upnp-org:service:WANIPConnection:1",
-            WanServiceKind::WanPpp1 => "urn:schemas-upnp-org:service:WANPPPConnection:1",
-        }
-    }
-
-    /// The kind for a service type URN (case-insensitive).
-    pub fn from_service_type(urn: &str) -> Option<WanServiceKind> {
-        Self::PREFERENCE
-            .into_iter()
-            .find(|k| k.service_type().eq_ignore_ascii_case(urn))
-    }
-
-    /// Whether the service has the IGD:2 actions (`AddAnyPortMapping`).
-    pub fn is_igd2(self) -> bool {
-        self == WanServiceKind::WanIp2
-    }
-}
-
-impl fmt::Display for WanServiceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            WanServiceKind::WanIp2 => "WANIPConnection:2",
-            WanServiceKind::WanIp1 => "WANIPConnection:1",
-            WanServiceKind::WanPpp1 => "WANPPPConnection:1",
-        })
-    }
-}
 
 /// One `<service>` of the description.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -169,18 +116,23 @@ impl Description {
         Ok(d)
     }
 
-    /// The WAN connection service to use: WANIPConnection:2, else :1, else
-    /// WANPPPConnection:1; only services with a control URL count.
+    /// Every WAN connection service with a control URL, in any device of
+    /// the description, most preferred first (see [`WanServiceKind`]; equal
+    /// kinds in document order).
+    pub fn wan_services(&self) -> Vec<(WanServiceKind, &ServiceEntry)> {
+        let mut found: Vec<(WanServiceKind, &ServiceEntry)> = self
+            .services
+            .iter()
+            .filter(|s| !s.control_url.is_empty())
+            .filter_map(|s| Some((WanServiceKind::parse(&s.service_type)?, s)))
+            .collect();
+        found.sort_by_key(|(k, _)| k.preference());
+        found
+    }
+
+    /// The most preferred WAN connection service ([`wan_services`](Self::wan_services)).
     pub fn wan_service(&self) -> Option<(WanServiceKind, &ServiceEntry)> {
-        WanServiceKind::PREFERENCE.into_iter().find_map(|kind| {
-            self.services
-                .iter()
-                .find(|s| {
-                    !s.control_url.is_empty()
-                        && WanServiceKind::from_service_type(&s.service_type) == Some(kind)
-                })
-                .map(|s| (kind, s))
-        })
+        self.wan_services().into_iter().next()
     }
 
     /// A short human name: friendly name, else model name, else manufacturer.
@@ -217,7 +169,7 @@ pub(crate) mod tests {
         );
         assert_eq!(d.services.len(), 5);
         let (kind, svc) = d.wan_service().unwrap();
-        assert_eq!(kind, WanServiceKind::WanIp2);
+        assert_eq!(kind, WanServiceKind::WAN_IP2);
         assert_eq!(svc.control_url, "/ctl/IPConn");
         assert!(kind.is_igd2());
     }
@@ -249,11 +201,11 @@ pub(crate) mod tests {
         let (kind, s) = d.wan_service().unwrap();
         assert_eq!(
             (kind, s.control_url.as_str()),
-            (WanServiceKind::WanIp1, "/ip1")
+            (WanServiceKind::WAN_IP1, "/ip1")
         );
 
         let d = Description::parse(doc(&svc("WANPPPConnection:1", "/ppp")).as_bytes()).unwrap();
-        assert_eq!(d.wan_service().unwrap().0, WanServiceKind::WanPpp1);
+        assert_eq!(d.wan_service().unwrap().0, WanServiceKind::WAN_PPP1);
 
         // A WAN service without a control URL is useless.
         let d = Description::parse(doc(&svc("WANIPConnection:2", "")).as_bytes()).unwrap();

@@ -18,9 +18,8 @@ use tokio::time::{Instant, sleep_until};
 use crate::config::{DiscoveryConfig, check_location};
 use crate::error::{Error, Result};
 use crate::igd::Igd;
-use crate::ssdp::{
-    MAX_SSDP_RESPONSE, SEARCH_TARGETS, SSDP_MULTICAST, SsdpResponse, is_igd_target, search_request,
-};
+use crate::search::{Search, SearchDest, SearchSchedule};
+use crate::ssdp::{MAX_SSDP_RESPONSE, SSDP_MULTICAST, SsdpResponse, is_igd_target, search_request};
 use crate::url::HttpUrl;
 
 /// Searches for the IGD on the default gateway and returns it once it
@@ -46,34 +45,22 @@ pub async fn discover(config: &DiscoveryConfig) -> Result<Igd> {
     let unicast = SocketAddrV4::new(gateway.address, config.ssdp_port);
     let start = Instant::now();
     let deadline = start + config.timeout;
-    let mut next_send = start;
-    let mut round = if config.widen_after.is_zero() || config.widen_after >= config.resend_interval
-    {
-        Round::All
-    } else {
-        Round::Narrow
-    };
+    let mut schedule =
+        SearchSchedule::new(config.widen_after, config.repeat_after, config.multicast);
     let mut seen: HashSet<String> = HashSet::new();
     let mut pending: JoinSet<Result<Igd>> = JoinSet::new();
     let mut problem: Option<Error> = None;
     let mut buf = vec![0u8; MAX_SSDP_RESPONSE + 1];
+    let mut sent: u32 = 0;
 
     loop {
+        let next_send = start + schedule.next_due();
         tokio::select! {
             _ = sleep_until(next_send), if next_send < deadline => {
                 // While a candidate is being checked, more searches only
                 // keep the router (most likely that very IGD) busy.
-                if pending.is_empty() {
-                    send_searches(&socket, unicast, config.multicast, round).await?;
-                }
-                (next_send, round) = match round {
-                    Round::Narrow => (start + config.widen_after, Round::Rest),
-                    Round::Rest => (start + config.resend_interval, Round::All),
-                    Round::All => (
-                        next_send + config.resend_interval.max(std::time::Duration::from_millis(10)),
-                        Round::All,
-                    ),
-                };
+                let searches = schedule.poll(start.elapsed(), !pending.is_empty());
+                sent += send_searches(&socket, unicast, &searches).await?;
             }
             received = socket.recv_from(&mut buf) => {
                 // Errors such as ICMP port unreachable are not fatal: keep listening.
@@ -94,6 +81,7 @@ pub async fn discover(config: &DiscoveryConfig) -> Result<Igd> {
             _ = sleep_until(deadline) => break,
         }
     }
+    tracing::debug!(sent, "SSDP searches sent");
     // Candidates already being checked finish within their HTTP limits.
     while let Some(done) = pending.join_next().await {
         if let Some(igd) = settle(done, &mut problem) {
@@ -110,49 +98,31 @@ pub async fn discover(config: &DiscoveryConfig) -> Result<Igd> {
     }))
 }
 
-/// Which searches one round sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Round {
-    /// Unicast to the gateway, the two IGD device types only.
-    Narrow,
-    /// What `Narrow` left out: the service targets by unicast, every target
-    /// by multicast.
-    Rest,
-    /// Every target, unicast and multicast.
-    All,
-}
-
-/// How many of [`SEARCH_TARGETS`] (the IGD device types) a narrow round asks for.
-const NARROW_TARGETS: usize = 2;
-
+/// Sends `searches`; returns how many datagrams went out. Only a unicast
+/// failure is an error (a host without a multicast route still has
+/// unicast), and only when nothing else could be sent.
 async fn send_searches(
     socket: &UdpSocket,
     unicast: SocketAddrV4,
-    multicast: bool,
-    round: Round,
-) -> Result<()> {
-    let (unicast_targets, multicast_targets): (&[&str], &[&str]) = match round {
-        Round::Narrow => (&SEARCH_TARGETS[..NARROW_TARGETS], &[]),
-        Round::Rest => (&SEARCH_TARGETS[NARROW_TARGETS..], &SEARCH_TARGETS),
-        Round::All => (&SEARCH_TARGETS, &SEARCH_TARGETS),
-    };
+    searches: &[Search],
+) -> Result<u32> {
     let mut last_error = None;
-    for target in unicast_targets {
-        let req = search_request(unicast, target, None);
-        if let Err(e) = socket.send_to(req.as_bytes(), unicast).await {
-            last_error = Some(e.kind());
-        }
-    }
-    if multicast {
-        for target in multicast_targets {
-            let req = search_request(SSDP_MULTICAST, target, Some(1));
-            // A host without a multicast route still has unicast.
-            let _ = socket.send_to(req.as_bytes(), SSDP_MULTICAST).await;
+    let mut sent = 0;
+    for search in searches {
+        let (to, mx) = match search.dest {
+            SearchDest::Gateway => (unicast, None),
+            SearchDest::Multicast => (SSDP_MULTICAST, Some(1)),
+        };
+        let req = search_request(to, search.target, mx);
+        match socket.send_to(req.as_bytes(), to).await {
+            Ok(_) => sent += 1,
+            Err(e) if search.dest == SearchDest::Gateway => last_error = Some(e.kind()),
+            Err(_) => {}
         }
     }
     match last_error {
-        Some(kind) if !multicast => Err(Error::Socket { op: "send", kind }),
-        _ => Ok(()),
+        Some(kind) if sent == 0 => Err(Error::Socket { op: "send", kind }),
+        _ => Ok(sent),
     }
 }
 

@@ -6,12 +6,13 @@ use natkit_core::{FailureKind, Mechanism, Protocol};
 
 use crate::code::UpnpErrorCode;
 use crate::config::LocationRefusal;
-use crate::description::{DescriptionError, WanServiceKind};
+use crate::description::{DescriptionError, ServiceEntry};
 use crate::entry::PortMappingEntry;
 use crate::http::HttpError;
 use crate::soap::SoapError;
 use crate::status::ConnectionStatus;
 use crate::url::UrlError;
+use crate::wan::WanServiceKind;
 
 /// Everything that can go wrong talking to a UPnP IGD.
 #[derive(Debug, thiserror::Error)]
@@ -83,13 +84,21 @@ pub enum Error {
         /// What is wrong with it.
         source: DescriptionError,
     },
-    /// The device has no WANIPConnection or WANPPPConnection service.
-    #[error("device {device:?} at {location} has no WANIPConnection or WANPPPConnection service")]
+    /// The description has no WAN connection service natkit can drive (any
+    /// version of WANIPConnection or WANPPPConnection, in the UPnP Forum's
+    /// or the Broadband Forum's namespace, with a control URL).
+    #[error(
+        "device {device:?} at {location} has no WANIPConnection or WANPPPConnection service{}",
+        Offered(offered)
+    )]
     NoWanService {
         /// The description URL.
         location: String,
         /// The device's name.
         device: String,
+        /// What the description did offer: its services (at most
+        /// [`MAX_OFFERED`] of them), as written.
+        offered: Vec<ServiceEntry>,
     },
     /// The IGD's WAN side is not connected; mappings would not reach the internet.
     #[error("IGD {device:?} at {location} is not connected (status {status})")]
@@ -161,6 +170,35 @@ pub enum Error {
         /// The most entries natkit reads.
         limit: u32,
     },
+}
+
+/// The most services [`Error::NoWanService`] lists.
+pub const MAX_OFFERED: usize = 16;
+
+struct Offered<'a>(&'a [ServiceEntry]);
+
+impl fmt::Display for Offered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str(" (it lists no services at all)");
+        }
+        f.write_str("; it offers ")?;
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            let t = if s.service_type.is_empty() {
+                "a service without a type"
+            } else {
+                &s.service_type
+            };
+            f.write_str(t)?;
+            if s.control_url.is_empty() {
+                f.write_str(" (no control URL)")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 struct Holder<'a>(Option<&'a PortMappingEntry>);

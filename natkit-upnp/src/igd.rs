@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use crate::bridge::{BoundedHttp, IgdNextGateway, MAX_SOAP_RESPONSE, standard_schema};
 use crate::config::HttpConfig;
-use crate::description::{Description, WanServiceKind};
+use crate::description::Description;
+use crate::error::MAX_OFFERED;
 use crate::error::{Error, Result};
 use crate::hedge::{GET, Timings};
 use crate::soap::{SoapArgs, SoapReply, parse_response, request_body, soap_action};
 use crate::status::{ConnectionStatus, StatusInfo};
 use crate::transport::{Deadline, Plan, get, post_soap};
 use crate::url::HttpUrl;
+use crate::wan::{ConnectionProbe, WanServiceKind, choose_connection};
 
 /// A UPnP IGD natkit can talk to: found by [`discover`](crate::discover)
 /// or opened from a known description URL with [`Igd::connect`].
@@ -24,12 +26,43 @@ pub struct Igd {
     location: HttpUrl,
     control: HttpUrl,
     service: WanServiceKind,
+    service_type: String,
     description: Description,
     server: Option<String>,
     local_ip: Ipv4Addr,
     soap_timeout: Duration,
     hedging: Hedging,
     pub(crate) gateway: IgdNextGateway,
+    /// Every WAN connection service usable from here, most preferred first
+    /// (the one in use among them).
+    candidates: Vec<Candidate>,
+    /// The router's other WAN connections, as last seen.
+    others: Vec<OtherConnection>,
+}
+
+/// A WAN connection service of the description, its control URL resolved
+/// and on the description's host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Candidate {
+    kind: WanServiceKind,
+    service_type: String,
+    control: HttpUrl,
+}
+
+/// A WAN connection of the router that natkit does not map through
+/// ([`Igd::other_connections`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherConnection {
+    /// Its service kind.
+    pub service: WanServiceKind,
+    /// Its service type as the description writes it.
+    pub service_type: String,
+    /// Its control URL.
+    pub control: HttpUrl,
+    /// What it answered when discovery compared the connections; `None`
+    /// when it was not asked (one connection was enough, or the IGD was
+    /// opened with [`Igd::connect`]).
+    pub probe: Option<ConnectionProbe>,
 }
 
 /// Hedged requests to one gateway: the floor of the hedge delay and the
@@ -97,49 +130,56 @@ impl Igd {
                 location: location.to_string(),
                 source,
             })?;
-        let (service, entry) = description
-            .wan_service()
-            .ok_or_else(|| Error::NoWanService {
-                location: location.to_string(),
-                device: description.display_name().unwrap_or("?").to_owned(),
-            })?;
-        let base = match &description.url_base {
-            Some(b) => HttpUrl::parse(b).map_err(|e| Error::bad_url(b, e))?,
-            None => location.clone(),
-        };
-        let control = base
-            .join(&entry.control_url)
-            .map_err(|e| Error::bad_url(&entry.control_url, e))?;
-        if control.ip() != location.ip() {
-            return Err(Error::ControlUrlElsewhere {
-                location: location.to_string(),
-                control: control.to_string(),
-            });
-        }
+        let candidates = candidates(&description, &location)?;
         let local_ip = match fetched.local {
             SocketAddr::V4(a) => *a.ip(),
             SocketAddr::V6(a) => a.ip().to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
         };
+        let first = candidates[0].clone();
         let gateway = IgdNextGateway {
-            addr: SocketAddr::V4(control.addr),
+            addr: SocketAddr::V4(first.control.addr),
             root_url: location.path.clone(),
-            control_url: control.path.clone(),
+            control_url: first.control.path.clone(),
             control_schema_url: String::new(),
             control_schema: standard_schema(),
-            service_type: service.service_type().to_owned(),
+            service_type: first.service_type.clone(),
             provider: BoundedHttp,
         };
+        let others = candidates[1..]
+            .iter()
+            .map(|c| OtherConnection {
+                service: c.kind,
+                service_type: c.service_type.clone(),
+                control: c.control.clone(),
+                probe: None,
+            })
+            .collect();
         Ok(Igd {
             location,
-            control,
-            service,
+            control: first.control,
+            service: first.kind,
+            service_type: first.service_type,
             description,
             server,
             local_ip,
             soap_timeout: http.soap_timeout,
             hedging,
             gateway,
+            candidates,
+            others,
         })
+    }
+
+    /// This IGD, talking to `c` instead.
+    fn using(&self, c: &Candidate) -> Igd {
+        let mut igd = self.clone();
+        igd.control = c.control.clone();
+        igd.service = c.kind;
+        igd.service_type = c.service_type.clone();
+        igd.gateway.addr = SocketAddr::V4(c.control.addr);
+        igd.gateway.control_url = c.control.path.clone();
+        igd.gateway.service_type = c.service_type.clone();
+        igd
     }
 
     /// The description URL.
@@ -155,6 +195,20 @@ impl Igd {
     /// The WAN connection service in use.
     pub fn service(&self) -> WanServiceKind {
         self.service
+    }
+
+    /// The service type in use, exactly as the description writes it
+    /// (every request is addressed to it).
+    pub fn service_type(&self) -> &str {
+        &self.service_type
+    }
+
+    /// The router's other WAN connection services, not used: with several,
+    /// discovery maps through the connected one with a public address
+    /// ([`choose_connection`](crate::choose_connection)) and lists the
+    /// others here with what they answered.
+    pub fn other_connections(&self) -> &[OtherConnection] {
+        &self.others
     }
 
     /// The device description (names, services).
@@ -193,7 +247,11 @@ impl Igd {
                 .get("NewLastConnectionError")
                 .filter(|s| !s.is_empty())
                 .map(|s| s.chars().take(64).collect()),
-            uptime_secs: args.get("NewUptime").and_then(|s| s.parse().ok()),
+            // Huawei's libupnp answers `NewUpTime` (tailscale's capture).
+            uptime_secs: args
+                .get("NewUptime")
+                .or_else(|| args.get("NewUpTime"))
+                .and_then(|s| s.parse().ok()),
         })
     }
 
@@ -206,8 +264,13 @@ impl Igd {
     }
 
     /// Checks that the WAN side is connected. Where `GetStatusInfo` itself
-    /// fails, an external address that is not `0.0.0.0` counts as connected.
+    /// fails, an external address that is not `0.0.0.0` counts as
+    /// connected. With several WAN connection services, all are asked at
+    /// once and the one [`choose_connection`] picks is used.
     pub(crate) async fn require_connected(self) -> Result<Igd> {
+        if self.candidates.len() > 1 {
+            return self.choose_among_candidates().await;
+        }
         let status = match self.status().await {
             Ok(info) => info.status,
             Err(Error::Upnp { .. } | Error::Soap { .. } | Error::BadArgument { .. }) => {
@@ -221,12 +284,55 @@ impl Igd {
         if status.is_connected() {
             Ok(self)
         } else {
-            Err(Error::NotConnected {
-                location: self.location.to_string(),
-                device: self.display_name().to_owned(),
-                status,
-            })
+            Err(self.not_connected(status))
         }
+    }
+
+    fn not_connected(&self, status: ConnectionStatus) -> Error {
+        Error::NotConnected {
+            location: self.location.to_string(),
+            device: self.display_name().to_owned(),
+            status,
+        }
+    }
+
+    async fn choose_among_candidates(self) -> Result<Igd> {
+        let asked = self.candidates.iter().map(|c| {
+            let igd = self.using(c);
+            async move {
+                let (status, ip) = tokio::join!(igd.status(), igd.external_ip());
+                ConnectionProbe {
+                    status: status.ok().map(|s| s.status),
+                    external_ip: ip.ok(),
+                }
+            }
+        });
+        let probes: Vec<ConnectionProbe> = join_all(asked).await;
+        let Some(chosen) = choose_connection(&probes) else {
+            let status = probes[0].status.clone().unwrap_or_else(|| {
+                ConnectionStatus::Unrecognised("no status, no external address".into())
+            });
+            return Err(self.not_connected(status));
+        };
+        let mut igd = self.using(&self.candidates[chosen]);
+        igd.others = self
+            .candidates
+            .iter()
+            .zip(probes)
+            .enumerate()
+            .filter(|(i, _)| *i != chosen)
+            .map(|(_, (c, probe))| OtherConnection {
+                service: c.kind,
+                service_type: c.service_type.clone(),
+                control: c.control.clone(),
+                probe: Some(probe),
+            })
+            .collect();
+        if !igd.others.is_empty() {
+            tracing::info!(chosen = %igd.control, others = igd.others.len(),
+                "several WAN connections; mapping through the connected one with the best address");
+        }
+        Ok(igd)
     }
 
     /// A human name for the device.
@@ -240,7 +346,7 @@ impl Igd {
         action: &'static str,
         args: &[(&str, &str)],
     ) -> Result<SoapArgs> {
-        let service_type = self.service.service_type();
+        let service_type = self.service_type.as_str();
         let body = request_body(service_type, action, args);
         let fetched = post_soap(
             &self.control,
@@ -307,5 +413,86 @@ impl fmt::Display for Igd {
             self.service,
             self.control.path
         )
+    }
+}
+
+/// Polls every future to completion, in order of the input.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in pinned.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+/// The description's WAN connection services whose control URLs natkit may
+/// use, most preferred first.
+///
+/// Control URLs resolve against `URLBase` when it is a usable URL on the
+/// description's own host, else against the LOCATION: `URLBase` is
+/// deprecated since UDA 1.1, and routers have been seen sending it as an
+/// unfilled template (`http://%s:%d`) or with a stale address. A control
+/// URL may name another port of the same host (a D-Link DIR-655 serves
+/// its description on port 80 and its control URLs on 4444 and 8832), but
+/// never another host: a device on the LAN must not be able to make natkit
+/// send requests elsewhere.
+fn candidates(description: &Description, location: &HttpUrl) -> Result<Vec<Candidate>> {
+    let wan = description.wan_services();
+    if wan.is_empty() {
+        return Err(Error::NoWanService {
+            location: location.to_string(),
+            device: description.display_name().unwrap_or("?").to_owned(),
+            offered: description
+                .services
+                .iter()
+                .take(MAX_OFFERED)
+                .cloned()
+                .collect(),
+        });
+    }
+    let base = description
+        .url_base
+        .as_deref()
+        .and_then(|b| HttpUrl::parse(b).ok())
+        .filter(|b| b.ip() == location.ip())
+        .unwrap_or_else(|| location.clone());
+    let mut refused = None;
+    let mut found = Vec::new();
+    for (kind, entry) in wan {
+        match base.join(&entry.control_url) {
+            Ok(control) if control.ip() == location.ip() => found.push(Candidate {
+                kind,
+                service_type: entry.service_type.clone(),
+                control,
+            }),
+            Ok(control) => {
+                refused.get_or_insert(Error::ControlUrlElsewhere {
+                    location: location.to_string(),
+                    control: control.to_string(),
+                });
+            }
+            Err(e) => {
+                refused.get_or_insert(Error::bad_url(&entry.control_url, e));
+            }
+        }
+    }
+    match refused {
+        Some(e) if found.is_empty() => Err(e),
+        _ => Ok(found),
     }
 }

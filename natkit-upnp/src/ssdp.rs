@@ -16,19 +16,29 @@ pub const MAX_SSDP_RESPONSE: usize = 4096;
 /// The most header lines accepted in one answer.
 pub const MAX_SSDP_HEADERS: usize = 32;
 
-/// The search targets natkit sends, most wanted first: both IGD versions
-/// and the WAN connection services (some routers answer only for those).
-pub const SEARCH_TARGETS: [&str; 5] = [
-    "urn:schemas-upnp-org:device:InternetGatewayDevice:2",
-    "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
-    "urn:schemas-upnp-org:service:WANIPConnection:2",
-    "urn:schemas-upnp-org:service:WANIPConnection:1",
-    "urn:schemas-upnp-org:service:WANPPPConnection:1",
-];
+pub use crate::search::SEARCH_TARGETS;
 
-/// Whether an answer's search target is one natkit asked for (case-insensitive).
+/// Whether an answer's search target is one natkit can use: an IGD device
+/// type or a WAN connection service of any version, in the UPnP Forum's or
+/// the Broadband Forum's namespace (case-insensitive). Devices should echo
+/// the target searched for, but some answer with their own type, e.g.
+/// `InternetGatewayDevice:2` to a search for `…:1`.
 pub fn is_igd_target(st: &str) -> bool {
-    SEARCH_TARGETS.iter().any(|t| t.eq_ignore_ascii_case(st))
+    if crate::wan::WanServiceKind::parse(st).is_some() {
+        return true;
+    }
+    let mut parts = st.trim().split(':');
+    let ok = |p: Option<&str>, want: &[&str]| {
+        p.is_some_and(|p| want.iter().any(|w| p.eq_ignore_ascii_case(w)))
+    };
+    ok(parts.next(), &["urn"])
+        && ok(parts.next(), &["schemas-upnp-org", "dslforum-org"])
+        && ok(parts.next(), &["device"])
+        && ok(parts.next(), &["InternetGatewayDevice"])
+        && parts
+            .next()
+            .is_some_and(|v| !v.is_empty() && v.len() <= 2 && v.bytes().all(|b| b.is_ascii_digit()))
+        && parts.next().is_none()
 }
 
 /// An `M-SEARCH` request for `target` sent to `host`.
@@ -192,6 +202,22 @@ mod tests {
             "URN:SCHEMAS-UPNP-ORG:SERVICE:WANIPCONNECTION:1"
         ));
         assert!(!is_igd_target("upnp:rootdevice"));
+        assert!(is_igd_target(
+            "urn:schemas-upnp-org:device:InternetGatewayDevice:2"
+        ));
+        assert!(is_igd_target(
+            "urn:dslforum-org:device:InternetGatewayDevice:1"
+        ));
+        assert!(is_igd_target(
+            "urn:schemas-upnp-org:service:WANPPPConnection:2"
+        ));
+        assert!(!is_igd_target(
+            "urn:schemas-upnp-org:device:InternetGatewayDevice:"
+        ));
+        assert!(!is_igd_target(
+            "urn:schemas-upnp-org:device:InternetGatewayDevice:1:x"
+        ));
+        assert!(!is_igd_target("urn:schemas-upnp-org:device:MediaServer:1"));
     }
 
     #[test]
@@ -237,7 +263,7 @@ mod tests {
         assert!(m.contains("MAN: \"ssdp:discover\"\r\n"));
         assert!(m.contains("MX: 5\r\n"));
         assert!(m.ends_with("\r\n\r\n"));
-        let u = search_request("192.168.1.1:1900".parse().unwrap(), SEARCH_TARGETS[1], None);
+        let u = search_request("192.168.1.1:1900".parse().unwrap(), SEARCH_TARGETS[0], None);
         assert!(!u.contains("MX:"));
         assert!(u.contains("ST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n"));
     }

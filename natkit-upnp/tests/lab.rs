@@ -197,7 +197,7 @@ async fn lan_side() {
     );
     assert_eq!(igd.location().ip(), a.rtr_lan);
     assert_eq!(igd.local_ip(), a.lan);
-    assert_eq!(igd.service(), WanServiceKind::WanIp2);
+    assert_eq!(igd.service(), WanServiceKind::WAN_IP2);
     assert!(igd.status().await.expect("status").status.is_connected());
     match phase.as_str() {
         "map" => map_phase(igd, a.lan, a.public, a.lan2.expect("lan2")).await,

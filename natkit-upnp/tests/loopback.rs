@@ -30,7 +30,7 @@ fn request(port: u16, lease: u32, description: &str) -> PortMappingRequest {
 async fn discover_map_list_delete() {
     let fake = FakeIgd::start(Behaviour::default()).await;
     let igd = discover(&fake.config()).await.unwrap();
-    assert_eq!(igd.service(), WanServiceKind::WanIp2);
+    assert_eq!(igd.service(), WanServiceKind::WAN_IP2);
     assert_eq!(igd.server(), Some("FakeOS/1 UPnP/1.1 FakeIGD/1.0"));
     assert_eq!(igd.display_name(), "Fake router");
     assert_eq!(igd.local_ip(), LO);
@@ -273,7 +273,7 @@ async fn add_any_port_takes_another_port_on_igd2_only() {
     })
     .await;
     let igd1 = discover(&v1.config()).await.unwrap();
-    assert_eq!(igd1.service(), WanServiceKind::WanIp1);
+    assert_eq!(igd1.service(), WanServiceKind::WAN_IP1);
     let err = igd1
         .add_any_port_mapping(&request(8080, 600, "web"))
         .await
@@ -282,7 +282,7 @@ async fn add_any_port_takes_another_port_on_igd2_only() {
         err,
         Error::NotSupported {
             action: "AddAnyPortMapping",
-            service: WanServiceKind::WanIp1
+            service: WanServiceKind::WAN_IP1
         }
     ));
 }

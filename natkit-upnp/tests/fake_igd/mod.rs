@@ -81,6 +81,47 @@ pub struct Behaviour {
     /// client too (instead of overwriting the entry, as miniupnpd does):
     /// some routers do.
     pub conflict_on_readd: bool,
+    /// The WAN connection services, each in a WANConnectionDevice of its
+    /// own; empty: one WANIPConnection (`:2` or `:1` after `igd2`) at
+    /// `/ctl/IPConn` with `status` and `external_ip`.
+    pub wan: Vec<FakeWan>,
+    /// A `<URLBase>`, `{http}` replaced by the fake's address.
+    pub url_base: Option<String>,
+    /// A description with no XML declaration and no namespace.
+    pub bare_xml: bool,
+    /// Answer any AddPortMapping with a lease other than 0 with success
+    /// and drop the entry at once (a router that silently expires them).
+    pub expire_nonzero_leases: bool,
+    /// Answer SSDP from this address instead of the one searched (a
+    /// failover pair's standby answering for the virtual gateway).
+    pub ssdp_reply_from: Option<Ipv4Addr>,
+}
+
+/// One WAN connection service of the fake.
+#[derive(Debug, Clone)]
+pub struct FakeWan {
+    /// Its service type, e.g. `urn:dslforum-org:service:WANPPPConnection:1`.
+    pub service_type: String,
+    /// Its control path.
+    pub path: String,
+    /// Serve it on a second port and write its control URL absolute.
+    pub second_port: bool,
+    /// `NewConnectionStatus`.
+    pub status: String,
+    /// `NewExternalIPAddress`.
+    pub external_ip: Ipv4Addr,
+}
+
+impl FakeWan {
+    pub fn new(service_type: &str, path: &str) -> FakeWan {
+        FakeWan {
+            service_type: service_type.into(),
+            path: path.into(),
+            second_port: false,
+            status: "Connected".into(),
+            external_ip: Ipv4Addr::new(203, 0, 113, 7),
+        }
+    }
 }
 
 /// What the fake does with one connection once a script is armed
@@ -115,6 +156,24 @@ pub struct Conn {
     pub closed_by_client: bool,
 }
 
+impl Behaviour {
+    /// The WAN connection services, the default one filled in.
+    pub fn wan_services(&self) -> Vec<FakeWan> {
+        if !self.wan.is_empty() {
+            return self.wan.clone();
+        }
+        let v = if self.igd2 { 2 } else { 1 };
+        vec![FakeWan {
+            status: self.status.clone(),
+            external_ip: self.external_ip,
+            ..FakeWan::new(
+                &format!("urn:schemas-upnp-org:service:WANIPConnection:{v}"),
+                "/ctl/IPConn",
+            )
+        }]
+    }
+}
+
 impl Default for Behaviour {
     fn default() -> Self {
         Behaviour {
@@ -136,6 +195,11 @@ impl Default for Behaviour {
             trickle_soap: None,
             reset_control: false,
             conflict_on_readd: false,
+            wan: vec![],
+            url_base: None,
+            bare_xml: false,
+            expire_nonzero_leases: false,
+            ssdp_reply_from: None,
         }
     }
 }
@@ -153,11 +217,19 @@ pub struct State {
     pub conns: Vec<Conn>,
     /// Where the latest script's connections start in `conns`.
     pub armed_at: usize,
+    /// Every SOAP action with the control path it came to.
+    pub calls: Vec<(String, String)>,
+    /// Every M-SEARCH received: when, and its ST.
+    pub searches: Vec<(Instant, String)>,
+    /// Entries that are listed but no longer forward (until added again).
+    pub not_forwarding: Vec<(u16, String)>,
 }
 
 pub struct FakeIgd {
     pub ssdp: SocketAddr,
     pub http: SocketAddr,
+    /// The second HTTP port, for control URLs on another port.
+    pub http2: SocketAddr,
     pub state: Arc<Mutex<State>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -170,34 +242,97 @@ impl Drop for FakeIgd {
     }
 }
 
+/// The behaviour and the addresses it is served at.
+#[derive(Debug)]
+pub struct Served {
+    pub b: Behaviour,
+    pub http: SocketAddr,
+    pub http2: SocketAddr,
+}
+
 impl FakeIgd {
     pub async fn start(b: Behaviour) -> FakeIgd {
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let ssdp = udp.local_addr().unwrap();
         let http = tcp.local_addr().unwrap();
+        let http2 = tcp2.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let location = b
             .location
             .clone()
             .unwrap_or_else(|| format!("http://{http}/rootDesc.xml"));
-        let b = Arc::new(b);
-        let ssdp_task = tokio::spawn(ssdp_responder(udp, location, b.clone()));
-        let st = state.clone();
-        let http_task = tokio::spawn(async move {
-            loop {
-                let Ok((conn, _)) = tcp.accept().await else {
-                    return;
-                };
-                tokio::spawn(serve(conn, b.clone(), st.clone()));
-            }
-        });
+        let b = Arc::new(Served { b, http, http2 });
+        let reply_from = match b.b.ssdp_reply_from {
+            Some(ip) => Some(UdpSocket::bind((ip, 0)).await.unwrap()),
+            None => None,
+        };
+        let ssdp_task = tokio::spawn(ssdp_responder(
+            udp,
+            reply_from,
+            location,
+            b.clone(),
+            state.clone(),
+        ));
+        let mut tasks = vec![ssdp_task];
+        for listener in [tcp, tcp2] {
+            let st = state.clone();
+            let b = b.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let Ok((conn, _)) = listener.accept().await else {
+                        return;
+                    };
+                    tokio::spawn(serve(conn, b.clone(), st.clone()));
+                }
+            }));
+        }
         FakeIgd {
             ssdp,
             http,
+            http2,
             state,
-            tasks: vec![ssdp_task, http_task],
+            tasks,
         }
+    }
+
+    /// The M-SEARCH datagrams received so far: when, and their ST.
+    pub fn searches(&self) -> Vec<(Instant, String)> {
+        self.state.lock().unwrap().searches.clone()
+    }
+
+    /// Every SOAP action so far, with the control path it came to.
+    pub fn calls(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    /// Empties the mapping table, as routers that purge it periodically do.
+    pub fn purge(&self) {
+        self.state.lock().unwrap().table.clear();
+    }
+
+    /// Every entry stays listed but stops forwarding until it is added
+    /// again (a router that lost its forwarding rules, not its table).
+    pub fn break_forwarding(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.not_forwarding = st
+            .table
+            .iter()
+            .map(|r| (r.ext_port, r.proto.clone()))
+            .collect();
+    }
+
+    /// Whether the entry for `port`/`proto` is listed and forwards.
+    pub fn forwards(&self, port: u16, proto: &str) -> bool {
+        let st = self.state.lock().unwrap();
+        st.table
+            .iter()
+            .any(|r| r.ext_port == port && r.proto == proto)
+            && !st
+                .not_forwarding
+                .iter()
+                .any(|(p, q)| *p == port && q == proto)
     }
 
     /// A discovery config aimed at this fake only.
@@ -289,7 +424,7 @@ async fn scripted(
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             let (status, body) = ok(
-                &Behaviour::default(),
+                "urn:schemas-upnp-org:service:WANIPConnection:2",
                 "GetExternalIPAddress",
                 &[("NewExternalIPAddress", ip.to_string())],
             );
@@ -329,14 +464,34 @@ pub fn loopback_gateway() -> Gateway {
     }
 }
 
-async fn ssdp_responder(udp: UdpSocket, location: String, b: Arc<Behaviour>) {
+/// Whether a device or service of type `own` answers a search for
+/// `wanted`: same namespace, kind and name, and a version no higher (UDA 1.1).
+fn type_answers(own: &str, wanted: &str) -> bool {
+    let split = |t: &str| -> Option<(String, u32)> {
+        let (head, v) = t.rsplit_once(':')?;
+        Some((head.to_ascii_lowercase(), v.parse().ok()?))
+    };
+    match (split(own), split(wanted)) {
+        (Some((a, va)), Some((b, vb))) => a == b && vb <= va,
+        _ => false,
+    }
+}
+
+async fn ssdp_responder(
+    udp: UdpSocket,
+    reply_from: Option<UdpSocket>,
+    location: String,
+    sv: Arc<Served>,
+    state: Arc<Mutex<State>>,
+) {
+    let b = &sv.b;
     let mut buf = [0u8; 2048];
     loop {
         let Ok((n, from)) = udp.recv_from(&mut buf).await else {
             return;
         };
         let req = String::from_utf8_lossy(&buf[..n]).to_string();
-        if b.silent || !req.starts_with("M-SEARCH * HTTP/1.1") {
+        if !req.starts_with("M-SEARCH * HTTP/1.1") {
             continue;
         }
         let st = req
@@ -345,8 +500,21 @@ async fn ssdp_responder(udp: UdpSocket, location: String, b: Arc<Behaviour>) {
             .unwrap_or("")
             .trim()
             .to_owned();
-        let ours = if b.igd2 { ":2" } else { ":1" };
-        if !(st.ends_with(ours) || st.contains("WANPPP")) {
+        state
+            .lock()
+            .unwrap()
+            .searches
+            .push((Instant::now(), st.clone()));
+        if b.silent {
+            continue;
+        }
+        let v = if b.igd2 { 2 } else { 1 };
+        let device = format!("urn:schemas-upnp-org:device:InternetGatewayDevice:{v}");
+        let answers = type_answers(&device, &st)
+            || b.wan_services()
+                .iter()
+                .any(|w| type_answers(&w.service_type, &st));
+        if !answers {
             continue;
         }
         for location in std::iter::once(&location).chain(&b.extra_locations) {
@@ -354,19 +522,53 @@ async fn ssdp_responder(udp: UdpSocket, location: String, b: Arc<Behaviour>) {
                 "HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: {st}\r\nUSN: uuid:fake::{st}\r\nEXT:\r\n\
                  SERVER: FakeOS/1 UPnP/1.1 FakeIGD/1.0\r\nLOCATION: {location}\r\n\r\n"
             );
-            let _ = udp.send_to(answer.as_bytes(), from).await;
+            let sock = reply_from.as_ref().unwrap_or(&udp);
+            let _ = sock.send_to(answer.as_bytes(), from).await;
         }
     }
 }
 
-fn description(b: &Behaviour) -> String {
+fn description(sv: &Served) -> String {
+    let b = &sv.b;
     if let Some(body) = &b.description_body {
         return body.clone();
     }
     let v = if b.igd2 { 2 } else { 1 };
+    let wan_devices: String = b
+        .wan_services()
+        .iter()
+        .map(|w| {
+            let control = if w.second_port {
+                format!("http://{}{}", sv.http2, w.path)
+            } else {
+                w.path.clone()
+            };
+            format!(
+                "<device><deviceType>urn:schemas-upnp-org:device:WANDevice:{v}</deviceType><friendlyName>WANDevice</friendlyName><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:{v}</deviceType><friendlyName>WANConnectionDevice</friendlyName><serviceList><service><serviceType>{}</serviceType><serviceId>urn:upnp-org:serviceId:WANConn1</serviceId><SCPDURL>/WANCn.xml</SCPDURL><controlURL>{control}</controlURL><eventSubURL>/evt/Conn</eventSubURL></service></serviceList></device></deviceList></device>",
+                w.service_type
+            )
+        })
+        .collect();
+    let (decl, xmlns) = if b.bare_xml {
+        ("", "")
+    } else {
+        (
+            "<?xml version=\"1.0\"?>\n",
+            " xmlns=\"urn:schemas-upnp-org:device-1-0\"",
+        )
+    };
+    let url_base = b
+        .url_base
+        .as_ref()
+        .map(|u| {
+            format!(
+                "<URLBase>{}</URLBase>",
+                u.replace("{http}", &sv.http.to_string())
+            )
+        })
+        .unwrap_or_default();
     let mut d = format!(
-        r#"<?xml version="1.0"?>
-<root xmlns="urn:schemas-upnp-org:device-1-0"><specVersion><major>1</major><minor>1</minor></specVersion><device><deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:{v}</deviceType><friendlyName>Fake router</friendlyName><manufacturer>natkit</manufacturer><modelName>FakeIGD</modelName><serviceList><service><serviceType>urn:schemas-upnp-org:service:Layer3Forwarding:1</serviceType><serviceId>urn:upnp-org:serviceId:L3Forwarding1</serviceId><SCPDURL>/L3F.xml</SCPDURL><controlURL>/ctl/L3F</controlURL><eventSubURL>/evt/L3F</eventSubURL></service></serviceList><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANDevice:{v}</deviceType><friendlyName>WANDevice</friendlyName><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:{v}</deviceType><friendlyName>WANConnectionDevice</friendlyName><serviceList><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:{v}</serviceType><serviceId>urn:upnp-org:serviceId:WANIPConn1</serviceId><SCPDURL>/WANIPCn.xml</SCPDURL><controlURL>/ctl/IPConn</controlURL><eventSubURL>/evt/IPConn</eventSubURL></service></serviceList></device></deviceList></device></deviceList></device></root>"#
+        r#"{decl}<root{xmlns}><specVersion><major>1</major><minor>1</minor></specVersion>{url_base}<device><deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:{v}</deviceType><friendlyName>Fake router</friendlyName><manufacturer>natkit</manufacturer><modelName>FakeIGD</modelName><serviceList><service><serviceType>urn:schemas-upnp-org:service:Layer3Forwarding:1</serviceType><serviceId>urn:upnp-org:serviceId:L3Forwarding1</serviceId><SCPDURL>/L3F.xml</SCPDURL><controlURL>/ctl/L3F</controlURL><eventSubURL>/evt/L3F</eventSubURL></service></serviceList><deviceList>{wan_devices}</deviceList></device></root>"#
     );
     if let Some(size) = b.description_size {
         let pad = size.saturating_sub(d.len() + 7);
@@ -375,7 +577,8 @@ fn description(b: &Behaviour) -> String {
     d
 }
 
-async fn serve(mut conn: TcpStream, b: Arc<Behaviour>, state: Arc<Mutex<State>>) {
+async fn serve(mut conn: TcpStream, sv: Arc<Served>, state: Arc<Mutex<State>>) {
+    let b = &sv.b;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -413,6 +616,10 @@ async fn serve(mut conn: TcpStream, b: Arc<Behaviour>, state: Arc<Mutex<State>>)
     }
     let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
     let is_get = head.starts_with("GET ");
+    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+    let service_type = header("soapaction")
+        .and_then(|a| a.trim_matches('"').split('#').next().map(str::to_owned))
+        .unwrap_or_default();
     let action = if is_get {
         "GET".to_owned()
     } else {
@@ -441,9 +648,9 @@ async fn serve(mut conn: TcpStream, b: Arc<Behaviour>, state: Arc<Mutex<State>>)
         let reply = move || {
             if is_get {
                 st.lock().unwrap().actions.push(action);
-                ("200 OK", description(&b))
+                ("200 OK", description(&sv))
             } else {
-                soap(&b, &st, &action, &body)
+                soap(&sv.b, &st, &path, &service_type, &action, &body)
             }
         };
         scripted(conn, step, index, reply, state).await;
@@ -451,7 +658,7 @@ async fn serve(mut conn: TcpStream, b: Arc<Behaviour>, state: Arc<Mutex<State>>)
     }
     if is_get {
         state.lock().unwrap().actions.push("GET".into());
-        let d = description(&b);
+        let d = description(&sv);
         if b.chunked {
             let h =
                 "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -512,7 +719,7 @@ async fn serve(mut conn: TcpStream, b: Arc<Behaviour>, state: Arc<Mutex<State>>)
             };
             (status, body.clone())
         }
-        None => soap(&b, &state, &action, &body),
+        None => soap(b, &state, &path, &service_type, &action, &body),
     };
     if let Some(size) = b.soap_size {
         reply.push_str(&format!("<!--{}-->", "x".repeat(size)));
@@ -549,8 +756,7 @@ fn arg(body: &str, name: &str) -> String {
         .replace("&amp;", "&")
 }
 
-fn ok(b: &Behaviour, action: &str, args: &[(&str, String)]) -> (&'static str, String) {
-    let v = if b.igd2 { 2 } else { 1 };
+fn ok(service_type: &str, action: &str, args: &[(&str, String)]) -> (&'static str, String) {
     let inner: String = args
         .iter()
         .map(|(n, val)| format!("<{n}>{val}</{n}>"))
@@ -558,7 +764,7 @@ fn ok(b: &Behaviour, action: &str, args: &[(&str, String)]) -> (&'static str, St
     (
         "200 OK",
         format!(
-            "<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:{action}Response xmlns:u=\"urn:schemas-upnp-org:service:WANIPConnection:{v}\">{inner}</u:{action}Response></s:Body></s:Envelope>\r\n"
+            "<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:{action}Response xmlns:u=\"{service_type}\">{inner}</u:{action}Response></s:Body></s:Envelope>\r\n"
         ),
     )
 }
@@ -594,28 +800,68 @@ fn entry_args(r: &Row, generic: bool) -> Vec<(&'static str, String)> {
     v
 }
 
-fn soap(b: &Behaviour, state: &Mutex<State>, action: &str, body: &str) -> (&'static str, String) {
+fn soap(
+    b: &Behaviour,
+    state: &Mutex<State>,
+    path: &str,
+    requested_type: &str,
+    action: &str,
+    body: &str,
+) -> (&'static str, String) {
     let mut st = state.lock().unwrap();
     st.actions.push(action.to_owned());
+    st.calls.push((path.to_owned(), action.to_owned()));
     let port: u16 = arg(body, "NewExternalPort").parse().unwrap_or(0);
     let proto = arg(body, "NewProtocol");
+    // Which WAN service the request came to. A served description_body is
+    // the test's own: any path then answers as the default service.
+    let services = b.wan_services();
+    let service = if b.description_body.is_some() {
+        services[0].clone()
+    } else {
+        match services.iter().find(|w| w.path == path) {
+            Some(w) => w.clone(),
+            None => return fault(401, "Invalid Action"),
+        }
+    };
+    // A UPnP stack refuses an action addressed to another service type
+    // (another namespace or name, or a later version).
+    if !requested_type.is_empty() && !type_answers(&service.service_type, requested_type) {
+        return fault(401, "Invalid Action");
+    }
+    // The protocol is upper case or refused, as miniupnpd does.
+    let with_protocol = matches!(
+        action,
+        "AddPortMapping"
+            | "AddAnyPortMapping"
+            | "DeletePortMapping"
+            | "GetSpecificPortMappingEntry"
+    );
+    if with_protocol && proto != "TCP" && proto != "UDP" {
+        return fault(402, "Invalid Args");
+    }
+    let igd2 = service
+        .service_type
+        .rsplit(':')
+        .next()
+        .and_then(|v| v.parse::<u32>().ok())
+        .is_some_and(|v| v >= 2);
+    let ok = |action: &str, args: &[(&str, String)]| ok(&service.service_type, action, args);
     match action {
         "GetStatusInfo" => ok(
-            b,
             action,
             &[
-                ("NewConnectionStatus", b.status.clone()),
+                ("NewConnectionStatus", service.status.clone()),
                 ("NewLastConnectionError", "ERROR_NONE".into()),
                 ("NewUptime", "4242".into()),
             ],
         ),
         "GetExternalIPAddress" => ok(
-            b,
             action,
-            &[("NewExternalIPAddress", b.external_ip.to_string())],
+            &[("NewExternalIPAddress", service.external_ip.to_string())],
         ),
         "AddPortMapping" | "AddAnyPortMapping" => {
-            if action == "AddAnyPortMapping" && !b.igd2 {
+            if action == "AddAnyPortMapping" && !igd2 {
                 return fault(401, "Invalid Action");
             }
             let lease: u32 = arg(body, "NewLeaseDuration").parse().unwrap_or(u32::MAX);
@@ -638,13 +884,24 @@ fn soap(b: &Behaviour, state: &Mutex<State>, action: &str, body: &str) -> (&'sta
             };
             let taken =
                 |t: &[Row], p: u16| t.iter().position(|r| r.ext_port == p && r.proto == proto);
+            if b.expire_nonzero_leases && lease != 0 && action == "AddPortMapping" {
+                // Accepted, and expired at once.
+                if let Some(i) =
+                    taken(&st.table, port).filter(|i| st.table[*i].client == row.client)
+                {
+                    st.table.remove(i);
+                }
+                return ok(action, &[]);
+            }
             match taken(&st.table, port) {
                 Some(i) if st.table[i].client == row.client && !b.conflict_on_readd => {
                     st.table[i] = row;
+                    st.not_forwarding
+                        .retain(|(p, q)| !(*p == port && *q == proto));
                     if action == "AddAnyPortMapping" {
-                        return ok(b, action, &[("NewReservedPort", port.to_string())]);
+                        return ok(action, &[("NewReservedPort", port.to_string())]);
                     }
-                    ok(b, action, &[])
+                    ok(action, &[])
                 }
                 Some(_) if action == "AddPortMapping" => fault(718, "ConflictInMappingEntry"),
                 Some(_) => {
@@ -656,14 +913,14 @@ fn soap(b: &Behaviour, state: &Mutex<State>, action: &str, body: &str) -> (&'sta
                         ext_port: free,
                         ..row
                     });
-                    ok(b, action, &[("NewReservedPort", free.to_string())])
+                    ok(action, &[("NewReservedPort", free.to_string())])
                 }
                 None => {
                     st.table.push(row);
                     if action == "AddAnyPortMapping" {
-                        return ok(b, action, &[("NewReservedPort", port.to_string())]);
+                        return ok(action, &[("NewReservedPort", port.to_string())]);
                     }
-                    ok(b, action, &[])
+                    ok(action, &[])
                 }
             }
         }
@@ -674,7 +931,7 @@ fn soap(b: &Behaviour, state: &Mutex<State>, action: &str, body: &str) -> (&'sta
         {
             Some(i) => {
                 st.table.remove(i);
-                ok(b, action, &[])
+                ok(action, &[])
             }
             None => fault(714, "NoSuchEntryInArray"),
         },
@@ -683,7 +940,7 @@ fn soap(b: &Behaviour, state: &Mutex<State>, action: &str, body: &str) -> (&'sta
             .iter()
             .find(|r| r.ext_port == port && r.proto == proto)
         {
-            Some(r) => ok(b, action, &entry_args(r, false)),
+            Some(r) => ok(action, &entry_args(r, false)),
             None => fault(714, "NoSuchEntryInArray"),
         },
         "GetGenericPortMappingEntry" => {
@@ -691,7 +948,7 @@ fn soap(b: &Behaviour, state: &Mutex<State>, action: &str, body: &str) -> (&'sta
                 .parse()
                 .unwrap_or(usize::MAX);
             match st.table.get(i) {
-                Some(r) => ok(b, action, &entry_args(r, true)),
+                Some(r) => ok(action, &entry_args(r, true)),
                 None => fault(713, "SpecifiedArrayIndexInvalid"),
             }
         }
