@@ -16,6 +16,11 @@ use tokio::sync::{OnceCell, watch};
 use tokio::time::Instant;
 
 use crate::config::PortMapConfig;
+
+/// A probe that found no usable mechanism is reused for this long before a
+/// mapping probes again: the cleanup that starts a program and its first
+/// mapping share one probe (and one UPnP discovery).
+pub(crate) const PROBE_REUSE: Duration = Duration::from_secs(5);
 use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::report::{MechanismError, MechanismReport, ProbeReport, error_chain};
@@ -224,14 +229,17 @@ impl AutoMapper {
     }
 
     /// The running or last probe; a new one when there is none, or when
-    /// `refresh_unusable` and the last finished without a usable mechanism.
+    /// `refresh_unusable` and the last finished without a usable mechanism
+    /// more than [`PROBE_REUSE`] ago.
     fn current_probe(&self, refresh_unusable: bool) -> watch::Receiver<ProbeState> {
         {
             let guard = lock(&self.inner.probe);
             if let Some(rx) = guard.as_ref() {
                 let state = rx.borrow();
                 let stale = refresh_unusable
-                    && state.finished.is_some()
+                    && state
+                        .finished
+                        .is_some_and(|f| f.elapsed() >= PROBE_REUSE)
                     && !state.reports.iter().any(|r| r.available);
                 if !stale {
                     return rx.clone();
@@ -319,17 +327,20 @@ impl AutoMapper {
             Mechanism::Pcp => Ok(self.inner.pcp.as_ref().ok_or_else(missing)?),
             Mechanism::NatPmp => Ok(self.inner.natpmp.as_ref().ok_or_else(missing)?),
             Mechanism::Upnp if self.inner.order.contains(&Mechanism::Upnp) => {
-                let m = self
-                    .inner
-                    .upnp
-                    .get_or_try_init(|| async {
-                        UpnpMapper::discover(&self.inner.upnp_config)
-                            .await
-                            .map(Arc::new)
-                    })
-                    .await
-                    .map_err(|_| missing())?;
-                Ok(&**m)
+                // Discovery is the probe's: one search for the cleanup and
+                // the mapping that follows it, not one each (with no IGD,
+                // map_port spent two discovery timeouts, 4 s, and twice the
+                // M-SEARCH datagrams).
+                if self.inner.upnp.get().is_none() {
+                    let mut rx = self.current_probe(true);
+                    let _ = rx
+                        .wait_for(|s| {
+                            s.finished.is_some()
+                                || s.reports.iter().any(|r| r.mechanism == Mechanism::Upnp)
+                        })
+                        .await;
+                }
+                Ok(&**self.inner.upnp.get().ok_or_else(missing)?)
             }
             _ => Err(missing()),
         }
