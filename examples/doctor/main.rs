@@ -246,12 +246,16 @@ async fn diagnose(plan: Plan, guard: Arc<MapGuard>, progress: ProgressBar) -> Re
     let t = plan.timeouts;
     let stun = plan.stun.clone();
     let router_side = router_and_ports(&gw, &plan, &guard, &progress, &mut r);
+    // The classification first, then the plain address check: the address check asks
+    // every listed server at once, and when the list holds a server's alternate address
+    // (both of stund's IPs, say) that request would open a NAT filter kept per host
+    // before the classifier's filtering tests ran, and a restricted cone would look
+    // like a full cone.
     let stun_side = async {
         let bound = t.check + Duration::from_secs(2);
-        tokio::join!(
-            tokio::time::timeout(bound, checks::check_stun(&stun)),
-            tokio::time::timeout(bound, checks::check_nat(&stun)),
-        )
+        let nat = tokio::time::timeout(bound, checks::check_nat(&stun)).await;
+        let seen = tokio::time::timeout(bound, checks::check_stun(&stun)).await;
+        (seen, nat)
     };
     let ((), (seen, nat)) = tokio::join!(router_side, stun_side);
     match seen {

@@ -19,6 +19,13 @@ pub(crate) struct FilteringRound {
     /// An answer with our id came from an address the change did not name: the server
     /// ignores CHANGE-REQUEST.
     pub wrong_source: bool,
+    /// This host had sent to the alternate IP by the time of this round, so a filter
+    /// kept per host may have let the change-IP-and-port answer in
+    /// ([`Contacts`](super::contacts::Contacts)).
+    pub alternate_ip_contacted: bool,
+    /// This host had sent to the primary IP at the alternate port by then, so a
+    /// per-host filter may have let the change-port answer in.
+    pub alternate_port_contacted: bool,
 }
 
 /// How many rounds must agree on an absence before it counts.
@@ -38,10 +45,12 @@ pub(crate) enum FilteringVerdict {
 /// Decides filtering from the rounds so far, allowing `max_rounds` rounds in all.
 ///
 /// - An answer to change-IP-and-port in any round is positive evidence of
-///   endpoint-independent filtering (only a NAT that lets anyone in delivers it).
-/// - Otherwise, address-dependent needs an answer to change-port in some round *and*
-///   change-IP-and-port unanswered in [`CONFIRMATIONS`] rounds whose control was
-///   answered.
+///   endpoint-independent filtering (only a NAT that lets anyone in delivers it),
+///   unless this host had already sent to that address: a NAT that keeps its filter
+///   per host would let it in too.
+/// - Otherwise, address-dependent needs an answer to change-port (from an address the
+///   host had not sent to) in some round *and* change-IP-and-port unanswered in
+///   [`CONFIRMATIONS`] rounds whose control was answered.
 /// - Address-and-port-dependent needs both unanswered in [`CONFIRMATIONS`] such rounds
 ///   and change-port answered in none.
 pub(crate) fn filtering(rounds: &[FilteringRound], max_rounds: usize) -> FilteringVerdict {
@@ -51,21 +60,48 @@ pub(crate) fn filtering(rounds: &[FilteringRound], max_rounds: usize) -> Filteri
         );
     }
     // Answers are proof whatever the control did; absences count only with a control.
-    if rounds.iter().any(|r| r.change_ip_port) {
+    if rounds
+        .iter()
+        .any(|r| r.change_ip_port && !r.alternate_ip_contacted)
+    {
         return FilteringVerdict::Decided(FilteringBehaviour::EndpointIndependent);
     }
-    let valid: Vec<&FilteringRound> = rounds.iter().filter(|r| r.control).collect();
+    let absent = rounds
+        .iter()
+        .filter(|r| r.control && !r.change_ip_port)
+        .count();
+    let port_proof = rounds
+        .iter()
+        .any(|r| r.change_port && !r.alternate_port_contacted);
     let port_answered = rounds.iter().any(|r| r.change_port);
-    let both_absent = valid.len(); // none answered change-IP-and-port
-    if port_answered && both_absent >= CONFIRMATIONS {
+    if absent >= CONFIRMATIONS && port_proof {
         return FilteringVerdict::Decided(FilteringBehaviour::AddressDependent);
     }
-    if !port_answered && both_absent >= CONFIRMATIONS {
+    if absent >= CONFIRMATIONS && !port_answered {
         return FilteringVerdict::Decided(FilteringBehaviour::AddressAndPortDependent);
     }
+    // An opened filter stays open for the NAT's timeout: more rounds cannot help.
+    let opened_ip = rounds.iter().filter(|r| r.change_ip_port).count();
+    if opened_ip >= CONFIRMATIONS {
+        return FilteringVerdict::Inconclusive(
+            "the server's alternate address answered, but this host had sent to that \
+             address before: a NAT that keeps its filter per host would let it in too, so \
+             full cone cannot be told from restricted cone"
+                .into(),
+        );
+    }
+    if absent >= CONFIRMATIONS {
+        return FilteringVerdict::Inconclusive(
+            "the alternate port answered, but this host had sent to it before: a NAT that \
+             keeps its filter per host would let it in too, so restricted cone cannot be \
+             told from port-restricted cone"
+                .into(),
+        );
+    }
+    let valid = rounds.iter().filter(|r| r.control).count();
     if rounds.len() < max_rounds {
         FilteringVerdict::NeedMore
-    } else if valid.is_empty() {
+    } else if valid == 0 {
         FilteringVerdict::Inconclusive(
             "the control requests of the filtering tests went unanswered (packet loss?)".into(),
         )
@@ -73,7 +109,7 @@ pub(crate) fn filtering(rounds: &[FilteringRound], max_rounds: usize) -> Filteri
         FilteringVerdict::Inconclusive(format!(
             "only {} of {} filtering rounds had a control answered at its first send \
              (packet loss, or a server that drops requests)",
-            valid.len(),
+            valid,
             rounds.len()
         ))
     }
@@ -138,7 +174,7 @@ mod tests {
             control,
             change_ip_port: both,
             change_port: port,
-            wrong_source: false,
+            ..FilteringRound::default()
         }
     }
 
@@ -197,6 +233,48 @@ mod tests {
             ..round(true, false, false)
         };
         assert!(matches!(filtering(&[liar], 3), Inconclusive(_)));
+    }
+
+    #[test]
+    fn answers_from_addresses_this_host_sent_to_prove_nothing() {
+        use FilteringVerdict::*;
+        let opened = |both, port| FilteringRound {
+            alternate_ip_contacted: true,
+            alternate_port_contacted: true,
+            ..round(true, both, port)
+        };
+        // A per-host restricted cone after this host sent to the alternate address.
+        assert_eq!(filtering(&[opened(true, true)], 8), NeedMore);
+        assert!(matches!(
+            filtering(&[opened(true, true); 3], 8),
+            Inconclusive(why) if why.contains("per host")
+        ));
+        // One untainted answer is still proof.
+        assert_eq!(
+            filtering(&[opened(true, true), round(true, true, true)], 8),
+            Decided(F::EndpointIndependent)
+        );
+        // Absences stay evidence: a tainted port answer alone cannot make
+        // "address-dependent", and cannot be ignored for "address-and-port".
+        assert!(matches!(
+            filtering(&[opened(false, true); 3], 8),
+            Inconclusive(why) if why.contains("port-restricted")
+        ));
+        assert_eq!(
+            filtering(
+                &[
+                    opened(false, true),
+                    round(true, false, true),
+                    round(true, false, false)
+                ],
+                8
+            ),
+            Decided(F::AddressDependent)
+        );
+        assert_eq!(
+            filtering(&[opened(false, false); 3], 8),
+            Decided(F::AddressAndPortDependent)
+        );
     }
 
     fn a(s: &str) -> Option<SocketAddr> {

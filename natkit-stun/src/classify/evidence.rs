@@ -6,6 +6,8 @@ use std::time::Duration;
 use natkit_core::{LegacyNatType, NatBehaviour};
 
 use super::lifetime::BindingLifetime;
+use crate::Error;
+use crate::client::BindingResponse;
 
 /// Which test a request belonged to (RFC 5780 §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,6 +82,31 @@ impl TestOutcome {
     /// Whether an acceptable answer came.
     pub fn answered(&self) -> bool {
         matches!(self, TestOutcome::Answered { .. })
+    }
+
+    /// What a finished client transaction means for its test: a success response is
+    /// an answer, a timeout (or no outcome) an absence with the sources that answered
+    /// from the wrong address, anything else a failure.
+    pub fn from_transaction(
+        outcome: Option<Result<BindingResponse, Error>>,
+        wrong_sources: Vec<SocketAddr>,
+    ) -> TestOutcome {
+        match outcome {
+            Some(Ok(resp)) => match resp.error_code {
+                Some(code) => TestOutcome::Failed(format!("error response {code}")),
+                None => TestOutcome::Answered {
+                    mapped: resp.mapped,
+                    from: resp.from,
+                    other: resp.other_address,
+                    rfc3489: resp.other_is_rfc3489,
+                    origin: resp.response_origin,
+                    rtt: resp.rtt,
+                    elapsed: resp.elapsed,
+                },
+            },
+            Some(Err(Error::Timeout { .. })) | None => TestOutcome::NoAnswer { wrong_sources },
+            Some(Err(e)) => TestOutcome::Failed(e.to_string()),
+        }
     }
 }
 

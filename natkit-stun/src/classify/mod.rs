@@ -17,11 +17,13 @@
 //! ```
 
 mod config;
+mod contacts;
 mod decide;
 mod evidence;
 mod lifetime;
 mod plan;
 mod runner;
+mod servers;
 #[cfg(test)]
 mod sim;
 

@@ -90,25 +90,8 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
             })?;
             r?;
             for (p, t) in probes.iter().zip(txns.iter_mut()) {
-                let wrong_sources = t.wrong_sources().to_vec();
-                let outcome = match t.take_outcome() {
-                    Some(Ok(resp)) => match resp.error_code {
-                        Some(code) => TestOutcome::Failed(format!("error response {code}")),
-                        None => TestOutcome::Answered {
-                            mapped: resp.mapped,
-                            from: resp.from,
-                            other: resp.other_address,
-                            rfc3489: resp.other_is_rfc3489,
-                            origin: resp.response_origin,
-                            rtt: resp.rtt,
-                            elapsed: resp.elapsed,
-                        },
-                    },
-                    Some(Err(Error::Timeout { .. })) | None => {
-                        TestOutcome::NoAnswer { wrong_sources }
-                    }
-                    Some(Err(e)) => TestOutcome::Failed(e.to_string()),
-                };
+                let outcome =
+                    TestOutcome::from_transaction(t.take_outcome(), t.wrong_sources().to_vec());
                 plan.handle_result(ProbeResult {
                     id: p.id,
                     local,
