@@ -14,6 +14,12 @@
 //!   RESPONSE-PORT and the path works; without it nothing is concluded;
 //! - the answer is a bracket: alive after `at_least`, gone after `less_than`.
 //!
+//! Y's request goes to the server's other address with CHANGE-REQUEST (change IP and
+//! port), so that the answer still comes from the address X talked to while Y itself
+//! never sends there: a NAT that keeps its filter per host would otherwise count Y's
+//! request as this host contacting that address again and let the answer in after
+//! X's own filter entry had lapsed.
+//!
 //! A probe that is not answered is sent several times (the no-answer plan of the
 //! filtering tests). Binding lifetimes are not monotone under packet loss, so a probe
 //! that went unanswered at a *shorter* T than one that was answered makes the result

@@ -108,9 +108,12 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
         match target {
             Some(check) if check.flavor == ServerFlavor::Rfc5780 => {
                 let wait = no_answer_plan(&plan_config, c.rtt);
+                let server = LifetimeServer {
+                    primary: check.server,
+                    other: check.other.unwrap_or(check.server),
+                };
                 c.binding_lifetime = Some(
-                    discover_lifetime(local_ip, check.server, lifetime, plan_config.plan, wait)
-                        .await?,
+                    discover_lifetime(local_ip, server, lifetime, plan_config.plan, wait).await?,
                 );
             }
             _ => c.notes.push(
@@ -124,11 +127,20 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
     Ok(c)
 }
 
+/// The addresses of the server a binding lifetime is measured against.
+#[derive(Debug, Clone, Copy)]
+struct LifetimeServer {
+    /// Where each binding is made, and where the probe's answer must come from.
+    primary: SocketAddr,
+    /// Where the probe goes (OTHER-ADDRESS).
+    other: SocketAddr,
+}
+
 /// Binding lifetime discovery ([`lifetime`](super::lifetime)): every step and the
 /// control at once, each on fresh sockets.
 async fn discover_lifetime(
     local_ip: IpAddr,
-    server: SocketAddr,
+    server: LifetimeServer,
     config: LifetimeConfig,
     bind_plan: RetransmitPlan,
     wait: RetransmitPlan,
@@ -145,14 +157,27 @@ async fn discover_lifetime(
     }
     probes.sort_by_key(|p| p.idle);
     let control = probes.remove(0);
-    Ok(lifetime::decide(server, config.max, control, probes))
+    Ok(lifetime::decide(
+        server.primary,
+        config.max,
+        control,
+        probes,
+    ))
 }
 
-/// Makes a binding from a fresh socket X, leaves it idle for `idle`, then asks the
-/// server from another fresh socket Y to answer to X's public port (RESPONSE-PORT).
+/// Makes a binding from a fresh socket X to the server's primary address, leaves it
+/// idle for `idle`, then asks the server from another fresh socket Y to answer to X's
+/// public port (RESPONSE-PORT) from that primary address.
+///
+/// Y sends to the server's *other* address with CHANGE-REQUEST (change IP and port),
+/// not to the primary as RFC 5780 has it: a NAT that keeps its filter per host
+/// would take Y's request to the primary as this host contacting it again, reopen the
+/// filter entry that X's idle binding had let lapse, and the lifetime would read as
+/// long as the mapping lives. Y's request touches neither the primary IP nor its
+/// port, so the answer gets in only on what X left behind.
 async fn lifetime_step(
     local_ip: IpAddr,
-    server: SocketAddr,
+    server: LifetimeServer,
     idle: Duration,
     bind_plan: RetransmitPlan,
     wait: RetransmitPlan,
@@ -170,7 +195,7 @@ async fn lifetime_step(
         alive: None,
         answered_to_sender: false,
     };
-    match binding_on(&x, server, &BindingRequest::new(), bind_plan).await {
+    match binding_on(&x, server.primary, &BindingRequest::new(), bind_plan).await {
         Ok(r) => probe.mapped = r.mapped,
         Err(Error::Timeout { .. }) => return Ok(probe),
         Err(e) => return Err(e),
@@ -181,12 +206,12 @@ async fn lifetime_step(
     tokio::time::sleep(idle).await;
     let request = BindingRequest {
         response_port: Some(mapped.port()),
-        ..BindingRequest::new()
+        ..BindingRequest::with_change(true, true)
     };
     let mut t = Transaction::new(
         &request,
-        server,
-        AcceptFrom::Only(vec![server]),
+        server.other,
+        AcceptFrom::Only(vec![server.primary]),
         wait,
         &mut rand::rng(),
     )?;
