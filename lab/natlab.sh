@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # natlab.sh — the natkit NAT lab: real Linux NAT topologies in network namespaces.
 #
-#   natlab.sh up   --id ID --nat KIND [--miniupnpd] [--ext-ip IP] [--stund] [--double-nat]
-#                  [--lan2] [--loss N] [--block-inbound PORT/PROTO]...
+#   natlab.sh up   --id ID --nat KIND [--miniupnpd] [--ext-ip IP] [--stund] [--coturn]
+#                  [--hairpin] [--double-nat] [--lan2] [--loss N] [--block-inbound PORT/PROTO]...
 #   natlab.sh down --id ID                 # idempotent, always exits 0
 #   natlab.sh env  --id ID                 # print the lab's KEY=VALUE file
 #   natlab.sh link --id ID rtr-lan|rtr-wan up|down
 #   natlab.sh restart-miniupnpd --id ID    # "router reboot": new epoch, no mappings
+#   natlab.sh reset-nat --id ID            # forget every NAT binding and filter entry
 #   natlab.sh list                         # ids of the labs that exist
 #   natlab.sh gc                           # down labs of dead natkit-lab processes
 #
@@ -58,6 +59,10 @@ CGN_PLEN=10
 OPEN_PREFIX=88.77.67
 PRIV_PREFIX=192.168.77
 MINIUPNPD_HTTP_PORT=2869
+# coturn's ports on STUN1 and STUN2 (stund has 3478/3479, natkit's server tests 4478/4479).
+COTURN_PORT1=5478
+COTURN_PORT2=5479
+NAT_KINDS="port-restricted|symmetric|full-cone|restricted-cone|restricted-cone-per-host|port-restricted-per-host|address-dependent-mapping|port-restricted-no-preserve|open"
 
 die() {
     echo "natlab: $*" >&2
@@ -65,7 +70,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -249,6 +254,28 @@ stop_miniupnpd() {
     rm -f "$DIR/pids/miniupnpd"
 }
 
+# --- coturn ---------------------------------------------------------------------
+
+start_coturn() {
+    : >"$DIR/coturn.log"
+    # coturn 4.6.1 as an RFC 5780 STUN server on STUN1 and STUN2, ports 5478 and 5479.
+    # -n: no config file. Debian's /etc/turnserver.conf says no-rfc5780, and with it
+    # coturn ignores CHANGE-REQUEST and sends no OTHER-ADDRESS, so no behaviour test
+    # could run against it. Its own files (pid, SQLite user db) go to the run dir, not
+    # /var, so labs in parallel do not share them. Without -o it stays in the
+    # foreground: $! is its pid.
+    ip netns exec "$(ns wan)" /usr/bin/turnserver -n --stun-only --no-cli --no-tls --no-dtls \
+        -L "$STUN1" -L "$STUN2" -p "$COTURN_PORT1" --alt-listening-port "$COTURN_PORT2" \
+        --pidfile "$DIR/coturn.pid" --db "$DIR/turndb" --log-file stdout --simple-log \
+        </dev/null >>"$DIR/coturn.log" 2>&1 &
+    local pid=$! a
+    echo "$pid" >"$DIR/pids/coturn"
+    for a in "$STUN1:$COTURN_PORT1" "$STUN1:$COTURN_PORT2" "$STUN2:$COTURN_PORT1" "$STUN2:$COTURN_PORT2"; do
+        wait_listen wan udp "$a" "$pid" coturn
+    done
+    set_env COTURN_PID "$pid"
+}
+
 # --- env file ---------------------------------------------------------------------
 
 set_env() {
@@ -263,7 +290,8 @@ set_env() {
 # --- up ---------------------------------------------------------------------------
 
 cmd_up() {
-    local NAT="" MINIUPNPD=0 EXT_IP="" STUND=0 DOUBLE=0 LAN2=0 LOSS=0
+    local NAT="" MINIUPNPD=0 EXT_IP="" STUND=0 COTURN=0 DOUBLE=0 LAN2=0 LOSS=0
+    HAIRPIN=0
     local -a BLOCKS=()
     while (($#)); do
         case "$1" in
@@ -272,6 +300,8 @@ cmd_up() {
         --miniupnpd) MINIUPNPD=1; shift ;;
         --ext-ip) EXT_IP=${2:-}; MINIUPNPD=1; shift 2 ;;
         --stund) STUND=1; shift ;;
+        --coturn) COTURN=1; shift ;;
+        --hairpin) HAIRPIN=1; shift ;;
         --double-nat) DOUBLE=1; shift ;;
         --lan2) LAN2=1; shift ;;
         --loss) LOSS=${2:-}; shift 2 ;;
@@ -281,11 +311,8 @@ cmd_up() {
         esac
     done
     check_id
-    case "$NAT" in
-    port-restricted | symmetric | full-cone | restricted-cone | open) ;;
-    "") die "missing --nat KIND" ;;
-    *) die "bad --nat '$NAT' (port-restricted|symmetric|full-cone|restricted-cone|open)" ;;
-    esac
+    [[ -n "$NAT" ]] || die "missing --nat KIND"
+    [[ "|$NAT_KINDS|" == *"|$NAT|"* ]] || die "bad --nat '$NAT' ($NAT_KINDS)"
     [[ "$LOSS" =~ ^[0-9]+$ ]] && ((LOSS <= 100)) || die "bad --loss '$LOSS' (0-100)"
     if [[ -n "$EXT_IP" ]]; then
         [[ "$EXT_IP" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "bad --ext-ip '$EXT_IP'"
@@ -299,6 +326,16 @@ cmd_up() {
         ((DOUBLE == 0)) || die "--nat open and --double-nat do not combine"
         # miniupnpd wants a private LAN and has nothing to forward without NAT.
         ((MINIUPNPD == 0)) || die "--nat open and --miniupnpd do not combine"
+    fi
+    if ((HAIRPIN)); then
+        # Hairpinned traffic is sent back to the LAN host on the port it was sent to,
+        # which is its own port only where the NAT keeps ports; and with double NAT the
+        # public address is the ISP's, whose NAT would have to do it.
+        case "$NAT" in
+        port-restricted | full-cone | restricted-cone | restricted-cone-per-host | port-restricted-per-host) ;;
+        *) die "--hairpin needs a NAT that keeps ports (not '$NAT')" ;;
+        esac
+        ((DOUBLE == 0)) || die "--hairpin and --double-nat do not combine"
     fi
     if [[ -e "$DIR" ]]; then
         die "lab '$ID' exists ($DIR); run: $0 down --id $ID"
@@ -376,6 +413,12 @@ cmd_up() {
     inns rtr ip link set wan0 up
     inns rtr ip route add default via "$RTR_GW"
     inns rtr sysctl -qw net.ipv4.ip_forward=1
+    if ((HAIRPIN)); then
+        # Hairpinned packets leave by the interface they came in on, which makes the
+        # router send ICMP redirects ("reach 88.77.66.2 directly via 192.168.77.2")
+        # that the LAN host would obey.
+        inns rtr sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.br0.send_redirects=0
+    fi
 
     inns lan ip addr add "$LAN_IP/24" dev eth0
     inns lan ip link set eth0 up
@@ -424,6 +467,7 @@ cmd_up() {
     {
         echo "ID=$ID"
         echo "NAT=$NAT"
+        echo "HAIRPIN=$HAIRPIN"
         echo "DOUBLE_NAT=$DOUBLE"
         echo "LOSS=$LOSS"
         echo "BLOCK_INBOUND=$(IFS=,; echo "${BLOCKS[*]+"${BLOCKS[*]}"}")"
@@ -454,6 +498,10 @@ cmd_up() {
         echo "STUN_PORT2=3479"
         echo "PEER_IP=$PEER_IP"
         echo "PEER2_IP=$PEER2_IP"
+        if ((COTURN)); then
+            echo "COTURN_PORT1=$COTURN_PORT1"
+            echo "COTURN_PORT2=$COTURN_PORT2"
+        fi
         ((MINIUPNPD)) && echo "MINIUPNPD_HTTP_PORT=$MINIUPNPD_HTTP_PORT"
         [[ -n "$EXT_IP" ]] && echo "MINIUPNPD_EXT_IP=$EXT_IP"
         true
@@ -473,6 +521,10 @@ cmd_up() {
         set_env STUND_PID "$spid"
     fi
 
+    if ((COTURN)); then
+        start_coturn
+    fi
+
     if ((MINIUPNPD)); then
         write_miniupnpd_conf wan0 "$EXT_IP"
         start_miniupnpd
@@ -486,7 +538,7 @@ cmd_up() {
 rtr_ruleset() {
     local kind=$1
     shift
-    local nat_rule pre_rule="" fwd_in_rule="" remember=""
+    local nat_rule pre_rule="" fwd_in_rule="" remember="" host_set="" host_type="" host_key=""
     case "$kind" in
     port-restricted)
         # Endpoint-independent mapping (Linux keeps the source port when it can and
@@ -513,19 +565,87 @@ rtr_ruleset() {
         # (A per-host set of remote addresses is not enough: the stun client sends to
         # STUN2 from one socket and expects STUN2's packets to its other socket to be
         # filtered. Keyed by host only, that made restricted cone flake to "Independent
-        # Filter".)
+        # Filter". The per-host filter is restricted-cone-per-host.)
         nat_rule="oifname \"wan0\" snat ip to $RTR_WAN_IP"
         pre_rule="iifname \"wan0\" ip saddr . meta l4proto . th dport @contacted dnat ip to $LAN_IP"
         fwd_in_rule='iifname "wan0" oifname "br0" ct status dnat accept'
         remember=1
+        ;;
+    restricted-cone-per-host)
+        # RFC 3489's restricted cone, as worded there: "an external host with IP
+        # address X can send to the internal host only if the internal host had
+        # previously sent a packet to IP address X", from any of its sockets. Full
+        # cone's snat/dnat, with inbound admitted only from the remote addresses in
+        # @contacted_hosts, which every packet the LAN host forwards to the internet
+        # adds (forward hook, before snat: the key is the internal host's
+        # destination, whatever its source port). The LAN host is the one dnat
+        # target, so only its own traffic fills the set.
+        nat_rule="oifname \"wan0\" snat ip to $RTR_WAN_IP"
+        pre_rule="iifname \"wan0\" ip saddr @contacted_hosts meta l4proto { tcp, udp } dnat ip to $LAN_IP"
+        fwd_in_rule='iifname "wan0" oifname "br0" ct status dnat accept'
+        host_set=contacted_hosts host_type=ipv4_addr host_key="ip daddr"
+        ;;
+    port-restricted-per-host)
+        # The same per host, keyed by remote address and port: X:p may send to the
+        # LAN host once the LAN host sent to X:p from any of its ports (a mapping it
+        # never used towards X:p admits X:p too).
+        nat_rule="oifname \"wan0\" snat ip to $RTR_WAN_IP"
+        pre_rule="iifname \"wan0\" ip saddr . meta l4proto . th sport @contacted_eps dnat ip to $LAN_IP"
+        fwd_in_rule='iifname "wan0" oifname "br0" ct status dnat accept'
+        host_set=contacted_eps host_type="ipv4_addr . inet_proto . inet_service"
+        host_key="ip daddr . meta l4proto . th dport"
+        ;;
+    address-dependent-mapping)
+        # One external port per (internal endpoint, remote ADDRESS), whatever the
+        # remote port; filtering by conntrack (address and port dependent). Each
+        # remote address of the lab's internet gets its own snat port range: the
+        # kernel's NAT first reuses the external port of an existing conntrack from the
+        # same internal endpoint if that port lies in the rule's range (nf_nat's
+        # find_appropriate_src), else picks a random free one in the range. So a second
+        # flow to the same address (another port) gets the first one's port, and a flow
+        # to another address a port from another range. The ranges lie below 16384,
+        # outside the ports clients bind (Linux ephemeral 32768-60999, stund's client
+        # 16384-32767), so no flow keeps its own port by chance. Any other
+        # destination shares the last range.
+        nat_rule=$(
+            local i=0 a
+            for a in "$STUN1" "$STUN2" "$PEER_IP" "$PEER2_IP" "$WAN_GW"; do
+                printf 'oifname "wan0" ip daddr %s meta l4proto { tcp, udp } snat ip to %s:%d-%d\n\t\t' \
+                    "$a" "$RTR_WAN_IP" $((10000 + 1000 * i)) $((10999 + 1000 * i))
+                i=$((i + 1))
+            done
+            printf 'oifname "wan0" meta l4proto { tcp, udp } snat ip to %s:15000-15999\n\t\t' "$RTR_WAN_IP"
+            printf 'oifname "wan0" snat ip to %s' "$RTR_WAN_IP"
+        )
+        ;;
+    port-restricted-no-preserve)
+        # Endpoint-independent mapping that never keeps the port: the snat range
+        # excludes the source port (low ports go high, high ports go low), so the
+        # kernel cannot keep it and reuses the external port of an existing conntrack
+        # from the same internal endpoint (find_appropriate_src), else takes a random
+        # free one in the range. Filtering by conntrack, as port-restricted.
+        nat_rule="oifname \"wan0\" meta l4proto { tcp, udp } th sport 0-32767 snat ip to $RTR_WAN_IP:40000-60999
+		oifname \"wan0\" meta l4proto { tcp, udp } th sport 32768-65535 snat ip to $RTR_WAN_IP:10000-30999
+		oifname \"wan0\" snat ip to $RTR_WAN_IP"
         ;;
     open)
         nat_rule=""
         fwd_in_rule='iifname "wan0" oifname "br0" accept'
         ;;
     esac
+    local hairpin_pre="" hairpin_post="" hairpin_fwd=""
+    if [[ "${HAIRPIN:-0}" == 1 ]]; then
+        # Hairpinning: a LAN host's packet to the WAN address comes back to the LAN
+        # host on the same port (its mapping, where ports are kept), with the sender's
+        # mapping (the WAN address) as source, so the answer goes back through the
+        # router too. Without --hairpin such a packet is for the router itself, where
+        # nothing listens.
+        hairpin_pre="iifname \"br0\" ip daddr $RTR_WAN_IP meta l4proto { tcp, udp } dnat ip to $LAN_IP"
+        hairpin_post="oifname \"br0\" ip saddr $LAN_NET ct status dnat snat ip to $RTR_WAN_IP"
+        hairpin_fwd='iifname "br0" oifname "br0" ct status dnat accept'
+    fi
     cat <<EOF
-# natlab $ID: router (nat kind $kind)
+# natlab $ID: router (nat kind $kind, hairpin ${HAIRPIN:-0})
 # Tables and chain names are the ones miniupnpd is configured with; they exist even
 # without --miniupnpd so the ruleset is the same in both cases.
 table inet filter {
@@ -533,6 +653,7 @@ table inet filter {
 		type filter hook forward priority filter; policy drop;
 		ct state established,related accept
 		iifname "br0" oifname "wan0" accept
+		$hairpin_fwd
 		jump miniupnpd
 		$fwd_in_rule
 	}
@@ -554,16 +675,34 @@ EOF
 	}
 EOF
     fi
+    if [[ -n "$host_set" ]]; then
+        # Every packet the LAN host sends out (before snat, so the set is the host's,
+        # not a mapping's), established or not: the entry lives 5 min after the
+        # host's last packet to that remote.
+        cat <<EOF
+	set $host_set {
+		type $host_type
+		flags dynamic, timeout
+		timeout 5m
+	}
+	chain remember_host {
+		type filter hook forward priority filter - 10; policy accept;
+		iifname "br0" oifname "wan0" ip saddr $LAN_IP meta l4proto { tcp, udp } update @$host_set { $host_key }
+	}
+EOF
+    fi
     cat <<EOF
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
 		# miniupnpd's port mappings first
 		jump prerouting_miniupnpd
 		$pre_rule
+		$hairpin_pre
 	}
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
 		jump postrouting_miniupnpd
+		$hairpin_post
 		$nat_rule
 	}
 	chain prerouting_miniupnpd {
@@ -630,7 +769,9 @@ EOF
 
 # --- down -------------------------------------------------------------------------
 
-cmd_down() {
+# id_only_args ARGS...: the arguments of a command that takes only --id ID; sets ID
+# and DIR.
+id_only_args() {
     while (($#)); do
         case "$1" in
         --id) ID=${2:-}; shift 2 ;;
@@ -638,6 +779,10 @@ cmd_down() {
         esac
     done
     check_id
+}
+
+cmd_down() {
+    id_only_args "$@"
     set +e
     local f pid r
     # 1. The daemons the lab started, by the pids it wrote (checked to still be ours).
@@ -672,13 +817,7 @@ cmd_down() {
 # --- small commands -----------------------------------------------------------------
 
 cmd_env() {
-    while (($#)); do
-        case "$1" in
-        --id) ID=${2:-}; shift 2 ;;
-        *) die "unknown option '$1'" ;;
-        esac
-    done
-    check_id
+    id_only_args "$@"
     [[ -r "$DIR/env" ]] || die "no lab '$ID'"
     cat "$DIR/env"
 }
@@ -709,13 +848,7 @@ cmd_link() {
 }
 
 cmd_restart_miniupnpd() {
-    while (($#)); do
-        case "$1" in
-        --id) ID=${2:-}; shift 2 ;;
-        *) die "unknown option '$1'" ;;
-        esac
-    done
-    check_id
+    id_only_args "$@"
     [[ -r "$DIR/miniupnpd.conf" ]] || die "lab '$ID' has no miniupnpd"
     RTR_LAN_IP=$(sed -n 's/^RTR_LAN_IP=//p' "$DIR/env")
     stop_miniupnpd
@@ -727,6 +860,28 @@ cmd_restart_miniupnpd() {
     rm -f "$DIR/miniupnpd.leases" "$DIR/miniupnpd.pid"
     start_miniupnpd
     sed -n 's/^MINIUPNPD_PID=//p' "$DIR/env"
+}
+
+# reset-nat: the NAT as after a reboot, without rebuilding the lab: every conntrack
+# entry (the NAT bindings, and with them the kernel's memory of which external port an
+# internal endpoint had) and every remembered remote (the filter sets) of the router
+# and the ISP NAT are gone. miniupnpd's port mappings are rules and stay. Tests that
+# must start from fresh NAT state (a per-host filter remembers addresses for 5 min)
+# call it between runs; it takes a few ms. Needs conntrack (Debian package conntrack):
+# nft 1.0.6 can list conntrack-based rules but cannot flush the table.
+cmd_reset_nat() {
+    id_only_args "$@"
+    [[ -r "$DIR/env" ]] || die "no lab '$ID'"
+    command -v conntrack >/dev/null || die "reset-nat needs conntrack (Debian package conntrack)"
+    local r set
+    for r in rtr isp; do
+        [[ -e "/run/netns/$(ns "$r")" ]] || continue
+        for set in $(inns "$r" nft list sets inet 2>/dev/null | awk '$1 == "set" { print $2 }'); do
+            inns "$r" nft flush set inet nat "$set"
+        done
+        # Prints "N flow entries have been deleted" on stderr; fails only on errors.
+        inns "$r" conntrack -F 2>/dev/null
+    done
 }
 
 # gc: tear down labs left by test processes that died without dropping them (killed
@@ -771,8 +926,9 @@ down) cmd_down "$@" ;;
 env) cmd_env "$@" ;;
 link) cmd_link "$@" ;;
 restart-miniupnpd) cmd_restart_miniupnpd "$@" ;;
+reset-nat) cmd_reset_nat "$@" ;;
 list) cmd_list ;;
 gc) cmd_gc ;;
 -h | --help | help) usage ;;
-*) die "unknown command '$cmd' (up|down|env|link|restart-miniupnpd|list|gc)" ;;
+*) die "unknown command '$cmd' (up|down|env|link|restart-miniupnpd|reset-nat|list|gc)" ;;
 esac

@@ -21,6 +21,8 @@ pub struct LabBuilder {
     pub(crate) miniupnpd: bool,
     pub(crate) miniupnpd_ext_ip: Option<Ipv4Addr>,
     pub(crate) stund: bool,
+    pub(crate) coturn: bool,
+    pub(crate) hairpin: bool,
     pub(crate) double_nat: bool,
     pub(crate) lan2: bool,
     pub(crate) loss: u8,
@@ -34,6 +36,8 @@ impl Default for LabBuilder {
             miniupnpd: false,
             miniupnpd_ext_ip: None,
             stund: false,
+            coturn: false,
+            hairpin: false,
             double_nat: false,
             lan2: false,
             loss: 0,
@@ -74,6 +78,24 @@ impl LabBuilder {
     /// Runs stund in the wan node on `STUN1` and `STUN2`, ports 3478 and 3479.
     pub fn stund(mut self, on: bool) -> Self {
         self.stund = on;
+        self
+    }
+
+    /// Runs coturn in the wan node as an RFC 5780 STUN server (`turnserver -n
+    /// --stun-only`) on `STUN1` and `STUN2`, ports 5478 and 5479 (`COTURN_PORT1`,
+    /// `COTURN_PORT2`).
+    pub fn coturn(mut self, on: bool) -> Self {
+        self.coturn = on;
+        self
+    }
+
+    /// Makes the router hairpin: a LAN host's TCP/UDP packet to the router's public
+    /// address comes back to the LAN host on the same port, from the router's public
+    /// address. Off (the default), such a packet is for the router, where nothing
+    /// listens. Only for kinds that keep ports ([`NatKind::preserves_ports`], not
+    /// open) and without double NAT.
+    pub fn hairpin(mut self, on: bool) -> Self {
+        self.hairpin = on;
         self
     }
 
@@ -120,6 +142,12 @@ impl LabBuilder {
         if self.nat == NatKind::Open && self.miniupnpd {
             return invalid("open (no NAT) and miniupnpd do not combine");
         }
+        if self.hairpin && (self.nat == NatKind::Open || !self.nat.preserves_ports()) {
+            return invalid("hairpinning needs a NAT that keeps ports");
+        }
+        if self.hairpin && self.double_nat {
+            return invalid("hairpinning and double NAT do not combine");
+        }
         Ok(())
     }
 
@@ -134,6 +162,12 @@ impl LabBuilder {
         }
         if self.stund {
             args.push("--stund".into());
+        }
+        if self.coturn {
+            args.push("--coturn".into());
+        }
+        if self.hairpin {
+            args.push("--hairpin".into());
         }
         if self.double_nat {
             args.push("--double-nat".into());
@@ -166,6 +200,8 @@ mod tests {
         let b = LabBuilder::new()
             .nat(NatKind::RestrictedCone)
             .stund(true)
+            .coturn(true)
+            .hairpin(true)
             .lan2(true)
             .loss(5)
             .block_inbound(443, Proto::Tcp)
@@ -176,6 +212,8 @@ mod tests {
                 "--nat",
                 "restricted-cone",
                 "--stund",
+                "--coturn",
+                "--hairpin",
                 "--lan2",
                 "--loss",
                 "5",
@@ -213,6 +251,9 @@ mod tests {
             LabBuilder::new().block_inbound(0, Proto::Tcp),
             LabBuilder::new().nat(NatKind::Open).double_nat(true),
             LabBuilder::new().nat(NatKind::Open).miniupnpd(true),
+            LabBuilder::new().nat(NatKind::Open).hairpin(true),
+            LabBuilder::new().nat(NatKind::Symmetric).hairpin(true),
+            LabBuilder::new().hairpin(true).double_nat(true),
         ] {
             assert!(
                 matches!(b.validate(), Err(LabError::InvalidSpec { .. })),

@@ -290,6 +290,20 @@ impl Lab {
         self.daemon_pid(Daemon::Stund)
     }
 
+    /// coturn's pid.
+    pub fn coturn_pid(&self) -> Option<u32> {
+        self.daemon_pid(Daemon::Coturn)
+    }
+
+    /// Forgets every NAT binding and filter entry of the router (and of the ISP NAT):
+    /// `natlab.sh reset-nat`, i.e. `conntrack -F` and every dynamic nft set flushed.
+    /// The NAT then behaves as freshly booted, without rebuilding the lab; port
+    /// mappings made with miniupnpd stay. For tests whose runs must not see each
+    /// other's state (a per-host filter remembers every address the host sent to).
+    pub fn reset_nat(&self) -> Result<(), LabError> {
+        run_script(&["reset-nat", "--id", &self.id]).map(drop)
+    }
+
     /// What a daemon logged so far (its stdout and stderr; miniupnpd runs with `-d`,
     /// so that is its debug log).
     pub fn daemon_log(&self, daemon: Daemon) -> Result<String, LabError> {

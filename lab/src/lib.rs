@@ -35,9 +35,11 @@ mod error;
 mod example;
 mod helper;
 mod lab;
+mod parallel;
 mod peer;
 mod preflight;
 mod proof;
+mod reference;
 mod router;
 mod session;
 mod spec;
@@ -49,11 +51,17 @@ pub use error::LabError;
 pub use example::{dump_output, example_bin};
 pub use helper::{HELPER_LAB_ENV, HELPER_TEST_ENV, helper_addrs};
 pub use lab::{DEFAULT_EXEC_TIMEOUT, Lab};
+pub use parallel::all_at_once;
 pub use peer::{ECHO_PREFIX, EchoServers, spawn_echo};
 pub use preflight::{REQUIRED_TOOLS, preflight, require_root, script_path, tool_path};
 pub use proof::{
     LifecycleReport, MappedLine, PROOF_TCP_PORT, PROOF_UDP_PORT, assert_reaches, prove_lifecycle,
     router_row, serve_commands,
+};
+pub use reference::{
+    COTURN_PORT, Filtering, Mapping, MappingReport, NatDiscoveryVerdict, NatProfile,
+    ReferenceVerdicts, StundVerdict, every_topology, parse_natdiscovery_filtering,
+    parse_natdiscovery_hairpinning,
 };
 pub use router::{RouterMapping, parse_upnpc_list};
 pub use session::HelperSession;

@@ -8,8 +8,8 @@ use crate::error::{LabError, NEED_ROOT_HINT};
 
 /// The programs a lab and its tests need (Debian packages nftables, iproute2,
 /// util-linux, nmap (for `nping`), miniupnpd-nftables, miniupnpc, natpmpc,
-/// stun-client, stun-server, netcat-openbsd).
-pub const REQUIRED_TOOLS: [&str; 12] = [
+/// stun-client, stun-server, coturn, conntrack, netcat-openbsd).
+pub const REQUIRED_TOOLS: [&str; 15] = [
     "bash",
     "ip",
     "nft",
@@ -19,6 +19,9 @@ pub const REQUIRED_TOOLS: [&str; 12] = [
     "miniupnpd",
     "stund",
     "stun",
+    "turnserver",
+    "turnutils_natdiscovery",
+    "conntrack",
     "upnpc",
     "natpmpc",
     "nc",

@@ -15,17 +15,35 @@ pub enum NatKind {
     FullCone,
     /// Like full cone, but a mapping admits only remote addresses it has sent to.
     RestrictedCone,
+    /// Like full cone, but the filter is kept per internal host, as RFC 3489 words
+    /// restricted cone: a remote address may send to the LAN host once the host sent
+    /// to that address from any of its ports.
+    RestrictedConePerHost,
+    /// Like full cone, with a per-host filter keyed by remote address and port: a
+    /// remote endpoint may send once the LAN host sent to it from any of its ports.
+    PortRestrictedPerHost,
+    /// Address-dependent mapping: one external port per internal endpoint and remote
+    /// address, whatever the remote port (a port range per remote address); filtering
+    /// by conntrack (address and port dependent).
+    AddressDependentMapping,
+    /// Endpoint-independent mapping that never keeps the internal port (snat to a
+    /// port range that excludes it), address-and-port-dependent filtering.
+    PortRestrictedNoPreserve,
     /// No NAT: the LAN is a public /24 routed through the router, no firewall.
     Open,
 }
 
 impl NatKind {
     /// Every kind, in the order above.
-    pub const ALL: [NatKind; 5] = [
+    pub const ALL: [NatKind; 9] = [
         NatKind::PortRestricted,
         NatKind::Symmetric,
         NatKind::FullCone,
         NatKind::RestrictedCone,
+        NatKind::RestrictedConePerHost,
+        NatKind::PortRestrictedPerHost,
+        NatKind::AddressDependentMapping,
+        NatKind::PortRestrictedNoPreserve,
         NatKind::Open,
     ];
 
@@ -36,8 +54,26 @@ impl NatKind {
             NatKind::Symmetric => "symmetric",
             NatKind::FullCone => "full-cone",
             NatKind::RestrictedCone => "restricted-cone",
+            NatKind::RestrictedConePerHost => "restricted-cone-per-host",
+            NatKind::PortRestrictedPerHost => "port-restricted-per-host",
+            NatKind::AddressDependentMapping => "address-dependent-mapping",
+            NatKind::PortRestrictedNoPreserve => "port-restricted-no-preserve",
             NatKind::Open => "open",
         }
+    }
+}
+
+impl NatKind {
+    /// Whether the NAT keeps a flow's internal port as its external port (when free).
+    /// Hairpinning needs it: the router sends a hairpinned packet to the LAN host on
+    /// the port it was sent to.
+    pub fn preserves_ports(self) -> bool {
+        !matches!(
+            self,
+            NatKind::Symmetric
+                | NatKind::AddressDependentMapping
+                | NatKind::PortRestrictedNoPreserve
+        )
     }
 }
 
@@ -128,6 +164,8 @@ pub enum Daemon {
     Miniupnpd,
     /// stund in the wan (RFC 3489 STUN with two addresses and two ports).
     Stund,
+    /// coturn in the wan as an RFC 5780 STUN server (`turnserver -n --stun-only`).
+    Coturn,
 }
 
 impl Daemon {
@@ -136,6 +174,7 @@ impl Daemon {
         match self {
             Daemon::Miniupnpd => "miniupnpd",
             Daemon::Stund => "stund",
+            Daemon::Coturn => "coturn",
         }
     }
 
@@ -143,6 +182,7 @@ impl Daemon {
         match self {
             Daemon::Miniupnpd => "MINIUPNPD_PID",
             Daemon::Stund => "STUND_PID",
+            Daemon::Coturn => "COTURN_PID",
         }
     }
 }
