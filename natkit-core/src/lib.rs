@@ -20,7 +20,9 @@
 mod behaviour;
 mod discover;
 mod error;
+#[cfg(feature = "gateway")]
 pub mod gateway;
+#[cfg(feature = "keeper")]
 pub mod keeper;
 mod mapper;
 mod mapping;
@@ -35,7 +37,9 @@ pub use behaviour::{
 };
 pub use discover::{AddressDiscoverer, Evidence, ExternalAddress, Outcome, consensus};
 pub use error::{BoxError, Error, FailureKind, Result};
+#[cfg(feature = "gateway")]
 pub use gateway::{Gateway, default_gateway};
+#[cfg(feature = "keeper")]
 pub use keeper::{KeeperConfig, KeeperEvent, LeaseKeeper, MappingId, RemapReason, ShutdownReport};
 pub use mapper::PortMapper;
 pub use mapping::{DESCRIPTION_TAG, GatewayEpoch, Mapping, MappingRequest, MappingToken};

@@ -112,6 +112,8 @@ pub struct BindingLifetime {
 }
 
 /// Decides the bracket from the control and the steps (shortest idle first).
+// Sans-IO like the plan; only the tokio runner drives it today.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 pub(crate) fn decide(
     server: SocketAddr,
     max: Duration,

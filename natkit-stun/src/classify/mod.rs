@@ -22,6 +22,7 @@ mod decide;
 mod evidence;
 mod lifetime;
 mod plan;
+#[cfg(feature = "tokio")]
 mod runner;
 mod servers;
 #[cfg(test)]
@@ -35,4 +36,5 @@ pub use lifetime::{
     BindingLifetime, LifetimeConfig, LifetimeProbe, MAX_LIFETIME, MAX_LIFETIME_STEPS,
 };
 pub use plan::{Probe, ProbeResult, TestPlan};
+#[cfg(feature = "tokio")]
 pub use runner::classify;

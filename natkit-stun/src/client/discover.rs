@@ -11,9 +11,6 @@ use super::transaction::{AcceptFrom, Transaction};
 use super::udp::{bind_for, run_transactions};
 use crate::Error;
 
-/// The default STUN port (RFC 8489 §18.6), used for server names without one.
-pub const DEFAULT_PORT: u16 = 3478;
-
 /// Asks several STUN servers at once which address they see and forms a consensus
 /// ([`natkit_core::consensus`]): the address most servers saw, with every server's
 /// answer (agreeing, disagreeing, timed out or failed) as evidence.
@@ -133,7 +130,7 @@ async fn resolve(name: &str) -> Result<SocketAddr, String> {
         return Ok(a);
     }
     let with_port = if name.parse::<std::net::IpAddr>().is_ok() || !name.contains(':') {
-        format!("{name}:{DEFAULT_PORT}")
+        format!("{name}:{}", super::DEFAULT_PORT)
     } else {
         name.to_owned()
     };

@@ -13,19 +13,28 @@
 //! ```
 
 mod counters;
+#[cfg(feature = "tokio")]
 mod discover;
 mod plan;
 mod request;
 mod response;
+#[cfg(feature = "tokio")]
 mod tcp;
 mod transaction;
+#[cfg(feature = "tokio")]
 mod udp;
 
 pub use counters::Counters;
-pub use discover::{DEFAULT_PORT, StunDiscoverer};
+#[cfg(feature = "tokio")]
+pub use discover::StunDiscoverer;
 pub use plan::RetransmitPlan;
 pub use request::BindingRequest;
 pub use response::{BindingResponse, MappedKind};
+#[cfg(feature = "tokio")]
 pub use tcp::{TCP_TIMEOUT, binding_tcp, read_frame};
 pub use transaction::{AcceptFrom, DropReason, Transaction, Transmit, Verdict};
+#[cfg(feature = "tokio")]
 pub use udp::{bind_for, binding, binding_on, run_transactions};
+
+/// The STUN port a server name without one is given (RFC 8489 §18.6).
+pub const DEFAULT_PORT: u16 = 3478;
