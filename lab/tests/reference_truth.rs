@@ -46,6 +46,11 @@ fn prove(spec: LabBuilder) -> String {
         assert_eq!(*v.stund.mapped.ip(), lab.addrs().public, "{what}");
         assert_eq!(v.stund.type_bits(), stund_type_bits(&want), "{what}");
         assert_eq!(v.stund.code & 0x01 != 0, want.preserves_ports, "{what}");
+        assert_eq!(
+            v.stund.code & 0x10 != 0,
+            want.hairpinning == Some(false),
+            "{what}"
+        );
     }
     format!("{name}: {want} ({RUNS}/{RUNS} runs of stun and natdiscovery -f, -m, -H)")
 }
