@@ -49,6 +49,18 @@ pub fn next_lease(current: u32, code: UpnpErrorCode) -> Option<u32> {
     }
 }
 
+/// The lease to ask for when the router granted `lease` and the entry was
+/// gone when read back right after. RFC 6886 §9 reports IGDs that ignore or
+/// mishandle any lease other than 0; firewalla issue #556 (a Netgear X6S
+/// that only keeps ttl 0) and libtorrent issue #4580 (permanent leases "for
+/// the users with really shitty routers that need the workaround") are two
+/// of the reports. Such a router says success and keeps nothing, so natkit
+/// asks once more for a permanent lease, which the lease keeper then renews
+/// and deletes. `None` when it already was permanent.
+pub fn lease_after_vanishing(lease: u32) -> Option<u32> {
+    (lease != 0).then_some(0)
+}
+
 /// How much shorter than asked a read-back lease may be and still count
 /// as granted in full: the router reports the *remaining* lease, which has
 /// already run down a little by the time natkit reads it back.
@@ -110,6 +122,12 @@ mod tests {
             next_lease(7200, UpnpErrorCode::ConflictInMappingEntry),
             None
         );
+    }
+
+    #[test]
+    fn a_vanished_finite_lease_becomes_permanent_once() {
+        assert_eq!(lease_after_vanishing(3600), Some(0));
+        assert_eq!(lease_after_vanishing(0), None);
     }
 
     #[test]

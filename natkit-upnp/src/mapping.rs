@@ -11,8 +11,9 @@ use crate::bridge::{
 use crate::code::UpnpErrorCode;
 use crate::entry::{PortMappingEntry, tag_description};
 use crate::error::{Error, Result};
+use crate::http::HttpError;
 use crate::igd::Igd;
-use crate::lease::{LeaseOutcome, next_lease, outcome};
+use crate::lease::{LeaseOutcome, lease_after_vanishing, next_lease, outcome};
 use crate::soap::SoapArgs;
 
 /// The most entries [`Igd::list_entries`] reads before giving up.
@@ -90,8 +91,9 @@ impl Igd {
         let description = tag_description(self.local_ip(), &request.description);
         let mut lease = request.lease_secs;
         let mut external = request.external_port;
-        loop {
-            let (result, copies) = self
+        let mut vanished_once = false;
+        let read_back = loop {
+            let (result, copies) = match self
                 .bounded_counting(self.gateway.add_port(
                     to_igd_protocol(request.protocol),
                     external,
@@ -99,9 +101,42 @@ impl Igd {
                     lease,
                     &description,
                 ))
-                .await?;
-            let result = result.map_err(|e| from_add_port(&self.control_url().to_string(), e));
-            let Err(e) = result else { break };
+                .await
+            {
+                Ok((r, copies)) => (
+                    r.map_err(|e| from_add_port(&self.control_url().to_string(), e)),
+                    copies,
+                ),
+                Err(e) => (Err(e), 1),
+            };
+            let Err(e) = result else {
+                let read_back = self.get_specific_entry(request.protocol, external).await;
+                let vanished = matches!(&read_back, Err(e)
+                    if e.upnp_code() == Some(UpnpErrorCode::NoSuchEntryInArray));
+                if vanished
+                    && !vanished_once
+                    && let Some(next) = lease_after_vanishing(lease)
+                {
+                    tracing::info!(
+                        lease,
+                        port = external,
+                        "the router accepted a lease and dropped the entry at once; asking for a permanent one"
+                    );
+                    vanished_once = true;
+                    lease = next;
+                    continue;
+                }
+                break read_back.ok();
+            };
+            self.undo_unknown_add(
+                request.protocol,
+                external,
+                internal,
+                &description,
+                lease,
+                &e,
+            )
+            .await;
             if let Some(next) = e.upnp_code().and_then(|c| next_lease(lease, c)) {
                 lease = next;
                 continue;
@@ -121,9 +156,7 @@ impl Igd {
                         .as_ref()
                         .is_some_and(|h| h.is_mapping_of(internal, &description));
                     if copies > 1 && ours {
-                        return Ok(self
-                            .granted(request, internal, external, lease, description, holder)
-                            .await);
+                        break holder;
                     }
                     return Err(Error::Conflict {
                         protocol: request.protocol,
@@ -133,10 +166,38 @@ impl Igd {
                 }
                 _ => return Err(e),
             }
+        };
+        Ok(self.grant(request, internal, external, lease, description, read_back))
+    }
+
+    /// After an AddPortMapping whose outcome is unknown (no complete
+    /// answer: the router may have made the mapping and the answer was
+    /// lost) for a permanent lease: deletes the entry if it is exactly
+    /// ours. A finite lease ends by itself; a permanent one would stay on
+    /// the router for good, and nobody would know to delete it.
+    async fn undo_unknown_add(
+        &self,
+        protocol: Protocol,
+        external: u16,
+        internal: SocketAddrV4,
+        description: &str,
+        lease: u32,
+        error: &Error,
+    ) {
+        if lease != 0 || !outcome_unknown(error) {
+            return;
         }
-        Ok(self
-            .granted(request, internal, external, lease, description, None)
-            .await)
+        match self.get_specific_entry(protocol, external).await {
+            Ok(entry) if entry.is_mapping_of(internal, description) => {
+                if let Err(e) = self.delete(protocol, external).await {
+                    tracing::warn!(error = %e, port = external,
+                        "could not delete a permanent mapping whose AddPortMapping went unanswered");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, port = external,
+                "no entry of ours after an unanswered permanent AddPortMapping"),
+        }
     }
 
     /// `AddAnyPortMapping` (IGD:2 only): the router maps
@@ -171,6 +232,13 @@ impl Igd {
             ];
             match self.call(A, &args).await {
                 Ok(out) => break number::<u16>(&out, A, "NewReservedPort")?,
+                Err(e) if lease == 0 && outcome_unknown(&e) => {
+                    // The port granted, if any, is unknown: find the entry
+                    // by what it holds.
+                    self.delete_entries_of(request.protocol, internal, &description)
+                        .await;
+                    return Err(e);
+                }
                 Err(e) => match e.upnp_code().and_then(|c| next_lease(lease, c)) {
                     Some(next) => lease = next,
                     None => return Err(e),
@@ -184,9 +252,32 @@ impl Igd {
                 value: "0".into(),
             });
         }
-        Ok(self
-            .granted(request, internal, reserved, lease, description, None)
-            .await)
+        let read_back = self
+            .get_specific_entry(request.protocol, reserved)
+            .await
+            .ok();
+        Ok(self.grant(request, internal, reserved, lease, description, read_back))
+    }
+
+    /// Deletes every entry of `protocol` that is exactly `internal` with
+    /// `description` (best effort).
+    async fn delete_entries_of(
+        &self,
+        protocol: Protocol,
+        internal: SocketAddrV4,
+        description: &str,
+    ) {
+        let Ok(entries) = self.list_entries().await else {
+            return;
+        };
+        for e in entries
+            .iter()
+            .filter(|e| e.protocol == protocol && e.is_mapping_of(internal, description))
+        {
+            if let Err(err) = self.delete(e.protocol, e.external_port).await {
+                tracing::warn!(error = %err, entry = %e, "could not delete an unreported permanent mapping");
+            }
+        }
     }
 
     /// `GetSpecificPortMappingEntry`: who holds `external_port`/`protocol`.
@@ -338,24 +429,16 @@ impl Igd {
         }
     }
 
-    /// The grant, with the entry as the router reports it: `known` when
-    /// already read back, else read now.
-    async fn granted(
+    /// The grant, with the entry as the router reported it on read-back.
+    fn grant(
         &self,
         request: &PortMappingRequest,
         internal: SocketAddrV4,
         external_port: u16,
         lease: u32,
         description: String,
-        known: Option<PortMappingEntry>,
+        read_back: Option<PortMappingEntry>,
     ) -> Grant {
-        let read_back = match known {
-            Some(entry) => Some(entry),
-            None => self
-                .get_specific_entry(request.protocol, external_port)
-                .await
-                .ok(),
-        };
         let read_lease = read_back.as_ref().map(|e| e.lease_secs);
         Grant {
             protocol: request.protocol,
@@ -367,6 +450,18 @@ impl Igd {
             read_back,
         }
     }
+}
+
+/// Whether a failed action may still have been carried out: the request
+/// went out and no complete answer came back.
+fn outcome_unknown(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Http {
+            source: HttpError::Timeout { .. } | HttpError::Io { .. } | HttpError::Truncated,
+            ..
+        }
+    )
 }
 
 fn number<T: std::str::FromStr>(

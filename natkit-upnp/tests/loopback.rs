@@ -86,11 +86,7 @@ async fn discover_map_list_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_only_router_gets_lease_zero() {
-    let fake = FakeIgd::start(Behaviour {
-        only_permanent: true,
-        ..Behaviour::default()
-    })
-    .await;
+    let fake = FakeIgd::start(Behaviour::permanent_only()).await;
     let igd = discover(&fake.config()).await.unwrap();
     let grant = igd
         .add_port_mapping(&request(4500, 3600, ""))
@@ -331,11 +327,7 @@ async fn connected_igd_is_chosen_over_an_unconnected_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_answering_returns_within_the_timeout() {
-    let fake = FakeIgd::start(Behaviour {
-        silent: true,
-        ..Behaviour::default()
-    })
-    .await;
+    let fake = FakeIgd::start(Behaviour::no_igd()).await;
     for timeout in [
         Duration::from_millis(300),
         DiscoveryConfig::default().timeout,

@@ -157,6 +157,22 @@ pub struct Conn {
 }
 
 impl Behaviour {
+    /// A router that answers 725 to any lease but 0.
+    pub fn permanent_only() -> Behaviour {
+        Behaviour {
+            only_permanent: true,
+            ..Behaviour::default()
+        }
+    }
+
+    /// A LAN with no IGD: SSDP searches are counted and never answered.
+    pub fn no_igd() -> Behaviour {
+        Behaviour {
+            silent: true,
+            ..Behaviour::default()
+        }
+    }
+
     /// The WAN connection services, the default one filled in.
     pub fn wan_services(&self) -> Vec<FakeWan> {
         if !self.wan.is_empty() {
