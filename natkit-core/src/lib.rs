@@ -40,7 +40,9 @@ pub use error::{BoxError, Error, FailureKind, Result};
 #[cfg(feature = "gateway")]
 pub use gateway::{Gateway, default_gateway};
 #[cfg(feature = "keeper")]
-pub use keeper::{KeeperConfig, KeeperEvent, LeaseKeeper, MappingId, RemapReason, ShutdownReport};
+pub use keeper::{
+    KeeperConfig, KeeperEvent, KeeperEvents, LeaseKeeper, MappingId, RemapReason, ShutdownReport,
+};
 pub use mapper::PortMapper;
 pub use mapping::{DESCRIPTION_TAG, GatewayEpoch, Mapping, MappingRequest, MappingToken};
 pub use mechanism::Mechanism;

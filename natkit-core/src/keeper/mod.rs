@@ -1,0 +1,259 @@
+//! The lease keeper: holds an application's mappings through any
+//! [`PortMapper`] for as long as they are wanted, and removes them after.
+//!
+//! - Each mapping is renewed at half its granted lifetime (configurable).
+//!   A permanent grant (lifetime 0, UPnP routers that only do permanent
+//!   leases) is refreshed at half the *requested* lifetime, so that a router
+//!   that lost it (reboot) gets it back.
+//! - When a renewal shows the gateway's epoch did not continue (RFC 6887
+//!   §8.5: the router rebooted or its daemon restarted) or its external
+//!   address changed, every other mapping on the same keeper is re-made at
+//!   once instead of waiting for its own renewal.
+//! - When the router stops answering, renewals are retried with exponential
+//!   backoff; a mapping whose lease ran out is reported lost and re-made as
+//!   soon as the router answers again.
+//! - [`LeaseKeeper::shutdown`] deletes every mapping the keeper made, all at
+//!   once, within a bounded time. Dropping the keeper without calling it
+//!   still deletes them from the keeper's task, as long as the tokio runtime
+//!   keeps running.
+//!
+//! Time comes from tokio's clock, so tests drive the keeper on a paused,
+//! simulated clock (`tokio::time::pause`), and mappers stamp
+//! [`Mapping::obtained`] with `tokio::time::Instant::now().into_std()`
+//! (identical to `std::time::Instant::now()` outside paused tests).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use crate::mapper::PortMapper;
+use crate::mapping::{Mapping, MappingRequest};
+
+mod events;
+mod task;
+#[cfg(test)]
+mod tests;
+
+pub use events::{EVENT_CAPACITY, KeeperEvents, TryRecvError};
+
+/// How the keeper times renewals, retries and shutdown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeeperConfig {
+    /// Renew when this fraction of the granted lifetime has passed
+    /// (RFC 6886 and RFC 6887 suggest one half).
+    pub renew_fraction: f64,
+    /// Never renew more often than this, whatever the router granted.
+    pub min_renew_interval: Duration,
+    /// The first retry after a failed renewal.
+    pub retry_initial: Duration,
+    /// Retries back off by doubling up to this interval.
+    pub retry_max: Duration,
+    /// The most time [`LeaseKeeper::shutdown`] spends deleting mappings.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for KeeperConfig {
+    fn default() -> Self {
+        KeeperConfig {
+            renew_fraction: 0.5,
+            min_renew_interval: Duration::from_secs(2),
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The keeper's handle for one mapping it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MappingId(u64);
+
+impl fmt::Display for MappingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Why the keeper made a mapping again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemapReason {
+    /// The gateway's epoch did not continue: it rebooted or its mapping
+    /// daemon restarted, losing its mappings.
+    EpochReset,
+    /// The router's external address changed.
+    ExternalAddressChanged,
+    /// The mapping had been lost (the router stopped answering past the
+    /// lease) and the router answers again.
+    Recovered,
+}
+
+/// What the keeper did or saw.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum KeeperEvent {
+    /// A new mapping is in force.
+    Mapped {
+        /// The keeper's handle.
+        id: MappingId,
+        /// The mapping.
+        mapping: Mapping,
+    },
+    /// A mapping was renewed with nothing of note.
+    Renewed {
+        /// The keeper's handle.
+        id: MappingId,
+        /// The mapping now in force.
+        mapping: Mapping,
+    },
+    /// A mapping was made again.
+    Remapped {
+        /// The keeper's handle.
+        id: MappingId,
+        /// The mapping now in force.
+        mapping: Mapping,
+        /// Why.
+        reason: RemapReason,
+    },
+    /// The router's external address changed.
+    ExternalAddressChanged {
+        /// The mapping on which it was seen.
+        id: MappingId,
+        /// The address before.
+        old: IpAddr,
+        /// The address now.
+        new: IpAddr,
+    },
+    /// A renewal failed; the mapping may still be in force until its lease
+    /// ends. The keeper retries.
+    RenewFailed {
+        /// The keeper's handle.
+        id: MappingId,
+        /// What went wrong.
+        error: String,
+        /// When the keeper tries again.
+        retry_in: Duration,
+    },
+    /// The lease ended without a successful renewal: the mapping is gone.
+    /// The keeper keeps trying to make it again.
+    Lost {
+        /// The keeper's handle.
+        id: MappingId,
+        /// The last error.
+        error: String,
+        /// When the keeper tries again.
+        retry_in: Duration,
+    },
+    /// A mapping was deleted on request or at shutdown.
+    Released {
+        /// The keeper's handle.
+        id: MappingId,
+    },
+    /// Deleting a mapping failed or timed out (it may linger on the router
+    /// until its lease ends).
+    ReleaseFailed {
+        /// The keeper's handle.
+        id: MappingId,
+        /// What went wrong.
+        error: String,
+    },
+    /// This listener fell behind and missed `missed` events: the keeper keeps at
+    /// most [`EVENT_CAPACITY`] unread events per listener rather than growing
+    /// without bound. Ask [`LeaseKeeper::current`] for the state now.
+    Lagged {
+        /// How many events were dropped.
+        missed: u64,
+    },
+}
+
+/// What [`LeaseKeeper::shutdown`] achieved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Mappings deleted.
+    pub released: Vec<MappingId>,
+    /// Mappings whose deletion failed or timed out, with the reason.
+    pub failed: Vec<(MappingId, String)>,
+}
+
+/// How many requests may wait for the keeper's task (each caller waits for its
+/// answer, so this bounds only concurrent callers).
+const COMMAND_CAPACITY: usize = 64;
+
+enum Command {
+    Add(
+        MappingRequest,
+        oneshot::Sender<Result<(MappingId, Mapping)>>,
+    ),
+    Remove(MappingId, oneshot::Sender<Result<()>>),
+    Current(MappingId, oneshot::Sender<Option<Mapping>>),
+    Shutdown(oneshot::Sender<ShutdownReport>),
+}
+
+/// Holds mappings through a [`PortMapper`]; see the [module docs](crate::keeper).
+///
+/// Events arrive on the [`KeeperEvents`] returned by [`LeaseKeeper::new`] and
+/// by [`subscribe`](Self::subscribe): a bounded broadcast, so a listener that
+/// does not read costs at most [`EVENT_CAPACITY`] events and is told what it
+/// missed; the keeper goes on working if every listener is dropped.
+pub struct LeaseKeeper {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<KeeperEvent>,
+}
+
+impl fmt::Debug for LeaseKeeper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaseKeeper").finish_non_exhaustive()
+    }
+}
+
+impl LeaseKeeper {
+    /// Starts a keeper on the current tokio runtime.
+    pub fn new(mapper: Arc<dyn PortMapper>, config: KeeperConfig) -> (LeaseKeeper, KeeperEvents) {
+        let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
+        let (events, events_rx) = broadcast::channel(EVENT_CAPACITY);
+        task::spawn(mapper, config, events.clone(), rx);
+        (
+            LeaseKeeper { commands, events },
+            KeeperEvents::new(events_rx),
+        )
+    }
+
+    /// Another listener for the keeper's events, from now on.
+    pub fn subscribe(&self) -> KeeperEvents {
+        KeeperEvents::new(self.events.subscribe())
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::KeeperClosed)?;
+        rx.await.map_err(|_| Error::KeeperClosed)
+    }
+
+    /// Makes a mapping and keeps it until [`remove`](Self::remove) or
+    /// shutdown. Fails, and keeps nothing, if the first attempt fails.
+    pub async fn add(&self, request: MappingRequest) -> Result<(MappingId, Mapping)> {
+        self.ask(|tx| Command::Add(request, tx)).await?
+    }
+
+    /// Deletes a mapping now and stops keeping it.
+    pub async fn remove(&self, id: MappingId) -> Result<()> {
+        self.ask(|tx| Command::Remove(id, tx)).await?
+    }
+
+    /// The mapping now in force for `id`, if any (none while it is lost).
+    pub async fn current(&self, id: MappingId) -> Result<Option<Mapping>> {
+        self.ask(|tx| Command::Current(id, tx)).await
+    }
+
+    /// Deletes every mapping, waiting at most
+    /// [`KeeperConfig::shutdown_timeout`], and stops the keeper.
+    pub async fn shutdown(self) -> ShutdownReport {
+        self.ask(Command::Shutdown).await.unwrap_or_default()
+    }
+}
