@@ -27,5 +27,9 @@ mod transaction;
 pub use counters::Counters;
 pub use epoch::{EpochObservation, EpochTracker};
 pub use error::{Error, Result};
-pub use schedule::{LONGEST_WAIT, RetransmitPlan, Retransmitter, TimerAction};
+pub use schedule::{
+    FIRST_WAIT, LONGEST_WAIT, PCP_IRT, PCP_RAND, PROBE_WINDOW, RELEASE_BUDGET,
+    RELEASE_MAX_INTERVAL, RetransmitPlan, Retransmitter, STEADY_DURATION, STEADY_MAX_INTERVAL,
+    TimerAction,
+};
 pub use transaction::{DropReason, Event, Exchange, Outcome, Transaction, Transmit, Verdict};

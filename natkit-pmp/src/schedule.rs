@@ -5,6 +5,35 @@
 //! MRT)` with IRT = 3 s, MRT = 1024 s, RAND uniform in ±0.1, MRC and MRD
 //! unlimited. Both are one [`RetransmitPlan`]; [`Retransmitter`] turns a plan
 //! into send times and a final give-up deadline, driven by the caller's clock.
+//!
+//! # Which plan on which path
+//!
+//! Every plan keeps the RFC algorithm (first wait, then doubling, with PCP's
+//! ±10 % RAND); what differs per path is where the doubling stops (MRT) and
+//! when the exchange ends (MRC/MRD). On a link that loses a datagram each
+//! way with probability p, a round trip fails with q = 1-(1-p)²; at p = 30 %
+//! (the lab's `--loss 30`) q = 0.51, and an exchange of n sends goes
+//! unanswered with probability qⁿ. Doubling alone fits few sends in a bounded
+//! time (RFC 6887's 3 s IRT: six sends in 120 s, q⁶ = 1.8 %), so:
+//!
+//! | path | plan | sends (unanswered at q = 0.51) |
+//! |---|---|---|
+//! | availability probe (NAT-PMP address request, PCP ANNOUNCE) | [`probe_within`](RetransmitPlan::probe_within): RFC 6886's 250 ms doubling, cut at the window | 4 in 2 s (6.8 %) |
+//! | MAP, renewal, address request | [`natpmp_steady`](RetransmitPlan::natpmp_steady) / [`pcp_steady`](RetransmitPlan::pcp_steady): the RFC first wait and doubling, MRT 8 s, MRD 120 s | 20 / 15 (< 5·10⁻⁵) |
+//! | delete (shutdown, cleanup) | [`release_within`](RetransmitPlan::release_within): 250 ms doubling, MRT 1 s, for the caller's budget | 12 in 10 s (3·10⁻⁴) |
+//!
+//! A probe without an answer is therefore "no answer yet", never "absent":
+//! a caller that has nothing else to try maps on the steady plan anyway
+//! (natkit-portmap does). The RFC's own values stay available as
+//! [`natpmp`](RetransmitPlan::natpmp) and [`pcp_rfc`](RetransmitPlan::pcp_rfc).
+//!
+//! Deviations from RFC 6887's SHOULD values, and why: MRT 8 s instead of
+//! 1024 s, because an exchange natkit bounds to two minutes would otherwise
+//! send only six times; PCP deletes and ANNOUNCE probes start at 250 ms
+//! instead of 3 s, because they run against a deadline (process exit, a
+//! probe window) that fits one or two sends at 3 s. The server is the
+//! default gateway, the same box and port RFC 6886 gives 250 ms for, and
+//! Apple's mDNSResponder, which speaks both, starts both at 250 ms.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +42,31 @@ use crate::error::{Error, Result};
 /// The longest single wait a plan can produce (before jitter): one day.
 /// Plans without a cap that double many times stop growing here.
 pub const LONGEST_WAIT: Duration = Duration::from_secs(86_400);
+
+/// RFC 6886 §3.1's first wait; natkit's for every plan that runs against a
+/// short deadline (probes, deletes), PCP's included.
+pub const FIRST_WAIT: Duration = Duration::from_millis(250);
+
+/// RFC 6887 §8.1.1's IRT.
+pub const PCP_IRT: Duration = Duration::from_secs(3);
+
+/// RFC 6887 §8.1.1's RAND: every wait is scaled by a factor in 1 ± 0.1.
+pub const PCP_RAND: f64 = 0.1;
+
+/// The window of [`RetransmitPlan::probe`].
+pub const PROBE_WINDOW: Duration = Duration::from_secs(2);
+
+/// Where the steady plans stop doubling.
+pub const STEADY_MAX_INTERVAL: Duration = Duration::from_secs(8);
+
+/// How long a steady plan keeps sending.
+pub const STEADY_DURATION: Duration = Duration::from_secs(120);
+
+/// Where the release plans stop doubling.
+pub const RELEASE_MAX_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The budget of [`RetransmitPlan::release`].
+pub const RELEASE_BUDGET: Duration = Duration::from_secs(10);
 
 /// When to retransmit a request and when to give up.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,16 +119,85 @@ impl RetransmitPlan {
         }
     }
 
-    /// One send and a 250 ms wait: the availability probe that tells a
-    /// caller quickly whether the router speaks the protocol at all.
-    pub fn probe() -> Self {
+    /// The availability probe: [`probe_within`](Self::probe_within) 2 s
+    /// (sends at 0, 250, 750 and 1750 ms; no answer by 2 s ends it).
+    pub const fn probe() -> Self {
+        Self::probe_within(PROBE_WINDOW)
+    }
+
+    /// The availability probe that must end within `window`: RFC 6886's
+    /// schedule (250 ms, doubling) cut off at the window, so one lost
+    /// datagram never decides it (0, 250, 750, 1750, 3750 ms … as the
+    /// window allows). For PCP's ANNOUNCE add RFC 6887's jitter with
+    /// [`with_jitter`](Self::with_jitter).
+    pub const fn probe_within(window: Duration) -> Self {
         RetransmitPlan {
-            initial: Duration::from_millis(250),
+            initial: FIRST_WAIT,
             max_interval: None,
-            max_sends: Some(1),
-            max_duration: None,
+            max_sends: None,
+            max_duration: Some(window),
             jitter: 0.0,
         }
+    }
+
+    /// NAT-PMP requests to a gateway that should answer (mapping,
+    /// renewal, external address): RFC 6886's 250 ms doubling, the wait
+    /// capped at [`STEADY_MAX_INTERVAL`] (8 s), for [`STEADY_DURATION`]
+    /// (120 s). The first six sends are RFC 6886's; after that it sends
+    /// every 8 s instead of at 31.75 and 63.75 s only: 20 sends in all.
+    pub const fn natpmp_steady() -> Self {
+        RetransmitPlan {
+            initial: FIRST_WAIT,
+            max_interval: Some(STEADY_MAX_INTERVAL),
+            max_sends: None,
+            max_duration: Some(STEADY_DURATION),
+            jitter: 0.0,
+        }
+    }
+
+    /// PCP MAP and renewals: RFC 6887 §8.1.1 (IRT 3 s, doubling, ±10 %
+    /// RAND) with MRT [`STEADY_MAX_INTERVAL`] (8 s) instead of 1024 s and
+    /// MRD [`STEADY_DURATION`] (120 s): sends at about 0, 3, 9, then every
+    /// 8 s, 15 in all.
+    pub const fn pcp_steady() -> Self {
+        RetransmitPlan {
+            initial: PCP_IRT,
+            max_interval: Some(STEADY_MAX_INTERVAL),
+            max_sends: None,
+            max_duration: Some(STEADY_DURATION),
+            jitter: PCP_RAND,
+        }
+    }
+
+    /// A delete that must finish within `budget` (a process shutting
+    /// down, a cleanup): 250 ms doubling, capped at 1 s, until the budget
+    /// is spent (12 sends in 10 s). For PCP add RFC 6887's jitter with
+    /// [`with_jitter`](Self::with_jitter).
+    pub const fn release_within(budget: Duration) -> Self {
+        RetransmitPlan {
+            initial: FIRST_WAIT,
+            max_interval: Some(RELEASE_MAX_INTERVAL),
+            max_sends: None,
+            max_duration: Some(budget),
+            jitter: 0.0,
+        }
+    }
+
+    /// [`release_within`](Self::release_within) [`RELEASE_BUDGET`] (10 s).
+    pub const fn release() -> Self {
+        Self::release_within(RELEASE_BUDGET)
+    }
+
+    /// The same plan with RFC 6887's jitter (or another fraction).
+    pub const fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The same plan ending no later than `window` after the first send.
+    pub fn bounded_by(mut self, window: Duration) -> Self {
+        self.max_duration = Some(self.max_duration.map_or(window, |d| d.min(window)));
+        self
     }
 
     /// 250 ms doubling, 4 sends (gives up after 3.75 s): for labs and
@@ -279,11 +402,118 @@ mod tests {
         assert_eq!(gave_up, Duration::from_millis(127_750));
     }
 
+    fn millis(sends: &[Duration]) -> Vec<u128> {
+        sends.iter().map(|d| d.as_millis()).collect()
+    }
+
+    /// The waits between consecutive sends, in seconds.
+    fn waits(sends: &[Duration]) -> Vec<f64> {
+        sends
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64())
+            .collect()
+    }
+
+    /// The chance that every send of `plan` goes unanswered when each
+    /// round trip is lost with probability `q`.
+    fn unanswered(plan: RetransmitPlan, q: f64) -> f64 {
+        let sends = run(plan, 5).0.len();
+        q.powi(i32::try_from(sends).unwrap())
+    }
+
+    /// 30 % loss each way: a round trip gets through with 0.7².
+    const Q30: f64 = 1.0 - 0.7 * 0.7;
+
     #[test]
-    fn probe_is_one_send_250ms() {
+    fn probe_is_rfc_6886_cut_at_its_window() {
         let (sends, gave_up) = run(RetransmitPlan::probe(), 1);
-        assert_eq!(sends, vec![Duration::ZERO]);
-        assert_eq!(gave_up, Duration::from_millis(250));
+        assert_eq!(millis(&sends), vec![0, 250, 750, 1750]);
+        assert_eq!(gave_up, Duration::from_secs(2));
+        let (sends, gave_up) = run(RetransmitPlan::probe_within(Duration::from_millis(900)), 1);
+        assert_eq!(millis(&sends), vec![0, 250, 750]);
+        assert_eq!(gave_up, Duration::from_millis(900));
+        // The same prefix as the full RFC 6886 schedule.
+        let rfc = run(RetransmitPlan::natpmp(), 1).0;
+        let long = run(RetransmitPlan::probe_within(Duration::from_secs(10)), 1).0;
+        assert_eq!(long, rfc[..long.len()]);
+        assert_eq!(long.len(), 6);
+    }
+
+    #[test]
+    fn steady_natpmp_starts_as_rfc_6886_and_keeps_sending() {
+        let (sends, gave_up) = run(RetransmitPlan::natpmp_steady(), 1);
+        let rfc = run(RetransmitPlan::natpmp(), 1).0;
+        assert_eq!(sends[..6], rfc[..6]);
+        assert!(waits(&sends).iter().all(|w| *w <= 8.0), "{sends:?}");
+        assert_eq!(gave_up, Duration::from_secs(120));
+        assert_eq!(sends.len(), 20, "{:?}", millis(&sends));
+    }
+
+    #[test]
+    fn steady_pcp_is_rfc_6887_with_an_8_s_mrt() {
+        for seed in 0..50 {
+            let (sends, gave_up) = run(RetransmitPlan::pcp_steady(), seed);
+            let w = waits(&sends);
+            assert!((2.7..=3.3).contains(&w[0]), "IRT {}", w[0]);
+            for pair in w.windows(2) {
+                let base = (2.0 * pair[0]).min(8.0);
+                assert!(
+                    pair[1] >= base * 0.9 - 1e-6 && pair[1] <= base * 1.1 + 1e-6,
+                    "{pair:?}"
+                );
+            }
+            assert!(w.iter().all(|w| *w <= 8.8 + 1e-6));
+            assert_eq!(gave_up, Duration::from_secs(120));
+            assert!((14..=17).contains(&sends.len()), "{:?}", millis(&sends));
+        }
+    }
+
+    #[test]
+    fn release_fits_its_budget() {
+        let (sends, gave_up) = run(RetransmitPlan::release(), 1);
+        assert_eq!(
+            millis(&sends),
+            vec![
+                0, 250, 750, 1750, 2750, 3750, 4750, 5750, 6750, 7750, 8750, 9750
+            ]
+        );
+        assert_eq!(gave_up, Duration::from_secs(10));
+        let budget = Duration::from_secs(5);
+        for seed in 0..50 {
+            let plan = RetransmitPlan::release_within(budget).with_jitter(PCP_RAND);
+            let (sends, gave_up) = run(plan, seed);
+            assert_eq!(gave_up, budget);
+            assert!(sends.len() >= 6, "{:?}", millis(&sends));
+            assert!(waits(&sends).iter().all(|w| *w <= 1.1 + 1e-6));
+        }
+    }
+
+    #[test]
+    fn bounded_by_shortens_but_never_lengthens() {
+        let p = RetransmitPlan::natpmp_steady().bounded_by(Duration::from_secs(3));
+        assert_eq!(run(p, 1).1, Duration::from_secs(3));
+        let p = RetransmitPlan::probe().bounded_by(Duration::from_secs(30));
+        assert_eq!(run(p, 1).1, PROBE_WINDOW);
+        let p = RetransmitPlan::natpmp().bounded_by(Duration::from_secs(1));
+        assert_eq!(millis(&run(p, 1).0), vec![0, 250, 750]);
+    }
+
+    /// What each path's plan leaves unanswered when half the round trips
+    /// are lost (the lab's `--loss 30`), against the RFC values it
+    /// replaces there.
+    #[test]
+    fn plans_are_sized_for_30_percent_loss() {
+        // The probe: several tries, not one; it only says "no answer yet".
+        assert!(unanswered(RetransmitPlan::probe(), Q30) < 0.07);
+        // Requests: RFC 6887's values bounded to 120 s fail one time in 57.
+        let rfc = unanswered(RetransmitPlan::pcp(), Q30);
+        assert!(rfc > 0.015, "{rfc}");
+        assert!(unanswered(RetransmitPlan::pcp_steady(), Q30) < 1e-4);
+        assert!(unanswered(RetransmitPlan::natpmp_steady(), Q30) < 1e-5);
+        // Deletes: at 3 s IRT a 10 s budget holds 3 sends (13 %).
+        let slow = unanswered(RetransmitPlan::pcp().bounded_by(RELEASE_BUDGET), Q30);
+        assert!(slow > 0.1, "{slow}");
+        assert!(unanswered(RetransmitPlan::release(), Q30) < 5e-4);
     }
 
     #[test]

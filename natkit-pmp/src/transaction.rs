@@ -389,4 +389,44 @@ mod tests {
             })
         );
     }
+
+    /// The availability probe on a simulated clock: up to three lost
+    /// round trips still end in an answer (to the fourth send, at 1.75 s);
+    /// only when all four sends of the 2 s window are lost is it "no
+    /// answer", and then it says how many went out.
+    #[test]
+    fn a_probe_survives_lost_datagrams() {
+        for lost in 0..=4u32 {
+            let t0 = Instant::now();
+            let mut tx =
+                Transaction::new(Toy, vec![9], server(), RetransmitPlan::probe(), t0, 0).unwrap();
+            let mut now = t0;
+            let mut sent = 0;
+            loop {
+                while tx.poll_transmit().is_some() {
+                    sent += 1;
+                    if sent > lost {
+                        // This send's round trip gets through.
+                        tx.handle_input(now + Duration::from_millis(3), server(), &[1]);
+                    }
+                }
+                let Some(deadline) = tx.poll_timeout() else {
+                    break;
+                };
+                now = deadline;
+                tx.handle_timeout(now);
+            }
+            match tx.take_outcome() {
+                Some(Outcome::Answered { sends, .. }) => {
+                    assert!(lost < 4);
+                    assert_eq!(sends, lost + 1);
+                }
+                Some(Outcome::TimedOut { sends, elapsed }) => {
+                    assert_eq!(lost, 4);
+                    assert_eq!((sends, elapsed), (4, Duration::from_secs(2)));
+                }
+                None => panic!("no outcome"),
+            }
+        }
+    }
 }

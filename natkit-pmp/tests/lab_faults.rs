@@ -3,9 +3,10 @@
 //!
 //! - 30 % random loss on the router (`--loss 30`: every packet entering the router on
 //!   its LAN or WAN side, and its own output, so a request/answer round trip to it gets
-//!   through with probability 0.7² = 0.49): mappings still succeed, on the RFC schedules
-//!   natkit uses by default (NAT-PMP: 250 ms doubling, 9 sends, 127.75 s; PCP: 3 s
-//!   doubling with jitter, bounded to 120 s), several runs each;
+//!   through with probability 0.7² = 0.49): mappings still succeed, on the plans natkit
+//!   uses by default (NAT-PMP: RFC 6886's 250 ms doubling; PCP: RFC 6887's 3 s IRT with
+//!   jitter; both capped at 8 s between sends and bounded to 120 s, see
+//!   `natkit_pmp::RetransmitPlan::natpmp_steady`), several runs each;
 //! - the router disappears (its LAN link down) while the lease keeper holds a
 //!   mapping: the keeper reports the failed renewals and the loss, backs off, and
 //!   makes the mapping again once the link is back.

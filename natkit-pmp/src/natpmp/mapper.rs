@@ -41,11 +41,16 @@ pub struct NatPmpConfig {
     /// fake server.
     pub server_port: u16,
     /// Retransmission for address and mapping requests
-    /// ([`RetransmitPlan::natpmp`]: 250 ms doubling, 9 sends).
+    /// ([`RetransmitPlan::natpmp_steady`]: RFC 6886's 250 ms doubling,
+    /// capped at 8 s, for 120 s).
     pub retransmit: RetransmitPlan,
-    /// The plan of [`NatPmpMapper::probe`] ([`RetransmitPlan::probe`]: one
-    /// send, 250 ms).
+    /// The plan of [`NatPmpMapper::probe`] ([`RetransmitPlan::probe`]:
+    /// RFC 6886's schedule for 2 s, four sends).
     pub probe: RetransmitPlan,
+    /// The plan of deletes ([`RetransmitPlan::release`]: 250 ms doubling
+    /// to 1 s, for 10 s). A caller with a shorter shutdown budget should
+    /// fit this into it.
+    pub delete: RetransmitPlan,
     /// The local address to send from (the mapping's internal address);
     /// `None` uses the one routing to the gateway. A request's own
     /// non-unspecified internal address takes precedence.
@@ -56,8 +61,9 @@ impl Default for NatPmpConfig {
     fn default() -> Self {
         NatPmpConfig {
             server_port: NATPMP_PORT,
-            retransmit: RetransmitPlan::natpmp(),
+            retransmit: RetransmitPlan::natpmp_steady(),
             probe: RetransmitPlan::probe(),
+            delete: RetransmitPlan::release(),
             local_address: None,
         }
     }
@@ -125,9 +131,10 @@ impl NatPmpMapper {
         self.public_address_with(self.config.retransmit, None).await
     }
 
-    /// The fast availability check: one request, a short wait
-    /// ([`NatPmpConfig::probe`]). `Err(Error::Timeout)` means the gateway
-    /// does not speak NAT-PMP (or drops it).
+    /// The availability check: the external address request on
+    /// [`NatPmpConfig::probe`]. `Err(Error::Timeout)` means no answer
+    /// within the probe's window: the gateway does not speak NAT-PMP, or
+    /// every datagram of the window was lost.
     pub async fn probe(&self) -> Result<PublicAddress> {
         self.public_address_with(self.config.probe, None).await
     }
@@ -201,9 +208,7 @@ impl NatPmpMapper {
             suggested_external_port: 0,
             lifetime: 0,
         };
-        let (answer, at) = self
-            .exchange(&socket, request, self.config.retransmit)
-            .await?;
+        let (answer, at) = self.exchange(&socket, request, self.config.delete).await?;
         match answer {
             NatPmpAnswer::Mapping { epoch, .. } => {
                 self.observe_epoch(epoch, at);
@@ -358,8 +363,15 @@ mod tests {
     fn default_config_is_rfc() {
         let c = NatPmpConfig::default();
         assert_eq!(c.server_port, 5351);
-        assert_eq!(c.retransmit, RetransmitPlan::natpmp());
-        assert_eq!(c.probe.max_sends, Some(1));
+        // RFC 6886's first wait and doubling on every path.
+        for plan in [c.retransmit, c.probe, c.delete] {
+            assert_eq!(plan.initial, Duration::from_millis(250));
+            assert_eq!(plan.jitter, 0.0);
+            assert!(plan.is_bounded());
+        }
+        assert_eq!(c.retransmit, RetransmitPlan::natpmp_steady());
+        assert_eq!(c.probe, RetransmitPlan::probe());
+        assert_eq!(c.delete, RetransmitPlan::release());
     }
 
     #[test]

@@ -53,7 +53,7 @@ use crate::pcp::PcpResultCode;
 use crate::pcp::exchange::{PcpAnswer, PcpExchange};
 use crate::pcp::wire::{MapRequest, Nonce, PcpRequest};
 use crate::request::{bounded, internal_port, lifetime_secs};
-use crate::schedule::RetransmitPlan;
+use crate::schedule::{PCP_RAND, RetransmitPlan};
 use crate::transaction::{Outcome, Transaction};
 
 /// How a [`PcpMapper`] talks to the server.
@@ -62,11 +62,16 @@ pub struct PcpConfig {
     /// The server's UDP port: 5351 on real gateways (shared with NAT-PMP,
     /// so the fallback uses it too); tests point it at a fake server.
     pub server_port: u16,
-    /// Retransmission for MAP and ANNOUNCE ([`RetransmitPlan::pcp`]: the
-    /// RFC 6887 §8.1.1 schedule, bounded to 120 s so a call ends).
+    /// Retransmission for MAP and ANNOUNCE ([`RetransmitPlan::pcp_steady`]:
+    /// RFC 6887 §8.1.1 with MRT 8 s, bounded to 120 s so a call ends).
     pub retransmit: RetransmitPlan,
-    /// The plan of [`PcpMapper::probe`] ([`RetransmitPlan::probe`]).
+    /// The plan of [`PcpMapper::probe`] ([`RetransmitPlan::probe`] with
+    /// RFC 6887's jitter: four sends in 2 s).
     pub probe: RetransmitPlan,
+    /// The plan of deletes, the address probe's included
+    /// ([`RetransmitPlan::release`] with RFC 6887's jitter: 250 ms
+    /// doubling to 1 s, for 10 s).
+    pub delete: RetransmitPlan,
     /// Whether to use NAT-PMP when the server answers that it speaks only
     /// NAT-PMP (version 0, UNSUPP_VERSION). IPv4 servers only.
     pub fallback_to_natpmp: bool,
@@ -88,8 +93,9 @@ impl Default for PcpConfig {
     fn default() -> Self {
         PcpConfig {
             server_port: NATPMP_PORT,
-            retransmit: RetransmitPlan::pcp(),
-            probe: RetransmitPlan::probe(),
+            retransmit: RetransmitPlan::pcp_steady(),
+            probe: RetransmitPlan::probe().with_jitter(PCP_RAND),
+            delete: RetransmitPlan::release().with_jitter(PCP_RAND),
             fallback_to_natpmp: true,
             natpmp: NatPmpConfig::default(),
             local_address: None,
@@ -219,8 +225,10 @@ impl PcpMapper {
         self.announce_with(self.config.retransmit).await
     }
 
-    /// The fast availability check: one ANNOUNCE, a short wait.
-    /// `Err(Error::Timeout)` means nothing answers PCP or NAT-PMP there.
+    /// The availability check: ANNOUNCE on [`PcpConfig::probe`].
+    /// `Err(Error::Timeout)` means no answer within the probe's window:
+    /// nothing answers PCP or NAT-PMP there, or every datagram of the
+    /// window was lost.
     pub async fn probe(&self) -> Result<PcpAvailability> {
         self.announce_with(self.config.probe).await
     }
@@ -239,6 +247,14 @@ impl PcpMapper {
     /// from a short-lived UDP MAP for this query's own socket port, deleted
     /// again at once.
     pub async fn public_address(&self) -> Result<IpAddr> {
+        self.public_address_with(self.config.retransmit).await
+    }
+
+    /// [`public_address`](Self::public_address) with the MAP on `plan`
+    /// (e.g. the rest of a probe window). The delete of the short-lived
+    /// mapping always runs on [`PcpConfig::delete`] to its end, so a MAP
+    /// that was answered is not left behind.
+    pub async fn public_address_with(&self, plan: RetransmitPlan) -> Result<IpAddr> {
         if let Some(n) = self.natpmp_if_fallen_back() {
             return Ok(IpAddr::V4(n.public_address().await?.address));
         }
@@ -253,9 +269,18 @@ impl PcpMapper {
             suggested_external: SocketAddr::new(unspecified_like(local.ip()), 0),
         };
         let request = PcpRequest::map(local.ip(), lifetime, map);
-        let (answer, at, _) = self
-            .exchange(&socket, request, self.config.retransmit)
-            .await?;
+        let answer = match self.exchange(&socket, request, plan).await {
+            Ok((answer, _, _)) => answer,
+            Err(e @ Error::Timeout { .. }) => {
+                // The server may have made the mapping and every answer
+                // been lost (under 30 % loss in the lab, about one probe
+                // in five left one behind for its lease): delete it. A
+                // server without it answers NO_RESOURCES (miniupnpd).
+                self.delete_address_probe(&socket, local.ip(), map).await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let external = match answer {
             PcpAnswer::Mapped { external, .. } => external,
             PcpAnswer::NatPmpOnly { .. } => {
@@ -264,19 +289,21 @@ impl PcpMapper {
             }
             other => return Err(failure(other)),
         };
-        // Delete the probe mapping; it expires on its own if this fails.
-        let delete = PcpRequest::map(local.ip(), 0, map);
-        if let Err(e) = self
-            .exchange(&socket, delete, self.config.retransmit)
-            .await
-            .and_then(|(a, _, _)| match a {
-                PcpAnswer::Mapped { .. } => Ok(()),
-                other => Err(failure(other)),
-            })
-        {
-            tracing::debug!(error = %e, server = %self.server, ?at, "deleting the address probe mapping failed");
-        }
+        self.delete_address_probe(&socket, local.ip(), map).await;
         Ok(external.ip())
+    }
+
+    /// Deletes the address probe's mapping on [`PcpConfig::delete`]; it
+    /// expires on its own if this fails.
+    async fn delete_address_probe(&self, socket: &UdpSocket, local: IpAddr, map: MapRequest) {
+        let delete = PcpRequest::map(local, 0, map);
+        if let Err(e) = self
+            .exchange_counted(socket, delete, self.config.delete)
+            .await
+            .and_then(|(a, _, _, sends)| deleted(a, sends))
+        {
+            tracing::debug!(error = %e, server = %self.server, "deleting the address probe mapping failed");
+        }
     }
 
     /// Asks for a mapping, suggesting `suggested` as the external address
@@ -374,33 +401,15 @@ impl PcpMapper {
         };
         let pcp = PcpRequest::map(local_ip, 0, map);
         let (answer, _, _, sends) = self
-            .exchange_counted(&socket, pcp, self.config.retransmit)
+            .exchange_counted(&socket, pcp, self.config.delete)
             .await?;
-        match answer {
-            PcpAnswer::Mapped { .. } => {
-                self.lock().nonces.remove(&key);
-                Ok(())
-            }
-            // miniupnpd (2.3.1) answers a delete of a mapping it does not
-            // hold NO_RESOURCES instead of SUCCESS (RFC 6887 §15). After a
-            // retransmission that is the answer to our own earlier copy
-            // having deleted it (seen under 30 % loss in the lab); a
-            // mapping of this client on the port with another nonce would
-            // be NOT_AUTHORIZED instead. On a first send it proves
-            // nothing, so it stays an error there.
-            PcpAnswer::Failure {
-                code: PcpResultCode::NoResources,
-                ..
-            } if sends > 1 => {
-                tracing::debug!(server = %self.server, sends, "PCP delete retransmission answered NO_RESOURCES: the first copy deleted it");
-                self.lock().nonces.remove(&key);
-                Ok(())
-            }
-            other => Err(failure(other)),
-        }
+        deleted(answer, sends)?;
+        self.lock().nonces.remove(&key);
+        Ok(())
     }
 
-    async fn announce_with(&self, plan: RetransmitPlan) -> Result<PcpAvailability> {
+    /// ANNOUNCE on `plan` (e.g. a probe window of the caller's).
+    pub async fn announce_with(&self, plan: RetransmitPlan) -> Result<PcpAvailability> {
         let socket = driver::bind_towards(self.server, self.config.local_address).await?;
         let local_ip = local_addr(&socket)?.ip();
         let (answer, at, epoch) = self
@@ -539,6 +548,31 @@ impl PcpMapper {
 
     fn rng(&self) -> std::sync::MutexGuard<'_, Box<dyn Rng + Send>> {
         self.rng.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether a delete's answer after `sends` sends means the mapping is gone.
+fn deleted(answer: PcpAnswer, sends: u32) -> Result<()> {
+    match answer {
+        PcpAnswer::Mapped { .. } => Ok(()),
+        // miniupnpd (2.3.1) answers a delete of a mapping it does not hold
+        // NO_RESOURCES instead of SUCCESS (RFC 6887 §15). After a
+        // retransmission that is the answer to our own earlier copy having
+        // deleted it (seen under 30 % loss in the lab); a mapping of this
+        // client on the port with another nonce would be NOT_AUTHORIZED
+        // instead. On a first send it proves nothing, so it stays an error
+        // there.
+        PcpAnswer::Failure {
+            code: PcpResultCode::NoResources,
+            ..
+        } if sends > 1 => {
+            tracing::debug!(
+                sends,
+                "PCP delete retransmission answered NO_RESOURCES: the first copy deleted it"
+            );
+            Ok(())
+        }
+        other => Err(failure(other)),
     }
 }
 
