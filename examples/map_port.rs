@@ -94,15 +94,11 @@ async fn main() -> ExitCode {
         Ok(j) => j,
         Err(e) => return natkit_examples::fail(&e),
     };
-    let only = |m| {
-        // One mechanism asked for by name: nothing else could answer
-        // instead, so give it upnpc's 2 s discovery wait rather than the
-        // 900 ms that keeps auto's "no port mapping protocol" under 1 s.
-        let mut c = PortMapConfig::default().only(m);
-        c.probe_deadline = Duration::from_secs(3);
-        c.upnp.timeout = Duration::from_secs(2);
-        c
-    };
+    // One mechanism asked for by name: nothing else could answer instead,
+    // so `only` gives its probe 3 s rather than the 900 ms that keeps
+    // auto's "no port mapping protocol" under 1 s, and maps through NAT-PMP
+    // or PCP even when every probe datagram was lost.
+    let only = |m| PortMapConfig::default().only(m);
     let config = match args.mechanism {
         Choice::Auto => PortMapConfig::default(),
         Choice::Upnp => only(Mechanism::Upnp),
@@ -129,7 +125,14 @@ async fn main() -> ExitCode {
         .with_lifetime(Duration::from_secs(u64::from(args.lifetime)))
         .with_description("map_port");
 
-    let (keeper, mut events) = LeaseKeeper::new(Arc::new(mapper.clone()), KeeperConfig::default());
+    // The deletion at exit gets the NAT-PMP/PCP delete plan's whole budget
+    // (12 sends in 10 s: under 30 % loss each way, one run in 3000 leaves
+    // its mapping to expire) and a second for the last answer.
+    let keeper_config = KeeperConfig {
+        shutdown_timeout: natkit_pmp::RELEASE_BUDGET + Duration::from_secs(1),
+        ..KeeperConfig::default()
+    };
+    let (keeper, mut events) = LeaseKeeper::new(Arc::new(mapper.clone()), keeper_config);
     let mapping = match keeper.add(request.clone()).await {
         Ok((_, m)) => m,
         Err(e) => {

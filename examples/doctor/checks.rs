@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natkit_core::{Evidence, Gateway, Mechanism, Outcome, PortMapper};
+use natkit_pmp::RetransmitPlan;
 use natkit_pmp::natpmp::NatPmpConfig;
 use natkit_pmp::pcp::PcpConfig;
 use natkit_portmap::{AutoMapper, CleanupOptions, Journal, MechanismReport, PortMapConfig};
@@ -34,14 +35,32 @@ impl Timeouts {
     }
 }
 
-/// The plan for NAT-PMP/PCP requests made by the doctor: 250 ms doubling,
-/// three sends (gives up after 1.75 s). The RFC plans wait minutes.
-fn pmp_plan() -> natkit_pmp::RetransmitPlan {
-    natkit_pmp::RetransmitPlan {
-        max_sends: Some(3),
-        ..natkit_pmp::RetransmitPlan::fast()
+/// The doctor's NAT-PMP/PCP plans, each within the check's time.
+///
+/// - probe: RFC 6886's 250 ms doubling (PCP's ANNOUNCE too, with RFC
+///   6887's jitter), cut at the probe deadline by the combinator: 4 sends in
+///   2 s, so one lost datagram does not make a protocol look absent;
+/// - requests (trial mappings, the address): the same schedule for the
+///   whole check, 5 sends in 5 s (PCP's 3 s IRT would fit only two);
+/// - deletes: 250 ms doubling to 1 s, within the guard's 5 s bound.
+struct PmpPlans {
+    probe: RetransmitPlan,
+    request: RetransmitPlan,
+    delete: RetransmitPlan,
+}
+
+impl PmpPlans {
+    fn new(check: Duration, jitter: f64) -> PmpPlans {
+        PmpPlans {
+            probe: RetransmitPlan::probe().with_jitter(jitter),
+            request: RetransmitPlan::probe_within(check).with_jitter(jitter),
+            delete: RetransmitPlan::release_within(DELETE_BUDGET).with_jitter(jitter),
+        }
     }
 }
+
+/// A trial mapping's delete, within the guard's 5 s bound on it.
+const DELETE_BUDGET: Duration = Duration::from_millis(4_750);
 
 /// What the router check found.
 pub(crate) struct RouterFound {
@@ -61,6 +80,8 @@ pub(crate) struct RouterFound {
 /// killed outright (SIGKILL, power loss) has them deleted by the next run,
 /// which cleans up first.
 pub(crate) async fn check_router(gateway: &Gateway, t: Timeouts) -> RouterFound {
+    let natpmp_plans = PmpPlans::new(t.check, 0.0);
+    let pcp_plans = PmpPlans::new(t.check, natkit_pmp::PCP_RAND);
     let config = PortMapConfig {
         gateway: Some(gateway.clone()),
         probe_deadline: t.check.min(Duration::from_secs(2)),
@@ -70,14 +91,16 @@ pub(crate) async fn check_router(gateway: &Gateway, t: Timeouts) -> RouterFound 
             ..DiscoveryConfig::default()
         },
         natpmp: NatPmpConfig {
-            retransmit: pmp_plan(),
-            probe: pmp_plan(),
+            retransmit: natpmp_plans.request,
+            probe: natpmp_plans.probe,
+            delete: natpmp_plans.delete,
             local_address: Some(gateway.local_address),
             ..NatPmpConfig::default()
         },
         pcp: PcpConfig {
-            retransmit: pmp_plan(),
-            probe: pmp_plan(),
+            retransmit: pcp_plans.request,
+            probe: pcp_plans.probe,
+            delete: pcp_plans.delete,
             local_address: Some(IpAddr::V4(gateway.local_address)),
             ..PcpConfig::default()
         },

@@ -30,7 +30,13 @@ use crate::report::{MechanismError, MechanismReport, ProbeReport, error_chain};
 /// - [`probe`](Self::probe) asks PCP, NAT-PMP and UPnP at once and
 ///   reports what each said ([`ProbeReport`]), within
 ///   [`PortMapConfig::probe_deadline`] (900 ms by default): a router with
-///   none of them is "no port mapping protocol" in under a second.
+///   none of them is "no port mapping protocol" in under a second. NAT-PMP
+///   and PCP probe on RFC 6886's 250 ms doubling within that window, so a
+///   lost datagram is sent again; no answer in the window is reported as
+///   "no answer", and with [`PortMapConfig::map_unanswered`] (a single
+///   mechanism asked for by name) the mapping is still tried on the full
+///   request plan. A mechanism that answered stays available even when
+///   later requests go unanswered; those follow their own plans.
 /// - As a [`PortMapper`] it maps through the best available mechanism in
 ///   [`PortMapConfig::order`] (PCP, NAT-PMP, UPnP by default), falling
 ///   through to the next available one when a mapping attempt fails; it
@@ -51,6 +57,7 @@ pub struct AutoMapper {
 struct Inner {
     order: Vec<Mechanism>,
     probe_deadline: Duration,
+    map_unanswered: bool,
     gateway: std::result::Result<Gateway, String>,
     upnp_config: DiscoveryConfig,
     pcp: Option<PcpMapper>,
@@ -99,6 +106,7 @@ impl AutoMapper {
                                 .pcp
                                 .local_address
                                 .or(Some(IpAddr::V4(g.local_address))),
+                            probe: config.pcp.probe.bounded_by(config.probe_deadline),
                             ..config.pcp.clone()
                         },
                     )
@@ -108,6 +116,7 @@ impl AutoMapper {
                         g.address,
                         NatPmpConfig {
                             local_address: config.natpmp.local_address.or(Some(g.local_address)),
+                            probe: config.natpmp.probe.bounded_by(config.probe_deadline),
                             ..config.natpmp.clone()
                         },
                     )
@@ -123,6 +132,7 @@ impl AutoMapper {
             inner: Arc::new(Inner {
                 order,
                 probe_deadline: config.probe_deadline,
+                map_unanswered: config.map_unanswered,
                 gateway,
                 upnp_config,
                 pcp,
@@ -237,9 +247,7 @@ impl AutoMapper {
             if let Some(rx) = guard.as_ref() {
                 let state = rx.borrow();
                 let stale = refresh_unusable
-                    && state
-                        .finished
-                        .is_some_and(|f| f.elapsed() >= PROBE_REUSE)
+                    && state.finished.is_some_and(|f| f.elapsed() >= PROBE_REUSE)
                     && !state.reports.iter().any(|r| r.available);
                 if !stale {
                     return rx.clone();
@@ -264,8 +272,17 @@ impl AutoMapper {
             let inner = Arc::clone(&self.inner);
             let tx = Arc::clone(&tx);
             tokio::spawn(async move {
+                // PCP's address probe deletes the mapping it made on its
+                // delete plan, past the deadline if need be: cut short, it
+                // would leave that mapping on the router.
+                let bound = match (m, &inner.pcp) {
+                    (Mechanism::Pcp, Some(pcp)) => deadline + plan_length(&pcp.config().delete),
+                    _ => deadline,
+                };
                 let report =
-                    match tokio::time::timeout_at(deadline, inner.probe_one(m, started)).await {
+                    match tokio::time::timeout_at(bound, inner.probe_one(m, started, deadline))
+                        .await
+                    {
                         Ok(r) => r,
                         Err(_) => MechanismReport::failed(
                             m,
@@ -356,10 +373,7 @@ impl AutoMapper {
         let (best, rx) = self.decide().await;
         let Some(best) = best else {
             let report = self.finish(rx).await;
-            return Err(Error::NoMechanism {
-                report: Box::new(report),
-            }
-            .into_core(fallback));
+            return self.map_unanswered(request, report, fallback).await;
         };
         let mut attempts: Vec<(Mechanism, MechanismError)> = Vec::new();
         let mut tried = vec![best];
@@ -381,6 +395,55 @@ impl AutoMapper {
             }
         }
         Err(Error::AllFailed { attempts }.into_core(best))
+    }
+
+    /// No mechanism is available. With
+    /// [`PortMapConfig::map_unanswered`], NAT-PMP and PCP when their probe
+    /// got no answer at all are tried anyway, in order, on their full
+    /// request plans: a probe window can be lost to loss alone, and the
+    /// request's own retransmission is the verdict then.
+    async fn map_unanswered(
+        &self,
+        request: &MappingRequest,
+        report: ProbeReport,
+        fallback: Mechanism,
+    ) -> Result<Mapping, natkit_core::Error> {
+        let unanswered = self.unanswered(&report);
+        if unanswered.is_empty() {
+            return Err(Error::NoMechanism {
+                report: Box::new(report),
+            }
+            .into_core(fallback));
+        }
+        let mut attempts: Vec<(Mechanism, MechanismError)> = Vec::new();
+        for m in unanswered.iter().copied() {
+            tracing::info!(mechanism = %m, "no answer to the probe; mapping on the full request plan");
+            match self.map_with(m, request).await {
+                Ok(mapping) => return Ok(mapping),
+                Err(e) => attempts.push((m, MechanismError::from_core(&e))),
+            }
+        }
+        Err(Error::AllFailed { attempts }.into_core(unanswered[0]))
+    }
+
+    /// The NAT-PMP and PCP mechanisms whose probe got no answer, in order,
+    /// when [`PortMapConfig::map_unanswered`] is on.
+    fn unanswered(&self, report: &ProbeReport) -> Vec<Mechanism> {
+        if !self.inner.map_unanswered {
+            return Vec::new();
+        }
+        report
+            .mechanisms
+            .iter()
+            .filter(|r| matches!(r.mechanism, Mechanism::Pcp | Mechanism::NatPmp))
+            .filter(|r| !r.responded && !r.available)
+            .filter(|r| {
+                r.error
+                    .as_ref()
+                    .is_some_and(|e| e.kind == FailureKind::Timeout)
+            })
+            .map(|r| r.mechanism)
+            .collect()
     }
 
     async fn map_with(
@@ -405,7 +468,12 @@ impl AutoMapper {
 }
 
 impl Inner {
-    async fn probe_one(&self, m: Mechanism, started: Instant) -> MechanismReport {
+    async fn probe_one(
+        &self,
+        m: Mechanism,
+        started: Instant,
+        deadline: Instant,
+    ) -> MechanismReport {
         let gateway_error = |e: &str| {
             MechanismReport::failed(
                 m,
@@ -419,7 +487,7 @@ impl Inner {
         };
         match m {
             Mechanism::Pcp => match (&self.pcp, &self.gateway) {
-                (Some(pcp), _) => probe_pcp(pcp, started).await,
+                (Some(pcp), _) => probe_pcp(pcp, started, deadline).await,
                 (None, Err(e)) => gateway_error(e),
                 (None, Ok(_)) => unreachable_report(m, started),
             },
@@ -510,7 +578,11 @@ fn unreachable_report(m: Mechanism, started: Instant) -> MechanismReport {
     )
 }
 
-async fn probe_pcp(pcp: &PcpMapper, started: Instant) -> MechanismReport {
+/// PCP's probe: ANNOUNCE on the probe plan, then the external address
+/// from a short-lived MAP in what is left of the window. A server that
+/// answered ANNOUNCE is available even when the MAP's answers are all lost
+/// in that time (its mapping requests then follow the full plan).
+async fn probe_pcp(pcp: &PcpMapper, started: Instant, deadline: Instant) -> MechanismReport {
     let m = Mechanism::Pcp;
     let failed = |responded: bool, e: natkit_pmp::Error| {
         MechanismReport::failed(
@@ -523,7 +595,11 @@ async fn probe_pcp(pcp: &PcpMapper, started: Instant) -> MechanismReport {
             started.elapsed(),
         )
     };
-    let epoch = match pcp.probe().await {
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let epoch = match pcp
+        .announce_with(pcp.config().probe.bounded_by(left()))
+        .await
+    {
         Ok(PcpAvailability::Pcp { epoch, .. }) => epoch.server_seconds,
         Ok(PcpAvailability::NatPmpOnly { .. }) => {
             return MechanismReport::failed(
@@ -541,13 +617,49 @@ async fn probe_pcp(pcp: &PcpMapper, started: Instant) -> MechanismReport {
             return failed(responded, e);
         }
     };
-    let mut report = match pcp.public_address().await {
-        Ok(ip) => MechanismReport::available(m, ip, started.elapsed()),
-        Err(e) => failed(true, e),
+    let window = left();
+    let address = if window.is_zero() {
+        None
+    } else {
+        Some(
+            pcp.public_address_with(pcp.config().retransmit.bounded_by(window))
+                .await,
+        )
+    };
+    let mut report = match address {
+        Some(Ok(ip)) => MechanismReport::available(m, ip, started.elapsed()),
+        Some(Err(natkit_pmp::Error::Timeout { sends, .. })) => {
+            let mut r = MechanismReport::answered(m, started.elapsed());
+            r.detail = Some(format!(
+                "external address not learned: {sends} MAP request(s) unanswered within the probe window"
+            ));
+            r
+        }
+        None => MechanismReport::answered(m, started.elapsed()),
+        Some(Err(e)) => failed(true, e),
     };
     report.epoch = Some(epoch);
-    report.detail = Some(format!("PCP server {}", pcp.server()));
+    let server = format!("PCP server {}", pcp.server());
+    report.detail = Some(match report.detail.take() {
+        Some(d) => format!("{server}; {d}"),
+        None => server,
+    });
     report
+}
+
+/// How long `plan` can run at most (its duration bound, else its sends).
+fn plan_length(plan: &natkit_pmp::RetransmitPlan) -> Duration {
+    if let Some(d) = plan.max_duration {
+        return d;
+    }
+    let mut wait = plan.initial;
+    let mut total = Duration::ZERO;
+    for _ in 0..plan.max_sends.unwrap_or(1) {
+        let w = wait.mul_f64(1.0 + plan.jitter);
+        total += w;
+        wait = plan.max_interval.map_or(wait * 2, |m| (wait * 2).min(m));
+    }
+    total
 }
 
 async fn probe_natpmp(natpmp: &NatPmpMapper, started: Instant) -> MechanismReport {
@@ -612,6 +724,18 @@ impl PortMapper for AutoMapper {
         let (best, rx) = self.decide().await;
         let Some(best) = best else {
             let report = self.finish(rx).await;
+            let mut attempts: Vec<(Mechanism, MechanismError)> = Vec::new();
+            for m in self.unanswered(&report) {
+                let mapper = self.mapper_for(m).await.map_err(|e| e.into_core(m))?;
+                match mapper.external_address().await {
+                    Ok(ip) => return Ok(ip),
+                    Err(e) => attempts.push((m, MechanismError::from_core(&e))),
+                }
+            }
+            if let Some((m, _)) = attempts.first() {
+                let m = *m;
+                return Err(Error::AllFailed { attempts }.into_core(m));
+            }
             return Err(Error::NoMechanism {
                 report: Box::new(report),
             }

@@ -15,17 +15,18 @@ use natkit_upnp::DiscoveryConfig;
 /// slowest and its leases the least reliable.
 pub const DEFAULT_ORDER: [Mechanism; 3] = [Mechanism::Pcp, Mechanism::NatPmp, Mechanism::Upnp];
 
-/// The combinator's NAT-PMP and PCP availability probe: a request every
-/// 200 ms for 850 ms, so one lost datagram (or a router slow to answer
-/// under load, seen in the lab at load 17 on 2 cores) does not hide a
-/// mechanism, and the probe still ends within the 900 ms deadline.
-pub const PROBE_PLAN: RetransmitPlan = RetransmitPlan {
-    initial: Duration::from_millis(200),
-    max_interval: Some(Duration::from_millis(200)),
-    max_sends: None,
-    max_duration: Some(Duration::from_millis(850)),
-    jitter: 0.0,
-};
+/// The probe deadline of [`PortMapConfig::only`].
+pub const ONLY_PROBE_DEADLINE: Duration = Duration::from_secs(3);
+
+/// The combinator's NAT-PMP and PCP availability probe: RFC 6886's
+/// schedule (sends at 0, 250 and 750 ms) for 850 ms, so one lost datagram
+/// (or a router slow to answer under load, seen in the lab at load 17 on 2
+/// cores) does not hide a mechanism, and the probe still ends within the
+/// 900 ms deadline. [`AutoMapper`](crate::AutoMapper) cuts it at
+/// [`PortMapConfig::probe_deadline`] whatever the deadline is; a longer
+/// deadline needs a longer plan to use it
+/// ([`PortMapConfig::only`] sets both).
+pub const PROBE_PLAN: RetransmitPlan = RetransmitPlan::probe_within(Duration::from_millis(850));
 
 /// How an [`AutoMapper`](crate::AutoMapper) probes and maps.
 #[derive(Debug, Clone)]
@@ -50,6 +51,13 @@ pub struct PortMapConfig {
     /// PCP settings. The combinator turns PCP's own NAT-PMP fallback off:
     /// NAT-PMP is probed and used as a mechanism of its own.
     pub pcp: PcpConfig,
+    /// When no mechanism is available, still map through NAT-PMP and PCP
+    /// if their probe got no answer at all (a timeout, not a refusal), in
+    /// the order, on their full request plans. Off by default, so that
+    /// "no port mapping protocol" comes within the probe deadline; on in
+    /// [`only`](Self::only), where nothing else could answer instead and a
+    /// probe window lost to packet loss must not end the run.
+    pub map_unanswered: bool,
 }
 
 impl Default for PortMapConfig {
@@ -67,9 +75,10 @@ impl Default for PortMapConfig {
                 ..NatPmpConfig::default()
             },
             pcp: PcpConfig {
-                probe: PROBE_PLAN,
+                probe: PROBE_PLAN.with_jitter(natkit_pmp::PCP_RAND),
                 ..PcpConfig::default()
             },
+            map_unanswered: false,
         }
     }
 }
@@ -81,8 +90,18 @@ impl PortMapConfig {
         self
     }
 
-    /// Only `mechanism`.
-    pub fn only(self, mechanism: Mechanism) -> Self {
+    /// Only `mechanism`: nothing else could answer instead, so its probe
+    /// gets [`ONLY_PROBE_DEADLINE`] (NAT-PMP and PCP: four sends on RFC
+    /// 6886's schedule; UPnP: upnpc's 2 s discovery wait) and, for NAT-PMP
+    /// and PCP, no answer in that window still leads to a mapping attempt
+    /// on the full request plan ([`map_unanswered`](Self::map_unanswered)).
+    pub fn only(mut self, mechanism: Mechanism) -> Self {
+        self.probe_deadline = ONLY_PROBE_DEADLINE;
+        let window = ONLY_PROBE_DEADLINE - Duration::from_millis(100);
+        self.natpmp.probe = RetransmitPlan::probe_within(window);
+        self.pcp.probe = RetransmitPlan::probe_within(window).with_jitter(natkit_pmp::PCP_RAND);
+        self.upnp.timeout = Duration::from_secs(2);
+        self.map_unanswered = true;
         self.with_order([mechanism])
     }
 
@@ -135,6 +154,21 @@ mod tests {
         assert_eq!(parse_mechanism("pcp"), Some(Mechanism::Pcp));
         assert_eq!(parse_mechanism("upnp"), Some(Mechanism::Upnp));
         assert_eq!(parse_mechanism("stun"), None);
+    }
+
+    #[test]
+    fn one_mechanism_gets_a_longer_probe_and_maps_unanswered() {
+        let c = PortMapConfig::default().only(Mechanism::Pcp);
+        assert_eq!(c.effective_order(), [Mechanism::Pcp]);
+        assert!(c.map_unanswered);
+        assert!(!PortMapConfig::default().map_unanswered);
+        for plan in [c.pcp.probe, c.natpmp.probe] {
+            let window = plan.max_duration.unwrap();
+            assert!(window < c.probe_deadline);
+            assert_eq!(plan.initial, Duration::from_millis(250));
+            assert_eq!(plan.max_interval, None, "RFC 6886 doubling");
+        }
+        assert!(c.upnp.timeout < c.probe_deadline);
     }
 
     #[test]

@@ -49,7 +49,7 @@ mod report;
 
 pub use auto::AutoMapper;
 pub use cleanup::{CleanupOptions, CleanupReport};
-pub use config::{DEFAULT_ORDER, PROBE_PLAN, PortMapConfig, parse_mechanism};
+pub use config::{DEFAULT_ORDER, ONLY_PROBE_DEADLINE, PROBE_PLAN, PortMapConfig, parse_mechanism};
 pub use error::{Error, Result};
 pub use journal::{Journal, JournalEntry};
 pub use report::{

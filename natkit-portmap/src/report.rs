@@ -107,6 +107,13 @@ impl MechanismReport {
 
     /// A report for a mechanism that can map, with its external address.
     pub(crate) fn available(mechanism: Mechanism, external: IpAddr, elapsed: Duration) -> Self {
+        Self::answered(mechanism, elapsed).with_external(external)
+    }
+
+    /// A report for a mechanism that answered and can map, whose external
+    /// address is not known yet (PCP when the address MAP's answers were
+    /// lost within the probe window).
+    pub(crate) fn answered(mechanism: Mechanism, elapsed: Duration) -> Self {
         MechanismReport {
             mechanism,
             available: true,
@@ -119,7 +126,6 @@ impl MechanismReport {
             elapsed,
             detail: None,
         }
-        .with_external(external)
     }
 
     /// Sets the external address, its scope and the double-NAT note.

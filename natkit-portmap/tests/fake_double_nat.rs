@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natkit_core::{
-    AddressScope, Gateway, KeeperConfig, LeaseKeeper, MappingRequest, Mechanism, PortMapper,
-    Protocol,
+    AddressScope, FailureKind, Gateway, KeeperConfig, LeaseKeeper, MappingRequest, Mechanism,
+    PortMapper, Protocol,
 };
 use natkit_pmp::RetransmitPlan;
 use natkit_portmap::{AutoMapper, PortMapConfig, UpstreamNat, Verdict, mapping_upstream_note};
@@ -23,14 +23,24 @@ const CGN: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
 
 /// A NAT-PMP server (RFC 6886) that answers PCP with "unsupported version".
 async fn fake_router() -> (u16, tokio::task::JoinHandle<()>) {
+    fake_router_losing(0).await
+}
+
+/// [`fake_router`] whose first `lost` requests get no answer, as if lost.
+async fn fake_router_losing(lost: usize) -> (u16, tokio::task::JoinHandle<()>) {
     let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let port = sock.local_addr().expect("local address").port();
     let task = tokio::spawn(async move {
         let mut buf = [0u8; 1100];
+        let mut seen = 0;
         loop {
             let Ok((n, from)) = sock.recv_from(&mut buf).await else {
                 return;
             };
+            seen += 1;
+            if seen <= lost {
+                continue;
+            }
             let d = &buf[..n];
             let epoch = 5000u32.to_be_bytes();
             let reply: Vec<u8> = match d {
@@ -164,4 +174,46 @@ async fn nothing_listening_is_no_port_mapping_protocol_within_a_second() {
     for name in ["pcp:", "natpmp:", "upnp:"] {
         assert!(text.contains(name), "{name} missing in {text}");
     }
+}
+
+/// `map_port --mechanism natpmp` under loss: every datagram of the probe
+/// window is lost (`only`'s window holds four sends on RFC 6886's
+/// schedule), yet the gateway is not declared absent: the mapping is made
+/// on the full request plan. Without `map_unanswered` the same window ends
+/// in "no port mapping protocol", as auto mode's quick verdict should.
+#[tokio::test]
+async fn a_probe_window_lost_to_loss_does_not_end_a_named_mechanism() {
+    let request = MappingRequest::new(
+        Protocol::Udp,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 40_125)),
+    )
+    .with_lifetime(Duration::from_secs(600));
+
+    let (port, task) = fake_router_losing(4).await;
+    let mapper = AutoMapper::new(config(port).only(Mechanism::NatPmp));
+    let mapping = mapper
+        .map(&request)
+        .await
+        .expect("mapped after the probe window");
+    assert_eq!(mapping.mechanism, Mechanism::NatPmp);
+    assert_eq!(mapping.external, SocketAddr::from((CGN, 40_125)));
+    let natpmp = mapper.last_report().await;
+    let natpmp = natpmp.get(Mechanism::NatPmp).unwrap();
+    assert!(!natpmp.responded, "{natpmp:?}");
+    let probe_error = natpmp.error.as_ref().unwrap();
+    assert_eq!(probe_error.kind, FailureKind::Timeout);
+    assert!(
+        probe_error.message.contains("after 4 sends"),
+        "{probe_error:?}"
+    );
+    mapper.unmap(&mapping).await.unwrap();
+    task.abort();
+
+    let (port, task) = fake_router_losing(4).await;
+    let mut c = config(port).only(Mechanism::NatPmp);
+    c.map_unanswered = false;
+    let e = AutoMapper::new(c).map(&request).await.unwrap_err();
+    let text = support::chain(&e);
+    assert!(text.contains("no port mapping protocol"), "{text}");
+    task.abort();
 }
