@@ -1,19 +1,16 @@
-//! natkit-core: the shared vocabulary of natkit.
+#![doc = include_str!("../README.md")]
 //!
-//! - [`Protocol`], [`MappingRequest`], [`Mapping`], [`GatewayEpoch`]: what is
-//!   asked of a router and what it grants;
-//! - [`PortMapper`] and [`AddressDiscoverer`]: the two traits protocol crates
-//!   implement (UPnP IGD, NAT-PMP, PCP; STUN);
-//! - [`NatBehaviour`]: RFC 4787 mapping and filtering behaviour, with the
-//!   legacy RFC 3489 name derived from it;
-//! - [`AddressScope`]: private, shared (CGNAT), global … — the one function
-//!   behind every double-NAT conclusion;
+//! # Where to start
+//!
+//! - [`MappingRequest`] and [`Mapping`] (with [`Protocol`] and
+//!   [`GatewayEpoch`]): what is asked of a router and what it grants;
+//! - [`PortMapper`] and [`AddressDiscoverer`] (with [`consensus`]): the traits
+//!   protocol crates implement;
+//! - [`NatBehaviour`], named by [`NatBehaviour::legacy_type`];
+//! - [`AddressScope::of`], behind every double-NAT conclusion;
 //! - [`PortSpec`] and [`ServiceProfile`]: which ports a service needs;
-//! - [`gateway`]: the default gateway and the local address routing to it;
-//! - [`LeaseKeeper`]: holds mappings through any [`PortMapper`], renews them,
-//!   re-maps after a router reboot and deletes them on shutdown.
-//!
-//! natkit-core has no protocol code of its own.
+//! - [`gateway`] (feature `gateway`) and [`LeaseKeeper`] (feature `keeper`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
