@@ -59,7 +59,7 @@ pub use proof::{
     router_row, serve_commands,
 };
 pub use reference::{
-    COTURN_PORT, Filtering, Mapping, MappingReport, NatDiscoveryVerdict, NatProfile,
+    COTURN_PORT, MappingReport, NatDiscoveryVerdict, NatFiltering, NatMapping, NatProfile,
     ReferenceVerdicts, StundVerdict, every_topology, parse_natdiscovery_filtering,
     parse_natdiscovery_hairpinning,
 };

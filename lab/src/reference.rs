@@ -28,7 +28,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// RFC 4787 mapping behaviour, from the most open to the strictest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Mapping {
+pub enum NatMapping {
     /// The same external endpoint for every destination.
     EndpointIndependent,
     /// One external endpoint per destination address.
@@ -39,7 +39,7 @@ pub enum Mapping {
 
 /// RFC 4787 filtering behaviour, from the most open to the strictest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Filtering {
+pub enum NatFiltering {
     /// Anyone may send to a mapping.
     EndpointIndependent,
     /// Only addresses the host sent to.
@@ -54,9 +54,9 @@ pub struct NatProfile {
     /// Whether there is a NAT at all (the mapped address is not the host's own).
     pub nat: bool,
     /// The mapping behaviour.
-    pub mapping: Mapping,
+    pub mapping: NatMapping,
     /// The filtering behaviour.
-    pub filtering: Filtering,
+    pub filtering: NatFiltering,
     /// Whether a flow's external port is its internal port.
     pub preserves_ports: bool,
     /// Whether the NAT hairpins; `None` without a NAT (a host sending to its own
@@ -92,8 +92,8 @@ impl LabBuilder {
     /// What this topology is by its name: how `natlab.sh` builds its NAT. A double
     /// NAT is two NATs in a row, the outer one port-restricted.
     pub fn expected_profile(&self) -> NatProfile {
-        use Filtering as F;
-        use Mapping as M;
+        use NatFiltering as F;
+        use NatMapping as M;
         let (mapping, filtering) = match self.nat {
             NatKind::FullCone | NatKind::Open => (M::EndpointIndependent, F::EndpointIndependent),
             NatKind::RestrictedCone | NatKind::RestrictedConePerHost => {
@@ -236,11 +236,14 @@ impl StundVerdict {
     }
 
     /// The filtering, which the client reports only for an independent mapping.
-    pub fn filtering(&self) -> Option<Filtering> {
+    pub fn filtering(&self) -> Option<NatFiltering> {
         self.says(&[
-            ("Independent Filter", Filtering::EndpointIndependent),
-            ("Address Dependent Filter", Filtering::AddressDependent),
-            ("Port Dependent Filter", Filtering::AddressAndPortDependent),
+            ("Independent Filter", NatFiltering::EndpointIndependent),
+            ("Address Dependent Filter", NatFiltering::AddressDependent),
+            (
+                "Port Dependent Filter",
+                NatFiltering::AddressAndPortDependent,
+            ),
         ])
     }
 
@@ -285,7 +288,7 @@ pub struct MappingReport {
     /// `false` when it said "No NAT!" (reflexive address = local address).
     pub nat: bool,
     /// The mapping behaviour.
-    pub mapping: Mapping,
+    pub mapping: NatMapping,
     /// Whether the first test's reflexive port was its local port.
     pub preserves_ports: bool,
 }
@@ -315,11 +318,11 @@ impl MappingReport {
             if line.starts_with("No NAT!") {
                 nat = false;
             } else if line.contains("Address and Port Dependent Mapping") {
-                mapping = Some(Mapping::AddressAndPortDependent);
+                mapping = Some(NatMapping::AddressAndPortDependent);
             } else if line.contains("Address Dependent Mapping") {
-                mapping = Some(Mapping::AddressDependent);
+                mapping = Some(NatMapping::AddressDependent);
             } else if line.contains("Endpoint Independent Mapping") {
-                mapping = Some(Mapping::EndpointIndependent);
+                mapping = Some(NatMapping::EndpointIndependent);
             }
         }
         let reflexive = first_port_after(output, "UDP reflexive addr")?;
@@ -333,14 +336,14 @@ impl MappingReport {
 }
 
 /// Parses `natdiscovery -f` output; `None` without a verdict.
-pub fn parse_natdiscovery_filtering(output: &str) -> Option<Filtering> {
+pub fn parse_natdiscovery_filtering(output: &str) -> Option<NatFiltering> {
     natdiscovery_lines(output).find_map(|line| {
         if line.contains("Address and Port Dependent Filtering") {
-            Some(Filtering::AddressAndPortDependent)
+            Some(NatFiltering::AddressAndPortDependent)
         } else if line.contains("Address Dependent Filtering") {
-            Some(Filtering::AddressDependent)
+            Some(NatFiltering::AddressDependent)
         } else if line.contains("Endpoint Independent Filtering") {
-            Some(Filtering::EndpointIndependent)
+            Some(NatFiltering::EndpointIndependent)
         } else {
             None
         }
@@ -366,7 +369,7 @@ pub fn parse_natdiscovery_hairpinning(output: &str) -> Option<bool> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NatDiscoveryVerdict {
     /// `-f`.
-    pub filtering: Filtering,
+    pub filtering: NatFiltering,
     /// `-m`.
     pub mapping: MappingReport,
     /// `-H`.
@@ -489,7 +492,7 @@ impl ReferenceVerdicts {
             out.push("nat");
         }
         if p.nat {
-            if s.mapping_independent() != Some(p.mapping == Mapping::EndpointIndependent) {
+            if s.mapping_independent() != Some(p.mapping == NatMapping::EndpointIndependent) {
                 out.push("mapping");
             }
             if s.filtering().is_some_and(|f| f != p.filtering) {
@@ -519,7 +522,7 @@ mod tests {
         assert_eq!(v.mapped, "88.77.66.2:40001".parse().unwrap());
         assert!(v.nat());
         assert_eq!(v.mapping_independent(), Some(true));
-        assert_eq!(v.filtering(), Some(Filtering::AddressDependent));
+        assert_eq!(v.filtering(), Some(NatFiltering::AddressDependent));
         assert_eq!(v.preserves_ports(), Some(false));
         assert_eq!(v.hairpinning(), Some(true));
         assert_eq!(v.type_bits(), 0x04);
@@ -573,7 +576,7 @@ NAT with Address Dependent Mapping!
             m,
             MappingReport {
                 nat: true,
-                mapping: Mapping::AddressDependent,
+                mapping: NatMapping::AddressDependent,
                 preserves_ports: false
             }
         );
@@ -583,11 +586,11 @@ NAT with Address Dependent Mapping!
                     ====\nNAT with Endpoint Independent Mapping!\n====\n";
         let m = MappingReport::parse(open).expect("parses");
         assert!(!m.nat && m.preserves_ports);
-        assert_eq!(m.mapping, Mapping::EndpointIndependent);
+        assert_eq!(m.mapping, NatMapping::EndpointIndependent);
         let apdm = MAPPING_ADM.replace("Address Dependent", "Address and Port Dependent");
         assert_eq!(
             MappingReport::parse(&apdm).map(|m| m.mapping),
-            Some(Mapping::AddressAndPortDependent)
+            Some(NatMapping::AddressAndPortDependent)
         );
         assert!(MappingReport::parse("STUN receive timeout..\n").is_none());
     }
@@ -597,15 +600,15 @@ NAT with Address Dependent Mapping!
         for (line, want) in [
             (
                 "NAT with Endpoint Independent Filtering!",
-                Filtering::EndpointIndependent,
+                NatFiltering::EndpointIndependent,
             ),
             (
                 "NAT with Address Dependent Filtering!",
-                Filtering::AddressDependent,
+                NatFiltering::AddressDependent,
             ),
             (
                 "NAT with Address and Port Dependent Filtering!",
-                Filtering::AddressAndPortDependent,
+                NatFiltering::AddressAndPortDependent,
             ),
         ] {
             let out = format!("STUN receive timeout..\n====\n{line}\n====\n");
@@ -635,8 +638,8 @@ NAT with Address Dependent Mapping!
         assert_eq!(
             (p.mapping, p.filtering, p.preserves_ports, p.hairpinning),
             (
-                Mapping::EndpointIndependent,
-                Filtering::AddressDependent,
+                NatMapping::EndpointIndependent,
+                NatFiltering::AddressDependent,
                 true,
                 Some(false)
             )
@@ -646,7 +649,7 @@ NAT with Address Dependent Mapping!
         let adm = LabBuilder::new()
             .nat(NatKind::AddressDependentMapping)
             .expected_profile();
-        assert_eq!(adm.mapping, Mapping::AddressDependent);
+        assert_eq!(adm.mapping, NatMapping::AddressDependent);
         assert!(!adm.preserves_ports);
         let open = LabBuilder::new().nat(NatKind::Open).expected_profile();
         assert!(!open.nat && open.hairpinning.is_none());
@@ -655,6 +658,6 @@ NAT with Address Dependent Mapping!
             .nat(NatKind::FullCone)
             .double_nat(true)
             .expected_profile();
-        assert_eq!(dbl.filtering, Filtering::AddressAndPortDependent);
+        assert_eq!(dbl.filtering, NatFiltering::AddressAndPortDependent);
     }
 }

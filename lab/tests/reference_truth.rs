@@ -6,8 +6,8 @@
 //! Needs root; fails (never skips) without it.
 
 use natkit_lab::{
-    Filtering, Lab, LabBuilder, Mapping, NatKind, NatProfile, Node, all_at_once, every_topology,
-    parse_natdiscovery_filtering, require_root,
+    Lab, LabBuilder, NatFiltering, NatKind, NatMapping, NatProfile, Node, all_at_once,
+    every_topology, parse_natdiscovery_filtering, require_root,
 };
 
 /// Reference runs per topology: a verdict must be stable, not lucky.
@@ -19,13 +19,13 @@ fn stund_type_bits(p: &NatProfile) -> i32 {
     if !p.nat {
         return 0x00;
     }
-    if p.mapping != Mapping::EndpointIndependent {
+    if p.mapping != NatMapping::EndpointIndependent {
         return 0x08;
     }
     match p.filtering {
-        Filtering::EndpointIndependent => 0x02,
-        Filtering::AddressDependent => 0x04,
-        Filtering::AddressAndPortDependent => 0x06,
+        NatFiltering::EndpointIndependent => 0x02,
+        NatFiltering::AddressDependent => 0x04,
+        NatFiltering::AddressAndPortDependent => 0x06,
     }
 }
 
@@ -88,17 +88,17 @@ fn a_per_host_filter_remembers_until_the_nat_is_reset() {
             .unwrap_or_else(|| panic!("no filtering verdict from natdiscovery {flags}:\n{out}"))
     };
     lab.reset_nat().expect("reset");
-    assert_eq!(filtering("-f"), Filtering::AddressDependent);
+    assert_eq!(filtering("-f"), NatFiltering::AddressDependent);
     // Its mapping tests send to STUN2 from the same host.
     lab.reset_nat().expect("reset");
     let both = lab.natdiscovery("-mf");
     assert_eq!(
         parse_natdiscovery_filtering(&both),
-        Some(Filtering::EndpointIndependent),
+        Some(NatFiltering::EndpointIndependent),
         "natdiscovery -m -f in one call on a per-host filter:\n{both}"
     );
     // STUN2 is still in the filter: a later -f alone is fooled too.
-    assert_eq!(filtering("-f"), Filtering::EndpointIndependent);
+    assert_eq!(filtering("-f"), NatFiltering::EndpointIndependent);
     let set = lab
         .exec_ok(
             Node::Rtr,
@@ -122,5 +122,5 @@ fn a_per_host_filter_remembers_until_the_nat_is_reset() {
         .exec_ok(Node::Rtr, &["conntrack", "-C"])
         .expect("conntrack -C");
     assert_eq!(count.trim(), "0", "conntrack entries after the reset");
-    assert_eq!(filtering("-f"), Filtering::AddressDependent);
+    assert_eq!(filtering("-f"), NatFiltering::AddressDependent);
 }

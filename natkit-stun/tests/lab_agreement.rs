@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use natkit_core::{Connectivity, FilteringBehaviour, MappingBehaviour};
 use natkit_lab::{
-    COTURN_PORT, Filtering, Lab, LabBuilder, LabChild, Mapping, NatProfile, Node, Proto,
+    COTURN_PORT, Lab, LabBuilder, LabChild, NatFiltering, NatMapping, NatProfile, Node, Proto,
     all_at_once, every_topology, require_root,
 };
 use serde_json::Value;
@@ -61,19 +61,19 @@ fn start_our_server(lab: &Lab) -> LabChild {
     child
 }
 
-fn natkit_mapping(m: Mapping) -> MappingBehaviour {
+fn natkit_mapping(m: NatMapping) -> MappingBehaviour {
     match m {
-        Mapping::EndpointIndependent => MappingBehaviour::EndpointIndependent,
-        Mapping::AddressDependent => MappingBehaviour::AddressDependent,
-        Mapping::AddressAndPortDependent => MappingBehaviour::AddressAndPortDependent,
+        NatMapping::EndpointIndependent => MappingBehaviour::EndpointIndependent,
+        NatMapping::AddressDependent => MappingBehaviour::AddressDependent,
+        NatMapping::AddressAndPortDependent => MappingBehaviour::AddressAndPortDependent,
     }
 }
 
-fn natkit_filtering(f: Filtering) -> FilteringBehaviour {
+fn natkit_filtering(f: NatFiltering) -> FilteringBehaviour {
     match f {
-        Filtering::EndpointIndependent => FilteringBehaviour::EndpointIndependent,
-        Filtering::AddressDependent => FilteringBehaviour::AddressDependent,
-        Filtering::AddressAndPortDependent => FilteringBehaviour::AddressAndPortDependent,
+        NatFiltering::EndpointIndependent => FilteringBehaviour::EndpointIndependent,
+        NatFiltering::AddressDependent => FilteringBehaviour::AddressDependent,
+        NatFiltering::AddressAndPortDependent => FilteringBehaviour::AddressAndPortDependent,
     }
 }
 
