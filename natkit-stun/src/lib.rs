@@ -1,28 +1,15 @@
-//! STUN wire format (RFC 8489, RFC 5389, RFC 5780, and RFC 3489 messages), sans-IO.
+#![doc = include_str!("../README.md")]
 //!
-//! * [`Message`] is a checked, zero-copy view of a received message: validate once with
-//!   [`Message::new_checked`], then read the header, iterate attributes, decode typed
-//!   attributes ([`Message::get`]), and check FINGERPRINT and MESSAGE-INTEGRITY. Decoding
-//!   never allocates and no accessor can panic.
-//! * [`MessageBuilder`] writes a message into a caller's `&mut [u8]`, computing
-//!   MESSAGE-INTEGRITY, MESSAGE-INTEGRITY-SHA256 and FINGERPRINT in place.
-//! * [`attr`] holds the attribute registry and typed attributes, each with
+//! # Where to start
+//!
+//! - The codec: [`Message`] (validate once with [`Message::new_checked`], then read
+//!   the header, iterate attributes, decode typed ones with [`Message::get`], check
+//!   FINGERPRINT and MESSAGE-INTEGRITY), [`MessageBuilder`], and [`attr`] with its
 //!   [`attr::DecodeAttribute`] and [`attr::EncodeAttribute`].
-//!
-//! ```
-//! use natkit_stun::{Class, Message, MessageBuilder, Method, TransactionId};
-//!
-//! let tid = TransactionId::random(&mut rand::rng());
-//! let mut buf = [0u8; 64];
-//! let len = MessageBuilder::new(&mut buf, Class::Request, Method::BINDING, tid)?
-//!     .finish_with_fingerprint()?;
-//!
-//! let msg = Message::new_checked(&buf[..len])?;
-//! assert_eq!(msg.class(), Class::Request);
-//! assert_eq!(msg.transaction_id(), tid);
-//! msg.check_fingerprint()?;
-//! # Ok::<(), natkit_stun::Error>(())
-//! ```
+//! - The client: [`client::Transaction`] (sans-IO) and its drivers in [`client`].
+//! - NAT behaviour: [`classify::TestPlan`] (sans-IO) and [`classify`]'s runner.
+//! - The server: [`server::ServerCore`] (sans-IO) and its driver in [`server`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
