@@ -1,16 +1,16 @@
-//! natkit-pmp: NAT-PMP (RFC 6886) and PCP (RFC 6887) port mappers.
+#![doc = include_str!("../README.md")]
 //!
-//! - [`natpmp::NatPmpMapper`] and [`pcp::PcpMapper`] implement
-//!   [`natkit_core::PortMapper`]; construct them with the gateway address
-//!   (from [`natkit_core::default_gateway`]) and a config with defaults.
-//!   Each has a fast `probe()` / `is_available()` check.
-//! - The protocol cores are sans-IO: [`natpmp::NatPmpRequest`] /
-//!   [`natpmp::NatPmpResponse`] and [`pcp::PcpRequest`] /
-//!   [`pcp::PcpResponse`] encode and check bytes; [`Transaction`] runs one
-//!   request/response exchange (retransmission, source and nonce checks)
-//!   on the caller's clock; [`EpochTracker`] detects gateway reboots.
-//! - Errors are [`Error`], wrapped in [`natkit_core::Error::Mechanism`] at
-//!   the trait boundary.
+//! # Where to start
+//!
+//! - [`natpmp::NatPmpMapper`] and [`pcp::PcpMapper`], each a
+//!   [`natkit_core::PortMapper`] with a fast `probe()` / `is_available()`.
+//! - The sans-IO cores: [`natpmp::NatPmpRequest`] / [`natpmp::NatPmpResponse`]
+//!   and [`pcp::PcpRequest`] / [`pcp::PcpResponse`] encode and check bytes;
+//!   [`Transaction`] runs one exchange on the caller's clock, on a
+//!   [`RetransmitPlan`]; [`EpochTracker`] detects gateway reboots.
+//! - Errors are [`Error`], wrapped in [`natkit_core::Error::Mechanism`] at the
+//!   trait boundary.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
