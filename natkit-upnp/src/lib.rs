@@ -1,5 +1,6 @@
-//! natkit-upnp: port mapping through a UPnP Internet Gateway Device
-//! (IGD:1 and IGD:2), on igd-next and tokio.
+#![doc = include_str!("../README.md")]
+//!
+//! # Where to start
 //!
 //! - [`discover`] finds the IGD on the default gateway by SSDP (unicast to
 //!   the gateway and multicast; IGD:2, IGD:1 and the WAN service search
@@ -65,6 +66,7 @@
 //! its own address, so natkit maps for the address the IGD sees
 //! ([`Igd::local_ip`]); with a reserved WAN address (double NAT) 2.3.1
 //! reports an empty external address and fails mappings with 501.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
