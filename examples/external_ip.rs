@@ -21,15 +21,14 @@ use natkit_portmap::{AutoMapper, MechanismReport, PortMapConfig};
 use natkit_stun::client::StunDiscoverer;
 use serde_json::json;
 
-/// Public STUN servers asked when no --stun is given.
-const DEFAULT_STUN: [&str; 2] = ["stun.l.google.com:19302", "stun.cloudflare.com:3478"];
 
 /// Find this host's public address: STUN servers and the router, compared.
 #[derive(clap::Parser, Debug)]
 #[command(version, about)]
 struct Args {
     /// A STUN server, `host:port` (or `host` for 3478); repeatable.
-    /// Default: stun.l.google.com:19302 and stun.cloudflare.com:3478.
+    /// Default: natkit_stun::DEFAULT_SERVERS (public servers that can test filtering,
+    /// then Google's and Cloudflare's).
     #[arg(long = "stun", value_name = "HOST:PORT")]
     stun: Vec<String>,
     /// Don't ask the router (UPnP, NAT-PMP, PCP), only STUN servers.
@@ -55,7 +54,7 @@ async fn main() -> ExitCode {
     }
     let timeout = Duration::from_secs_f64(args.timeout);
     let servers: Vec<String> = if args.stun.is_empty() {
-        DEFAULT_STUN.iter().map(|s| s.to_string()).collect()
+        natkit_stun::default_servers()
     } else {
         args.stun.clone()
     };

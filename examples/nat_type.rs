@@ -20,11 +20,6 @@ use natkit_core::LegacyNatType;
 use natkit_stun::classify::{BindingLifetime, ClassifyConfig, LifetimeConfig, classify};
 use serde_json::json;
 
-/// Public STUN servers used when no --stun is given. RFC 5780 servers are
-/// rare on the public internet; with plain servers the filtering axis is
-/// reported as inconclusive rather than guessed.
-const DEFAULT_SERVERS: [&str; 2] = ["stun.l.google.com:19302", "stun.cloudflare.com:3478"];
-
 /// Classify the NAT between this host and the internet with STUN.
 #[derive(clap::Parser, Debug)]
 #[command(version, about)]
@@ -58,7 +53,7 @@ async fn main() -> ExitCode {
     };
     natkit_examples::init_logging(args.common.verbose);
     let servers = if args.servers.is_empty() {
-        DEFAULT_SERVERS.iter().map(|s| s.to_string()).collect()
+        natkit_stun::default_servers()
     } else {
         args.servers.clone()
     };

@@ -39,8 +39,6 @@ use crate::checks::Timeouts;
 use crate::guard::MapGuard;
 use crate::report::{Report, Status};
 
-/// Public STUN servers asked when no --stun is given.
-const DEFAULT_STUN: [&str; 2] = ["stun.l.google.com:19302", "stun.cloudflare.com:3478"];
 /// How long Ctrl-C waits for mapping requests in flight before deleting.
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
@@ -57,7 +55,8 @@ struct Args {
     #[arg(long)]
     ports: Option<String>,
     /// A STUN server, `host:port` (or `host` for 3478); repeatable.
-    /// Default: stun.l.google.com:19302 and stun.cloudflare.com:3478.
+    /// Default: natkit_stun::DEFAULT_SERVERS (public servers that can test filtering,
+    /// then Google's and Cloudflare's).
     #[arg(long = "stun", value_name = "HOST:PORT")]
     stun: Vec<String>,
     /// A natkit dial-back server outside (`host:port`): checks whether each
@@ -122,7 +121,7 @@ fn plan(args: &Args) -> Result<Plan, ExitCode> {
         return Err(ExitCode::from(2));
     }
     let stun = if args.stun.is_empty() {
-        DEFAULT_STUN.iter().map(|s| s.to_string()).collect()
+        natkit_stun::default_servers()
     } else {
         args.stun.clone()
     };

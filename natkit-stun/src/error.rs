@@ -126,6 +126,14 @@ pub enum Error {
         /// How many servers were asked.
         servers: usize,
     },
+    /// A server name gave no address.
+    #[error("cannot resolve {name}: {failure}")]
+    Resolve {
+        /// The name as given.
+        name: String,
+        /// Why.
+        failure: crate::client::ResolveFailure,
+    },
     /// A socket operation failed.
     #[error("{op}: {}", std::io::Error::from(*.kind))]
     Io {

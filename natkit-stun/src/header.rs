@@ -63,16 +63,6 @@ impl MessageType {
     }
 }
 
-impl Method {
-    /// A method from a value already masked to 12 bits.
-    pub(crate) const fn from_masked(value: u16) -> Method {
-        match Method::new(value & Method::MAX) {
-            Ok(m) => m,
-            Err(_) => Method::BINDING, // unreachable: the value is masked to 12 bits
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ mod builder;
 mod class;
 pub mod classify;
 pub mod client;
+mod defaults;
 mod error;
 pub mod fingerprint;
 mod header;
@@ -29,6 +30,7 @@ mod transaction_id;
 
 pub use builder::MessageBuilder;
 pub use class::Class;
+pub use defaults::{DEFAULT_SERVERS, PublicServer, default_servers};
 pub use error::Error;
 pub use header::{HEADER_LEN, MAGIC_COOKIE, MessageType};
 pub use message::{Attributes, Message, RawAttributes};

@@ -24,6 +24,12 @@ impl Method {
         }
     }
 
+    /// A method from any value, keeping its low 12 bits (the bits the message type
+    /// has room for).
+    pub(crate) const fn from_masked(value: u16) -> Method {
+        Method(value & Self::MAX)
+    }
+
     /// The method number.
     pub const fn value(self) -> u16 {
         self.0

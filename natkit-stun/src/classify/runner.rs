@@ -13,7 +13,8 @@ use super::lifetime::{self, BindingLifetime, LifetimeConfig, LifetimeProbe};
 use super::plan::{Probe, ProbeResult, TestPlan, no_answer_plan};
 use crate::Error;
 use crate::client::{
-    AcceptFrom, BindingRequest, RetransmitPlan, Transaction, binding_on, run_transactions,
+    AcceptFrom, BindingRequest, RetransmitPlan, Transaction, binding_on, resolve_all,
+    run_transactions,
 };
 
 /// Classifies the NAT between this host and the configured servers: runs the
@@ -26,10 +27,29 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
     let started = Instant::now();
     config.validate()?;
     let mut servers = Vec::with_capacity(config.servers.len());
-    for name in &config.servers {
-        servers.push((name.clone(), resolve(name).await?));
+    let mut unresolved = Vec::new();
+    for (name, r) in config
+        .servers
+        .iter()
+        .zip(resolve_all(&config.servers).await)
+    {
+        match r {
+            Ok(addr) => servers.push((name.clone(), addr)),
+            Err(e) => unresolved.push(e),
+        }
     }
-    let first = servers[0].1;
+    // One family: the sockets are bound to the address that routes to the first.
+    if let Some(family) = servers.first().map(|(_, a)| a.is_ipv4()) {
+        servers.retain(|(_, a)| a.is_ipv4() == family);
+    }
+    let Some(&(_, first)) = servers.first() else {
+        return Err(unresolved
+            .into_iter()
+            .next()
+            .unwrap_or(Error::InvalidConfig {
+                reason: "no STUN servers to classify against",
+            }));
+    };
     let local_ip = match config.bind_ip {
         Some(ip) => ip,
         None => route_source(first).await?,
@@ -101,6 +121,8 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
         }
     }
     let mut c = plan.classification();
+    c.notes
+        .extend(unresolved.iter().map(|e| format!("not asked: {e}")));
     if let Some(lifetime) = lifetime {
         let target = c
             .behaviour_server
@@ -245,25 +267,6 @@ async fn lifetime_step(
     }
     probe.alive = Some(matches!(t.outcome(), Some(Ok(_))));
     Ok(probe)
-}
-
-/// Resolves a server name (`host:port`, or `host` for 3478).
-async fn resolve(name: &str) -> Result<SocketAddr, Error> {
-    if let Ok(a) = name.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    let with_port = if name.parse::<IpAddr>().is_ok() || !name.contains(':') {
-        format!("{name}:{}", crate::client::DEFAULT_PORT)
-    } else {
-        name.to_owned()
-    };
-    tokio::net::lookup_host(with_port.as_str())
-        .await
-        .map_err(|e| Error::io("resolve", &e))?
-        .next()
-        .ok_or(Error::InvalidConfig {
-            reason: "a STUN server name has no address",
-        })
 }
 
 /// The local IP the host would send from to reach `server` (no packet is sent).

@@ -1,7 +1,5 @@
 //! External-address discovery against several STUN servers at once, with a consensus.
 
-use std::net::SocketAddr;
-
 use async_trait::async_trait;
 use natkit_core::{AddressDiscoverer, Evidence, ExternalAddress, FailureKind, Mechanism, Outcome};
 
@@ -68,8 +66,9 @@ impl StunDiscoverer {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; self.servers.len()];
         let mut v4: Vec<(usize, Transaction)> = Vec::new();
         let mut v6: Vec<(usize, Transaction)> = Vec::new();
-        for (i, name) in self.servers.iter().enumerate() {
-            match resolve(name).await {
+        let resolved = super::resolve_all(&self.servers).await;
+        for (i, r) in resolved.into_iter().enumerate() {
+            match r {
                 Ok(addr) => {
                     let t = Transaction::new(
                         &BindingRequest::new(),
@@ -80,7 +79,7 @@ impl StunDiscoverer {
                     )?;
                     if addr.is_ipv4() { &mut v4 } else { &mut v6 }.push((i, t));
                 }
-                Err(why) => outcomes[i] = Some(Outcome::Failed(why)),
+                Err(why) => outcomes[i] = Some(Outcome::Failed(why.to_string())),
             }
         }
         let (r4, r6) = tokio::join!(run_family(&mut v4), run_family(&mut v6));
@@ -124,22 +123,6 @@ async fn run_family(group: &mut [(usize, Transaction)]) -> Result<(), Error> {
     r.map(|_| ())
 }
 
-/// Resolves `host:port`, `[v6]:port`, or a bare host (port 3478) to its first address.
-async fn resolve(name: &str) -> Result<SocketAddr, String> {
-    if let Ok(a) = name.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    let with_port = if name.parse::<std::net::IpAddr>().is_ok() || !name.contains(':') {
-        format!("{name}:{}", super::DEFAULT_PORT)
-    } else {
-        name.to_owned()
-    };
-    let mut addrs = tokio::net::lookup_host(with_port.as_str())
-        .await
-        .map_err(|e| format!("cannot resolve {name}: {e}"))?;
-    addrs.next().ok_or_else(|| format!("{name} has no address"))
-}
-
 #[async_trait]
 impl AddressDiscoverer for StunDiscoverer {
     fn mechanism(&self) -> Mechanism {
@@ -151,6 +134,7 @@ impl AddressDiscoverer for StunDiscoverer {
             let kind = match e {
                 Error::NoAnswer { .. } => FailureKind::Unavailable,
                 Error::Io { .. } => FailureKind::Network,
+                Error::Resolve { .. } => FailureKind::Network,
                 Error::InvalidConfig { .. } => FailureKind::Unsupported,
                 _ => FailureKind::Protocol,
             };
@@ -162,16 +146,6 @@ impl AddressDiscoverer for StunDiscoverer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn names_resolve_with_a_default_port() {
-        assert_eq!(
-            resolve("127.0.0.1").await,
-            Ok("127.0.0.1:3478".parse().expect("addr"))
-        );
-        assert_eq!(resolve("localhost:9").await.map(|a| a.port()), Ok(9));
-        assert!(resolve("no-such-host.invalid").await.is_err());
-    }
 
     #[tokio::test]
     async fn no_servers_is_a_config_error() {

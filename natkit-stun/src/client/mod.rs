@@ -12,11 +12,16 @@
 //! # Ok(()) }
 //! ```
 
+use std::time::Duration;
+
 mod counters;
 #[cfg(feature = "tokio")]
 mod discover;
+mod name;
 mod plan;
 mod request;
+#[cfg(feature = "tokio")]
+mod resolve;
 mod response;
 #[cfg(feature = "tokio")]
 mod tcp;
@@ -27,8 +32,11 @@ mod udp;
 pub use counters::Counters;
 #[cfg(feature = "tokio")]
 pub use discover::StunDiscoverer;
+pub use name::{ResolveFailure, ServerName};
 pub use plan::RetransmitPlan;
 pub use request::BindingRequest;
+#[cfg(feature = "tokio")]
+pub use resolve::{resolve, resolve_all};
 pub use response::{BindingResponse, MappedKind};
 #[cfg(feature = "tokio")]
 pub use tcp::{TCP_TIMEOUT, binding_tcp, read_frame};
@@ -38,3 +46,8 @@ pub use udp::{bind_for, binding, binding_on, run_transactions};
 
 /// The STUN port a server name without one is given (RFC 8489 §18.6).
 pub const DEFAULT_PORT: u16 = 3478;
+
+/// How long one name may take to resolve. The system resolver's own retries (five
+/// seconds per server, twice, with glibc's defaults) would otherwise make a dead
+/// uplink look like a hang.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
