@@ -1,4 +1,6 @@
-//! natkit-portmap: one port mapper over PCP, NAT-PMP and UPnP IGD.
+#![doc = include_str!("../README.md")]
+//!
+//! # Where to start
 //!
 //! natkit-core cannot depend on the protocol crates, so the combinator of
 //! all three lives here.
@@ -19,24 +21,7 @@
 //! - [`Journal`] records every mapping on disk before it is returned;
 //!   [`AutoMapper::cleanup`] deletes what a killed run left behind, and
 //!   nothing of anyone else's.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::sync::Arc;
-//! use natkit_core::{KeeperConfig, LeaseKeeper, MappingRequest, PortMapper, Protocol};
-//! use natkit_portmap::{AutoMapper, CleanupOptions, Journal, PortMapConfig};
-//!
-//! let mapper = AutoMapper::new(PortMapConfig::default()).with_journal(Journal::open_default()?);
-//! mapper.cleanup(CleanupOptions::default()).await?;
-//! let report = mapper.probe().await;
-//! println!("{}", report.summary());
-//! let (keeper, _events) = LeaseKeeper::new(Arc::new(mapper.clone()), KeeperConfig::default());
-//! let request = MappingRequest::new(Protocol::Tcp, "0.0.0.0:8080".parse()?);
-//! let (_id, mapping) = keeper.add(request).await?;
-//! println!("{} -> {} via {}", mapping.external, mapping.internal, mapping.mechanism);
-//! keeper.shutdown().await;
-//! # Ok(()) }
-//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
