@@ -92,7 +92,8 @@ pub struct DiscoveryConfig {
     /// already being fetched at the deadline may take up to
     /// [`HttpConfig`]'s limits longer.
     pub timeout: Duration,
-    /// When the searches are first repeated (default and least 1 s); each later
+    /// When the searches are first repeated (default 1 s, and at least 1 s
+    /// after [`widen_after`](Self::widen_after), so 1.1 s); each later
     /// round comes twice as long after the one before (see
     /// [`SearchSchedule`](crate::search::SearchSchedule) for the schedule
     /// and why: at most 6 datagrams in any second).

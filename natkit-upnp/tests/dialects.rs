@@ -446,8 +446,8 @@ async fn an_answer_from_another_address_counts_only_for_a_location_on_the_gatewa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_lan_gets_the_scheduled_searches_only() {
-    // Unicast only (loopback): rounds at 0, 100 ms and 1 s hold 1, 3 and 1
-    // searches (see natkit_upnp::search); nothing more within 2 s.
+    // Unicast only (loopback): rounds at 0, 100 ms and 1.1 s hold 1, 3 and
+    // 4 searches (see natkit_upnp::search); nothing more within 2 s.
     let fake = FakeIgd::start(Behaviour::no_igd()).await;
     let config = DiscoveryConfig {
         timeout: Duration::from_secs(2),
@@ -473,6 +473,9 @@ async fn a_silent_lan_gets_the_scheduled_searches_only() {
             "urn:schemas-upnp-org:service:WANIPConnection:1",
             "urn:schemas-upnp-org:service:WANPPPConnection:1",
             "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+            "urn:schemas-upnp-org:device:InternetGatewayDevice:2",
+            "urn:schemas-upnp-org:service:WANIPConnection:1",
+            "urn:schemas-upnp-org:service:WANPPPConnection:1",
         ]
     );
 }
