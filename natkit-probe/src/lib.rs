@@ -1,28 +1,16 @@
-//! natkit-probe: which ports answer, and why we think so.
+#![doc = include_str!("../README.md")]
 //!
-//! A port probe engine for TCP and UDP over IPv4 and IPv6 that needs no
-//! privileges:
+//! # Where to start
 //!
-//! - **TCP** connect probes: `open` on a completed handshake, `closed` on a
-//!   reset, `filtered` on silence or on an ICMP unreachable (whose type,
-//!   code and sender the Linux error queue reveals);
-//! - **UDP** probes on connected sockets, with a real request for
-//!   well-known services ([`PayloadKind`]): `open` on any reply, `closed` on
-//!   an ICMP port unreachable *from the target*, `filtered` on other ICMP
-//!   errors (or a port unreachable from a router on the way),
-//!   `open_filtered` on silence after every try.
-//!
-//! Every [`Verdict`] carries its [`Reason`]: what was seen, from whom, after
-//! how many tries, and the round-trip time.
-//!
-//! Timing adapts: each target's RTT ([`RttEstimator`], RFC 6298) sets its
-//! timeouts; silent ports are retried with doubled timeouts; the number of
-//! probes in flight stays within the process's descriptor budget and is cut
-//! when sockets run out ([`Concurrency`]); an optional [`RateLimit`] caps
-//! packets per second. Port order is shuffled by a seed ([`PortOrder`]).
-//!
-//! The decisions live in the sans-IO [`Scheduler`], driven by the caller's
-//! clock; [`Prober`] runs it on tokio and streams [`ProbeEvent`]s.
+//! - A [`ProbePlan`] (from a [`natkit_core::PortSpec`], a service profile or
+//!   a list of [`PortProbe`]s) goes to [`Prober::run`] for a [`Summary`], or
+//!   to [`Prober::start`] for a stream of [`ProbeEvent`]s.
+//! - Each [`Verdict`] has a [`PortState`] and its [`Reason`]; UDP requests
+//!   per service are [`PayloadKind`]s.
+//! - Timing: [`RttEstimator`], [`Concurrency`], [`RateLimit`], [`PortOrder`];
+//!   the decisions: the sans-IO [`Scheduler`].
+//! - Outside-in reachability: [`dialback`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
