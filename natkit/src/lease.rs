@@ -1,0 +1,303 @@
+//! [`PortLease`]: a port opened on the router and kept open, in one call.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use natkit_core::{
+    Gateway, KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingId, MappingRequest, Mechanism,
+    PortMapper, Protocol, default_gateway,
+};
+use natkit_portmap::{AutoMapper, CleanupOptions, CleanupReport, Journal, PortMapConfig};
+use tokio::sync::watch;
+
+use crate::Error;
+
+/// The lease asked for by default: RFC 6886's recommended two hours. The keeper
+/// renews at half of what the router grants, so a shorter grant only means more
+/// renewals.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(7200);
+
+/// A port mapped on the router and kept mapped until [`close`](Self::close) or drop.
+///
+/// [`open`](Self::open) finds the default gateway, removes what a killed earlier run
+/// of this program left on the router (natkit's crash journal), maps the port
+/// through the best mechanism the router speaks (PCP, NAT-PMP, then UPnP IGD), and
+/// hands the mapping to a [`LeaseKeeper`], which renews it at half its lifetime,
+/// re-makes it after a router reboot or an external address change, and deletes it
+/// at the end.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), natkit::Error> {
+/// use natkit::{PortLease, Protocol};
+///
+/// let lease = PortLease::open(Protocol::Tcp, 8080).await?;
+/// if let Some(m) = lease.external() {
+///     println!("reachable at {} via {}", m.external, m.mechanism);
+/// }
+/// let mut changes = lease.watch();
+/// tokio::spawn(async move {
+///     while changes.changed().await.is_ok() {
+///         println!("now: {:?}", changes.borrow().as_ref().map(|m| m.external));
+///     }
+/// });
+/// lease.close().await?; // deleted on the router, within KeeperConfig::shutdown_timeout
+/// # Ok(()) }
+/// ```
+///
+/// Dropping a lease without `close` still deletes the mapping, from the keeper's
+/// task, as long as the tokio runtime runs on; `close` waits for the deletion and
+/// says whether it worked.
+#[derive(Debug)]
+pub struct PortLease {
+    keeper: LeaseKeeper,
+    id: MappingId,
+    current: watch::Receiver<Option<Mapping>>,
+    gateway: Gateway,
+    cleanup: Option<CleanupReport>,
+}
+
+impl PortLease {
+    /// Maps `port` of this host (on the address that routes to the default gateway)
+    /// for `protocol`, asking for the same external port, and keeps it.
+    pub async fn open(protocol: Protocol, port: u16) -> Result<PortLease, Error> {
+        PortLease::builder(protocol, port).open().await
+    }
+
+    /// Everything [`open`](Self::open) does, with the choices it makes by default
+    /// open to change.
+    pub fn builder(protocol: Protocol, port: u16) -> PortLeaseBuilder {
+        PortLeaseBuilder {
+            protocol,
+            port,
+            external_port: Some(port),
+            lifetime: DEFAULT_LIFETIME,
+            description: None,
+            gateway: None,
+            order: None,
+            journal: JournalChoice::Default,
+            keeper: KeeperConfig::default(),
+            portmap: PortMapConfig::default(),
+        }
+    }
+
+    /// The mapping in force now; `None` while it is lost (the router stopped
+    /// answering past the lease; the keeper keeps trying).
+    pub fn external(&self) -> Option<Mapping> {
+        self.current.borrow().clone()
+    }
+
+    /// The mapping as it changes: renewed with another port, re-made after a reboot,
+    /// lost, back.
+    pub fn watch(&self) -> watch::Receiver<Option<Mapping>> {
+        self.current.clone()
+    }
+
+    /// The mechanism of the mapping in force, if any.
+    pub fn mechanism(&self) -> Option<Mechanism> {
+        self.current.borrow().as_ref().map(|m| m.mechanism)
+    }
+
+    /// The gateway the port is mapped on.
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// What the clean-up of an earlier run's leftovers did (`None` without a journal).
+    pub fn cleanup_report(&self) -> Option<&CleanupReport> {
+        self.cleanup.as_ref()
+    }
+
+    /// Deletes the mapping on the router and stops keeping it; waits at most
+    /// [`KeeperConfig::shutdown_timeout`].
+    pub async fn close(self) -> Result<(), Error> {
+        let report = self.keeper.shutdown().await;
+        match report.failed.into_iter().find(|(id, _)| *id == self.id) {
+            Some((_, reason)) => Err(Error::CloseFailed { reason }),
+            None if report.released.contains(&self.id) => Ok(()),
+            // Lost at the time (nothing in force on the router): nothing to delete.
+            None => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum JournalChoice {
+    Default,
+    Dir(PathBuf),
+    Off,
+}
+
+/// How to open a [`PortLease`]; from [`PortLease::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until .open().await"]
+pub struct PortLeaseBuilder {
+    protocol: Protocol,
+    port: u16,
+    external_port: Option<u16>,
+    lifetime: Duration,
+    description: Option<String>,
+    gateway: Option<Gateway>,
+    order: Option<Vec<Mechanism>>,
+    journal: JournalChoice,
+    keeper: KeeperConfig,
+    portmap: PortMapConfig,
+}
+
+impl PortLeaseBuilder {
+    /// The external port to ask for (default: the same as the local port); `None`
+    /// lets the router choose.
+    pub fn external_port(mut self, port: Option<u16>) -> Self {
+        self.external_port = port;
+        self
+    }
+
+    /// The lease to ask for (default [`DEFAULT_LIFETIME`]); zero asks for a permanent
+    /// mapping where the protocol has one.
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// The mapping's description on the router (natkit's tag is added to it).
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Map on this gateway instead of the default route's.
+    pub fn gateway(mut self, gateway: Gateway) -> Self {
+        self.gateway = Some(gateway);
+        self
+    }
+
+    /// The mechanisms to try, in order (default PCP, NAT-PMP, UPnP).
+    pub fn mechanisms(mut self, order: impl IntoIterator<Item = Mechanism>) -> Self {
+        self.order = Some(order.into_iter().collect());
+        self
+    }
+
+    /// Keep the crash journal in `dir` instead of the default directory.
+    pub fn journal_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.journal = JournalChoice::Dir(dir.into());
+        self
+    }
+
+    /// No crash journal: a killed process leaves its mapping until the lease ends.
+    pub fn without_journal(mut self) -> Self {
+        self.journal = JournalChoice::Off;
+        self
+    }
+
+    /// Renewal, retry and shutdown timing.
+    pub fn keeper_config(mut self, config: KeeperConfig) -> Self {
+        self.keeper = config;
+        self
+    }
+
+    /// Per-protocol settings (probe deadline, UPnP discovery, NAT-PMP and PCP
+    /// retransmission); its gateway and order are overridden by
+    /// [`gateway`](Self::gateway) and [`mechanisms`](Self::mechanisms) when set.
+    pub fn port_map_config(mut self, config: PortMapConfig) -> Self {
+        self.portmap = config;
+        self
+    }
+
+    /// Cleans up an earlier run's leftovers, maps the port and starts keeping it.
+    pub async fn open(self) -> Result<PortLease, Error> {
+        let gateway = match self.gateway.or(self.portmap.gateway.clone()) {
+            Some(g) => g,
+            // The lookup reads the routing table with blocking calls.
+            None => tokio::task::spawn_blocking(default_gateway)
+                .await
+                .map_err(|_| Error::TaskFailed {
+                    what: "the default gateway lookup",
+                })?
+                .map_err(Error::NoGateway)?,
+        };
+        let mut config = PortMapConfig {
+            gateway: Some(gateway.clone()),
+            ..self.portmap
+        };
+        if let Some(order) = self.order {
+            config = config.with_order(order);
+        }
+        let journal = match self.journal {
+            JournalChoice::Off => None,
+            choice => Some(
+                tokio::task::spawn_blocking(move || match choice {
+                    JournalChoice::Dir(dir) => Journal::open(dir),
+                    _ => Journal::open_default(),
+                })
+                .await
+                .map_err(|_| Error::TaskFailed {
+                    what: "opening the journal",
+                })?
+                .map_err(Error::Journal)?,
+            ),
+        };
+        let mut mapper = AutoMapper::new(config);
+        let mut cleanup = None;
+        if let Some(journal) = journal {
+            mapper = mapper.with_journal(journal);
+            // A clean-up that fails (the router does not answer) must not keep the
+            // port closed: what it could not delete stays in the journal for the
+            // next run.
+            match mapper.cleanup(CleanupOptions::default()).await {
+                Ok(report) => cleanup = Some(report),
+                Err(e) => tracing::warn!(error = %e, "cleaning up an earlier run failed"),
+            }
+        }
+        let internal = SocketAddr::new(IpAddr::V4(gateway.local_address), self.port);
+        let mut request = MappingRequest::new(self.protocol, internal)
+            .with_external_port(self.external_port)
+            .with_lifetime(self.lifetime);
+        if let Some(d) = self.description {
+            request = request.with_description(d);
+        }
+        let mapper: Arc<dyn PortMapper> = Arc::new(mapper);
+        let (keeper, events) = LeaseKeeper::new(mapper, self.keeper);
+        let (id, mapping) = match keeper.add(request).await {
+            Ok(granted) => granted,
+            Err(e) => {
+                keeper.shutdown().await;
+                return Err(Error::Map(e));
+            }
+        };
+        let (tx, current) = watch::channel(Some(mapping));
+        tokio::spawn(follow(id, events, tx));
+        Ok(PortLease {
+            keeper,
+            id,
+            current,
+            gateway,
+            cleanup,
+        })
+    }
+}
+
+/// Keeps the lease's watch in step with the keeper's events for its mapping; ends
+/// when the keeper stops (its event channel closes).
+async fn follow(
+    id: MappingId,
+    mut events: natkit_core::KeeperEvents,
+    tx: watch::Sender<Option<Mapping>>,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            KeeperEvent::Mapped { id: i, mapping }
+            | KeeperEvent::Renewed { id: i, mapping }
+            | KeeperEvent::Remapped { id: i, mapping, .. }
+                if i == id =>
+            {
+                tx.send_replace(Some(mapping));
+            }
+            KeeperEvent::Lost { id: i, .. } | KeeperEvent::Released { id: i } if i == id => {
+                tx.send_replace(None);
+            }
+            // Missed events are followed by the next renewal's state; nothing to do.
+            _ => {}
+        }
+    }
+}
