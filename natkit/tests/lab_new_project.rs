@@ -103,7 +103,7 @@ fn a_new_project_opens_reads_and_closes_in_one_call_each() {
         .stund(true)
         .build()
         .expect("lab");
-    let a = lab.addrs().clone();
+    let a = *lab.addrs();
     let stun1 = format!("{}:3478", a.stun1);
     let stun2 = format!("{}:3478", a.stun2);
 
