@@ -73,6 +73,9 @@ struct ProbeState {
     started: Instant,
     reports: Vec<MechanismReport>,
     finished: Option<Instant>,
+    /// Whether each mechanism answered in the first window; NAT-PMP and
+    /// PCP look at each other's before their report is final.
+    first_window: Vec<(Mechanism, bool)>,
 }
 
 impl std::fmt::Debug for AutoMapper {
@@ -263,6 +266,7 @@ impl AutoMapper {
             started,
             reports: Vec::new(),
             finished: None,
+            first_window: Vec::new(),
         });
         *lock(&self.inner.probe) = Some(rx.clone());
         let tx = Arc::new(tx);
@@ -272,31 +276,22 @@ impl AutoMapper {
             let inner = Arc::clone(&self.inner);
             let tx = Arc::clone(&tx);
             tokio::spawn(async move {
-                // PCP's address probe deletes the mapping it made on its
-                // delete plan, past the deadline if need be: cut short, it
-                // would leave that mapping on the router.
-                let bound = match (m, &inner.pcp) {
-                    (Mechanism::Pcp, Some(pcp)) => deadline + plan_length(&pcp.config().delete),
-                    _ => deadline,
-                };
-                let report =
-                    match tokio::time::timeout_at(bound, inner.probe_one(m, started, deadline))
-                        .await
-                    {
-                        Ok(r) => r,
-                        Err(_) => MechanismReport::failed(
-                            m,
-                            false,
-                            MechanismError {
-                                kind: FailureKind::Timeout,
-                                message: format!(
-                                    "no answer within the probe deadline of {} ms",
-                                    inner.probe_deadline.as_millis()
-                                ),
-                            },
-                            started.elapsed(),
-                        ),
-                    };
+                let mut report = inner.probe_bounded(m, started, deadline).await;
+                tx.send_modify(|s| s.first_window.push((m, report.responded)));
+                if inner.sibling_answered(m, &report, &tx).await {
+                    // One more window: the server is there, so the silence
+                    // was loss (RFC 6887 §9: a server of either protocol
+                    // answers the other's version, if only with
+                    // UNSUPP_VERSION).
+                    let again = Instant::now() + inner.probe_deadline;
+                    report = inner.probe_bounded(m, started, again).await;
+                    if let Some(e) = report.error.as_mut().filter(|_| !report.responded) {
+                        e.message.push_str(
+                            " (twice; the server answered the other protocol on the same \
+                             port, so these requests were most likely lost)",
+                        );
+                    }
+                }
                 tracing::debug!(summary = %report.summary(), "probe");
                 tx.send_modify(|s| {
                     s.reports.push(report);
@@ -468,6 +463,74 @@ impl AutoMapper {
 }
 
 impl Inner {
+    /// [`probe_one`](Self::probe_one) within `deadline`. PCP's address
+    /// probe deletes the mapping it made on its delete plan, past the
+    /// deadline if need be: cut short, it would leave that mapping on the
+    /// router.
+    async fn probe_bounded(
+        &self,
+        m: Mechanism,
+        started: Instant,
+        deadline: Instant,
+    ) -> MechanismReport {
+        let bound = match (m, &self.pcp) {
+            (Mechanism::Pcp, Some(pcp)) => deadline + plan_length(&pcp.config().delete),
+            _ => deadline,
+        };
+        match tokio::time::timeout_at(bound, self.probe_one(m, started, deadline)).await {
+            Ok(r) => r,
+            Err(_) => MechanismReport::failed(
+                m,
+                false,
+                MechanismError {
+                    kind: FailureKind::Timeout,
+                    message: format!(
+                        "no answer within the probe deadline of {} ms",
+                        self.probe_deadline.as_millis()
+                    ),
+                },
+                started.elapsed(),
+            ),
+        }
+    }
+
+    /// Whether `report` is NAT-PMP's or PCP's "no answer" while the other
+    /// of the two, on the same server port, did answer in its first window
+    /// (waiting for that window to end if it has not).
+    async fn sibling_answered(
+        &self,
+        m: Mechanism,
+        report: &MechanismReport,
+        tx: &watch::Sender<ProbeState>,
+    ) -> bool {
+        let sibling = match m {
+            Mechanism::Pcp => Mechanism::NatPmp,
+            Mechanism::NatPmp => Mechanism::Pcp,
+            _ => return false,
+        };
+        let unanswered = !report.responded
+            && report
+                .error
+                .as_ref()
+                .is_some_and(|e| e.kind == FailureKind::Timeout);
+        if !unanswered || !self.order.contains(&sibling) {
+            return false;
+        }
+        let mut rx = tx.subscribe();
+        let limit = Instant::now()
+            + self.probe_deadline
+            + self
+                .pcp
+                .as_ref()
+                .map_or(Duration::ZERO, |p| plan_length(&p.config().delete));
+        let seen = tokio::time::timeout_at(
+            limit,
+            rx.wait_for(|s| s.first_window.iter().any(|(x, _)| *x == sibling)),
+        )
+        .await;
+        matches!(seen, Ok(Ok(s)) if s.first_window.contains(&(sibling, true)))
+    }
+
     async fn probe_one(
         &self,
         m: Mechanism,

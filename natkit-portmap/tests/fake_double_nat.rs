@@ -23,11 +23,15 @@ const CGN: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
 
 /// A NAT-PMP server (RFC 6886) that answers PCP with "unsupported version".
 async fn fake_router() -> (u16, tokio::task::JoinHandle<()>) {
-    fake_router_losing(0).await
+    fake_router_losing(0, None).await
 }
 
-/// [`fake_router`] whose first `lost` requests get no answer, as if lost.
-async fn fake_router_losing(lost: usize) -> (u16, tokio::task::JoinHandle<()>) {
+/// [`fake_router`] whose first `lost` requests (of protocol `version`
+/// only: 0 NAT-PMP, 2 PCP; `None`: of both) get no answer, as if lost.
+async fn fake_router_losing(
+    lost: usize,
+    version: Option<u8>,
+) -> (u16, tokio::task::JoinHandle<()>) {
     let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let port = sock.local_addr().expect("local address").port();
     let task = tokio::spawn(async move {
@@ -37,11 +41,13 @@ async fn fake_router_losing(lost: usize) -> (u16, tokio::task::JoinHandle<()>) {
             let Ok((n, from)) = sock.recv_from(&mut buf).await else {
                 return;
             };
-            seen += 1;
-            if seen <= lost {
-                continue;
-            }
             let d = &buf[..n];
+            if version.is_none_or(|v| d.first() == Some(&v)) {
+                seen += 1;
+                if seen <= lost {
+                    continue;
+                }
+            }
             let epoch = 5000u32.to_be_bytes();
             let reply: Vec<u8> = match d {
                 [0, 0] => [&[0, 128, 0, 0][..], &epoch, &CGN.octets()].concat(),
@@ -189,7 +195,7 @@ async fn a_probe_window_lost_to_loss_does_not_end_a_named_mechanism() {
     )
     .with_lifetime(Duration::from_secs(600));
 
-    let (port, task) = fake_router_losing(4).await;
+    let (port, task) = fake_router_losing(4, None).await;
     let mapper = AutoMapper::new(config(port).only(Mechanism::NatPmp));
     let mapping = mapper
         .map(&request)
@@ -209,11 +215,36 @@ async fn a_probe_window_lost_to_loss_does_not_end_a_named_mechanism() {
     mapper.unmap(&mapping).await.unwrap();
     task.abort();
 
-    let (port, task) = fake_router_losing(4).await;
+    let (port, task) = fake_router_losing(4, None).await;
     let mut c = config(port).only(Mechanism::NatPmp);
     c.map_unanswered = false;
     let e = AutoMapper::new(c).map(&request).await.unwrap_err();
     let text = support::chain(&e);
     assert!(text.contains("no port mapping protocol"), "{text}");
+    task.abort();
+}
+
+/// NAT-PMP and PCP share the server's port, and a server of either answers
+/// the other's version: when NAT-PMP answers and PCP's whole window is
+/// lost, PCP gets a second window instead of being reported absent.
+#[tokio::test]
+async fn a_silent_pcp_gets_a_second_window_when_natpmp_answered() {
+    // PROBE_PLAN sends 3 times in its window; the 4th PCP request (in the
+    // second window) gets this server's answer: "only NAT-PMP".
+    let (port, task) = fake_router_losing(3, Some(2)).await;
+    let report = AutoMapper::new(config(port)).probe().await;
+    assert_eq!(report.verdict, Verdict::Usable(Mechanism::NatPmp));
+    let pcp = report.get(Mechanism::Pcp).unwrap();
+    let e = pcp.error.as_ref().unwrap();
+    assert!(e.message.contains("only NAT-PMP"), "{pcp:?}");
+    task.abort();
+
+    // Both windows lost: still "no answer", saying why that is not "absent".
+    let (port, task) = fake_router_losing(6, Some(2)).await;
+    let report = AutoMapper::new(config(port)).probe().await;
+    let pcp = report.get(Mechanism::Pcp).unwrap();
+    let e = pcp.error.as_ref().unwrap();
+    assert_eq!(e.kind, FailureKind::Timeout, "{pcp:?}");
+    assert!(e.message.contains("most likely lost"), "{pcp:?}");
     task.abort();
 }
