@@ -3,11 +3,14 @@
 //! # Where to start
 //!
 //! - [`discover`] finds the IGD on the default gateway by SSDP (unicast to
-//!   the gateway and multicast; IGD:2, IGD:1 and the WAN service search
-//!   targets), refuses LOCATIONs off the gateway ([`LocationPolicy`]),
-//!   fetches the description within [`HttpConfig`]'s limits and returns the
-//!   first IGD that reports `Connected`; an unconnected one is reported as
-//!   [`Error::NotConnected`], never silently used.
+//!   the gateway and multicast, in a few rounds that back off: at most 6
+//!   datagrams in any second, see [`search`]), refuses LOCATIONs off the
+//!   gateway ([`LocationPolicy`]), fetches the description within
+//!   [`HttpConfig`]'s limits and returns the first IGD that reports
+//!   `Connected`; an unconnected one is reported as
+//!   [`Error::NotConnected`], never silently used. With several WAN
+//!   connections it maps through the connected one with a public address
+//!   and lists the others ([`Igd::other_connections`]).
 //! - [`Igd`] offers the actions: [`Igd::status`], [`Igd::external_ip`],
 //!   [`Igd::add_port_mapping`], [`Igd::add_any_port_mapping`],
 //!   [`Igd::get_specific_entry`], [`Igd::list_entries`], [`Igd::delete`],
@@ -29,6 +32,46 @@
 //! ([`tag_description`]), so [`Igd::cleanup`] can remove this host's stale
 //! mappings and never anyone else's.
 //!
+//! # Router dialects
+//!
+//! Tried on the real routers' descriptions in the repository's sibling
+//! `../shared/routers` (`tests/lab_routers.rs`, all 12 map, forward and
+//! clean up) and on the in-repo fake IGD (`tests/dialects.rs`):
+//! - any version of WANIPConnection and WANPPPConnection (an Orange
+//!   Livebox offers only `WANPPPConnection:2`), in the UPnP Forum's or the
+//!   Broadband Forum's `urn:dslforum-org` namespace (a Huawei HG531), in any
+//!   device of the tree; every request is addressed to the service type as
+//!   the description writes it, since devices refuse a later version or
+//!   another namespace ([`WanServiceKind`]);
+//! - `URLBase` is used only when it parses and names LOCATION's host (it is
+//!   deprecated, and routers send unfilled templates or stale addresses);
+//!   a control URL may name another port of that host (a D-Link DIR-655
+//!   uses 4444 and 8832), never another host;
+//! - descriptions with no XML declaration or namespace, chunked HTTP
+//!   (FRITZ!Box), SSDP headers without a space after the colon, an empty
+//!   `SERVER`;
+//! - a description without a usable WAN service is
+//!   [`Error::NoWanService`], listing the services it did offer.
+//!
+//! Quirks from other projects' trackers, each handled:
+//! - the protocol goes in upper case (`TCP`, `UDP`; miniupnpd answers 402
+//!   to anything else);
+//! - 725 OnlyPermanentLeasesSupported and 402 for long leases step down
+//!   ([`lease`]); a permanent AddPortMapping whose answer is lost is read
+//!   back and deleted if it is ours, so no lease-0 mapping is left that
+//!   nobody knows of;
+//! - a finite lease granted and gone on read-back (routers that keep only
+//!   lease 0) is asked again as permanent;
+//! - a router that purges its table, or keeps an entry listed whose
+//!   forwarding rule is gone: renewal is always AddPortMapping (never a
+//!   read), which makes the entry and its rule again. A read-back is no
+//!   proof that a port forwards; only traffic from outside is
+//!   (natkit-probe's dial-back);
+//! - a failover pair whose standby answers SSDP from its own address: the
+//!   answer's source does not matter, its LOCATION does, and it must be the
+//!   gateway ([`LocationPolicy::GatewayOnly`]): HTTP goes only where the
+//!   default route goes, whoever pointed there.
+//!
 //! # What is natkit's and what is igd-next's
 //!
 //! igd-next's `Gateway` builds and parses AddPortMapping,
@@ -46,8 +89,10 @@
 //! the NAT lab (`tests/lab.rs`):
 //! - it announces IGD:2 (`InternetGatewayDevice:2`, `WANIPConnection:2`,
 //!   control URL `/ctl/IPConn`, description on port 2869) with `SERVER:
-//!   <OS>/<kernel> UPnP/1.1 MiniUPnPd/2.3.1`; natkit prefers
-//!   WANIPConnection:2, then :1, then WANPPPConnection:1;
+//!   <OS>/<kernel> UPnP/1.1 MiniUPnPd/2.3.1`; it answers a unicast search
+//!   for `InternetGatewayDevice:1` and `WANIPConnection:1` too (UDA 1.1:
+//!   an earlier version of its types), even for `WANPPPConnection:1`,
+//!   which it does not offer;
 //! - it answers a unicast M-SEARCH to the gateway in 50–100 ms, with or
 //!   without `MX`; discovery completes in about 250–300 ms;
 //! - AddPortMapping for a port mapped to another internal client is 718

@@ -9,9 +9,9 @@
 //! | round | at | searches (U: unicast to the gateway, M: multicast) |
 //! |---|---|---|
 //! | 0 | 0 | U and M `InternetGatewayDevice:1` |
-//! | 1 | [`widen_after`](crate::DiscoveryConfig::widen_after) (100 ms) | U and M `InternetGatewayDevice:2`, U `WANIPConnection:1`, U `WANPPPConnection:1` |
-//! | 2 | [`repeat_after`](crate::DiscoveryConfig::repeat_after), at least 1 s after round 1 (1.1 s) | all six of rounds 0 and 1 |
-//! | 3, 4, … | 2 s, then 4 s, 8 s, 16 s (at most) after the previous | all six |
+//! | 1 | [`widen_after`](crate::DiscoveryConfig::widen_after) (100 ms) | U and M `InternetGatewayDevice:2`, U `WANIPConnection:1`, U `InternetGatewayDevice:1` again |
+//! | 2 | [`repeat_after`](crate::DiscoveryConfig::repeat_after), at least 1 s after round 1 (1.1 s) | U and M `InternetGatewayDevice:1` and `:2`, U `WANIPConnection:1` and `WANPPPConnection:1` |
+//! | 3, 4, … | 2 s, then 4 s, 8 s, 16 s (at most) after the previous | as round 2 |
 //!
 //! Round 1 is sent only while nothing usable has answered, and no round is
 //! sent while an answer's description is being checked. So at most 6
@@ -22,11 +22,18 @@
 //! routers that answer service searches only. UDA 1.0 had no unicast
 //! search, so older routers answer only the multicast copies.
 //!
-//! Under loss, the number of searches an IGD answers matters, not their
-//! spacing: miniupnpd answers five of the six (not WANPPPConnection), so
-//! with 30 % loss on each way through the router (a search and its answer
-//! both get through with probability 0.49) a 1 s discovery misses it with
-//! probability 0.51^5 ≈ 3.5 %, a 2 s one with 0.51^10 ≈ 0.1 %.
+//! Under loss, the number of searches an IGD answers in time matters, not
+//! their spacing. A device answers a multicast search after a random wait
+//! of up to MX (1 s), so within a 1 s discovery mostly the unicast answers
+//! count: miniupnpd 2.3.1 (IGD:2) answers every unicast search natkit
+//! sends (even `WANPPPConnection:1`, which it does not offer), 4 in rounds
+//! 0 and 1, so with 30 % loss on each way through the router (a search
+//! and its answer both get through with probability 0.49) a 1 s discovery
+//! misses it with probability about 0.51^4 ≈ 7 %, a 2 s one (4 more
+//! unicast searches, and the multicast answers) about 0.51^8 ≈ 0.5 %.
+//! Under loss the lease keeper's or the caller's retry covers the rest; a
+//! stream of searches would too, at the
+//! cost of every other host on the LAN.
 //!
 //! natkit does not search `urn:dslforum-org:device:InternetGatewayDevice:1`:
 //! the one dslforum IGD in the corpus (a Huawei HG531) also answers the
@@ -65,10 +72,21 @@ const fn s(dest: SearchDest, target: &'static str) -> Search {
     Search { dest, target }
 }
 
-/// Round 0, and part of every round from 2 on.
+/// Round 0.
 const NARROW: [Search; 2] = [s(SearchDest::Gateway, IGD1), s(SearchDest::Multicast, IGD1)];
-/// Round 1, and part of every round from 2 on.
+/// Round 1: a second unicast copy of round 0's, which most IGDs answer,
+/// because answers to multicast come after a random wait of up to MX
+/// (1 s), often too late for a short discovery.
 const WIDE: [Search; 4] = [
+    s(SearchDest::Gateway, IGD2),
+    s(SearchDest::Multicast, IGD2),
+    s(SearchDest::Gateway, WAN_IP1),
+    s(SearchDest::Gateway, IGD1),
+];
+/// Rounds 2 and later.
+const ALL: [Search; 6] = [
+    s(SearchDest::Gateway, IGD1),
+    s(SearchDest::Multicast, IGD1),
     s(SearchDest::Gateway, IGD2),
     s(SearchDest::Multicast, IGD2),
     s(SearchDest::Gateway, WAN_IP1),
@@ -138,13 +156,13 @@ impl SearchSchedule {
     }
 
     fn round_searches(&self, round: u32) -> impl Iterator<Item = Search> + '_ {
-        let sets: &[&[Search]] = match round {
-            0 => &[&NARROW],
-            1 => &[&WIDE],
-            _ => &[&NARROW, &WIDE],
+        let set: &[Search] = match round {
+            0 => &NARROW,
+            1 => &WIDE,
+            _ => &ALL,
         };
-        sets.iter()
-            .flat_map(|set| set.iter().copied())
+        set.iter()
+            .copied()
             .filter(|s| self.multicast || s.dest == SearchDest::Gateway)
     }
 
@@ -190,6 +208,7 @@ mod tests {
 
     #[test]
     fn the_default_schedule() {
+        // (ms, datagrams sent then)
         let mut sch = SearchSchedule::new(ms(100), ms(1000), true);
         let sent = run(&mut sch, Duration::from_secs(8));
         let times: Vec<(u64, usize)> = {

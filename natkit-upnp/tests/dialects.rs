@@ -468,10 +468,13 @@ async fn a_silent_lan_gets_the_scheduled_searches_only() {
     assert_eq!(
         targets,
         [
+            // round 0
             "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+            // round 1
             "urn:schemas-upnp-org:device:InternetGatewayDevice:2",
             "urn:schemas-upnp-org:service:WANIPConnection:1",
-            "urn:schemas-upnp-org:service:WANPPPConnection:1",
+            "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+            // round 2
             "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
             "urn:schemas-upnp-org:device:InternetGatewayDevice:2",
             "urn:schemas-upnp-org:service:WANIPConnection:1",

@@ -2,8 +2,9 @@
 //! entering the router on its LAN or WAN side, and its own output), against miniupnpd
 //! in the NAT lab (needs root and the lab packages; fails, never skips, without them).
 //!
-//! UPnP has no RFC retransmission schedule of its own: SSDP is re-sent every
-//! `resend_interval` within the search window, and HTTP rides on TCP, whose SYN and
+//! UPnP has no RFC retransmission schedule of its own: SSDP searches go in rounds
+//! (`natkit_upnp::search`: six targets within the first 100 ms, all six again at 1.1 s),
+//! and HTTP rides on TCP, whose SYN and
 //! segment retransmissions (1 s for a SYN, ≥ 200 ms for data, then doubling) must fit
 //! the description and SOAP time limits; natkit races fresh connects every 500 ms and
 //! hedges unanswered requests on a fresh connection (`HttpConfig::hedge_after`). Each
