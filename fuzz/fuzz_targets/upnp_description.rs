@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(!entry.control_url.is_empty());
-    // Service types match case-insensitively; natkit then speaks the canonical one.
+    // Service types match case-insensitively; requests use the description's spelling.
     assert!(
         kind.service_type()
             .eq_ignore_ascii_case(&entry.service_type)
