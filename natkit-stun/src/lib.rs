@@ -13,26 +13,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod attr;
-mod builder;
-mod class;
 pub mod classify;
 pub mod client;
 mod defaults;
 mod error;
-pub mod fingerprint;
-mod header;
-pub mod integrity;
-mod message;
-mod method;
 pub mod server;
-mod transaction_id;
+mod wire;
 
-pub use builder::MessageBuilder;
-pub use class::Class;
 pub use defaults::{DEFAULT_SERVERS, PublicServer, default_servers};
 pub use error::Error;
-pub use header::{HEADER_LEN, MAGIC_COOKIE, MessageType};
-pub use message::{Attributes, Message, RawAttributes};
-pub use method::Method;
-pub use transaction_id::TransactionId;
+pub use wire::builder::MessageBuilder;
+pub use wire::class::Class;
+pub use wire::header::{HEADER_LEN, MAGIC_COOKIE, MessageType};
+pub use wire::message::{Attributes, Message, RawAttributes};
+pub use wire::method::Method;
+pub use wire::transaction_id::TransactionId;
+pub use wire::{attr, fingerprint, integrity};
