@@ -285,7 +285,12 @@ impl AutoMapper {
                     // UNSUPP_VERSION).
                     let again = Instant::now() + inner.probe_deadline;
                     report = inner.probe_bounded(m, started, again).await;
-                    if let Some(e) = report.error.as_mut().filter(|_| !report.responded) {
+                    let silent = !report.responded;
+                    if let Some(e) = report
+                        .error
+                        .as_mut()
+                        .filter(|e| silent && e.kind == FailureKind::Timeout)
+                    {
                         e.message.push_str(
                             " (twice; the server answered the other protocol on the same \
                              port, so these requests were most likely lost)",

@@ -237,6 +237,7 @@ async fn a_silent_pcp_gets_a_second_window_when_natpmp_answered() {
     let pcp = report.get(Mechanism::Pcp).unwrap();
     let e = pcp.error.as_ref().unwrap();
     assert!(e.message.contains("only NAT-PMP"), "{pcp:?}");
+    assert!(!e.message.contains("lost"), "{pcp:?}");
     task.abort();
 
     // Both windows lost: still "no answer", saying why that is not "absent".
