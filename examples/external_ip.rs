@@ -21,7 +21,6 @@ use natkit_portmap::{AutoMapper, MechanismReport, PortMapConfig};
 use natkit_stun::client::StunDiscoverer;
 use serde_json::json;
 
-
 /// Find this host's public address: STUN servers and the router, compared.
 #[derive(clap::Parser, Debug)]
 #[command(version, about)]

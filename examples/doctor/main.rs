@@ -19,28 +19,14 @@
 //! Exit status: 0 when the diagnosis ran (whatever it found), 1 with no
 //! network or on a local error, 2 on bad usage, 130 when interrupted.
 
-mod checks;
-mod findings;
-mod guard;
-mod ports;
-mod render;
-mod report;
-
 use std::io::IsTerminal;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use natkit_core::{AddressScope, Gateway, PortSpec, Protocol, ServiceProfile};
-
-use crate::checks::Timeouts;
-use crate::guard::MapGuard;
-use crate::report::{Report, Status};
-
-/// How long Ctrl-C waits for mapping requests in flight before deleting.
-const RELEASE_WAIT: Duration = Duration::from_secs(10);
+use natkit_core::PortSpec;
+use natkit_doctor::{Config, Run, Stage, render};
 
 /// Diagnose why a service on this machine is unreachable from outside.
 #[derive(clap::Parser, Debug)]
@@ -73,16 +59,6 @@ struct Args {
     common: natkit_examples::CommonArgs,
 }
 
-/// What the user asked to check.
-struct Plan {
-    profile: Option<&'static ServiceProfile>,
-    pairs: Vec<(u16, Protocol)>,
-    stun: Vec<String>,
-    timeouts: Timeouts,
-    trial: bool,
-    dialback: Option<SocketAddr>,
-}
-
 fn main() -> ExitCode {
     let args = match natkit_examples::parse_args::<Args>() {
         Ok(a) => a,
@@ -104,46 +80,32 @@ fn main() -> ExitCode {
     runtime.block_on(run(plan, args.common.json))
 }
 
-fn plan(args: &Args) -> Result<Plan, ExitCode> {
-    let (profile, spec) = match (&args.profile, &args.ports) {
-        (Some(name), _) => match ServiceProfile::by_name(name) {
-            Ok(p) => (Some(p), Some(p.port_spec())),
-            Err(e) => return Err(natkit_examples::fail(&e)),
-        },
-        (None, Some(text)) => match text.parse::<PortSpec>() {
-            Ok(spec) => (None, Some(spec)),
-            Err(e) => return Err(natkit_examples::fail(&e)),
-        },
-        (None, None) => (None, None),
-    };
-    if !(args.timeout.is_finite() && (0.1..=120.0).contains(&args.timeout)) {
-        eprintln!("error: --timeout must be between 0.1 and 120 seconds");
+fn plan(args: &Args) -> Result<Config, ExitCode> {
+    let mut config = Config::default();
+    if let Some(name) = &args.profile {
+        config = config
+            .with_profile(name)
+            .map_err(|e| natkit_examples::fail(&e))?;
+    } else if let Some(text) = &args.ports {
+        let spec = text
+            .parse::<PortSpec>()
+            .map_err(|e| natkit_examples::fail(&e))?;
+        config = config.with_ports(spec);
+    }
+    if !args.stun.is_empty() {
+        config = config.with_stun_servers(args.stun.clone());
+    }
+    if let Some(text) = &args.dialback {
+        config = config.with_dialback(resolve(text).map_err(natkit_examples::fail_msg)?);
+    }
+    config = config
+        .with_trial(!args.no_trial)
+        .with_timeout(Duration::try_from_secs_f64(args.timeout).unwrap_or(Duration::MAX));
+    if let Err(e) = config.validate() {
+        eprintln!("error: {e}");
         return Err(ExitCode::from(2));
     }
-    let stun = if args.stun.is_empty() {
-        natkit_stun::default_servers()
-    } else {
-        args.stun.clone()
-    };
-    let dialback = match &args.dialback {
-        None => None,
-        Some(text) => match resolve(text) {
-            Ok(addr) => Some(addr),
-            Err(e) => return Err(natkit_examples::fail_msg(e)),
-        },
-    };
-    if dialback.is_some() && spec.is_none() {
-        eprintln!("error: --dialback needs ports to check: give --profile or --ports");
-        return Err(ExitCode::from(2));
-    }
-    Ok(Plan {
-        profile,
-        pairs: spec.map(|s| s.pairs()).unwrap_or_default(),
-        stun,
-        timeouts: Timeouts::new(Duration::from_secs_f64(args.timeout)),
-        trial: !args.no_trial,
-        dialback,
-    })
+    Ok(config)
 }
 
 /// `host:port` to the first address it names.
@@ -155,48 +117,39 @@ fn resolve(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("--dialback {text}: no address"))
 }
 
-async fn run(plan: Plan, json: bool) -> ExitCode {
-    let started = Instant::now();
+async fn run(config: Config, json: bool) -> ExitCode {
+    let (tx, mut rx) = tokio::sync::watch::channel(Stage::Starting);
     let progress = spinner();
-    let guard = MapGuard::new();
-    let work = tokio::spawn(diagnose(plan, guard.clone(), progress.clone()));
-    let abort = work.abort_handle();
-    let outcome = tokio::select! {
-        joined = work => Some(joined),
-        _ = natkit_examples::shutdown_signal() => {
-            abort.abort();
-            None
+    let bar = progress.clone();
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let stage = *rx.borrow_and_update();
+            bar.set_message(stage.to_string());
         }
-    };
-    progress.set_message("deleting trial mappings");
-    let left_behind = guard.release_all(RELEASE_WAIT).await;
+    });
+    let run =
+        natkit_doctor::diagnose_until(config.with_progress(tx), natkit_examples::shutdown_signal())
+            .await;
     progress.finish_and_clear();
-    let mut report = match outcome {
-        Some(Ok(report)) => report,
-        Some(Err(e)) => return natkit_examples::fail_msg(format!("the diagnosis failed: {e}")),
-        None => {
-            if left_behind.is_empty() {
+    let report = match run {
+        Run::Finished(report) => *report,
+        Run::Stopped(cleanup) => {
+            if cleanup.left_behind.is_empty() {
                 eprintln!("interrupted: every trial mapping was deleted");
             } else {
                 eprintln!(
                     "interrupted: could not delete {} (they expire within two minutes)",
-                    left_behind.join("; ")
+                    cleanup.left_behind.join("; ")
                 );
             }
             return ExitCode::from(130);
         }
+        _ => return ExitCode::FAILURE,
     };
-    if report.gateway.is_some() {
-        report.findings = findings::derive(&report, &left_behind);
-    }
-    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     if json {
-        match serde_json::to_value(&report) {
-            Ok(v) => natkit_examples::print_json(&v),
-            Err(e) => return natkit_examples::fail(&e),
-        }
+        natkit_examples::print_json(&render::json(&report));
     } else {
-        print!("{}", render::human(&report));
+        print!("{}", render::text(&report, render::Style::PLAIN));
     }
     if report.gateway.is_none() {
         ExitCode::FAILURE
@@ -216,129 +169,4 @@ fn spinner() -> ProgressBar {
     }
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
-}
-
-/// Runs every check (at once where they are independent) into a report.
-async fn diagnose(plan: Plan, guard: Arc<MapGuard>, progress: ProgressBar) -> Report {
-    let mut r = Report::empty();
-    r.profile = plan.profile.map(|p| p.name);
-    progress.set_message("looking up the default gateway");
-    let gateway = match tokio::task::spawn_blocking(natkit_core::default_gateway).await {
-        Ok(g) => g,
-        Err(e) => Err(natkit_core::Error::NoDefaultGateway {
-            detail: e.to_string(),
-        }),
-    };
-    let gw = match gateway {
-        Ok(gw) => gw,
-        Err(e) => {
-            r.findings
-                .push(findings::no_network(&natkit_examples::error_line(&e)));
-            return r;
-        }
-    };
-    r.interface = Some(gw.interface.clone());
-    r.gateway = Some(gw.address);
-    r.local_address = Some(gw.local_address);
-    r.local_address_scope = Some(AddressScope::of(gw.local_address.into()).as_str());
-    progress.set_message("asking the router (UPnP, NAT-PMP, PCP) and STUN servers");
-    let t = plan.timeouts;
-    let stun = plan.stun.clone();
-    let router_side = router_and_ports(&gw, &plan, &guard, &progress, &mut r);
-    // The classification first, then the plain address check: the address check asks
-    // every listed server at once, and when the list holds a server's alternate address
-    // (both of stund's IPs, say) that request would open a NAT filter kept per host
-    // before the classifier's filtering tests ran, and a restricted cone would look
-    // like a full cone.
-    let stun_side = async {
-        let bound = t.check + Duration::from_secs(2);
-        let nat = tokio::time::timeout(bound, checks::check_nat(&stun)).await;
-        let seen = tokio::time::timeout(bound, checks::check_stun(&stun)).await;
-        (seen, nat)
-    };
-    let ((), (seen, nat)) = tokio::join!(router_side, stun_side);
-    match seen {
-        Ok((answers, consensus)) => {
-            r.stun_servers = answers;
-            r.stun_external_address = consensus;
-        }
-        Err(_) => tracing::warn!("STUN discovery timed out"),
-    }
-    match nat {
-        Ok(Ok(c)) => r.nat = Some(checks::nat_report(&c)),
-        Ok(Err(e)) => tracing::warn!("NAT classification failed: {e}"),
-        Err(_) => tracing::warn!("NAT classification timed out"),
-    }
-    double_nat(&mut r);
-    r
-}
-
-/// The router's protocols, then the per-port checks through the best one.
-async fn router_and_ports(
-    gw: &Gateway,
-    plan: &Plan,
-    guard: &Arc<MapGuard>,
-    progress: &ProgressBar,
-    r: &mut Report,
-) {
-    let t = plan.timeouts;
-    let router = checks::check_router(gw, t).await;
-    r.mapping_protocols.upnp = router.upnp;
-    r.mapping_protocols.natpmp = router.natpmp;
-    r.mapping_protocols.pcp = router.pcp;
-    r.router_external_address = r
-        .mapping_protocols
-        .named()
-        .iter()
-        .find_map(|(_, s)| s.external_address);
-    r.router_external_address_scope = r
-        .router_external_address
-        .map(|ip| AddressScope::of(ip).as_str());
-    let mapper = router.mapper.filter(|_| plan.trial);
-    if !plan.pairs.is_empty() {
-        progress.set_message(format!("checking {} ports", plan.pairs.len()));
-        let check = ports::PortCheck {
-            pairs: plan.pairs.clone(),
-            profile: plan.profile,
-            entries: router.entries.as_deref(),
-            mapper,
-            dialback: plan.dialback,
-            local: gw.local_address,
-            timeout: t.check,
-        };
-        r.ports = ports::check_ports(check, guard).await;
-    }
-}
-
-/// Decides whether a second NAT sits upstream, from the router's external
-/// address, what STUN servers see, and the router's own complaints.
-fn double_nat(r: &mut Report) {
-    let mut evidence = Vec::new();
-    let stun_ip = r.stun_external_address.map(|sa| sa.ip());
-    if let Some(ext) = r.router_external_address {
-        if let Some(note) = natkit_core::upstream_nat_note(ext) {
-            evidence.push(note);
-        } else if let Some(seen) = stun_ip.filter(|ip| *ip != ext) {
-            evidence.push(format!(
-                "the router reports external address {ext}, but STUN servers see {seen}"
-            ));
-        }
-    } else if let Some(seen) = stun_ip.filter(|ip| Some(*ip) != r.local_address.map(IpAddr::V4)) {
-        let mp = &r.mapping_protocols;
-        let complaints: Vec<String> = mp
-            .named()
-            .iter()
-            .filter(|(_, s)| matches!(s.status, Status::NotConnected | Status::Failing))
-            .map(|(name, s)| format!("{name} {}", s.status.describe()))
-            .collect();
-        if !complaints.is_empty() {
-            evidence.push(format!(
-                "the router reports no usable WAN address ({}) although STUN servers reach the \
-                 internet through it and see {seen}: its own WAN address is not public",
-                complaints.join(", ")
-            ));
-        }
-    }
-    r.double_nat = !evidence.is_empty();
-    r.double_nat_evidence = evidence;
 }

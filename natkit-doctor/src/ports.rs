@@ -182,7 +182,7 @@ async fn reachability(reports: &mut [PortReport], server: SocketAddr, timeout: D
     let answer = tokio::time::timeout(limit, client.check(&ports)).await;
     let report = match answer {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return dialback_failed(reports, natkit_examples::error_line(&e)),
+        Ok(Err(e)) => return dialback_failed(reports, crate::render::error_line(&e)),
         Err(_) => {
             return dialback_failed(
                 reports,
@@ -272,7 +272,7 @@ async fn trial(
                 external_port: None,
                 removed: true,
                 held: false,
-                error: Some(natkit_examples::error_line(&e)),
+                error: Some(crate::render::error_line(&e)),
             },
             None,
         ),

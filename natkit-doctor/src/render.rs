@@ -1,5 +1,6 @@
-//! The human report: the path as a small picture, the NAT type, the
-//! ports, and the findings with their fixes.
+//! The report for people ([`text`]: the path as a small picture, the NAT
+//! type, the ports, and the findings with their fixes) and for programs
+//! ([`json`]: the document `docs/doctor.schema.json` describes).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -8,26 +9,77 @@ use natkit_core::AddressScope;
 
 use crate::report::{Report, Severity, Status};
 
+/// How [`text`] looks: plain, or with ANSI colours (the caller decides, e.g.
+/// only on a terminal and without `NO_COLOR`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Style {
+    /// Colour the section titles and the findings' marks.
+    pub colour: bool,
+}
+
+impl Style {
+    /// No escape sequences at all.
+    pub const PLAIN: Style = Style { colour: false };
+    /// ANSI colours.
+    pub const COLOUR: Style = Style { colour: true };
+
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn title(self, text: &str) -> String {
+        self.paint("1", text)
+    }
+}
+
 fn scope(ip: IpAddr) -> &'static str {
     AddressScope::of(ip).describe()
 }
 
-/// The whole human report as text.
-pub(crate) fn human(r: &Report) -> String {
+/// The whole report as text for people.
+pub fn text(r: &Report, style: Style) -> String {
     let mut o = String::new();
-    path(r, &mut o);
-    nat(r, &mut o);
-    ports(r, &mut o);
-    findings(r, &mut o);
+    path(r, style, &mut o);
+    nat(r, style, &mut o);
+    ports(r, style, &mut o);
+    findings(r, style, &mut o);
     o
 }
 
-fn path(r: &Report, o: &mut String) {
+/// The report as the JSON document of `docs/doctor.schema.json`
+/// ([`SCHEMA`](crate::SCHEMA)).
+pub fn json(r: &Report) -> serde_json::Value {
+    // The report holds only strings, numbers, booleans and lists of them:
+    // serializing it cannot fail, and Null would fail the schema loudly.
+    serde_json::to_value(r).unwrap_or(serde_json::Value::Null)
+}
+
+/// An error and its whole source chain on one line, each cause once (as the
+/// report quotes errors).
+pub fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = s.source();
+    }
+    line
+}
+
+fn path(r: &Report, style: Style, o: &mut String) {
     let (Some(gw), Some(local)) = (r.gateway, r.local_address) else {
         return;
     };
     let mp = &r.mapping_protocols;
-    let _ = writeln!(o, "Path");
+    let _ = writeln!(o, "{}", style.title("Path"));
     let _ = writeln!(
         o,
         "  [this host]   {local} ({}) on {}",
@@ -70,8 +122,8 @@ fn path(r: &Report, o: &mut String) {
     for s in &r.stun_servers {
         let what = match (s.address, &s.detail) {
             (Some(a), _) => format!("saw {a}"),
-            (None, Some(d)) => format!("{}: {d}", s.outcome.replace('_', " ")),
-            (None, None) => s.outcome.replace('_', " "),
+            (None, Some(d)) => format!("{}: {d}", s.outcome.as_str().replace('_', " ")),
+            (None, None) => s.outcome.as_str().replace('_', " "),
         };
         let _ = writeln!(o, "                  {:<24} {what}", s.server);
     }
@@ -85,9 +137,9 @@ fn path(r: &Report, o: &mut String) {
     }
 }
 
-fn nat(r: &Report, o: &mut String) {
+fn nat(r: &Report, style: Style, o: &mut String) {
     let Some(n) = &r.nat else { return };
-    let _ = writeln!(o, "\nNAT type        {}", n.legacy_type);
+    let _ = writeln!(o, "\n{}        {}", style.title("NAT type"), n.legacy_type);
     let _ = writeln!(o, "  means         {}", n.meaning);
     let _ = writeln!(o, "  mapping       {}", n.mapping);
     let _ = writeln!(o, "  filtering     {}", n.filtering);
@@ -109,11 +161,11 @@ fn nat(r: &Report, o: &mut String) {
     }
 }
 
-fn ports(r: &Report, o: &mut String) {
+fn ports(r: &Report, style: Style, o: &mut String) {
     if r.ports.is_empty() {
         return;
     }
-    let _ = writeln!(o, "\nPorts");
+    let _ = writeln!(o, "\n{}", style.title("Ports"));
     let _ = writeln!(
         o,
         "  {:>11}  {:<28} {:<26} {:<16} purpose",
@@ -150,17 +202,21 @@ fn ports(r: &Report, o: &mut String) {
     }
 }
 
-fn findings(r: &Report, o: &mut String) {
+fn findings(r: &Report, style: Style, o: &mut String) {
     let _ = writeln!(o);
     if r.findings.is_empty() {
-        let _ = writeln!(o, "Findings: none — nothing in the way was found.");
+        let _ = writeln!(
+            o,
+            "{} none — nothing in the way was found.",
+            style.title("Findings:")
+        );
         return;
     }
-    let _ = writeln!(o, "Findings");
+    let _ = writeln!(o, "{}", style.title("Findings"));
     for f in &r.findings {
         let mark = match f.severity {
-            Severity::Problem => "✗",
-            Severity::Warning => "!",
+            Severity::Problem => style.paint("31", "✗"),
+            Severity::Warning => style.paint("33", "!"),
         };
         let _ = writeln!(o, "  {mark} {}: {}", f.code, f.message);
         let _ = writeln!(o, "      fix: {}", f.fix);

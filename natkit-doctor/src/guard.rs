@@ -108,33 +108,47 @@ impl MapGuard {
     }
 
     /// Stops new mappings, waits (up to `wait`) for requests in flight and
-    /// deletes every mapping still held. Returns the ones that could not be
-    /// deleted, described.
-    pub(crate) async fn release_all(&self, wait: Duration) -> Vec<String> {
+    /// deletes every mapping still held: what it deleted and what it could not.
+    pub(crate) async fn release_all(&self, wait: Duration) -> Cleanup {
         self.stopping.store(true, Ordering::SeqCst);
         let mut rx = self.in_flight.subscribe();
         let _ = tokio::time::timeout(wait, rx.wait_for(|n| *n == 0)).await;
         let left: Vec<Held> = std::mem::take(&mut *self.held());
-        let mut failed = Vec::new();
+        let mut cleanup = Cleanup::default();
         for entry in left {
-            if let Err(e) = unmap(&entry).await {
-                failed.push(format!(
-                    "{} {}/{} -> {}: {e}",
-                    entry.2.mechanism.display_name(),
-                    entry.2.external.port(),
-                    entry.2.protocol,
-                    entry.2.internal
-                ));
+            let (_, _, m) = &entry;
+            let name = format!(
+                "{} {}/{} -> {}",
+                m.mechanism.display_name(),
+                m.external.port(),
+                m.protocol,
+                m.internal
+            );
+            match unmap(&entry).await {
+                Ok(()) => cleanup.deleted.push(name),
+                Err(e) => cleanup.left_behind.push(format!("{name}: {e}")),
             }
         }
-        failed
+        cleanup
     }
+}
+
+/// What the clean-up at the end of a run (or after it was stopped) did with
+/// the trial mappings still held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cleanup {
+    /// The mappings it deleted, e.g. `UPnP IGD 5900/tcp -> 192.168.77.2:5900`.
+    pub deleted: Vec<String>,
+    /// The mappings it could not delete, each with the reason; they expire
+    /// within the trial lease (two minutes).
+    pub left_behind: Vec<String>,
 }
 
 async fn unmap((_, mapper, mapping): &Held) -> Result<(), String> {
     match tokio::time::timeout(UNMAP_TIMEOUT, mapper.unmap(mapping)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(natkit_examples::error_line(&e)),
+        Ok(Err(e)) => Err(crate::render::error_line(&e)),
         Err(_) => Err(format!("no answer within {} s", UNMAP_TIMEOUT.as_secs())),
     }
 }

@@ -1,27 +1,88 @@
 //! From observations to findings: each with a stable code, what was seen,
 //! and a fix in plain words. Pure functions of the [`Report`].
 
+use serde::Serialize;
+
 use crate::report::{Finding, PortReport, Report, Severity, Status};
 
-/// Every finding code the doctor can report (the JSON schema lists the
-/// same).
-#[cfg(test)]
-pub(crate) const CODES: [&str; 12] = [
-    "no_network",
-    "no_port_mapping_protocol",
-    "igd_not_connected",
-    "mapping_protocol_failing",
-    "double_nat",
-    "port_forwarded_elsewhere",
-    "port_not_mappable",
-    "port_blocked_upstream",
-    "symmetric_nat",
-    "port_restricted_nat",
-    "udp_blocked",
-    "mapping_left_behind",
-];
+/// What a finding is about: its stable machine code.
+///
+/// Each serializes (and [`as_str`](FindingCode::as_str) prints) as the snake_case
+/// code the JSON schema lists, e.g. `double_nat`; codes are never renamed, new
+/// ones may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FindingCode {
+    /// This host has no default route.
+    NoNetwork,
+    /// The router answers none of UPnP IGD, NAT-PMP and PCP.
+    NoPortMappingProtocol,
+    /// The router's UPnP IGD says its WAN connection is not up.
+    IgdNotConnected,
+    /// A mapping protocol answers, but refuses to map.
+    MappingProtocolFailing,
+    /// A second NAT sits between the router and the internet.
+    DoubleNat,
+    /// A port of the service is forwarded to another LAN host.
+    PortForwardedElsewhere,
+    /// A port of the service could not be mapped on the router.
+    PortNotMappable,
+    /// A port forwarded here is dropped upstream (the dial-back found it filtered).
+    PortBlockedUpstream,
+    /// The NAT is symmetric.
+    SymmetricNat,
+    /// The NAT is port-restricted cone.
+    PortRestrictedNat,
+    /// No STUN server answered over UDP.
+    UdpBlocked,
+    /// A trial mapping could not be deleted.
+    MappingLeftBehind,
+}
 
-fn finding(code: &'static str, severity: Severity, message: String, fix: &str) -> Finding {
+impl FindingCode {
+    /// Every code, in the order the JSON schema lists them.
+    pub const ALL: [FindingCode; 12] = [
+        FindingCode::NoNetwork,
+        FindingCode::NoPortMappingProtocol,
+        FindingCode::IgdNotConnected,
+        FindingCode::MappingProtocolFailing,
+        FindingCode::DoubleNat,
+        FindingCode::PortForwardedElsewhere,
+        FindingCode::PortNotMappable,
+        FindingCode::PortBlockedUpstream,
+        FindingCode::SymmetricNat,
+        FindingCode::PortRestrictedNat,
+        FindingCode::UdpBlocked,
+        FindingCode::MappingLeftBehind,
+    ];
+
+    /// The stable snake_case code, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingCode::NoNetwork => "no_network",
+            FindingCode::NoPortMappingProtocol => "no_port_mapping_protocol",
+            FindingCode::IgdNotConnected => "igd_not_connected",
+            FindingCode::MappingProtocolFailing => "mapping_protocol_failing",
+            FindingCode::DoubleNat => "double_nat",
+            FindingCode::PortForwardedElsewhere => "port_forwarded_elsewhere",
+            FindingCode::PortNotMappable => "port_not_mappable",
+            FindingCode::PortBlockedUpstream => "port_blocked_upstream",
+            FindingCode::SymmetricNat => "symmetric_nat",
+            FindingCode::PortRestrictedNat => "port_restricted_nat",
+            FindingCode::UdpBlocked => "udp_blocked",
+            FindingCode::MappingLeftBehind => "mapping_left_behind",
+        }
+    }
+}
+
+impl std::fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn finding(code: FindingCode, severity: Severity, message: String, fix: &str) -> Finding {
     Finding {
         code,
         severity,
@@ -32,7 +93,7 @@ fn finding(code: &'static str, severity: Severity, message: String, fix: &str) -
     }
 }
 
-fn port_finding(code: &'static str, p: &PortReport, message: String, fix: String) -> Finding {
+fn port_finding(code: FindingCode, p: &PortReport, message: String, fix: String) -> Finding {
     Finding {
         code,
         severity: Severity::Problem,
@@ -46,7 +107,7 @@ fn port_finding(code: &'static str, p: &PortReport, message: String, fix: String
 /// The finding for a host without a default route.
 pub(crate) fn no_network(why: &str) -> Finding {
     finding(
-        "no_network",
+        FindingCode::NoNetwork,
         Severity::Problem,
         format!("this host is not connected to a network: it has no default route ({why})"),
         "connect to a network (Wi-Fi or cable) and check that it gave this host an address \
@@ -65,7 +126,7 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
         .all(|(_, s)| s.status != Status::NotChecked);
     if checked && !mp.any_present() {
         out.push(finding(
-            "no_port_mapping_protocol",
+            FindingCode::NoPortMappingProtocol,
             Severity::Problem,
             "the router answers none of UPnP IGD, NAT-PMP and PCP: programs on this host \
              cannot open ports on it"
@@ -76,7 +137,7 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
     }
     if mp.upnp.status == Status::NotConnected {
         out.push(finding(
-            "igd_not_connected",
+            FindingCode::IgdNotConnected,
             Severity::Problem,
             format!(
                 "the router's UPnP IGD says its internet connection is not up, so UPnP \
@@ -95,7 +156,7 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
         .collect();
     if !failing.is_empty() {
         out.push(finding(
-            "mapping_protocol_failing",
+            FindingCode::MappingProtocolFailing,
             Severity::Warning,
             format!(
                 "the router answers but refuses to map: {}",
@@ -107,7 +168,7 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
     }
     if r.double_nat {
         out.push(finding(
-            "double_nat",
+            FindingCode::DoubleNat,
             Severity::Problem,
             format!(
                 "there is a second NAT between the router and the internet: {}; ports opened \
@@ -125,7 +186,7 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
     if let Some(nat) = &r.nat {
         match nat.legacy_type {
             "symmetric" => out.push(finding(
-                "symmetric_nat",
+                FindingCode::SymmetricNat,
                 Severity::Problem,
                 format!(
                     "the NAT is symmetric (mapping {}, filtering {}): {}",
@@ -136,7 +197,7 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
                  (\"full cone\") NAT if it offers that",
             )),
             "port_restricted_cone" => out.push(finding(
-                "port_restricted_nat",
+                FindingCode::PortRestrictedNat,
                 Severity::Warning,
                 format!(
                     "the NAT is port-restricted cone (mapping {}, filtering {}): {}",
@@ -147,13 +208,13 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
                  cone\") helps",
             )),
             "udp_blocked" => out.push(finding(
-                "udp_blocked",
+                FindingCode::UdpBlocked,
                 Severity::Problem,
                 format!(
                     "no STUN server answered over UDP ({}): {}",
                     r.stun_servers
                         .iter()
-                        .map(|s| format!("{} {}", s.server, s.outcome))
+                        .map(|s| format!("{} {}", s.server, s.outcome.as_str()))
                         .collect::<Vec<_>>()
                         .join(", "),
                     nat.meaning
@@ -166,7 +227,7 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
     }
     if !left_behind.is_empty() {
         out.push(finding(
-            "mapping_left_behind",
+            FindingCode::MappingLeftBehind,
             Severity::Problem,
             format!(
                 "trial mappings could not be deleted: {} (they expire within two minutes)",
@@ -183,7 +244,7 @@ fn port_findings(p: &PortReport, r: &Report, out: &mut Vec<Finding>) {
     let purpose = p.purpose.map(|s| format!(" ({s})")).unwrap_or_default();
     if let Some(f) = p.forwarded_to.as_ref().filter(|f| !f.this_host) {
         out.push(port_finding(
-            "port_forwarded_elsewhere",
+            FindingCode::PortForwardedElsewhere,
             p,
             format!(
                 "{name}{purpose} is already forwarded to another host, {}:{} ({:?}): \
@@ -203,7 +264,7 @@ fn port_findings(p: &PortReport, r: &Report, out: &mut Vec<Finding>) {
             .and_then(|m| m.error.clone())
             .unwrap_or_else(|| "refused".into());
         out.push(port_finding(
-            "port_not_mappable",
+            FindingCode::PortNotMappable,
             p,
             format!("{name}{purpose} could not be mapped on the router: {why}"),
             format!("forward {name} to this host by hand in the router's settings"),
@@ -214,7 +275,7 @@ fn port_findings(p: &PortReport, r: &Report, out: &mut Vec<Finding>) {
     // Behind a double NAT the second NAT explains it (double_nat).
     if p.reachability == "filtered" && p.forwarded_during_check && !r.double_nat {
         out.push(port_finding(
-            "port_blocked_upstream",
+            FindingCode::PortBlockedUpstream,
             p,
             format!(
                 "{name}{purpose} is forwarded to this host on the router, but a dial-back \
@@ -255,7 +316,7 @@ mod tests {
     }
 
     fn codes(f: &[Finding]) -> Vec<&'static str> {
-        f.iter().map(|f| f.code).collect()
+        f.iter().map(|f| f.code.as_str()).collect()
     }
 
     /// The schema's list of codes is the doctor's.
@@ -269,7 +330,12 @@ mod tests {
             .iter()
             .filter_map(|v| v.as_str())
             .collect();
-        assert_eq!(listed, CODES);
+        let ours: Vec<&str> = FindingCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, ours);
+        // Serde writes the same code as as_str.
+        for code in FindingCode::ALL {
+            assert_eq!(serde_json::to_value(code).expect("json"), code.as_str());
+        }
     }
 
     #[test]
@@ -321,7 +387,7 @@ mod tests {
         let f = derive(&r, &["UPnP 80/tcp".into()]);
         assert_eq!(codes(&f).last(), Some(&"mapping_left_behind"));
         for f in &f {
-            assert!(CODES.contains(&f.code));
+            assert!(FindingCode::ALL.contains(&f.code));
         }
     }
 }

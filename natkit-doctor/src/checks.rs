@@ -15,7 +15,7 @@ use natkit_stun::classify::{Classification, ClassifyConfig, classify};
 use natkit_stun::client::StunDiscoverer;
 use natkit_upnp::{DiscoveryConfig, Igd, PortMappingEntry};
 
-use crate::report::{NatReport, ProtocolState, Status, StunAnswer};
+use crate::report::{NatReport, ProtocolState, Status, StunAnswer, StunOutcome};
 
 /// How long each kind of check may take.
 #[derive(Debug, Clone, Copy)]
@@ -252,7 +252,7 @@ pub(crate) async fn check_stun(servers: &[String]) -> (Vec<StunAnswer>, Option<S
                 .iter()
                 .map(|s| StunAnswer {
                     server: s.clone(),
-                    outcome: "failed",
+                    outcome: StunOutcome::Failed,
                     address: None,
                     detail: Some(one_line(&e)),
                 })
@@ -268,10 +268,10 @@ pub(crate) async fn check_stun(servers: &[String]) -> (Vec<StunAnswer>, Option<S
 
 fn stun_answer(e: &Evidence) -> StunAnswer {
     let (outcome, address, detail) = match &e.outcome {
-        Outcome::SawEndpoint(sa) => ("saw", Some(*sa), None),
-        Outcome::SawAddress(ip) => ("saw", Some(SocketAddr::new(*ip, 0)), None),
-        Outcome::TimedOut => ("timed_out", None, None),
-        Outcome::Failed(why) => ("failed", None, Some(why.clone())),
+        Outcome::SawEndpoint(sa) => (StunOutcome::Saw, Some(*sa), None),
+        Outcome::SawAddress(ip) => (StunOutcome::Saw, Some(SocketAddr::new(*ip, 0)), None),
+        Outcome::TimedOut => (StunOutcome::TimedOut, None, None),
+        Outcome::Failed(why) => (StunOutcome::Failed, None, Some(why.clone())),
     };
     StunAnswer {
         server: e.source.clone(),
@@ -306,5 +306,5 @@ pub(crate) fn nat_report(c: &Classification) -> NatReport {
 
 /// An error and its causes on one line.
 pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
-    natkit_examples::error_line(e)
+    crate::render::error_line(e)
 }

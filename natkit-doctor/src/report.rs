@@ -1,48 +1,59 @@
 //! The doctor's report: everything it observed, as one value.
 //!
-//! The JSON form (`--json`) is this structure serialized; its schema is
-//! `docs/doctor.schema.json`, and the lab tests validate every document
-//! against it. Field names are stable; new fields may be added.
+//! The JSON form ([`render::json`](crate::render::json), `natkit doctor --json`) is
+//! this structure serialized; its schema is `docs/doctor.schema.json`
+//! ([`SCHEMA`](crate::SCHEMA)), and the lab tests validate every document against
+//! it. Field names are stable within a [`SCHEMA_VERSION`]; new fields may be added,
+//! which is why the structs are `#[non_exhaustive]`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use natkit_core::Protocol;
 use serde::Serialize;
 
+pub use crate::findings::FindingCode;
+
 /// The version of the JSON document's layout (`schema_version`).
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// Everything one run of the doctor found.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Report {
-    pub(crate) schema_version: u32,
+#[non_exhaustive]
+pub struct Report {
+    /// The layout version of the JSON document ([`SCHEMA_VERSION`]).
+    pub schema_version: u32,
     /// The interface the default route leaves by.
-    pub(crate) interface: Option<String>,
+    pub interface: Option<String>,
     /// The default gateway (the router port mapping talks to).
-    pub(crate) gateway: Option<Ipv4Addr>,
+    pub gateway: Option<Ipv4Addr>,
     /// This host's address towards the gateway.
-    pub(crate) local_address: Option<Ipv4Addr>,
+    pub local_address: Option<Ipv4Addr>,
     /// Its scope (`private`, `shared`, `global` …).
-    pub(crate) local_address_scope: Option<&'static str>,
-    pub(crate) mapping_protocols: MappingProtocols,
+    pub local_address_scope: Option<&'static str>,
+    /// What the router's mapping protocols answered.
+    pub mapping_protocols: MappingProtocols,
     /// The router's external (WAN) address as its mapping protocols report it.
-    pub(crate) router_external_address: Option<IpAddr>,
-    pub(crate) router_external_address_scope: Option<&'static str>,
+    pub router_external_address: Option<IpAddr>,
+    /// The scope of `router_external_address`.
+    pub router_external_address_scope: Option<&'static str>,
     /// What the STUN servers agree this host's public address is.
-    pub(crate) stun_external_address: Option<SocketAddr>,
+    pub stun_external_address: Option<SocketAddr>,
     /// Every STUN server asked and what it said.
-    pub(crate) stun_servers: Vec<StunAnswer>,
+    pub stun_servers: Vec<StunAnswer>,
     /// Whether another NAT sits between the router and the internet.
-    pub(crate) double_nat: bool,
+    pub double_nat: bool,
     /// The observations behind `double_nat`, in words.
-    pub(crate) double_nat_evidence: Vec<String>,
-    pub(crate) nat: Option<NatReport>,
+    pub double_nat_evidence: Vec<String>,
+    /// The NAT type, when the STUN tests ran.
+    pub nat: Option<NatReport>,
     /// The service profile checked, if one was named.
-    pub(crate) profile: Option<&'static str>,
-    pub(crate) ports: Vec<PortReport>,
-    pub(crate) findings: Vec<Finding>,
+    pub profile: Option<&'static str>,
+    /// One entry per port checked (`--profile`/`--ports`).
+    pub ports: Vec<PortReport>,
+    /// What is wrong, most important first, each with its fix.
+    pub findings: Vec<Finding>,
     /// Wall time of the run in milliseconds.
-    pub(crate) elapsed_ms: u64,
+    pub elapsed_ms: u64,
 }
 
 impl Report {
@@ -71,10 +82,14 @@ impl Report {
 
 /// The router's three mapping protocols.
 #[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct MappingProtocols {
-    pub(crate) upnp: ProtocolState,
-    pub(crate) natpmp: ProtocolState,
-    pub(crate) pcp: ProtocolState,
+#[non_exhaustive]
+pub struct MappingProtocols {
+    /// UPnP IGD.
+    pub upnp: ProtocolState,
+    /// NAT-PMP (RFC 6886).
+    pub natpmp: ProtocolState,
+    /// PCP (RFC 6887).
+    pub pcp: ProtocolState,
 }
 
 impl MappingProtocols {
@@ -95,12 +110,14 @@ impl MappingProtocols {
 
 /// What one mapping protocol looked like.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct ProtocolState {
-    pub(crate) status: Status,
+#[non_exhaustive]
+pub struct ProtocolState {
+    /// Whether it answered and can map.
+    pub status: Status,
     /// The external address it reported, if any.
-    pub(crate) external_address: Option<IpAddr>,
+    pub external_address: Option<IpAddr>,
     /// Details: the device, the error, the result code.
-    pub(crate) detail: Option<String>,
+    pub detail: Option<String>,
 }
 
 impl Default for ProtocolState {
@@ -116,7 +133,7 @@ impl Default for ProtocolState {
 /// The state of one mapping protocol on the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum Status {
+pub enum Status {
     /// It answered and can map ports.
     Available,
     /// UPnP: an IGD answered but says its WAN connection is not up.
@@ -132,14 +149,16 @@ pub(crate) enum Status {
 }
 
 impl Status {
-    pub(crate) fn is_present(self) -> bool {
+    /// Whether the router answered this protocol at all (usable or not).
+    pub fn is_present(self) -> bool {
         matches!(
             self,
             Status::Available | Status::NotConnected | Status::Failing | Status::Unsupported
         )
     }
 
-    pub(crate) fn describe(self) -> &'static str {
+    /// The state in a few words, as the text report shows it.
+    pub fn describe(self) -> &'static str {
         match self {
             Status::Available => "yes",
             Status::NotConnected => "found, not connected",
@@ -153,83 +172,127 @@ impl Status {
 
 /// One STUN server's answer.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct StunAnswer {
-    pub(crate) server: String,
-    /// `saw`, `timed_out` or `failed`.
-    pub(crate) outcome: &'static str,
-    pub(crate) address: Option<SocketAddr>,
-    pub(crate) detail: Option<String>,
+#[non_exhaustive]
+pub struct StunAnswer {
+    /// The server as it was given (`host:port`).
+    pub server: String,
+    /// What came of asking it.
+    pub outcome: StunOutcome,
+    /// The address it saw for this host.
+    pub address: Option<SocketAddr>,
+    /// Why asking failed.
+    pub detail: Option<String>,
+}
+
+/// What came of asking one STUN server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StunOutcome {
+    /// It answered with the address it saw.
+    Saw,
+    /// It did not answer in time.
+    TimedOut,
+    /// Asking failed (the name did not resolve, an error response …).
+    Failed,
+}
+
+impl StunOutcome {
+    /// The stable snake_case name, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StunOutcome::Saw => "saw",
+            StunOutcome::TimedOut => "timed_out",
+            StunOutcome::Failed => "failed",
+        }
+    }
 }
 
 /// The NAT's behaviour as the STUN tests measured it.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct NatReport {
-    pub(crate) mapping: &'static str,
-    pub(crate) filtering: &'static str,
-    pub(crate) legacy_type: &'static str,
+#[non_exhaustive]
+pub struct NatReport {
+    /// The mapping behaviour (RFC 4787), e.g. `endpoint_independent`.
+    pub mapping: &'static str,
+    /// The filtering behaviour (RFC 4787), e.g. `address_and_port_dependent`.
+    pub filtering: &'static str,
+    /// The classic name, e.g. `port_restricted_cone`.
+    pub legacy_type: &'static str,
     /// What the type means for applications.
-    pub(crate) meaning: &'static str,
-    pub(crate) port_preservation: Option<bool>,
-    pub(crate) hairpinning: Option<bool>,
+    pub meaning: &'static str,
+    /// Whether the NAT kept the local port as the external one.
+    pub port_preservation: Option<bool>,
+    /// Whether the NAT loops traffic to its own public address back.
+    pub hairpinning: Option<bool>,
     /// The server the behaviour tests ran against.
-    pub(crate) tested_with: Option<SocketAddr>,
-    pub(crate) rtt_ms: Option<f64>,
+    pub tested_with: Option<SocketAddr>,
+    /// The round-trip time to that server.
+    pub rtt_ms: Option<f64>,
     /// The classifier's remarks (why something is inconclusive …).
-    pub(crate) notes: Vec<String>,
+    pub notes: Vec<String>,
 }
 
 /// Who a port is already forwarded to on the router.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Forward {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) description: String,
+#[non_exhaustive]
+pub struct Forward {
+    /// The LAN host it goes to.
+    pub host: String,
+    /// The port on that host.
+    pub port: u16,
+    /// The description the forward was made with.
+    pub description: String,
     /// Whether the forward goes to this host.
-    pub(crate) this_host: bool,
+    pub this_host: bool,
 }
 
 /// One port of the service.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct PortReport {
-    pub(crate) port: u16,
-    pub(crate) protocol: Protocol,
-    pub(crate) purpose: Option<&'static str>,
+#[non_exhaustive]
+pub struct PortReport {
+    /// The port number.
+    pub port: u16,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// What the service profile uses it for.
+    pub purpose: Option<&'static str>,
     /// The router's existing forward of this external port (UPnP listing).
-    pub(crate) forwarded_to: Option<Forward>,
+    pub forwarded_to: Option<Forward>,
     /// Whether natkit could map it (tried, then removed); `None` = not tried.
-    pub(crate) mappable: Option<bool>,
+    pub mappable: Option<bool>,
     /// How the trial mapping went, in detail.
-    pub(crate) mapping: Option<MappingTrial>,
+    pub mapping: Option<MappingTrial>,
     /// Reachability from outside (`--dialback`): `reachable`, `wrong_host`,
     /// `closed`, `filtered`, `not_forwarded`; `error` when the dial-back
     /// failed; `not_checked` without `--dialback`.
-    pub(crate) reachability: String,
-    pub(crate) reachability_detail: Option<String>,
+    pub reachability: String,
+    /// What the dial-back server saw, in words.
+    pub reachability_detail: Option<String>,
     /// Whether a forward to this host (natkit's trial mapping, or one the
     /// router already had) was in place while the dial-back ran.
-    pub(crate) forwarded_during_check: bool,
+    pub forwarded_during_check: bool,
 }
 
 /// The trial mapping of one port.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct MappingTrial {
+#[non_exhaustive]
+pub struct MappingTrial {
     /// Which mechanism made (or refused) it.
-    pub(crate) mechanism: Option<&'static str>,
+    pub mechanism: Option<&'static str>,
     /// The external port granted, when one was.
-    pub(crate) external_port: Option<u16>,
+    pub external_port: Option<u16>,
     /// Whether it was removed again afterwards.
-    pub(crate) removed: bool,
+    pub removed: bool,
     /// Held for the dial-back check (removed after it).
     #[serde(skip)]
     pub(crate) held: bool,
     /// The router's refusal, or why removing failed.
-    pub(crate) error: Option<String>,
+    pub error: Option<String>,
 }
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum Severity {
+pub enum Severity {
     /// Something that stops a service from being reachable.
     Problem,
     /// Something that limits what works.
@@ -238,15 +301,19 @@ pub(crate) enum Severity {
 
 /// One diagnosis with its fix.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Finding {
-    /// Stable machine code, e.g. `double_nat`.
-    pub(crate) code: &'static str,
-    pub(crate) severity: Severity,
+#[non_exhaustive]
+pub struct Finding {
+    /// What was found; its stable machine code (e.g. `double_nat`) is the
+    /// JSON's `code`.
+    pub code: FindingCode,
+    /// A problem or a warning.
+    pub severity: Severity,
     /// What was observed, in plain words.
-    pub(crate) message: String,
+    pub message: String,
     /// What to do about it.
-    pub(crate) fix: String,
+    pub fix: String,
     /// The port the finding is about, if any.
-    pub(crate) port: Option<u16>,
-    pub(crate) protocol: Option<Protocol>,
+    pub port: Option<u16>,
+    /// The protocol of that port.
+    pub protocol: Option<Protocol>,
 }
