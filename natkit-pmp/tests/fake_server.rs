@@ -285,6 +285,41 @@ async fn pcp_maps_renews_and_deletes_tcp_and_udp() {
     }
 }
 
+/// A fresh MAP that the server carried out but whose every answer was
+/// lost leaves a mapping nobody holds the nonce of: the mapper deletes it
+/// before reporting the timeout. The address probe does the same.
+#[tokio::test]
+async fn pcp_map_timed_out_with_answers_lost_is_deleted() {
+    let fake = FakeServer::v4(Behaviour {
+        lose_answers: 4,
+        miniupnpd_delete: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let m = PcpMapper::with_rng(
+        LOCAL,
+        PcpConfig {
+            server_port: fake.port(),
+            retransmit: RetransmitPlan::fast(),
+            delete: RetransmitPlan::release_within(Duration::from_secs(2)),
+            fallback_to_natpmp: false,
+            ..PcpConfig::default()
+        },
+        rand::rngs::StdRng::seed_from_u64(7),
+    );
+    let e = m.map(&request(Protocol::Udp, 16_060)).await.unwrap_err();
+    assert!(matches!(inner(&e), Error::Timeout { sends: 4, .. }), "{e}");
+    assert!(fake.mappings().is_empty(), "{:?}", fake.mappings());
+
+    fake.set(|b| b.lose_answers = 4);
+    let e = m
+        .public_address_with(RetransmitPlan::fast())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout { sends: 4, .. }), "{e}");
+    assert!(fake.mappings().is_empty(), "{:?}", fake.mappings());
+}
+
 /// miniupnpd answers a retransmitted delete NO_RESOURCES because the first
 /// copy already removed the mapping: that is a completed delete. The same
 /// answer to a first send proves nothing and stays an error.

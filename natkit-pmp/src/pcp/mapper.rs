@@ -276,7 +276,7 @@ impl PcpMapper {
                 // been lost (under 30 % loss in the lab, about one probe
                 // in five left one behind for its lease): delete it. A
                 // server without it answers NO_RESOURCES (miniupnpd).
-                self.delete_address_probe(&socket, local.ip(), map).await;
+                self.delete_quietly(&socket, local.ip(), map).await;
                 return Err(e);
             }
             Err(e) => return Err(e),
@@ -289,20 +289,20 @@ impl PcpMapper {
             }
             other => return Err(failure(other)),
         };
-        self.delete_address_probe(&socket, local.ip(), map).await;
+        self.delete_quietly(&socket, local.ip(), map).await;
         Ok(external.ip())
     }
 
-    /// Deletes the address probe's mapping on [`PcpConfig::delete`]; it
-    /// expires on its own if this fails.
-    async fn delete_address_probe(&self, socket: &UdpSocket, local: IpAddr, map: MapRequest) {
+    /// Deletes the mapping `map` made (or may have made) on
+    /// [`PcpConfig::delete`], logging a failure: it expires on its own.
+    async fn delete_quietly(&self, socket: &UdpSocket, local: IpAddr, map: MapRequest) {
         let delete = PcpRequest::map(local, 0, map);
         if let Err(e) = self
             .exchange_counted(socket, delete, self.config.delete)
             .await
             .and_then(|(a, _, _, sends)| deleted(a, sends))
         {
-            tracing::debug!(error = %e, server = %self.server, "deleting the address probe mapping failed");
+            tracing::debug!(error = %e, server = %self.server, "deleting a mapping nobody holds failed");
         }
     }
 
@@ -335,6 +335,7 @@ impl PcpMapper {
         let local_ip = local_addr(&socket)?.ip();
         let internal = SocketAddr::new(local_ip, port);
         let key = (request.protocol, internal);
+        let fresh = nonce.is_none() && !self.lock().nonces.contains_key(&key);
         let nonce = nonce.unwrap_or_else(|| self.nonce_for(key));
         let suggested = if suggested.ip().is_unspecified() {
             SocketAddr::new(unspecified_like(local_ip), suggested.port())
@@ -348,7 +349,19 @@ impl PcpMapper {
             suggested_external: suggested,
         };
         let pcp = PcpRequest::map(local_ip, lifetime, map);
-        let (answer, at, observation) = self.exchange(&socket, pcp, self.config.retransmit).await?;
+        let (answer, at, observation) =
+            match self.exchange(&socket, pcp, self.config.retransmit).await {
+                Ok(exchanged) => exchanged,
+                Err(e @ Error::Timeout { .. }) if fresh => {
+                    // As for the address probe: the server may hold a mapping
+                    // for this nonce whose every answer was lost, and no one
+                    // would know its nonce to delete it. (A renewal's mapping
+                    // stays: its holder deletes it.)
+                    self.delete_quietly(&socket, local_ip, map).await;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
         match answer {
             PcpAnswer::Mapped { lifetime: 0, .. } => Err(Error::ZeroLifetimeGranted),
             PcpAnswer::Mapped {
