@@ -10,6 +10,8 @@
 //! - Timing: [`RttEstimator`], [`Concurrency`], [`RateLimit`], [`PortOrder`];
 //!   the decisions: the sans-IO [`Scheduler`].
 //! - Outside-in reachability: [`dialback`].
+//! - Another NAT upstream of the router, from the first hops:
+//!   [`check_upstream_nat`] ([`trace_hops`], then the sans-IO [`conclude_hops`]).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -22,6 +24,7 @@ mod engine;
 mod error;
 mod event;
 pub mod fdlimit;
+mod hops;
 mod icmp;
 #[cfg(feature = "serde")]
 mod micros;
@@ -39,6 +42,11 @@ pub use config::{MAX_TRIES, ProbeConfig};
 pub use engine::{ProbeStream, Prober};
 pub use error::{ConfigError, Error};
 pub use event::{Backoff, ProbeEvent, StateCounts, Stats, Summary};
+pub use hops::{
+    Hop, HopAnswer, HopConclusion, HopConfig, HopReply, HopSchedule, HopStep, HopTry,
+    HopsNotChecked, HopsUndecided, RouterFacts, UpstreamNat, UpstreamSeen, check_upstream_nat,
+    conclude_hops, trace_hops,
+};
 pub use icmp::{IcmpConclusion, IcmpKind, IcmpReport, IcmpVersion};
 pub use order::{PortOrder, SplitMix64};
 pub use payload::{PayloadKind, UdpPayloads};

@@ -3,6 +3,8 @@
 
 mod errno;
 mod errqueue;
+#[cfg(target_os = "linux")]
+pub(crate) mod hops;
 mod tcp;
 mod udp;
 

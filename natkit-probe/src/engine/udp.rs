@@ -15,7 +15,7 @@ use crate::order::SplitMix64;
 use crate::payload::PayloadKind;
 use crate::scheduler::{AttemptOutcome, Launch};
 
-fn fresh_socket(target: SocketAddr) -> io::Result<Socket> {
+pub(super) fn fresh_socket(target: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(target),
         Type::DGRAM.nonblocking(),
@@ -36,7 +36,7 @@ fn from_error(err: &io::Error, rtt: Duration) -> AttemptOutcome {
 
 /// The length of the next datagram (its real length, even when longer than
 /// the buffer), or `WouldBlock`.
-fn receive(socket: &UdpSocket) -> io::Result<usize> {
+pub(super) fn receive(socket: &UdpSocket) -> io::Result<usize> {
     socket.try_io(Interest::READABLE, || {
         #[cfg(target_os = "linux")]
         {
@@ -55,7 +55,7 @@ fn receive(socket: &UdpSocket) -> io::Result<usize> {
 }
 
 /// The next error-queue entry, clearing the error readiness when empty.
-fn queued(socket: &UdpSocket) -> Option<Queued> {
+pub(super) fn queued(socket: &UdpSocket) -> Option<Queued> {
     let r = socket.try_io(Interest::ERROR, || match errqueue::take(socket) {
         Ok(Some(q)) => Ok(q),
         Ok(None) => Err(io::Error::from(io::ErrorKind::WouldBlock)),
