@@ -20,7 +20,7 @@
 //! |---|---|---|
 //! | availability probe (NAT-PMP address request, PCP ANNOUNCE) | [`probe_within`](RetransmitPlan::probe_within): RFC 6886's 250 ms doubling, cut at the window | 4 in 2 s (6.8 %) |
 //! | MAP, renewal, address request | [`natpmp_steady`](RetransmitPlan::natpmp_steady) / [`pcp_steady`](RetransmitPlan::pcp_steady): the RFC first wait and doubling, MRT 8 s, MRD 120 s | 20 / 15 (< 5·10⁻⁵) |
-//! | delete (shutdown, cleanup) | [`release_within`](RetransmitPlan::release_within): 250 ms doubling, MRT 1 s, for the caller's budget | 12 in 10 s (3·10⁻⁴) |
+//! | delete (shutdown, cleanup) | [`release_within`](RetransmitPlan::release_within): 250 ms, then every 500 ms, for the caller's budget | 11 in 4.9 s (6·10⁻⁴) |
 //!
 //! A probe without an answer is therefore "no answer yet", never "absent":
 //! a caller that has nothing else to try maps on the steady plan anyway
@@ -63,10 +63,12 @@ pub const STEADY_MAX_INTERVAL: Duration = Duration::from_secs(8);
 pub const STEADY_DURATION: Duration = Duration::from_secs(120);
 
 /// Where the release plans stop doubling.
-pub const RELEASE_MAX_INTERVAL: Duration = Duration::from_secs(1);
+pub const RELEASE_MAX_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The budget of [`RetransmitPlan::release`].
-pub const RELEASE_BUDGET: Duration = Duration::from_secs(10);
+/// The budget of [`RetransmitPlan::release`]: it fits the lease keeper's
+/// default shutdown timeout (5 s), with 150 ms after the last send for its
+/// answer, so a delete at exit is not cut short.
+pub const RELEASE_BUDGET: Duration = Duration::from_millis(4_900);
 
 /// When to retransmit a request and when to give up.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -170,8 +172,10 @@ impl RetransmitPlan {
     }
 
     /// A delete that must finish within `budget` (a process shutting
-    /// down, a cleanup): 250 ms doubling, capped at 1 s, until the budget
-    /// is spent (12 sends in 10 s). For PCP add RFC 6887's jitter with
+    /// down, a cleanup): RFC 6886's 250 ms and 500 ms waits, then every
+    /// 500 ms until the budget is spent (11 sends in 4.9 s: a burst of
+    /// small datagrams to the first hop, only while they go unanswered).
+    /// For PCP add RFC 6887's jitter with
     /// [`with_jitter`](Self::with_jitter).
     pub const fn release_within(budget: Duration) -> Self {
         RetransmitPlan {
@@ -183,7 +187,7 @@ impl RetransmitPlan {
         }
     }
 
-    /// [`release_within`](Self::release_within) [`RELEASE_BUDGET`] (10 s).
+    /// [`release_within`](Self::release_within) [`RELEASE_BUDGET`] (4.9 s).
     pub const fn release() -> Self {
         Self::release_within(RELEASE_BUDGET)
     }
@@ -473,18 +477,20 @@ mod tests {
         let (sends, gave_up) = run(RetransmitPlan::release(), 1);
         assert_eq!(
             millis(&sends),
-            vec![
-                0, 250, 750, 1750, 2750, 3750, 4750, 5750, 6750, 7750, 8750, 9750
-            ]
+            vec![0, 250, 750, 1250, 1750, 2250, 2750, 3250, 3750, 4250, 4750]
         );
-        assert_eq!(gave_up, Duration::from_secs(10));
-        let budget = Duration::from_secs(5);
+        assert_eq!(gave_up, RELEASE_BUDGET);
+        assert!(
+            RELEASE_BUDGET < Duration::from_secs(5),
+            "the keeper's default shutdown"
+        );
+        let budget = Duration::from_secs(3);
         for seed in 0..50 {
             let plan = RetransmitPlan::release_within(budget).with_jitter(PCP_RAND);
             let (sends, gave_up) = run(plan, seed);
             assert_eq!(gave_up, budget);
             assert!(sends.len() >= 6, "{:?}", millis(&sends));
-            assert!(waits(&sends).iter().all(|w| *w <= 1.1 + 1e-6));
+            assert!(waits(&sends).iter().all(|w| *w <= 0.55 + 1e-6));
         }
     }
 
@@ -510,10 +516,10 @@ mod tests {
         assert!(rfc > 0.015, "{rfc}");
         assert!(unanswered(RetransmitPlan::pcp_steady(), Q30) < 1e-4);
         assert!(unanswered(RetransmitPlan::natpmp_steady(), Q30) < 1e-5);
-        // Deletes: at 3 s IRT a 10 s budget holds 3 sends (13 %).
+        // Deletes: at 3 s IRT the budget holds 2 sends (26 %).
         let slow = unanswered(RetransmitPlan::pcp().bounded_by(RELEASE_BUDGET), Q30);
         assert!(slow > 0.1, "{slow}");
-        assert!(unanswered(RetransmitPlan::release(), Q30) < 5e-4);
+        assert!(unanswered(RetransmitPlan::release(), Q30) < 1e-3);
     }
 
     #[test]

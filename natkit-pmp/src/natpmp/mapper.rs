@@ -47,9 +47,9 @@ pub struct NatPmpConfig {
     /// The plan of [`NatPmpMapper::probe`] ([`RetransmitPlan::probe`]:
     /// RFC 6886's schedule for 2 s, four sends).
     pub probe: RetransmitPlan,
-    /// The plan of deletes ([`RetransmitPlan::release`]: 250 ms doubling
-    /// to 1 s, for 10 s). A caller with a shorter shutdown budget should
-    /// fit this into it.
+    /// The plan of deletes ([`RetransmitPlan::release`]: 250 ms, then every
+    /// 500 ms, for 4.9 s, within the lease keeper's default 5 s shutdown).
+    /// A caller with a shorter shutdown budget should fit this into it.
     pub delete: RetransmitPlan,
     /// The local address to send from (the mapping's internal address);
     /// `None` uses the one routing to the gateway. A request's own

@@ -69,8 +69,8 @@ pub struct PcpConfig {
     /// RFC 6887's jitter: four sends in 2 s).
     pub probe: RetransmitPlan,
     /// The plan of deletes, the address probe's included
-    /// ([`RetransmitPlan::release`] with RFC 6887's jitter: 250 ms
-    /// doubling to 1 s, for 10 s).
+    /// ([`RetransmitPlan::release`] with RFC 6887's jitter: 250 ms, then
+    /// every 500 ms, for 4.9 s).
     pub delete: RetransmitPlan,
     /// Whether to use NAT-PMP when the server answers that it speaks only
     /// NAT-PMP (version 0, UNSUPP_VERSION). IPv4 servers only.
