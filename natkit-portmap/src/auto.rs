@@ -602,7 +602,13 @@ impl Inner {
         );
         let mapper = Arc::new(UpnpMapper::new(igd));
         let _ = self.upnp.set(Arc::clone(&mapper));
-        let mut report = match mapper.igd().external_ip().await {
+        // Discovery asked for it with the status, at once; under loss a
+        // second exchange here could cost the probe deadline.
+        let external_ip = match mapper.igd().discovered_external_ip() {
+            Some(ip) => Ok(ip),
+            None => mapper.igd().external_ip().await,
+        };
+        let mut report = match external_ip {
             Ok(ip) if !ip.is_unspecified() => MechanismReport::available(m, ip, started.elapsed()),
             // miniupnpd with a reserved WAN address says Connected and
             // then answers GetExternalIPAddress with an empty string:

@@ -38,6 +38,9 @@ pub struct Igd {
     candidates: Vec<Candidate>,
     /// The router's other WAN connections, as last seen.
     others: Vec<OtherConnection>,
+    /// What GetExternalIPAddress answered when discovery checked the
+    /// connection.
+    discovered_ip: Option<IpAddr>,
 }
 
 /// A WAN connection service of the description, its control URL resolved
@@ -167,6 +170,7 @@ impl Igd {
             gateway,
             candidates,
             others,
+            discovered_ip: None,
         })
     }
 
@@ -201,6 +205,14 @@ impl Igd {
     /// (every request is addressed to it).
     pub fn service_type(&self) -> &str {
         &self.service_type
+    }
+
+    /// The external address the WAN connection reported when
+    /// [`discover`](crate::discover) checked it (asked together with its
+    /// status); `None` when it was not asked or not answered. For the
+    /// address now, [`Igd::external_ip`].
+    pub fn discovered_external_ip(&self) -> Option<IpAddr> {
+        self.discovered_ip
     }
 
     /// The router's other WAN connection services, not used: with several,
@@ -271,20 +283,23 @@ impl Igd {
         if self.candidates.len() > 1 {
             return self.choose_among_candidates().await;
         }
-        let status = match self.status().await {
+        // Both at once: under loss each exchange can take a second or more,
+        // and the caller wants the external address next anyway.
+        let (status, ip) = tokio::join!(self.status(), self.external_ip());
+        let mut igd = self;
+        igd.discovered_ip = ip.as_ref().ok().copied();
+        let status = match status {
             Ok(info) => info.status,
-            Err(Error::Upnp { .. } | Error::Soap { .. } | Error::BadArgument { .. }) => {
-                match self.external_ip().await {
-                    Ok(ip) if !ip.is_unspecified() => return Ok(self),
-                    _ => ConnectionStatus::Unrecognised("no status, no external address".into()),
-                }
-            }
+            Err(Error::Upnp { .. } | Error::Soap { .. } | Error::BadArgument { .. }) => match ip {
+                Ok(ip) if !ip.is_unspecified() => return Ok(igd),
+                _ => ConnectionStatus::Unrecognised("no status, no external address".into()),
+            },
             Err(e) => return Err(e),
         };
         if status.is_connected() {
-            Ok(self)
+            Ok(igd)
         } else {
-            Err(self.not_connected(status))
+            Err(igd.not_connected(status))
         }
     }
 
@@ -315,6 +330,7 @@ impl Igd {
             return Err(self.not_connected(status));
         };
         let mut igd = self.using(&self.candidates[chosen]);
+        igd.discovered_ip = probes[chosen].external_ip;
         igd.others = self
             .candidates
             .iter()

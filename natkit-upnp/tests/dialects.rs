@@ -94,6 +94,10 @@ async fn wan_ppp_connection_2_is_driven() {
     })
     .await;
     let igd = map_read_back_delete(&fake, 4100, path).await;
+    assert_eq!(
+        igd.discovered_external_ip(),
+        Some(Ipv4Addr::new(203, 0, 113, 7).into())
+    );
     assert_eq!(igd.service().connection, WanConnection::Ppp);
     assert_eq!(igd.service().version, 2);
     assert_eq!(
@@ -143,6 +147,11 @@ async fn several_wan_connections_map_through_the_connected_public_one() {
     })
     .await;
     assert_eq!(igd.control_url().path, "/c");
+    // Asked with the status during discovery: no need to ask again.
+    assert_eq!(
+        igd.discovered_external_ip(),
+        Some(Ipv4Addr::new(6, 0, 0, 2).into())
+    );
     assert_eq!(igd.external_ip().await.unwrap(), Ipv4Addr::new(6, 0, 0, 2));
     // The others are reported with what they answered.
     let others: Vec<(String, Option<ConnectionStatus>)> = igd
