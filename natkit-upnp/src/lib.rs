@@ -70,7 +70,10 @@
 //! - a failover pair whose standby answers SSDP from its own address: the
 //!   answer's source does not matter, its LOCATION does, and it must be the
 //!   gateway ([`LocationPolicy::GatewayOnly`]): HTTP goes only where the
-//!   default route goes, whoever pointed there.
+//!   default route goes, whoever pointed there. A pair whose members name
+//!   their own addresses in LOCATION is refused with
+//!   [`Error::LocationRefused`]; [`LocationPolicy::Lan`] accepts them, and
+//!   any other host on the LAN.
 //!
 //! # What is natkit's and what is igd-next's
 //!
