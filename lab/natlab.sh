@@ -3,6 +3,7 @@
 #
 #   natlab.sh up   --id ID --nat KIND [--miniupnpd] [--ext-ip IP] [--stund] [--coturn]
 #                  [--hairpin] [--double-nat] [--lan2] [--loss N] [--block-inbound PORT/PROTO]...
+#                  [--dns] [--dns-host NAME=IP]... [--dns-silent]
 #   natlab.sh down --id ID                 # idempotent, always exits 0
 #   natlab.sh env  --id ID                 # print the lab's KEY=VALUE file
 #   natlab.sh link --id ID rtr-lan|rtr-wan up|down
@@ -57,6 +58,8 @@ CGN_ISP_IP=100.64.0.1
 CGN_RTR_IP=100.64.0.2
 CGN_PLEN=10
 OPEN_PREFIX=88.77.67
+# The lab's DNS server (--dns, --dns-silent), in wan: the LAN hosts' only nameserver.
+DNS_IP=$WAN_PREFIX.53
 PRIV_PREFIX=192.168.77
 MINIUPNPD_HTTP_PORT=2869
 # coturn's ports on STUN1 and STUN2 (stund has 3478/3479, natkit's server tests 4478/4479).
@@ -70,7 +73,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -276,6 +279,50 @@ start_coturn() {
     set_env COTURN_PID "$pid"
 }
 
+# --- DNS --------------------------------------------------------------------------
+
+# lan_resolver ROLE: the LAN host's resolver is the lab's DNS server and nothing else.
+# `ip netns exec` bind-mounts /etc/netns/NS/* over /etc/*, so every program run in the
+# namespace that way (the tests, natlab's own commands) reads these. nsswitch.conf
+# and hosts are pinned too: whatever the host's own say (systemd-resolved's `resolve`
+# module, an /etc/hosts entry), a lookup in the lab goes to DNS_IP, inside the lab,
+# or nowhere. (A program entered with nsenter, without the bind mounts, would use
+# the host's resolv.conf; its queries go through the lab router and die in wan, which
+# has no route out.)
+lan_resolver() {
+    local d
+    d="/etc/netns/$(ns "$1")"
+    mkdir -p "$d"
+    echo "nameserver $DNS_IP" >"$d/resolv.conf"
+    printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n' >"$d/nsswitch.conf"
+    printf '127.0.0.1 localhost\n' >"$d/hosts"
+}
+
+# start_dnsmasq [NAME=IP...]: dnsmasq in wan on DNS_IP:53, forwarding nowhere: the
+# given names resolve to their addresses (A only), every other name is NXDOMAIN
+# (--address=/#/). No upstream (--no-resolv, no --server), no /etc/hosts, no config
+# file, no DHCP; queries are logged to dnsmasq.log.
+start_dnsmasq() {
+    : >"$DIR/dnsmasq.log"
+    : >"$DIR/dns.hosts"
+    local h
+    for h in "$@"; do
+        echo "${h#*=} ${h%%=*}" >>"$DIR/dns.hosts"
+    done
+    # -k: foreground without debug mode, so $! is its pid. --user=root: no privilege
+    # drop (the lab's files stay readable). Its pid file in the run dir: the default
+    # /run/dnsmasq/dnsmasq.pid would be shared by labs in parallel.
+    ip netns exec "$(ns wan)" /usr/sbin/dnsmasq -k --conf-file=/dev/null --user=root \
+        --no-resolv --no-poll --no-hosts --addn-hosts="$DIR/dns.hosts" --address=/#/ \
+        --listen-address="$DNS_IP" --bind-dynamic --port=53 \
+        --pid-file="$DIR/dnsmasq.pid" --log-queries --log-facility=- \
+        </dev/null >>"$DIR/dnsmasq.log" 2>&1 &
+    local pid=$!
+    echo "$pid" >"$DIR/pids/dnsmasq"
+    wait_listen wan udp "$DNS_IP:53" "$pid" dnsmasq
+    set_env DNSMASQ_PID "$pid"
+}
+
 # --- env file ---------------------------------------------------------------------
 
 set_env() {
@@ -291,8 +338,8 @@ set_env() {
 
 cmd_up() {
     local NAT="" MINIUPNPD=0 EXT_IP="" STUND=0 COTURN=0 DOUBLE=0 LAN2=0 LOSS=0
-    HAIRPIN=0
-    local -a BLOCKS=()
+    HAIRPIN=0 DNS=0 DNS_SILENT=0
+    local -a BLOCKS=() DNS_HOSTS=()
     while (($#)); do
         case "$1" in
         --id) ID=${2:-}; shift 2 ;;
@@ -306,6 +353,9 @@ cmd_up() {
         --lan2) LAN2=1; shift ;;
         --loss) LOSS=${2:-}; shift 2 ;;
         --block-inbound) BLOCKS+=("${2:-}"); shift 2 ;;
+        --dns) DNS=1; shift ;;
+        --dns-host) DNS_HOSTS+=("${2:-}"); DNS=1; shift 2 ;;
+        --dns-silent) DNS_SILENT=1; shift ;;
         -h | --help) usage ;;
         *) die "unknown option '$1' (try --help)" ;;
         esac
@@ -322,6 +372,12 @@ cmd_up() {
         [[ "$b" =~ ^([0-9]+)/(tcp|udp)$ ]] && ((10#${BASH_REMATCH[1]} >= 1 && 10#${BASH_REMATCH[1]} <= 65535)) ||
             die "bad --block-inbound '$b' (PORT/tcp or PORT/udp)"
     done
+    local h
+    for h in "${DNS_HOSTS[@]+"${DNS_HOSTS[@]}"}"; do
+        [[ "$h" =~ ^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})=[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] ||
+            die "bad --dns-host '$h' (NAME=IPv4)"
+    done
+    ((DNS == 0 || DNS_SILENT == 0)) || die "--dns and --dns-silent do not combine"
     if [[ "$NAT" == open ]]; then
         ((DOUBLE == 0)) || die "--nat open and --double-nat do not combine"
         # miniupnpd wants a private LAN and has nothing to forward without NAT.
@@ -445,6 +501,11 @@ cmd_up() {
     for a in "$PEER_IP" "$PEER2_IP" "$STUN1" "$STUN2" "$WAN_GW"; do
         inns wan ip addr add "$a/24" dev eth0
     done
+    if ((DNS || DNS_SILENT)); then
+        inns wan ip addr add "$DNS_IP/24" dev eth0
+        lan_resolver lan
+        ((LAN2)) && lan_resolver lan2
+    fi
     inns wan ip link set eth0 up
     if [[ "$NAT" == open ]]; then
         inns wan ip route add "$LAN_NET" via "$RTR_WAN_IP"
@@ -504,6 +565,9 @@ cmd_up() {
         fi
         ((MINIUPNPD)) && echo "MINIUPNPD_HTTP_PORT=$MINIUPNPD_HTTP_PORT"
         [[ -n "$EXT_IP" ]] && echo "MINIUPNPD_EXT_IP=$EXT_IP"
+        ((DNS)) && echo "DNS=up"
+        ((DNS_SILENT)) && echo "DNS=silent"
+        ((DNS || DNS_SILENT)) && echo "DNS_IP=$DNS_IP"
         true
     } >"$DIR/env"
 
@@ -523,6 +587,22 @@ cmd_up() {
 
     if ((COTURN)); then
         start_coturn
+    fi
+
+    if ((DNS)); then
+        start_dnsmasq "${DNS_HOSTS[@]+"${DNS_HOSTS[@]}"}"
+    elif ((DNS_SILENT)); then
+        # A resolver that never answers, and no ICMP either: what a LAN host sees
+        # when its DNS server is unreachable behind a dead uplink.
+        cat >"$DIR/wan.nft" <<EOF
+table inet dns_silent {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		ip daddr $DNS_IP counter drop
+	}
+}
+EOF
+        inns wan nft -f "$DIR/wan.nft"
     fi
 
     if ((MINIUPNPD)); then
@@ -810,6 +890,10 @@ cmd_down() {
     if ((${#gone[@]})); then
         with_ns_lock bash -c 'for n in "$@"; do ip netns del "$n" 2>/dev/null; done; true' _ "${gone[@]}"
     fi
+    # 4. The LAN hosts' resolver files (--dns, --dns-silent).
+    for r in lan lan2; do
+        rm -rf "/etc/netns/$(ns "$r")"
+    done
     rm -rf "$DIR"
     return 0
 }

@@ -27,6 +27,23 @@ pub struct LabBuilder {
     pub(crate) lan2: bool,
     pub(crate) loss: u8,
     pub(crate) block_inbound: Vec<(u16, Proto)>,
+    pub(crate) dns: Dns,
+}
+
+/// The LAN hosts' DNS ([`LabBuilder::dns`], [`LabBuilder::dns_silent`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) enum Dns {
+    /// None: the LAN hosts keep the host's resolver configuration, whose server is
+    /// not in the lab (their queries die in wan, which has no route out).
+    #[default]
+    Off,
+    /// dnsmasq in wan on `DNS_IP` (88.77.66.53), the LAN hosts' only nameserver: these
+    /// names resolve to their addresses, every other name is NXDOMAIN. It forwards
+    /// nowhere.
+    Up(Vec<(String, Ipv4Addr)>),
+    /// The LAN hosts' nameserver is `DNS_IP`, where nothing answers and queries are
+    /// dropped without ICMP: a dead uplink's DNS.
+    Silent,
 }
 
 impl Default for LabBuilder {
@@ -42,6 +59,7 @@ impl Default for LabBuilder {
             lan2: false,
             loss: 0,
             block_inbound: Vec::new(),
+            dns: Dns::Off,
         }
     }
 }
@@ -127,6 +145,24 @@ impl LabBuilder {
         self
     }
 
+    /// Runs the lab's DNS server (dnsmasq in wan on `DNS_IP`, 88.77.66.53) as the
+    /// LAN hosts' only nameserver: `names` resolve to their addresses, every other
+    /// name is NXDOMAIN, nothing is forwarded. The LAN hosts' `resolv.conf`,
+    /// `nsswitch.conf` and `hosts` come from `/etc/netns/NS/` (removed on `down`),
+    /// so no lookup leaves the lab.
+    pub fn dns<S: Into<String>>(mut self, names: impl IntoIterator<Item = (S, Ipv4Addr)>) -> Self {
+        self.dns = Dns::Up(names.into_iter().map(|(n, ip)| (n.into(), ip)).collect());
+        self
+    }
+
+    /// Makes the LAN hosts' only nameserver `DNS_IP`, where nothing answers and
+    /// queries are dropped without an ICMP error: a dead uplink's DNS, each lookup
+    /// waits out the resolver's timeouts. Replaces [`dns`](Self::dns).
+    pub fn dns_silent(mut self) -> Self {
+        self.dns = Dns::Silent;
+        self
+    }
+
     /// Checks combinations `natlab.sh` would refuse, without running it.
     pub fn validate(&self) -> Result<(), LabError> {
         let invalid = |reason| Err(LabError::InvalidSpec { reason });
@@ -147,6 +183,18 @@ impl LabBuilder {
         }
         if self.hairpin && self.double_nat {
             return invalid("hairpinning and double NAT do not combine");
+        }
+        if let Dns::Up(names) = &self.dns {
+            let valid = |n: &str| {
+                !n.is_empty()
+                    && n.len() <= 253
+                    && n.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            };
+            if names.iter().any(|(n, _)| !valid(n)) {
+                return invalid("a DNS name is letters, digits, dots and hyphens");
+            }
         }
         Ok(())
     }
@@ -180,6 +228,16 @@ impl LabBuilder {
         }
         for (port, proto) in &self.block_inbound {
             args.extend(["--block-inbound".into(), format!("{port}/{proto}")]);
+        }
+        match &self.dns {
+            Dns::Off => {}
+            Dns::Up(names) => {
+                args.push("--dns".into());
+                for (name, ip) in names {
+                    args.extend(["--dns-host".into(), format!("{name}={ip}")]);
+                }
+            }
+            Dns::Silent => args.push("--dns-silent".into()),
         }
         args
     }
@@ -241,6 +299,39 @@ mod tests {
                 "--double-nat"
             ]
         );
+    }
+
+    #[test]
+    fn dns_options() {
+        let up = LabBuilder::new().dns([("stun.example.net", Ipv4Addr::new(88, 77, 66, 10))]);
+        assert_eq!(
+            up.script_args(),
+            [
+                "--nat",
+                "port-restricted",
+                "--dns",
+                "--dns-host",
+                "stun.example.net=88.77.66.10"
+            ]
+        );
+        assert!(up.validate().is_ok());
+        assert_eq!(
+            LabBuilder::new()
+                .dns(Vec::<(String, _)>::new())
+                .script_args(),
+            ["--nat", "port-restricted", "--dns"]
+        );
+        assert_eq!(
+            LabBuilder::new().dns_silent().script_args(),
+            ["--nat", "port-restricted", "--dns-silent"]
+        );
+        for bad in ["", "a b", "-x.example", "x=y"] {
+            let b = LabBuilder::new().dns([(bad, Ipv4Addr::LOCALHOST)]);
+            assert!(
+                matches!(b.validate(), Err(LabError::InvalidSpec { .. })),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

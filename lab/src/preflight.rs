@@ -9,7 +9,7 @@ use crate::error::{LabError, NEED_ROOT_HINT};
 /// The programs a lab and its tests need (Debian packages nftables, iproute2,
 /// util-linux, nmap (for `nping`), miniupnpd-nftables, miniupnpc, natpmpc,
 /// stun-client, stun-server, coturn, conntrack, netcat-openbsd).
-pub const REQUIRED_TOOLS: [&str; 15] = [
+pub const REQUIRED_TOOLS: [&str; 16] = [
     "bash",
     "ip",
     "nft",
@@ -25,6 +25,7 @@ pub const REQUIRED_TOOLS: [&str; 15] = [
     "upnpc",
     "natpmpc",
     "nc",
+    "dnsmasq",
 ];
 
 /// Directories searched after `PATH`: a non-login root shell may lack the sbin ones.

@@ -166,6 +166,9 @@ pub enum Daemon {
     Stund,
     /// coturn in the wan as an RFC 5780 STUN server (`turnserver -n --stun-only`).
     Coturn,
+    /// dnsmasq in the wan, the LAN hosts' DNS server (with
+    /// [`LabBuilder::dns`](crate::LabBuilder::dns)).
+    Dnsmasq,
 }
 
 impl Daemon {
@@ -175,6 +178,7 @@ impl Daemon {
             Daemon::Miniupnpd => "miniupnpd",
             Daemon::Stund => "stund",
             Daemon::Coturn => "coturn",
+            Daemon::Dnsmasq => "dnsmasq",
         }
     }
 
@@ -183,6 +187,7 @@ impl Daemon {
             Daemon::Miniupnpd => "MINIUPNPD_PID",
             Daemon::Stund => "STUND_PID",
             Daemon::Coturn => "COTURN_PID",
+            Daemon::Dnsmasq => "DNSMASQ_PID",
         }
     }
 }
