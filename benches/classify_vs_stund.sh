@@ -2,10 +2,10 @@
 # NAT classification, natkit vs stund's client, side by side in one run.
 #
 # Builds the lab's port-restricted NAT (lab/natlab.sh) with stund in wan, starts
-# natkit's stun_server example beside it (88.77.66.10:4478 / 88.77.66.11:4479), then
+# natkit's `natkit stun-server` beside it (88.77.66.10:4478 / 88.77.66.11:4479), then
 # runs N times each, alternating so machine load hits both alike:
-#   - natkit:  nat_type --stun 88.77.66.10:3478 --json   (against stund, like stun)
-#   - natkit:  nat_type --stun 88.77.66.10:4478 --json   (against natkit's server)
+#   - natkit:  natkit nat-type --stun 88.77.66.10:3478 --json   (against stund, like stun)
+#   - natkit:  natkit nat-type --stun 88.77.66.10:4478 --json   (against natkit's server)
 #   - stund:   stun 88.77.66.10 -v                        (stun-client 0.97)
 # Every run must name port-restricted cone (natkit: "port_restricted_cone"; stun:
 # "Independent Mapping, Port Dependent Filter"), or the script fails: only equal
@@ -14,7 +14,7 @@
 # call alone), the ratio stund / natkit, and the load average.
 #
 # Usage (root): benches/classify_vs_stund.sh [N]      (default N = 20)
-# Uses $CARGO_TARGET_DIR (default ./target) and a release build of the examples.
+# Uses $CARGO_TARGET_DIR (default ./target) and a release build of the natkit binary.
 set -euo pipefail
 
 N=${1:-20}
@@ -24,8 +24,8 @@ ID=cvs$$
 [[ $(id -u) == 0 ]] || { echo "error: needs root (the NAT lab)" >&2; exit 1; }
 command -v stun >/dev/null || { echo "error: stun (stun-client) is not installed" >&2; exit 1; }
 
-(cd "$ROOT" && cargo build --quiet --release -p natkit-examples --example nat_type --example stun_server)
-BIN=$TARGET/release/examples
+(cd "$ROOT" && cargo build --quiet --release -p natkit-cli --bin natkit)
+BIN=$TARGET/release
 
 SERVER_PID=
 cleanup() {
@@ -38,7 +38,7 @@ trap cleanup EXIT
 # --rate: N back-to-back classifications from one address exceed the default
 # per-source refill of 20 requests/s (then natkit answers inconclusive, and the
 # script stops: only equal answers are timed).
-ip netns exec "nk-$ID-wan" "$BIN/stun_server" --bind 88.77.66.10:4478 --alternate 88.77.66.11:4479 \
+ip netns exec "nk-$ID-wan" "$BIN/natkit" stun-server --bind 88.77.66.10:4478 --alternate 88.77.66.11:4479 \
     --rate 1000 >/dev/null 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 50); do
@@ -53,7 +53,7 @@ declare -a NK_STUND NK_OURS NK_STUND_IN NK_OURS_IN STUND
 run_natkit() { # server → "wall_ms elapsed_ms"
     local t0 out t1
     t0=$(now_ns)
-    out=$(ip netns exec "nk-$ID-lan" "$BIN/nat_type" --stun "$1" --json)
+    out=$(ip netns exec "nk-$ID-lan" "$BIN/natkit" nat-type --stun "$1" --json)
     t1=$(now_ns)
     grep -q '"legacy_type":"port_restricted_cone"' <<<"$out" \
         || { echo "error: natkit against $1 said: $out" >&2; exit 1; }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# STUN Binding throughput: natkit's stun_server vs coturn (turnserver --stun-only), one
+# STUN Binding throughput: natkit's STUN server (`natkit stun-server`) vs coturn (turnserver --stun-only), one
 # core each, same load generator (stun_load), same run, rounds alternating.
 #
 #   benches/stun_server_vs_coturn.sh [ROUNDS] [SECONDS]
@@ -8,7 +8,7 @@
 # - both servers listen on 127.0.0.1 (one UDP socket each), pinned to CPU 0 with taskset;
 #   the generator is pinned to CPU 1;
 # - coturn: --stun-only, UDP only, one relay thread, no CLI, no TLS/DTLS, no TCP;
-# - natkit: the stun_server example with --no-rate-limit (coturn has no per-source rate
+# - natkit: `natkit stun-server --no-rate-limit` (coturn has no per-source rate
 #   limit and every request comes from 127.0.0.1; the limiter's buckets are still kept, so
 #   their cost is measured);
 # - when run as root, servers and generator run SCHED_FIFO (chrt -f 10): on a shared
@@ -31,9 +31,9 @@ command -v turnserver >/dev/null || { echo "error: turnserver (coturn) not insta
 command -v jq >/dev/null || { echo "error: jq not installed" >&2; exit 2; }
 [ "$(nproc)" -ge 2 ] || { echo "error: needs 2 CPUs (server on one, generator on the other)" >&2; exit 2; }
 
-(cd "$ROOT" && cargo build --release -q -p natkit-examples --example stun_server \
+(cd "$ROOT" && cargo build --release -q -p natkit-cli --bin natkit \
     && cargo build --release -q -p natkit-benches --bin stun_load)
-SERVER=$TARGET/release/examples/stun_server
+SERVER=$TARGET/release/natkit
 LOAD=$TARGET/release/stun_load
 
 RT=()
@@ -71,7 +71,7 @@ EOF
 taskset -c 0 "${RT[@]}" turnserver -c "$WORK/turnserver.conf" >"$WORK/turn.out" 2>&1 &
 PIDS+=($!)
 COTURN_PID=$!
-taskset -c 0 "${RT[@]}" "$SERVER" --bind "127.0.0.1:$NATKIT_PORT" --no-rate-limit \
+taskset -c 0 "${RT[@]}" "$SERVER" stun-server --bind "127.0.0.1:$NATKIT_PORT" --no-rate-limit \
     >"$WORK/natkit.out" 2>&1 &
 PIDS+=($!)
 NATKIT_PID=$!

@@ -3,7 +3,7 @@
 #
 #   benches/stun_soak.sh [SECONDS]
 #
-# The stun_server example (--no-rate-limit: every request comes from 127.0.0.1) runs on
+# `natkit stun-server` (--no-rate-limit: every request comes from 127.0.0.1) runs on
 # CPU 0, stun_load on CPU 1 (SCHED_FIFO when root, as in stun_server_vs_coturn.sh), closed
 # loop: 4 sockets x 16 requests outstanding, one packet in ten malformed (truncated, bad
 # FINGERPRINT, not STUN, a response, a bad CHANGE-REQUEST). The window bounds the server's
@@ -19,7 +19,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PORT=${SOAK_PORT:-34800}
 
-(cd "$ROOT" && cargo build --release -q -p natkit-examples --example stun_server \
+(cd "$ROOT" && cargo build --release -q -p natkit-cli --bin natkit \
     && cargo build --release -q -p natkit-benches --bin stun_load)
 RT=()
 if [ "$(id -u)" = 0 ] && command -v chrt >/dev/null; then RT=(chrt -f 10); fi
@@ -32,7 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-taskset -c 0 "${RT[@]}" "$TARGET/release/examples/stun_server" --bind "127.0.0.1:$PORT" \
+taskset -c 0 "${RT[@]}" "$TARGET/release/natkit" stun-server --bind "127.0.0.1:$PORT" \
     --no-rate-limit --json >"$WORK/server.out" 2>&1 &
 SERVER_PID=$!
 mem() { awk '/^(VmRSS|VmHWM)/ {printf "%s %s kB  ", $1, $2}' "/proc/$SERVER_PID/status"; }

@@ -1,201 +1,44 @@
-//! external_ip: which address does the internet see for this host?
-//!
-//! Asks every discoverer at once — each STUN server, and the router itself
-//! over UPnP IGD, NAT-PMP and PCP (natkit-portmap's probe) — and forms a
-//! consensus (natkit-core's `consensus`): the address most sources saw,
-//! with who agreed, who disagreed (a router reporting another address than
-//! STUN sees means another NAT upstream) and who did not answer.
+//! This host's public address with the `natkit` facade: STUN servers and the
+//! router's own report (UPnP, NAT-PMP, PCP), asked at once, and the address most
+//! of them agree on. The full tool is `natkit external-ip`.
 //!
 //! ```text
-//! cargo run --example external_ip -- [--stun HOST:PORT …] [--no-router] [--json] [-v]
+//! cargo run --example external_ip -- [HOST:PORT ...]   # STUN servers; default: natkit's list
 //! ```
-//!
-//! Exit status: 0 with an address, 1 when no source saw one (or on a local
-//! error), 2 on bad usage.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
-use natkit_core::{AddressScope, Evidence, Mechanism, Outcome, default_gateway};
-use natkit_portmap::{AutoMapper, MechanismReport, PortMapConfig};
-use natkit_stun::client::StunDiscoverer;
-use serde_json::json;
-
-/// Find this host's public address: STUN servers and the router, compared.
-#[derive(clap::Parser, Debug)]
-#[command(version, about)]
-struct Args {
-    /// A STUN server, `host:port` (or `host` for 3478); repeatable.
-    /// Default: natkit_stun::DEFAULT_SERVERS (public servers that can test filtering,
-    /// then Google's and Cloudflare's).
-    #[arg(long = "stun", value_name = "HOST:PORT")]
-    stun: Vec<String>,
-    /// Don't ask the router (UPnP, NAT-PMP, PCP), only STUN servers.
-    #[arg(long)]
-    no_router: bool,
-    /// The longest to wait for any source, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
-    timeout: f64,
-    #[command(flatten)]
-    common: natkit_examples::CommonArgs,
-}
+use natkit::AddressQuery;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match natkit_examples::parse_args::<Args>() {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    natkit_examples::init_logging(args.common.verbose);
-    if !(args.timeout.is_finite() && (0.1..=60.0).contains(&args.timeout)) {
-        eprintln!("error: --timeout must be between 0.1 and 60 seconds");
-        return ExitCode::from(2);
+    let servers: Vec<String> = std::env::args().skip(1).collect();
+    let mut query = AddressQuery::new();
+    if !servers.is_empty() {
+        query = query.servers(servers);
     }
-    let timeout = Duration::from_secs_f64(args.timeout);
-    let servers: Vec<String> = if args.stun.is_empty() {
-        natkit_stun::default_servers()
-    } else {
-        args.stun.clone()
-    };
-    let started = Instant::now();
-    let (stun, router) = tokio::join!(ask_stun(&servers, timeout), async {
-        if args.no_router {
-            Vec::new()
-        } else {
-            ask_router(timeout).await
-        }
-    });
-    let mut evidence = stun;
-    evidence.extend(router);
-    let elapsed = started.elapsed();
-    let consensus = natkit_core::consensus(evidence.clone());
-    let ip = consensus.as_ref().map(|c| c.ip);
-    let side = |e: &Evidence| match (e.outcome.ip(), ip) {
-        (Some(seen), Some(ip)) if seen == ip => "agrees",
-        (Some(_), _) => "disagrees",
-        (None, _) if e.outcome == Outcome::TimedOut => "timed_out",
-        (None, _) => "failed",
-    };
-    if args.common.json {
-        let sources: Vec<_> = evidence
-            .iter()
-            .map(|e| {
-                let (address, detail) = match &e.outcome {
-                    Outcome::SawEndpoint(sa) => (Some(sa.to_string()), None),
-                    Outcome::SawAddress(a) => (Some(a.to_string()), None),
-                    Outcome::TimedOut => (None, None),
-                    Outcome::Failed(why) => (None, Some(why.clone())),
-                };
-                json!({
-                    "mechanism": e.mechanism.as_str(),
-                    "source": e.source,
-                    "verdict": side(e),
-                    "address": address,
-                    "detail": detail,
-                })
-            })
-            .collect();
-        natkit_examples::print_json(&json!({
-            "external_address": ip,
-            "scope": ip.map(|ip| AddressScope::of(ip).as_str()),
-            "port": consensus.as_ref().and_then(|c| c.port),
-            "agreeing": consensus.as_ref().map_or(0, |c| c.agreeing().count()),
-            "disagreeing": consensus.as_ref().map_or(0, |c| c.disagreeing().count()),
-            "sources": sources,
-            "elapsed_ms": elapsed.as_secs_f64() * 1000.0,
-        }));
-    } else {
-        match &consensus {
-            Some(c) => println!(
-                "external address  {} ({}; {} of {} sources agree)",
-                c.ip,
-                AddressScope::of(c.ip).describe(),
-                c.agreeing().count(),
-                evidence.len()
-            ),
-            None => println!("external address  unknown: no source saw one"),
-        }
-        for e in &evidence {
+    match query.run().await {
+        Ok(address) => {
             println!(
-                "  {:<10} {:<8} {:<24} {}",
-                side(e).replace('_', " "),
-                e.mechanism.as_str(),
-                e.source,
-                e.outcome
+                "{} ({}; {} of {} sources agree)",
+                address.ip,
+                natkit::AddressScope::of(address.ip).describe(),
+                address.agreeing().count(),
+                address.evidence.len()
             );
+            for e in &address.evidence {
+                println!(
+                    "  {:<8} {:<24} {}",
+                    e.mechanism.as_str(),
+                    e.source,
+                    e.outcome
+                );
+            }
+            ExitCode::SUCCESS
         }
-        println!("took {:.0} ms", elapsed.as_secs_f64() * 1000.0);
-    }
-    match consensus {
-        Some(_) => ExitCode::SUCCESS,
-        None => natkit_examples::fail_msg("no STUN server or router protocol reported an address"),
-    }
-}
-
-async fn ask_stun(servers: &[String], timeout: Duration) -> Vec<Evidence> {
-    let failed = |why: String| {
-        servers
-            .iter()
-            .map(|s| Evidence {
-                mechanism: Mechanism::Stun,
-                source: s.clone(),
-                outcome: Outcome::Failed(why.clone()),
-            })
-            .collect()
-    };
-    let discoverer = StunDiscoverer::new(servers.iter().cloned());
-    match tokio::time::timeout(timeout, discoverer.observe()).await {
-        Ok(Ok(evidence)) => evidence,
-        Ok(Err(e)) => failed(natkit_examples::error_line(&e)),
-        Err(_) => servers
-            .iter()
-            .map(|s| Evidence {
-                mechanism: Mechanism::Stun,
-                source: s.clone(),
-                outcome: Outcome::TimedOut,
-            })
-            .collect(),
-    }
-}
-
-/// The router's own reports, one per mechanism (UPnP, NAT-PMP, PCP).
-async fn ask_router(timeout: Duration) -> Vec<Evidence> {
-    let gateway = match tokio::task::spawn_blocking(default_gateway).await {
-        Ok(Ok(g)) => g,
-        Ok(Err(e)) => return vec![router_failed(natkit_examples::error_line(&e))],
-        Err(e) => return vec![router_failed(e.to_string())],
-    };
-    let source = gateway.address.to_string();
-    let config = PortMapConfig {
-        gateway: Some(gateway),
-        probe_deadline: timeout,
-        ..PortMapConfig::default()
-    };
-    let report = AutoMapper::new(config).probe().await;
-    report
-        .mechanisms
-        .iter()
-        .map(|m| Evidence {
-            mechanism: m.mechanism,
-            source: source.clone(),
-            outcome: outcome(m),
-        })
-        .collect()
-}
-
-fn outcome(m: &MechanismReport) -> Outcome {
-    match (&m.external_address, &m.error) {
-        (Some(ip), _) => Outcome::SawAddress(*ip),
-        (None, Some(e)) if e.kind == natkit_core::FailureKind::Timeout => Outcome::TimedOut,
-        (None, Some(e)) => Outcome::Failed(e.message.clone()),
-        (None, None) => Outcome::Failed("no external address".into()),
-    }
-}
-
-fn router_failed(why: String) -> Evidence {
-    Evidence {
-        mechanism: Mechanism::Upnp,
-        source: "default gateway".into(),
-        outcome: Outcome::Failed(why),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

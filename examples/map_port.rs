@@ -1,327 +1,75 @@
-//! map_port: open a port on the router for this host, keep it open, and
-//! remove it again.
-//!
-//! Probes PCP, NAT-PMP and UPnP IGD at once (natkit-portmap's
-//! `AutoMapper`), maps through the best one (or the one `--mechanism`
-//! names), prints the mapping, keeps it renewed with natkit-core's
-//! `LeaseKeeper` (printing what the keeper does) until SIGINT or SIGTERM,
-//! then deletes it. Every mapping is recorded in a journal first, and every
-//! run starts by deleting what a killed run left behind.
+//! Open a port on the router with the `natkit` facade, keep it until Ctrl-C,
+//! then delete it: `PortLease` probes PCP, NAT-PMP and UPnP IGD at once, maps
+//! through the best one, renews it, and cleans up what a killed earlier run left.
+//! The full tool is `natkit map`.
 //!
 //! ```text
-//! cargo run --example map_port -- --protocol tcp|udp --port N [--external-port M]
-//!     [--mechanism auto|upnp|natpmp|pcp] [--lifetime S] [--json] [--once]
-//!     [--journal DIR]
+//! cargo run --example map_port -- [tcp|udp] [PORT]
 //! ```
-//!
-//! Exit status: 0 after the mapping was made and deleted again; 1 when no
-//! mechanism could map (the line names what each one answered), when the
-//! deletion failed, or on a local error; 2 on bad usage.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
-use natkit_core::{
-    KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingRequest, Mechanism, Protocol,
-};
-use natkit_portmap::{
-    AutoMapper, CleanupOptions, CleanupReport, Journal, PortMapConfig, ProbeReport,
-    mapping_upstream_note,
-};
-use serde_json::json;
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-enum Proto {
-    Tcp,
-    Udp,
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-enum Choice {
-    /// PCP, then NAT-PMP, then UPnP IGD: the best the router has.
-    Auto,
-    /// UPnP IGD only.
-    Upnp,
-    /// NAT-PMP only.
-    Natpmp,
-    /// PCP only.
-    Pcp,
-}
-
-/// Map a port on the router for this host and keep it until stopped.
-#[derive(clap::Parser, Debug)]
-#[command(version, about)]
-struct Args {
-    /// TCP or UDP.
-    #[arg(long, value_enum)]
-    protocol: Proto,
-    /// The port on this host that inbound traffic should reach.
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    port: u16,
-    /// The external port to ask for (default: the same as --port).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    external_port: Option<u16>,
-    /// Which mechanism to use.
-    #[arg(long, value_enum, default_value_t = Choice::Auto)]
-    mechanism: Choice,
-    /// The lease to ask for, in seconds; renewed at half of what the
-    /// router grants.
-    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u32).range(1..=604_800))]
-    lifetime: u32,
-    /// Map, print, delete and exit.
-    #[arg(long)]
-    once: bool,
-    /// The journal directory (default $XDG_STATE_HOME/natkit/portmap).
-    #[arg(long, value_name = "DIR")]
-    journal: Option<std::path::PathBuf>,
-    #[command(flatten)]
-    common: natkit_examples::CommonArgs,
-}
+use natkit::{PortLease, Protocol};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match natkit_examples::parse_args::<Args>() {
-        Ok(a) => a,
-        Err(code) => return code,
+    let mut args = std::env::args().skip(1);
+    let protocol = match args.next().as_deref() {
+        None | Some("tcp") => Protocol::Tcp,
+        Some("udp") => Protocol::Udp,
+        Some(other) => return usage(&format!("{other:?} is not tcp or udp")),
     };
-    natkit_examples::init_logging(args.common.verbose);
-    let journal = match &args.journal {
-        Some(dir) => Journal::open(dir),
-        None => Journal::open_default(),
+    let port = match args.next().map(|p| p.parse::<u16>()) {
+        None => 8080,
+        Some(Ok(p)) if p > 0 => p,
+        Some(_) => return usage("the port must be 1-65535"),
     };
-    let journal = match journal {
-        Ok(j) => j,
-        Err(e) => return natkit_examples::fail(&e),
-    };
-    // One mechanism asked for by name: nothing else could answer instead,
-    // so `only` gives its probe 3 s rather than the 900 ms that keeps
-    // auto's "no port mapping protocol" under 1 s, and maps through NAT-PMP
-    // or PCP even when every probe datagram was lost.
-    let only = |m| PortMapConfig::default().only(m);
-    let config = match args.mechanism {
-        Choice::Auto => PortMapConfig::default(),
-        Choice::Upnp => only(Mechanism::Upnp),
-        Choice::Natpmp => only(Mechanism::NatPmp),
-        Choice::Pcp => only(Mechanism::Pcp),
-    };
-    let mapper = AutoMapper::new(config).with_journal(journal);
-    let json = args.common.json;
-
-    match mapper.cleanup(CleanupOptions::default()).await {
-        Ok(report) => print_cleanup(&report, json),
-        Err(e) => eprintln!(
-            "warning: cleanup of earlier runs failed: {}",
-            natkit_examples::error_line(&e)
-        ),
-    }
-
-    let protocol = match args.protocol {
-        Proto::Tcp => Protocol::Tcp,
-        Proto::Udp => Protocol::Udp,
-    };
-    let request = MappingRequest::new(protocol, ([0, 0, 0, 0], args.port).into())
-        .with_external_port(Some(args.external_port.unwrap_or(args.port)))
-        .with_lifetime(Duration::from_secs(u64::from(args.lifetime)))
-        .with_description("map_port");
-
-    // The deletion at exit gets the NAT-PMP/PCP delete plan's whole budget
-    // (12 sends in 10 s: under 30 % loss each way, one run in 3000 leaves
-    // its mapping to expire) and a second for the last answer.
-    let keeper_config = KeeperConfig {
-        shutdown_timeout: natkit_pmp::RELEASE_BUDGET + Duration::from_secs(1),
-        ..KeeperConfig::default()
-    };
-    let (keeper, mut events) = LeaseKeeper::new(Arc::new(mapper.clone()), keeper_config);
-    let mapping = match keeper.add(request.clone()).await {
-        Ok((_, m)) => m,
+    let lease = match PortLease::open(protocol, port).await {
+        Ok(lease) => lease,
         Err(e) => {
-            keeper.shutdown().await;
-            // The combinator's own error says what each mechanism answered;
-            // the core wrapper would put one mechanism's name in front.
-            if let natkit_core::Error::Mechanism { source, .. } = &e
-                && let Some(inner) = source.downcast_ref::<natkit_portmap::Error>()
-            {
-                return natkit_examples::fail(inner);
-            }
-            return natkit_examples::fail(&e);
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
         }
     };
-    let report = mapper.last_report().await;
-    print_mapping(&mapping, &request, &report, json);
-
-    if !args.once {
-        let stop = natkit_examples::shutdown_signal();
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                () = &mut stop => break,
-                // The first Mapped is the mapping printed above.
-                Some(event) = events.recv() => if !matches!(event, KeeperEvent::Mapped { .. }) {
-                    print_event(&event, json);
-                },
-            }
-        }
-    }
-    // Events the keeper sent before stopping (e.g. the first Mapped).
-    while let Ok(event) = events.try_recv() {
-        if !matches!(event, KeeperEvent::Mapped { .. }) {
-            print_event(&event, json);
-        }
-    }
-    let shutdown = keeper.shutdown().await;
-    let ok = shutdown.failed.is_empty();
-    if json {
-        natkit_examples::print_json(&json!({
-            "event": "deleted",
-            "released": shutdown.released.len(),
-            "failed": shutdown.failed.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
-        }));
-    } else if ok {
-        println!("deleted {}", mapping.external);
-    } else {
-        for (_, e) in &shutdown.failed {
-            eprintln!("error: deleting the mapping failed: {e}");
-        }
-    }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-fn print_cleanup(report: &CleanupReport, json: bool) {
-    let nothing = report.deleted() == 0 && report.failed.is_empty() && report.expired.is_empty();
-    if json {
-        if !nothing {
-            natkit_examples::print_json(&json!({ "event": "cleanup", "report": report }));
-        }
-        return;
-    }
-    for e in &report.removed {
+    if let Some(m) = lease.external() {
         println!(
-            "cleanup: deleted {} {} {} -> {} left by an earlier run",
-            e.mechanism, e.protocol, e.external, e.internal
+            "mapped {} {} -> {} via {} (lease {} s); Ctrl-C deletes it",
+            m.protocol,
+            m.external,
+            m.internal,
+            m.mechanism.display_name(),
+            m.lifetime.as_secs()
         );
     }
-    for e in &report.swept {
-        println!("cleanup: deleted stale UPnP entry {e}");
+    // The lease's state is a watch: renewals, re-mappings after a router reboot.
+    let mut watch = lease.watch();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            changed = watch.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                match &*watch.borrow_and_update() {
+                    Some(m) => println!("now {} (lease {} s)", m.external, m.lifetime.as_secs()),
+                    None => println!("the mapping is lost; natkit keeps trying"),
+                }
+            }
+        }
     }
-    for (e, why) in &report.failed {
-        eprintln!(
-            "warning: cleanup could not delete {} {} {}: {why}",
-            e.mechanism, e.protocol, e.external
-        );
+    match lease.close().await {
+        Ok(()) => {
+            println!("deleted");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: deleting the mapping: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn print_mapping(mapping: &Mapping, request: &MappingRequest, report: &ProbeReport, json: bool) {
-    let note = mapping_upstream_note(mapping);
-    let substituted = mapping.port_substituted(request);
-    if json {
-        natkit_examples::print_json(&json!({
-            "event": "mapped",
-            "external": mapping.external.to_string(),
-            "internal": mapping.internal.to_string(),
-            "protocol": mapping.protocol,
-            "mechanism": mapping.mechanism,
-            "lifetime": mapping.lifetime.as_secs(),
-            "epoch": mapping.epoch.map(|e| e.server_seconds),
-            "port_substituted": substituted,
-            "upstream_nat": note,
-            "probe": report,
-        }));
-        return;
-    }
-    let lease = if mapping.lifetime.is_zero() {
-        "permanent (deleted by us)".to_owned()
-    } else {
-        format!("lease {} s", mapping.lifetime.as_secs())
-    };
-    println!(
-        "mapped {} {} -> {} via {} ({lease})",
-        mapping.protocol,
-        mapping.external,
-        mapping.internal,
-        mapping.mechanism.display_name()
-    );
-    if substituted {
-        println!(
-            "note: the router gave external port {} instead of {}",
-            mapping.external.port(),
-            request.external_port.unwrap_or_default()
-        );
-    }
-    if let Some(note) = note {
-        println!("warning: {note}");
-    }
-    for m in &report.mechanisms {
-        println!("  {}", m.summary());
-    }
-}
-
-fn print_event(event: &KeeperEvent, json: bool) {
-    let (name, text, value) = match event {
-        KeeperEvent::Mapped { mapping, .. } => (
-            "keeper_mapped",
-            format!("mapped {}", mapping.external),
-            json!({ "external": mapping.external.to_string() }),
-        ),
-        KeeperEvent::Renewed { mapping, .. } => (
-            "renewed",
-            format!(
-                "renewed {} (lease {} s)",
-                mapping.external,
-                mapping.lifetime.as_secs()
-            ),
-            json!({ "external": mapping.external.to_string(), "lifetime": mapping.lifetime.as_secs() }),
-        ),
-        KeeperEvent::Remapped {
-            mapping, reason, ..
-        } => (
-            "remapped",
-            format!("re-mapped {} ({reason:?})", mapping.external),
-            json!({ "external": mapping.external.to_string(), "reason": format!("{reason:?}") }),
-        ),
-        KeeperEvent::ExternalAddressChanged { old, new, .. } => (
-            "external_address_changed",
-            format!("the external address changed from {old} to {new}"),
-            json!({ "old": old, "new": new }),
-        ),
-        KeeperEvent::RenewFailed {
-            error, retry_in, ..
-        } => (
-            "renew_failed",
-            format!(
-                "renewal failed: {error}; retrying in {} s",
-                retry_in.as_secs()
-            ),
-            json!({ "error": error, "retry_in": retry_in.as_secs() }),
-        ),
-        KeeperEvent::Lost {
-            error, retry_in, ..
-        } => (
-            "lost",
-            format!(
-                "the mapping is lost: {error}; retrying in {} s",
-                retry_in.as_secs()
-            ),
-            json!({ "error": error, "retry_in": retry_in.as_secs() }),
-        ),
-        KeeperEvent::Released { .. } => ("released", "released".to_owned(), json!({})),
-        KeeperEvent::ReleaseFailed { error, .. } => (
-            "release_failed",
-            format!("deleting failed: {error}"),
-            json!({ "error": error }),
-        ),
-        other => ("other", format!("{other:?}"), json!({})),
-    };
-    if json {
-        let mut v = value;
-        v["event"] = json!(name);
-        natkit_examples::print_json(&v);
-    } else {
-        println!("keeper: {text}");
-    }
+fn usage(why: &str) -> ExitCode {
+    eprintln!("error: {why}; usage: map_port [tcp|udp] [PORT]");
+    ExitCode::from(2)
 }

@@ -1,89 +1,52 @@
-//! stun_server: natkit's STUN server (the SNATMAP role: "which address did
-//! you come from?"), with RFC 5780 behaviour discovery when given a second
-//! address.
+//! natkit-stun's server: "which address did you come from?", with RFC 5780
+//! behaviour discovery when given a second address. The full tool, with rate
+//! limits, 1:1 NAT addresses and systemd readiness, is `natkit stun-server`.
 //!
 //! ```text
-//! cargo run --example stun_server -- --bind 88.77.66.10:3478 --alternate 88.77.66.11:3479
+//! cargo run --example stun_server -- IP:PORT [IP2:PORT2]
 //! ```
-//!
-//! Ctrl-C (or SIGTERM) stops it and prints its counters.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::Parser;
 use natkit_stun::server::{Server, ServerConfig};
-
-/// Run a STUN server (RFC 8489, RFC 5780 with --alternate, RFC 3489 clients too).
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Args {
-    /// The primary address and port, e.g. `0.0.0.0:3478` is NOT enough for
-    /// RFC 5780: give a concrete IP.
-    #[arg(long, value_name = "IP:PORT")]
-    bind: SocketAddr,
-    /// A second IP and port for RFC 5780 / RFC 3489 behaviour tests
-    /// (both must differ from --bind's).
-    #[arg(long, value_name = "IP:PORT")]
-    alternate: Option<SocketAddr>,
-    /// For a server behind 1:1 NAT: the public IP of --bind, then of
-    /// --alternate (what OTHER-ADDRESS and RESPONSE-ORIGIN say).
-    #[arg(long, value_name = "IP", num_args = 1..=2)]
-    advertise: Vec<IpAddr>,
-    /// Requests per second allowed from one source IP.
-    #[arg(long, default_value_t = 20.0)]
-    rate: f64,
-    /// Requests one source IP may send at once.
-    #[arg(long, default_value_t = 128)]
-    burst: u32,
-    /// Turn the per-source rate limit off (benchmarks and soaks on loopback, where
-    /// every request comes from one IP). Never on a public address.
-    #[arg(long, conflicts_with_all = ["rate", "burst"])]
-    no_rate_limit: bool,
-    #[command(flatten)]
-    common: natkit_examples::CommonArgs,
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    natkit_examples::init_logging(args.common.verbose);
-    let mut config = ServerConfig::new(args.bind);
-    config.alternate = args.alternate;
-    config.advertised_primary_ip = args.advertise.first().copied();
-    config.advertised_alternate_ip = args.advertise.get(1).copied();
-    if args.no_rate_limit {
-        config.rate_limit = natkit_stun::server::RateLimit::unlimited();
-    } else {
-        config.rate_limit.per_second = args.rate;
-        config.rate_limit.burst = args.burst;
-    }
+    let addrs: Result<Vec<SocketAddr>, _> = std::env::args().skip(1).map(|a| a.parse()).collect();
+    let (primary, alternate) = match addrs.as_deref() {
+        Ok([p]) => (*p, None),
+        Ok([p, a]) => (*p, Some(*a)),
+        _ => {
+            eprintln!("error: usage: stun_server IP:PORT [IP2:PORT2]");
+            return ExitCode::from(2);
+        }
+    };
+    let mut config = ServerConfig::new(primary);
+    config.alternate = alternate;
     let server = match Server::bind(config).await {
         Ok(s) => s,
-        Err(e) => return natkit_examples::fail(&e),
-    };
-    let addrs = server.local_addrs();
-    if args.common.json {
-        natkit_examples::print_json(&serde_json::json!({ "listening": addrs }));
-    } else {
-        for a in &addrs {
-            println!("listening on {a}/udp");
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
         }
+    };
+    for a in server.local_addrs() {
+        println!("listening on {a}/udp; Ctrl-C stops");
     }
     let stop = server.stop_handle();
     tokio::spawn(async move {
-        natkit_examples::shutdown_signal().await;
+        let _ = tokio::signal::ctrl_c().await;
         stop.stop();
     });
     match server.run().await {
         Ok(counters) => {
-            if args.common.json {
-                natkit_examples::print_json(&serde_json::json!({ "stopped": counters }));
-            } else {
-                println!("stopped: {counters:?}");
-            }
+            println!("stopped: {counters:?}");
             ExitCode::SUCCESS
         }
-        Err(e) => natkit_examples::fail(&e),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

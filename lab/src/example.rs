@@ -1,24 +1,48 @@
-//! The natkit example programs that lab tests run inside the namespaces.
+//! The natkit programs that lab tests run inside the namespaces: the `natkit`
+//! tool and the examples.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
-/// The path of the `natkit-examples` example `name` (e.g. `"doctor"`), built
-/// up to date for the profile the calling test was built with.
+/// The path of the `natkit` command-line tool (crate natkit-cli), built up to
+/// date for the profile the calling test was built with: what
+/// `cargo install --path natkit-cli` installs. Lab tests run its subcommands
+/// (`natkit doctor`, `natkit map` …) inside the namespaces.
 ///
-/// Tests cannot count on `cargo test` having built it: an example with
-/// `test = true` (the doctor) is built only as a test harness there, and
-/// `cargo test -p CRATE --test FILE` builds no examples at all. So the first
-/// call in a test process runs `cargo build --example NAME` into the same
-/// target directory (a no-op when it is current). Panics with the reason when
-/// that fails: a lab test must fail, not skip.
+/// Tests of other crates cannot count on cargo having built it, so the first call
+/// in a test process runs `cargo build -p natkit-cli --bin natkit` into the same
+/// target directory (a no-op when it is current). Panics with the reason when that
+/// fails: a lab test must fail, not skip.
+pub fn natkit_bin() -> PathBuf {
+    built(
+        "natkit",
+        &["--bin", "natkit"],
+        "natkit-cli",
+        Path::new("natkit"),
+    )
+}
+
+/// The path of the `natkit-examples` example `name` (e.g. `"doctor"`), built
+/// up to date like [`natkit_bin`].
+///
+/// An example with `test = true` is built only as a test harness by `cargo test`,
+/// and `cargo test -p CRATE --test FILE` builds no examples at all, hence the
+/// explicit build.
 pub fn example_bin(name: &str) -> PathBuf {
+    let path = Path::new("examples").join(name);
+    built(name, &["--example", name], "natkit-examples", &path)
+}
+
+/// Builds `package`'s target (`what`, e.g. `["--bin", "natkit"]`) once per test
+/// process and returns `target/<profile>/<path>`.
+fn built(key: &str, what: &[&str], package: &str, path: &Path) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = built.get(name) {
+    let key = format!("{package}/{key}");
+    if let Some(p) = built.get(&key) {
         return p.clone();
     }
     let exe = std::env::current_exe().expect("the test binary's path");
@@ -33,7 +57,8 @@ pub fn example_bin(name: &str) -> PathBuf {
         .expect("the lab crate lives in the workspace");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "natkit-examples", "--example", name])
+    cmd.args(["build", "-q", "-p", package])
+        .args(what)
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(workspace);
@@ -42,15 +67,15 @@ pub fn example_bin(name: &str) -> PathBuf {
     }
     let status = cmd
         .status()
-        .unwrap_or_else(|e| panic!("running cargo to build the {name} example: {e}"));
-    assert!(status.success(), "building the {name} example failed");
-    let bin = profile_dir.join("examples").join(name);
+        .unwrap_or_else(|e| panic!("running cargo to build {key}: {e}"));
+    assert!(status.success(), "building {key} failed");
+    let bin = profile_dir.join(path);
     assert!(
         bin.is_file(),
         "{} is missing after the build",
         bin.display()
     );
-    built.insert(name.to_string(), bin.clone());
+    built.insert(key, bin.clone());
     bin
 }
 

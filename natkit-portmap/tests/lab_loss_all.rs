@@ -1,4 +1,4 @@
-//! `map_port --mechanism X --once` under 30 % loss on both sides of the router, 20
+//! `natkit map --mechanism X --once` under 30 % loss on both sides of the router, 20
 //! runs for each of UPnP, NAT-PMP and PCP against miniupnpd in the NAT lab: every
 //! run maps, deletes and exits 0, and after every run the router holds nothing of
 //! this host's (miniupnpd's table read from the router itself, and its nft chains).
@@ -9,8 +9,8 @@
 //! tests run in parallel. Each run is bounded ([`RUN_LIMIT`]); the time of each is
 //! printed as a distribution (min, median, p90, max) for docs/RELIABILITY.md.
 //!
-//! Needs root and the lab packages (fails, never skips, without them). The example
-//! is built by the first test (`natkit_lab::example_bin`).
+//! Needs root and the lab packages (fails, never skips, without them). The `natkit`
+//! binary is built by the first test (`natkit_lab::natkit_bin`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -41,7 +41,7 @@ fn pcp_maps_and_cleans_up_20_of_20_under_30_percent_loss() {
     loss_runs("pcp", "tcp", 43_200);
 }
 
-/// The `mechanism` field `map_port --json` prints for each `--mechanism` value.
+/// The `mechanism` field `natkit map --json` prints for each `--mechanism` value.
 fn json_name(mechanism: &str) -> &'static str {
     match mechanism {
         "upnp" => "upnp",
@@ -53,7 +53,7 @@ fn json_name(mechanism: &str) -> &'static str {
 
 fn loss_runs(mechanism: &str, proto: &str, first_port: u16) {
     natkit_lab::require_root();
-    let exe = natkit_lab::example_bin("map_port");
+    let exe = natkit_lab::natkit_bin();
     let lab = Lab::builder()
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
@@ -75,6 +75,7 @@ fn loss_runs(mechanism: &str, proto: &str, first_port: u16) {
         let port = (first_port + i).to_string();
         let argv = [
             exe.to_str().expect("utf-8 path"),
+            "map",
             "--protocol",
             proto,
             "--port",

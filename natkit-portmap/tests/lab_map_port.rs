@@ -1,11 +1,9 @@
-//! The `map_port` example in the NAT lab against miniupnpd: `--once` and a
+//! `natkit map` in the NAT lab against miniupnpd: `--once` and a
 //! run stopped by SIGTERM or SIGINT leave nothing on the router; a run
 //! killed with SIGKILL leaves its mappings, and the next run's journal
 //! cleanup deletes exactly those and nothing of anyone else's.
 //!
-//! Runs the example binary from `target/<profile>/examples/`:
-//! `cargo test --workspace` builds it; with `-p natkit-portmap` alone, run
-//! `cargo build -p natkit-examples --example map_port` first.
+//! Runs the `natkit` binary (`natkit_lab::natkit_bin` builds it up to date).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -18,8 +16,8 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn map_port_exe() -> PathBuf {
-    natkit_lab::example_bin("map_port")
+fn natkit_exe() -> PathBuf {
+    natkit_lab::natkit_bin()
 }
 
 /// A fresh journal directory for one test.
@@ -31,7 +29,8 @@ fn journal_dir(name: &str) -> PathBuf {
 }
 
 fn run(lab: &Lab, args: &[&str]) -> std::process::Output {
-    lab.command(Node::Lan, map_port_exe())
+    lab.command(Node::Lan, natkit_exe())
+        .arg("map")
         .args(args)
         .output()
         .expect("map_port runs")
@@ -45,8 +44,9 @@ struct Running {
 
 impl Running {
     fn start(lab: &Lab, args: &[&str]) -> Running {
-        let mut cmd = lab.command(Node::Lan, map_port_exe());
-        cmd.args(args)
+        let mut cmd = lab.command(Node::Lan, natkit_exe());
+        cmd.arg("map")
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = LabChild::spawn(&mut cmd).expect("spawn map_port");

@@ -1,15 +1,15 @@
 //! The classifier in the NAT lab. For each NAT kind, natkit's classifier runs in the
 //! LAN against stund and against natkit's own server (both in the wan node, on the two
 //! STUN addresses), [`RUNS`] times each through the `classify` API and twice each
-//! through the `nat_type` example binary, and must give the kind's legacy type every
+//! through `natkit nat-type`, and must give the kind's legacy type every
 //! time — and agree with stund's own client, also run [`RUNS`] times. With 30 %
 //! loss at the router the answer is right or inconclusive, never wrong; with the
 //! server unreachable it is "UDP blocked" within the classifier's timeout; the binding
 //! lifetime comes out as the router's conntrack UDP timeout. Needs root; fails (never
 //! skips) without it.
 //!
-//! The `nat_type` binary is `target/<profile>/examples/nat_type`: `cargo test
-//! --workspace` builds it; otherwise the test builds it with cargo.
+//! The `natkit` binary (crate natkit-cli) is built up to date by
+//! `natkit_lab::natkit_bin` on first use.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -144,16 +144,17 @@ fn lan_padding_helper() {
     println!("{PAD_MARK}request {len} no answer");
 }
 
-/// The `nat_type` example binary, built up to date on first use.
-fn nat_type_bin() -> PathBuf {
-    natkit_lab::example_bin("nat_type")
+/// The `natkit` binary, built up to date on first use.
+fn natkit_bin() -> PathBuf {
+    natkit_lab::natkit_bin()
 }
 
-/// Runs `nat_type ARGS` in the LAN; returns its output and wall time.
+/// Runs `natkit nat-type ARGS` in the LAN; returns its output and wall time.
 fn nat_type(lab: &Lab, args: &[String]) -> (Output, Duration) {
     let t = Instant::now();
     let out = lab
-        .command(Node::Lan, nat_type_bin())
+        .command(Node::Lan, natkit_bin())
+        .arg("nat-type")
         .args(args)
         .output()
         .expect("run nat_type in the LAN");
@@ -354,7 +355,7 @@ fn check_kind(kind: NatKind, want: LegacyNatType) -> String {
         times[i % 2].push(c.elapsed);
     }
 
-    // The example binary, twice per server, --json, once with --hairpinning.
+    // `natkit nat-type`, twice per server, --json, once with --hairpinning.
     for server in [stund_addr(&lab), our_addr(&lab)] {
         for extra in [&[][..], &["--hairpinning"][..]] {
             let doc = nat_type_json(&lab, server, extra);

@@ -4,9 +4,9 @@
 //! NAT, hairpinning on), the reference clients first say what the NAT is: stund's
 //! `stun` and coturn's `turnutils_natdiscovery -f`, `-m`, `-H`, each on fresh NAT
 //! state (`lab/tests/reference_truth.rs` proves those verdicts are the topology's
-//! name). Then natkit's `nat_type --json --hairpinning` runs [`RUNS`] times against
+//! name). Then `natkit nat-type --json --hairpinning` runs [`RUNS`] times against
 //! each of stund (RFC 3489), coturn (`turnserver -n --stun-only`, RFC 5780) and
-//! natkit's own `stun_server`, each run from fresh NAT state too. Every run must give
+//! natkit's own `natkit stun-server`, each run from fresh NAT state too. Every run must give
 //! the reference's connectivity (NAT or not), mapping and filtering, inconclusive
 //! counting as a disagreement; on port preservation and hairpinning it must never
 //! contradict the reference, and where it is inconclusive the table says so (natkit
@@ -38,16 +38,17 @@ const RUNS: usize = 10;
 const OUR_PORT: u16 = 4478;
 const OUR_ALT_PORT: u16 = 4479;
 
-fn example(name: &str) -> PathBuf {
-    natkit_lab::example_bin(name)
+fn natkit() -> PathBuf {
+    natkit_lab::natkit_bin()
 }
 
 /// natkit's `stun_server` on STUN1:4478 and STUN2:4479, killed on drop. No rate
 /// limit: one client classifies back to back from one address.
 fn start_our_server(lab: &Lab) -> LabChild {
     let a = *lab.addrs();
-    let mut cmd = lab.command(Node::Wan, example("stun_server"));
-    cmd.arg("--bind")
+    let mut cmd = lab.command(Node::Wan, natkit());
+    cmd.arg("stun-server")
+        .arg("--bind")
         .arg(SocketAddr::from((a.stun1, OUR_PORT)).to_string())
         .arg("--alternate")
         .arg(SocketAddr::from((a.stun2, OUR_ALT_PORT)).to_string())
@@ -176,7 +177,7 @@ fn check_topology(spec: LabBuilder) -> Row {
         SocketAddr::from((stun1, COTURN_PORT)),
         SocketAddr::from((stun1, OUR_PORT)),
     ];
-    let nat_type = example("nat_type");
+    let natkit = natkit();
     let mut tallies: [Tally; 3] = Default::default();
     // Alternate between the servers so that a slow moment of the machine does not
     // fall on one server's runs only.
@@ -184,8 +185,14 @@ fn check_topology(spec: LabBuilder) -> Row {
         for (server, tally) in servers.iter().zip(tallies.iter_mut()) {
             lab.reset_nat().expect("reset the NAT");
             let out = lab
-                .command(Node::Lan, &nat_type)
-                .args(["--stun", &server.to_string(), "--json", "--hairpinning"])
+                .command(Node::Lan, &natkit)
+                .args([
+                    "nat-type",
+                    "--stun",
+                    &server.to_string(),
+                    "--json",
+                    "--hairpinning",
+                ])
                 .output()
                 .expect("run nat_type in the LAN");
             let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

@@ -6,10 +6,10 @@
 //! M-SEARCH that arrives, unicast to 192.168.77.1:1900 and multicast to
 //! 239.255.255.250:1900, and answers none. Each path runs several times in
 //! the LAN namespace:
-//! - `map_port --mechanism upnp --once` (UPnP only, 2 s discovery);
-//! - `map_port --once` (the AutoMapper's probe of PCP, NAT-PMP and UPnP,
+//! - `natkit map --mechanism upnp --once` (UPnP only, 2 s discovery);
+//! - `natkit map --once` (the AutoMapper's probe of PCP, NAT-PMP and UPnP,
 //!   750 ms discovery);
-//! - `doctor --json` (1.5 s discovery, STUN against the lab's stund).
+//! - `natkit doctor --json` (1.5 s discovery, STUN against the lab's stund).
 //!
 //! The rule (issue 14): every path gives up on UPnP within 2.5 s, at about
 //! 6 datagrams a second at most. Times and counts are printed
@@ -18,7 +18,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use natkit_lab::{Lab, LabChild, Node, example_bin, require_root};
+use natkit_lab::{Lab, LabChild, Node, natkit_bin, require_root};
 
 const RUNS: usize = 5;
 
@@ -117,32 +117,28 @@ fn with_no_igd_every_path_gives_up_within_2_5_s_at_6_searches_a_second() {
         Duration::from_secs(5),
     )
     .expect("counter up");
-    let map_port = example_bin("map_port");
-    let doctor = example_bin("doctor");
-    let (map_port, doctor) = (
-        map_port.to_str().expect("utf-8"),
-        doctor.to_str().expect("utf-8"),
-    );
+    let natkit = natkit_bin();
+    let natkit = natkit.to_str().expect("utf-8");
     let stun = format!("{}:3478", lab.addrs().stun1);
     let journal = lab.run_dir().join("journal");
     let journal = journal.to_str().expect("utf-8");
 
     let map = |extra: &[&'static str], port: &'static str| -> Vec<&str> {
-        let mut argv = vec![map_port, "--once", "--journal", journal];
+        let mut argv = vec![natkit, "map", "--once", "--journal", journal];
         argv.extend_from_slice(extra);
         argv.extend_from_slice(&["--protocol", "tcp", "--port", port]);
         argv
     };
     let paths: [(&str, Vec<&str>, f64); 3] = [
         (
-            "map_port --mechanism upnp --once",
+            "natkit map --mechanism upnp --once",
             map(&["--mechanism", "upnp"], "40100"),
             2.0,
         ),
-        ("map_port --once (auto)", map(&[], "40101"), 0.75),
+        ("natkit map --once (auto)", map(&[], "40101"), 0.75),
         (
-            "doctor --json",
-            vec![doctor, "--json", "--stun", stun.as_str()],
+            "natkit doctor --json",
+            vec![natkit, "doctor", "--json", "--stun", stun.as_str()],
             1.5,
         ),
     ];
@@ -160,7 +156,7 @@ fn with_no_igd_every_path_gives_up_within_2_5_s_at_6_searches_a_second() {
             }
             // The doctor runs its other checks (STUN, NAT type) for longer;
             // its UPnP verdict must say it waited no more than its window.
-            if *name == "doctor --json" {
+            if *name == "natkit doctor --json" {
                 let waited = format!("within {} ms", (discovery_secs * 1000.0) as u64);
                 if !r.out.contains(&waited) {
                     problems.push(format!(

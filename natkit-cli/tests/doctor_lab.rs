@@ -1,13 +1,11 @@
-//! The doctor in the NAT lab: the built `doctor` example runs inside the
-//! lab's LAN namespace against real miniupnpd and stund, and must diagnose
-//! each topology correctly. Every `--json` document is validated against
+//! The doctor in the NAT lab: `natkit doctor` (the binary `cargo install
+//! --path natkit-cli` installs) runs inside the lab's LAN namespace against real
+//! miniupnpd and stund, and must diagnose each topology correctly. Every `--json` document is validated against
 //! `docs/doctor.schema.json`, and afterwards the router must hold no mapping
 //! of ours.
 //!
-//! Needs root and the lab's packages; fails (never skips) without them.
-//! `cargo test -p natkit-examples` builds the example first (into
-//! `target/<profile>/examples/`); with `--test doctor_lab` alone, run
-//! `cargo build -p natkit-examples --example doctor` before.
+//! Needs root and the lab's packages; fails (never skips) without them. Cargo
+//! builds the `natkit` binary for this crate's tests.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -20,8 +18,8 @@ use serde_json::Value;
 /// The dial-back server's control port in the wan namespace.
 const DIALBACK_PORT: u16 = 7007;
 
-fn doctor_bin() -> PathBuf {
-    natkit_lab::example_bin("doctor")
+fn natkit() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_natkit"))
 }
 
 fn validator() -> &'static jsonschema::Validator {
@@ -62,8 +60,9 @@ fn stun_args(lab: &Lab) -> Vec<String> {
 
 /// Runs the doctor in the LAN host with `args` (plus the lab's STUN servers).
 fn doctor(lab: &Lab, args: &[&str]) -> Output {
-    let mut cmd = lab.command(Node::Lan, doctor_bin());
-    cmd.args(stun_args(lab))
+    let mut cmd = lab.command(Node::Lan, natkit());
+    cmd.arg("doctor")
+        .args(stun_args(lab))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -442,8 +441,9 @@ fn ctrl_c_while_mappings_are_held_deletes_them() {
     lab.wait_listening(Node::Wan, Proto::Tcp, 7008, Duration::from_secs(5))
         .expect("listening");
     let dialback = format!("{}:7008", lab.addrs().peer);
-    let mut cmd = lab.command(Node::Lan, doctor_bin());
-    cmd.args(stun_args(&lab))
+    let mut cmd = lab.command(Node::Lan, natkit());
+    cmd.arg("doctor")
+        .args(stun_args(&lab))
         .args([
             "--ports",
             "5900/tcp,5353/udp",
@@ -471,7 +471,7 @@ fn ctrl_c_while_mappings_are_held_deletes_them() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // SIGINT, as Ctrl-C sends it (to `ip netns exec`, which execs the doctor).
+    // SIGINT, as Ctrl-C sends it (to `ip netns exec`, which execs natkit).
     let status = Command::new("kill")
         .args(["-INT", &child.pid().to_string()])
         .status()
@@ -500,8 +500,8 @@ fn no_network_says_so_and_fails() {
     // A fresh network namespace: only a loopback interface, no route.
     let out = Command::new("unshare")
         .arg("--net")
-        .arg(doctor_bin())
-        .args(["--json", "--stun", "192.0.2.1:3478"])
+        .arg(natkit())
+        .args(["doctor", "--json", "--stun", "192.0.2.1:3478"])
         .output()
         .expect("unshare --net doctor");
     assert_eq!(
@@ -516,7 +516,8 @@ fn no_network_says_so_and_fails() {
     assert_eq!(codes(&doc), ["no_network"]);
     let human = Command::new("unshare")
         .arg("--net")
-        .arg(doctor_bin())
+        .arg(natkit())
+        .arg("doctor")
         .output()
         .expect("unshare --net doctor");
     assert_eq!(human.status.code(), Some(1));

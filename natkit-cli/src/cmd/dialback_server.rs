@@ -1,11 +1,11 @@
-//! dialback_server: natkit's dial-back server, the outside half of "can
+//! `natkit dialback-server`: natkit's dial-back server, the outside half of "can
 //! the internet reach port X on my machine?". A client behind a NAT asks
 //! it to connect back (TCP) or send back (UDP) to the client's public
 //! address on a list of ports; it dials, sends the request's nonce and
 //! reports what it saw per port.
 //!
 //! ```text
-//! cargo run --example dialback_server -- --bind 88.77.66.30:7007
+//! natkit dialback-server --bind 88.77.66.30:7007
 //! ```
 //!
 //! It dials only the address a request comes from, and only global
@@ -16,15 +16,15 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use natkit_core::PortSpec;
 use natkit_probe::RateLimit;
 use natkit_probe::dialback::{DialbackServer, IpPrefix, MAX_PORTS, ServerConfig};
 
+use crate::common::{self, Output};
+
 /// Run a dial-back server (outside-in reachability checks).
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
     /// The TCP address for control connections.
     #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:7007")]
     bind: SocketAddr,
@@ -57,22 +57,14 @@ struct Args {
     /// Milliseconds for a TCP dial to connect.
     #[arg(long, default_value_t = 3000)]
     connect_timeout_ms: u64,
-    #[command(flatten)]
-    common: natkit_examples::CommonArgs,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let args = match natkit_examples::parse_args::<Args>() {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    natkit_examples::init_logging(args.common.verbose);
+pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     if args.max_ports == 0 || args.max_ports > MAX_PORTS {
-        return natkit_examples::fail_msg(format!("--max-ports must be 1..={MAX_PORTS}"));
+        return common::fail_msg(format!("--max-ports must be 1..={MAX_PORTS}"));
     }
     if args.rate == 0 || args.burst == 0 {
-        return natkit_examples::fail_msg("--rate and --burst must be at least 1");
+        return common::fail_msg("--rate and --burst must be at least 1");
     }
     let mut config = ServerConfig::new(args.bind);
     config.limits.targets.allow_non_global = args.allow_private;
@@ -88,9 +80,10 @@ async fn main() -> ExitCode {
     config.timeouts.connect = Duration::from_millis(args.connect_timeout_ms);
     let server = match DialbackServer::bind(config).await {
         Ok(s) => s,
-        Err(e) => return natkit_examples::fail(&e),
+        Err(e) => return common::fail(&e),
     };
     let addr = server.local_addr();
+    crate::notify::ready(&format!("listening on {addr}/tcp"));
     let targets = if args.allow_private {
         "any unicast address (--allow-private: lab only)".to_owned()
     } else if args.allow.is_empty() {
@@ -99,8 +92,8 @@ async fn main() -> ExitCode {
         let list: Vec<String> = args.allow.iter().map(ToString::to_string).collect();
         format!("global addresses and {}", list.join(", "))
     };
-    if args.common.json {
-        natkit_examples::print_json(&serde_json::json!({
+    if out.json {
+        common::print_json(&serde_json::json!({
             "listening": addr,
             "allow_private": args.allow_private,
             "allow": args.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -117,14 +110,11 @@ async fn main() -> ExitCode {
         );
     }
     let stop = server.stop_handle();
-    tokio::spawn(async move {
-        natkit_examples::shutdown_signal().await;
-        stop.stop();
-    });
+    crate::notify::stop_on_signal(move || stop.stop());
     match server.run().await {
         Ok(c) => {
-            if args.common.json {
-                natkit_examples::print_json(&serde_json::json!({ "stopped": c }));
+            if out.json {
+                common::print_json(&serde_json::json!({ "stopped": c }));
             } else {
                 println!(
                     "stopped: {} connections, {} served, {} dials, refused: {} rate limited, \
@@ -144,6 +134,6 @@ async fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => natkit_examples::fail(&e),
+        Err(e) => common::fail(&e),
     }
 }

@@ -1,15 +1,11 @@
-//! `probe --dialback` in the NAT lab: the built `dialback_server` example
-//! runs in the wan namespace, miniupnpd maps ports on the router, and the
-//! built `probe` example runs in the LAN host and asks the server to check
-//! its ports from outside. Also the one-line errors: server unreachable,
+//! `natkit probe --dialback` in the NAT lab: `natkit dialback-server` runs in
+//! the wan namespace, miniupnpd maps ports on the router, and `natkit probe`
+//! runs in the LAN host and asks the server to check its ports from outside. Also the one-line errors: server unreachable,
 //! refusals (too many ports, target not allowed), a --target that is not
 //! this host's public address, bad arguments.
 //!
-//! Needs root and the lab's packages; fails (never skips) without them.
-//! `cargo test -p natkit-examples` builds the examples first (into
-//! `target/<profile>/examples/`); with `--test probe_dialback` alone, run
-//! `cargo build -p natkit-examples --example probe --example dialback_server`
-//! before.
+//! Needs root and the lab's packages; fails (never skips) without them. Cargo
+//! builds the `natkit` binary for this crate's tests.
 
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
@@ -31,14 +27,16 @@ const UNMAPPED: u16 = 40182;
 /// UDP, mapped to the LAN host.
 const UDP_MAPPED: u16 = 40190;
 
-fn example(name: &str) -> PathBuf {
-    natkit_lab::example_bin(name)
+/// `natkit SUBCOMMAND` as the first two words of a command line.
+fn natkit() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_natkit"))
 }
 
 /// Runs the built probe in `node` with `args`.
 fn probe(lab: &Lab, node: Node, args: &[&str]) -> Output {
-    let mut cmd = lab.command(node, example("probe"));
-    cmd.args(args)
+    let mut cmd = lab.command(node, natkit());
+    cmd.arg("probe")
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -77,8 +75,8 @@ fn assert_fails(out: &Output, code: i32, needle: &str) {
 /// Starts the built dial-back server in wan with `args` and waits for it.
 fn server(lab: &Lab, port: u16, args: &[&str]) -> LabChild {
     let bind = format!("0.0.0.0:{port}");
-    let mut cmd = lab.command(Node::Wan, example("dialback_server"));
-    cmd.args(["--bind", bind.as_str()])
+    let mut cmd = lab.command(Node::Wan, natkit());
+    cmd.args(["dialback-server", "--bind", bind.as_str()])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -1,0 +1,116 @@
+//! `natkit external-ip`: which address does the internet see for this host?
+//!
+//! Asks every discoverer at once — each STUN server, and the router itself
+//! over UPnP IGD, NAT-PMP and PCP (natkit-portmap's probe) — and forms a
+//! consensus (natkit-core's `consensus`): the address most sources saw,
+//! with who agreed, who disagreed (a router reporting another address than
+//! STUN sees means another NAT upstream) and who did not answer.
+//!
+//! ```text
+//! natkit external-ip [--stun HOST:PORT …] [--no-router] [--json] [-v]
+//! ```
+//!
+//! Exit status: 0 with an address, 1 when no source saw one (or on a local
+//! error), 2 on bad usage.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use natkit::AddressQuery;
+use natkit_core::{AddressScope, Evidence, Outcome};
+use serde_json::json;
+
+use crate::common::{self, Output};
+
+/// Find this host's public address: STUN servers and the router, compared.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// A STUN server, `host:port` (or `host` for 3478); repeatable.
+    /// Default: natkit_stun::DEFAULT_SERVERS (public servers that can test filtering,
+    /// then Google's and Cloudflare's).
+    #[arg(long = "stun", value_name = "HOST:PORT")]
+    stun: Vec<String>,
+    /// Don't ask the router (UPnP, NAT-PMP, PCP), only STUN servers.
+    #[arg(long)]
+    no_router: bool,
+    /// The longest to wait for any source, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    timeout: f64,
+}
+
+pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
+    if !(args.timeout.is_finite() && (0.1..=60.0).contains(&args.timeout)) {
+        eprintln!("error: --timeout must be between 0.1 and 60 seconds");
+        return ExitCode::from(2);
+    }
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let mut query = AddressQuery::new().router(!args.no_router).timeout(timeout);
+    if !args.stun.is_empty() {
+        query = query.servers(args.stun.iter().cloned());
+    }
+    let started = Instant::now();
+    let evidence = query.observe().await;
+    let elapsed = started.elapsed();
+    let consensus = natkit_core::consensus(evidence.clone());
+    let ip = consensus.as_ref().map(|c| c.ip);
+    let side = |e: &Evidence| match (e.outcome.ip(), ip) {
+        (Some(seen), Some(ip)) if seen == ip => "agrees",
+        (Some(_), _) => "disagrees",
+        (None, _) if e.outcome == Outcome::TimedOut => "timed_out",
+        (None, _) => "failed",
+    };
+    if out.json {
+        let sources: Vec<_> = evidence
+            .iter()
+            .map(|e| {
+                let (address, detail) = match &e.outcome {
+                    Outcome::SawEndpoint(sa) => (Some(sa.to_string()), None),
+                    Outcome::SawAddress(a) => (Some(a.to_string()), None),
+                    Outcome::TimedOut => (None, None),
+                    Outcome::Failed(why) => (None, Some(why.clone())),
+                };
+                json!({
+                    "mechanism": e.mechanism.as_str(),
+                    "source": e.source,
+                    "verdict": side(e),
+                    "address": address,
+                    "detail": detail,
+                })
+            })
+            .collect();
+        common::print_json(&json!({
+            "external_address": ip,
+            "scope": ip.map(|ip| AddressScope::of(ip).as_str()),
+            "port": consensus.as_ref().and_then(|c| c.port),
+            "agreeing": consensus.as_ref().map_or(0, |c| c.agreeing().count()),
+            "disagreeing": consensus.as_ref().map_or(0, |c| c.disagreeing().count()),
+            "sources": sources,
+            "elapsed_ms": elapsed.as_secs_f64() * 1000.0,
+        }));
+    } else {
+        match &consensus {
+            Some(c) => println!(
+                "external address  {} ({}; {} of {} sources agree)",
+                c.ip,
+                AddressScope::of(c.ip).describe(),
+                c.agreeing().count(),
+                evidence.len()
+            ),
+            None => println!("external address  unknown: no source saw one"),
+        }
+        for e in &evidence {
+            println!(
+                "  {:<10} {:<8} {:<24} {}",
+                side(e).replace('_', " "),
+                e.mechanism.as_str(),
+                e.source,
+                e.outcome
+            );
+        }
+        println!("took {:.0} ms", elapsed.as_secs_f64() * 1000.0);
+    }
+    match consensus {
+        Some(_) => ExitCode::SUCCESS,
+        None => common::fail_msg("no STUN server or router protocol reported an address"),
+    }
+}

@@ -1,0 +1,83 @@
+//! `natkit stun-server`: natkit's STUN server (the SNATMAP role: "which address did
+//! you come from?"), with RFC 5780 behaviour discovery when given a second
+//! address.
+//!
+//! ```text
+//! natkit stun-server --bind 88.77.66.10:3478 --alternate 88.77.66.11:3479
+//! ```
+//!
+//! Ctrl-C (or SIGTERM) stops it and prints its counters.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use natkit_stun::server::{Server, ServerConfig};
+
+use crate::common::{self, Output};
+
+/// Run a STUN server (RFC 8489, RFC 5780 with --alternate, RFC 3489 clients too).
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// The primary address and port, e.g. `0.0.0.0:3478` is NOT enough for
+    /// RFC 5780: give a concrete IP.
+    #[arg(long, value_name = "IP:PORT")]
+    bind: SocketAddr,
+    /// A second IP and port for RFC 5780 / RFC 3489 behaviour tests
+    /// (both must differ from --bind's).
+    #[arg(long, value_name = "IP:PORT")]
+    alternate: Option<SocketAddr>,
+    /// For a server behind 1:1 NAT: the public IP of --bind, then of
+    /// --alternate (what OTHER-ADDRESS and RESPONSE-ORIGIN say).
+    #[arg(long, value_name = "IP", num_args = 1..=2)]
+    advertise: Vec<IpAddr>,
+    /// Requests per second allowed from one source IP.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Requests one source IP may send at once.
+    #[arg(long, default_value_t = 128)]
+    burst: u32,
+    /// Turn the per-source rate limit off (benchmarks and soaks on loopback, where
+    /// every request comes from one IP). Never on a public address.
+    #[arg(long, conflicts_with_all = ["rate", "burst"])]
+    no_rate_limit: bool,
+}
+
+pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
+    let mut config = ServerConfig::new(args.bind);
+    config.alternate = args.alternate;
+    config.advertised_primary_ip = args.advertise.first().copied();
+    config.advertised_alternate_ip = args.advertise.get(1).copied();
+    if args.no_rate_limit {
+        config.rate_limit = natkit_stun::server::RateLimit::unlimited();
+    } else {
+        config.rate_limit.per_second = args.rate;
+        config.rate_limit.burst = args.burst;
+    }
+    let server = match Server::bind(config).await {
+        Ok(s) => s,
+        Err(e) => return common::fail(&e),
+    };
+    let addrs = server.local_addrs();
+    let listening: Vec<String> = addrs.iter().map(|a| format!("{a}/udp")).collect();
+    crate::notify::ready(&format!("listening on {}", listening.join(", ")));
+    if out.json {
+        common::print_json(&serde_json::json!({ "listening": addrs }));
+    } else {
+        for a in &addrs {
+            println!("listening on {a}/udp");
+        }
+    }
+    let stop = server.stop_handle();
+    crate::notify::stop_on_signal(move || stop.stop());
+    match server.run().await {
+        Ok(counters) => {
+            if out.json {
+                common::print_json(&serde_json::json!({ "stopped": counters }));
+            } else {
+                println!("stopped: {counters:?}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => common::fail(&e),
+    }
+}
