@@ -241,6 +241,29 @@ impl RetransmitPlan {
         Ok(())
     }
 
+    /// The longest an exchange on this plan can last before it gives up:
+    /// its duration limit, else the sum of its waits at the top of the
+    /// jitter; `None` for a plan without either limit.
+    pub fn longest(&self) -> Option<Duration> {
+        if let Some(d) = self.max_duration {
+            return Some(d);
+        }
+        let sends = self.max_sends?;
+        // As the timer does: each wait doubles the previous, jittered one.
+        let top = |base: Duration| base.mul_f64(1.0 + self.jitter);
+        let mut wait = top(self.initial.min(LONGEST_WAIT));
+        let mut total = Duration::ZERO;
+        for _ in 0..sends {
+            total = total.saturating_add(wait);
+            let doubled = wait.saturating_mul(2);
+            wait = top(self
+                .max_interval
+                .map_or(doubled, |m| doubled.min(m))
+                .min(LONGEST_WAIT));
+        }
+        Some(total)
+    }
+
     /// Whether the plan ends on its own (a send or duration limit).
     pub fn is_bounded(&self) -> bool {
         self.max_sends.is_some() || self.max_duration.is_some()
@@ -492,6 +515,31 @@ mod tests {
             assert!(sends.len() >= 6, "{:?}", millis(&sends));
             assert!(waits(&sends).iter().all(|w| *w <= 0.55 + 1e-6));
         }
+    }
+
+    #[test]
+    fn longest_bounds_every_run_of_the_plan() {
+        for plan in [
+            RetransmitPlan::natpmp(),
+            RetransmitPlan::fast(),
+            RetransmitPlan::probe(),
+            RetransmitPlan::pcp_steady(),
+            RetransmitPlan::release().with_jitter(PCP_RAND),
+            RetransmitPlan {
+                max_sends: Some(5),
+                max_duration: None,
+                ..RetransmitPlan::pcp_rfc()
+            },
+        ] {
+            let longest = plan.longest().unwrap();
+            let worst = (0..50).map(|seed| run(plan, seed).1).max().unwrap();
+            assert!(worst <= longest, "{plan:?}: {worst:?} > {longest:?}");
+        }
+        assert_eq!(
+            RetransmitPlan::natpmp().longest(),
+            Some(Duration::from_millis(127_750))
+        );
+        assert_eq!(RetransmitPlan::pcp_rfc().longest(), None);
     }
 
     #[test]

@@ -63,14 +63,9 @@ fn request(lan: std::net::Ipv4Addr, port: u16, lifetime_secs: u64) -> MappingReq
     }
 }
 
-/// The longest an exchange may take on `plan`: its send limit's schedule, or its
-/// duration limit.
+/// The longest an exchange may take on `plan`.
 fn budget(plan: &RetransmitPlan) -> Duration {
-    if let Some(d) = plan.max_duration {
-        return d;
-    }
-    let sends = plan.max_sends.expect("a bounded plan");
-    (0..sends).map(|i| plan.initial * 2u32.pow(i)).sum()
+    plan.longest().expect("a bounded plan")
 }
 
 /// The rest of `line` after `marker`: the helper's first line follows libtest's

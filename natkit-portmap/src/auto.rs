@@ -479,7 +479,7 @@ impl Inner {
         deadline: Instant,
     ) -> MechanismReport {
         let bound = match (m, &self.pcp) {
-            (Mechanism::Pcp, Some(pcp)) => deadline + plan_length(&pcp.config().delete),
+            (Mechanism::Pcp, Some(pcp)) => deadline + delete_length(pcp),
             _ => deadline,
         };
         match tokio::time::timeout_at(bound, self.probe_one(m, started, deadline)).await {
@@ -524,10 +524,7 @@ impl Inner {
         let mut rx = tx.subscribe();
         let limit = Instant::now()
             + self.probe_deadline
-            + self
-                .pcp
-                .as_ref()
-                .map_or(Duration::ZERO, |p| plan_length(&p.config().delete));
+            + self.pcp.as_ref().map_or(Duration::ZERO, delete_length);
         let seen = tokio::time::timeout_at(
             limit,
             rx.wait_for(|s| s.first_window.iter().any(|(x, _)| *x == sibling)),
@@ -640,6 +637,11 @@ impl Inner {
     }
 }
 
+/// The longest PCP's delete can take (a mapper refuses unbounded plans).
+fn delete_length(pcp: &PcpMapper) -> Duration {
+    pcp.config().delete.longest().unwrap_or_default()
+}
+
 fn unreachable_report(m: Mechanism, started: Instant) -> MechanismReport {
     MechanismReport::failed(
         m,
@@ -719,21 +721,6 @@ async fn probe_pcp(pcp: &PcpMapper, started: Instant, deadline: Instant) -> Mech
         None => server,
     });
     report
-}
-
-/// How long `plan` can run at most (its duration bound, else its sends).
-fn plan_length(plan: &natkit_pmp::RetransmitPlan) -> Duration {
-    if let Some(d) = plan.max_duration {
-        return d;
-    }
-    let mut wait = plan.initial;
-    let mut total = Duration::ZERO;
-    for _ in 0..plan.max_sends.unwrap_or(1) {
-        let w = wait.mul_f64(1.0 + plan.jitter);
-        total += w;
-        wait = plan.max_interval.map_or(wait * 2, |m| (wait * 2).min(m));
-    }
-    total
 }
 
 async fn probe_natpmp(natpmp: &NatPmpMapper, started: Instant) -> MechanismReport {
