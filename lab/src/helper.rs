@@ -49,3 +49,29 @@ pub fn helper_addrs(test_name: &str) -> Result<Option<LabAddrs>, LabError> {
         .map_err(|e| LabError::io(format!("reading {}", path.to_string_lossy()), e))?;
     LabAddrs::from_env(&parse_env(&text)).map(Some)
 }
+
+impl crate::Lab {
+    /// Runs the test helper `test_name` in `node` to the end (see
+    /// [`test_helper`](crate::Lab::test_helper)) and returns what follows `mark` on
+    /// each line of its stdout that holds it (the test harness may print
+    /// `test NAME ... ` in front of the first). Panics with the helper's whole
+    /// output when it cannot run or fails: a lab test must fail loudly.
+    pub fn helper_lines(&self, node: crate::Node, test_name: &str, mark: &str) -> Vec<String> {
+        let out = self
+            .test_helper(node, test_name)
+            .and_then(|mut cmd| {
+                cmd.output()
+                    .map_err(|e| LabError::io(format!("running helper {test_name}"), e))
+            })
+            .unwrap_or_else(|e| panic!("helper {test_name}: {e}"));
+        assert!(
+            out.status.success(),
+            "helper {test_name} failed: {}",
+            crate::dump_output(&out)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.find(mark).map(|at| l[at + mark.len()..].to_owned()))
+            .collect()
+    }
+}

@@ -58,22 +58,9 @@ fn lan_hops() {
 
 /// Runs the helper in the LAN; each run's conclusion and duration (ms).
 fn probe(lab: &Lab) -> Vec<(HopConclusion, f64)> {
-    let out = lab
-        .test_helper(Node::Lan, "lan_hops")
-        .expect("helper")
-        .output()
-        .expect("run helper");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "helper failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let runs: Vec<(HopConclusion, f64)> = stdout
-        .lines()
-        // The test harness may print "test lan_hops ... " before the first line.
-        .filter_map(|l| l.find("HOPS ").map(|at| &l[at + 5..]))
+    let runs: Vec<(HopConclusion, f64)> = lab
+        .helper_lines(Node::Lan, "lan_hops", "HOPS ")
+        .iter()
         .map(|l| {
             let (ms, json) = l.split_once(' ').expect("ms and json");
             (
@@ -82,7 +69,7 @@ fn probe(lab: &Lab) -> Vec<(HopConclusion, f64)> {
             )
         })
         .collect();
-    assert_eq!(runs.len(), RUNS, "{stdout}");
+    assert_eq!(runs.len(), RUNS, "{runs:?}");
     runs
 }
 

@@ -69,23 +69,11 @@ struct Run {
 
 fn run_helper(lab: &Lab) -> Run {
     let started = Instant::now();
-    let out = lab
-        .test_helper(Node::Lan, "lan_defaults_helper")
-        .expect("helper")
-        .output()
-        .expect("run helper");
+    let lines = lab.helper_lines(Node::Lan, "lan_defaults_helper", MARK);
     let process_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "helper failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout
-        .lines()
-        .find_map(|l| l.find(MARK).map(|at| &l[at + MARK.len()..]))
-        .unwrap_or_else(|| panic!("no result line:\n{stdout}"));
+    let [line] = lines.as_slice() else {
+        panic!("expected one result line: {lines:?}");
+    };
     let v: Value = serde_json::from_str(line).expect("result json");
     Run {
         result: v["result"].clone(),
