@@ -125,14 +125,22 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
         .iter()
         .all(|(_, s)| s.status != Status::NotChecked);
     if checked && !mp.any_present() {
+        // Behind a second NAT, a forward on this router alone reaches only that NAT.
+        let fix = if r.double_nat {
+            "first the second NAT (see double_nat): a mapping or forward on this router \
+             alone reaches only that NAT; then enable UPnP or NAT-PMP here, or forward the \
+             ports by hand on both"
+        } else {
+            "enable UPnP (\"Universal Plug and Play\") or NAT-PMP in the router's settings, \
+             or forward the ports the service needs to this host by hand"
+        };
         out.push(finding(
             FindingCode::NoPortMappingProtocol,
             Severity::Problem,
             "the router answers none of UPnP IGD, NAT-PMP and PCP: programs on this host \
              cannot open ports on it"
                 .into(),
-            "enable UPnP (\"Universal Plug and Play\") or NAT-PMP in the router's settings, \
-             or forward the ports the service needs to this host by hand",
+            fix,
         ));
     }
     if mp.upnp.status == Status::NotConnected {
@@ -177,7 +185,8 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
             ),
             "put the upstream box (the ISP's modem/router) in bridge or modem-only mode, or \
              forward the ports on it as well (to this router's WAN address); behind \
-             carrier-grade NAT (100.64.0.0/10) ask the ISP for a public address",
+             carrier-grade NAT (100.64.0.0/10) ask the ISP for a public address; or use a \
+             relay (a TURN server, a VPN with a public address), which needs no open port",
         ));
     }
     for p in &r.ports {

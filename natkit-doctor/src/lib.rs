@@ -7,6 +7,7 @@ mod checks;
 mod config;
 mod findings;
 mod guard;
+mod hops;
 mod ports;
 pub mod render;
 mod report;
@@ -22,6 +23,7 @@ use tokio::time::Instant;
 
 pub use config::{Config, ConfigError, DEFAULT_TIMEOUT, Ports, Stage, TIMEOUT_RANGE};
 pub use guard::Cleanup;
+pub use hops::{HopVerdict, HopsReport};
 pub use report::{
     Finding, FindingCode, Forward, MappingProtocols, MappingTrial, NatReport, PortReport,
     ProtocolState, Report, SCHEMA_VERSION, Severity, Status, StunAnswer, StunOutcome,
@@ -202,7 +204,15 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
         let seen = tokio::time::timeout(bound, checks::check_stun(&stun)).await;
         (Some(seen), Some(nat))
     };
-    let ((), (seen, nat)) = tokio::join!(router_side, stun_side);
+    // The first hops towards a STUN server: another NAT upstream, also when the
+    // router speaks no mapping protocol.
+    let hop_side = hops::trace(&config.stun_servers, t.check);
+    let ((), (seen, nat), traced) = tokio::join!(router_side, stun_side, hop_side);
+    r.hops = Some(hops::report(
+        traced,
+        IpAddr::V4(gw.address),
+        r.router_external_address,
+    ));
     match seen {
         Some(Ok((answers, consensus))) => {
             r.stun_servers = answers;
@@ -287,6 +297,7 @@ fn double_nat(r: &mut Report) {
             ));
         }
     }
+    evidence.extend(r.hops.as_ref().and_then(hops::HopsReport::evidence));
     r.double_nat = !evidence.is_empty();
     r.double_nat_evidence = evidence;
 }

@@ -109,6 +109,16 @@ fn path(r: &Report, style: Style, o: &mut String) {
             .router_external_address
             .filter(|ip| !AddressScope::of(*ip).is_global())
             .map(|ip| format!("(the router's WAN {ip} is inside it)"))
+            .or_else(|| {
+                let h = r.hops.as_ref()?;
+                let kind = if h.carrier_grade {
+                    ", carrier-grade NAT"
+                } else {
+                    ""
+                };
+                h.upstream
+                    .map(|ip| format!("{ip} (the router's next hop{kind})"))
+            })
             .unwrap_or_else(|| "(address not known)".into());
         let _ = writeln!(o, "  [second NAT]  {upstream}");
         let _ = writeln!(o, "        │");

@@ -44,6 +44,8 @@ pub struct Report {
     pub double_nat: bool,
     /// The observations behind `double_nat`, in words.
     pub double_nat_evidence: Vec<String>,
+    /// The first hops towards a STUN server and what they say about another NAT.
+    pub hops: Option<crate::HopsReport>,
     /// The NAT type, when the STUN tests ran.
     pub nat: Option<NatReport>,
     /// The service profile checked, if one was named.
@@ -71,6 +73,7 @@ impl Report {
             stun_servers: Vec::new(),
             double_nat: false,
             double_nat_evidence: Vec::new(),
+            hops: None,
             nat: None,
             profile: None,
             ports: Vec::new(),
