@@ -151,9 +151,12 @@ fn natkit_bin() -> PathBuf {
 
 /// Runs `natkit nat-type ARGS` in the LAN; returns its output and wall time.
 fn nat_type(lab: &Lab, args: &[String]) -> (Output, Duration) {
+    // Built (or found current) before the clock starts: the build may wait for
+    // cargo's lock while other tests build.
+    let natkit = natkit_bin();
     let t = Instant::now();
     let out = lab
-        .command(Node::Lan, natkit_bin())
+        .command(Node::Lan, natkit)
         .arg("nat-type")
         .args(args)
         .output()
