@@ -8,7 +8,9 @@
 //! nothing else, must still say port-restricted cone on the port-restricted
 //! NAT, tested with that server. With no name resolving, or with a resolver
 //! that never answers, it must fail with the typed resolve error in bounded
-//! time. The dnsmasq log proves every query stayed in the lab.
+//! time. The dnsmasq log proves every query stayed in the lab. Each case runs
+//! through the library (a helper in the LAN) and through `natkit nat-type`
+//! with no `--stun`, as a user runs it.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -54,9 +56,9 @@ fn lan_defaults_helper() {
         }
     };
     println!("{MARK}{}", json!({ "ms": ms, "result": result }));
-    // A lookup still blocked in the resolver (the silent DNS case) must not hold
-    // the process: what a caller sees is the classifier's bound.
-    rt.shutdown_background();
+    // The runtime is dropped as any program's would be: a lookup still blocked in
+    // the resolver (the silent DNS case) must not hold the process's exit.
+    drop(rt);
 }
 
 /// One helper run: what the classifier returned, how long it took inside, and
@@ -80,6 +82,42 @@ fn run_helper(lab: &Lab) -> Run {
         classify_ms: v["ms"].as_f64().expect("ms"),
         process_ms,
     }
+}
+
+/// `natkit nat-type ARGS` in the LAN: its output and how long the process took (ms).
+fn nat_type(lab: &Lab, args: &[&str]) -> (std::process::Output, f64) {
+    // Built (on first use) before the clock starts.
+    let bin = natkit_lab::natkit_bin();
+    let started = Instant::now();
+    let out = lab
+        .command(Node::Lan, bin)
+        .arg("nat-type")
+        .args(args)
+        .output()
+        .expect("run natkit nat-type");
+    (out, started.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// `natkit nat-type` fails naming the first default name's resolve failure.
+fn assert_cli_resolve_failure(lab: &Lab, failure: &[&str]) -> f64 {
+    let (out, ms) = nat_type(lab, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        natkit_lab::dump_output(&out)
+    );
+    let first = DEFAULT_SERVERS[0].name;
+    assert!(
+        failure
+            .iter()
+            .any(|f| stderr.contains(&format!("error: cannot resolve {first}: {f}"))),
+        "{}",
+        natkit_lab::dump_output(&out)
+    );
+    println!("  natkit nat-type: {} in {ms:.0} ms", stderr.trim());
+    ms
 }
 
 /// The default entry the lab maps: an RFC 5780 one, not the first.
@@ -154,6 +192,20 @@ fn lab_defaults_answer_port_restricted_with_one_server_resolving() {
         sorted(classify_ms),
         sorted(process_ms)
     );
+    // The tool, as a user runs it.
+    lab.reset_nat().expect("reset-nat");
+    let (out, ms) = nat_type(&lab, &["--json"]);
+    assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("nat-type json");
+    assert_eq!(doc["legacy_type"], "port_restricted_cone", "{doc:#}");
+    assert_eq!(doc["behaviour_server"], json!(stun), "{doc:#}");
+    let named = doc["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .any(|s| s["name"] == json!(format!("{host}:{port}")) && s["server"] == json!(stun));
+    assert!(named, "{doc:#}");
+    println!("  natkit nat-type --json: port_restricted_cone in {ms:.0} ms");
     let log = dns_log(&lab);
     for s in DEFAULT_SERVERS {
         let name = s.name.rsplit_once(':').expect("host:port").0;
@@ -199,6 +251,7 @@ fn lab_defaults_fail_typed_when_no_name_resolves() {
         run.result["err"]["message"], run.classify_ms, run.process_ms
     );
     assert!(dns_log(&lab).contains("is NXDOMAIN"));
+    assert_cli_resolve_failure(&lab, &["no such name"]);
 
     // The DNS server's host up, the server gone. Its host answers with ICMP port
     // unreachable, but Linux sends one host at most 6 ICMP errors at once, then one
@@ -246,10 +299,18 @@ fn lab_defaults_fail_typed_in_bounded_time_when_dns_is_silent() {
     // A hang guard, not a timing rule: the lookups are bounded by
     // RESOLVE_TIMEOUT, all at once.
     let bound = RESOLVE_TIMEOUT + Duration::from_secs(1);
+    for (what, ms) in [
+        ("classify", run.classify_ms),
+        ("the helper process", run.process_ms),
+    ] {
+        assert!(ms < bound.as_secs_f64() * 1000.0, "{what} took {ms} ms");
+    }
+    // The tool too: the lookups still blocked in the resolver must not hold its
+    // exit (glibc gives up only after 10 s).
+    let ms = assert_cli_resolve_failure(&lab, &["the lookup took longer than 3 s"]);
     assert!(
-        run.classify_ms < bound.as_secs_f64() * 1000.0,
-        "classify took {} ms",
-        run.classify_ms
+        ms < bound.as_secs_f64() * 1000.0,
+        "natkit nat-type took {ms} ms"
     );
     let dropped = lab
         .exec_ok(Node::Wan, &["nft", "list", "table", "inet", "dns_silent"])

@@ -30,6 +30,29 @@ fn classify_failure(e: &std::io::Error) -> ResolveFailure {
     }
 }
 
+/// Looks `host` up with the system resolver on a thread of its own. Not on tokio's
+/// blocking pool: a runtime waits for its blocking tasks when it is dropped, so a lookup
+/// that outlives [`RESOLVE_TIMEOUT`] would hold a program's exit until the resolver
+/// gives up (glibc waits 5 s × 2 for a silent server: `natkit nat-type` printed its
+/// error at 3 s and exited at 10 s). A detached thread ends with the process.
+fn lookup(
+    host: String,
+    port: u16,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<std::io::Result<Vec<SocketAddr>>>> {
+    use std::net::ToSocketAddrs;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("natkit-resolve".into())
+        .spawn(move || {
+            let found = (host.as_str(), port)
+                .to_socket_addrs()
+                .map(Iterator::collect);
+            // The caller may have timed out and gone: nothing to tell then.
+            let _ = tx.send(found);
+        })?;
+    Ok(rx)
+}
+
 /// Resolves one server name to an address (its first IPv4 one if it has any), within
 /// [`RESOLVE_TIMEOUT`].
 pub async fn resolve(name: &str) -> Result<SocketAddr, Error> {
@@ -41,15 +64,17 @@ pub async fn resolve(name: &str) -> Result<SocketAddr, Error> {
         ServerName::Addr(a) => return Ok(a),
         ServerName::Host(host, port) => (host, port),
     };
-    let lookup = tokio::net::lookup_host((host.as_str(), port));
-    let mut addrs = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+    let other = |message: String| failed(ResolveFailure::Other { message });
+    let pending =
+        lookup(host, port).map_err(|e| other(format!("cannot start the lookup thread: {e}")))?;
+    let all = match tokio::time::timeout(RESOLVE_TIMEOUT, pending).await {
         Err(_) => return Err(failed(ResolveFailure::TimedOut)),
-        Ok(Err(e)) => return Err(failed(classify_failure(&e))),
-        Ok(Ok(addrs)) => addrs,
+        Ok(Err(_)) => return Err(other("the lookup thread ended without an answer".into())),
+        Ok(Ok(Err(e))) => return Err(failed(classify_failure(&e))),
+        Ok(Ok(Ok(addrs))) => addrs,
     };
     // IPv4 first: NATs, and so everything natkit measures with STUN, are IPv4; a
     // dual-stack resolver may list the IPv6 address first.
-    let all: Vec<SocketAddr> = addrs.by_ref().collect();
     all.iter()
         .find(|a| a.is_ipv4())
         .or(all.first())
