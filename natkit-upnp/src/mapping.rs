@@ -128,15 +128,23 @@ impl Igd {
                 }
                 break read_back.ok();
             };
-            self.undo_unknown_add(
-                request.protocol,
-                external,
-                internal,
-                &description,
-                lease,
-                &e,
-            )
-            .await;
+            if outcome_unknown(&e) {
+                // The request went out and no answer came: the router may
+                // have made the mapping all the same. If it holds exactly
+                // ours, it is granted (and the caller will renew and
+                // delete it); a permanent one must never be left unknown.
+                match self.get_specific_entry(request.protocol, external).await {
+                    Ok(entry) if entry.is_mapping_of(internal, &description) => {
+                        tracing::info!(
+                            port = external,
+                            lease,
+                            "AddPortMapping went unanswered but the router holds our mapping"
+                        );
+                        break Some(entry);
+                    }
+                    _ => return Err(e),
+                }
+            }
             if let Some(next) = e.upnp_code().and_then(|c| next_lease(lease, c)) {
                 lease = next;
                 continue;
@@ -168,36 +176,6 @@ impl Igd {
             }
         };
         Ok(self.grant(request, internal, external, lease, description, read_back))
-    }
-
-    /// After an AddPortMapping whose outcome is unknown (no complete
-    /// answer: the router may have made the mapping and the answer was
-    /// lost) for a permanent lease: deletes the entry if it is exactly
-    /// ours. A finite lease ends by itself; a permanent one would stay on
-    /// the router for good, and nobody would know to delete it.
-    async fn undo_unknown_add(
-        &self,
-        protocol: Protocol,
-        external: u16,
-        internal: SocketAddrV4,
-        description: &str,
-        lease: u32,
-        error: &Error,
-    ) {
-        if lease != 0 || !outcome_unknown(error) {
-            return;
-        }
-        match self.get_specific_entry(protocol, external).await {
-            Ok(entry) if entry.is_mapping_of(internal, description) => {
-                if let Err(e) = self.delete(protocol, external).await {
-                    tracing::warn!(error = %e, port = external,
-                        "could not delete a permanent mapping whose AddPortMapping went unanswered");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, port = external,
-                "no entry of ours after an unanswered permanent AddPortMapping"),
-        }
     }
 
     /// `AddAnyPortMapping` (IGD:2 only): the router maps
@@ -452,13 +430,15 @@ impl Igd {
     }
 }
 
-/// Whether a failed action may still have been carried out: the request
-/// went out and no complete answer came back.
+/// Whether a failed action may still have been carried out: no complete
+/// answer within the time limit (under loss, the answer is what got lost).
+/// A reset or a cut answer is the router's own doing, and a refusal more
+/// often than not; it is taken as one.
 fn outcome_unknown(e: &Error) -> bool {
     matches!(
         e,
         Error::Http {
-            source: HttpError::Timeout { .. } | HttpError::Io { .. } | HttpError::Truncated,
+            source: HttpError::Timeout { .. },
             ..
         }
     )

@@ -284,6 +284,14 @@ async fn exchange_unbounded_in_time(
 ) -> Result<Fetched, HttpError> {
     let io = |e: std::io::Error| HttpError::Io { kind: e.kind() };
     let mut stream = connect(SocketAddr::V4(url.addr)).await?;
+    // Closing sends RST, which also throws away whatever of the request
+    // the kernel still holds. A hedged copy dropped because another
+    // answered may have its request in the send queue, retransmitted under
+    // loss: delivered late, an AddPortMapping copy made the mapping again
+    // after the program had deleted it and exited (seen once in 60 runs of
+    // natkit-portmap's lab_loss_all). Every exchange is `Connection: close`
+    // and over once its answer is read, so nothing else is lost.
+    let _ = stream.set_zero_linger();
     let local = stream.local_addr().map_err(io)?;
     stream.write_all(request).await.map_err(io)?;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);

@@ -296,54 +296,68 @@ async fn the_protocol_goes_in_upper_case() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_permanent_mapping_whose_answer_is_lost_is_deleted() {
-    // Only permanent leases (725): the second AddPortMapping, for lease 0,
-    // is carried out but its answer never comes. The mapping would stay on
-    // the router for good, unknown to anyone: natkit reads it back and
-    // deletes it before reporting the timeout.
-    let fake = FakeIgd::start(Behaviour::permanent_only()).await;
-    let config = DiscoveryConfig {
-        http: HttpConfig {
-            soap_timeout: Duration::from_millis(400),
-            hedge_after: None,
-            ..HttpConfig::default()
-        },
-        ..fake.config()
+async fn an_unanswered_add_the_router_carried_out_is_confirmed_by_read_back() {
+    // The AddPortMapping is carried out but its answer never comes. The
+    // mapping is on the router: natkit reads it back and, when it is
+    // exactly ours, reports it granted, so the caller renews and deletes
+    // it. A permanent one (after 725) would otherwise stay for good,
+    // unknown to anyone.
+    let no_hedge = HttpConfig {
+        soap_timeout: Duration::from_millis(400),
+        hedge_after: None,
+        ..HttpConfig::default()
     };
-    let igd = discover(&config).await.unwrap();
-    fake.arm(vec![Step::Answer, Step::ProcessSilently]);
-    let err = igd
-        .add_port_mapping(&request(4700, 3600))
-        .await
-        .unwrap_err();
-    // The time limit, not a refusal.
-    assert_eq!(err.failure_kind(), FailureKind::Timeout, "{err:?}");
-    assert_eq!(fake.add_leases(), [3600, 0]);
-    let actions: Vec<String> = fake.conns().into_iter().map(|c| c.action).collect();
-    assert_eq!(
-        actions,
-        [
-            "AddPortMapping",
-            "AddPortMapping",
-            "GetSpecificPortMappingEntry",
-            "DeletePortMapping"
-        ]
-    );
-    assert!(fake.table().is_empty(), "left behind: {:?}", fake.table());
+    for (behaviour, script, leases, outcome) in [
+        (
+            Behaviour::default(),
+            vec![Step::ProcessSilently],
+            vec![3600],
+            LeaseOutcome::AsRequested,
+        ),
+        (
+            Behaviour::permanent_only(),
+            vec![Step::Answer, Step::ProcessSilently],
+            vec![3600, 0],
+            LeaseOutcome::Permanent { requested: 3600 },
+        ),
+    ] {
+        let fake = FakeIgd::start(behaviour).await;
+        let config = DiscoveryConfig {
+            http: no_hedge.clone(),
+            ..fake.config()
+        };
+        let igd = discover(&config).await.unwrap();
+        fake.arm(script);
+        let grant = igd.add_port_mapping(&request(4700, 3600)).await.unwrap();
+        assert_eq!(grant.lease, outcome);
+        assert_eq!(fake.add_leases(), leases);
+        let mut actions: Vec<String> = fake.conns().into_iter().map(|c| c.action).collect();
+        assert_eq!(
+            actions.pop().as_deref(),
+            Some("GetSpecificPortMappingEntry")
+        );
+        assert!(actions.iter().all(|a| a == "AddPortMapping"), "{actions:?}");
+        assert_eq!(fake.table().len(), 1);
+        igd.delete(Protocol::Tcp, 4700).await.unwrap();
+    }
 
-    // Another host's permanent entry on that port is never touched.
+    // Another host's entry on that port: not ours, the timeout stands, and
+    // the entry is left alone.
     let fake = FakeIgd::start(Behaviour::permanent_only()).await;
     let igd = discover(&DiscoveryConfig {
-        http: config.http.clone(),
+        http: no_hedge,
         ..fake.config()
     })
     .await
     .unwrap();
     fake.arm(vec![Step::Answer, Step::Silent]);
     fake.insert(fake_igd::Row::new(4701, "TCP", "127.0.0.9", "someone else"));
-    igd.add_port_mapping(&request(4701, 3600))
+    let err = igd
+        .add_port_mapping(&request(4701, 3600))
         .await
         .unwrap_err();
+    // The time limit, not a refusal.
+    assert_eq!(err.failure_kind(), FailureKind::Timeout, "{err:?}");
     assert_eq!(fake.table().len(), 1);
     assert_eq!(fake.table()[0].client, "127.0.0.9");
 }

@@ -137,8 +137,13 @@ async fn two_answers_one_is_used_and_both_connections_closed() {
     assert!(ip == a || ip == b, "{ip}");
     let conns = fake.all_closed().await;
     assert_eq!(conns.len(), 2, "no third copy after an answer: {conns:?}");
-    assert!(conns.iter().all(|c| c.answered), "{conns:?}");
+    // The copy not used is reset as soon as the other answer is taken, so
+    // the fake's answer to it may no longer be written.
+    assert!(conns.iter().any(|c| c.answered), "{conns:?}");
     assert!(conns.iter().all(|c| c.closed_by_client), "{conns:?}");
+    // Reset, not closed: a request still in the send queue (retransmitted
+    // under loss) is thrown away, never delivered after natkit moved on.
+    assert!(conns.iter().all(|c| c.reset_by_client), "{conns:?}");
     // Nothing natkit started is left running: the copies are futures of the
     // call itself, and the fake's connection tasks end once closed.
     let end = Instant::now() + Duration::from_secs(5);

@@ -160,6 +160,8 @@ pub struct Conn {
     pub answered: bool,
     /// Whether the client closed the connection (EOF or reset seen).
     pub closed_by_client: bool,
+    /// Whether that close was a reset (RST), not a FIN.
+    pub reset_by_client: bool,
 }
 
 impl Behaviour {
@@ -453,26 +455,37 @@ async fn scripted(
             Some(write(status, &body))
         }
     };
+    // A reset shows as the write's error if it came first, else the read's.
+    let is_reset = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        )
+    };
+    let mut reset = false;
     if let Some(a) = answer {
-        if conn.write_all(a.as_bytes()).await.is_ok() {
-            state.lock().unwrap().conns[index].answered = true;
+        match conn.write_all(a.as_bytes()).await {
+            Ok(()) => state.lock().unwrap().conns[index].answered = true,
+            Err(e) => reset = is_reset(&e),
         }
         // Half-close, like a server done with the exchange, but keep
         // reading so the client's own close is seen.
         let _ = conn.shutdown().await;
     }
     let mut chunk = [0u8; 1024];
-    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match conn.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
+                Ok(0) => return false,
+                Err(e) => return is_reset(&e),
                 Ok(_) => {}
             }
         }
     })
-    .await
-    .is_ok();
-    state.lock().unwrap().conns[index].closed_by_client = closed;
+    .await;
+    let mut st = state.lock().unwrap();
+    st.conns[index].closed_by_client = ended.is_ok();
+    st.conns[index].reset_by_client = reset || ended == Ok(true);
 }
 
 pub fn loopback_gateway() -> Gateway {
@@ -550,6 +563,7 @@ async fn serve(mut conn: TcpStream, sv: Arc<Served>, state: Arc<Mutex<State>>) {
                 at: Instant::now(),
                 answered: false,
                 closed_by_client: false,
+                reset_by_client: false,
             });
             st.conns.len() - 1
         };
