@@ -219,3 +219,37 @@ fn lab_hops_silent_carrier_nat_is_unknown() {
     assert_bounded(worst);
     lab.down().expect("lab down");
 }
+
+#[test]
+fn lab_hops_under_loss_are_right_or_unknown() {
+    require_root();
+    // 30 % of the packets entering or leaving the home router are dropped: a
+    // probe, or its time exceeded, may be lost on both tries.
+    let lab = Lab::builder()
+        .double_nat(true)
+        .stund(true)
+        .loss(30)
+        .build()
+        .expect("lab");
+    let mut runs = probe(&lab);
+    runs.extend(probe(&lab));
+    let worst = report("double NAT, 30 % loss at the router", &runs);
+    let mut decided = 0;
+    for (c, _) in &runs {
+        match c {
+            HopConclusion::DoubleNat { upstream, .. } => {
+                assert_eq!(upstream.address, ip("100.64.0.1"), "{c}");
+                assert!(upstream.carrier_grade, "{c}");
+                decided += 1;
+            }
+            HopConclusion::Unknown { .. } => {}
+            other => panic!("a wrong answer under loss: {other}: {other:?}"),
+        }
+    }
+    println!(
+        "double NAT, 30 % loss: {decided}/{} double_nat, the rest unknown",
+        runs.len()
+    );
+    assert_bounded(worst);
+    lab.down().expect("lab down");
+}
