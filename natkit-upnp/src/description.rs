@@ -213,6 +213,38 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn dialects_of_real_descriptions() {
+        // No declaration, no namespace, a byte-order mark and leading
+        // whitespace; services nested three devices deep; any version; the
+        // Broadband Forum's namespace; prefixes on elements.
+        let doc = "\u{feff}  \r\n<root><device><serviceList/><deviceList><device><deviceList><device>\
+            <serviceList><service><serviceType>urn:dslforum-org:service:WANPPPConnection:1</serviceType>\
+            <controlURL>/ppp</controlURL></service></serviceList></device><device><serviceList>\
+            <s:service xmlns:s=\"urn:schemas-upnp-org:device-1-0\"><s:serviceType>urn:schemas-upnp-org:service:WANPPPConnection:2</s:serviceType>\
+            <s:controlURL>/ppp2</s:controlURL></s:service></serviceList></device></deviceList></device>\
+            </deviceList></device></root>";
+        let d = Description::parse(doc.as_bytes()).unwrap();
+        let found: Vec<(String, &str)> = d
+            .wan_services()
+            .into_iter()
+            .map(|(k, s)| (k.service_type(), s.control_url.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "urn:schemas-upnp-org:service:WANPPPConnection:2".to_owned(),
+                    "/ppp2"
+                ),
+                (
+                    "urn:dslforum-org:service:WANPPPConnection:1".to_owned(),
+                    "/ppp"
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn rejects_non_descriptions() {
         assert_eq!(
             Description::parse(b"<html><body>router login</body></html>"),
