@@ -43,6 +43,7 @@ async fn main() -> ExitCode {
     }
     // The lease's state is a watch: renewals, re-mappings after a router reboot.
     let mut watch = lease.watch();
+    let mut shown = lease.external().map(|m| (m.external, m.lifetime));
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
@@ -50,9 +51,15 @@ async fn main() -> ExitCode {
                 if changed.is_err() {
                     break;
                 }
-                match &*watch.borrow_and_update() {
-                    Some(m) => println!("now {} (lease {} s)", m.external, m.lifetime.as_secs()),
-                    None => println!("the mapping is lost; natkit keeps trying"),
+                let now = watch.borrow_and_update().as_ref().map(|m| (m.external, m.lifetime));
+                if now != shown {
+                    match now {
+                        Some((external, lease)) => {
+                            println!("now {external} (lease {} s)", lease.as_secs());
+                        }
+                        None => println!("the mapping is lost; natkit keeps trying"),
+                    }
+                    shown = now;
                 }
             }
         }

@@ -8,6 +8,23 @@ use std::process::ExitCode;
 
 pub(crate) use natkit_doctor::render::error_line;
 
+/// `println!` that never panics: when stdout is a closed pipe (`natkit … | head`)
+/// the rest of the output is dropped and the command ends as it would have.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// What every subcommand is told about its output.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Output {
@@ -127,7 +144,7 @@ pub(crate) async fn shutdown_signal() {
 
 /// Prints a value as one line of JSON on stdout.
 pub(crate) fn print_json(value: &serde_json::Value) {
-    println!("{value}");
+    outln!("{value}");
 }
 
 #[cfg(test)]

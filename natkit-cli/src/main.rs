@@ -8,8 +8,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod cmd;
+#[macro_use]
 mod common;
+mod cmd;
 mod notify;
 
 use std::process::ExitCode;

@@ -102,11 +102,14 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             "burst": args.burst,
         }));
     } else {
-        println!("listening on {addr}/tcp");
-        println!("dials      {targets}");
-        println!(
+        outln!("listening on {addr}/tcp");
+        outln!("dials      {targets}");
+        outln!(
             "limits     {} ports/request, {}/s per source (burst {}), {} requests at once",
-            args.max_ports, args.rate, args.burst, args.max_in_flight
+            args.max_ports,
+            args.rate,
+            args.burst,
+            args.max_in_flight
         );
     }
     let stop = server.stop_handle();
@@ -116,7 +119,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             if out.json {
                 common::print_json(&serde_json::json!({ "stopped": c }));
             } else {
-                println!(
+                outln!(
                     "stopped: {} connections, {} served, {} dials, refused: {} rate limited, \
                      {} busy, {} too many ports, {} port not allowed, {} target not allowed, \
                      {} bad request; {} closed unanswered",

@@ -84,7 +84,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         let style = render::Style {
             colour: common::colour_stdout(),
         };
-        print!("{}", render::text(&report, style));
+        out!("{}", render::text(&report, style));
     }
     if report.gateway.is_none() {
         ExitCode::FAILURE

@@ -89,17 +89,17 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         }));
     } else {
         match &consensus {
-            Some(c) => println!(
+            Some(c) => outln!(
                 "external address  {} ({}; {} of {} sources agree)",
                 c.ip,
                 AddressScope::of(c.ip).describe(),
                 c.agreeing().count(),
                 evidence.len()
             ),
-            None => println!("external address  unknown: no source saw one"),
+            None => outln!("external address  unknown: no source saw one"),
         }
         for e in &evidence {
-            println!(
+            outln!(
                 "  {:<10} {:<8} {:<24} {}",
                 side(e).replace('_', " "),
                 e.mechanism.as_str(),
@@ -107,7 +107,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
                 e.outcome
             );
         }
-        println!("took {:.0} ms", elapsed.as_secs_f64() * 1000.0);
+        outln!("took {:.0} ms", elapsed.as_secs_f64() * 1000.0);
     }
     match consensus {
         Some(_) => ExitCode::SUCCESS,

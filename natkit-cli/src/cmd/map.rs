@@ -172,7 +172,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             "failed": shutdown.failed.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
         }));
     } else if ok {
-        println!("deleted {}", mapping.external);
+        outln!("deleted {}", mapping.external);
     } else {
         for (_, e) in &shutdown.failed {
             eprintln!("error: deleting the mapping failed: {e}");
@@ -194,13 +194,16 @@ fn print_cleanup(report: &CleanupReport, json: bool) {
         return;
     }
     for e in &report.removed {
-        println!(
+        outln!(
             "cleanup: deleted {} {} {} -> {} left by an earlier run",
-            e.mechanism, e.protocol, e.external, e.internal
+            e.mechanism,
+            e.protocol,
+            e.external,
+            e.internal
         );
     }
     for e in &report.swept {
-        println!("cleanup: deleted stale UPnP entry {e}");
+        outln!("cleanup: deleted stale UPnP entry {e}");
     }
     for (e, why) in &report.failed {
         eprintln!(
@@ -233,7 +236,7 @@ fn print_mapping(mapping: &Mapping, request: &MappingRequest, report: &ProbeRepo
     } else {
         format!("lease {} s", mapping.lifetime.as_secs())
     };
-    println!(
+    outln!(
         "mapped {} {} -> {} via {} ({lease})",
         mapping.protocol,
         mapping.external,
@@ -241,17 +244,17 @@ fn print_mapping(mapping: &Mapping, request: &MappingRequest, report: &ProbeRepo
         mapping.mechanism.display_name()
     );
     if substituted {
-        println!(
+        outln!(
             "note: the router gave external port {} instead of {}",
             mapping.external.port(),
             request.external_port.unwrap_or_default()
         );
     }
     if let Some(note) = note {
-        println!("warning: {note}");
+        outln!("warning: {note}");
     }
     for m in &report.mechanisms {
-        println!("  {}", m.summary());
+        outln!("  {}", m.summary());
     }
 }
 
@@ -316,6 +319,6 @@ fn print_event(event: &KeeperEvent, json: bool) {
         v["event"] = json!(name);
         common::print_json(&v);
     } else {
-        println!("keeper: {text}");
+        outln!("keeper: {text}");
     }
 }

@@ -98,18 +98,18 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         }
         common::print_json(&out);
     } else {
-        println!("NAT type      {}", c.legacy);
-        println!("  means       {}", c.legacy.meaning());
-        println!("mapping       {}", b.mapping);
-        println!("filtering     {}", b.filtering);
+        outln!("NAT type      {}", c.legacy);
+        outln!("  means       {}", c.legacy.meaning());
+        outln!("mapping       {}", b.mapping);
+        outln!("filtering     {}", b.filtering);
         if let Some(ext) = c.external {
-            println!("external      {ext}");
+            outln!("external      {ext}");
         }
         if let Some(local) = c.local {
-            println!("local         {local}");
+            outln!("local         {local}");
         }
         if let Some(p) = b.port_preservation {
-            println!("port kept     {}", if p { "yes" } else { "no" });
+            outln!("port kept     {}", if p { "yes" } else { "no" });
         }
         if args.hairpinning {
             let h = match b.hairpinning {
@@ -117,10 +117,10 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
                 Some(false) => "no",
                 None => "inconclusive",
             };
-            println!("hairpinning   {h}");
+            outln!("hairpinning   {h}");
         }
         if args.lifetime.is_some() {
-            println!(
+            outln!(
                 "binding life  {}",
                 lifetime_line(c.binding_lifetime.as_ref())
             );
@@ -129,12 +129,12 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             let rtt = c
                 .rtt
                 .map(|d| format!(", rtt {:.1} ms", d.as_secs_f64() * 1000.0));
-            println!("tested with   {server}{}", rtt.unwrap_or_default());
+            outln!("tested with   {server}{}", rtt.unwrap_or_default());
         }
         for note in &c.notes {
-            println!("note          {note}");
+            outln!("note          {note}");
         }
-        println!("took          {:.0} ms", c.elapsed.as_secs_f64() * 1000.0);
+        outln!("took          {:.0} ms", c.elapsed.as_secs_f64() * 1000.0);
     }
     if c.legacy == LegacyNatType::UdpBlocked {
         eprintln!("error: no STUN server answered: UDP is blocked or the servers are down");

@@ -64,7 +64,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         common::print_json(&serde_json::json!({ "listening": addrs }));
     } else {
         for a in &addrs {
-            println!("listening on {a}/udp");
+            outln!("listening on {a}/udp");
         }
     }
     let stop = server.stop_handle();
@@ -74,7 +74,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             if out.json {
                 common::print_json(&serde_json::json!({ "stopped": counters }));
             } else {
-                println!("stopped: {counters:?}");
+                outln!("stopped: {counters:?}");
             }
             ExitCode::SUCCESS
         }
