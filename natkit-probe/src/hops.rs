@@ -582,7 +582,7 @@ impl fmt::Display for HopConclusion {
 }
 
 /// What `hops` toward `target` say, cross-checked with what is known of the
-/// router. Sans-IO; see the [module docs](self) for the rules.
+/// router. Sans-IO; the rules are those of [`check_upstream_nat`].
 pub fn conclude_hops(target: IpAddr, hops: Vec<Hop>, router: RouterFacts) -> HopConclusion {
     let unknown = |why, hops| HopConclusion::Unknown { why, hops };
     if !AddressScope::of(target).is_global() {
