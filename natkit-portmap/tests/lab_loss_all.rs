@@ -126,7 +126,7 @@ fn loss_runs(mechanism: &str, proto: &str, first_port: u16) {
     }
     let _ = std::fs::remove_dir_all(&journal);
     println!(
-        "map_port --mechanism {mechanism} --once under {LOSS} % loss: {}/{RUNS} ok; {}",
+        "natkit map --mechanism {mechanism} --once under {LOSS} % loss: {}/{RUNS} ok; {}",
         usize::from(RUNS) - failures.len().min(usize::from(RUNS)),
         distribution(&mut times)
     );
