@@ -1,33 +1,5 @@
-//! Is there a second NAT upstream of the home router? The first hops toward a
-//! public address answer that without the router's help (no UPnP, NAT-PMP or
-//! PCP needed), the way Apple's "multiple NAT" troubleshooting uses traceroute.
-//!
-//! A UDP datagram with a TTL of *n* dies at the *n*-th router, which sends an
-//! ICMP time exceeded from its own address. Linux queues that error on the
-//! sending socket (`IP_RECVERR`), so no raw socket and no privilege is needed.
-//! [`trace_hops`] sends every TTL at once and returns one [`Hop`] per TTL;
-//! [`conclude_hops`] decides, sans-IO, what the hops say:
-//!
-//! - hop 1 is the home router (the default gateway);
-//! - the hop right after it is the router's own upstream gateway. When that
-//!   one has a private (RFC 1918) or shared (100.64.0.0/10) address, the home
-//!   router's WAN side is not on the internet: another NAT is upstream — a
-//!   carrier-grade NAT when the address is shared, an ISP box or a second home
-//!   router when it is private ([`HopConclusion::DoubleNat`]);
-//! - a public hop right after the router means one NAT
-//!   ([`HopConclusion::SingleNat`]).
-//!
-//! Private hops *further* on say nothing: ISPs number their own core routers
-//! from RFC 1918 (a traceroute of a home line with a public address often
-//! shows `10.x` routers after a public one). Only the router's next hop counts.
-//! Even that one can be private on a line with a public address (some ISPs
-//! number the link to the customer privately); when the router has reported a
-//! public WAN address (UPnP, NAT-PMP, PCP) that report wins, and a private
-//! next hop without it is marked as not corroborated.
-//!
-//! Silence is not evidence: a router that sends no time exceeded leaves its
-//! hop [`HopAnswer::Silent`], and when the hop that decides is silent the
-//! answer is [`HopConclusion::Unknown`], never "single NAT".
+//! The hop probe: another NAT upstream of the home router, from the first
+//! hops towards a public address (see [`check_upstream_nat`] for the rules).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -679,8 +651,43 @@ pub fn conclude_hops(target: IpAddr, hops: Vec<Hop>, router: RouterFacts) -> Hop
     }
 }
 
-/// Probes the first hops toward `target` (a public STUN server's address, or
-/// any public address) and concludes with `router`'s facts. Bounded by
+/// Is there a second NAT upstream of the home router? The first hops toward a
+/// public address answer that without the router's help (no UPnP, NAT-PMP or
+/// PCP needed), the way Apple's "multiple NAT" troubleshooting uses traceroute.
+///
+/// A UDP datagram with a TTL of *n* dies at the *n*-th router, which sends an
+/// ICMP time exceeded from its own address. Linux queues that error on the
+/// sending socket (`IP_RECVERR`), so no raw socket and no privilege is needed.
+/// [`trace_hops`] sends every TTL at once and returns one [`Hop`] per TTL;
+/// [`conclude_hops`] decides, sans-IO, what the hops say:
+///
+/// - hop 1 is the home router (the default gateway);
+/// - the hop right after it is the router's own upstream gateway. When that
+///   one has a private (RFC 1918) or shared (100.64.0.0/10) address, the home
+///   router's WAN side is not on the internet: another NAT is upstream — a
+///   carrier-grade NAT when the address is shared, an ISP box or a second home
+///   router when it is private ([`HopConclusion::DoubleNat`]);
+/// - a public hop right after the router means one NAT
+///   ([`HopConclusion::SingleNat`]).
+///
+/// Private hops *further* on say nothing: ISPs number their own core routers
+/// from RFC 1918 (a traceroute of a home line with a public address often
+/// shows `10.x` routers after a public one). Only the router's next hop counts.
+/// Even that one can be private on a line with a public address (some ISPs
+/// number the link to the customer privately); when the router has reported a
+/// public WAN address (UPnP, NAT-PMP, PCP) that report wins, and a private
+/// next hop without it is marked as not corroborated.
+///
+/// Silence is not evidence: a router that sends no time exceeded leaves its
+/// hop [`HopAnswer::Silent`], and when the hop that decides is silent the
+/// answer is [`HopConclusion::Unknown`], never "single NAT".
+///
+/// A router whose WAN address was set by hand to a public one (miniupnpd's
+/// `ext_ip` behind a carrier-grade NAT) defeats the cross-check: its report
+/// wins over the shared next hop.
+///
+/// This probes the first hops toward `target` (a public STUN server's address,
+/// or any public address) and concludes with `router`'s facts. Bounded by
 /// [`HopConfig::bound`]; needs a tokio runtime with I/O and time.
 pub async fn check_upstream_nat(
     target: std::net::SocketAddr,
