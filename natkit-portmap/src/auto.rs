@@ -591,12 +591,16 @@ impl Inner {
                 );
             }
         };
-        let detail = format!(
+        let mut detail = format!(
             "IGD {:?} at {} ({})",
             igd.display_name(),
             igd.location(),
             igd.service().service_type()
         );
+        // A router with several WAN connections: say which were not used.
+        for other in igd.other_connections() {
+            detail.push_str(&format!("; not used: {other}"));
+        }
         let mapper = Arc::new(UpnpMapper::new(igd));
         let _ = self.upnp.set(Arc::clone(&mapper));
         // Discovery asked for it with the status, at once; under loss a

@@ -419,6 +419,25 @@ impl Igd {
     }
 }
 
+impl fmt::Display for OtherConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {}", self.service, self.control.path)?;
+        match &self.probe {
+            None => f.write_str(" (not asked)"),
+            Some(p) => {
+                match &p.status {
+                    Some(s) => write!(f, " ({s}")?,
+                    None => f.write_str(" (no status")?,
+                }
+                match p.external_ip {
+                    Some(ip) => write!(f, ", {ip})"),
+                    None => f.write_str(", no external address)"),
+                }
+            }
+        }
+    }
+}
+
 impl fmt::Display for Igd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

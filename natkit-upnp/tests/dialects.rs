@@ -171,6 +171,18 @@ async fn several_wan_connections_map_through_the_connected_public_one() {
             ("/b".to_owned(), Some(ConnectionStatus::Connected)),
         ]
     );
+    let shown: Vec<String> = igd
+        .other_connections()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "WANIPConnection:1 at /a (Unconfigured, 0.0.0.0)",
+            "WANIPConnection:1 at /b (Connected, 10.0.0.2)"
+        ]
+    );
     fake.state.lock().unwrap().calls.clear();
     let grant = igd.add_port_mapping(&request(4300, 600)).await.unwrap();
     assert_eq!(grant.read_back.unwrap().internal_port, 4300);
