@@ -165,17 +165,4 @@ mod tests {
             "error: unexpected argument '--x' found"
         );
     }
-
-    #[test]
-    fn error_line_joins_causes_once() {
-        let e = natkit_core::Error::mechanism(
-            natkit_core::Mechanism::Pcp,
-            natkit_core::FailureKind::Timeout,
-            std::io::Error::other("no answer from 192.168.77.1:5351"),
-        );
-        assert_eq!(
-            error_line(&e),
-            "pcp: timed out: no answer from 192.168.77.1:5351"
-        );
-    }
 }

@@ -145,6 +145,9 @@ fn path(r: &Report, style: Style, o: &mut String) {
     if r.double_nat {
         let _ = writeln!(o, "\n  Double NAT: {}", r.double_nat_evidence.join("; "));
     }
+    if let Some(i) = r.internet.as_ref().filter(|i| i.verdict.is_failure()) {
+        let _ = writeln!(o, "\n  Internet: {}: {}", i.verdict.as_str().replace('_', " "), i.detail);
+    }
 }
 
 fn nat(r: &Report, style: Style, o: &mut String) {
@@ -229,6 +232,66 @@ fn findings(r: &Report, style: Style, o: &mut String) {
             Severity::Warning => style.paint("33", "!"),
         };
         let _ = writeln!(o, "  {mark} {}: {}", f.code, f.message);
-        let _ = writeln!(o, "      fix: {}", f.fix);
+        match f.caused_by {
+            Some(cause) => {
+                let _ = writeln!(o, "      follows from {cause}: fix that first");
+            }
+            None => {
+                let _ = writeln!(o, "      fix: {}", f.fix);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        let mut r = Report::empty();
+        r.findings
+            .push(crate::findings::no_network("no default route"));
+        r
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let r = report();
+        let plain = text(&r, Style::PLAIN);
+        assert!(!plain.contains('\x1b'), "{plain:?}");
+        assert!(plain.contains("  ✗ no_network: "), "{plain}");
+        let colour = text(&r, Style::COLOUR);
+        assert!(colour.contains("\x1b[1mFindings\x1b[0m"), "{colour:?}");
+        assert!(
+            colour.contains("\x1b[31m✗\x1b[0m no_network: "),
+            "{colour:?}"
+        );
+        // The same words either way.
+        let stripped = colour
+            .replace("\x1b[1m", "")
+            .replace("\x1b[31m", "")
+            .replace("\x1b[0m", "");
+        assert_eq!(stripped, plain);
+    }
+
+    #[test]
+    fn json_has_the_typed_code_as_snake_case() {
+        let doc = json(&report());
+        assert_eq!(doc["findings"][0]["code"], "no_network");
+        assert_eq!(doc["findings"][0]["severity"], "problem");
+        assert_eq!(doc["schema_version"], crate::SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn error_lines_name_each_cause_once() {
+        let e = natkit_core::Error::mechanism(
+            natkit_core::Mechanism::Pcp,
+            natkit_core::FailureKind::Timeout,
+            std::io::Error::other("no answer from 192.168.77.1:5351"),
+        );
+        assert_eq!(
+            error_line(&e),
+            "pcp: timed out: no answer from 192.168.77.1:5351"
+        );
     }
 }
