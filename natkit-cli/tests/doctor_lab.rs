@@ -194,8 +194,43 @@ fn port_restricted_router_with_upnp_natpmp_pcp() {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
     assert!(!text.contains("[second NAT]"), "{text}");
-    // Piped stderr: no progress bar drawn.
+    // Piped stderr: no progress bar drawn; piped stdout: no colour.
     assert!(out.stderr.is_empty(), "{}", natkit_lab::dump_output(&out));
+    assert!(!text.contains('\x1b'), "{text:?}");
+    assert_router_clean(&lab);
+
+    // On a terminal (script(1) gives it one) the report has colour, and
+    // NO_COLOR takes it away again.
+    let on_tty = |no_color: Option<&str>| {
+        let line = format!(
+            "{} doctor --ports 5900/tcp {}",
+            natkit().display(),
+            stun_args(&lab).join(" ")
+        );
+        let mut cmd = lab.command(Node::Lan, "script");
+        cmd.args(["-qec", line.as_str(), "/dev/null"])
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = LabChild::spawn(&mut cmd)
+            .expect("start script")
+            .wait_with_output_timeout(Duration::from_secs(60))
+            .expect("the doctor finishes");
+        assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tty = on_tty(None);
+    assert!(tty.contains("\x1b[1mFindings\x1b[0m"), "{tty:?}");
+    // An empty NO_COLOR does not count (no-color.org).
+    assert!(on_tty(Some("")).contains("\x1b[1mFindings\x1b[0m"));
+    let no_color = on_tty(Some("1"));
+    assert!(no_color.contains("Findings"), "{no_color:?}");
+    assert!(!no_color.contains("\x1b[1m"), "{no_color:?}");
+    assert!(!no_color.contains("\x1b[31m"), "{no_color:?}");
     assert_router_clean(&lab);
 }
 
