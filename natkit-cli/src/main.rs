@@ -122,6 +122,35 @@ mod tests {
         assert!(b.json);
     }
 
+    /// The README tables of the exit codes say what `--help` says.
+    #[test]
+    fn the_readmes_show_the_exit_codes_of_help() {
+        let mut rows: Vec<(String, String)> = Vec::new();
+        for line in EXIT_CODES.lines().skip(1) {
+            let line = line.trim();
+            match line.split_once(' ') {
+                Some((code, text)) if code.parse::<u8>().is_ok() => {
+                    rows.push((code.to_owned(), text.trim().to_owned()));
+                }
+                _ => {
+                    let last = rows.last_mut().expect("a code first");
+                    last.1.push(' ');
+                    last.1.push_str(line);
+                }
+            }
+        }
+        assert_eq!(rows.len(), 4);
+        for (name, readme) in [
+            ("README.md", include_str!("../../README.md")),
+            ("natkit-cli/README.md", include_str!("../README.md")),
+        ] {
+            for (code, text) in &rows {
+                let row = format!("| {code} | {text} |");
+                assert!(readme.contains(&row), "{name} lacks {row}");
+            }
+        }
+    }
+
     #[test]
     fn completions_name_every_subcommand() {
         let mut script = Vec::new();
