@@ -30,10 +30,31 @@ pub(crate) async fn bind_towards(server: SocketAddr, local: Option<IpAddr>) -> R
             detail: "local address and server are of different families",
         });
     }
-    UdpSocket::bind(SocketAddr::new(local, 0))
+    let socket = UdpSocket::bind(SocketAddr::new(local, 0))
         .await
-        .map_err(|source| Error::Io { op: "bind", source })
+        .map_err(|source| Error::Io { op: "bind", source })?;
+    hear_icmp_errors(&socket, server);
+    Ok(socket)
 }
+
+/// Asks Linux to report ICMP errors on this unconnected socket (it does
+/// only for connected ones otherwise): the gateway's port unreachable then
+/// ends an exchange at once instead of after the whole plan. Best effort:
+/// without it the plan still ends the exchange.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn hear_icmp_errors(socket: &UdpSocket, server: SocketAddr) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let set = match server {
+        SocketAddr::V4(_) => setsockopt(socket, sockopt::Ipv4RecvErr, &true),
+        SocketAddr::V6(_) => setsockopt(socket, sockopt::Ipv6RecvErr, &true),
+    };
+    if let Err(e) = set {
+        tracing::debug!(error = %e, "IP_RECVERR not set; ICMP errors go unheard");
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn hear_icmp_errors(_socket: &UdpSocket, _server: SocketAddr) {}
 
 /// The source address the OS would use to reach `server` (a UDP "connect"
 /// sends nothing; it only picks a route).
@@ -99,14 +120,19 @@ async fn drive<E: Exchange>(
                     let n = n.min(buf.len());
                     txn.handle_input(Instant::now(), from, &buf[..n]);
                 }
-                // An ICMP error from an earlier send (reported on some
-                // systems even for unconnected sockets): the server port is
-                // closed. Keep waiting; the plan decides when to give up.
+                // ICMP port unreachable for a request: only the server was
+                // sent to from this socket, so nothing listens on its port.
+                // RFC 6886 §3.1: conclude at once; PCP shares the port, and
+                // a closed port answers neither.
                 Err(e) if matches!(
                     e.kind(),
                     std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionRefused
                 ) => {
-                    tracing::debug!(error = %e, server = %txn.server(), "ICMP error");
+                    tracing::debug!(error = %e, server = %txn.server(), "ICMP port unreachable");
+                    return Err(Error::PortUnreachable {
+                        server: txn.server(),
+                        sends: u32::try_from(txn.counters().sent).unwrap_or(u32::MAX),
+                    });
                 }
                 Err(source) => return Err(Error::Io { op: "recv", source }),
             },

@@ -41,6 +41,18 @@ pub enum Error {
         /// The version the server offered.
         server_version: u8,
     },
+    /// The server's host answered with ICMP port unreachable: nothing
+    /// listens on the port (RFC 6886 §3.1: the gateway does not support
+    /// NAT-PMP, no need to wait for the remaining retransmissions).
+    #[error(
+        "{server} answered port unreachable (ICMP) after {sends} sends: no server listens there"
+    )]
+    PortUnreachable {
+        /// Where the requests went.
+        server: SocketAddr,
+        /// How many requests were sent.
+        sends: u32,
+    },
     /// No answer after every retransmission of the plan.
     #[error("no answer from {server} after {sends} sends in {elapsed:?}")]
     Timeout {
@@ -142,7 +154,9 @@ impl Error {
         match self {
             Error::NatPmpResult { code, .. } => code.failure_kind(),
             Error::PcpResult { code, .. } => code.failure_kind(),
-            Error::UnsupportedServerVersion { .. } => FailureKind::Unavailable,
+            Error::UnsupportedServerVersion { .. } | Error::PortUnreachable { .. } => {
+                FailureKind::Unavailable
+            }
             Error::Timeout { .. } => FailureKind::Timeout,
             Error::Io { .. } => FailureKind::Network,
             Error::InvalidPlan { .. }

@@ -212,6 +212,41 @@ async fn natpmp_probe_says_unavailable_quickly() {
     assert!(matches!(inner(&core), Error::Timeout { sends: 4, .. }));
 }
 
+/// Nothing listens on the port: the host's ICMP port unreachable ends the
+/// exchange at the first send (RFC 6886 §3.1), for the probe and for a
+/// mapping, NAT-PMP and PCP alike, instead of running out the plan.
+#[tokio::test]
+async fn a_closed_port_is_port_unreachable_at_the_first_send() {
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let n = natpmp(port);
+    let e = n.probe().await.unwrap_err();
+    assert!(matches!(e, Error::PortUnreachable { sends: 1, .. }), "{e}");
+    let core = n.map(&request(Protocol::Tcp, 15_310)).await.unwrap_err();
+    assert_eq!(core.failure_kind(), Some(FailureKind::Unavailable));
+    assert!(matches!(
+        inner(&core),
+        Error::PortUnreachable { sends: 1, .. }
+    ));
+    let p = PcpMapper::new(
+        LOCAL,
+        PcpConfig {
+            server_port: port,
+            fallback_to_natpmp: false,
+            ..PcpConfig::default()
+        },
+    );
+    let e = p.probe().await.unwrap_err();
+    assert!(matches!(e, Error::PortUnreachable { sends: 1, .. }), "{e}");
+    // The default MAP plan would retransmit for 2 minutes.
+    let core = p.map(&request(Protocol::Udp, 15_311)).await.unwrap_err();
+    assert!(matches!(
+        inner(&core),
+        Error::PortUnreachable { sends: 1, .. }
+    ));
+}
+
 #[tokio::test]
 async fn natpmp_detects_a_gateway_reboot() {
     let fake = FakeServer::v4(Behaviour::default()).await;
