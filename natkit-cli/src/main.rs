@@ -22,9 +22,10 @@ use crate::common::Output;
 /// The exit codes, once for every subcommand (the README shows the same table).
 const EXIT_CODES: &str = "\
 Exit status:
-  0    ok: the subcommand did its job (doctor: the diagnosis ran, whatever it found;
-       map: the mapping was made and deleted again; a server: stopped by a signal)
-  1    a failure the subcommand names on stderr: doctor: no network; map: no
+  0    ok: the subcommand did its job (doctor: the diagnosis ran, whatever else it
+       found; map: the mapping was made and deleted again; a server: stopped by a signal)
+  1    a failure the subcommand names on stderr: doctor: no network, no internet or
+       no DNS (the report's first finding, on stdout); map: no
        mechanism could map, or the deletion failed; external-ip: no source saw an
        address; nat-type: no STUN server answered; probe, servers: a local error
   2    bad usage (an unknown flag, a value out of range)

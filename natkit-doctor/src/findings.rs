@@ -16,6 +16,10 @@ use crate::report::{Finding, PortReport, Report, Severity, Status};
 pub enum FindingCode {
     /// This host has no default route.
     NoNetwork,
+    /// Names do not resolve and nothing outside the LAN answers: a dead uplink.
+    NoInternet,
+    /// Names do not resolve, although addresses outside the LAN answer.
+    DnsFailure,
     /// The router answers none of UPnP IGD, NAT-PMP and PCP.
     NoPortMappingProtocol,
     /// The router's UPnP IGD says its WAN connection is not up.
@@ -42,8 +46,10 @@ pub enum FindingCode {
 
 impl FindingCode {
     /// Every code, in the order the JSON schema lists them.
-    pub const ALL: [FindingCode; 12] = [
+    pub const ALL: [FindingCode; 14] = [
         FindingCode::NoNetwork,
+        FindingCode::NoInternet,
+        FindingCode::DnsFailure,
         FindingCode::NoPortMappingProtocol,
         FindingCode::IgdNotConnected,
         FindingCode::MappingProtocolFailing,
@@ -61,6 +67,8 @@ impl FindingCode {
     pub fn as_str(self) -> &'static str {
         match self {
             FindingCode::NoNetwork => "no_network",
+            FindingCode::NoInternet => "no_internet",
+            FindingCode::DnsFailure => "dns_failure",
             FindingCode::NoPortMappingProtocol => "no_port_mapping_protocol",
             FindingCode::IgdNotConnected => "igd_not_connected",
             FindingCode::MappingProtocolFailing => "mapping_protocol_failing",
@@ -90,6 +98,7 @@ fn finding(code: FindingCode, severity: Severity, message: String, fix: &str) ->
         fix: fix.to_owned(),
         port: None,
         protocol: None,
+        caused_by: None,
     }
 }
 
@@ -101,6 +110,7 @@ fn port_finding(code: FindingCode, p: &PortReport, message: String, fix: String)
         fix,
         port: Some(p.port),
         protocol: Some(p.protocol),
+        caused_by: None,
     }
 }
 
@@ -119,6 +129,7 @@ pub(crate) fn no_network(why: &str) -> Finding {
 /// which ends the run before any of this is known).
 pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
     let mut out = Vec::new();
+    let uplink = crate::uplink::finding(r);
     let mp = &r.mapping_protocols;
     let checked = mp
         .named()
@@ -245,7 +256,10 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
             "delete them in the router's port forwarding page, or wait two minutes",
         ));
     }
-    out
+    match uplink {
+        Some(first) => crate::uplink::lead(first, out),
+        None => out,
+    }
 }
 
 fn port_findings(p: &PortReport, r: &Report, out: &mut Vec<Finding>) {

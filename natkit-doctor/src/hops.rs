@@ -61,15 +61,18 @@ pub(crate) enum Unchecked {
     TimedOut,
 }
 
-/// Traces the first hops towards the first of `stun` that resolves (IPv4
+/// Traces the first hops towards the first STUN server that resolved (IPv4
 /// first, as NATs are), within `bound`.
-pub(crate) async fn trace(stun: &[String], bound: Duration) -> Traced {
-    let resolved = natkit_stun::client::resolve_all(stun).await;
-    let addrs: Vec<_> = resolved.into_iter().flatten().collect();
+pub(crate) async fn trace(
+    resolved: &[Result<std::net::SocketAddr, natkit_stun::Error>],
+    bound: Duration,
+) -> Traced {
+    let addrs: Vec<_> = resolved.iter().flatten().collect();
     let Some(target) = addrs
         .iter()
         .find(|a| a.is_ipv4())
         .or(addrs.first())
+        .copied()
         .copied()
     else {
         return Err((None, Unchecked::NoTarget));

@@ -11,6 +11,7 @@ mod hops;
 mod ports;
 pub mod render;
 mod report;
+mod uplink;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -28,6 +29,7 @@ pub use report::{
     Finding, FindingCode, Forward, MappingProtocols, MappingTrial, NatReport, PortReport,
     ProtocolState, Report, SCHEMA_VERSION, Severity, Status, StunAnswer, StunOutcome,
 };
+pub use uplink::{InternetReport, InternetVerdict};
 
 use crate::checks::Timeouts;
 use crate::guard::MapGuard;
@@ -205,9 +207,14 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
         (Some(seen), Some(nat))
     };
     // The first hops towards a STUN server: another NAT upstream, also when the
-    // router speaks no mapping protocol.
-    let hop_side = hops::trace(&config.stun_servers, t.check);
-    let ((), (seen, nat), traced) = tokio::join!(router_side, stun_side, hop_side);
+    // router speaks no mapping protocol. Its lookups of the names also tell whether
+    // the DNS answers (the uplink check).
+    let hop_side = async {
+        let resolved = natkit_stun::client::resolve_all(&config.stun_servers).await;
+        let traced = hops::trace(&resolved, t.check).await;
+        (uplink::Names::of(&config.stun_servers, &resolved), traced)
+    };
+    let ((), (seen, nat), (names, traced)) = tokio::join!(router_side, stun_side, hop_side);
     r.hops = Some(hops::report(
         traced,
         IpAddr::V4(gw.address),
@@ -228,6 +235,7 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
         None => {}
     }
     double_nat(&mut r);
+    r.internet = Some(uplink::judge(&names, &r));
     r
 }
 

@@ -146,7 +146,12 @@ fn path(r: &Report, style: Style, o: &mut String) {
         let _ = writeln!(o, "\n  Double NAT: {}", r.double_nat_evidence.join("; "));
     }
     if let Some(i) = r.internet.as_ref().filter(|i| i.verdict.is_failure()) {
-        let _ = writeln!(o, "\n  Internet: {}: {}", i.verdict.as_str().replace('_', " "), i.detail);
+        let _ = writeln!(
+            o,
+            "\n  Internet: {}: {}",
+            i.verdict.as_str().replace('_', " "),
+            i.detail
+        );
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Report {
     pub double_nat_evidence: Vec<String>,
     /// The first hops towards a STUN server and what they say about another NAT.
     pub hops: Option<crate::HopsReport>,
+    /// Whether anything outside the LAN answered, and the DNS; `None` before the
+    /// checks ran (no gateway).
+    pub internet: Option<crate::InternetReport>,
     /// The NAT type, when the STUN tests ran.
     pub nat: Option<NatReport>,
     /// The service profile checked, if one was named.
@@ -74,6 +77,7 @@ impl Report {
             double_nat: false,
             double_nat_evidence: Vec::new(),
             hops: None,
+            internet: None,
             nat: None,
             profile: None,
             ports: Vec::new(),
@@ -319,4 +323,7 @@ pub struct Finding {
     pub port: Option<u16>,
     /// The protocol of that port.
     pub protocol: Option<Protocol>,
+    /// The finding this one follows from (e.g. `no_internet`): fixing that one
+    /// fixes this one; `None` when it stands on its own.
+    pub caused_by: Option<FindingCode>,
 }

@@ -4,8 +4,9 @@
 //! the arguments, a spinner on a terminal, Ctrl-C/SIGTERM as the stop (every trial
 //! mapping is deleted, exit 130), and the text or `--json` report.
 //!
-//! Exit status: 0 when the diagnosis ran (whatever it found), 1 with no network
-//! or on a local error, 2 on bad usage, 130 when interrupted.
+//! Exit status: 0 when the diagnosis ran (whatever else it found), 1 with no
+//! network, no internet (`no_internet`, `dns_failure`) or on a local error, 2 on
+//! bad usage, 130 when interrupted.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -86,7 +87,11 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         };
         out!("{}", render::text(&report, style));
     }
-    if report.gateway.is_none() {
+    let offline = report
+        .internet
+        .as_ref()
+        .is_some_and(|i| i.verdict.is_failure());
+    if report.gateway.is_none() || offline {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
