@@ -9,7 +9,8 @@
 //!   per service are [`PayloadKind`]s.
 //! - Timing: [`RttEstimator`], [`Concurrency`], [`RateLimit`], [`PortOrder`];
 //!   the decisions: the sans-IO [`Scheduler`].
-//! - Outside-in reachability: [`dialback`].
+//! - Outside-in reachability: [`dialback`]; whether a SIP ALG rewrites or
+//!   drops SIP: [`sip`].
 //! - Another NAT upstream of the router, from the first hops:
 //!   [`check_upstream_nat`] ([`trace_hops`], then the sans-IO [`conclude_hops`]).
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -34,6 +35,7 @@ mod plan;
 mod rate;
 mod rtt;
 mod scheduler;
+pub mod sip;
 mod verdict;
 
 pub use concurrency::Concurrency;

@@ -190,11 +190,15 @@ impl CountersHandle {
     }
 }
 
-/// Stops a running [`DialbackServer`].
+/// Stops a running [`DialbackServer`] (or [`SipEcho`](crate::sip::SipEcho)).
 #[derive(Debug, Clone)]
 pub struct StopHandle(watch::Sender<bool>);
 
 impl StopHandle {
+    pub(crate) fn new(tx: watch::Sender<bool>) -> Self {
+        StopHandle(tx)
+    }
+
     /// Stops the server: it accepts nothing more and abandons the requests
     /// in progress (their control connections close unanswered).
     pub fn stop(&self) {
