@@ -3,7 +3,7 @@
 #
 #   natlab.sh up   --id ID --nat KIND [--miniupnpd] [--ext-ip IP] [--stund] [--coturn]
 #                  [--hairpin] [--double-nat] [--lan2] [--loss N] [--block-inbound PORT/PROTO]...
-#                  [--dns] [--dns-host NAME=IP]... [--dns-silent]
+#                  [--dns] [--dns-host NAME=IP]... [--dns-silent] [--sip-alg]
 #   natlab.sh down --id ID                 # idempotent, always exits 0
 #   natlab.sh env  --id ID                 # print the lab's KEY=VALUE file
 #   natlab.sh link --id ID rtr-lan|rtr-wan up|down
@@ -338,7 +338,7 @@ set_env() {
 
 cmd_up() {
     local NAT="" MINIUPNPD=0 EXT_IP="" STUND=0 COTURN=0 DOUBLE=0 LAN2=0 LOSS=0
-    HAIRPIN=0 DNS=0 DNS_SILENT=0
+    HAIRPIN=0 DNS=0 DNS_SILENT=0 SIP_ALG=0
     local -a BLOCKS=() DNS_HOSTS=()
     while (($#)); do
         case "$1" in
@@ -356,6 +356,7 @@ cmd_up() {
         --dns) DNS=1; shift ;;
         --dns-host) DNS_HOSTS+=("${2:-}"); DNS=1; shift 2 ;;
         --dns-silent) DNS_SILENT=1; shift ;;
+        --sip-alg) SIP_ALG=1; shift ;;
         -h | --help) usage ;;
         *) die "unknown option '$1' (try --help)" ;;
         esac
@@ -380,6 +381,8 @@ cmd_up() {
     ((DNS == 0 || DNS_SILENT == 0)) || die "--dns and --dns-silent do not combine"
     if [[ "$NAT" == open ]]; then
         ((DOUBLE == 0)) || die "--nat open and --double-nat do not combine"
+        # Without NAT, nf_nat_sip has no address to rewrite.
+        ((SIP_ALG == 0)) || die "--nat open and --sip-alg do not combine"
         # miniupnpd wants a private LAN and has nothing to forward without NAT.
         ((MINIUPNPD == 0)) || die "--nat open and --miniupnpd do not combine"
     fi
@@ -522,6 +525,10 @@ cmd_up() {
         loss_ruleset "$LOSS" >"$DIR/loss.nft"
         inns rtr nft -f "$DIR/loss.nft"
     fi
+    if ((SIP_ALG)); then
+        sip_alg_ruleset >"$DIR/sip_alg.nft"
+        inns rtr nft -f "$DIR/sip_alg.nft"
+    fi
 
     local public_ip=$PUBLIC_WAN_IP
     [[ "$NAT" == open ]] && public_ip=$LAN_IP
@@ -531,6 +538,7 @@ cmd_up() {
         echo "HAIRPIN=$HAIRPIN"
         echo "DOUBLE_NAT=$DOUBLE"
         echo "LOSS=$LOSS"
+        echo "SIP_ALG=$SIP_ALG"
         echo "BLOCK_INBOUND=$(IFS=,; echo "${BLOCKS[*]+"${BLOCKS[*]}"}")"
         echo "RUN_DIR=$DIR"
         echo "LAN_NS=$(ns lan)"
@@ -842,6 +850,36 @@ table inet loss {
 	chain egress_loss {
 		type filter hook output priority raw - 10; policy accept;
 		oifname { "br0", "wan0" } numgen random mod 100 < $1 counter drop
+	}
+}
+EOF
+}
+
+# sip_alg_ruleset: the kernel's own SIP ALG on the router, as many home routers run
+# one. The ct helper attaches nf_conntrack_sip to SIP flows (UDP and TCP to 5060);
+# with the NAT rules, nf_nat_sip then rewrites the LAN host's address in Via, From
+# and Contact of a request leaving to the router's WAN address, and the reverse in
+# what comes back (for a request from outside it restores From and Contact, not
+# Via). SDP is rewritten only in INVITE, UPDATE, ACK, PRACK and responses, not in
+# OPTIONS. Both are built into this kernel (CONFIG_NF_CONNTRACK_SIP=y,
+# CONFIG_NF_NAT_SIP=y); where they are modules, loading the ruleset asks the kernel
+# for nf_conntrack_sip (nfct-helper-sip), and nf_nat_sip may need a modprobe in the
+# host: without it the helper tracks but rewrites nothing.
+sip_alg_ruleset() {
+    cat <<'EOF'
+table inet sip_alg {
+	ct helper sip-udp {
+		type "sip" protocol udp;
+		l3proto ip;
+	}
+	ct helper sip-tcp {
+		type "sip" protocol tcp;
+		l3proto ip;
+	}
+	chain prerouting {
+		type filter hook prerouting priority filter; policy accept;
+		udp dport 5060 ct helper set "sip-udp"
+		tcp dport 5060 ct helper set "sip-tcp"
 	}
 }
 EOF

@@ -28,6 +28,7 @@ pub struct LabBuilder {
     pub(crate) loss: u8,
     pub(crate) block_inbound: Vec<(u16, Proto)>,
     pub(crate) dns: Dns,
+    pub(crate) sip_alg: bool,
 }
 
 /// The LAN hosts' DNS ([`LabBuilder::dns`], [`LabBuilder::dns_silent`]).
@@ -60,6 +61,7 @@ impl Default for LabBuilder {
             loss: 0,
             block_inbound: Vec::new(),
             dns: Dns::Off,
+            sip_alg: false,
         }
     }
 }
@@ -163,6 +165,15 @@ impl LabBuilder {
         self
     }
 
+    /// Runs the kernel's own SIP ALG on the router (nf_conntrack_sip and nf_nat_sip
+    /// through an nftables ct helper on UDP and TCP port 5060): the LAN host's
+    /// address in the Via, From and Contact of a SIP request leaving the NAT is
+    /// rewritten to the router's WAN address. Not with [`NatKind::Open`].
+    pub fn sip_alg(mut self, on: bool) -> Self {
+        self.sip_alg = on;
+        self
+    }
+
     /// Checks combinations `natlab.sh` would refuse, without running it.
     pub fn validate(&self) -> Result<(), LabError> {
         let invalid = |reason| Err(LabError::InvalidSpec { reason });
@@ -180,6 +191,9 @@ impl LabBuilder {
         }
         if self.hairpin && (self.nat == NatKind::Open || !self.nat.preserves_ports()) {
             return invalid("hairpinning needs a NAT that keeps ports");
+        }
+        if self.nat == NatKind::Open && self.sip_alg {
+            return invalid("open (no NAT) and the SIP ALG do not combine");
         }
         if self.hairpin && self.double_nat {
             return invalid("hairpinning and double NAT do not combine");
@@ -239,6 +253,9 @@ impl LabBuilder {
             }
             Dns::Silent => args.push("--dns-silent".into()),
         }
+        if self.sip_alg {
+            args.push("--sip-alg".into());
+        }
         args
     }
 
@@ -284,6 +301,10 @@ mod tests {
         assert_eq!(
             LabBuilder::new().script_args(),
             ["--nat", "port-restricted"]
+        );
+        assert_eq!(
+            LabBuilder::new().sip_alg(true).script_args(),
+            ["--nat", "port-restricted", "--sip-alg"]
         );
         let ext = LabBuilder::new()
             .double_nat(true)
@@ -345,6 +366,7 @@ mod tests {
             LabBuilder::new().nat(NatKind::Open).hairpin(true),
             LabBuilder::new().nat(NatKind::Symmetric).hairpin(true),
             LabBuilder::new().hairpin(true).double_nat(true),
+            LabBuilder::new().nat(NatKind::Open).sip_alg(true),
         ] {
             assert!(
                 matches!(b.validate(), Err(LabError::InvalidSpec { .. })),
