@@ -17,9 +17,12 @@
 //!
 //! Needs root and the lab's packages; fails (never skips) without them.
 
-use std::path::PathBuf;
+mod doctor_support;
+
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use doctor_support::{codes, doctor, json, natkit};
 
 use natkit_lab::{Lab, Link, Node, require_root};
 use natkit_stun::DEFAULT_SERVERS;
@@ -31,52 +34,6 @@ fn lab_with_dns() -> natkit_lab::LabBuilder {
     Lab::builder()
         .stund(true)
         .dns([(host, std::net::Ipv4Addr::new(88, 77, 66, 10))])
-}
-
-fn natkit() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_natkit"))
-}
-
-/// Runs `natkit doctor ARGS` in the LAN host with stdout and stderr piped; its
-/// output and wall time.
-fn doctor(lab: &Lab, args: &[&str]) -> (Output, Duration) {
-    let mut argv = vec![natkit().display().to_string(), "doctor".into()];
-    argv.extend(args.iter().map(|a| (*a).to_owned()));
-    let started = Instant::now();
-    let out = lab
-        .exec_timeout(Node::Lan, &argv, Duration::from_secs(60))
-        .expect("natkit doctor runs");
-    (out, started.elapsed())
-}
-
-fn json(lab: &Lab, args: &[&str]) -> (Value, Output, Duration) {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let (out, took) = doctor(lab, &all);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let doc: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}): {}",
-            natkit_lab::dump_output(&out)
-        )
-    });
-    let schema: Value = serde_json::from_str(natkit_doctor::SCHEMA).expect("schema json");
-    let validator = jsonschema::draft202012::new(&schema).expect("schema");
-    let errors: Vec<String> = validator
-        .iter_errors(&doc)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "schema violations: {errors:#?}\n{doc:#}");
-    (doc, out, took)
-}
-
-fn codes(doc: &Value) -> Vec<String> {
-    doc["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .map(|f| f["code"].as_str().expect("code").to_owned())
-        .collect()
 }
 
 /// The text report on pipes: printed for the record, no escape anywhere, error

@@ -283,14 +283,16 @@ fn stun_answer(e: &Evidence) -> StunAnswer {
 
 /// Classifies the NAT (RFC 5780 / 3489 behaviour tests).
 pub(crate) async fn check_nat(servers: &[String]) -> Result<Classification, String> {
-    classify(ClassifyConfig::new(servers.iter().cloned()))
-        .await
-        .map_err(|e| one_line(&e))
+    let mut config = ClassifyConfig::new(servers.iter().cloned());
+    // Alongside the filtering tests, within their wait (see nat_checks).
+    config.hairpinning = true;
+    classify(config).await.map_err(|e| one_line(&e))
 }
 
 /// The report's view of a classification.
 pub(crate) fn nat_report(c: &Classification) -> NatReport {
     let b = c.behaviour;
+    let (servers, tested_with_name) = crate::nat_checks::servers(c);
     NatReport {
         mapping: b.mapping.as_str(),
         filtering: b.filtering.as_str(),
@@ -299,6 +301,8 @@ pub(crate) fn nat_report(c: &Classification) -> NatReport {
         port_preservation: b.port_preservation,
         hairpinning: b.hairpinning,
         tested_with: c.behaviour_server,
+        tested_with_name,
+        servers,
         rtt_ms: c.rtt.map(|d| d.as_secs_f64() * 1000.0),
         notes: c.notes.clone(),
     }

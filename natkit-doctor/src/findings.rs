@@ -42,11 +42,15 @@ pub enum FindingCode {
     UdpBlocked,
     /// A trial mapping could not be deleted.
     MappingLeftBehind,
+    /// This host cannot reach itself at its public address (no hairpinning).
+    NoHairpinning,
+    /// No STUN server that can test filtering answered: the NAT type is unknown.
+    NatTypeInconclusive,
 }
 
 impl FindingCode {
     /// Every code, in the order the JSON schema lists them.
-    pub const ALL: [FindingCode; 14] = [
+    pub const ALL: [FindingCode; 16] = [
         FindingCode::NoNetwork,
         FindingCode::NoInternet,
         FindingCode::DnsFailure,
@@ -61,6 +65,8 @@ impl FindingCode {
         FindingCode::PortRestrictedNat,
         FindingCode::UdpBlocked,
         FindingCode::MappingLeftBehind,
+        FindingCode::NoHairpinning,
+        FindingCode::NatTypeInconclusive,
     ];
 
     /// The stable snake_case code, as in the JSON.
@@ -80,6 +86,8 @@ impl FindingCode {
             FindingCode::PortRestrictedNat => "port_restricted_nat",
             FindingCode::UdpBlocked => "udp_blocked",
             FindingCode::MappingLeftBehind => "mapping_left_behind",
+            FindingCode::NoHairpinning => "no_hairpinning",
+            FindingCode::NatTypeInconclusive => "nat_type_inconclusive",
         }
     }
 }
@@ -245,6 +253,7 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
             _ => {}
         }
     }
+    out.extend(crate::nat_checks::findings(r));
     if !left_behind.is_empty() {
         out.push(finding(
             FindingCode::MappingLeftBehind,
@@ -401,6 +410,8 @@ mod tests {
             port_preservation: None,
             hairpinning: None,
             tested_with: None,
+            tested_with_name: None,
+            servers: vec![],
             rtt_ms: None,
             notes: vec![],
         });

@@ -8,6 +8,7 @@ mod config;
 mod findings;
 mod guard;
 mod hops;
+mod nat_checks;
 mod ports;
 pub mod render;
 mod report;
@@ -29,6 +30,7 @@ pub use report::{
     Finding, FindingCode, Forward, MappingProtocols, MappingTrial, NatReport, PortReport,
     ProtocolState, Report, SCHEMA_VERSION, Severity, Status, StunAnswer, StunOutcome,
 };
+pub use nat_checks::NatServer;
 pub use uplink::{InternetReport, InternetVerdict};
 
 use crate::checks::Timeouts;

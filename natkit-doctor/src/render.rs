@@ -172,7 +172,13 @@ fn nat(r: &Report, style: Style, o: &mut String) {
             .rtt_ms
             .map(|ms| format!(", rtt {ms:.1} ms"))
             .unwrap_or_default();
-        let _ = writeln!(o, "  tested with   {s}{rtt}");
+        let name = n
+            .tested_with_name
+            .as_deref()
+            .filter(|name| *name != s.to_string())
+            .map(|name| format!("{name} = "))
+            .unwrap_or_default();
+        let _ = writeln!(o, "  tested with   {name}{s}{rtt}");
     }
     for note in &n.notes {
         let _ = writeln!(o, "  note          {note}");

@@ -232,6 +232,10 @@ pub struct NatReport {
     pub hairpinning: Option<bool>,
     /// The server the behaviour tests ran against.
     pub tested_with: Option<SocketAddr>,
+    /// That server's name as it was given.
+    pub tested_with_name: Option<String>,
+    /// Every server the tests asked, and whether it could test filtering.
+    pub servers: Vec<crate::NatServer>,
     /// The round-trip time to that server.
     pub rtt_ms: Option<f64>,
     /// The classifier's remarks (why something is inconclusive …).
