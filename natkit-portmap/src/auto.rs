@@ -29,14 +29,17 @@ use crate::report::{MechanismError, MechanismReport, ProbeReport, error_chain};
 ///
 /// - [`probe`](Self::probe) asks PCP, NAT-PMP and UPnP at once and
 ///   reports what each said ([`ProbeReport`]), within
-///   [`PortMapConfig::probe_deadline`] (900 ms by default): a router with
-///   none of them is "no port mapping protocol" in under a second. NAT-PMP
-///   and PCP probe on RFC 6886's 250 ms doubling within that window, so a
-///   lost datagram is sent again; no answer in the window is reported as
-///   "no answer", and with [`PortMapConfig::map_unanswered`] (a single
-///   mechanism asked for by name) the mapping is still tried on the full
-///   request plan. A mechanism that answered stays available even when
-///   later requests go unanswered; those follow their own plans.
+///   [`PortMapConfig::probe_deadline`] (900 ms by default): a router that
+///   refuses the ports (ICMP port unreachable) is "no port mapping
+///   protocol" in under a second. NAT-PMP and PCP probe on RFC 6886's
+///   250 ms doubling within that window, so a lost datagram is sent again.
+///   When the whole window goes unanswered they probe a second window if
+///   the other of the two answered (same server port) or nothing answered
+///   at all (a silent router then costs two deadlines); still no answer is
+///   reported as "no answer", and with [`PortMapConfig::map_unanswered`] (a
+///   single mechanism asked for by name) the mapping is tried anyway on the
+///   full request plan. A mechanism that answered stays available even
+///   when later requests go unanswered; those follow their own plans.
 /// - As a [`PortMapper`] it maps through the best available mechanism in
 ///   [`PortMapConfig::order`] (PCP, NAT-PMP, UPnP by default), falling
 ///   through to the next available one when a mapping attempt fails; it
@@ -278,11 +281,7 @@ impl AutoMapper {
             tokio::spawn(async move {
                 let mut report = inner.probe_bounded(m, started, deadline).await;
                 tx.send_modify(|s| s.first_window.push((m, report.responded)));
-                if inner.sibling_answered(m, &report, &tx).await {
-                    // One more window: the server is there, so the silence
-                    // was loss (RFC 6887 §9: a server of either protocol
-                    // answers the other's version, if only with
-                    // UNSUPP_VERSION).
+                if let Some(why) = inner.another_window(m, &report, &tx).await {
                     let again = Instant::now() + inner.probe_deadline;
                     report = inner.probe_bounded(m, started, again).await;
                     let silent = !report.responded;
@@ -291,10 +290,7 @@ impl AutoMapper {
                         .as_mut()
                         .filter(|e| silent && e.kind == FailureKind::Timeout)
                     {
-                        e.message.push_str(
-                            " (twice; the server answered the other protocol on the same \
-                             port, so these requests were most likely lost)",
-                        );
+                        e.message.push_str(why.note());
                     }
                 }
                 tracing::debug!(summary = %report.summary(), "probe");
@@ -499,38 +495,47 @@ impl Inner {
         }
     }
 
-    /// Whether `report` is NAT-PMP's or PCP's "no answer" while the other
-    /// of the two, on the same server port, did answer in its first window
-    /// (waiting for that window to end if it has not).
-    async fn sibling_answered(
+    /// Why NAT-PMP's or PCP's "no answer" in the first window should get a
+    /// second one, if it should: waits until every mechanism's first
+    /// window has ended.
+    async fn another_window(
         &self,
         m: Mechanism,
         report: &MechanismReport,
         tx: &watch::Sender<ProbeState>,
-    ) -> bool {
+    ) -> Option<AnotherWindow> {
         let sibling = match m {
             Mechanism::Pcp => Mechanism::NatPmp,
             Mechanism::NatPmp => Mechanism::Pcp,
-            _ => return false,
+            _ => return None,
         };
         let unanswered = !report.responded
             && report
                 .error
                 .as_ref()
                 .is_some_and(|e| e.kind == FailureKind::Timeout);
-        if !unanswered || !self.order.contains(&sibling) {
-            return false;
+        if !unanswered {
+            return None;
         }
         let mut rx = tx.subscribe();
         let limit = Instant::now()
             + self.probe_deadline
             + self.pcp.as_ref().map_or(Duration::ZERO, delete_length);
-        let seen = tokio::time::timeout_at(
-            limit,
-            rx.wait_for(|s| s.first_window.iter().any(|(x, _)| *x == sibling)),
-        )
-        .await;
-        matches!(seen, Ok(Ok(s)) if s.first_window.contains(&(sibling, true)))
+        let all = self.order.len();
+        let seen = tokio::time::timeout_at(limit, rx.wait_for(|s| s.first_window.len() >= all))
+            .await
+            .ok()?
+            .ok()?;
+        if seen.first_window.contains(&(sibling, true)) {
+            Some(AnotherWindow::SiblingAnswered)
+        } else if !self.map_unanswered && seen.first_window.iter().all(|(_, r)| !r) {
+            // A router that refuses the port (ICMP) is absent at once; one
+            // that drops everything costs this second window, so that loss
+            // alone rarely makes "no port mapping protocol".
+            Some(AnotherWindow::NothingAnswered)
+        } else {
+            None
+        }
     }
 
     async fn probe_one(
@@ -638,6 +643,31 @@ impl Inner {
         };
         report.detail = Some(detail);
         report
+    }
+}
+
+/// Why NAT-PMP or PCP probes for a second window.
+#[derive(Debug, Clone, Copy)]
+enum AnotherWindow {
+    /// The other of the two answered on the same server port, and a server
+    /// of either answers the other's version (RFC 6887 §9, if only with
+    /// UNSUPP_VERSION): the silence was loss.
+    SiblingAnswered,
+    /// No mechanism answered at all: the router has none, or loss took
+    /// every datagram of the window.
+    NothingAnswered,
+}
+
+impl AnotherWindow {
+    /// What a second timeout's message adds.
+    fn note(self) -> &'static str {
+        match self {
+            AnotherWindow::SiblingAnswered => {
+                " (twice; the server answered the other protocol on the same port, so these \
+                 requests were most likely lost)"
+            }
+            AnotherWindow::NothingAnswered => " (in two windows, with nothing else answering)",
+        }
     }
 }
 

@@ -38,9 +38,12 @@ pub struct PortMapConfig {
     /// probed nor used (`[Upnp]` means UPnP only). Duplicates and
     /// [`Mechanism::Stun`] are ignored.
     pub order: Vec<Mechanism>,
-    /// The most time a probe of all mechanisms takes; whatever has not
-    /// answered by then is reported as timed out. Default 900 ms, so that
-    /// "no port mapping protocol" is known within a second.
+    /// The time a probe window lasts; whatever has not answered by then is
+    /// reported as timed out, except that NAT-PMP and PCP probe a second
+    /// window when nothing answered the first (or the other of the two did).
+    /// Default 900 ms, so that "no port mapping protocol" is known within a
+    /// second from a router that refuses the ports, and within two from one
+    /// that drops them.
     pub probe_deadline: Duration,
     /// UPnP discovery. The default waits 750 ms for an IGD (within
     /// [`probe_deadline`](Self::probe_deadline)); its `gateway` is set from

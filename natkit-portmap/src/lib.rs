@@ -13,7 +13,9 @@
 //!   and implements [`natkit_core::PortMapper`] so the
 //!   [`LeaseKeeper`](natkit_core::LeaseKeeper) runs on it.
 //! - A router without any of them is [`Verdict::NoProtocol`] ("no port
-//!   mapping protocol") within [`PortMapConfig::probe_deadline`] (900 ms).
+//!   mapping protocol") within [`PortMapConfig::probe_deadline`] (900 ms)
+//!   when it refuses the ports, within two deadlines when it drops them
+//!   (a second window keeps loss alone from giving that verdict).
 //! - Double NAT: a non-global external address is reported
 //!   ([`UpstreamNat`], [`mapping_upstream_note`]: "the router's external
 //!   address is 100.64.0.2 …: another NAT is upstream; this mapping does

@@ -185,8 +185,9 @@ async fn nothing_listening_is_no_port_mapping_protocol_within_a_second() {
 /// `map_port --mechanism natpmp` under loss: every datagram of the probe
 /// window is lost (`only`'s window holds four sends on RFC 6886's
 /// schedule), yet the gateway is not declared absent: the mapping is made
-/// on the full request plan. Without `map_unanswered` the same window ends
-/// in "no port mapping protocol", as auto mode's quick verdict should.
+/// on the full request plan. Without `map_unanswered` a second window is
+/// probed (nothing answered the first), and only when that is lost too is
+/// it "no port mapping protocol".
 #[tokio::test]
 async fn a_probe_window_lost_to_loss_does_not_end_a_named_mechanism() {
     let request = MappingRequest::new(
@@ -215,12 +216,33 @@ async fn a_probe_window_lost_to_loss_does_not_end_a_named_mechanism() {
     mapper.unmap(&mapping).await.unwrap();
     task.abort();
 
-    let (port, task) = fake_router_losing(4, None).await;
+    let (port, task) = fake_router_losing(8, None).await;
     let mut c = config(port).only(Mechanism::NatPmp);
     c.map_unanswered = false;
     let e = AutoMapper::new(c).map(&request).await.unwrap_err();
     let text = support::chain(&e);
     assert!(text.contains("no port mapping protocol"), "{text}");
+    assert!(text.contains("in two windows"), "{text}");
+    task.abort();
+}
+
+/// Auto mode: every NAT-PMP and PCP datagram of the first window lost (3
+/// sends each) and no UPnP: nothing answered, so NAT-PMP and PCP probe a
+/// second window before the verdict, and the router is found.
+#[tokio::test]
+async fn a_first_window_lost_entirely_is_probed_again() {
+    let (port, task) = fake_router_losing(6, None).await;
+    let report = AutoMapper::new(config(port)).probe().await;
+    assert_eq!(
+        report.verdict,
+        Verdict::Usable(Mechanism::NatPmp),
+        "{report:?}"
+    );
+    let pcp = report.get(Mechanism::Pcp).unwrap();
+    assert!(
+        pcp.error.as_ref().unwrap().message.contains("only NAT-PMP"),
+        "{pcp:?}"
+    );
     task.abort();
 }
 
