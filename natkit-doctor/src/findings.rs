@@ -46,11 +46,13 @@ pub enum FindingCode {
     NoHairpinning,
     /// No STUN server that can test filtering answered: the NAT type is unknown.
     NatTypeInconclusive,
+    /// Something on the path (a SIP ALG) rewrites or drops SIP.
+    SipAlg,
 }
 
 impl FindingCode {
     /// Every code, in the order the JSON schema lists them.
-    pub const ALL: [FindingCode; 16] = [
+    pub const ALL: [FindingCode; 17] = [
         FindingCode::NoNetwork,
         FindingCode::NoInternet,
         FindingCode::DnsFailure,
@@ -67,6 +69,7 @@ impl FindingCode {
         FindingCode::MappingLeftBehind,
         FindingCode::NoHairpinning,
         FindingCode::NatTypeInconclusive,
+        FindingCode::SipAlg,
     ];
 
     /// The stable snake_case code, as in the JSON.
@@ -88,6 +91,7 @@ impl FindingCode {
             FindingCode::MappingLeftBehind => "mapping_left_behind",
             FindingCode::NoHairpinning => "no_hairpinning",
             FindingCode::NatTypeInconclusive => "nat_type_inconclusive",
+            FindingCode::SipAlg => "sip_alg",
         }
     }
 }
@@ -254,6 +258,7 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
         }
     }
     out.extend(crate::nat_checks::findings(r));
+    out.extend(crate::sip::findings(r));
     if !left_behind.is_empty() {
         out.push(finding(
             FindingCode::MappingLeftBehind,

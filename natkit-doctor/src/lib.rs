@@ -12,6 +12,7 @@ mod nat_checks;
 mod ports;
 pub mod render;
 mod report;
+mod sip;
 mod uplink;
 
 use std::future::Future;
@@ -26,11 +27,12 @@ use tokio::time::Instant;
 pub use config::{Config, ConfigError, DEFAULT_TIMEOUT, Ports, Stage, TIMEOUT_RANGE};
 pub use guard::Cleanup;
 pub use hops::{HopVerdict, HopsReport};
+pub use nat_checks::NatServer;
 pub use report::{
     Finding, FindingCode, Forward, MappingProtocols, MappingTrial, NatReport, PortReport,
     ProtocolState, Report, SCHEMA_VERSION, Severity, Status, StunAnswer, StunOutcome,
 };
-pub use nat_checks::NatServer;
+pub use sip::{SipAlgReport, SipLegReport};
 pub use uplink::{InternetReport, InternetVerdict};
 
 use crate::checks::Timeouts;
@@ -193,6 +195,8 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
     config.report_stage(Stage::RouterAndStun);
     let t = Timeouts::new(config.clamped_timeout());
     let stun = config.stun_servers.clone();
+    // The SIP ALG check (with --dialback) runs on its own task alongside the rest.
+    let sip_side = sip::start(config.dialback);
     let router_side = router_and_ports(&gw, &config, t, &guard, &mut r);
     // The classification first, then the plain address check: the address check asks
     // every listed server at once, and when the list holds a server's alternate address
@@ -237,6 +241,7 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
         None => {}
     }
     double_nat(&mut r);
+    r.sip_alg = sip::finish(sip_side).await;
     r.internet = Some(uplink::judge(&names, &r));
     r
 }

@@ -55,6 +55,9 @@ pub struct Report {
     pub profile: Option<&'static str>,
     /// One entry per port checked (`--profile`/`--ports`).
     pub ports: Vec<PortReport>,
+    /// Whether something on the path rewrites or drops SIP (with a dial-back
+    /// server, whose SIP echo it uses); `None` when not checked.
+    pub sip_alg: Option<crate::SipAlgReport>,
     /// What is wrong, most important first, each with its fix.
     pub findings: Vec<Finding>,
     /// Wall time of the run in milliseconds.
@@ -81,6 +84,7 @@ impl Report {
             nat: None,
             profile: None,
             ports: Vec::new(),
+            sip_alg: None,
             findings: Vec::new(),
             elapsed_ms: 0,
         }

@@ -11,6 +11,9 @@
 //! It dials only the address a request comes from, and only global
 //! addresses unless `--allow-private` (labs) or `--allow PREFIX`. Ctrl-C
 //! (or SIGTERM) stops it and prints its counters.
+//!
+//! `--sip-echo` adds the SIP echo of the doctor's SIP ALG check: UDP and TCP
+//! on 5060, UDP on the control port's number (see `natkit_probe::sip`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -19,6 +22,7 @@ use std::time::Duration;
 use natkit_core::PortSpec;
 use natkit_probe::RateLimit;
 use natkit_probe::dialback::{DialbackServer, IpPrefix, MAX_PORTS, ServerConfig};
+use natkit_probe::sip::{SIP_PORT, SipEcho, SipEchoConfig};
 
 use crate::common::{self, Output};
 
@@ -57,6 +61,13 @@ pub(crate) struct Args {
     /// Milliseconds for a TCP dial to connect.
     #[arg(long, default_value_t = 3000)]
     connect_timeout_ms: u64,
+    /// Also echo SIP OPTIONS requests for the doctor's SIP ALG check: UDP and
+    /// TCP on PORT (5060 if not given: the port ALGs act on), UDP on the
+    /// control port's number. Echoes never exceed what was received, 5/s per
+    /// source (burst 10), 200/s in all; UDP echoes go only to the addresses
+    /// this server would dial.
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "5060")]
+    sip_echo: Option<u16>,
 }
 
 pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
@@ -67,8 +78,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         return common::fail_msg("--rate and --burst must be at least 1");
     }
     let mut config = ServerConfig::new(args.bind);
-    config.limits.targets.allow_non_global = args.allow_private;
-    config.limits.targets.allow = args.allow.clone();
+    config.limits.targets = config_targets(&args);
     config.limits.ports.only = args.ports.clone();
     config.limits.max_ports = args.max_ports;
     config.limits.per_source = RateLimit {
@@ -83,6 +93,18 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         Err(e) => return common::fail(&e),
     };
     let addr = server.local_addr();
+    let echo = match args.sip_echo {
+        Some(port) => {
+            let mut c = SipEchoConfig::new(addr.ip(), Some(addr));
+            c.sip.set_port(port);
+            c.targets = config_targets(&args);
+            match SipEcho::bind(c).await {
+                Ok(e) => Some(e),
+                Err(e) => return common::fail(&e),
+            }
+        }
+        None => None,
+    };
     crate::notify::ready(&format!("listening on {addr}/tcp"));
     let targets = if args.allow_private {
         "any unicast address (--allow-private: lab only)".to_owned()
@@ -112,9 +134,46 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             args.max_in_flight
         );
     }
+    if let Some(e) = &echo {
+        let sip = e.sip_addr();
+        if !out.json {
+            let note = if sip.port() == SIP_PORT {
+                ""
+            } else {
+                " (not 5060: ALGs will not see it)"
+            };
+            outln!("sip echo   {sip}/udp+tcp{note}, control {addr}/udp");
+        }
+    }
     let stop = server.stop_handle();
-    crate::notify::stop_on_signal(move || stop.stop());
-    match server.run().await {
+    let stop_echo = echo.as_ref().map(SipEcho::stop_handle);
+    crate::notify::stop_on_signal(move || {
+        stop.stop();
+        if let Some(s) = &stop_echo {
+            s.stop();
+        }
+    });
+    let echo_run = echo.map(|e| tokio::spawn(e.run()));
+    let result = server.run().await;
+    if let Some(run) = echo_run
+        && let Ok(c) = run.await
+    {
+        if out.json {
+            common::print_json(&serde_json::json!({ "sip_echo_stopped": c }));
+        } else {
+            outln!(
+                "sip echo stopped: {} echoed ({} bytes in, {} out), {} not echoed, {} rate \
+                 limited, {} refused sources",
+                c.echoed,
+                c.bytes_in,
+                c.bytes_out,
+                c.not_echoed,
+                c.rate_limited,
+                c.refused_source
+            );
+        }
+    }
+    match result {
         Ok(c) => {
             if out.json {
                 common::print_json(&serde_json::json!({ "stopped": c }));
@@ -138,5 +197,12 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => common::fail(&e),
+    }
+}
+
+fn config_targets(args: &Args) -> natkit_probe::dialback::TargetPolicy {
+    natkit_probe::dialback::TargetPolicy {
+        allow_non_global: args.allow_private,
+        allow: args.allow.clone(),
     }
 }
