@@ -243,24 +243,37 @@ fn state(
     }
 }
 
-/// Asks every STUN server which address it sees.
-pub(crate) async fn check_stun(servers: &[String]) -> (Vec<StunAnswer>, Option<SocketAddr>) {
-    let evidence = match StunDiscoverer::new(servers.iter().cloned()).observe().await {
+/// Asks every STUN server whose name resolved which address it sees (by address:
+/// the names were looked up once, for every check); the others failed, with why.
+pub(crate) async fn check_stun(
+    servers: &[String],
+    resolved: &[Result<SocketAddr, natkit_stun::Error>],
+) -> (Vec<StunAnswer>, Option<SocketAddr>) {
+    let (mut answers, _) = unresolved(servers, resolved);
+    let asked: Vec<(usize, SocketAddr)> = resolved
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().ok().map(|a| (i, *a)))
+        .collect();
+    if asked.is_empty() {
+        return (answers, None);
+    }
+    let discoverer = StunDiscoverer::new(asked.iter().map(|(_, a)| a.to_string()));
+    let evidence = match discoverer.observe().await {
         Ok(e) => e,
         Err(e) => {
-            let answers = servers
-                .iter()
-                .map(|s| StunAnswer {
-                    server: s.clone(),
-                    outcome: StunOutcome::Failed,
-                    address: None,
-                    detail: Some(one_line(&e)),
-                })
-                .collect();
+            for (i, _) in &asked {
+                answers[*i].detail = Some(one_line(&e));
+            }
             return (answers, None);
         }
     };
-    let answers = evidence.iter().map(stun_answer).collect();
+    for ((i, _), e) in asked.iter().zip(&evidence) {
+        answers[*i] = StunAnswer {
+            server: servers[*i].clone(),
+            ..stun_answer(e)
+        };
+    }
     let consensus =
         natkit_core::consensus(evidence).map(|c| SocketAddr::new(c.ip, c.port.unwrap_or(0)));
     (answers, consensus)
@@ -282,11 +295,30 @@ fn stun_answer(e: &Evidence) -> StunAnswer {
 }
 
 /// Classifies the NAT (RFC 5780 / 3489 behaviour tests).
-pub(crate) async fn check_nat(servers: &[String]) -> Result<Classification, String> {
+pub(crate) async fn check_nat(servers: &[String]) -> Result<Classification, natkit_stun::Error> {
     let mut config = ClassifyConfig::new(servers.iter().cloned());
     // Alongside the filtering tests, within their wait (see nat_checks).
     config.hairpinning = true;
-    classify(config).await.map_err(|e| one_line(&e))
+    classify(config).await
+}
+
+/// The STUN answers before any is asked: each failed, with why its name did not
+/// resolve (none for those that did).
+fn unresolved(
+    servers: &[String],
+    resolved: &[Result<SocketAddr, natkit_stun::Error>],
+) -> (Vec<StunAnswer>, Option<SocketAddr>) {
+    let answers = servers
+        .iter()
+        .zip(resolved)
+        .map(|(s, r)| StunAnswer {
+            server: s.clone(),
+            outcome: StunOutcome::Failed,
+            address: None,
+            detail: r.as_ref().err().map(|e| one_line(e)),
+        })
+        .collect();
+    (answers, None)
 }
 
 /// The report's view of a classification.

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natkit_core::{AddressScope, Gateway};
+use natkit_stun::client::resolve_all;
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
@@ -195,6 +196,9 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
     config.report_stage(Stage::RouterAndStun);
     let t = Timeouts::new(config.clamped_timeout());
     let stun = config.stun_servers.clone();
+    // The names, looked up once for the address check, the hop probe and the uplink
+    // check, at the same time as the other checks.
+    let lookups = tokio::sync::OnceCell::new();
     // The SIP ALG check (with --dialback) runs on its own task alongside the rest.
     let sip_side = sip::start(config.dialback);
     let router_side = router_and_ports(&gw, &config, t, &guard, &mut r);
@@ -209,16 +213,19 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
         }
         let bound = t.check + Duration::from_secs(2);
         let nat = tokio::time::timeout(bound, checks::check_nat(&stun)).await;
-        let seen = tokio::time::timeout(bound, checks::check_stun(&stun)).await;
+        // The names as the hop side looked them up, by now (both lookups started at
+        // once): a dead DNS costs one resolver timeout, not two.
+        let resolved = lookups.get_or_init(|| resolve_all(&stun)).await;
+        let seen = tokio::time::timeout(bound, checks::check_stun(&stun, resolved)).await;
         (Some(seen), Some(nat))
     };
     // The first hops towards a STUN server: another NAT upstream, also when the
     // router speaks no mapping protocol. Its lookups of the names also tell whether
     // the DNS answers (the uplink check).
     let hop_side = async {
-        let resolved = natkit_stun::client::resolve_all(&config.stun_servers).await;
-        let traced = hops::trace(&resolved, t.check).await;
-        (uplink::Names::of(&config.stun_servers, &resolved), traced)
+        let resolved = lookups.get_or_init(|| resolve_all(&stun)).await;
+        let traced = hops::trace(resolved, t.check).await;
+        (uplink::Names::of(&stun, resolved), traced)
     };
     let ((), (seen, nat), (names, traced)) = tokio::join!(router_side, stun_side, hop_side);
     r.hops = Some(hops::report(
@@ -236,7 +243,9 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
     }
     match nat {
         Some(Ok(Ok(c))) => r.nat = Some(checks::nat_report(&c)),
-        Some(Ok(Err(e))) => tracing::warn!("NAT classification failed: {e}"),
+        Some(Ok(Err(e))) => {
+            tracing::warn!("NAT classification failed: {}", render::error_line(&e));
+        }
         Some(Err(_)) => tracing::warn!("NAT classification timed out"),
         None => {}
     }
