@@ -18,9 +18,12 @@ fn stopping() {
 
 /// On Ctrl-C or SIGTERM (what `systemctl stop` sends): tells systemd the
 /// service is stopping, then calls `stop`.
-pub(crate) fn stop_on_signal(stop: impl FnOnce() + Send + 'static) {
+pub(crate) fn stop_on_signal(
+    shutdown: crate::common::Shutdown,
+    stop: impl FnOnce() + Send + 'static,
+) {
     tokio::spawn(async move {
-        crate::common::shutdown_signal().await;
+        shutdown.wait().await;
         stopping();
         stop();
     });

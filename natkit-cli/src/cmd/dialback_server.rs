@@ -105,6 +105,11 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         }
         None => None,
     };
+    // Caught before READY=1: a stop right after the start is a clean one.
+    let shutdown = match common::Shutdown::listen() {
+        Ok(s) => s,
+        Err(e) => return common::fail(&e),
+    };
     crate::notify::ready(&format!("listening on {addr}/tcp"));
     let targets = if args.allow_private {
         "any unicast address (--allow-private: lab only)".to_owned()
@@ -147,7 +152,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     }
     let stop = server.stop_handle();
     let stop_echo = echo.as_ref().map(SipEcho::stop_handle);
-    crate::notify::stop_on_signal(move || {
+    crate::notify::stop_on_signal(shutdown, move || {
         stop.stop();
         if let Some(s) = &stop_echo {
             s.stop();

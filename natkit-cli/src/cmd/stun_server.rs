@@ -59,6 +59,11 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     };
     let addrs = server.local_addrs();
     let listening: Vec<String> = addrs.iter().map(|a| format!("{a}/udp")).collect();
+    // Caught before READY=1: a stop right after the start is a clean one.
+    let shutdown = match common::Shutdown::listen() {
+        Ok(s) => s,
+        Err(e) => return common::fail(&e),
+    };
     crate::notify::ready(&format!("listening on {}", listening.join(", ")));
     if out.json {
         common::print_json(&serde_json::json!({ "listening": addrs }));
@@ -68,7 +73,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         }
     }
     let stop = server.stop_handle();
-    crate::notify::stop_on_signal(move || stop.stop());
+    crate::notify::stop_on_signal(shutdown, move || stop.stop());
     match server.run().await {
         Ok(counters) => {
             if out.json {
