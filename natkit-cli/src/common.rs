@@ -159,16 +159,6 @@ impl Shutdown {
     }
 }
 
-/// Waits for Ctrl-C (SIGINT) or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    match Shutdown::listen() {
-        Ok(s) => s.wait().await,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 /// Prints a value as one line of JSON on stdout.
 pub(crate) fn print_json(value: &serde_json::Value) {
     outln!("{value}");

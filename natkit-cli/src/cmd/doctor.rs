@@ -61,8 +61,12 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             bar.set_message(stage.to_string());
         }
     });
-    let run =
-        natkit_doctor::diagnose_until(config.with_progress(tx), common::shutdown_signal()).await;
+    // Caught before the first trial mapping can exist.
+    let shutdown = match common::Shutdown::listen() {
+        Ok(s) => s,
+        Err(e) => return common::fail(&e),
+    };
+    let run = natkit_doctor::diagnose_until(config.with_progress(tx), shutdown.wait()).await;
     progress.finish_and_clear();
     let report = match run {
         Run::Finished(report) => report,

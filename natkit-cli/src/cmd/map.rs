@@ -79,6 +79,13 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
+    // Caught from the start when the mapping is kept: a SIGTERM right after the
+    // mapping is printed stops the keeper cleanly (and deletes the mapping) instead
+    // of killing the process. `--once` keeps the signals' default action.
+    let shutdown = match (!args.once).then(common::Shutdown::listen).transpose() {
+        Ok(s) => s,
+        Err(e) => return common::fail(&e),
+    };
     let journal = match &args.journal {
         Some(dir) => Journal::open(dir),
         None => Journal::open_default(),
@@ -144,8 +151,8 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     let report = mapper.last_report().await;
     print_mapping(&mapping, &request, &report, json);
 
-    if !args.once {
-        let stop = common::shutdown_signal();
+    if let Some(shutdown) = shutdown {
+        let stop = shutdown.wait();
         tokio::pin!(stop);
         loop {
             tokio::select! {
