@@ -15,8 +15,14 @@ use natkit_upnp::DiscoveryConfig;
 /// slowest and its leases the least reliable.
 pub const DEFAULT_ORDER: [Mechanism; 3] = [Mechanism::Pcp, Mechanism::NatPmp, Mechanism::Upnp];
 
-/// The probe deadline of [`PortMapConfig::only`].
+/// The probe deadline of [`PortMapConfig::only`] for NAT-PMP and PCP.
 pub const ONLY_PROBE_DEADLINE: Duration = Duration::from_secs(3);
+
+/// The probe deadline of [`PortMapConfig::only`] for UPnP: the 2 s search, then
+/// the description fetch and the first status and address request, which under
+/// loss need their own time limits (2 s and 3 s, hedged) after the search has
+/// found the gateway. With no IGD the search still ends at 2 s.
+pub const ONLY_UPNP_PROBE_DEADLINE: Duration = Duration::from_millis(5500);
 
 /// The combinator's NAT-PMP and PCP availability probe: RFC 6886's
 /// schedule (sends at 0, 250 and 750 ms) for 850 ms, so one lost datagram
@@ -95,11 +101,16 @@ impl PortMapConfig {
 
     /// Only `mechanism`: nothing else could answer instead, so its probe
     /// gets [`ONLY_PROBE_DEADLINE`] (NAT-PMP and PCP: four sends on RFC
-    /// 6886's schedule; UPnP: upnpc's 2 s discovery wait) and, for NAT-PMP
+    /// 6886's schedule) or [`ONLY_UPNP_PROBE_DEADLINE`] (upnpc's 2 s discovery
+    /// wait, then the description and first requests) and, for NAT-PMP
     /// and PCP, no answer in that window still leads to a mapping attempt
     /// on the full request plan ([`map_unanswered`](Self::map_unanswered)).
     pub fn only(mut self, mechanism: Mechanism) -> Self {
-        self.probe_deadline = ONLY_PROBE_DEADLINE;
+        self.probe_deadline = if mechanism == Mechanism::Upnp {
+            ONLY_UPNP_PROBE_DEADLINE
+        } else {
+            ONLY_PROBE_DEADLINE
+        };
         let window = ONLY_PROBE_DEADLINE - Duration::from_millis(100);
         self.natpmp.probe = RetransmitPlan::probe_within(window);
         self.pcp.probe = RetransmitPlan::probe_within(window).with_jitter(natkit_pmp::PCP_RAND);

@@ -36,7 +36,10 @@ mod report;
 
 pub use auto::AutoMapper;
 pub use cleanup::{CleanupOptions, CleanupReport};
-pub use config::{DEFAULT_ORDER, ONLY_PROBE_DEADLINE, PROBE_PLAN, PortMapConfig, parse_mechanism};
+pub use config::{
+    DEFAULT_ORDER, ONLY_PROBE_DEADLINE, ONLY_UPNP_PROBE_DEADLINE, PROBE_PLAN, PortMapConfig,
+    parse_mechanism,
+};
 pub use error::{Error, Result};
 pub use journal::{Journal, JournalEntry};
 pub use report::{

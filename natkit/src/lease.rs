@@ -220,8 +220,12 @@ impl PortLeaseBuilder {
             gateway: Some(gateway.clone()),
             ..self.portmap
         };
-        if let Some(order) = self.order {
-            config = config.with_order(order);
+        match self.order.as_deref() {
+            // One mechanism named: nothing else could answer instead, so its probe
+            // is longer and a lost probe window still leads to a mapping attempt.
+            Some(&[only]) => config = config.only(only),
+            Some(order) => config = config.with_order(order.to_vec()),
+            None => {}
         }
         let journal = match self.journal {
             JournalChoice::Off => None,
