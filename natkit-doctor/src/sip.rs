@@ -27,7 +27,8 @@ pub struct SipAlgReport {
     /// `not_seen`, `rewrites`, `drops` or `inconclusive`.
     pub verdict: &'static str,
     /// The rule behind the verdict: `all_intact`, `changed`,
-    /// `sip_silent_control_echoed`, `no_control_echo`, `local_failure`.
+    /// `sip_silent_control_echoed`, `no_control_echo`, `local_failure`,
+    /// `tcp_no_answer`.
     pub why: &'static str,
     /// The echo's SIP address (the dial-back server's address, port 5060).
     pub server: SocketAddr,
@@ -47,7 +48,8 @@ pub struct SipLegReport {
     pub role: &'static str,
     /// The local address it was sent from and carried.
     pub local: Option<SocketAddr>,
-    /// `intact`, `changed`, `silent`, `refused` or `failed`.
+    /// `intact`, `changed`, `silent`, `closed`, `refused`, `no_handshake` or
+    /// `failed`.
     pub outcome: &'static str,
     /// With `changed`: each line that came back different, as sent and as received.
     pub changes: Vec<SipChange>,
@@ -109,6 +111,7 @@ pub(crate) fn report(server: SocketAddr, c: &SipCheck) -> SipAlgReport {
             SipWhy::SipSilentControlEchoed => "sip_silent_control_echoed",
             SipWhy::NoControlEcho => "no_control_echo",
             SipWhy::LocalFailure => "local_failure",
+            SipWhy::TcpNoAnswer => "tcp_no_answer",
         },
         server,
         legs: c.legs.iter().map(leg).collect(),
@@ -148,7 +151,7 @@ pub(crate) fn findings(r: &Report) -> Option<Finding> {
             let lost: Vec<String> = s
                 .legs
                 .iter()
-                .filter(|l| l.role == "sip" && matches!(l.outcome, "silent" | "refused"))
+                .filter(|l| l.role == "sip" && l.outcome != "intact")
                 .map(|l| format!("{} ({})", name(l), l.outcome))
                 .collect();
             format!(

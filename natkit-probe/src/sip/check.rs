@@ -29,14 +29,16 @@ pub struct SipCheckConfig {
 
 impl SipCheckConfig {
     /// The echo on `dialback`'s address: SIP on 5060, control on `dialback`'s
-    /// port; 2 s in all, UDP resent every 400 ms.
+    /// port; 2 s in all, UDP resent every 200 ms: ten tries, so a router that
+    /// drops 30 % of the packets each way (a round trip lost 51 % of the time)
+    /// loses all ten about once in 800 checks.
     pub fn for_dialback(dialback: SocketAddr) -> Self {
         SipCheckConfig {
             server: dialback.ip(),
             sip_port: SIP_PORT,
             control_port: dialback.port(),
             timeout: Duration::from_secs(2),
-            resend: Duration::from_millis(400),
+            resend: Duration::from_millis(200),
         }
     }
 }
@@ -173,7 +175,7 @@ async fn tcp_leg(server: SocketAddr, token: &str, deadline: Instant) -> SipLeg {
             SocketAddr::V6(_) => TcpSocket::new_v6()?,
         };
         let Ok(connected) = tokio::time::timeout_at(deadline, socket.connect(server)).await else {
-            return Ok(LegOutcome::Silent);
+            return Ok(LegOutcome::NoHandshake);
         };
         let mut stream = connected?;
         let from = stream.local_addr()?;
@@ -195,13 +197,15 @@ async fn tcp_leg(server: SocketAddr, token: &str, deadline: Instant) -> SipLeg {
         })
         .await;
         Ok(match exchange {
+            // Cut off by the deadline (a segment lost and not yet resent): not
+            // a change.
+            Err(_) if request.starts_with(&got) => LegOutcome::Silent,
             // Whatever came back before the end is compared.
             _ if !got.is_empty() => outcome(&request, &got),
-            // Reset before a byte came back: refused on the way.
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => LegOutcome::Refused,
-            // Closed without a byte, or nothing in time: not echoed (a
-            // middlebox ate it, or the server refused it).
-            _ => LegOutcome::Silent,
+            // Closed or reset after the request, nothing echoed.
+            Ok(Ok(())) | Ok(Err(_)) => LegOutcome::Closed,
+            // Nothing by the deadline.
+            Err(_) => LegOutcome::Silent,
         })
     })
     .await
