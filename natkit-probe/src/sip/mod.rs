@@ -13,8 +13,10 @@
 //! 2. The echo sends back exactly the bytes it received.
 //! 3. The client compares what came back byte for byte with what it sent
 //!    ([`compare`]) and [`decide`]s: a change is a rewrite (with each changed
-//!    line, before and after); silence on 5060 while the control port echoes
-//!    is a drop; silence everywhere proves nothing.
+//!    line, before and after); while the control port echoes, UDP silence on
+//!    5060 (after a try every 200 ms) or a TCP reset or close without an echo
+//!    is a drop; TCP without an answer in time (loss looks the same) and
+//!    silence everywhere prove nothing.
 //!
 //! What Linux's own ALG (nf_conntrack_sip with nf_nat_sip) does to the
 //! check's request, seen in the natkit lab: on the way out it rewrites Via,
