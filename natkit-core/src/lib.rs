@@ -28,6 +28,7 @@ mod ports;
 mod profiles;
 mod protocol;
 mod scope;
+mod well_known;
 
 pub use behaviour::{
     Connectivity, FilteringBehaviour, LegacyNatType, MappingBehaviour, NatBehaviour,
@@ -49,3 +50,4 @@ pub use ports::{
 pub use profiles::{PROFILES, ProfilePort, ServiceProfile};
 pub use protocol::Protocol;
 pub use scope::{AddressScope, upstream_nat_note};
+pub use well_known::{WELL_KNOWN, WellKnownPort, profile_of, purpose};
