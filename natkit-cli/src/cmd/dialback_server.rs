@@ -127,6 +127,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             "max_ports": args.max_ports,
             "rate": args.rate,
             "burst": args.burst,
+            "sip_echo": echo.as_ref().map(SipEcho::sip_addr),
         }));
     } else {
         outln!("listening on {addr}/tcp");
@@ -139,16 +140,14 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             args.max_in_flight
         );
     }
-    if let Some(e) = &echo {
+    if let Some(e) = echo.as_ref().filter(|_| !out.json) {
         let sip = e.sip_addr();
-        if !out.json {
-            let note = if sip.port() == SIP_PORT {
-                ""
-            } else {
-                " (not 5060: ALGs will not see it)"
-            };
-            outln!("sip echo   {sip}/udp+tcp{note}, control {addr}/udp");
-        }
+        let note = if sip.port() == SIP_PORT {
+            ""
+        } else {
+            " (not 5060: ALGs will not see it)"
+        };
+        outln!("sip echo   {sip}/udp+tcp{note}, control {addr}/udp");
     }
     let stop = server.stop_handle();
     let stop_echo = echo.as_ref().map(SipEcho::stop_handle);
