@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The doctor's default run in the lab, timed, beside the reference tools a person
+# would run by hand for the same answers.
+#
+# Builds the lab's port-restricted NAT with miniupnpd (UPnP IGD, NAT-PMP, PCP),
+# stund, and the lab's DNS mapping the third name of natkit_stun::DEFAULT_SERVERS
+# (stun.telnyx.com, an RFC 5780 server in the list) to stund; every other default
+# name is NXDOMAIN, as when most public servers are gone. Then N times,
+# alternating:
+#   - natkit doctor --json                          (no flags: the default run)
+#   - natkit doctor --json --profile back-to-my-mac (plus four trial mappings)
+#   - by hand: stun stun.telnyx.com; upnpc -s; natpmpc -g 192.168.77.1
+#     (stund's client for the NAT type, miniupnpc for UPnP, libnatpmp for NAT-PMP;
+#     they say less than the doctor: no PCP, no double-NAT check, no trial)
+# Every doctor run must report port_restricted_cone and no findings but
+# port_restricted_nat and no_hairpinning (the lab's router does not hairpin; with the
+# profile, every port mappable), or the script
+# fails: only right answers are timed. Reports min / median / p90 / max of each,
+# the ratio by-hand / doctor, and the load average. The target: the default run
+# under 3 s.
+#
+# Usage (root): benches/doctor_default_run.sh [N]     (default N = 20)
+# PROFILE=debug uses a debug build (quicker to build, for a check, not a figure).
+set -euo pipefail
+
+N=${1:-20}
+PROFILE=${PROFILE:-release}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+ID=ddr$$
+NAME=stun.telnyx.com
+[[ $(id -u) == 0 ]] || { echo "error: needs root (the NAT lab)" >&2; exit 1; }
+for tool in stun upnpc natpmpc jq; do
+    command -v "$tool" >/dev/null || { echo "error: $tool is not installed" >&2; exit 1; }
+done
+
+if [[ $PROFILE == release ]]; then
+    (cd "$ROOT" && cargo build --quiet --release -p natkit-cli --bin natkit)
+else
+    (cd "$ROOT" && cargo build --quiet -p natkit-cli --bin natkit)
+fi
+BIN=$TARGET/$PROFILE/natkit
+
+cleanup() { "$ROOT/lab/natlab.sh" down --id "$ID" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+"$ROOT/lab/natlab.sh" up --id "$ID" --nat port-restricted --miniupnpd --stund \
+    --dns-host "$NAME=88.77.66.10" >/dev/null
+LAN=(ip netns exec "nk-$ID-lan")
+
+now_ns() { date +%s%N; }
+stats() { # values in µs on stdin → "min median p90 max" in ms
+    sort -n | awk '{ v[NR] = $1 } END {
+        p90 = int(NR * 0.9 + 0.999); if (p90 > NR) p90 = NR
+        printf "%.0f %.0f %.0f %.0f\n", v[1] / 1000, v[int((NR + 1) / 2)] / 1000, v[p90] / 1000, v[NR] / 1000 }'
+}
+
+declare -a PLAIN PROFILED BY_HAND
+for i in $(seq "$N"); do
+    t0=$(now_ns)
+    out=$("${LAN[@]}" "$BIN" doctor --json || true)
+    t1=$(now_ns)
+    legacy=$(jq -r '.nat.legacy_type' <<<"$out")
+    codes=$(jq -r '[.findings[].code] | sort | join(",")' <<<"$out")
+    [[ $legacy == port_restricted_cone && $codes == no_hairpinning,port_restricted_nat ]] \
+        || { echo "error: run $i: doctor said $legacy, findings '$codes'" >&2; exit 1; }
+    PLAIN+=("$(( (t1 - t0) / 1000 ))")
+
+    t0=$(now_ns)
+    out=$("${LAN[@]}" "$BIN" doctor --json --profile back-to-my-mac || true)
+    t1=$(now_ns)
+    mappable=$(jq '[.ports[] | select(.mappable != true)] | length' <<<"$out")
+    [[ $mappable == 0 ]] || { echo "error: run $i: $mappable ports not mappable" >&2; exit 1; }
+    PROFILED+=("$(( (t1 - t0) / 1000 ))")
+
+    t0=$(now_ns)
+    s=$("${LAN[@]}" stun "$NAME" 2>&1 || true)
+    u=$("${LAN[@]}" upnpc -s 2>&1 || true)
+    p=$("${LAN[@]}" natpmpc -g 192.168.77.1 2>&1 || true)
+    t1=$(now_ns)
+    grep -q 'Port Dependent Filter' <<<"$s" || { echo "error: stun said: $s" >&2; exit 1; }
+    grep -q 'ExternalIPAddress = 88.77.66.2' <<<"$u" || { echo "error: upnpc said: $u" >&2; exit 1; }
+    grep -q 'Public IP address : 88.77.66.2' <<<"$p" || { echo "error: natpmpc said: $p" >&2; exit 1; }
+    BY_HAND+=("$(( (t1 - t0) / 1000 ))")
+done
+
+read -r a_min a_med a_p90 a_max < <(printf '%s\n' "${PLAIN[@]}" | stats)
+read -r b_min b_med b_p90 b_max < <(printf '%s\n' "${PROFILED[@]}" | stats)
+read -r h_min h_med h_p90 h_max < <(printf '%s\n' "${BY_HAND[@]}" | stats)
+echo "lab port-restricted + miniupnpd + stund, $N runs each ($PROFILE build); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "| run | min | median | p90 | max (ms) | by hand / this (median) |"
+echo "|---|---|---|---|---|---|"
+echo "| natkit doctor (default run) | $a_min | $a_med | $a_p90 | $a_max | $(awk -v h="$h_med" -v d="$a_med" 'BEGIN { printf "%.1f×", h / d }') |"
+echo "| natkit doctor --profile back-to-my-mac | $b_min | $b_med | $b_p90 | $b_max | $(awk -v h="$h_med" -v d="$b_med" 'BEGIN { printf "%.1f×", h / d }') |"
+echo "| by hand: stun + upnpc -s + natpmpc -g | $h_min | $h_med | $h_p90 | $h_max | 1.0× |"
+if (( a_max >= 3000 )); then
+    echo "target missed: a default run took $a_max ms (target under 3000 ms)"
+    exit 1
+fi
+echo "target met: every default run under 3000 ms"
