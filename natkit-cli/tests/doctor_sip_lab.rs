@@ -8,6 +8,9 @@
 //!   naming the header and both values.
 //! - ALG off (the same router otherwise): everything comes back byte for byte,
 //!   `not_seen`, no finding.
+//! - A router that drops SIP (an nft rule added in the test: UDP and TCP to 5060
+//!   dropped on forward) while the control echo passes: `drops`, a `sip_alg`
+//!   finding naming the silent leg.
 //!
 //! Every `--json` document is validated against `docs/doctor.schema.json`. Needs
 //! root and the lab's packages; fails (never skips) without them.
@@ -146,4 +149,40 @@ fn without_the_alg_sip_comes_back_intact_and_nothing_is_said() {
         assert_eq!(l["changes"].as_array().map(Vec::len), Some(0));
     }
     assert!(!codes(&doc).iter().any(|c| c == "sip_alg"), "{doc:#}");
+}
+
+/// "SIP dropping": the router drops forwarded SIP (UDP and TCP to 5060) while
+/// the rest of UDP, the control echo on 7007 included, passes.
+#[test]
+fn a_router_that_drops_sip_is_a_finding() {
+    let lab = lab(false);
+    let ruleset = "table inet sip_drop {
+        chain forward {
+            type filter hook forward priority filter - 10; policy accept;
+            udp dport 5060 counter drop
+            tcp dport 5060 counter drop
+        }
+    }";
+    lab.exec_ok(Node::Rtr, &["nft", ruleset])
+        .expect("the router drops SIP");
+    let _server = server(&lab);
+    let doc = doctor(&lab);
+    let sip = &doc["sip_alg"];
+    assert_eq!(sip["verdict"], "drops", "{sip:#}");
+    assert_eq!(leg(&doc, "udp", "control")["outcome"], "intact", "{sip:#}");
+    assert_eq!(leg(&doc, "udp", "sip")["outcome"], "silent", "{sip:#}");
+    // TCP's SYN is dropped too: no handshake, which alone would prove nothing.
+    assert_eq!(
+        leg(&doc, "tcp", "sip")["outcome"],
+        "no_handshake",
+        "{sip:#}"
+    );
+    let found = sip_findings(&doc);
+    assert_eq!(found.len(), 1, "{doc:#}");
+    let message = found[0]["message"].as_str().expect("message");
+    assert!(
+        message.contains(&format!("{}:5060/udp (silent)", lab.addrs().peer)),
+        "{message}"
+    );
+    assert!(message.contains("came back unchanged"), "{message}");
 }

@@ -55,22 +55,33 @@ pub struct SipLegReport {
     pub changes: Vec<SipChange>,
 }
 
+/// The check running on its own task; dropping it (the doctor stopped or
+/// dropped) stops the check.
+pub(crate) struct Running(JoinHandle<SipAlgReport>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Starts the check on its own task when there is a dial-back server, so it runs
 /// while the other checks do.
-pub(crate) fn start(dialback: Option<SocketAddr>) -> Option<JoinHandle<SipAlgReport>> {
+pub(crate) fn start(dialback: Option<SocketAddr>) -> Option<Running> {
     let server = dialback?;
     let mut config = SipCheckConfig::for_dialback(server);
     config.timeout = SIP_CHECK_TIMEOUT;
-    Some(tokio::spawn(async move {
+    Some(Running(tokio::spawn(async move {
         let check = check_sip_alg(&config).await;
         report(SocketAddr::new(config.server, config.sip_port), &check)
-    }))
+    })))
 }
 
 /// The check's report, once it is done (`None` without a dial-back server, or if
 /// its task died).
-pub(crate) async fn finish(started: Option<JoinHandle<SipAlgReport>>) -> Option<SipAlgReport> {
-    started?.await.ok()
+pub(crate) async fn finish(started: Option<Running>) -> Option<SipAlgReport> {
+    let mut running = started?;
+    (&mut running.0).await.ok()
 }
 
 fn transport(t: SipTransport) -> &'static str {
