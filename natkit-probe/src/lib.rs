@@ -10,7 +10,8 @@
 //! - Timing: [`RttEstimator`], [`Concurrency`], [`RateLimit`], [`PortOrder`];
 //!   the decisions: the sans-IO [`Scheduler`].
 //! - Outside-in reachability: [`dialback`]; whether a SIP ALG rewrites or
-//!   drops SIP: [`sip`].
+//!   drops SIP: [`sip`]; whether a firewall blocks ports on the way out:
+//!   [`outbound`].
 //! - Another NAT upstream of the router, from the first hops:
 //!   [`check_upstream_nat`] ([`trace_hops`], then the sans-IO [`conclude_hops`]).
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -30,6 +31,7 @@ mod icmp;
 #[cfg(feature = "serde")]
 mod micros;
 mod order;
+pub mod outbound;
 mod payload;
 mod plan;
 mod rate;

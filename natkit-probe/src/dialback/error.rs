@@ -123,6 +123,10 @@ pub enum DialbackError {
     /// A port to check is 0.
     #[error("port 0 cannot be checked")]
     PortZero,
+    /// An outbound echo needs 1 to
+    /// [`MAX_ECHO_PORTS`](crate::outbound::MAX_ECHO_PORTS) ports, none of them 0.
+    #[error("an outbound echo listens on 1 to {max} ports other than 0; {0} given", max = crate::outbound::MAX_ECHO_PORTS)]
+    EchoPorts(usize),
     /// The operating system's random source failed.
     #[error("no random nonce: {0}")]
     Random(getrandom::Error),
