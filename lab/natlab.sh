@@ -4,6 +4,7 @@
 #   natlab.sh up   --id ID --nat KIND [--miniupnpd] [--ext-ip IP] [--stund] [--coturn]
 #                  [--hairpin] [--double-nat] [--lan2] [--loss N] [--block-inbound PORT/PROTO]...
 #                  [--dns] [--dns-host NAME=IP]... [--dns-silent] [--sip-alg]
+#                  [--block-outbound PORT/PROTO]...
 #   natlab.sh down --id ID                 # idempotent, always exits 0
 #   natlab.sh env  --id ID                 # print the lab's KEY=VALUE file
 #   natlab.sh link --id ID rtr-lan|rtr-wan up|down
@@ -339,7 +340,7 @@ set_env() {
 cmd_up() {
     local NAT="" MINIUPNPD=0 EXT_IP="" STUND=0 COTURN=0 DOUBLE=0 LAN2=0 LOSS=0
     HAIRPIN=0 DNS=0 DNS_SILENT=0 SIP_ALG=0
-    local -a BLOCKS=() DNS_HOSTS=()
+    local -a BLOCKS=() OUT_BLOCKS=() DNS_HOSTS=()
     while (($#)); do
         case "$1" in
         --id) ID=${2:-}; shift 2 ;;
@@ -353,6 +354,7 @@ cmd_up() {
         --lan2) LAN2=1; shift ;;
         --loss) LOSS=${2:-}; shift 2 ;;
         --block-inbound) BLOCKS+=("${2:-}"); shift 2 ;;
+        --block-outbound) OUT_BLOCKS+=("${2:-}"); shift 2 ;;
         --dns) DNS=1; shift ;;
         --dns-host) DNS_HOSTS+=("${2:-}"); DNS=1; shift 2 ;;
         --dns-silent) DNS_SILENT=1; shift ;;
@@ -372,6 +374,10 @@ cmd_up() {
     for b in "${BLOCKS[@]+"${BLOCKS[@]}"}"; do
         [[ "$b" =~ ^([0-9]+)/(tcp|udp)$ ]] && ((10#${BASH_REMATCH[1]} >= 1 && 10#${BASH_REMATCH[1]} <= 65535)) ||
             die "bad --block-inbound '$b' (PORT/tcp or PORT/udp)"
+    done
+    for b in "${OUT_BLOCKS[@]+"${OUT_BLOCKS[@]}"}"; do
+        [[ "$b" =~ ^([0-9]+)/(tcp|udp)$ ]] && ((10#${BASH_REMATCH[1]} >= 1 && 10#${BASH_REMATCH[1]} <= 65535)) ||
+            die "bad --block-outbound '$b' (PORT/tcp or PORT/udp)"
     done
     local h
     for h in "${DNS_HOSTS[@]+"${DNS_HOSTS[@]}"}"; do
@@ -529,6 +535,10 @@ cmd_up() {
         sip_alg_ruleset >"$DIR/sip_alg.nft"
         inns rtr nft -f "$DIR/sip_alg.nft"
     fi
+    if ((${#OUT_BLOCKS[@]})); then
+        block_outbound_ruleset "${OUT_BLOCKS[@]}" >"$DIR/block_outbound.nft"
+        inns rtr nft -f "$DIR/block_outbound.nft"
+    fi
 
     local public_ip=$PUBLIC_WAN_IP
     [[ "$NAT" == open ]] && public_ip=$LAN_IP
@@ -540,6 +550,7 @@ cmd_up() {
         echo "LOSS=$LOSS"
         echo "SIP_ALG=$SIP_ALG"
         echo "BLOCK_INBOUND=$(IFS=,; echo "${BLOCKS[*]+"${BLOCKS[*]}"}")"
+        echo "BLOCK_OUTBOUND=$(IFS=,; echo "${OUT_BLOCKS[*]+"${OUT_BLOCKS[*]}"}")"
         echo "RUN_DIR=$DIR"
         echo "LAN_NS=$(ns lan)"
         ((LAN2)) && echo "LAN2_NS=$(ns lan2)"
@@ -831,6 +842,22 @@ block_table() {
     local b
     for b in "$@"; do
         echo "		${b#*/} dport ${b%/*} counter drop"
+    done
+    echo "	}"
+    echo "}"
+}
+
+# block_outbound_ruleset PORT/PROTO...: the router drops what the LAN sends to those
+# ports on the internet, silently (no ICMP, no reset), in the forward hook of its own
+# table, as an organisation's egress firewall does. The router's own traffic and
+# everything inbound are untouched.
+block_outbound_ruleset() {
+    echo "table inet block_outbound {"
+    echo "	chain forward {"
+    echo "		type filter hook forward priority filter - 10; policy accept;"
+    local b
+    for b in "$@"; do
+        echo "		iifname \"br0\" oifname \"wan0\" ${b#*/} dport ${b%/*} counter drop"
     done
     echo "	}"
     echo "}"

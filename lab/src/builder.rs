@@ -27,6 +27,7 @@ pub struct LabBuilder {
     pub(crate) lan2: bool,
     pub(crate) loss: u8,
     pub(crate) block_inbound: Vec<(u16, Proto)>,
+    pub(crate) block_outbound: Vec<(u16, Proto)>,
     pub(crate) dns: Dns,
     pub(crate) sip_alg: bool,
 }
@@ -60,6 +61,7 @@ impl Default for LabBuilder {
             lan2: false,
             loss: 0,
             block_inbound: Vec::new(),
+            block_outbound: Vec::new(),
             dns: Dns::Off,
             sip_alg: false,
         }
@@ -147,6 +149,13 @@ impl LabBuilder {
         self
     }
 
+    /// Has the router drop what the LAN sends to `port`/`proto` on the internet,
+    /// silently (an organisation's egress firewall). May be repeated.
+    pub fn block_outbound(mut self, port: u16, proto: Proto) -> Self {
+        self.block_outbound.push((port, proto));
+        self
+    }
+
     /// Runs the lab's DNS server (dnsmasq in wan on `DNS_IP`, 88.77.66.53) as the
     /// LAN hosts' only nameserver: `names` resolve to their addresses, every other
     /// name is NXDOMAIN, nothing is forwarded. The LAN hosts' `resolv.conf`,
@@ -180,7 +189,12 @@ impl LabBuilder {
         if self.loss > 100 {
             return invalid("loss is a percentage (0-100)");
         }
-        if self.block_inbound.iter().any(|&(port, _)| port == 0) {
+        if self
+            .block_inbound
+            .iter()
+            .chain(&self.block_outbound)
+            .any(|&(port, _)| port == 0)
+        {
             return invalid("cannot block port 0");
         }
         if self.nat == NatKind::Open && self.double_nat {
@@ -256,6 +270,9 @@ impl LabBuilder {
         if self.sip_alg {
             args.push("--sip-alg".into());
         }
+        for (port, proto) in &self.block_outbound {
+            args.extend(["--block-outbound".into(), format!("{port}/{proto}")]);
+        }
         args
     }
 
@@ -305,6 +322,20 @@ mod tests {
         assert_eq!(
             LabBuilder::new().sip_alg(true).script_args(),
             ["--nat", "port-restricted", "--sip-alg"]
+        );
+        assert_eq!(
+            LabBuilder::new()
+                .block_outbound(443, Proto::Tcp)
+                .block_outbound(4500, Proto::Udp)
+                .script_args(),
+            [
+                "--nat",
+                "port-restricted",
+                "--block-outbound",
+                "443/tcp",
+                "--block-outbound",
+                "4500/udp"
+            ]
         );
         let ext = LabBuilder::new()
             .double_nat(true)
@@ -361,6 +392,7 @@ mod tests {
         for b in [
             LabBuilder::new().loss(101),
             LabBuilder::new().block_inbound(0, Proto::Tcp),
+            LabBuilder::new().block_outbound(0, Proto::Udp),
             LabBuilder::new().nat(NatKind::Open).double_nat(true),
             LabBuilder::new().nat(NatKind::Open).miniupnpd(true),
             LabBuilder::new().nat(NatKind::Open).hairpin(true),
