@@ -1,14 +1,16 @@
 //! A new Rust project that depends on `natkit` by path, as a user's would: it opens a
-//! port with one call, reads its external address and NAT type, and closes the
-//! port; run inside the NAT lab's LAN host behind a port-restricted NAT with
-//! miniupnpd and stund. The router must hold the mapping while the program runs and
-//! nothing afterwards.
+//! port with one call, reads its external address and NAT type with one call each
+//! (the default STUN servers: the lab's DNS maps one of their names to stund and
+//! the others to nothing), and closes the port; run inside the NAT lab's LAN host
+//! behind a port-restricted NAT with miniupnpd. The router must hold the mapping
+//! while the program runs and nothing afterwards.
 //!
 //! The project is written to a temporary directory, pinned to this workspace's
 //! Cargo.lock and built offline (every crate it needs is already downloaded for the
 //! workspace) into `target/new-project`, so that it shares nothing with the
 //! workspace build but the registry.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -20,18 +22,14 @@ use std::io::BufRead;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The lab's STUN servers; a user's program would call natkit::external_address()
-    // and natkit::nat_type(), which ask the public default servers.
-    let servers: Vec<String> = std::env::args().skip(1).collect();
-
     let lease = natkit::PortLease::open(natkit::Protocol::Tcp, 8080).await?;
     let m = lease.external().ok_or("no mapping in force")?;
     println!("mapped {} via {}", m.external, m.mechanism);
 
-    let address = natkit::AddressQuery::new().servers(servers.clone()).run().await?;
+    let address = natkit::external_address().await?;
     println!("address {}", address.ip);
 
-    let nat = natkit::NatTypeQuery::new().servers(servers).run().await?;
+    let nat = natkit::nat_type().await?;
     println!("nat {}", nat.legacy.as_str());
 
     // Hold the port until the test has looked at the router.
@@ -97,19 +95,24 @@ tokio = {{ version = "1", features = ["rt-multi-thread", "macros"] }}
 fn a_new_project_opens_reads_and_closes_in_one_call_each() {
     natkit_lab::require_root();
     let bin = build_project();
+    // A default server that can test filtering, not the first of the list: the
+    // names before it do not resolve, as when public servers go away.
+    let entry = natkit::stun::DEFAULT_SERVERS[2];
+    assert!(entry.rfc5780, "{entry:?}");
+    let (host, port) = entry.name.rsplit_once(':').expect("host:port");
+    assert_eq!(port, "3478", "the lab's stund listens on 3478");
     let lab = Lab::builder()
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
         .stund(true)
+        .dns([(host, Ipv4Addr::new(88, 77, 66, 10))])
         .build()
         .expect("lab");
     let a = *lab.addrs();
-    let stun1 = format!("{}:3478", a.stun1);
-    let stun2 = format!("{}:3478", a.stun2);
+    assert_eq!(a.stun1, Ipv4Addr::new(88, 77, 66, 10));
 
     let mut cmd = lab.command(Node::Lan, &bin);
-    cmd.args([&stun1, &stun2])
-        .stdin(std::process::Stdio::piped())
+    cmd.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = natkit_lab::LabChild::spawn(&mut cmd).expect("spawn");
