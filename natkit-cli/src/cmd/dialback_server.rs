@@ -63,8 +63,8 @@ pub(crate) struct Args {
     connect_timeout_ms: u64,
     /// Also echo SIP OPTIONS requests for the doctor's SIP ALG check: UDP and
     /// TCP on PORT (5060 if not given: the port ALGs act on), UDP on the
-    /// control port's number. Echoes never exceed what was received, 5/s per
-    /// source (burst 10), 200/s in all; UDP echoes go only to the addresses
+    /// control port's number. Echoes never exceed what was received, 10/s per
+    /// source (burst 30), 200/s in all; UDP echoes go only to the addresses
     /// this server would dial.
     #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "5060")]
     sip_echo: Option<u16>,
