@@ -60,8 +60,8 @@ enum Command {
     NatType(cmd::nat_type::Args),
     /// Probe the TCP and UDP ports of a host, or check them from outside.
     Probe(cmd::probe::Args),
-    // `forwards` (the router's whole forwarding table: list, export, re-create)
-    // goes here, as cmd::forwards, when natkit grows it.
+    /// The router's forwarding table with what each port is for; export, re-create.
+    Forwards(cmd::forwards::Args),
     /// Run a STUN server (RFC 8489, RFC 5780 with --alternate, RFC 3489 clients too).
     StunServer(cmd::stun_server::Args),
     /// Run a dial-back server (outside-in reachability checks).
@@ -98,6 +98,7 @@ fn main() -> ExitCode {
             Command::ExternalIp(a) => cmd::external_ip::run(a, out).await,
             Command::NatType(a) => cmd::nat_type::run(a, out).await,
             Command::Probe(a) => cmd::probe::run(a, out).await,
+            Command::Forwards(a) => cmd::forwards::run(a, out).await,
             Command::StunServer(a) => cmd::stun_server::run(a, out).await,
             Command::DialbackServer(a) => cmd::dialback_server::run(a, out).await,
             Command::Completions { .. } => ExitCode::SUCCESS,
@@ -168,6 +169,7 @@ mod tests {
             "external-ip",
             "nat-type",
             "probe",
+            "forwards",
             "stun-server",
             "dialback-server",
         ] {

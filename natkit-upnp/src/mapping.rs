@@ -82,13 +82,42 @@ impl Igd {
     ///
     /// [`HttpConfig::hedge_after`]: crate::HttpConfig::hedge_after
     pub async fn add_port_mapping(&self, request: &PortMappingRequest) -> Result<Grant> {
+        let description = tag_description(self.local_ip(), &request.description);
+        self.add_described(request, description).await
+    }
+
+    /// [`add_port_mapping`](Igd::add_port_mapping) with the description stored as
+    /// given (control characters dropped, at most [`MAX_DESCRIPTION`](crate::MAX_DESCRIPTION)
+    /// bytes), without natkit's tag: for forwards the user keeps, such as a
+    /// forwarding table moved from another router. Untagged, they are never
+    /// taken for a dead natkit run's mappings and swept by [`Igd::cleanup`].
+    pub async fn add_port_mapping_untagged(&self, request: &PortMappingRequest) -> Result<Grant> {
+        let mut description = String::new();
+        for c in request
+            .description
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+        {
+            if description.len() + c.len_utf8() > crate::MAX_DESCRIPTION {
+                break;
+            }
+            description.push(c);
+        }
+        self.add_described(request, description).await
+    }
+
+    async fn add_described(
+        &self,
+        request: &PortMappingRequest,
+        description: String,
+    ) -> Result<Grant> {
         let internal = self.internal_for(request)?;
         if request.external_port == 0 {
             return Err(Error::InvalidRequest {
                 reason: "external port 0 (use add_any_port_mapping to let the router choose)",
             });
         }
-        let description = tag_description(self.local_ip(), &request.description);
         let mut lease = request.lease_secs;
         let mut external = request.external_port;
         let mut vanished_once = false;
