@@ -88,7 +88,9 @@ pub struct Config {
     /// then plain ones for the address consensus.
     pub stun_servers: Vec<String>,
     /// A natkit dial-back server outside: each port is checked from the internet
-    /// while its trial mapping is held. Needs ports.
+    /// while its trial mapping is held. Needs ports. With its SIP echo
+    /// (`natkit dialback-server --sip-echo`) the SIP ALG check runs too
+    /// ([`Report::sip_alg`](crate::Report::sip_alg)).
     pub dialback: Option<SocketAddr>,
     /// Make trial mappings (deleted right after) to learn whether natkit can map
     /// each port; `false` only reads the router's forwarding table.

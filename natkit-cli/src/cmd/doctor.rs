@@ -36,7 +36,8 @@ pub(crate) struct Args {
     #[arg(long = "stun", value_name = "HOST:PORT")]
     stun: Vec<String>,
     /// A natkit dial-back server outside (`host:port`): checks whether each
-    /// port is reachable from the internet while its trial mapping is held.
+    /// port is reachable from the internet while its trial mapping is held,
+    /// and (when it runs `--sip-echo`) whether a SIP ALG rewrites or drops SIP.
     #[arg(long, value_name = "HOST:PORT")]
     dialback: Option<String>,
     /// Don't make trial mappings: only read the router's forwarding table.
