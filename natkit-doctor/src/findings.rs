@@ -48,11 +48,13 @@ pub enum FindingCode {
     NatTypeInconclusive,
     /// Something on the path (a SIP ALG) rewrites or drops SIP.
     SipAlg,
+    /// A firewall on the way out blocks some of the ports.
+    OutboundBlocked,
 }
 
 impl FindingCode {
     /// Every code, in the order the JSON schema lists them.
-    pub const ALL: [FindingCode; 17] = [
+    pub const ALL: [FindingCode; 18] = [
         FindingCode::NoNetwork,
         FindingCode::NoInternet,
         FindingCode::DnsFailure,
@@ -70,6 +72,7 @@ impl FindingCode {
         FindingCode::NoHairpinning,
         FindingCode::NatTypeInconclusive,
         FindingCode::SipAlg,
+        FindingCode::OutboundBlocked,
     ];
 
     /// The stable snake_case code, as in the JSON.
@@ -92,6 +95,7 @@ impl FindingCode {
             FindingCode::NoHairpinning => "no_hairpinning",
             FindingCode::NatTypeInconclusive => "nat_type_inconclusive",
             FindingCode::SipAlg => "sip_alg",
+            FindingCode::OutboundBlocked => "outbound_blocked",
         }
     }
 }
@@ -259,6 +263,7 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
     }
     out.extend(crate::nat_checks::findings(r));
     out.extend(crate::sip::findings(r));
+    out.extend(crate::outbound::findings(r));
     if !left_behind.is_empty() {
         out.push(finding(
             FindingCode::MappingLeftBehind,

@@ -6,9 +6,11 @@
 mod checks;
 mod config;
 mod findings;
+mod forwards;
 mod guard;
 mod hops;
 mod nat_checks;
+mod outbound;
 mod ports;
 pub mod render;
 mod report;
@@ -26,9 +28,11 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
 pub use config::{Config, ConfigError, DEFAULT_TIMEOUT, Ports, Stage, TIMEOUT_RANGE};
+pub use forwards::RouterForward;
 pub use guard::Cleanup;
 pub use hops::{HopVerdict, HopsReport};
 pub use nat_checks::NatServer;
+pub use outbound::{OutboundPortReport, OutboundReport};
 pub use report::{
     Finding, FindingCode, Forward, MappingProtocols, MappingTrial, NatReport, PortReport,
     ProtocolState, Report, SCHEMA_VERSION, Severity, Status, StunAnswer, StunOutcome,
@@ -201,6 +205,8 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
     let lookups = tokio::sync::OnceCell::new();
     // The SIP ALG check (with --dialback) runs on its own task alongside the rest.
     let sip_side = sip::start(config.dialback);
+    // So does the outbound check, on the ports to check.
+    let outbound_side = outbound::start(config.dialback, config.ports.pairs());
     let router_side = router_and_ports(&gw, &config, t, &guard, &mut r);
     // The classification first, then the plain address check: the address check asks
     // every listed server at once, and when the list holds a server's alternate address
@@ -251,6 +257,7 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
     }
     double_nat(&mut r);
     r.sip_alg = sip::finish(sip_side).await;
+    r.outbound = outbound::finish(outbound_side).await;
     r.internet = Some(uplink::judge(&names, &r));
     r
 }
@@ -275,6 +282,10 @@ async fn router_and_ports(
     r.router_external_address_scope = r
         .router_external_address
         .map(|ip| AddressScope::of(ip).as_str());
+    r.router_forwards = router
+        .entries
+        .as_deref()
+        .map(|e| forwards::table(e, gw.local_address));
     let mapper = router.mapper.filter(|_| config.trial);
     let pairs = config.ports.pairs();
     if !pairs.is_empty() {

@@ -14,6 +14,8 @@
 //!
 //! `--sip-echo` adds the SIP echo of the doctor's SIP ALG check: UDP and TCP
 //! on 5060, UDP on the control port's number (see `natkit_probe::sip`).
+//! `--outbound-ports` adds the echo of the doctor's outbound check on a port
+//! set (see `natkit_probe::outbound`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -22,6 +24,7 @@ use std::time::Duration;
 use natkit_core::PortSpec;
 use natkit_probe::RateLimit;
 use natkit_probe::dialback::{DialbackServer, IpPrefix, MAX_PORTS, ServerConfig};
+use natkit_probe::outbound::{OutboundEcho, OutboundEchoConfig};
 use natkit_probe::sip::{SIP_PORT, SipEcho, SipEchoConfig};
 
 use crate::common::{self, Output};
@@ -68,6 +71,12 @@ pub(crate) struct Args {
     /// this server would dial.
     #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "5060")]
     sip_echo: Option<u16>,
+    /// Also answer the doctor's outbound check on these ports, e.g.
+    /// `443/tcp,4500/udp,5353/udp,5354/tcp` (at most 64): a 16-byte request
+    /// gets a 16-byte reply, 20/s per source (burst 40), 400/s in all; UDP
+    /// replies go only to the addresses this server would dial.
+    #[arg(long, value_name = "SPEC")]
+    outbound_ports: Option<PortSpec>,
 }
 
 pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
@@ -105,6 +114,17 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         }
         None => None,
     };
+    let outbound = match &args.outbound_ports {
+        Some(spec) => {
+            let mut c = OutboundEchoConfig::new(addr.ip(), spec.pairs());
+            c.targets = config_targets(&args);
+            match OutboundEcho::bind(c).await {
+                Ok(e) => Some(e),
+                Err(e) => return common::fail(&e),
+            }
+        }
+        None => None,
+    };
     // Caught before READY=1: a stop right after the start is a clean one.
     let shutdown = match common::Shutdown::listen() {
         Ok(s) => s,
@@ -128,6 +148,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             "rate": args.rate,
             "burst": args.burst,
             "sip_echo": echo.as_ref().map(SipEcho::sip_addr),
+            "outbound_ports": args.outbound_ports.as_ref().map(ToString::to_string),
         }));
     } else {
         outln!("listening on {addr}/tcp");
@@ -149,14 +170,19 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         };
         outln!("sip echo   {sip}/udp+tcp{note}, control {addr}/udp");
     }
+    if let Some(spec) = args.outbound_ports.as_ref().filter(|_| !out.json) {
+        outln!("outbound   {spec} on {}", addr.ip());
+    }
     let stop = server.stop_handle();
     let stop_echo = echo.as_ref().map(SipEcho::stop_handle);
+    let stop_outbound = outbound.as_ref().map(OutboundEcho::stop_handle);
     crate::notify::stop_on_signal(shutdown, move || {
         stop.stop();
-        if let Some(s) = &stop_echo {
+        for s in stop_echo.iter().chain(&stop_outbound) {
             s.stop();
         }
     });
+    let outbound_run = outbound.map(|e| tokio::spawn(e.run()));
     let echo_run = echo.map(|e| tokio::spawn(e.run()));
     let result = server.run().await;
     if let Some(run) = echo_run
@@ -172,6 +198,24 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
                 c.bytes_in,
                 c.bytes_out,
                 c.not_echoed,
+                c.rate_limited,
+                c.refused_source
+            );
+        }
+    }
+    if let Some(run) = outbound_run
+        && let Ok(c) = run.await
+    {
+        if out.json {
+            common::print_json(&serde_json::json!({ "outbound_stopped": c }));
+        } else {
+            outln!(
+                "outbound stopped: {} answered ({} bytes in, {} out), {} not answered, {} rate \
+                 limited, {} refused sources",
+                c.answered,
+                c.bytes_in,
+                c.bytes_out,
+                c.not_answered,
                 c.rate_limited,
                 c.refused_source
             );
