@@ -225,3 +225,63 @@ fn bad_forwards_files_are_clear_errors() {
     );
     assert!(lab.router_mappings().expect("upnpc -l").is_empty());
 }
+
+/// The doctor's report lists the whole table: this host's forwards and lan2's, each
+/// with its purpose, in the JSON (valid against the schema) and in the text.
+#[test]
+fn the_doctor_lists_the_routers_forwards_with_purposes() {
+    require_root();
+    let lab = Lab::builder()
+        .nat(NatKind::PortRestricted)
+        .miniupnpd(true)
+        .stund(true)
+        .lan2(true)
+        .build()
+        .expect("lab up");
+    let lan = lab.addrs().lan.to_string();
+    let lan2 = lab.addrs().lan2.expect("lan2").to_string();
+    upnpc_add(&lab, Node::Lan, &lan, "5900", "TCP", "screen");
+    upnpc_add(&lab, Node::Lan2, &lan2, "548", "TCP", "nas");
+    let stun = format!("{}:3478", lab.addrs().stun1);
+    let doctor = |json: bool| {
+        let mut cmd = lab.command(Node::Lan, env!("CARGO_BIN_EXE_natkit"));
+        cmd.args(["doctor", "--stun", &stun])
+            .args(json.then_some("--json"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = LabChild::spawn(&mut cmd)
+            .expect("start the doctor")
+            .wait_with_output_timeout(Duration::from_secs(60))
+            .expect("the doctor finishes");
+        assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let doc: Value = serde_json::from_str(doctor(true).trim()).expect("one JSON document");
+    let schema: Value =
+        serde_json::from_str(include_str!("../../docs/doctor.schema.json")).expect("schema");
+    let validator = jsonschema::draft202012::new(&schema).expect("a 2020-12 schema");
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "schema violations: {errors:#?}");
+    let rows = doc["router_forwards"].as_array().expect("router_forwards");
+    eprintln!("{rows:#?}");
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(rows[0]["external_port"], 5900);
+    assert_eq!(rows[0]["this_host"], true);
+    assert_eq!(
+        rows[0]["purpose"],
+        "VNC / Apple Remote Desktop screen sharing"
+    );
+    assert_eq!(rows[1]["external_port"], 548);
+    assert_eq!(rows[1]["this_host"], false);
+    assert_eq!(rows[1]["internal_host"], lan2);
+    assert_eq!(rows[1]["purpose"], "Apple Filing Protocol over TCP");
+    assert_eq!(rows[1]["description"], "nas");
+    let text = doctor(false);
+    eprintln!("{text}");
+    let section = text.find("Router forwards").expect("the section");
+    let section = &text[section..];
+    assert!(section.contains("5900/tcp  -> this host:5900"), "{text}");
+    assert!(section.contains(&format!("-> {lan2}:548")), "{text}");
+    assert!(section.contains("Apple Filing Protocol over TCP"), "{text}");
+}

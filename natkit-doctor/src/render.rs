@@ -46,6 +46,11 @@ pub fn text(r: &Report, style: Style) -> String {
     path(r, style, &mut o);
     nat(r, style, &mut o);
     ports(r, style, &mut o);
+    crate::forwards::render(
+        r.router_forwards.as_deref(),
+        &style.title("Router forwards"),
+        &mut o,
+    );
     findings(r, style, &mut o);
     o
 }
