@@ -6,6 +6,7 @@
 mod checks;
 mod config;
 mod findings;
+mod forwards;
 mod guard;
 mod hops;
 mod nat_checks;
@@ -27,6 +28,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
 pub use config::{Config, ConfigError, DEFAULT_TIMEOUT, Ports, Stage, TIMEOUT_RANGE};
+pub use forwards::RouterForward;
 pub use guard::Cleanup;
 pub use hops::{HopVerdict, HopsReport};
 pub use nat_checks::NatServer;
@@ -280,6 +282,10 @@ async fn router_and_ports(
     r.router_external_address_scope = r
         .router_external_address
         .map(|ip| AddressScope::of(ip).as_str());
+    r.router_forwards = router
+        .entries
+        .as_deref()
+        .map(|e| forwards::table(e, gw.local_address));
     let mapper = router.mapper.filter(|_| config.trial);
     let pairs = config.ports.pairs();
     if !pairs.is_empty() {

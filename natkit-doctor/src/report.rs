@@ -55,6 +55,9 @@ pub struct Report {
     pub profile: Option<&'static str>,
     /// One entry per port checked (`--profile`/`--ports`).
     pub ports: Vec<PortReport>,
+    /// The router's whole forwarding table (UPnP listing), this host's forwards
+    /// first, each with what its port is for; `None` when it could not be read.
+    pub router_forwards: Option<Vec<crate::RouterForward>>,
     /// Whether something on the path rewrites or drops SIP (with a dial-back
     /// server, whose SIP echo it uses); `None` when not checked.
     pub sip_alg: Option<crate::SipAlgReport>,
@@ -85,6 +88,7 @@ impl Report {
             hops: None,
             internet: None,
             nat: None,
+            router_forwards: None,
             profile: None,
             ports: Vec::new(),
             sip_alg: None,
