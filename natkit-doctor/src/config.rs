@@ -90,7 +90,9 @@ pub struct Config {
     /// A natkit dial-back server outside: each port is checked from the internet
     /// while its trial mapping is held. Needs ports. With its SIP echo
     /// (`natkit dialback-server --sip-echo`) the SIP ALG check runs too
-    /// ([`Report::sip_alg`](crate::Report::sip_alg)).
+    /// ([`Report::sip_alg`](crate::Report::sip_alg)); with its outbound echo
+    /// (`--outbound-ports`) the outbound check
+    /// ([`Report::outbound`](crate::Report::outbound)).
     pub dialback: Option<SocketAddr>,
     /// Make trial mappings (deleted right after) to learn whether natkit can map
     /// each port; `false` only reads the router's forwarding table.
