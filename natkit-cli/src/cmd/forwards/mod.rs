@@ -148,7 +148,8 @@ fn list(igd: &Igd, entries: &[PortMappingEntry], out: Output) {
         return;
     }
     for (title, mine) in [("To this host", true), ("To other hosts", false)] {
-        let rows: Vec<_> = entries.iter().filter(|e| this_host(e) == mine).collect();
+        let mut rows: Vec<_> = entries.iter().filter(|e| this_host(e) == mine).collect();
+        rows.sort_by_key(|e| (e.external_port, e.protocol));
         if rows.is_empty() {
             continue;
         }
@@ -157,11 +158,9 @@ fn list(igd: &Igd, entries: &[PortMappingEntry], out: Output) {
             let purpose = natkit_core::purpose(e.external_port, e.protocol).unwrap_or("unknown");
             let disabled = if e.enabled { "" } else { ", disabled" };
             outln!(
-                "  {:>5}/{}  -> {}:{}  {}  {:?} ({}{disabled})",
-                e.external_port,
-                e.protocol,
-                e.internal_client,
-                e.internal_port,
+                "  {:>9}  -> {:<21} {:<42} {:?} ({}{disabled})",
+                format!("{}/{}", e.external_port, e.protocol),
+                format!("{}:{}", e.internal_client, e.internal_port),
                 purpose,
                 e.description,
                 lease_text(e.lease_secs),
