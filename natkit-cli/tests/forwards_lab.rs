@@ -170,6 +170,34 @@ fn forwards_lists_exports_and_recreates_this_hosts_entries() {
     let again = json_ok(&lab, &["import", file.path(), "--json"]);
     assert_eq!(entry(&again, 5900, "tcp")["result"], "created");
     assert_eq!(lab.router_mappings().expect("upnpc -l").len(), 2);
+
+    // On a router where lan2 already holds 548/tcp, that entry fails and says who
+    // holds it; the other is still made, and the exit status is 1.
+    lab.restart_miniupnpd().expect("restart miniupnpd");
+    upnpc_add(&lab, Node::Lan2, &lan2, "548", "TCP", "nas");
+    let out = natkit(&lab, &["import", file.path()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{}", natkit_lab::dump_output(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        natkit_lab::dump_output(&out)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("548/tcp"))
+        .expect("the 548 line");
+    assert!(
+        line.contains(": failed: ") && line.contains(&format!("forwarded to {lan2}:548")),
+        "{line}"
+    );
+    assert!(text.contains(": created: 5900/tcp"), "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 of the 2 entries for this host could not be re-created"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -240,8 +268,6 @@ fn the_doctor_lists_the_routers_forwards_with_purposes() {
         .expect("lab up");
     let lan = lab.addrs().lan.to_string();
     let lan2 = lab.addrs().lan2.expect("lan2").to_string();
-    upnpc_add(&lab, Node::Lan, &lan, "5900", "TCP", "screen");
-    upnpc_add(&lab, Node::Lan2, &lan2, "548", "TCP", "nas");
     let stun = format!("{}:3478", lab.addrs().stun1);
     let doctor = |json: bool| {
         let mut cmd = lab.command(Node::Lan, env!("CARGO_BIN_EXE_natkit"));
@@ -257,12 +283,23 @@ fn the_doctor_lists_the_routers_forwards_with_purposes() {
         assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let doc: Value = serde_json::from_str(doctor(true).trim()).expect("one JSON document");
     let schema: Value =
         serde_json::from_str(include_str!("../../docs/doctor.schema.json")).expect("schema");
     let validator = jsonschema::draft202012::new(&schema).expect("a 2020-12 schema");
-    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "schema violations: {errors:#?}");
+    let valid = |text: String| {
+        let doc: Value = serde_json::from_str(text.trim()).expect("one JSON document");
+        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "schema violations: {errors:#?}");
+        doc
+    };
+    // An empty table is an empty list, and the section says so.
+    let empty = valid(doctor(true));
+    assert_eq!(empty["router_forwards"], Value::Array(Vec::new()));
+    assert!(doctor(false).contains("Router forwards\n  none\n"));
+
+    upnpc_add(&lab, Node::Lan, &lan, "5900", "TCP", "screen");
+    upnpc_add(&lab, Node::Lan2, &lan2, "548", "TCP", "nas");
+    let doc = valid(doctor(true));
     let rows = doc["router_forwards"].as_array().expect("router_forwards");
     eprintln!("{rows:#?}");
     assert_eq!(rows.len(), 2, "{rows:#?}");

@@ -240,6 +240,7 @@ async fn import(path: &Path, dry_run: bool, timeout: Duration, out: Output) -> E
     let steps = file::plan(&file, local);
     let mut rows = Vec::new();
     let mut failed = 0usize;
+    let wanted = steps.iter().filter(|s| **s == Step::Recreate).count();
     if !out.json {
         outln!(
             "Re-creating the forwards of {} (exported by {}) for this host, {local}{}:",
@@ -290,7 +291,9 @@ async fn import(path: &Path, dry_run: bool, timeout: Duration, out: Output) -> E
         }));
     }
     if failed > 0 {
-        common::fail_msg(format!("{failed} entries could not be re-created"))
+        common::fail_msg(format!(
+            "{failed} of the {wanted} entries for this host could not be re-created"
+        ))
     } else {
         ExitCode::SUCCESS
     }
