@@ -38,6 +38,13 @@ fn text_ok(lab: &Lab, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Asserts the exit status `code`; the stderr.
+fn stderr_of_failure(out: &Output, code: i32) -> String {
+    let dump = natkit_lab::dump_output(out);
+    assert_eq!(out.status.code(), Some(code), "{dump}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn upnpc_add(lab: &Lab, node: Node, host: &str, port: &str, proto: &str, desc: &str) {
     lab.exec_ok(node, &["upnpc", "-e", desc, "-a", host, port, port, proto])
         .unwrap_or_else(|e| panic!("upnpc maps {port}/{proto} for {host}: {e}"));
@@ -77,16 +84,17 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write the test file");
 }
 
-/// A port-restricted router running miniupnpd; `lan2`: a second LAN host.
-fn router_lab(lan2: bool) -> Lab {
+/// A port-restricted router, with miniupnpd (`upnp`), stund outside (`stund`) and
+/// a second LAN host (`lan2`) as asked.
+fn lab_up(upnp: bool, stund: bool, lan2: bool) -> Lab {
     require_root();
-    let builder = Lab::builder().nat(NatKind::PortRestricted).miniupnpd(true);
-    builder.lan2(lan2).build().expect("lab up")
+    let builder = Lab::builder().nat(NatKind::PortRestricted).miniupnpd(upnp);
+    builder.stund(stund).lan2(lan2).build().expect("lab up")
 }
 
 #[test]
 fn forwards_lists_exports_and_recreates_this_hosts_entries() {
-    let mut lab = router_lab(true);
+    let mut lab = lab_up(true, false, true);
     let lan = lab.addrs().lan.to_string();
     let lan2 = lab.addrs().lan2.expect("lan2").to_string();
     upnpc_add(&lab, Node::Lan, &lan, "548", "TCP", "file server");
@@ -202,7 +210,7 @@ fn forwards_lists_exports_and_recreates_this_hosts_entries() {
 
 #[test]
 fn bad_forwards_files_are_clear_errors() {
-    let lab = router_lab(false);
+    let lab = lab_up(true, false, false);
     let file = TempFile::new("bad");
     let lan = lab.addrs().lan;
     let cases = [
@@ -231,13 +239,7 @@ fn bad_forwards_files_are_clear_errors() {
     for (text, want) in cases {
         write(&file.0, text);
         let out = natkit(&lab, &["import", file.path()]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{}",
-            natkit_lab::dump_output(&out)
-        );
+        let stderr = stderr_of_failure(&out, 2);
         assert!(
             stderr.starts_with("error: ") && stderr.contains(want),
             "{stderr}"
@@ -258,14 +260,7 @@ fn bad_forwards_files_are_clear_errors() {
 /// with its purpose, in the JSON (valid against the schema) and in the text.
 #[test]
 fn the_doctor_lists_the_routers_forwards_with_purposes() {
-    require_root();
-    let lab = Lab::builder()
-        .nat(NatKind::PortRestricted)
-        .miniupnpd(true)
-        .stund(true)
-        .lan2(true)
-        .build()
-        .expect("lab up");
+    let lab = lab_up(true, true, true);
     let lan = lab.addrs().lan.to_string();
     let lan2 = lab.addrs().lan2.expect("lan2").to_string();
     let stun = format!("{}:3478", lab.addrs().stun1);
@@ -321,4 +316,35 @@ fn the_doctor_lists_the_routers_forwards_with_purposes() {
     assert!(section.contains("5900/tcp  -> this host:5900"), "{text}");
     assert!(section.contains(&format!("-> {lan2}:548")), "{text}");
     assert!(section.contains("Apple Filing Protocol over TCP"), "{text}");
+}
+
+/// A router without UPnP: listing fails with the reason, exit 1, and an import
+/// does nothing; a dry run still shows the plan (it asks the router nothing).
+#[test]
+fn no_igd_is_a_clear_failure() {
+    let lab = lab_up(false, false, false);
+    let out = natkit(&lab, &[]);
+    let stderr = stderr_of_failure(&out, 1);
+    assert!(stderr.starts_with("error: no UPnP IGD"), "{stderr}");
+    let file = TempFile::new("noigd");
+    let lan = lab.addrs().lan;
+    write(
+        &file.0,
+        &format!(
+            "{{\"format\":\"natkit-forwards\",\"version\":1,\"exported_by\":\"{lan}\",\
+             \"entries\":[{{\"protocol\":\"tcp\",\"external_port\":22,\
+             \"internal_host\":\"{lan}\",\"internal_port\":22}}]}}"
+        ),
+    );
+    let out = natkit(&lab, &["import", file.path()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        natkit_lab::dump_output(&out)
+    );
+    assert!(out.stdout.is_empty(), "{}", natkit_lab::dump_output(&out));
+    let dry = json_ok(&lab, &["import", file.path(), "--dry-run", "--json"]);
+    assert_eq!(entry(&dry, 22, "tcp")["result"], "would_create");
+    assert_eq!(dry["local_address"], lan.to_string());
 }
