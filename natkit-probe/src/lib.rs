@@ -11,13 +11,14 @@
 //!   the decisions: the sans-IO [`Scheduler`].
 //! - Outside-in reachability: [`dialback`]; whether a SIP ALG rewrites or
 //!   drops SIP: [`sip`]; whether a firewall blocks ports on the way out:
-//!   [`outbound`].
+//!   [`outbound`]; whether there is bandwidth enough each way: [`bandwidth`].
 //! - Another NAT upstream of the router, from the first hops:
 //!   [`check_upstream_nat`] ([`trace_hops`], then the sans-IO [`conclude_hops`]).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bandwidth;
 mod concurrency;
 mod config;
 pub mod dialback;
