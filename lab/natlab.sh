@@ -4,7 +4,7 @@
 #   natlab.sh up   --id ID --nat KIND [--miniupnpd] [--ext-ip IP] [--stund] [--coturn]
 #                  [--hairpin] [--double-nat] [--lan2] [--loss N] [--block-inbound PORT/PROTO]...
 #                  [--dns] [--dns-host NAME=IP]... [--dns-silent] [--sip-alg]
-#                  [--block-outbound PORT/PROTO]...
+#                  [--block-outbound PORT/PROTO]... [--rate-limit-kbps N]
 #   natlab.sh down --id ID                 # idempotent, always exits 0
 #   natlab.sh env  --id ID                 # print the lab's KEY=VALUE file
 #   natlab.sh link --id ID rtr-lan|rtr-wan up|down
@@ -339,7 +339,7 @@ set_env() {
 
 cmd_up() {
     local NAT="" MINIUPNPD=0 EXT_IP="" STUND=0 COTURN=0 DOUBLE=0 LAN2=0 LOSS=0
-    HAIRPIN=0 DNS=0 DNS_SILENT=0 SIP_ALG=0
+    HAIRPIN=0 DNS=0 DNS_SILENT=0 SIP_ALG=0 RATE_KBPS=0
     local -a BLOCKS=() OUT_BLOCKS=() DNS_HOSTS=()
     while (($#)); do
         case "$1" in
@@ -355,6 +355,7 @@ cmd_up() {
         --loss) LOSS=${2:-}; shift 2 ;;
         --block-inbound) BLOCKS+=("${2:-}"); shift 2 ;;
         --block-outbound) OUT_BLOCKS+=("${2:-}"); shift 2 ;;
+        --rate-limit-kbps) RATE_KBPS=${2:-}; shift 2 ;;
         --dns) DNS=1; shift ;;
         --dns-host) DNS_HOSTS+=("${2:-}"); DNS=1; shift 2 ;;
         --dns-silent) DNS_SILENT=1; shift ;;
@@ -367,6 +368,7 @@ cmd_up() {
     [[ -n "$NAT" ]] || die "missing --nat KIND"
     [[ "|$NAT_KINDS|" == *"|$NAT|"* ]] || die "bad --nat '$NAT' ($NAT_KINDS)"
     [[ "$LOSS" =~ ^[0-9]+$ ]] && ((LOSS <= 100)) || die "bad --loss '$LOSS' (0-100)"
+    [[ "$RATE_KBPS" =~ ^[0-9]{1,7}$ ]] || die "bad --rate-limit-kbps '$RATE_KBPS' (kbit/s, 1-9999999)"
     if [[ -n "$EXT_IP" ]]; then
         [[ "$EXT_IP" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "bad --ext-ip '$EXT_IP'"
     fi
@@ -535,6 +537,10 @@ cmd_up() {
         sip_alg_ruleset >"$DIR/sip_alg.nft"
         inns rtr nft -f "$DIR/sip_alg.nft"
     fi
+    if ((10#$RATE_KBPS > 0)); then
+        rate_limit_ruleset "$((10#$RATE_KBPS))" >"$DIR/rate_limit.nft"
+        inns rtr nft -f "$DIR/rate_limit.nft"
+    fi
     if ((${#OUT_BLOCKS[@]})); then
         block_outbound_ruleset "${OUT_BLOCKS[@]}" >"$DIR/block_outbound.nft"
         inns rtr nft -f "$DIR/block_outbound.nft"
@@ -550,6 +556,7 @@ cmd_up() {
         echo "LOSS=$LOSS"
         echo "SIP_ALG=$SIP_ALG"
         echo "BLOCK_INBOUND=$(IFS=,; echo "${BLOCKS[*]+"${BLOCKS[*]}"}")"
+        echo "RATE_LIMIT_KBPS=$((10#$RATE_KBPS))"
         echo "BLOCK_OUTBOUND=$(IFS=,; echo "${OUT_BLOCKS[*]+"${OUT_BLOCKS[*]}"}")"
         echo "RUN_DIR=$DIR"
         echo "LAN_NS=$(ns lan)"
@@ -861,6 +868,23 @@ block_outbound_ruleset() {
     done
     echo "	}"
     echo "}"
+}
+
+# rate_limit_ruleset KBPS: the router forwards at most KBPS kbit/s each way between
+# the LAN and the internet (a slow uplink); what is over the rate is dropped (a
+# policer: TCP backs off to about the rate). The router's own traffic is untouched.
+rate_limit_ruleset() {
+    local bytes=$(($1 * 1000 / 8))
+    local burst=$((bytes / 4 > 1600 ? bytes / 4 : 1600))
+    cat <<EOF
+table inet rate_limit {
+	chain forward {
+		type filter hook forward priority filter - 20; policy accept;
+		iifname "br0" oifname "wan0" limit rate over $bytes bytes/second burst $burst bytes counter drop
+		iifname "wan0" oifname "br0" limit rate over $bytes bytes/second burst $burst bytes counter drop
+	}
+}
+EOF
 }
 
 # loss_ruleset N: drop N % of the packets that enter the router on either side, and of

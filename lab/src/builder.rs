@@ -28,6 +28,7 @@ pub struct LabBuilder {
     pub(crate) loss: u8,
     pub(crate) block_inbound: Vec<(u16, Proto)>,
     pub(crate) block_outbound: Vec<(u16, Proto)>,
+    pub(crate) rate_limit_kbps: u32,
     pub(crate) dns: Dns,
     pub(crate) sip_alg: bool,
 }
@@ -62,6 +63,7 @@ impl Default for LabBuilder {
             loss: 0,
             block_inbound: Vec::new(),
             block_outbound: Vec::new(),
+            rate_limit_kbps: 0,
             dns: Dns::Off,
             sip_alg: false,
         }
@@ -156,6 +158,13 @@ impl LabBuilder {
         self
     }
 
+    /// Has the router forward at most `kbps` kbit/s each way between the LAN and
+    /// the internet, dropping what is over (a slow uplink); 0 = no limit.
+    pub fn rate_limit_kbps(mut self, kbps: u32) -> Self {
+        self.rate_limit_kbps = kbps;
+        self
+    }
+
     /// Runs the lab's DNS server (dnsmasq in wan on `DNS_IP`, 88.77.66.53) as the
     /// LAN hosts' only nameserver: `names` resolve to their addresses, every other
     /// name is NXDOMAIN, nothing is forwarded. The LAN hosts' `resolv.conf`,
@@ -188,6 +197,9 @@ impl LabBuilder {
         let invalid = |reason| Err(LabError::InvalidSpec { reason });
         if self.loss > 100 {
             return invalid("loss is a percentage (0-100)");
+        }
+        if self.rate_limit_kbps > 9_999_999 {
+            return invalid("the rate limit is at most 9999999 kbit/s");
         }
         if self
             .block_inbound
@@ -273,6 +285,9 @@ impl LabBuilder {
         for (port, proto) in &self.block_outbound {
             args.extend(["--block-outbound".into(), format!("{port}/{proto}")]);
         }
+        if self.rate_limit_kbps > 0 {
+            args.extend(["--rate-limit-kbps".into(), self.rate_limit_kbps.to_string()]);
+        }
         args
     }
 
@@ -337,6 +352,10 @@ mod tests {
                 "4500/udp"
             ]
         );
+        assert_eq!(
+            LabBuilder::new().rate_limit_kbps(200).script_args(),
+            ["--nat", "port-restricted", "--rate-limit-kbps", "200"]
+        );
         let ext = LabBuilder::new()
             .double_nat(true)
             .miniupnpd_ext_ip(Ipv4Addr::new(88, 77, 66, 2));
@@ -393,6 +412,7 @@ mod tests {
             LabBuilder::new().loss(101),
             LabBuilder::new().block_inbound(0, Proto::Tcp),
             LabBuilder::new().block_outbound(0, Proto::Udp),
+            LabBuilder::new().rate_limit_kbps(10_000_000),
             LabBuilder::new().nat(NatKind::Open).double_nat(true),
             LabBuilder::new().nat(NatKind::Open).miniupnpd(true),
             LabBuilder::new().nat(NatKind::Open).hairpin(true),
