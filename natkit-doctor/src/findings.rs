@@ -50,11 +50,13 @@ pub enum FindingCode {
     SipAlg,
     /// A firewall on the way out blocks some of the ports.
     OutboundBlocked,
+    /// Under 300 kbit/s one way or both.
+    LowBandwidth,
 }
 
 impl FindingCode {
     /// Every code, in the order the JSON schema lists them.
-    pub const ALL: [FindingCode; 18] = [
+    pub const ALL: [FindingCode; 19] = [
         FindingCode::NoNetwork,
         FindingCode::NoInternet,
         FindingCode::DnsFailure,
@@ -73,6 +75,7 @@ impl FindingCode {
         FindingCode::NatTypeInconclusive,
         FindingCode::SipAlg,
         FindingCode::OutboundBlocked,
+        FindingCode::LowBandwidth,
     ];
 
     /// The stable snake_case code, as in the JSON.
@@ -96,6 +99,7 @@ impl FindingCode {
             FindingCode::NatTypeInconclusive => "nat_type_inconclusive",
             FindingCode::SipAlg => "sip_alg",
             FindingCode::OutboundBlocked => "outbound_blocked",
+            FindingCode::LowBandwidth => "low_bandwidth",
         }
     }
 }
@@ -264,6 +268,7 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
     out.extend(crate::nat_checks::findings(r));
     out.extend(crate::sip::findings(r));
     out.extend(crate::outbound::findings(r));
+    out.extend(crate::bandwidth::findings(r));
     if !left_behind.is_empty() {
         out.push(finding(
             FindingCode::MappingLeftBehind,

@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod bandwidth;
 mod checks;
 mod config;
 mod findings;
@@ -27,6 +28,7 @@ use natkit_stun::client::resolve_all;
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
+pub use bandwidth::{BandwidthReport, BandwidthWay, LOW_BANDWIDTH_KBPS};
 pub use config::{Config, ConfigError, DEFAULT_TIMEOUT, Ports, Stage, TIMEOUT_RANGE};
 pub use forwards::RouterForward;
 pub use guard::Cleanup;
@@ -207,6 +209,8 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
     let sip_side = sip::start(config.dialback);
     // So does the outbound check, on the ports to check.
     let outbound_side = outbound::start(config.dialback, config.ports.pairs());
+    // And the bandwidth measurement.
+    let bandwidth_side = bandwidth::start(config.dialback);
     let router_side = router_and_ports(&gw, &config, t, &guard, &mut r);
     // The classification first, then the plain address check: the address check asks
     // every listed server at once, and when the list holds a server's alternate address
@@ -258,6 +262,7 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
     double_nat(&mut r);
     r.sip_alg = sip::finish(sip_side).await;
     r.outbound = outbound::finish(outbound_side).await;
+    r.bandwidth = bandwidth::finish(bandwidth_side).await;
     r.internet = Some(uplink::judge(&names, &r));
     r
 }

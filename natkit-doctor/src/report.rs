@@ -64,6 +64,9 @@ pub struct Report {
     /// Whether a firewall on the way out blocks some ports (with a dial-back
     /// server, whose outbound echo it uses); `None` when not checked.
     pub outbound: Option<crate::OutboundReport>,
+    /// The bandwidth each way (with a dial-back server that runs
+    /// `--bandwidth`); `None` when not checked.
+    pub bandwidth: Option<crate::BandwidthReport>,
     /// What is wrong, most important first, each with its fix.
     pub findings: Vec<Finding>,
     /// Wall time of the run in milliseconds.
@@ -93,6 +96,7 @@ impl Report {
             ports: Vec::new(),
             sip_alg: None,
             outbound: None,
+            bandwidth: None,
             findings: Vec::new(),
             elapsed_ms: 0,
         }

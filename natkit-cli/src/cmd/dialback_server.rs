@@ -15,7 +15,8 @@
 //! `--sip-echo` adds the SIP echo of the doctor's SIP ALG check: UDP and TCP
 //! on 5060, UDP on the control port's number (see `natkit_probe::sip`).
 //! `--outbound-ports` adds the echo of the doctor's outbound check on a port
-//! set (see `natkit_probe::outbound`).
+//! set (see `natkit_probe::outbound`). `--bandwidth` adds the bandwidth
+//! check's server on the control port + 1 (see `natkit_probe::bandwidth`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use natkit_core::PortSpec;
 use natkit_probe::RateLimit;
+use natkit_probe::bandwidth::{BandwidthServer, BandwidthServerConfig};
 use natkit_probe::dialback::{DialbackServer, IpPrefix, MAX_PORTS, ServerConfig};
 use natkit_probe::outbound::{OutboundEcho, OutboundEchoConfig};
 use natkit_probe::sip::{SIP_PORT, SipEcho, SipEchoConfig};
@@ -77,6 +79,11 @@ pub(crate) struct Args {
     /// replies go only to the addresses this server would dial.
     #[arg(long, value_name = "SPEC")]
     outbound_ports: Option<PortSpec>,
+    /// Also serve the doctor's bandwidth check over TCP on the control port's
+    /// number + 1: per request at most 256 KiB and 1.5 s each way, 1 request/s
+    /// per source (burst 4), 20/s in all, 16 at once.
+    #[arg(long)]
+    bandwidth: bool,
 }
 
 pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
@@ -124,6 +131,10 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             }
         }
         None => None,
+    };
+    let bandwidth = match bandwidth_server(&args, addr).await {
+        Ok(b) => b,
+        Err(e) => return common::fail(&e),
     };
     // Caught before READY=1: a stop right after the start is a clean one.
     let shutdown = match common::Shutdown::listen() {
@@ -173,16 +184,25 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     if let Some(spec) = args.outbound_ports.as_ref().filter(|_| !out.json) {
         outln!("outbound   {spec} on {}", addr.ip());
     }
+    if let Some(b) = bandwidth.as_ref().filter(|_| !out.json) {
+        outln!("bandwidth  {}/tcp", b.local_addr().unwrap_or(addr));
+    }
     let stop = server.stop_handle();
     let stop_echo = echo.as_ref().map(SipEcho::stop_handle);
     let stop_outbound = outbound.as_ref().map(OutboundEcho::stop_handle);
+    let stop_bandwidth = bandwidth.as_ref().map(BandwidthServer::stop_handle);
     crate::notify::stop_on_signal(shutdown, move || {
         stop.stop();
-        for s in stop_echo.iter().chain(&stop_outbound) {
+        for s in stop_echo
+            .iter()
+            .chain(&stop_outbound)
+            .chain(&stop_bandwidth)
+        {
             s.stop();
         }
     });
     let outbound_run = outbound.map(|e| tokio::spawn(e.run()));
+    let bandwidth_run = bandwidth.map(|b| tokio::spawn(b.run()));
     let echo_run = echo.map(|e| tokio::spawn(e.run()));
     let result = server.run().await;
     if let Some(run) = echo_run
@@ -221,6 +241,23 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             );
         }
     }
+    if let Some(run) = bandwidth_run
+        && let Ok(c) = run.await
+    {
+        if out.json {
+            common::print_json(&serde_json::json!({ "bandwidth_stopped": c }));
+        } else {
+            outln!(
+                "bandwidth stopped: {} served ({} bytes in, {} out), {} bad requests, {} rate \
+                 limited",
+                c.served,
+                c.bytes_in,
+                c.bytes_out,
+                c.bad_request,
+                c.rate_limited
+            );
+        }
+    }
     match result {
         Ok(c) => {
             if out.json {
@@ -253,4 +290,19 @@ fn config_targets(args: &Args) -> natkit_probe::dialback::TargetPolicy {
         allow_non_global: args.allow_private,
         allow: args.allow.clone(),
     }
+}
+
+/// The bandwidth server on the control port's number + 1, with `--bandwidth`.
+async fn bandwidth_server(
+    args: &Args,
+    control: SocketAddr,
+) -> Result<Option<BandwidthServer>, natkit_probe::dialback::DialbackError> {
+    if !args.bandwidth {
+        return Ok(None);
+    }
+    let port = control.port().checked_add(1).unwrap_or(control.port());
+    let bind = SocketAddr::new(control.ip(), port);
+    BandwidthServer::bind(BandwidthServerConfig::new(bind))
+        .await
+        .map(Some)
 }
