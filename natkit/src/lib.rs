@@ -27,7 +27,9 @@
 //!
 //! Everything else has a builder ([`PortLease::builder`], [`AddressQuery`],
 //! [`NatTypeQuery`]) or lives in the re-exported crates: [`core`], [`portmap`],
-//! [`upnp`], [`pmp`], [`stun`], [`probe`]. Nothing here blocks inside async code, and
+//! [`upnp`], [`pmp`], [`stun`], [`probe`], and [`doctor`] (the whole diagnosis of
+//! why this host is unreachable from outside, as the `natkit doctor` tool runs it:
+//! `natkit::doctor::diagnose(natkit::doctor::Config::default())`). Nothing here blocks inside async code, and
 //! no channel in the API grows without bound: a lease's state is a
 //! [`tokio::sync::watch`], the keeper's events a bounded broadcast.
 #![forbid(unsafe_code)]
@@ -58,6 +60,8 @@ pub use natkit_stun::classify::Classification;
 pub use natkit_pmp as pmp;
 #[cfg(feature = "portmap")]
 pub use natkit_portmap as portmap;
+#[cfg(feature = "doctor")]
+pub use natkit_doctor as doctor;
 #[cfg(feature = "probe")]
 pub use natkit_probe as probe;
 #[cfg(feature = "stun")]
