@@ -9,7 +9,7 @@ use crate::spec::Node;
 
 /// What the lab tests tell a person who runs them without the means to.
 pub(crate) const NEED_ROOT_HINT: &str =
-    "lab tests need root and the lab packages; run .ci/run or as root";
+    "lab tests need root and the lab packages; run `bash test.sh` as root (it installs them)";
 
 /// Everything that can go wrong while building, using or tearing down a lab.
 #[derive(Debug)]

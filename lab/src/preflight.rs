@@ -94,7 +94,7 @@ pub fn preflight() -> Result<(), LabError> {
 ///
 /// # Panics
 ///
-/// With "lab tests need root and the lab packages; run .ci/run or as root" and the
+/// With "lab tests need root and the lab packages; run `bash test.sh` as root (it installs them)" and the
 /// reason, when [`preflight`] fails.
 pub fn require_root() {
     if let Err(e) = preflight() {
