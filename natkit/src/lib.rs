@@ -56,12 +56,12 @@ pub use lease::{DEFAULT_LIFETIME, PortLease, PortLeaseBuilder};
 #[cfg(feature = "stun")]
 pub use natkit_stun::classify::Classification;
 
+#[cfg(feature = "doctor")]
+pub use natkit_doctor as doctor;
 #[cfg(feature = "portmap")]
 pub use natkit_pmp as pmp;
 #[cfg(feature = "portmap")]
 pub use natkit_portmap as portmap;
-#[cfg(feature = "doctor")]
-pub use natkit_doctor as doctor;
 #[cfg(feature = "probe")]
 pub use natkit_probe as probe;
 #[cfg(feature = "stun")]
