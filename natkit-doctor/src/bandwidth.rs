@@ -76,12 +76,10 @@ pub(crate) async fn finish(
 /// The `low_bandwidth` finding, when a way measured under 300 kbit/s.
 pub(crate) fn findings(r: &Report) -> Option<Finding> {
     let b = r.bandwidth.as_ref()?;
-    let low: Vec<String> = [("down", &b.down), ("up", &b.up)]
+    let low: Vec<&str> = [("down", &b.down), ("up", &b.up)]
         .iter()
-        .filter_map(|(name, w)| {
-            let k = w.kbps?;
-            (k < LOW_BANDWIDTH_KBPS).then(|| format!("{name} {k} kbit/s"))
-        })
+        .filter(|(_, w)| w.kbps.is_some_and(|k| k < LOW_BANDWIDTH_KBPS))
+        .map(|&(name, _)| name)
         .collect();
     if low.is_empty() {
         return None;
@@ -94,12 +92,12 @@ pub(crate) fn findings(r: &Report) -> Option<Finding> {
         code: FindingCode::LowBandwidth,
         severity: Severity::Warning,
         message: format!(
-            "low bandwidth: {} (measured against {}: down {}, up {}); screen sharing needs \
-             {LOW_BANDWIDTH_KBPS} kbit/s each way",
-            low.join(", "),
+            "measured against {}: down {}, up {}; {} under the {LOW_BANDWIDTH_KBPS} kbit/s \
+             each way that screen sharing needs",
             b.server,
             figure(&b.down),
-            figure(&b.up)
+            figure(&b.up),
+            low.join(" and ")
         ),
         fix: "something on this network or its uplink is slow or busy: stop other large \
               transfers, move closer to the Wi-Fi access point or use a cable, or ask the \
@@ -137,13 +135,18 @@ mod tests {
         assert_eq!(f.code, FindingCode::LowBandwidth);
         assert!(
             f.message.starts_with(
-                "low bandwidth: up 190 kbit/s (measured against 88.77.66.20:7008: down 5000 \
-                 kbit/s, up 190 kbit/s)"
+                "measured against 88.77.66.20:7008: down 5000 kbit/s, up 190 kbit/s; up under \
+                 the 300 kbit/s"
             ),
             "{}",
             f.message
         );
-        assert!(findings(&with(Some(180), Some(170))).is_some());
+        let both = findings(&with(Some(180), Some(170))).expect("a finding");
+        assert!(
+            both.message.contains("; down and up under"),
+            "{}",
+            both.message
+        );
         assert!(findings(&with(Some(300), Some(301))).is_none());
         // Not measured is no claim.
         assert!(findings(&with(None, None)).is_none());

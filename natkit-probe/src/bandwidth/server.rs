@@ -204,6 +204,15 @@ async fn serve(mut stream: TcpStream, shared: &Shared) {
         }
         .to_bytes();
         let sent = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&summary)).await;
+        shared.count(|c| {
+            c.bytes_in += u64::from(got);
+            c.bytes_out += if matches!(sent, Ok(Ok(()))) {
+                summary.len() as u64
+            } else {
+                0
+            };
+            c.served += 1;
+        });
         // Closing with the client's bytes still arriving would reset the
         // connection and could take the summary with it: FIN, then drain
         // briefly (not counted in the summary).
@@ -214,15 +223,6 @@ async fn serve(mut stream: TcpStream, shared: &Shared) {
                 break;
             }
         }
-        shared.count(|c| {
-            c.bytes_in += u64::from(got);
-            c.bytes_out += if matches!(sent, Ok(Ok(()))) {
-                summary.len() as u64
-            } else {
-                0
-            };
-            c.served += 1;
-        });
     } else {
         let chunk = vec![0x5au8; 16 * 1024];
         let mut left = bytes.min(MAX_BYTES) as usize;
