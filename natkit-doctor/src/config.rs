@@ -92,7 +92,8 @@ pub struct Config {
     /// (`natkit dialback-server --sip-echo`) the SIP ALG check runs too
     /// ([`Report::sip_alg`](crate::Report::sip_alg)); with its outbound echo
     /// (`--outbound-ports`) the outbound check
-    /// ([`Report::outbound`](crate::Report::outbound)).
+    /// ([`Report::outbound`](crate::Report::outbound)); with `--bandwidth` the
+    /// bandwidth check ([`Report::bandwidth`](crate::Report::bandwidth)).
     pub dialback: Option<SocketAddr>,
     /// Make trial mappings (deleted right after) to learn whether natkit can map
     /// each port; `false` only reads the router's forwarding table.

@@ -39,7 +39,8 @@ pub(crate) struct Args {
     /// port is reachable from the internet while its trial mapping is held,
     /// and (when it runs `--sip-echo`) whether a SIP ALG rewrites or drops SIP,
     /// and (when it runs `--outbound-ports`) whether a firewall blocks any of
-    /// the ports on the way out.
+    /// the ports on the way out, and (when it runs `--bandwidth`) the bandwidth
+    /// each way.
     #[arg(long, value_name = "HOST:PORT")]
     dialback: Option<String>,
     /// Don't make trial mappings: only read the router's forwarding table.
