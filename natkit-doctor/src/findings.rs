@@ -52,11 +52,13 @@ pub enum FindingCode {
     OutboundBlocked,
     /// Under 300 kbit/s one way or both.
     LowBandwidth,
+    /// Another device on the LAN answers mDNS for this host's `.local` name.
+    DuplicateHostname,
 }
 
 impl FindingCode {
     /// Every code, in the order the JSON schema lists them.
-    pub const ALL: [FindingCode; 19] = [
+    pub const ALL: [FindingCode; 20] = [
         FindingCode::NoNetwork,
         FindingCode::NoInternet,
         FindingCode::DnsFailure,
@@ -76,6 +78,7 @@ impl FindingCode {
         FindingCode::SipAlg,
         FindingCode::OutboundBlocked,
         FindingCode::LowBandwidth,
+        FindingCode::DuplicateHostname,
     ];
 
     /// The stable snake_case code, as in the JSON.
@@ -100,6 +103,7 @@ impl FindingCode {
             FindingCode::SipAlg => "sip_alg",
             FindingCode::OutboundBlocked => "outbound_blocked",
             FindingCode::LowBandwidth => "low_bandwidth",
+            FindingCode::DuplicateHostname => "duplicate_hostname",
         }
     }
 }
@@ -110,7 +114,12 @@ impl std::fmt::Display for FindingCode {
     }
 }
 
-fn finding(code: FindingCode, severity: Severity, message: String, fix: &str) -> Finding {
+pub(crate) fn finding(
+    code: FindingCode,
+    severity: Severity,
+    message: String,
+    fix: &str,
+) -> Finding {
     Finding {
         code,
         severity,
@@ -269,6 +278,7 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
     out.extend(crate::sip::findings(r));
     out.extend(crate::outbound::findings(r));
     out.extend(crate::bandwidth::findings(r));
+    out.extend(crate::mdns::findings(r));
     if !left_behind.is_empty() {
         out.push(finding(
             FindingCode::MappingLeftBehind,

@@ -10,6 +10,7 @@ mod findings;
 mod forwards;
 mod guard;
 mod hops;
+mod mdns;
 mod nat_checks;
 mod outbound;
 mod ports;
@@ -33,6 +34,7 @@ pub use config::{Config, ConfigError, DEFAULT_TIMEOUT, Ports, Stage, TIMEOUT_RAN
 pub use forwards::RouterForward;
 pub use guard::Cleanup;
 pub use hops::{HopVerdict, HopsReport};
+pub use mdns::{LocalNameReport, NameClaim};
 pub use nat_checks::NatServer;
 pub use outbound::{OutboundPortReport, OutboundReport};
 pub use report::{
@@ -211,6 +213,8 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
     let outbound_side = outbound::start(config.dialback, config.ports.pairs());
     // And the bandwidth measurement.
     let bandwidth_side = bandwidth::start(config.dialback);
+    // And the mDNS question: who else answers for this host's .local name.
+    let mdns_side = Some(mdns::start(gw.local_address));
     let router_side = router_and_ports(&gw, &config, t, &guard, &mut r);
     // The classification first, then the plain address check: the address check asks
     // every listed server at once, and when the list holds a server's alternate address
@@ -263,6 +267,7 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
     r.sip_alg = sip::finish(sip_side).await;
     r.outbound = outbound::finish(outbound_side).await;
     r.bandwidth = bandwidth::finish(bandwidth_side).await;
+    r.local_name = mdns::finish(mdns_side).await;
     r.internet = Some(uplink::judge(&names, &r));
     r
 }

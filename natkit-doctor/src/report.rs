@@ -67,6 +67,9 @@ pub struct Report {
     /// The bandwidth each way (with a dial-back server that runs
     /// `--bandwidth`); `None` when not checked.
     pub bandwidth: Option<crate::BandwidthReport>,
+    /// Who answers mDNS for this host's `.local` name besides this host;
+    /// `None` when not checked (no default route).
+    pub local_name: Option<crate::LocalNameReport>,
     /// What is wrong, most important first, each with its fix.
     pub findings: Vec<Finding>,
     /// Wall time of the run in milliseconds.
@@ -97,6 +100,7 @@ impl Report {
             sip_alg: None,
             outbound: None,
             bandwidth: None,
+            local_name: None,
             findings: Vec::new(),
             elapsed_ms: 0,
         }
