@@ -397,6 +397,19 @@ pub(crate) async fn finish(
     started?.await.ok()
 }
 
+/// One line for the text report: the name and who else answers for it.
+pub(crate) fn describe(l: &LocalNameReport) -> String {
+    let name = l.name.as_deref().unwrap_or("this host's .local name");
+    if let Some(why) = l.not_checked {
+        return format!("{name}: not checked ({why})");
+    }
+    if l.claims.is_empty() {
+        return format!("{name}: no other device answers for it");
+    }
+    let others: Vec<String> = l.claims.iter().map(|c| c.from.to_string()).collect();
+    format!("{name}: also answered by {}", others.join(", "))
+}
+
 /// The `duplicate_hostname` finding, when another device answered for the name.
 pub(crate) fn findings(r: &Report) -> Option<Finding> {
     let l = r.local_name.as_ref()?;
@@ -566,6 +579,8 @@ mod tests {
             own_addresses: own.iter().copied().collect(),
             claims: c,
         });
+        let line = describe(r.local_name.as_ref().expect("set"));
+        assert_eq!(line, "box.local: also answered by 192.168.77.3");
         let f = findings(&r).expect("finding");
         assert_eq!(f.code, FindingCode::DuplicateHostname);
         assert!(
@@ -578,6 +593,10 @@ mod tests {
         );
         r.local_name.as_mut().expect("set").claims.clear();
         assert!(findings(&r).is_none());
+        let line = describe(r.local_name.as_ref().expect("set"));
+        assert_eq!(line, "box.local: no other device answers for it");
+        let line = describe(&not_checked(None, "platform"));
+        assert_eq!(line, "this host's .local name: not checked (platform)");
     }
 
     #[test]

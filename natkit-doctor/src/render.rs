@@ -91,6 +91,9 @@ fn path(r: &Report, style: Style, o: &mut String) {
         scope(local.into()),
         r.interface.as_deref().unwrap_or("?")
     );
+    if let Some(l) = &r.local_name {
+        let _ = writeln!(o, "                {}", crate::mdns::describe(l));
+    }
     let _ = writeln!(o, "        │");
     let _ = writeln!(o, "        ▼");
     let _ = writeln!(o, "  [router]      {gw}");

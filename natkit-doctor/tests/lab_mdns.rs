@@ -131,8 +131,9 @@ fn lan_doctor_mdns() {
 }
 
 /// Builds a lab with lan2, starts the responder claiming `claim`, runs the
-/// doctor in the LAN; the report (schema-checked) and the responder's output.
-fn doctor(claim: &str) -> (Value, String) {
+/// doctor in the LAN; the report (schema-checked), its text and the
+/// responder's output.
+fn doctor(claim: &str) -> (Value, String, String) {
     let lab = Lab::builder().lan2(true).stund(true).build().expect("lab");
     let mut cmd = lab
         .test_helper(Node::Lan2, "lan2_mdns_responder")
@@ -145,9 +146,14 @@ fn doctor(claim: &str) -> (Value, String) {
     lab.wait_listening(Node::Lan2, Proto::Udp, 5353, Duration::from_secs(10))
         .expect("the responder listens");
     let mut json = Vec::new();
+    let mut text = String::new();
     for line in lab.helper_lines(Node::Lan, "lan_doctor_mdns", MARK) {
         match (line.strip_prefix("text "), line.strip_prefix("json ")) {
-            (Some(text), _) => println!("{text}"),
+            (Some(t), _) => {
+                println!("{t}");
+                text.push_str(t);
+                text.push('\n');
+            }
             (None, Some(doc)) => json.push(doc.to_owned()),
             (None, None) => panic!("unexpected helper line {line:?}"),
         }
@@ -172,7 +178,7 @@ fn doctor(claim: &str) -> (Value, String) {
     }
     println!("doctor: {:.0} ms", v["ms"].as_f64().expect("ms"));
     lab.down().expect("lab down");
-    (report, said)
+    (report, text, said)
 }
 
 fn finding<'a>(report: &'a Value, code: &str) -> Option<&'a Value> {
@@ -187,8 +193,12 @@ fn finding<'a>(report: &'a Value, code: &str) -> Option<&'a Value> {
 fn lab_doctor_finds_another_host_claiming_this_name() {
     require_root();
     let label = host_label();
-    let (report, said) = doctor(&label);
+    let (report, text, said) = doctor(&label);
     let name = format!("{label}.local");
+    assert!(
+        text.contains(&format!("{name}: also answered by 192.168.77.3")),
+        "{text}"
+    );
     assert!(said.contains(&format!("query {name} type 1")), "{said}");
     assert!(said.contains("answered 192.168.77.2:"), "{said}");
     let l = &report["local_name"];
@@ -210,7 +220,11 @@ fn lab_doctor_silent_when_no_other_host_claims_this_name() {
     require_root();
     let label = host_label();
     let other = format!("not-{label}");
-    let (report, said) = doctor(&other);
+    let (report, text, said) = doctor(&other);
+    assert!(
+        text.contains(&format!("{label}.local: no other device answers for it")),
+        "{text}"
+    );
     // The responder heard the doctor's queries: the path works, the name differs.
     assert!(
         said.contains(&format!("query {label}.local type 1")),
