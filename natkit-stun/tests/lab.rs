@@ -254,33 +254,18 @@ fn lab_with_stund(kind: NatKind) -> Lab {
         .expect("lab up")
 }
 
-/// Runs `check` for every (kind, answer) in its own thread (each with its own lab,
-/// all at once); fails with every failure's message.
+/// Runs `check` for every (kind, answer) in its own lab, all at once
+/// ([`natkit_lab::all_at_once`]); fails with every failure's message.
 fn for_each_kind_at_once<T: Send + 'static>(
     kinds: &[(NatKind, LegacyNatType)],
     check: fn(NatKind, LegacyNatType) -> T,
 ) -> Vec<T> {
-    let handles: Vec<_> = kinds
-        .iter()
-        .map(|&(kind, want)| (kind, std::thread::spawn(move || check(kind, want))))
-        .collect();
-    let mut done = Vec::new();
-    let mut failures = Vec::new();
-    for (kind, h) in handles {
-        match h.join() {
-            Ok(t) => done.push(t),
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_default();
-                failures.push(format!("{kind}: {msg}"));
-            }
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    done
+    natkit_lab::all_at_once(
+        kinds
+            .iter()
+            .map(|&(kind, want)| (kind.to_string(), move || check(kind, want)))
+            .collect(),
+    )
 }
 
 /// Starts natkit's server in the wan node (killed when the returned child drops).
