@@ -34,6 +34,26 @@ impl TestPlan {
         }
     }
 
+    /// A plain Binding request to `destination`, answered from it.
+    pub(super) fn plain(
+        &mut self,
+        group: u32,
+        test: TestKind,
+        round: u8,
+        destination: SocketAddr,
+        plan: RetransmitPlan,
+    ) -> Probe {
+        self.probe(
+            group,
+            test,
+            round,
+            destination,
+            BindingRequest::new(),
+            destination,
+            plan,
+        )
+    }
+
     /// A plain test I to `server` from `group`.
     pub(super) fn test_i(
         &mut self,
@@ -42,15 +62,7 @@ impl TestPlan {
         server: SocketAddr,
         plan: RetransmitPlan,
     ) -> Probe {
-        self.probe(
-            group,
-            TestKind::MappingI,
-            round,
-            server,
-            BindingRequest::new(),
-            server,
-            plan,
-        )
+        self.plain(group, TestKind::MappingI, round, server, plan)
     }
 
     pub(super) fn new_group(&mut self) -> u32 {
@@ -76,34 +88,10 @@ impl TestPlan {
             wave.push(self.test_i(group, round, t.primary, plan));
         }
         let ii = t.alt_ip_primary_port();
-        wave.push(self.probe(
-            group,
-            TestKind::MappingII,
-            round,
-            ii,
-            BindingRequest::new(),
-            ii,
-            plan,
-        ));
-        wave.push(self.probe(
-            group,
-            TestKind::MappingIII,
-            round,
-            t.other,
-            BindingRequest::new(),
-            t.other,
-            plan,
-        ));
+        wave.push(self.plain(group, TestKind::MappingII, round, ii, plan));
+        wave.push(self.plain(group, TestKind::MappingIII, round, t.other, plan));
         if !with_i {
-            wave.push(self.probe(
-                group,
-                TestKind::MappingIRepeat,
-                round,
-                t.primary,
-                BindingRequest::new(),
-                t.primary,
-                plan,
-            ));
+            wave.push(self.plain(group, TestKind::MappingIRepeat, round, t.primary, plan));
         }
         wave
     }
@@ -138,15 +126,7 @@ impl TestPlan {
                 t.primary_ip_alt_port(),
                 wait,
             ),
-            self.probe(
-                group,
-                TestKind::FilteringControl,
-                round,
-                t.primary,
-                BindingRequest::new(),
-                t.primary,
-                wait,
-            ),
+            self.plain(group, TestKind::FilteringControl, round, t.primary, wait),
         ]
     }
 
@@ -162,26 +142,10 @@ impl TestPlan {
         let round = self.hairpin_attempts;
         let group = self.discovery_group;
         let wait = self.no_answer_plan();
-        let mut wave = vec![self.probe(
-            group,
-            TestKind::Hairpin,
-            round,
-            external,
-            BindingRequest::new(),
-            external,
-            wait,
-        )];
+        let mut wave = vec![self.plain(group, TestKind::Hairpin, round, external, wait)];
         if with_control {
             let plan = self.config.plan;
-            wave.push(self.probe(
-                group,
-                TestKind::HairpinControl,
-                round,
-                t.primary,
-                BindingRequest::new(),
-                t.primary,
-                plan,
-            ));
+            wave.push(self.plain(group, TestKind::HairpinControl, round, t.primary, plan));
         }
         wave
     }
