@@ -37,6 +37,18 @@ pub enum TestKind {
     HairpinControl,
 }
 
+impl TestKind {
+    /// A request of a filtering round (its answers are evidence about the filter).
+    pub fn is_filtering(self) -> bool {
+        matches!(
+            self,
+            TestKind::FilteringControl
+                | TestKind::FilteringChangeIpPort
+                | TestKind::FilteringChangePort
+        )
+    }
+}
+
 /// What one request got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

@@ -23,6 +23,8 @@ mod evidence;
 mod lifetime;
 mod plan;
 #[cfg(feature = "tokio")]
+mod ports;
+#[cfg(feature = "tokio")]
 mod runner;
 mod servers;
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::config::ClassifyConfig;
 use super::evidence::{Classification, ServerFlavor, TestOutcome};
 use super::lifetime::{self, BindingLifetime, LifetimeConfig, LifetimeProbe};
 use super::plan::{Probe, ProbeResult, TestPlan, no_answer_plan};
+use super::ports;
 use crate::Error;
 use crate::client::{
     AcceptFrom, BindingRequest, RetransmitPlan, Transaction, binding_on, resolve_all,
@@ -58,6 +59,7 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
     let plan_config = config.clone();
     let mut plan = TestPlan::new(config, servers)?;
     let mut sockets: BTreeMap<u32, Arc<UdpSocket>> = BTreeMap::new();
+    let mut unplaced = false;
     while !plan.is_done() {
         let wave = plan.poll_probes();
         if wave.is_empty() {
@@ -72,9 +74,23 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
             let socket = match sockets.get(&group) {
                 Some(s) => s.clone(),
                 None => {
-                    let s = UdpSocket::bind(SocketAddr::new(local_ip, 0))
-                        .await
-                        .map_err(|e| Error::io("bind", &e))?;
+                    // Filtering sockets on ephemeral ports, every other socket (those
+                    // that send to the alternate address) outside that range, so no
+                    // later run's filtering socket inherits a mapping opened here.
+                    let filtering = probes.iter().all(|p| p.test.is_filtering());
+                    let placed = if filtering {
+                        None
+                    } else {
+                        let placed = ports::bind_outside_ephemeral(local_ip).await?;
+                        unplaced |= placed.is_none();
+                        placed
+                    };
+                    let s = match placed {
+                        Some(s) => s,
+                        None => UdpSocket::bind(SocketAddr::new(local_ip, 0))
+                            .await
+                            .map_err(|e| Error::io("bind", &e))?,
+                    };
                     let s = Arc::new(s);
                     sockets.insert(group, s.clone());
                     s
@@ -123,6 +139,13 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
     let mut c = plan.classification();
     c.notes
         .extend(unresolved.iter().map(|e| format!("not asked: {e}")));
+    if unplaced {
+        c.notes.push(
+            "no port outside the system's ephemeral range was free for the mapping tests' \
+             socket: a run of this host shortly after might find its filter opened by them"
+                .into(),
+        );
+    }
     if let Some(lifetime) = lifetime {
         let target = c
             .behaviour_server
@@ -209,7 +232,13 @@ async fn lifetime_step(
             .await
             .map_err(|e| Error::io("bind", &e))
     };
-    let (x, y) = (bind().await?, bind().await?);
+    // Y sends to the other address: outside the ephemeral range, like the mapping
+    // tests' socket (see `ports`).
+    let x = bind().await?;
+    let y = match ports::bind_outside_ephemeral(local_ip).await? {
+        Some(y) => y,
+        None => bind().await?,
+    };
     let mut probe = LifetimeProbe {
         idle,
         local: x.local_addr().ok(),
