@@ -8,12 +8,15 @@
 //!   protocol crates implement;
 //! - [`NatBehaviour`], named by [`NatBehaviour::legacy_type`];
 //! - [`AddressScope::of`], behind every double-NAT conclusion;
+//! - [`addresses`]: this host's IPv6 addresses by kind, and the stable one
+//!   a pinhole uses ([`stable_ipv6_for`]);
 //! - [`PortSpec`] and [`ServiceProfile`]: which ports a service needs;
 //! - [`gateway`] (feature `gateway`) and [`LeaseKeeper`] (feature `keeper`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod addresses;
 mod behaviour;
 mod discover;
 mod error;
@@ -30,6 +33,10 @@ mod protocol;
 mod scope;
 mod well_known;
 
+pub use addresses::{
+    HostIpv6, Ipv6AddressError, Ipv6Flags, Ipv6Kind, StableIpv6, StableReason, choose_stable_ipv6,
+    host_ipv6_addresses, kernel_source_v6, stable_ipv6_for,
+};
 pub use behaviour::{
     Connectivity, FilteringBehaviour, LegacyNatType, MappingBehaviour, NatBehaviour,
 };
