@@ -6,7 +6,7 @@ use std::fmt::Display;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-pub(crate) use natkit_doctor::render::error_line;
+pub(crate) use natkit_core::error_line;
 
 /// `println!` that never panics: when stdout is a closed pipe (`natkit … | head`)
 /// the rest of the output is dropped and the command ends as it would have.

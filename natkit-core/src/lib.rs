@@ -20,6 +20,7 @@ pub mod addresses;
 mod behaviour;
 mod discover;
 mod error;
+mod error_line;
 #[cfg(feature = "gateway")]
 pub mod gateway;
 #[cfg(feature = "keeper")]
@@ -42,6 +43,7 @@ pub use behaviour::{
 };
 pub use discover::{AddressDiscoverer, Evidence, ExternalAddress, Outcome, consensus};
 pub use error::{BoxError, Error, FailureKind, Result};
+pub use error_line::error_line;
 #[cfg(feature = "gateway")]
 pub use gateway::{Gateway, default_gateway};
 #[cfg(feature = "keeper")]

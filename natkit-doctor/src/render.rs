@@ -63,21 +63,8 @@ pub fn json(r: &Report) -> serde_json::Value {
     serde_json::to_value(r).unwrap_or(serde_json::Value::Null)
 }
 
-/// An error and its whole source chain on one line, each cause once (as the
-/// report quotes errors).
-pub fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = s.source();
-    }
-    line
-}
+/// The report quotes errors with natkit-core's one-line error chain.
+pub use natkit_core::error_line;
 
 fn path(r: &Report, style: Style, o: &mut String) {
     let (Some(gw), Some(local)) = (r.gateway, r.local_address) else {

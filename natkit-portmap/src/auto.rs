@@ -23,7 +23,8 @@ use crate::config::PortMapConfig;
 pub(crate) const PROBE_REUSE: Duration = Duration::from_secs(5);
 use crate::error::{Error, Result};
 use crate::journal::Journal;
-use crate::report::{MechanismError, MechanismReport, ProbeReport, error_chain};
+use crate::report::{MechanismError, MechanismReport, ProbeReport};
+use natkit_core::error_line;
 
 /// One port mapper over every mechanism the router speaks.
 ///
@@ -590,7 +591,7 @@ impl Inner {
                     responded,
                     MechanismError {
                         kind: e.failure_kind(),
-                        message: error_chain(&e),
+                        message: error_line(&e),
                     },
                     started.elapsed(),
                 );
@@ -635,7 +636,7 @@ impl Inner {
                     kind: FailureKind::NotConnected,
                     message: format!(
                         "the IGD reports Connected but has no external address: {}",
-                        error_chain(&e)
+                        error_line(&e)
                     ),
                 },
                 started.elapsed(),
@@ -700,7 +701,7 @@ async fn probe_pcp(pcp: &PcpMapper, started: Instant, deadline: Instant) -> Mech
             responded,
             MechanismError {
                 kind: e.failure_kind(),
-                message: error_chain(&e),
+                message: error_line(&e),
             },
             started.elapsed(),
         )
@@ -788,7 +789,7 @@ async fn probe_natpmp(natpmp: &NatPmpMapper, started: Instant) -> MechanismRepor
                 epoch.is_some(),
                 MechanismError {
                     kind: e.failure_kind(),
-                    message: error_chain(&e),
+                    message: error_line(&e),
                 },
                 started.elapsed(),
             );

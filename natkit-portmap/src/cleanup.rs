@@ -148,7 +148,7 @@ impl AutoMapper {
             {
                 Ok(false)
             }
-            Err(e) => Err(crate::report::error_chain(&e)),
+            Err(e) => Err(natkit_core::error_line(&e)),
         }
     }
 

@@ -27,24 +27,9 @@ impl MechanismError {
     pub fn from_core(e: &natkit_core::Error) -> Self {
         MechanismError {
             kind: e.failure_kind().unwrap_or(FailureKind::Network),
-            message: error_chain(e),
+            message: natkit_core::error_line(e),
         }
     }
-}
-
-/// The error and its sources on one line, each message once.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = s.source();
-    }
-    line
 }
 
 impl fmt::Display for MechanismError {
