@@ -3,7 +3,7 @@
 //! elsewhere.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, SocketAddrV6, UdpSocket};
 use std::time::Instant;
 
 use super::core::ServerCore;
@@ -30,6 +30,10 @@ const DF_REPLY_MAX: usize = 576 - 60 - 8;
 /// CPU under load. Longer replies (echoed PADDING, RFC 5780 §7.6: the point is to be
 /// fragmented) go out with the kernel's default, see `linux::send_fragmentable`.
 /// Best effort: a socket left in the default only costs that 3 %.
+///
+/// IPv6 sockets are left alone: the IPv6 header has no ID to draw and no router
+/// fragments, and the kernel fragments at the source only past the path MTU (at least
+/// 1280), which no reply but echoed PADDING reaches.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(super) fn set_dont_fragment(sock: &UdpSocket) {
     if sock.local_addr().is_ok_and(|a| a.is_ipv4()) {
@@ -91,7 +95,7 @@ impl Batch {
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let r = sock.recv_from(&mut self.bufs[0]).map(|(len, src)| {
             self.lens[0] = len;
-            self.srcs[0] = Some(src);
+            self.srcs[0] = Some(canonical(src));
             1
         });
         match r {
@@ -121,9 +125,10 @@ impl Batch {
         }
     }
 
-    /// Sends the replies that go out of socket `index` (`sock`). A reply that cannot be
-    /// sent (no route to a spoofed source, …) is skipped: it is not the server's problem.
-    pub(super) fn send_from(&mut self, sock: &UdpSocket, index: SocketIndex) {
+    /// Sends the replies that go out of socket `index` (`sock`, an IPv6 socket if
+    /// `v6`). A reply that cannot be sent (no route to a spoofed source, …) is skipped:
+    /// it is not the server's problem.
+    pub(super) fn send_from(&mut self, sock: &UdpSocket, index: SocketIndex, v6: bool) {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         linux::send(
             sock,
@@ -131,13 +136,38 @@ impl Batch {
             &self.outs,
             &self.replies[..self.n],
             index,
+            v6,
         );
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         for (out, p) in self.outs.iter().zip(&self.replies[..self.n]) {
             if let Some(p) = p.filter(|p| p.from == index) {
-                let _ = sock.send_to(&out[..p.len], p.to);
+                let _ = sock.send_to(&out[..p.len], on_socket(p.to, v6));
             }
         }
+    }
+}
+
+/// A source as the core must see it: an IPv4 client reaching a socket bound to `[::]`
+/// arrives as a v4-mapped IPv6 address (`::ffff:a.b.c.d`), and its XOR-MAPPED-ADDRESS
+/// must say IPv4 (family 0x01) with that address, which is what it sent from.
+pub(super) fn canonical(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => a,
+        },
+        SocketAddr::V4(_) => a,
+    }
+}
+
+/// A destination as an IPv6 socket takes it: an IPv4 one in its v4-mapped form (the
+/// reverse of [`canonical`]).
+pub(super) fn on_socket(to: SocketAddr, v6_socket: bool) -> SocketAddr {
+    match to {
+        SocketAddr::V4(v4) if v6_socket => {
+            SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
+        }
+        _ => to,
     }
 }
 
@@ -164,7 +194,7 @@ mod linux {
     use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage};
     use nix::sys::socket::{recvmmsg, sendmmsg};
 
-    use super::{BATCH, BUF, DF_REPLY_MAX, Pending, SocketIndex};
+    use super::{BATCH, BUF, DF_REPLY_MAX, Pending, SocketIndex, on_socket};
 
     /// Serialises [`send_fragmentable`]: one socket at a time is out of
     /// `IP_PMTUDISC_PROBE`.
@@ -236,27 +266,29 @@ mod linux {
         let mut n = 0;
         for ((len, src), m) in lens.iter_mut().zip(srcs.iter_mut()).zip(got) {
             *len = m.bytes;
-            *src = m.address.as_ref().and_then(std_addr);
+            *src = m.address.as_ref().and_then(std_addr).map(super::canonical);
             n += 1;
         }
         Ok(n)
     }
 
-    /// `sendmmsg` of the replies that go out of socket `index`, retrying the rest after
-    /// a partial send and skipping a datagram the kernel refuses.
+    /// `sendmmsg` of the replies that go out of socket `index` (an IPv6 socket if
+    /// `v6`), retrying the rest after a partial send and skipping a datagram the kernel
+    /// refuses.
     pub(super) fn send(
         sock: &UdpSocket,
         h: &mut Headers,
         outs: &[[u8; BUF]],
         replies: &[Option<Pending>],
         index: SocketIndex,
+        v6: bool,
     ) {
         let mut slots = [0usize; BATCH];
         let mut n = 0;
         for (k, r) in replies.iter().enumerate() {
             match r {
                 Some(p) if p.from == index && p.len > DF_REPLY_MAX => {
-                    send_fragmentable(sock, &outs[k][..p.len], p.to);
+                    send_fragmentable(sock, &outs[k][..p.len], on_socket(p.to, v6));
                 }
                 Some(p) if p.from == index => {
                     slots[n] = k;
@@ -277,7 +309,7 @@ mod linux {
                 }))]
             });
             for (a, &k) in addrs.iter_mut().zip(todo) {
-                *a = replies[k].map(|p| SockaddrStorage::from(p.to));
+                *a = replies[k].map(|p| SockaddrStorage::from(on_socket(p.to, v6)));
             }
             match sendmmsg(
                 sock.as_raw_fd(),

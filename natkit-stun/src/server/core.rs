@@ -303,6 +303,18 @@ mod tests {
         ServerCore::new(&cfg, SocketMap::single(cfg.primary, None)).expect("core")
     }
 
+    /// An RFC 5780 server on two IPv6 addresses (the lab's STUN1_6 and STUN2_6).
+    fn four6() -> ServerCore {
+        let (p, a) = (
+            sa("[2a0d:88:77:66::10]:3478"),
+            sa("[2a0d:88:77:66::11]:3479"),
+        );
+        let cfg = ServerConfig::with_alternate(p, a);
+        ServerCore::new(&cfg, SocketMap::four(p, a, None, None)).expect("core")
+    }
+
+    const CLIENT6: &str = "[2a0d:88:77:77::2]:40000";
+
     fn req(r: &BindingRequest) -> Vec<u8> {
         r.encode(TransactionId::new([4; 12]), 0x0102_0304)
             .expect("encode")
@@ -406,6 +418,66 @@ mod tests {
             Ok(Some(ResponseOrigin(sa("203.0.113.1:3478"))))
         );
         assert_eq!(core.counters().answered_changed, 5);
+    }
+
+    #[test]
+    fn ipv6_change_request_and_address_families() {
+        let mut core = four6();
+        let mut out = vec![0u8; 1500];
+        for (local, ip, port, want) in [
+            (0, false, false, 0),
+            (0, true, true, 3),
+            (0, false, true, 1),
+            (0, true, false, 2),
+            (2, true, true, 1),
+        ] {
+            let r = req(&BindingRequest::with_change(ip, port));
+            let (from, to, n) = core
+                .handle(Instant::now(), local, sa(CLIENT6), &r, &mut out)
+                .expect("answer");
+            assert_eq!((from, to), (want, sa(CLIENT6)), "local {local} {ip}/{port}");
+            let m = Message::new_checked(&out[..n]).expect("valid");
+            // Family 0x02 on the wire for all three addresses, XORed with the cookie
+            // and the transaction id for the mapped one.
+            assert_eq!(m.xor_mapped_address(), Ok(Some(sa(CLIENT6))));
+            let origin = m.get::<ResponseOrigin>().expect("ok").map(|a| a.0);
+            assert_eq!(origin, core.sockets().advertised(want));
+            let other = m.get::<OtherAddress>().expect("ok").map(|a| a.0);
+            assert_eq!(other, core.sockets().other_of(local));
+            assert!(origin.is_some_and(|a| a.is_ipv6()) && other.is_some_and(|a| a.is_ipv6()));
+            for a in m.attributes() {
+                if [
+                    AttrType::XOR_MAPPED_ADDRESS,
+                    AttrType::OTHER_ADDRESS,
+                    AttrType::RESPONSE_ORIGIN,
+                ]
+                .contains(&a.attr_type())
+                {
+                    assert_eq!(a.value().len(), 20);
+                    assert_eq!(a.value()[1], 0x02);
+                }
+            }
+        }
+        assert_eq!(
+            core.sockets().other_of(0),
+            Some(sa("[2a0d:88:77:66::11]:3479"))
+        );
+        // A classic RFC 3489 client over IPv6: MAPPED-ADDRESS and CHANGED-ADDRESS in
+        // the IPv6 family too.
+        let r = req(&BindingRequest {
+            rfc3489: true,
+            ..BindingRequest::with_change(true, false)
+        });
+        let (from, _, n) = core
+            .handle(Instant::now(), 0, sa(CLIENT6), &r, &mut out)
+            .expect("answer");
+        assert_eq!(from, 2);
+        let m = Message::new_checked(&out[..n]).expect("valid");
+        assert_eq!(m.mapped_address(), Ok(Some(sa(CLIENT6))));
+        assert_eq!(
+            m.get::<ChangedAddress>(),
+            Ok(Some(ChangedAddress(sa("[2a0d:88:77:66::11]:3479"))))
+        );
     }
 
     #[test]
@@ -619,9 +691,9 @@ mod tests {
         assert_eq!(m.check_fingerprint(), Ok(()));
     }
 
-    /// Size of the attributes the RFCs require in a response to an IPv4 request.
-    fn required(cookie: bool, alternate: bool, fingerprint: bool) -> usize {
-        let addr = 12;
+    /// Size of the attributes the RFCs require in a response to a request.
+    fn required(cookie: bool, alternate: bool, fingerprint: bool, v6: bool) -> usize {
+        let addr = if v6 { 24 } else { 12 };
         let n = if cookie {
             if alternate { 3 } else { 1 }
         } else if alternate {
@@ -639,20 +711,25 @@ mod tests {
             software in proptest::option::of("[a-z]{0,40}"),
             change_ip in any::<bool>(), change_port in any::<bool>(),
             rfc3489 in any::<bool>(), no_fp in any::<bool>(), alternate in any::<bool>(),
-            local in 0usize..4,
+            local in 0usize..4, v6 in any::<bool>(),
         ) {
-            let mut core = if alternate { four() } else { single() };
+            let mut core = match (alternate, v6) {
+                (true, false) => four(),
+                (true, true) => four6(),
+                (false, _) => single(),
+            };
+            let client = if v6 { CLIENT6 } else { CLIENT };
             let local = if alternate { local } else { 0 };
             let r = req(&BindingRequest {
                 change: Some(ChangeRequest { change_ip, change_port }),
                 response_port: None, padding, software, no_fingerprint: no_fp, rfc3489,
             });
             let mut out = vec![0u8; 2048];
-            if let Some((_, _, n)) = core.handle(Instant::now(), local, sa(CLIENT), &r, &mut out) {
+            if let Some((_, _, n)) = core.handle(Instant::now(), local, sa(client), &r, &mut out) {
                 let m = Message::new_checked(&out[..n]).expect("valid response");
                 let fp = !rfc3489 && !no_fp;
                 if m.class() == Class::SuccessResponse {
-                    prop_assert!(n <= r.len() + required(!rfc3489, alternate, fp),
+                    prop_assert!(n <= r.len() + required(!rfc3489, alternate, fp, v6),
                         "response {} request {}", n, r.len());
                 } else {
                     prop_assert!(!alternate && (change_ip || change_port));

@@ -38,3 +38,19 @@ impl ServerCounters {
             + self.dropped_other
     }
 }
+
+impl std::ops::AddAssign for ServerCounters {
+    /// Adds another core's counts (a server with several configurations reports one
+    /// total).
+    fn add_assign(&mut self, o: ServerCounters) {
+        self.received += o.received;
+        self.answered += o.answered;
+        self.answered_changed += o.answered_changed;
+        self.unknown_attribute_errors += o.unknown_attribute_errors;
+        self.dropped_malformed += o.dropped_malformed;
+        self.dropped_not_binding_request += o.dropped_not_binding_request;
+        self.dropped_bad_fingerprint += o.dropped_bad_fingerprint;
+        self.dropped_rate_limited += o.dropped_rate_limited;
+        self.dropped_other += o.dropped_other;
+    }
+}

@@ -38,9 +38,17 @@ const SOCKET_RCVBUF: usize = 1 << 20;
 /// ```
 #[derive(Debug)]
 pub struct Server {
+    families: Vec<Family>,
+    stop: Arc<AtomicBool>,
+}
+
+/// One configuration's sockets and the core that answers on them: an IPv4 server and
+/// an IPv6 server run side by side as two of these, each with its own RFC 5780
+/// addresses (OTHER-ADDRESS never names the other family) and rate-limit table.
+#[derive(Debug)]
+struct Family {
     sockets: Vec<UdpSocket>,
     core: ServerCore,
-    stop: Arc<AtomicBool>,
 }
 
 /// Stops a [`Server`]: [`run`](Server::run) returns after the packets in hand (within
@@ -77,58 +85,52 @@ impl Server {
     /// replaced by free ports (the same primary port on both IPs, the same alternate
     /// port on both IPs).
     pub async fn bind(config: ServerConfig) -> Result<Server, Error> {
-        config.validate()?;
-        let (sockets, map) = match config.alternate {
-            None => {
-                let s = bind(config.primary)?;
-                let local = s.local_addr().map_err(|e| Error::io("local address", &e))?;
-                (
-                    vec![s],
-                    SocketMap::single(local, config.advertised_primary_ip),
-                )
-            }
-            Some(alt) => {
-                let (sockets, primary, alternate) = bind_four(config.primary, alt)?;
-                let map = SocketMap::four(
-                    primary,
-                    alternate,
-                    config.advertised_primary_ip,
-                    config.advertised_alternate_ip,
-                );
-                (sockets, map)
-            }
-        };
-        for s in &sockets {
-            s.set_read_timeout(Some(STOP_POLL))
-                .map_err(|e| Error::io("set the read timeout", &e))?;
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            {
-                // Best effort: a smaller buffer only means earlier drops under overload.
-                let _ = nix::sys::socket::setsockopt(
-                    s,
-                    nix::sys::socket::sockopt::RcvBuf,
-                    &SOCKET_RCVBUF,
-                );
-                super::batch::set_dont_fragment(s);
-            }
+        Self::bind_many([config]).await
+    }
+
+    /// Binds several servers served as one, typically an IPv4 and an IPv6 one (a
+    /// dual-stack RFC 5780 server: two IPv4 and two IPv6 addresses). Each
+    /// configuration is bound as by [`bind`](Self::bind) and answered by its own core;
+    /// [`run`](Self::run) serves them all and adds their counters up.
+    pub async fn bind_many(
+        configs: impl IntoIterator<Item = ServerConfig>,
+    ) -> Result<Server, Error> {
+        let families = configs
+            .into_iter()
+            .map(bind_family)
+            .collect::<Result<Vec<_>, _>>()?;
+        if families.is_empty() {
+            return Err(Error::InvalidConfig {
+                reason: "a server needs at least one address",
+            });
         }
-        let core = ServerCore::new(&config, map)?;
         Ok(Server {
-            sockets,
-            core,
+            families,
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// The bound addresses, by socket index (see [`SocketMap`]).
+    /// The bound addresses, by socket index (see [`SocketMap`]), one configuration
+    /// after the other.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        let map = self.core.sockets();
-        (0..map.len()).filter_map(|i| map.local(i)).collect()
+        self.families
+            .iter()
+            .flat_map(|f| {
+                let map = f.core.sockets();
+                (0..map.len()).filter_map(|i| map.local(i))
+            })
+            .collect()
     }
 
-    /// The socket layout.
+    /// The socket layout of the first configuration.
     pub fn sockets(&self) -> &SocketMap {
-        self.core.sockets()
+        self.families[0].core.sockets()
+    }
+
+    /// The socket layout of each configuration, in the order given to
+    /// [`bind_many`](Self::bind_many).
+    pub fn socket_maps(&self) -> Vec<&SocketMap> {
+        self.families.iter().map(|f| f.core.sockets()).collect()
     }
 
     /// A handle that stops [`run`](Self::run).
@@ -141,29 +143,41 @@ impl Server {
     /// them too. Fails only if a socket can no longer receive or a thread cannot start.
     pub async fn run(self) -> Result<ServerCounters, Error> {
         let guard = StopOnDrop(self.stop.clone());
-        let core = Arc::new(Mutex::new(self.core));
-        let sockets = Arc::new(self.sockets);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ThreadResult>();
         let mut started = 0;
         let mut result = Ok(());
-        for i in 0..sockets.len() {
-            let (sockets, core, stop, tx) =
-                (sockets.clone(), core.clone(), self.stop.clone(), tx.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("natkit-stun-{i}"))
-                .spawn(move || {
-                    let r = serve(i, &sockets, &core, &stop);
-                    if r.is_err() {
-                        stop.store(true, Ordering::Relaxed);
+        let mut cores = Vec::with_capacity(self.families.len());
+        'start: for family in self.families {
+            let core = Arc::new(Mutex::new(family.core));
+            cores.push(core.clone());
+            let v6 = family
+                .sockets
+                .iter()
+                .map(|s| s.local_addr().is_ok_and(|a| a.is_ipv6()))
+                .collect();
+            let sockets = Arc::new(Sockets {
+                all: family.sockets,
+                v6,
+            });
+            for i in 0..sockets.all.len() {
+                let (sockets, core, stop, tx) =
+                    (sockets.clone(), core.clone(), self.stop.clone(), tx.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("natkit-stun-{started}"))
+                    .spawn(move || {
+                        let r = serve(i, &sockets, &core, &stop);
+                        if r.is_err() {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        let _ = tx.send(r);
+                    });
+                match spawned {
+                    Ok(_) => started += 1,
+                    Err(e) => {
+                        self.stop.store(true, Ordering::Relaxed);
+                        result = Err(Error::io("start a server thread", &e));
+                        break 'start;
                     }
-                    let _ = tx.send(r);
-                });
-            match spawned {
-                Ok(_) => started += 1,
-                Err(e) => {
-                    self.stop.store(true, Ordering::Relaxed);
-                    result = Err(Error::io("start a server thread", &e));
-                    break;
                 }
             }
         }
@@ -182,19 +196,62 @@ impl Server {
             result = Err(PANICKED);
         }
         result?;
-        core.lock().map(|c| c.counters()).map_err(|_| PANICKED)
+        let mut total = ServerCounters::default();
+        for core in cores {
+            total += core.lock().map(|c| c.counters()).map_err(|_| PANICKED)?;
+        }
+        Ok(total)
     }
+}
+
+/// One configuration's sockets, by index, and which of them are IPv6.
+struct Sockets {
+    all: Vec<UdpSocket>,
+    v6: Vec<bool>,
+}
+
+/// Binds one configuration's sockets and makes its core.
+fn bind_family(config: ServerConfig) -> Result<Family, Error> {
+    config.validate()?;
+    let (sockets, map) = match config.alternate {
+        None => {
+            let s = bind(config.primary)?;
+            let local = s.local_addr().map_err(|e| Error::io("local address", &e))?;
+            (
+                vec![s],
+                SocketMap::single(local, config.advertised_primary_ip),
+            )
+        }
+        Some(alt) => {
+            let (sockets, primary, alternate) = bind_four(config.primary, alt)?;
+            let map = SocketMap::four(
+                primary,
+                alternate,
+                config.advertised_primary_ip,
+                config.advertised_alternate_ip,
+            );
+            (sockets, map)
+        }
+    };
+    for s in &sockets {
+        s.set_read_timeout(Some(STOP_POLL))
+            .map_err(|e| Error::io("set the read timeout", &e))?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            // Best effort: a smaller buffer only means earlier drops under overload.
+            let _ =
+                nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::RcvBuf, &SOCKET_RCVBUF);
+            super::batch::set_dont_fragment(s);
+        }
+    }
+    let core = ServerCore::new(&config, map)?;
+    Ok(Family { sockets, core })
 }
 
 /// Serves socket `i` until `stop`: receive a batch, answer it under the core's lock,
 /// send the replies from whichever sockets they must leave by.
-fn serve(
-    i: usize,
-    sockets: &[UdpSocket],
-    core: &Mutex<ServerCore>,
-    stop: &AtomicBool,
-) -> ThreadResult {
-    let sock = &sockets[i];
+fn serve(i: usize, sockets: &Sockets, core: &Mutex<ServerCore>, stop: &AtomicBool) -> ThreadResult {
+    let sock = &sockets.all[i];
     let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
         let n = batch.recv(sock).map_err(|e| Error::io("receive", &e))?;
@@ -202,8 +259,8 @@ fn serve(
             continue;
         }
         batch.handle(&mut *core.lock().map_err(|_| PANICKED)?, i);
-        for (index, s) in sockets.iter().enumerate() {
-            batch.send_from(s, index);
+        for (index, (s, &v6)) in sockets.all.iter().zip(&sockets.v6).enumerate() {
+            batch.send_from(s, index, v6);
         }
     }
     Ok(())

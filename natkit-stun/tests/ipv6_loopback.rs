@@ -1,0 +1,102 @@
+//! natkit's server and client over IPv6 on loopback: the batched (recvmmsg/sendmmsg)
+//! socket threads with IPv6 sockets, a dual-stack server (an IPv4 RFC 5780 pair and an
+//! IPv6 socket served at once), and an IPv4 client reaching a socket bound to `[::]`,
+//! which must be told its IPv4 address, not a v4-mapped IPv6 one. Loopback has one
+//! IPv6 address (::1), so the two-address IPv6 server runs in the lab (tests/lab_ipv6.rs).
+
+use std::net::SocketAddr;
+
+use natkit_core::Outcome;
+use natkit_stun::client::{BindingRequest, RetransmitPlan, StunDiscoverer, binding_on};
+use natkit_stun::server::{Server, ServerConfig};
+use tokio::net::UdpSocket;
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().expect("addr")
+}
+
+#[tokio::test]
+async fn a_dual_stack_server_answers_each_family_in_its_own() {
+    let v4 = ServerConfig::with_alternate(sa("127.0.0.1:0"), sa("127.0.0.2:0"));
+    let v6 = ServerConfig::new(sa("[::1]:0"));
+    let server = Server::bind_many([v4, v6]).await.expect("bind");
+    let addrs = server.local_addrs();
+    assert_eq!(addrs.len(), 5, "{addrs:?}");
+    assert_eq!(server.socket_maps().len(), 2);
+    let (v4_primary, v4_other, v6_addr) = (addrs[0], addrs[3], addrs[4]);
+    assert!(v6_addr.is_ipv6());
+    let stop = server.stop_handle();
+    let task = tokio::spawn(server.run());
+
+    let s4 = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let r4 = binding_on(&s4, v4_primary, &BindingRequest::new(), RetransmitPlan::LAB)
+        .await
+        .expect("IPv4 answer");
+    assert_eq!(r4.mapped, Some(s4.local_addr().expect("addr")));
+    assert_eq!(r4.other_address, Some(v4_other));
+
+    let s6 = UdpSocket::bind("[::1]:0").await.expect("bind");
+    // Many requests back to back, so that the IPv6 socket's thread takes them in
+    // batches (recvmmsg) and answers in batches (sendmmsg).
+    for _ in 0..50 {
+        let r6 = binding_on(&s6, v6_addr, &BindingRequest::new(), RetransmitPlan::LAB)
+            .await
+            .expect("IPv6 answer");
+        assert_eq!(r6.mapped, Some(s6.local_addr().expect("addr")));
+        assert_eq!(r6.other_address, None, "the IPv6 side has no alternate");
+    }
+    let discovered = StunDiscoverer::new([v4_primary.to_string(), v6_addr.to_string()])
+        .with_plan(RetransmitPlan::LAB)
+        .observe()
+        .await
+        .expect("observe");
+    let seen: Vec<Option<SocketAddr>> = discovered
+        .iter()
+        .map(|e| match e.outcome {
+            Outcome::SawEndpoint(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert!(seen[0].is_some_and(|a| a.is_ipv4()), "{discovered:?}");
+    assert!(seen[1].is_some_and(|a| a.is_ipv6()), "{discovered:?}");
+
+    stop.stop();
+    let counters = task.await.expect("join").expect("run");
+    assert!(counters.answered >= 53, "{counters:?}");
+}
+
+#[tokio::test]
+async fn an_ipv4_client_of_an_ipv6_wildcard_socket_is_told_its_ipv4_address() {
+    // Linux's default (net.ipv6.bindv6only = 0): `[::]` also receives IPv4, as
+    // ::ffff:a.b.c.d. Skipped nowhere: if the host sets bindv6only, the bind below
+    // still succeeds and the IPv4 request times out, which fails the test loudly.
+    let server = Server::bind(ServerConfig::new(sa("[::]:0")))
+        .await
+        .expect("bind");
+    let port = server.local_addrs()[0].port();
+    let stop = server.stop_handle();
+    let task = tokio::spawn(server.run());
+    let s4 = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let r = binding_on(
+        &s4,
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &BindingRequest::new(),
+        RetransmitPlan::LAB,
+    )
+    .await
+    .expect("an answer to the IPv4 client");
+    assert_eq!(r.mapped, Some(s4.local_addr().expect("addr")));
+    let s6 = UdpSocket::bind("[::1]:0").await.expect("bind");
+    let r = binding_on(
+        &s6,
+        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+        &BindingRequest::new(),
+        RetransmitPlan::LAB,
+    )
+    .await
+    .expect("an answer to the IPv6 client");
+    assert_eq!(r.mapped, Some(s6.local_addr().expect("addr")));
+    stop.stop();
+    let counters = task.await.expect("join").expect("run");
+    assert_eq!(counters.answered, 2);
+}
