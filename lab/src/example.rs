@@ -1,5 +1,5 @@
-//! The natkit programs that lab tests run inside the namespaces: the `natkit`
-//! tool and the examples.
+//! The natkit program that lab tests run inside the namespaces: the `natkit`
+//! tool.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,17 +22,6 @@ pub fn natkit_bin() -> PathBuf {
         "natkit-cli",
         Path::new("natkit"),
     )
-}
-
-/// The path of the `natkit-examples` example `name` (e.g. `"doctor"`), built
-/// up to date like [`natkit_bin`].
-///
-/// An example with `test = true` is built only as a test harness by `cargo test`,
-/// and `cargo test -p CRATE --test FILE` builds no examples at all, hence the
-/// explicit build.
-pub fn example_bin(name: &str) -> PathBuf {
-    let path = Path::new("examples").join(name);
-    built(name, &["--example", name], "natkit-examples", &path)
 }
 
 /// Builds `package`'s target (`what`, e.g. `["--bin", "natkit"]`) once per test

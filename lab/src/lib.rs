@@ -48,7 +48,7 @@ pub use builder::LabBuilder;
 pub use child::LabChild;
 pub use env::LabAddrs;
 pub use error::LabError;
-pub use example::{dump_output, example_bin, natkit_bin};
+pub use example::{dump_output, natkit_bin};
 pub use helper::{HELPER_LAB_ENV, HELPER_TEST_ENV, helper_addrs};
 pub use lab::{DEFAULT_EXEC_TIMEOUT, Lab};
 pub use parallel::all_at_once;
