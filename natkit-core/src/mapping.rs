@@ -1,7 +1,7 @@
 //! What an application asks a router for, and what it gets.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use crate::mechanism::Mechanism;
@@ -12,6 +12,12 @@ use crate::protocol::Protocol;
 pub const DESCRIPTION_TAG: &str = "natkit";
 
 /// A request to open a port on the router.
+///
+/// A request whose [`internal`](Self::internal) IP is IPv6 asks for a
+/// *pinhole*: IPv6 has no NAT, so the router's firewall is asked to let
+/// inbound traffic reach that address and port unchanged (UPnP IGDv2
+/// `WANIPv6FirewallControl`, PCP MAP for an IPv6 address). NAT-PMP cannot
+/// and answers with a typed "unsupported" error. See [`is_pinhole`](Self::is_pinhole).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappingRequest {
     /// TCP or UDP.
@@ -46,6 +52,21 @@ impl MappingRequest {
         }
     }
 
+    /// A pinhole request for `internal` (an IPv6 address of this host,
+    /// normally its stable one: see
+    /// [`stable_ipv6_for`](crate::addresses::stable_ipv6_for)), with a
+    /// two-hour lease and the description `natkit`.
+    pub fn pinhole(protocol: Protocol, internal: SocketAddrV6) -> Self {
+        Self::new(protocol, SocketAddr::V6(internal))
+    }
+
+    /// Whether this asks for an IPv6 pinhole rather than a NAT mapping:
+    /// the internal IP is IPv6 (an IPv4-mapped `::ffff:a.b.c.d` counts as
+    /// IPv4).
+    pub fn is_pinhole(&self) -> bool {
+        is_ipv6(self.internal.ip())
+    }
+
     /// Sets the suggested external port.
     pub fn with_external_port(mut self, port: Option<u16>) -> Self {
         self.external_port = port;
@@ -66,6 +87,15 @@ impl MappingRequest {
 }
 
 /// A mapping the router granted.
+///
+/// A *pinhole* (IPv6: [`is_pinhole`](Self::is_pinhole)) is a mapping
+/// whose [`internal`](Self::internal) is an IPv6 address and whose
+/// [`external`](Self::external) is that same address and port: nothing is
+/// translated, the router's firewall lets inbound traffic through. The
+/// mapper's own handle for it is in [`token`](Self::token) (UPnP: the
+/// pinhole's UniqueID; PCP: the nonce), so renew, unmap and a later run's
+/// cleanup work as for any other mapping. Build one with
+/// [`Mapping::pinhole`].
 ///
 /// Build one with [`Mapping::new`] and the `with_*` setters: the struct is
 /// `#[non_exhaustive]` so that fields added later do not break callers.
@@ -119,6 +149,25 @@ impl Mapping {
         }
     }
 
+    /// A pinhole for `internal` (external = internal), with no epoch and
+    /// no token.
+    pub fn pinhole(
+        mechanism: Mechanism,
+        protocol: Protocol,
+        internal: SocketAddr,
+        lifetime: Duration,
+        obtained: Instant,
+    ) -> Self {
+        Self::new(mechanism, protocol, internal, internal, lifetime, obtained)
+    }
+
+    /// Whether this is an IPv6 pinhole (the internal IP is IPv6; an
+    /// IPv4-mapped address counts as IPv4). Its external endpoint is the
+    /// internal one.
+    pub fn is_pinhole(&self) -> bool {
+        is_ipv6(self.internal.ip())
+    }
+
     /// Sets the gateway epoch.
     pub fn with_epoch(mut self, epoch: Option<GatewayEpoch>) -> Self {
         self.epoch = epoch;
@@ -141,6 +190,32 @@ impl Mapping {
     /// When the lease ends, or `None` for a permanent mapping.
     pub fn expires(&self) -> Option<Instant> {
         (!self.lifetime.is_zero()).then(|| self.obtained + self.lifetime)
+    }
+}
+
+/// `pinhole [2a0d:88:77:77::2]:8080/tcp via PCP` for a pinhole,
+/// `external 198.51.100.1:50443 -> 192.168.1.2:443/tcp via UPnP IGD` for a
+/// NAT mapping.
+impl fmt::Display for Mapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_pinhole() {
+            write!(f, "pinhole {}", self.internal)?;
+        } else {
+            write!(f, "external {} -> {}", self.external, self.internal)?;
+        }
+        write!(
+            f,
+            "/{} via {}",
+            self.protocol,
+            self.mechanism.display_name()
+        )
+    }
+}
+
+fn is_ipv6(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(_) => false,
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().is_none(),
     }
 }
 
@@ -294,6 +369,47 @@ mod tests {
         assert!(m.port_substituted(&req));
         m.lifetime = Duration::ZERO;
         assert_eq!(m.expires(), None);
+    }
+
+    #[test]
+    fn pinholes_are_ipv6_mappings_onto_themselves() {
+        let v6: SocketAddrV6 = "[2a0d:88:77:77::2]:8080".parse().unwrap();
+        let req = MappingRequest::pinhole(Protocol::Tcp, v6);
+        assert!(req.is_pinhole());
+        assert_eq!(req.external_port, Some(8080));
+        let mapped: SocketAddr = "[::ffff:192.168.1.2]:80".parse().unwrap();
+        assert!(!MappingRequest::new(Protocol::Tcp, mapped).is_pinhole());
+        let v4: SocketAddr = "192.168.1.2:443".parse().unwrap();
+        assert!(!MappingRequest::new(Protocol::Udp, v4).is_pinhole());
+
+        let now = Instant::now();
+        let hole = Mapping::pinhole(
+            Mechanism::Pcp,
+            Protocol::Tcp,
+            SocketAddr::V6(v6),
+            Duration::from_secs(600),
+            now,
+        );
+        assert!(hole.is_pinhole());
+        assert_eq!(hole.external, hole.internal);
+        assert!(!hole.port_substituted(&req));
+        assert_eq!(
+            hole.to_string(),
+            "pinhole [2a0d:88:77:77::2]:8080/tcp via PCP"
+        );
+        let nat = Mapping::new(
+            Mechanism::Upnp,
+            Protocol::Udp,
+            "198.51.100.1:50443".parse().unwrap(),
+            v4,
+            Duration::ZERO,
+            now,
+        );
+        assert!(!nat.is_pinhole());
+        assert_eq!(
+            nat.to_string(),
+            "external 198.51.100.1:50443 -> 192.168.1.2:443/udp via UPnP IGD"
+        );
     }
 
     #[test]
