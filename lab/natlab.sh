@@ -4,7 +4,7 @@
 #   natlab.sh up   --id ID --nat KIND [--miniupnpd] [--ext-ip IP] [--stund] [--coturn]
 #                  [--hairpin] [--double-nat] [--lan2] [--loss N] [--block-inbound PORT/PROTO]...
 #                  [--dns] [--dns-host NAME=IP]... [--dns-silent] [--sip-alg]
-#                  [--block-outbound PORT/PROTO]... [--rate-limit-kbps N]
+#                  [--block-outbound PORT/PROTO]... [--rate-limit-kbps N] [--ipv6]
 #   natlab.sh down --id ID                 # idempotent, always exits 0
 #   natlab.sh env  --id ID                 # print the lab's KEY=VALUE file
 #   natlab.sh link --id ID rtr-lan|rtr-wan up|down
@@ -34,6 +34,12 @@
 #   rtr wan0 100.64.0.2/10 ── lan0 100.64.0.1/10 nk-ID-isp wan0 88.77.66.2 ── eth0 wan
 # --nat open gives the LAN a public /24 instead: 88.77.67.0/24 (rtr .1, lan .2, lan2 .3),
 # routed by wan via 88.77.66.2.
+# --ipv6 adds IPv6 on the same links (no NAT on IPv6: the router routes the LAN /64):
+#   LAN 2a0d:88:77:77::/64: rtr br0 ::1, lan ::2 (+ SLAAC stable and temporary),
+#   lan2 ::3 (+ SLAAC); internet 2a0d:88:77:66::/64: GW ::1, rtr wan0 ::2, STUN1 ::10,
+#   STUN2 ::11, PEER ::20, PEER2 ::21; wan routes the LAN /64 via rtr's ::2.
+#   With --double-nat the ISP routes IPv6 (no CGN on IPv6): rtr wan0
+#   2a0d:88:77:65::2/64 ── isp lan0 2a0d:88:77:65::1, isp wan0 2a0d:88:77:66::2.
 
 set -euo pipefail
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH:-}"
@@ -63,6 +69,23 @@ OPEN_PREFIX=88.77.67
 DNS_IP=$WAN_PREFIX.53
 PRIV_PREFIX=192.168.77
 MINIUPNPD_HTTP_PORT=2869
+# IPv6 (--ipv6). A made-up global-looking space that exists only in the lab:
+# 2001:db8::/32 and 3fff::/20 are documentation ranges, which natkit's scope rules
+# (like miniupnpd's) treat as not global. No NAT on IPv6: the LAN /64 is routed.
+WAN6_PREFIX=2a0d:88:77:66
+LAN6_PREFIX=2a0d:88:77:77
+# The link between rtr and isp with --double-nat (the ISP routes the LAN /64 over it).
+CGN6_PREFIX=2a0d:88:77:65
+WAN_GW6=$WAN6_PREFIX::1
+PUBLIC_WAN_IP6=$WAN6_PREFIX::2
+STUN1_6=$WAN6_PREFIX::10
+STUN2_6=$WAN6_PREFIX::11
+PEER_IP6=$WAN6_PREFIX::20
+PEER2_IP6=$WAN6_PREFIX::21
+LAN_NET6=$LAN6_PREFIX::/64
+RTR_LAN_IP6=$LAN6_PREFIX::1
+LAN_IP6=$LAN6_PREFIX::2
+LAN2_IP6=$LAN6_PREFIX::3
 # coturn's ports on STUN1 and STUN2 (stund has 3478/3479, natkit's server tests 4478/4479).
 COTURN_PORT1=5478
 COTURN_PORT2=5479
@@ -165,14 +188,18 @@ wait_listen() {
             return 0
         fi
         if ! alive "$pid"; then
-            echo "natlab: $name exited during start-up; its log:" >&2
-            tail -n 30 "$DIR/$name.log" >&2 || true
+            fail_with_log "$name" "$name exited during start-up"
             return 1
         fi
         sleep 0.05
     done
-    echo "natlab: $name did not bind $proto $local_addr within 5 s; its log:" >&2
-    tail -n 30 "$DIR/$name.log" >&2 || true
+    fail_with_log "$name" "$name did not bind $proto $local_addr within 5 s"
+}
+
+# fail_with_log NAME MESSAGE: print MESSAGE and the end of the daemon NAME's log; fails.
+fail_with_log() {
+    echo "natlab: $2; its log:" >&2
+    tail -n 30 "$DIR/$1.log" >&2 || true
     return 1
 }
 
@@ -203,7 +230,6 @@ http_port=$MINIUPNPD_HTTP_PORT
 enable_upnp=yes
 # NAT-PMP and PCP (one switch in 2.3.1)
 enable_natpmp=yes
-ipv6_disable=yes
 secure_mode=no
 system_uptime=no
 notify_interval=60
@@ -222,6 +248,27 @@ upnp_nat_postrouting_chain=postrouting_miniupnpd
 allow 1-65535 $LAN_NET 1-65535
 deny 0-65535 0.0.0.0/0 0-65535
 EOF
+    if ((IPV6)); then
+        # IPv6: WANIPv6FirewallControl (IGD:2) pinholes and PCP MAP for IPv6 internal
+        # addresses. Both end up as accept rules in upnp_forward_chain (inet filter
+        # miniupnpd), matching the WAN interface, the internal address and port.
+        # - No ipv6_listening_ip: with it (= RTR_LAN_IP6) 2.3.1 binds its one HTTP
+        #   socket (IPv6, not v6only) to that address, and IPv4 UPnP is gone (nothing
+        #   on 192.168.77.1:2869, upnpc: "No IGD UPnP Device found"). Without it the
+        #   socket is [::]%br0:2869 for both families, and miniupnpd takes br0's
+        #   global IPv6 address for the IPv6 URLs itself ("HTTP IPv6 address given
+        #   to control points : [2a0d:88:77:77::1]"). PCP listens on [::]:5351.
+        # - The allow/deny lines above are IPv4-only in 2.3.1; a pinhole is allowed to
+        #   whoever asks for its own address (IGD:2: InternalClient must be the control
+        #   point's source address, else 606 -- miniupnp issue 731; a LAN host with a
+        #   temporary address sends from that one unless told otherwise).
+        cat >>"$DIR/miniupnpd.conf" <<EOF
+ext_ifname6=$ext_if
+force_igd_desc_v1=no
+EOF
+    else
+        echo "ipv6_disable=yes" >>"$DIR/miniupnpd.conf"
+    fi
     if [[ -n "$ext_ip" ]]; then
         # --ext-ip: what miniupnpd reports as external address instead of wan0's.
         # Must not be reserved (miniupnpd exits: "option ext_ip contains reserved /
@@ -324,6 +371,106 @@ start_dnsmasq() {
     set_env DNSMASQ_PID "$pid"
 }
 
+# --- IPv6 (--ipv6) -----------------------------------------------------------------
+
+# ipv6_sysctls ROLE: IPv6 on in a fresh namespace, set before its links exist so every
+# interface inherits the defaults.
+# - accept_dad=0: no duplicate address detection, so addresses are usable at once
+#   (with DAD an address stays "tentative" ~1 s and cannot be bound); nothing else is
+#   on these links.
+# - keep_addr_on_down=1: `link rtr-wan|rtr-lan down` would otherwise flush every IPv6
+#   address of the device (the kernel's default), not only the routes as for IPv4.
+# - LAN hosts: accept_ra=2, use_tempaddr=2: SLAAC from the router's advertisements,
+#   a stable (EUI-64, "mngtmpaddr") and a temporary (RFC 8981 privacy) address that is
+#   preferred as source for outgoing connections, as on a desktop OS.
+# - Router and ISP forward IPv6 (forwarding=1; they take no RAs themselves).
+ipv6_sysctls() {
+    local role=$1
+    inns "$role" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+        net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+        net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.default.keep_addr_on_down=1
+    case "$role" in
+    lan | lan2)
+        inns "$role" sysctl -qw net.ipv6.conf.default.accept_ra=2 net.ipv6.conf.all.accept_ra=2 \
+            net.ipv6.conf.default.use_tempaddr=2 net.ipv6.conf.all.use_tempaddr=2 \
+            net.ipv6.conf.default.router_solicitation_delay=0
+        ;;
+    rtr | isp)
+        inns "$role" sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv6.conf.default.accept_ra=0
+        ;;
+    *)
+        inns "$role" sysctl -qw net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.all.accept_ra=0
+        ;;
+    esac
+}
+
+# setup_ipv6: the IPv6 addresses and routes, on the links the IPv4 setup made and
+# brought up. Static addresses are added `nodad` (usable at once). The LAN hosts'
+# default route and SLAAC addresses come from the router's advertisements (start_ra).
+setup_ipv6() {
+    inns rtr ip -6 addr add "$RTR_LAN_IP6/64" dev br0 nodad
+    inns rtr ip -6 addr add "$RTR_WAN_IP6/64" dev wan0 nodad
+    inns rtr ip -6 route add default via "$RTR_GW6"
+    inns lan ip -6 addr add "$LAN_IP6/64" dev eth0 nodad
+    ((LAN2)) && inns lan2 ip -6 addr add "$LAN2_IP6/64" dev eth0 nodad
+    if ((DOUBLE)); then
+        # The carrier-grade NAT is IPv4 only (as with DS-Lite or dual-stack ISPs): the
+        # ISP routes the customer's /64 to the router's WAN address on their link.
+        inns isp ip -6 addr add "$CGN6_PREFIX::1/64" dev lan0 nodad
+        inns isp ip -6 addr add "$PUBLIC_WAN_IP6/64" dev wan0 nodad
+        inns isp ip -6 route add default via "$WAN_GW6"
+        inns isp ip -6 route add "$LAN_NET6" via "$RTR_WAN_IP6"
+    fi
+    # The internet. Linux puts a new address before the older ones of the same scope,
+    # and picks among equal candidates the first, so PEER_IP6, added last, is the
+    # source of a program in wan that does not bind (as PEER_IP for IPv4).
+    local a
+    for a in "$WAN_GW6" "$STUN2_6" "$STUN1_6" "$PEER2_IP6" "$PEER_IP6"; do
+        inns wan ip -6 addr add "$a/64" dev eth0 nodad
+    done
+    inns wan ip -6 route add "$LAN_NET6" via "$PUBLIC_WAN_IP6"
+}
+
+# start_ra: router advertisements on the LAN: dnsmasq in rtr with --enable-ra and an
+# ra-only range (no DHCPv4/v6, no DNS: --port=0). It advertises LAN_NET6 with the
+# autonomous flag (SLAAC) and itself as default router. A RA every 10 s at most (and
+# one in answer to each router solicitation) keeps `up` short.
+start_ra() {
+    : >"$DIR/ra.log"
+    ip netns exec "$(ns rtr)" /usr/sbin/dnsmasq -k --conf-file=/dev/null --user=root \
+        --port=0 --no-resolv --no-hosts --interface=br0 --bind-interfaces \
+        --enable-ra --dhcp-range="$LAN6_PREFIX::,ra-only,64,1h" --ra-param=br0,10,1800 \
+        --dhcp-leasefile="$DIR/ra.leases" --pid-file="$DIR/ra.pid" --log-facility=- \
+        </dev/null >>"$DIR/ra.log" 2>&1 &
+    local pid=$!
+    echo "$pid" >"$DIR/pids/ra"
+    set_env RA_PID "$pid"
+}
+
+# wait_slaac ROLE PREFIX: wait (up to 10 s) until the LAN host has its stable SLAAC
+# address and a temporary one, and a default route; set PREFIX_SLAAC_IP6 and
+# PREFIX_TEMP_IP6 in the env.
+wait_slaac() {
+    local role=$1 key=$2 i out stable temp
+    for i in $(seq 1 200); do
+        out=$(inns "$role" ip -6 -o addr show dev eth0 scope global)
+        stable=$(awk '/mngtmpaddr/ && !/tentative/ { sub("/.*", "", $4); print $4; exit }' <<<"$out")
+        temp=$(awk '/temporary/ && !/tentative/ { sub("/.*", "", $4); print $4; exit }' <<<"$out")
+        if [[ -n "$stable" && -n "$temp" ]] && inns "$role" ip -6 route show default | grep -q .; then
+            set_env "${key}_SLAAC_IP6" "$stable"
+            set_env "${key}_TEMP_IP6" "$temp"
+            return 0
+        fi
+        if ! alive "$(cat "$DIR/pids/ra")"; then
+            fail_with_log ra "the router advertisement daemon (dnsmasq) exited"
+            return 1
+        fi
+        sleep 0.05
+    done
+    inns "$role" ip -6 addr show dev eth0 >&2 || true
+    fail_with_log ra "$role got no SLAAC addresses within 10 s (its addresses above)"
+}
+
 # --- env file ---------------------------------------------------------------------
 
 set_env() {
@@ -339,7 +486,7 @@ set_env() {
 
 cmd_up() {
     local NAT="" MINIUPNPD=0 EXT_IP="" STUND=0 COTURN=0 DOUBLE=0 LAN2=0 LOSS=0
-    HAIRPIN=0 DNS=0 DNS_SILENT=0 SIP_ALG=0 RATE_KBPS=0
+    HAIRPIN=0 DNS=0 DNS_SILENT=0 SIP_ALG=0 RATE_KBPS=0 IPV6=0
     local -a BLOCKS=() OUT_BLOCKS=() DNS_HOSTS=()
     while (($#)); do
         case "$1" in
@@ -360,6 +507,7 @@ cmd_up() {
         --dns-host) DNS_HOSTS+=("${2:-}"); DNS=1; shift 2 ;;
         --dns-silent) DNS_SILENT=1; shift ;;
         --sip-alg) SIP_ALG=1; shift ;;
+        --ipv6) IPV6=1; shift ;;
         -h | --help) usage ;;
         *) die "unknown option '$1' (try --help)" ;;
         esac
@@ -383,8 +531,8 @@ cmd_up() {
     done
     local h
     for h in "${DNS_HOSTS[@]+"${DNS_HOSTS[@]}"}"; do
-        [[ "$h" =~ ^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})=[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] ||
-            die "bad --dns-host '$h' (NAME=IPv4)"
+        [[ "$h" =~ ^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})=([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:]*)$ ]] ||
+            die "bad --dns-host '$h' (NAME=IPv4 or NAME=IPv6)"
     done
     ((DNS == 0 || DNS_SILENT == 0)) || die "--dns and --dns-silent do not combine"
     if [[ "$NAT" == open ]]; then
@@ -435,17 +583,29 @@ cmd_up() {
         RTR_WAN_PLEN=24
         RTR_GW=$WAN_GW
     fi
+    if ((DOUBLE)); then
+        RTR_WAN_IP6=$CGN6_PREFIX::2
+        RTR_GW6=$CGN6_PREFIX::1
+    else
+        RTR_WAN_IP6=$PUBLIC_WAN_IP6
+        RTR_GW6=$WAN_GW6
+    fi
 
     local -a roles=(lan rtr wan)
     ((LAN2)) && roles+=(lan2)
     ((DOUBLE)) && roles+=(isp)
 
-    # Namespaces. IPv6 off everywhere: nothing in the lab uses it, and router
-    # solicitations/DAD would only add noise (and count against --loss).
+    # Namespaces. Without --ipv6, IPv6 is off everywhere: router solicitations and DAD
+    # would only add noise (and count against --loss), and a program must not find an
+    # IPv6 path the topology does not have.
     with_ns_lock bash -c 'for n in "$@"; do ip netns add "$n"; done' _ \
         $(for r in "${roles[@]}"; do ns "$r"; done)
     for r in "${roles[@]}"; do
-        inns "$r" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        if ((IPV6)); then
+            ipv6_sysctls "$r"
+        else
+            inns "$r" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        fi
         inns "$r" ip link set lo up
     done
 
@@ -521,6 +681,9 @@ cmd_up() {
     if [[ "$NAT" == open ]]; then
         inns wan ip route add "$LAN_NET" via "$RTR_WAN_IP"
     fi
+    if ((IPV6)); then
+        setup_ipv6
+    fi
 
     # Firewall and NAT.
     rtr_ruleset "$NAT" "${BLOCKS[@]+"${BLOCKS[@]}"}" >"$DIR/rtr.nft"
@@ -594,8 +757,32 @@ cmd_up() {
         ((DNS)) && echo "DNS=up"
         ((DNS_SILENT)) && echo "DNS=silent"
         ((DNS || DNS_SILENT)) && echo "DNS_IP=$DNS_IP"
+        echo "IPV6=$IPV6"
+        if ((IPV6)); then
+            echo "LAN_NET6=$LAN_NET6"
+            echo "LAN_IP6=$LAN_IP6"
+            ((LAN2)) && echo "LAN2_IP6=$LAN2_IP6"
+            echo "RTR_LAN_IP6=$RTR_LAN_IP6"
+            echo "RTR_WAN_IP6=$RTR_WAN_IP6"
+            echo "RTR_GW6=$RTR_GW6"
+            if ((DOUBLE)); then
+                echo "ISP_LAN_IP6=$CGN6_PREFIX::1"
+                echo "ISP_WAN_IP6=$PUBLIC_WAN_IP6"
+            fi
+            echo "WAN_GW6=$WAN_GW6"
+            echo "STUN1_6=$STUN1_6"
+            echo "STUN2_6=$STUN2_6"
+            echo "PEER_IP6=$PEER_IP6"
+            echo "PEER2_IP6=$PEER2_IP6"
+        fi
         true
     } >"$DIR/env"
+
+    if ((IPV6)); then
+        start_ra
+        wait_slaac lan LAN
+        ((LAN2)) && wait_slaac lan2 LAN2
+    fi
 
     if ((STUND)); then
         : >"$DIR/stund.log"
@@ -750,6 +937,19 @@ rtr_ruleset() {
         hairpin_post="oifname \"br0\" ip saddr $LAN_NET ct status dnat snat ip to $RTR_WAN_IP"
         hairpin_fwd='iifname "br0" oifname "br0" ct status dnat accept'
     fi
+    local v6_fwd="" v6_nat=""
+    if ((${IPV6:-0})); then
+        # IPv6 is routed, not translated, and the same forward chain is its stateful
+        # firewall: outbound (br0 -> wan0) and replies (established,related) pass,
+        # new inbound meets the policy drop unless miniupnpd put a pinhole into its
+        # chain. ICMPv6 errors that belong to a flow are "related" already; the
+        # ones below pass on their own as RFC 4890 (4.3.1) asks of a firewall, and
+        # as OpenWrt's default does (echo requests too: a ping reaches the LAN host).
+        # The inet nat chains would otherwise masquerade IPv6 as well
+        # (`oifname "wan0" masquerade` has no family): IPv6 skips them.
+        v6_fwd='meta l4proto ipv6-icmp icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, echo-request, echo-reply } accept'
+        v6_nat='meta nfproto ipv6 accept'
+    fi
     cat <<EOF
 # natlab $ID: router (nat kind $kind, hairpin ${HAIRPIN:-0})
 # Tables and chain names are the ones miniupnpd is configured with; they exist even
@@ -758,6 +958,7 @@ table inet filter {
 	chain forward {
 		type filter hook forward priority filter; policy drop;
 		ct state established,related accept
+		$v6_fwd
 		iifname "br0" oifname "wan0" accept
 		$hairpin_fwd
 		jump miniupnpd
@@ -800,6 +1001,7 @@ EOF
     cat <<EOF
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
+		$v6_nat
 		# miniupnpd's port mappings first
 		jump prerouting_miniupnpd
 		$pre_rule
@@ -807,6 +1009,7 @@ EOF
 	}
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
+		$v6_nat
 		jump postrouting_miniupnpd
 		$hairpin_post
 		$nat_rule
@@ -831,7 +1034,7 @@ isp_ruleset() {
 table inet nat {
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
-		oifname "wan0" masquerade
+		meta nfproto ipv4 oifname "wan0" masquerade
 	}
 }
 EOF
@@ -1017,6 +1220,8 @@ cmd_link() {
         local gw
         gw=$(sed -n 's/^RTR_GW=//p' "$DIR/env")
         inns rtr ip route replace default via "$gw"
+        gw=$(sed -n 's/^RTR_GW6=//p' "$DIR/env")
+        [[ -z "$gw" ]] || inns rtr ip -6 route replace default via "$gw"
     fi
 }
 

@@ -1,6 +1,6 @@
 //! What a lab consists of, and how to ask `natlab.sh` for it.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::LabError;
 use crate::lab::Lab;
@@ -30,7 +30,9 @@ pub struct LabBuilder {
     pub(crate) block_outbound: Vec<(u16, Proto)>,
     pub(crate) rate_limit_kbps: u32,
     pub(crate) dns: Dns,
+    pub(crate) dns_aaaa: Vec<(String, Ipv6Addr)>,
     pub(crate) sip_alg: bool,
+    pub(crate) ipv6: bool,
 }
 
 /// The LAN hosts' DNS ([`LabBuilder::dns`], [`LabBuilder::dns_silent`]).
@@ -65,7 +67,9 @@ impl Default for LabBuilder {
             block_outbound: Vec::new(),
             rate_limit_kbps: 0,
             dns: Dns::Off,
+            dns_aaaa: Vec::new(),
             sip_alg: false,
+            ipv6: false,
         }
     }
 }
@@ -175,6 +179,20 @@ impl LabBuilder {
         self
     }
 
+    /// Adds AAAA records to the lab DNS (see [`dns`](Self::dns), which it implies
+    /// when not called): `names` resolve to these IPv6 addresses, e.g. a default
+    /// STUN name to `STUN1_6` of an [`ipv6`](Self::ipv6) lab. A name may have an A
+    /// record from [`dns`](Self::dns) too. May be repeated; not with
+    /// [`dns_silent`](Self::dns_silent).
+    pub fn dns_aaaa<S: Into<String>>(
+        mut self,
+        names: impl IntoIterator<Item = (S, Ipv6Addr)>,
+    ) -> Self {
+        self.dns_aaaa
+            .extend(names.into_iter().map(|(n, ip)| (n.into(), ip)));
+        self
+    }
+
     /// Makes the LAN hosts' only nameserver `DNS_IP`, where nothing answers and
     /// queries are dropped without an ICMP error: a dead uplink's DNS, each lookup
     /// waits out the resolver's timeouts. Replaces [`dns`](Self::dns).
@@ -189,6 +207,18 @@ impl LabBuilder {
     /// rewritten to the router's WAN address. Not with [`NatKind::Open`].
     pub fn sip_alg(mut self, on: bool) -> Self {
         self.sip_alg = on;
+        self
+    }
+
+    /// Makes the lab dual-stack (`natlab.sh --ipv6`): IPv4 as without it, plus IPv6
+    /// on the same links with no NAT. The LAN is `2a0d:88:77:77::/64` (router
+    /// `::1`, lan `::2`, lan2 `::3`, and SLAAC stable and temporary addresses from
+    /// the router's advertisements), the internet `2a0d:88:77:66::/64`; the
+    /// router's stateful firewall passes outbound IPv6 and drops new inbound
+    /// connections, except through miniupnpd's pinholes (UPnP
+    /// WANIPv6FirewallControl, PCP MAP for IPv6). See [`LabAddrs::v6`](crate::LabAddrs::v6).
+    pub fn ipv6(mut self, on: bool) -> Self {
+        self.ipv6 = on;
         self
     }
 
@@ -224,17 +254,23 @@ impl LabBuilder {
         if self.hairpin && self.double_nat {
             return invalid("hairpinning and double NAT do not combine");
         }
-        if let Dns::Up(names) = &self.dns {
-            let valid = |n: &str| {
-                !n.is_empty()
-                    && n.len() <= 253
-                    && n.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                    && n.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-            };
-            if names.iter().any(|(n, _)| !valid(n)) {
-                return invalid("a DNS name is letters, digits, dots and hyphens");
-            }
+        let valid = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 253
+                && n.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        };
+        if let Dns::Up(names) = &self.dns
+            && names.iter().any(|(n, _)| !valid(n))
+        {
+            return invalid("a DNS name is letters, digits, dots and hyphens");
+        }
+        if self.dns_aaaa.iter().any(|(n, _)| !valid(n)) {
+            return invalid("a DNS name is letters, digits, dots and hyphens");
+        }
+        if self.dns == Dns::Silent && !self.dns_aaaa.is_empty() {
+            return invalid("AAAA records need the lab DNS, not a silent one");
         }
         Ok(())
     }
@@ -270,7 +306,8 @@ impl LabBuilder {
             args.extend(["--block-inbound".into(), format!("{port}/{proto}")]);
         }
         match &self.dns {
-            Dns::Off => {}
+            Dns::Off if self.dns_aaaa.is_empty() => {}
+            Dns::Off => args.push("--dns".into()),
             Dns::Up(names) => {
                 args.push("--dns".into());
                 for (name, ip) in names {
@@ -278,6 +315,9 @@ impl LabBuilder {
                 }
             }
             Dns::Silent => args.push("--dns-silent".into()),
+        }
+        for (name, ip) in &self.dns_aaaa {
+            args.extend(["--dns-host".into(), format!("{name}={ip}")]);
         }
         if self.sip_alg {
             args.push("--sip-alg".into());
@@ -287,6 +327,9 @@ impl LabBuilder {
         }
         if self.rate_limit_kbps > 0 {
             args.extend(["--rate-limit-kbps".into(), self.rate_limit_kbps.to_string()]);
+        }
+        if self.ipv6 {
+            args.push("--ipv6".into());
         }
         args
     }
@@ -396,6 +439,48 @@ mod tests {
             LabBuilder::new().dns_silent().script_args(),
             ["--nat", "port-restricted", "--dns-silent"]
         );
+        let stun6 = "2a0d:88:77:66::10".parse().expect("ipv6");
+        let both = LabBuilder::new()
+            .ipv6(true)
+            .dns_aaaa([("stun.example.net", stun6)])
+            .dns([("stun.example.net", Ipv4Addr::new(88, 77, 66, 10))]);
+        assert!(both.validate().is_ok());
+        assert_eq!(
+            both.script_args(),
+            [
+                "--nat",
+                "port-restricted",
+                "--dns",
+                "--dns-host",
+                "stun.example.net=88.77.66.10",
+                "--dns-host",
+                "stun.example.net=2a0d:88:77:66::10",
+                "--ipv6"
+            ]
+        );
+        assert_eq!(
+            LabBuilder::new()
+                .dns_aaaa([("stun.example.net", stun6)])
+                .script_args(),
+            [
+                "--nat",
+                "port-restricted",
+                "--dns",
+                "--dns-host",
+                "stun.example.net=2a0d:88:77:66::10"
+            ]
+        );
+        assert!(matches!(
+            LabBuilder::new()
+                .dns_silent()
+                .dns_aaaa([("stun.example.net", stun6)])
+                .validate(),
+            Err(LabError::InvalidSpec { .. })
+        ));
+        assert!(matches!(
+            LabBuilder::new().dns_aaaa([("a b", stun6)]).validate(),
+            Err(LabError::InvalidSpec { .. })
+        ));
         for bad in ["", "a b", "-x.example", "x=y"] {
             let b = LabBuilder::new().dns([(bad, Ipv4Addr::LOCALHOST)]);
             assert!(

@@ -1,7 +1,8 @@
 //! The lab's env file (`/run/natlab/ID/env`, `KEY=VALUE` lines) and its addresses.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
 
 use crate::error::LabError;
 
@@ -28,7 +29,8 @@ pub(crate) fn env_str<'a>(
         })
 }
 
-pub(crate) fn env_ip(env: &BTreeMap<String, String>, key: &str) -> Result<Ipv4Addr, LabError> {
+/// The value of `key` parsed as an address of either family.
+pub(crate) fn env_ip<A: FromStr>(env: &BTreeMap<String, String>, key: &str) -> Result<A, LabError> {
     let v = env_str(env, key)?;
     v.parse().map_err(|_| LabError::BadEnv {
         key: key.to_owned(),
@@ -36,7 +38,10 @@ pub(crate) fn env_ip(env: &BTreeMap<String, String>, key: &str) -> Result<Ipv4Ad
     })
 }
 
-fn env_ip_opt(env: &BTreeMap<String, String>, key: &str) -> Result<Option<Ipv4Addr>, LabError> {
+fn env_ip_opt<A: FromStr>(
+    env: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<Option<A>, LabError> {
     match env.get(key) {
         None => Ok(None),
         Some(_) => env_ip(env, key).map(Some),
@@ -74,6 +79,95 @@ pub struct LabAddrs {
     pub peer: Ipv4Addr,
     /// A second outside peer (`PEER2_IP`, 88.77.66.21).
     pub peer2: Ipv4Addr,
+    /// The IPv6 addresses, in a dual-stack lab ([`LabBuilder::ipv6`](crate::LabBuilder::ipv6),
+    /// env `IPV6=1`) only.
+    pub v6: Option<LabAddrs6>,
+}
+
+/// The IPv6 addresses of a dual-stack lab (`natlab.sh up --ipv6`; env keys in
+/// brackets). No NAT on IPv6: the router routes the LAN /64, and the LAN hosts'
+/// addresses are what the internet sees. The "global" space is made up
+/// (2a0d:88:77::/48) and exists only inside the lab; it is not documentation space
+/// (2001:db8::/32, 3fff::/20), which natkit's scope rules treat as non-global.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LabAddrs6 {
+    /// The LAN prefix (`LAN_NET6`, 2a0d:88:77:77::/64): its first address; the length
+    /// is always 64.
+    pub lan_net: Ipv6Addr,
+    /// The LAN host's static stable address (`LAN_IP6`, 2a0d:88:77:77::2).
+    pub lan: Ipv6Addr,
+    /// The LAN host's stable SLAAC address (`LAN_SLAAC_IP6`, EUI-64 from its MAC;
+    /// `mngtmpaddr` in `ip -6 addr`).
+    pub lan_slaac: Ipv6Addr,
+    /// The LAN host's temporary (privacy, RFC 8981) address when the lab came up
+    /// (`LAN_TEMP_IP6`). With `use_tempaddr=2` it is the source of the host's
+    /// outgoing connections and datagrams unless a program binds another address.
+    pub lan_temp: Ipv6Addr,
+    /// The second LAN host's static address (`LAN2_IP6`, 2a0d:88:77:77::3), with
+    /// `lan2` only.
+    pub lan2: Option<Ipv6Addr>,
+    /// The second LAN host's stable SLAAC address (`LAN2_SLAAC_IP6`), with `lan2`.
+    pub lan2_slaac: Option<Ipv6Addr>,
+    /// The second LAN host's temporary address (`LAN2_TEMP_IP6`), with `lan2`.
+    pub lan2_temp: Option<Ipv6Addr>,
+    /// The router's LAN address (`RTR_LAN_IP6`, 2a0d:88:77:77::1); the LAN hosts'
+    /// default route is its link-local address, learnt from its advertisements.
+    pub rtr_lan: Ipv6Addr,
+    /// The router's WAN address (`RTR_WAN_IP6`): 2a0d:88:77:66::2, or
+    /// 2a0d:88:77:65::2 on the ISP link with double NAT.
+    pub rtr_wan: Ipv6Addr,
+    /// The ISP router's inside address (`ISP_LAN_IP6`, 2a0d:88:77:65::1), with
+    /// double NAT only (the ISP routes IPv6, it does not translate it).
+    pub isp_lan: Option<Ipv6Addr>,
+    /// The ISP router's outside address (`ISP_WAN_IP6`, 2a0d:88:77:66::2), with
+    /// double NAT only.
+    pub isp_wan: Option<Ipv6Addr>,
+    /// The internet side's gateway (`WAN_GW6`, 2a0d:88:77:66::1).
+    pub wan_gw: Ipv6Addr,
+    /// The STUN server's primary IPv6 address (`STUN1_6`, 2a0d:88:77:66::10).
+    pub stun1: Ipv6Addr,
+    /// The STUN server's alternate IPv6 address (`STUN2_6`, 2a0d:88:77:66::11).
+    pub stun2: Ipv6Addr,
+    /// An outside peer (`PEER_IP6`, 2a0d:88:77:66::20): the wan node's preferred
+    /// IPv6 source, so programs in wan that do not bind use it.
+    pub peer: Ipv6Addr,
+    /// A second outside peer (`PEER2_IP6`, 2a0d:88:77:66::21).
+    pub peer2: Ipv6Addr,
+}
+
+impl LabAddrs6 {
+    fn from_env(env: &BTreeMap<String, String>) -> Result<Option<Self>, LabError> {
+        if env.get("IPV6").is_none_or(|v| v != "1") {
+            return Ok(None);
+        }
+        let lan_net = env_str(env, "LAN_NET6")?;
+        let lan_net = lan_net
+            .strip_suffix("/64")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| LabError::BadEnv {
+                key: "LAN_NET6".to_owned(),
+                value: Some(lan_net.to_owned()),
+            })?;
+        Ok(Some(Self {
+            lan_net,
+            lan: env_ip(env, "LAN_IP6")?,
+            lan_slaac: env_ip(env, "LAN_SLAAC_IP6")?,
+            lan_temp: env_ip(env, "LAN_TEMP_IP6")?,
+            lan2: env_ip_opt(env, "LAN2_IP6")?,
+            lan2_slaac: env_ip_opt(env, "LAN2_SLAAC_IP6")?,
+            lan2_temp: env_ip_opt(env, "LAN2_TEMP_IP6")?,
+            rtr_lan: env_ip(env, "RTR_LAN_IP6")?,
+            rtr_wan: env_ip(env, "RTR_WAN_IP6")?,
+            isp_lan: env_ip_opt(env, "ISP_LAN_IP6")?,
+            isp_wan: env_ip_opt(env, "ISP_WAN_IP6")?,
+            wan_gw: env_ip(env, "WAN_GW6")?,
+            stun1: env_ip(env, "STUN1_6")?,
+            stun2: env_ip(env, "STUN2_6")?,
+            peer: env_ip(env, "PEER_IP6")?,
+            peer2: env_ip(env, "PEER2_IP6")?,
+        }))
+    }
 }
 
 impl LabAddrs {
@@ -91,6 +185,7 @@ impl LabAddrs {
             stun2: env_ip(env, "STUN2")?,
             peer: env_ip(env, "PEER_IP")?,
             peer2: env_ip(env, "PEER2_IP")?,
+            v6: LabAddrs6::from_env(env)?,
         })
     }
 }
@@ -118,12 +213,42 @@ mod tests {
         let addrs = LabAddrs::from_env(&env).expect("complete env");
         assert_eq!(addrs.stun2, Ipv4Addr::new(88, 77, 66, 11));
         assert_eq!(addrs.lan2, None);
+        assert_eq!(addrs.v6, None);
+        env.insert("IPV6".into(), "0".into());
+        assert_eq!(LabAddrs::from_env(&env).expect("v4 env").v6, None);
         env.insert("LAN2_IP".into(), "nonsense".into());
         assert!(matches!(
             LabAddrs::from_env(&env),
             Err(LabError::BadEnv { .. })
         ));
         env.remove("LAN2_IP");
+        let v6_env = parse_env(
+            "IPV6=1\nLAN_NET6=2a0d:88:77:77::/64\nLAN_IP6=2a0d:88:77:77::2\n\
+             LAN_SLAAC_IP6=2a0d:88:77:77:1:2ff:fe03:405\nLAN_TEMP_IP6=2a0d:88:77:77:9:8:7:6\n\
+             RTR_LAN_IP6=2a0d:88:77:77::1\nRTR_WAN_IP6=2a0d:88:77:66::2\n\
+             WAN_GW6=2a0d:88:77:66::1\nSTUN1_6=2a0d:88:77:66::10\nSTUN2_6=2a0d:88:77:66::11\n\
+             PEER_IP6=2a0d:88:77:66::20\nPEER2_IP6=2a0d:88:77:66::21\n",
+        );
+        let mut dual = env.clone();
+        dual.extend(v6_env);
+        let v6 = LabAddrs::from_env(&dual)
+            .expect("dual-stack env")
+            .v6
+            .expect("v6 addresses");
+        assert_eq!(v6.lan_net, "2a0d:88:77:77::".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(v6.peer, "2a0d:88:77:66::20".parse::<Ipv6Addr>().unwrap());
+        assert_eq!((v6.lan2, v6.isp_wan), (None, None));
+        dual.insert("LAN_NET6".into(), "2a0d:88:77:77::/48".into());
+        assert!(matches!(
+            LabAddrs::from_env(&dual),
+            Err(LabError::BadEnv { .. })
+        ));
+        dual.insert("LAN_NET6".into(), "2a0d:88:77:77::/64".into());
+        dual.remove("LAN_TEMP_IP6");
+        assert!(matches!(
+            LabAddrs::from_env(&dual),
+            Err(LabError::BadEnv { value: None, .. })
+        ));
         env.remove("STUN1");
         assert!(matches!(
             LabAddrs::from_env(&env),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Once;
@@ -128,6 +128,12 @@ impl Lab {
 
     /// An address from the env file by key, e.g. `lab.addr("STUN1")`.
     pub fn addr(&self, key: &str) -> Result<Ipv4Addr, LabError> {
+        env_ip(&self.env, key)
+    }
+
+    /// An IPv6 address from the env file by key, e.g. `lab.addr6("STUN1_6")` in a
+    /// dual-stack lab ([`LabBuilder::ipv6`]).
+    pub fn addr6(&self, key: &str) -> Result<Ipv6Addr, LabError> {
         env_ip(&self.env, key)
     }
 

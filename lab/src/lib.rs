@@ -46,7 +46,7 @@ mod spec;
 
 pub use builder::LabBuilder;
 pub use child::LabChild;
-pub use env::LabAddrs;
+pub use env::{LabAddrs, LabAddrs6};
 pub use error::LabError;
 pub use example::{dump_output, natkit_bin};
 pub use helper::{HELPER_LAB_ENV, HELPER_TEST_ENV, helper_addrs};
