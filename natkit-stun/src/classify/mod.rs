@@ -9,6 +9,7 @@
 //! packet loss the answer may be "inconclusive", never a wrong type.
 //!
 //! ```no_run
+//! # #[cfg(feature = "tokio")] // `classify` is the tokio driver
 //! # async fn f() -> Result<(), natkit_stun::Error> {
 //! use natkit_stun::classify::{classify, ClassifyConfig};
 //! let c = classify(ClassifyConfig::new(["stun.example.net:3478"])).await?;
