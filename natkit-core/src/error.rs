@@ -104,6 +104,12 @@ pub enum FailureKind {
     Network,
     /// The router's answer was malformed or did not match the request.
     Protocol,
+    /// The router holds no mapping or pinhole by the handle a renewal or
+    /// deletion named (UPnP 704 `NoSuchEntry` for a pinhole's UniqueID,
+    /// 714 for a port mapping): it restarted, or the lease ran out. A
+    /// renewal that meets this makes the mapping again; a deletion that
+    /// meets it is done.
+    NoSuchMapping,
 }
 
 impl FailureKind {
@@ -134,6 +140,7 @@ impl FailureKind {
             FailureKind::Timeout => "timeout",
             FailureKind::Network => "network",
             FailureKind::Protocol => "protocol",
+            FailureKind::NoSuchMapping => "no_such_mapping",
         }
     }
 }
@@ -150,6 +157,7 @@ impl std::fmt::Display for FailureKind {
             FailureKind::Timeout => "timed out",
             FailureKind::Network => "network error",
             FailureKind::Protocol => "protocol error",
+            FailureKind::NoSuchMapping => "no such mapping",
         })
     }
 }

@@ -9,6 +9,16 @@
 //!   §8.5: the router rebooted or its daemon restarted) or its external
 //!   address changed, every other mapping on the same keeper is re-made at
 //!   once instead of waiting for its own renewal.
+//! - When a renewal is answered "no such mapping"
+//!   ([`FailureKind::NoSuchMapping`](crate::FailureKind::NoSuchMapping): a
+//!   UPnP router that restarted has no epoch to tell, and forgets its
+//!   pinholes), the mapping is made afresh at once, and every other
+//!   mapping is renewed at once too (which re-makes those it forgot).
+//! - IPv6 pinholes ([`Mapping::is_pinhole`]) are kept like mappings; their
+//!   "external" address is this host's own, so it never counts as the
+//!   router's external address changing. Epochs are followed per
+//!   mechanism and address family (a router may run IPv4 and IPv6 PCP
+//!   servers with their own epochs); a reset seen on one makes all again.
 //! - When the router stops answering, renewals are retried with exponential
 //!   backoff; a mapping whose lease ran out is reported lost and re-made as
 //!   soon as the router answers again.
@@ -89,6 +99,9 @@ pub enum RemapReason {
     /// The mapping had been lost (the router stopped answering past the
     /// lease) and the router answers again.
     Recovered,
+    /// A renewal was answered "no such mapping": the router forgot it
+    /// (a restart without an epoch to show it, e.g. UPnP).
+    Forgotten,
 }
 
 /// What the keeper did or saw.

@@ -14,6 +14,7 @@ use super::{Command, KeeperConfig, KeeperEvent, MappingId, RemapReason, Shutdown
 use crate::error::{Error, FailureKind, Result};
 use crate::mapper::PortMapper;
 use crate::mapping::{Mapping, MappingRequest};
+use crate::mechanism::Mechanism;
 
 /// Starts the task on the current runtime.
 pub(super) fn spawn(
@@ -29,7 +30,7 @@ pub(super) fn spawn(
         entries: BTreeMap::new(),
         next_id: 1,
         ops: JoinSet::new(),
-        last_epoch: None,
+        epochs: BTreeMap::new(),
         last_external: None,
     };
     tokio::spawn(task.run(commands));
@@ -62,9 +63,13 @@ struct Task {
     entries: BTreeMap<MappingId, Entry>,
     next_id: u64,
     ops: JoinSet<OpDone>,
-    /// The gateway's epoch and external address as last seen on any
-    /// mapping: one gateway per keeper, so a reset is noticed once.
-    last_epoch: Option<crate::GatewayEpoch>,
+    /// The gateway's epoch as last seen, per mechanism and address family
+    /// (`true`: IPv6 pinholes), since a router's IPv4 and IPv6 servers
+    /// need not share one. One gateway per keeper: a reset seen on any
+    /// starts every track afresh, so it is acted on once.
+    epochs: BTreeMap<(Mechanism, bool), crate::GatewayEpoch>,
+    /// The router's external address as last seen on a NAT mapping (a
+    /// pinhole's "external" address is this host's own).
     last_external: Option<IpAddr>,
 }
 
@@ -222,7 +227,7 @@ impl Task {
         entry.in_flight = false;
         match result {
             Ok(mapping) => self.granted(id, mapping, reason),
-            Err(error) => self.failed(id, error),
+            Err(error) => self.failed(id, error, reason),
         }
     }
 
@@ -247,16 +252,20 @@ impl Task {
         }
         let mut trigger = None;
         if let Some(epoch) = mapping.epoch {
+            let track = (mapping.mechanism, mapping.is_pinhole());
             if self
-                .last_epoch
+                .epochs
+                .get(&track)
                 .is_some_and(|prev| !prev.is_continued_by(&epoch))
             {
                 trigger = Some(RemapReason::EpochReset);
+                self.epochs.clear();
             }
-            self.last_epoch = Some(epoch);
+            self.epochs.insert(track, epoch);
         }
         let external = mapping.external.ip();
-        if let Some(old) = self.last_external.replace(external)
+        if !mapping.is_pinhole()
+            && let Some(old) = self.last_external.replace(external)
             && old != external
         {
             self.emit(KeeperEvent::ExternalAddressChanged {
@@ -313,7 +322,8 @@ impl Task {
         self.start_due();
     }
 
-    fn failed(&mut self, id: MappingId, error: Error) {
+    /// `reason`: why the failed operation ran, if it was a re-map.
+    fn failed(&mut self, id: MappingId, error: Error, reason: Option<RemapReason>) {
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
@@ -321,6 +331,21 @@ impl Task {
             // The first attempt failed: keep nothing, tell the caller.
             self.entries.remove(&id);
             let _ = reply.send(Err(error));
+            return;
+        }
+        if error.failure_kind() == Some(FailureKind::NoSuchMapping) && entry.mapping.is_some() {
+            // The router forgot it: make it again now, not after backoff
+            // until the lease runs out; and check the others at once.
+            tracing::info!(%id, %error, "the router no longer has the mapping; making it again");
+            entry.mapping = None;
+            entry.remap_pending = Some(RemapReason::Forgotten);
+            entry.next_at = Some(Instant::now());
+            if reason.is_none() {
+                self.remap_others(id, RemapReason::Forgotten);
+            } else {
+                // Already part of a sweep another mapping started.
+                self.start_due();
+            }
             return;
         }
         entry.failures += 1;

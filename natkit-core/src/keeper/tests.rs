@@ -7,6 +7,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
 use tokio::time::Instant;
 
+mod pinholes;
+
 /// A router with a mapping table, an epoch clock that restarts on
 /// reboot, and switchable failure modes.
 struct FakeRouter {
@@ -25,6 +27,13 @@ struct RouterState {
     table: BTreeMap<(Protocol, u16), u16>,
     calls: Vec<(&'static str, u16, Duration)>,
     started: Instant,
+    /// IPv6 pinholes' own server clock (a separate PCP server), if any.
+    v6_booted: Option<Instant>,
+    /// No epochs at all (UPnP).
+    no_epoch: bool,
+    /// A renewal of an entry the router does not hold fails with
+    /// `NoSuchMapping` (UPnP `UpdatePinhole` after a restart: 704).
+    strict_renew: bool,
 }
 
 impl FakeRouter {
@@ -41,6 +50,9 @@ impl FakeRouter {
                 table: BTreeMap::new(),
                 calls: Vec::new(),
                 started: now,
+                v6_booted: None,
+                no_epoch: false,
+                strict_renew: false,
             }),
         })
     }
@@ -52,6 +64,7 @@ impl FakeRouter {
     fn reboot(&self) {
         self.with(|s| {
             s.booted = Instant::now();
+            s.v6_booted = s.v6_booted.map(|_| s.booted);
             s.table.clear();
         });
     }
@@ -78,21 +91,41 @@ impl FakeRouter {
                     "no answer",
                 ));
             }
+            let key = (request.protocol, request.internal.port());
+            if kind == "renew" && s.strict_renew && !s.table.contains_key(&key) {
+                return Err(Error::mechanism(
+                    Mechanism::Upnp,
+                    FailureKind::NoSuchMapping,
+                    "704 NoSuchEntry",
+                ));
+            }
             let ext = request.external_port.unwrap_or(request.internal.port());
-            s.table
-                .insert((request.protocol, request.internal.port()), ext);
-            Ok(Mapping::new(
-                Mechanism::NatPmp,
-                request.protocol,
-                SocketAddr::new(s.external.into(), ext),
-                request.internal,
-                s.lifetime,
-                now.into_std(),
-            )
-            .with_epoch(Some(GatewayEpoch {
-                server_seconds: (now - s.booted).as_secs() as u32,
+            s.table.insert(key, ext);
+            let (mapping, booted) = if request.is_pinhole() {
+                let m = Mapping::pinhole(
+                    Mechanism::Pcp,
+                    request.protocol,
+                    request.internal,
+                    s.lifetime,
+                    now.into_std(),
+                );
+                (m, s.v6_booted.unwrap_or(s.booted))
+            } else {
+                let m = Mapping::new(
+                    Mechanism::NatPmp,
+                    request.protocol,
+                    SocketAddr::new(s.external.into(), ext),
+                    request.internal,
+                    s.lifetime,
+                    now.into_std(),
+                );
+                (m, s.booted)
+            };
+            let epoch = (!s.no_epoch).then(|| GatewayEpoch {
+                server_seconds: (now - booted).as_secs() as u32,
                 observed_at: now.into_std(),
-            })))
+            });
+            Ok(mapping.with_epoch(epoch))
         })
     }
 }
