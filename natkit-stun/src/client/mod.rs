@@ -4,6 +4,7 @@
 //! [`natkit_core::AddressDiscoverer`]).
 //!
 //! ```no_run
+//! # #[cfg(feature = "tokio")] // `binding` is the tokio driver
 //! # async fn f() -> Result<(), natkit_stun::Error> {
 //! use natkit_stun::client::{binding, BindingRequest, RetransmitPlan};
 //! let resp = binding("192.0.2.1:3478".parse().unwrap(), &BindingRequest::new(),
