@@ -7,7 +7,9 @@
 use std::net::SocketAddr;
 
 use natkit_core::Outcome;
-use natkit_stun::client::{BindingRequest, RetransmitPlan, StunDiscoverer, binding_on};
+use natkit_stun::client::{
+    BindingRequest, IpFamily, NoAddress, RetransmitPlan, StunDiscoverer, binding_on,
+};
 use natkit_stun::server::{Server, ServerConfig};
 use tokio::net::UdpSocket;
 
@@ -99,4 +101,57 @@ async fn an_ipv4_client_of_an_ipv6_wildcard_socket_is_told_its_ipv4_address() {
     stop.stop();
     let counters = task.await.expect("join").expect("run");
     assert_eq!(counters.answered, 2);
+}
+
+#[tokio::test]
+async fn ipv4_and_ipv6_addresses_are_found_side_by_side() {
+    let server = Server::bind_many([
+        ServerConfig::new(sa("127.0.0.1:0")),
+        ServerConfig::new(sa("[::1]:0")),
+    ])
+    .await
+    .expect("bind");
+    let addrs = server.local_addrs();
+    let stop = server.stop_handle();
+    let task = tokio::spawn(server.run());
+    let dead6 = {
+        let s = UdpSocket::bind("[::1]:0").await.expect("bind");
+        s.local_addr().expect("addr")
+    };
+    let d = StunDiscoverer::new([
+        addrs[0].to_string(),
+        addrs[1].to_string(),
+        dead6.to_string(),
+    ])
+    .with_plan(RetransmitPlan::LAB);
+    let both = d.discover_both().await.expect("valid config");
+    let v4 = both.ipv4.as_ref().expect("an IPv4 address");
+    let v6 = both.ipv6.as_ref().expect("an IPv6 address");
+    assert_eq!(v4.ip, std::net::Ipv4Addr::LOCALHOST);
+    assert_eq!(v6.ip, std::net::Ipv6Addr::LOCALHOST);
+    assert_eq!(
+        v4.evidence.len(),
+        1,
+        "only the IPv4 server is asked for IPv4"
+    );
+    assert_eq!(v6.evidence.len(), 2);
+    assert_eq!(v6.evidence[1].outcome, Outcome::TimedOut);
+    // Side by side: the dead IPv6 server's wait (LAB plan: 0.55 s) is the whole wait.
+    println!("both families in {:?}", both.elapsed);
+
+    // Only IPv4 servers: IPv6 says so without asking anyone.
+    let only4 = StunDiscoverer::new([addrs[0].to_string()])
+        .with_plan(RetransmitPlan::LAB)
+        .discover_both()
+        .await
+        .expect("valid config");
+    assert!(only4.ipv4.is_ok());
+    assert!(matches!(
+        only4.ipv6,
+        Err(NoAddress::NoServer {
+            family: IpFamily::V6
+        })
+    ));
+    stop.stop();
+    task.await.expect("join").expect("run");
 }

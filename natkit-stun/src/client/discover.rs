@@ -3,6 +3,10 @@
 use async_trait::async_trait;
 use natkit_core::{AddressDiscoverer, Evidence, ExternalAddress, FailureKind, Mechanism, Outcome};
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::family::IpFamily;
 use super::plan::RetransmitPlan;
 use super::request::BindingRequest;
 use super::transaction::{AcceptFrom, Transaction};
@@ -57,12 +61,7 @@ impl StunDiscoverer {
 
     /// Asks every server and returns one observation per server, in order.
     pub async fn observe(&self) -> Result<Vec<Evidence>, Error> {
-        if self.servers.is_empty() {
-            return Err(Error::InvalidConfig {
-                reason: "no STUN servers to ask",
-            });
-        }
-        self.plan.validate()?;
+        self.check()?;
         let mut outcomes: Vec<Option<Outcome>> = vec![None; self.servers.len()];
         let mut v4: Vec<(usize, Transaction)> = Vec::new();
         let mut v6: Vec<(usize, Transaction)> = Vec::new();
@@ -70,13 +69,7 @@ impl StunDiscoverer {
         for (i, r) in resolved.into_iter().enumerate() {
             match r {
                 Ok(addr) => {
-                    let t = Transaction::new(
-                        &BindingRequest::new(),
-                        addr,
-                        AcceptFrom::Destination,
-                        self.plan,
-                        &mut rand::rng(),
-                    )?;
+                    let t = self.transaction(addr)?;
                     if addr.is_ipv4() { &mut v4 } else { &mut v6 }.push((i, t));
                 }
                 Err(why) => outcomes[i] = Some(Outcome::Failed(why.to_string())),
@@ -85,19 +78,86 @@ impl StunDiscoverer {
         let (r4, r6) = tokio::join!(run_family(&mut v4), run_family(&mut v6));
         for (r, group) in [(r4, &mut v4), (r6, &mut v6)] {
             for (i, t) in group.iter_mut() {
-                outcomes[*i] = Some(match (&r, t.take_outcome()) {
-                    (Err(e), _) => Outcome::Failed(e.to_string()),
-                    (Ok(()), Some(Ok(resp))) => match resp.mapped_or_error() {
-                        Ok(mapped) => Outcome::SawEndpoint(mapped),
-                        Err(e) => Outcome::Failed(e.to_string()),
-                    },
-                    (Ok(()), Some(Err(Error::Timeout { .. })) | None) => Outcome::TimedOut,
-                    (Ok(()), Some(Err(e))) => Outcome::Failed(e.to_string()),
-                });
+                outcomes[*i] = Some(outcome(&r, t));
             }
         }
-        Ok(self
-            .servers
+        Ok(self.evidence(&self.servers, outcomes))
+    }
+
+    /// This host's IPv4 and IPv6 external addresses, asked side by side: every server
+    /// name is looked up once for both families (A and AAAA), then the servers with an
+    /// IPv4 address are asked from one socket and those with an IPv6 address from
+    /// another, at once, each family forming its own consensus. A family this host
+    /// cannot send in (no address, no route: an IPv4-only network) says so at once,
+    /// without waiting for timeouts. Fails only on a bad configuration.
+    pub async fn discover_both(&self) -> Result<ExternalAddresses, Error> {
+        self.check()?;
+        let started = std::time::Instant::now();
+        let every = super::resolve_all_every(&self.servers).await;
+        let (v4, v6) = tokio::join!(
+            self.discover_family(IpFamily::V4, &every),
+            self.discover_family(IpFamily::V6, &every)
+        );
+        Ok(ExternalAddresses {
+            ipv4: v4?,
+            ipv6: v6?,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// One family's part of [`discover_both`](Self::discover_both).
+    async fn discover_family(
+        &self,
+        family: IpFamily,
+        every: &[Result<Vec<SocketAddr>, Error>],
+    ) -> Result<Result<ExternalAddress, NoAddress>, Error> {
+        let mut names = Vec::new();
+        let mut group: Vec<(usize, Transaction)> = Vec::new();
+        for (name, all) in self.servers.iter().zip(every) {
+            if let Some(&addr) = all.iter().flatten().find(|a| family.has(a)) {
+                group.push((names.len(), self.transaction(addr)?));
+                names.push(name.clone());
+            }
+        }
+        let Some((_, first)) = group.first() else {
+            return Ok(Err(NoAddress::NoServer { family }));
+        };
+        if let Err(error) = route_to(first.destination()).await {
+            return Ok(Err(NoAddress::NoRoute { family, error }));
+        }
+        let r = run_family(&mut group).await;
+        let outcomes = group
+            .iter_mut()
+            .map(|(_, t)| Some(outcome(&r, t)))
+            .collect();
+        let evidence = self.evidence(&names, outcomes);
+        Ok(
+            natkit_core::consensus(evidence.clone())
+                .ok_or(NoAddress::NoAnswer { family, evidence }),
+        )
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.servers.is_empty() {
+            return Err(Error::InvalidConfig {
+                reason: "no STUN servers to ask",
+            });
+        }
+        self.plan.validate()
+    }
+
+    fn transaction(&self, addr: SocketAddr) -> Result<Transaction, Error> {
+        Transaction::new(
+            &BindingRequest::new(),
+            addr,
+            AcceptFrom::Destination,
+            self.plan,
+            &mut rand::rng(),
+        )
+    }
+
+    fn evidence(&self, names: &[String], outcomes: Vec<Option<Outcome>>) -> Vec<Evidence> {
+        names
             .iter()
             .zip(outcomes)
             .map(|(source, outcome)| Evidence {
@@ -105,7 +165,7 @@ impl StunDiscoverer {
                 source: source.clone(),
                 outcome: outcome.unwrap_or(Outcome::TimedOut),
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -121,6 +181,105 @@ async fn run_family(group: &mut [(usize, Transaction)]) -> Result<(), Error> {
         *slot = t;
     }
     r.map(|_| ())
+}
+
+/// What one finished transaction says, given how its family's run ended.
+fn outcome(run: &Result<(), Error>, t: &mut Transaction) -> Outcome {
+    match (run, t.take_outcome()) {
+        (Err(e), _) => Outcome::Failed(e.to_string()),
+        (Ok(()), Some(Ok(resp))) => match resp.mapped_or_error() {
+            Ok(mapped) => Outcome::SawEndpoint(mapped),
+            Err(e) => Outcome::Failed(e.to_string()),
+        },
+        (Ok(()), Some(Err(Error::Timeout { .. })) | None) => Outcome::TimedOut,
+        (Ok(()), Some(Err(e))) => Outcome::Failed(e.to_string()),
+    }
+}
+
+/// Whether this host can send to `server` at all: a route lookup (a UDP connect, no
+/// packet sent), which fails at once without an address or route of its family.
+async fn route_to(server: SocketAddr) -> Result<(), Error> {
+    let probe = bind_for(server).await?;
+    probe
+        .connect(server)
+        .await
+        .map_err(|e| Error::io("route lookup", &e))
+}
+
+/// This host's public IPv4 and IPv6 addresses, found side by side
+/// ([`StunDiscoverer::discover_both`]). Each family has its address, or why there is
+/// none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalAddresses {
+    /// The IPv4 address (behind a NAT: the NAT's), with every server's answer.
+    pub ipv4: Result<ExternalAddress, NoAddress>,
+    /// The IPv6 address (no NAT: this host's own global address, the one it sends
+    /// from), with every server's answer.
+    pub ipv6: Result<ExternalAddress, NoAddress>,
+    /// How long both took (the slower family's time: they run at once).
+    pub elapsed: Duration,
+}
+
+impl ExternalAddresses {
+    /// The result for `family`.
+    pub fn get(&self, family: IpFamily) -> &Result<ExternalAddress, NoAddress> {
+        match family {
+            IpFamily::V4 => &self.ipv4,
+            IpFamily::V6 => &self.ipv6,
+        }
+    }
+}
+
+/// Why a family has no external address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoAddress {
+    /// None of the server names has an address of this family (no AAAA record for
+    /// IPv6): nothing to ask.
+    #[error("no STUN server has an {family} address")]
+    NoServer {
+        /// The family.
+        family: IpFamily,
+    },
+    /// This host cannot send in this family: no address or no route of it (an
+    /// IPv4-only network says this for IPv6). Known at once, without a timeout.
+    #[error("no {family} on this host: {error}")]
+    NoRoute {
+        /// The family.
+        family: IpFamily,
+        /// What the route lookup said.
+        error: Error,
+    },
+    /// Every server of this family was asked and none gave an address.
+    #[error("none of the {} {family} STUN servers gave an address", evidence.len())]
+    NoAnswer {
+        /// The family.
+        family: IpFamily,
+        /// Each server's outcome.
+        evidence: Vec<Evidence>,
+    },
+}
+
+/// This host's public IPv4 and IPv6 addresses against
+/// [`DEFAULT_SERVERS`](crate::DEFAULT_SERVERS) (their names resolve to both
+/// families), on the [`RetransmitPlan::FAST`] plan: about 1.5 s at most.
+pub async fn external_addresses() -> ExternalAddresses {
+    let d = StunDiscoverer::new(crate::default_servers());
+    match d.discover_both().await {
+        Ok(found) => found,
+        // The default list and plan are valid; keep the type total all the same.
+        Err(error) => ExternalAddresses {
+            ipv4: Err(NoAddress::NoRoute {
+                family: IpFamily::V4,
+                error: error.clone(),
+            }),
+            ipv6: Err(NoAddress::NoRoute {
+                family: IpFamily::V6,
+                error,
+            }),
+            elapsed: Duration::ZERO,
+        },
+    }
 }
 
 #[async_trait]

@@ -18,6 +18,7 @@ use std::time::Duration;
 mod counters;
 #[cfg(feature = "tokio")]
 mod discover;
+mod family;
 mod name;
 mod plan;
 mod request;
@@ -32,12 +33,15 @@ mod udp;
 
 pub use counters::Counters;
 #[cfg(feature = "tokio")]
-pub use discover::StunDiscoverer;
+pub use discover::{ExternalAddresses, NoAddress, StunDiscoverer, external_addresses};
+pub use family::IpFamily;
 pub use name::{ResolveFailure, ServerName};
 pub use plan::RetransmitPlan;
 pub use request::BindingRequest;
 #[cfg(feature = "tokio")]
-pub use resolve::{resolve, resolve_all};
+pub use resolve::{
+    resolve, resolve_all, resolve_all_every, resolve_all_in, resolve_every, resolve_in,
+};
 pub use response::{BindingResponse, MappedKind};
 #[cfg(feature = "tokio")]
 pub use tcp::{TCP_TIMEOUT, binding_tcp, read_frame};

@@ -18,6 +18,12 @@ pub enum ResolveFailure {
     TimedOut,
     /// The name exists but has no address.
     NoAddress,
+    /// The name has addresses, none of the family asked for (no AAAA record for an
+    /// IPv6 question).
+    NoAddressInFamily {
+        /// The family asked for.
+        family: super::IpFamily,
+    },
     /// The text is not a host, `host:port` or address.
     BadName,
     /// Another resolver failure, as the system described it.
@@ -40,6 +46,9 @@ impl std::fmt::Display for ResolveFailure {
                 RESOLVE_TIMEOUT.as_secs()
             ),
             ResolveFailure::NoAddress => f.write_str("the name has no address"),
+            ResolveFailure::NoAddressInFamily { family } => {
+                write!(f, "the name has no {family} address")
+            }
             ResolveFailure::BadName => f.write_str("not a host, host:port or address"),
             ResolveFailure::Other { message } => f.write_str(message),
         }

@@ -3,6 +3,7 @@
 //! resolve never hides the others.
 
 use super::RESOLVE_TIMEOUT;
+use super::family::IpFamily;
 use super::name::{ResolveFailure, ServerName};
 use crate::Error;
 use std::net::SocketAddr;
@@ -53,15 +54,15 @@ fn lookup(
     Ok(rx)
 }
 
-/// Resolves one server name to an address (its first IPv4 one if it has any), within
-/// [`RESOLVE_TIMEOUT`].
-pub async fn resolve(name: &str) -> Result<SocketAddr, Error> {
+/// Every address of one server name (one lookup, A and AAAA at once), within
+/// [`RESOLVE_TIMEOUT`], in the resolver's order.
+pub async fn resolve_every(name: &str) -> Result<Vec<SocketAddr>, Error> {
     let failed = |failure| Error::Resolve {
         name: name.to_owned(),
         failure,
     };
     let (host, port) = match ServerName::parse(name).map_err(failed)? {
-        ServerName::Addr(a) => return Ok(a),
+        ServerName::Addr(a) => return Ok(vec![a]),
         ServerName::Host(host, port) => (host, port),
     };
     let other = |message: String| failed(ResolveFailure::Other { message });
@@ -73,23 +74,78 @@ pub async fn resolve(name: &str) -> Result<SocketAddr, Error> {
         Ok(Ok(Err(e))) => return Err(failed(classify_failure(&e))),
         Ok(Ok(Ok(addrs))) => addrs,
     };
-    // IPv4 first: NATs, and so everything natkit measures with STUN, are IPv4; a
-    // dual-stack resolver may list the IPv6 address first.
+    if all.is_empty() {
+        return Err(failed(ResolveFailure::NoAddress));
+    }
+    Ok(all)
+}
+
+/// Resolves one server name to an address (its first IPv4 one if it has any), within
+/// [`RESOLVE_TIMEOUT`].
+pub async fn resolve(name: &str) -> Result<SocketAddr, Error> {
+    let all = resolve_every(name).await?;
+    // IPv4 first when no family is asked for: most NATs, and so most of what natkit
+    // measures with STUN, are IPv4; a dual-stack resolver may list IPv6 first.
     all.iter()
         .find(|a| a.is_ipv4())
         .or(all.first())
         .copied()
-        .ok_or_else(|| failed(ResolveFailure::NoAddress))
+        .ok_or_else(|| Error::Resolve {
+            name: name.to_owned(),
+            failure: ResolveFailure::NoAddress,
+        })
+}
+
+/// Resolves one server name to its first address of `family`.
+pub async fn resolve_in(name: &str, family: IpFamily) -> Result<SocketAddr, Error> {
+    pick(name, &resolve_every(name).await?, family)
+}
+
+/// The first of `all` (the addresses of `name`) in `family`.
+fn pick(name: &str, all: &[SocketAddr], family: IpFamily) -> Result<SocketAddr, Error> {
+    all.iter()
+        .find(|a| family.has(a))
+        .copied()
+        .ok_or_else(|| Error::Resolve {
+            name: name.to_owned(),
+            failure: ResolveFailure::NoAddressInFamily { family },
+        })
 }
 
 /// Resolves every name at once; one result per name, in order.
 pub async fn resolve_all(names: &[String]) -> Vec<Result<SocketAddr, Error>> {
+    resolve_all_in(names, None).await
+}
+
+/// Resolves every name at once to an address of `family` (`None`: IPv4 first, as
+/// [`resolve`]); one result per name, in order.
+pub async fn resolve_all_in(
+    names: &[String],
+    family: Option<IpFamily>,
+) -> Vec<Result<SocketAddr, Error>> {
+    let every = resolve_all_every(names).await;
+    names
+        .iter()
+        .zip(every)
+        .map(|(name, all)| {
+            let all = all?;
+            match family {
+                Some(f) => pick(name, &all, f),
+                None => pick(name, &all, IpFamily::V4).or_else(|_| pick(name, &all, IpFamily::V6)),
+            }
+        })
+        .collect()
+}
+
+/// Every address of every name, all looked up at once (each name once, for both
+/// families); one result per name, in order.
+pub async fn resolve_all_every(names: &[String]) -> Vec<Result<Vec<SocketAddr>, Error>> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, name) in names.iter().enumerate() {
         let name = name.clone();
-        tasks.spawn(async move { (i, resolve(&name).await) });
+        tasks.spawn(async move { (i, resolve_every(&name).await) });
     }
-    let mut out: Vec<Option<Result<SocketAddr, Error>>> = vec![None; names.len()];
+    let mut out: Vec<Option<Result<Vec<SocketAddr>, Error>>> = vec![None; names.len()];
     while let Some(joined) = tasks.join_next().await {
         if let Ok((i, r)) = joined {
             out[i] = Some(r);
@@ -144,6 +200,32 @@ mod tests {
             Ok("127.0.0.1:3478".parse().expect("addr"))
         );
         assert_eq!(resolve("localhost:9").await.map(|a| a.port()), Ok(9));
+        assert_eq!(
+            resolve_in("[::1]:9", IpFamily::V6).await,
+            Ok("[::1]:9".parse().expect("addr"))
+        );
+        assert!(matches!(
+            resolve_in("127.0.0.1", IpFamily::V6).await,
+            Err(Error::Resolve {
+                failure: ResolveFailure::NoAddressInFamily {
+                    family: IpFamily::V6
+                },
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_family_is_picked_from_one_lookup_per_name() {
+        let names = vec!["127.0.0.1:1".to_owned(), "[::1]:2".to_owned()];
+        let v4 = resolve_all_in(&names, Some(IpFamily::V4)).await;
+        assert_eq!(v4[0], Ok("127.0.0.1:1".parse().expect("addr")));
+        assert!(v4[1].is_err());
+        let v6 = resolve_all_in(&names, Some(IpFamily::V6)).await;
+        assert!(v6[0].is_err());
+        assert_eq!(v6[1], Ok("[::1]:2".parse().expect("addr")));
+        let any = resolve_all_in(&names, None).await;
+        assert!(any.iter().all(Result::is_ok));
     }
 
     #[tokio::test]
