@@ -271,6 +271,41 @@ mod tests {
         assert!(!IcmpKind::v4(1, 4).is_port_unreachable());
     }
 
+    /// Each ICMPv6 error concludes what its IPv4 counterpart does, from
+    /// the target and from a router alike: the verdicts do not depend on
+    /// the family.
+    #[test]
+    fn icmpv6_errors_conclude_like_their_ipv4_counterparts() {
+        let t6 = IpAddr::V6(Ipv6Addr::new(0x2a0d, 0x88, 0x77, 0x77, 0, 0, 0, 2));
+        let r6 = IpAddr::V6(Ipv6Addr::new(0x2a0d, 0x88, 0x77, 0x66, 0, 0, 0, 2));
+        let pairs = [
+            // no route to destination / network unreachable
+            (IcmpKind::v6(1, 0), IcmpKind::v4(3, 0)),
+            // communication administratively prohibited, both families
+            (IcmpKind::v6(1, 1), IcmpKind::v4(3, 13)),
+            // beyond scope of source / host unreachable
+            (IcmpKind::v6(1, 2), IcmpKind::v4(3, 1)),
+            // address unreachable / host unreachable
+            (IcmpKind::v6(1, 3), IcmpKind::v4(3, 1)),
+            (IcmpKind::v6(1, 4), IcmpKind::v4(3, 3)),
+            // source address failed policy, reject route / admin prohibited
+            (IcmpKind::v6(1, 5), IcmpKind::v4(3, 13)),
+            (IcmpKind::v6(1, 6), IcmpKind::v4(3, 13)),
+            // packet too big / fragmentation needed
+            (IcmpKind::v6(2, 0), IcmpKind::v4(3, 4)),
+            (IcmpKind::v6(3, 0), IcmpKind::v4(11, 0)),
+            (IcmpKind::v6(4, 0), IcmpKind::v4(12, 0)),
+        ];
+        for (v6, v4) in pairs {
+            for (from6, from4) in [(t6, TARGET), (r6, ROUTER)] {
+                let got6 = report(v6, Some(from6)).conclude(t6);
+                let got4 = report(v4, Some(from4)).conclude(TARGET);
+                assert_eq!(got6, got4, "{v6} from {from6} vs {v4} from {from4}");
+            }
+            assert_eq!(v6.is_port_unreachable(), v4.is_port_unreachable(), "{v6}");
+        }
+    }
+
     #[test]
     fn mapped_offender_matches_ipv4_target() {
         let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 7).to_ipv6_mapped());

@@ -150,20 +150,21 @@ mod tests {
         assert_eq!(from_raw(4, 0, 0, 0, None), Queued::Other);
     }
 
+    /// Sends one datagram from a socket with the error queue on to a port
+    /// of `lo` that was just free, and returns the queue's first entry.
     #[cfg(target_os = "linux")]
-    #[test]
-    fn loopback_port_unreachable_names_the_target() {
+    fn port_unreachable_on(lo: IpAddr) -> Queued {
         use std::net::UdpSocket;
         use std::time::{Duration, Instant};
         // A port that was just free: bind, note, close.
-        let port = UdpSocket::bind("127.0.0.1:0")
+        let port = UdpSocket::bind((lo, 0))
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        enable(&s, false).unwrap();
-        s.connect(("127.0.0.1", port)).unwrap();
+        let s = UdpSocket::bind((lo, 0)).unwrap();
+        enable(&s, lo.is_ipv6()).unwrap();
+        s.connect((lo, port)).unwrap();
         s.send(b"x").unwrap();
         // Loopback ICMP is delivered before send returns, but give a loaded
         // machine time without asserting on it.
@@ -175,12 +176,37 @@ mod tests {
             assert!(Instant::now() < deadline, "no ICMP error queued");
             std::thread::sleep(Duration::from_millis(5));
         };
-        let Queued::Icmp(report) = entry else {
-            panic!("expected an ICMP entry, got {entry:?}");
+        assert_eq!(take(&s).unwrap(), None, "one error, one entry");
+        entry
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn loopback_port_unreachable_names_the_target() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let Queued::Icmp(report) = port_unreachable_on(lo) else {
+            panic!("expected an ICMP entry");
         };
+        assert_eq!(report.kind, IcmpKind::v4(3, 3));
         assert!(report.kind.is_port_unreachable());
-        assert_eq!(report.offender, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        assert_eq!(report.offender, Some(lo));
         assert_eq!(report.errno, nix::errno::Errno::ECONNREFUSED as i32);
-        assert_eq!(take(&s).unwrap(), None);
+    }
+
+    /// The IPv6 twin: `IPV6_RECVERR` queues the ICMPv6 destination
+    /// unreachable (type 1) with code 4, port unreachable, and its sender.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn loopback_icmpv6_port_unreachable_names_the_target() {
+        let lo = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+        let Queued::Icmp(report) = port_unreachable_on(lo) else {
+            panic!("expected an ICMPv6 entry");
+        };
+        assert_eq!(report.kind, IcmpKind::v6(1, 4));
+        assert!(report.kind.is_port_unreachable());
+        assert_eq!(report.offender, Some(lo));
+        assert_eq!(report.errno, nix::errno::Errno::ECONNREFUSED as i32);
+        let c = report.conclude(lo).expect("a conclusion");
+        assert_eq!(c.state, crate::PortState::Closed);
     }
 }

@@ -1,12 +1,12 @@
 //! The tokio engine: runs the [`Scheduler`]'s tries on real sockets and
 //! streams what it concludes.
 
-mod errno;
-mod errqueue;
+pub(crate) mod errno;
+pub(crate) mod errqueue;
 #[cfg(target_os = "linux")]
 pub(crate) mod hops;
-mod tcp;
-mod udp;
+pub(crate) mod tcp;
+pub(crate) mod udp;
 
 use std::collections::VecDeque;
 use std::pin::Pin;

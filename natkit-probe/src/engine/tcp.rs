@@ -13,7 +13,7 @@ use super::errno::{ErrorClass, classify, in_progress, not_connected};
 use super::errqueue::{self, Queued};
 use crate::scheduler::{AttemptOutcome, Launch};
 
-fn fresh_socket(addr: SocketAddr, icmp_details: bool) -> io::Result<Socket> {
+pub(crate) fn fresh_socket(addr: SocketAddr, icmp_details: bool) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.nonblocking(),
@@ -217,6 +217,44 @@ pub(crate) fn begin(launch: &Launch, spares: &mut Spares) -> Result<AttemptOutco
     }
 }
 
+/// How a connect under way ended.
+pub(crate) enum Handshake {
+    /// The connection is established.
+    Established,
+    /// The connect failed with this error.
+    Failed(io::Error),
+    /// No answer before the deadline.
+    TimedOut,
+}
+
+/// Waits for the answer to the connect under way on `stream`, until
+/// `deadline`. Readiness alone does not prove the handshake completed (a
+/// wake-up may come early), so the peer address confirms it.
+pub(crate) async fn handshake(stream: &TcpStream, deadline: tokio::time::Instant) -> Handshake {
+    loop {
+        match tokio::time::timeout_at(deadline, stream.writable()).await {
+            Err(_) => return Handshake::TimedOut,
+            Ok(Err(e)) => return Handshake::Failed(e),
+            Ok(Ok(())) => {}
+        }
+        match stream.take_error() {
+            Ok(Some(e)) | Err(e) => return Handshake::Failed(e),
+            Ok(None) => {}
+        }
+        match stream.peer_addr() {
+            Ok(_) => return Handshake::Established,
+            // Woken before the handshake finished: wait again.
+            Err(e) if not_connected(&e) => {
+                // Clear the stale readiness so the next wait really waits.
+                let _ = stream.try_io(Interest::WRITABLE, || {
+                    Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+                });
+            }
+            Err(e) => return Handshake::Failed(e),
+        }
+    }
+}
+
 /// The second half: wait for the answer to a connect under way.
 pub(crate) async fn finish(launch: Launch, connecting: Connecting) -> AttemptOutcome {
     let target = launch.probe.addr;
@@ -230,34 +268,18 @@ pub(crate) async fn finish(launch: Launch, connecting: Connecting) -> AttemptOut
         Err(e) => return setup_failure(&e),
     };
     let deadline = tokio::time::Instant::from_std(start + launch.timeout);
-    loop {
-        match tokio::time::timeout_at(deadline, stream.writable()).await {
-            Err(_) => return AttemptOutcome::Silence,
-            Ok(Err(e)) => return failure(&stream, icmp_details, target, &e, start.elapsed()).0,
-            Ok(Ok(())) => {}
-        }
-        let rtt = start.elapsed();
-        match stream.take_error() {
-            Ok(Some(e)) | Err(e) => return failure(&stream, icmp_details, target, &e, rtt).0,
-            Ok(None) => {}
-        }
-        match stream.peer_addr() {
-            Ok(_) => {
-                reset_on_close(SockRef::from(&stream));
-                if is_self_connection(&stream) {
-                    return AttemptOutcome::SelfConnected;
-                }
-                return AttemptOutcome::Connected { rtt };
+    let ended = handshake(&stream, deadline).await;
+    let rtt = start.elapsed();
+    match ended {
+        Handshake::TimedOut => AttemptOutcome::Silence,
+        Handshake::Failed(e) => failure(&stream, icmp_details, target, &e, rtt).0,
+        Handshake::Established => {
+            reset_on_close(SockRef::from(&stream));
+            if is_self_connection(&stream) {
+                AttemptOutcome::SelfConnected
+            } else {
+                AttemptOutcome::Connected { rtt }
             }
-            // Woken before the handshake finished: wait again.
-            Err(e) if not_connected(&e) => {
-                // Clear the stale readiness so the next wait really waits.
-                let _ = stream.try_io(Interest::WRITABLE, || {
-                    Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
-                });
-                continue;
-            }
-            Err(e) => return failure(&stream, icmp_details, target, &e, rtt).0,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::order::SplitMix64;
 use crate::payload::PayloadKind;
 use crate::scheduler::{AttemptOutcome, Launch};
 
-pub(super) fn fresh_socket(target: SocketAddr) -> io::Result<Socket> {
+pub(crate) fn fresh_socket(target: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(target),
         Type::DGRAM.nonblocking(),
@@ -55,7 +55,7 @@ pub(super) fn receive(socket: &UdpSocket) -> io::Result<usize> {
 }
 
 /// The next error-queue entry, clearing the error readiness when empty.
-pub(super) fn queued(socket: &UdpSocket) -> Option<Queued> {
+pub(crate) fn queued(socket: &UdpSocket) -> Option<Queued> {
     let r = socket.try_io(Interest::ERROR, || match errqueue::take(socket) {
         Ok(Some(q)) => Ok(q),
         Ok(None) => Err(io::Error::from(io::ErrorKind::WouldBlock)),
