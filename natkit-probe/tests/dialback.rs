@@ -10,13 +10,14 @@ use natkit_core::Protocol;
 use natkit_probe::RateLimit;
 use natkit_probe::dialback::{
     CheckPort, ClientConfig, DialOutcome, DialPort, DialTimeouts, DialbackClient, DialbackError,
-    DialbackServer, List, MAX_MESSAGE_LEN, Message, Nonce, PortPolicy, Reachability, RefusalCode,
-    ResponderSaw, ServerConfig, ServerCounters, TargetPolicy, Why,
+    DialbackServer, List, MAX_MESSAGE_LEN, Message, Nonce, PortPolicy, Reachability,
+    ReachabilityReport, RefusalCode, ResponderSaw, ServerConfig, ServerCounters, TargetPolicy, Why,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const LO6: IpAddr = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
 
 fn lab_config() -> ServerConfig {
     let mut c = ServerConfig::new(SocketAddr::new(LO, 0));
@@ -34,6 +35,12 @@ fn lab_config() -> ServerConfig {
         udp_tries: 2,
         udp_try: Duration::from_millis(300),
     };
+    c
+}
+
+fn lab_config_at(ip: IpAddr) -> ServerConfig {
+    let mut c = lab_config();
+    c.bind = SocketAddr::new(ip, 0);
     c
 }
 
@@ -58,11 +65,15 @@ async fn start(config: ServerConfig) -> Running {
     Running { addr, stop, task }
 }
 
-fn client(server: SocketAddr) -> DialbackClient {
+fn client_config(server: SocketAddr) -> ClientConfig {
     let mut c = ClientConfig::new(server);
     c.retries = 0;
     c.probe_timeout = Duration::from_millis(800);
-    DialbackClient::new(c)
+    c
+}
+
+fn client(server: SocketAddr) -> DialbackClient {
+    DialbackClient::new(client_config(server))
 }
 
 async fn free_tcp_port(ip: IpAddr) -> u16 {
@@ -125,13 +136,21 @@ async fn verdicts_on_loopback() {
     assert_eq!(counters.dials, 5);
 }
 
-/// The server dials 127.0.0.1 (where the control connection comes from)
-/// while our responders listen on 127.0.0.2 only: whatever answers on
-/// 127.0.0.1 is another host as far as the nonce can tell.
+/// The server dials the address the control connection comes from
+/// (127.0.0.1, or ::1 over IPv6) while our responders listen on 127.0.0.2
+/// only: whatever answers there is another host as far as the nonce can
+/// tell — the address the client listens on, or would claim, is never
+/// dialled.
 #[tokio::test]
 async fn another_host_answering_is_wrong_host_never_reachable() {
-    let server = start(lab_config()).await;
-    let other = TcpListener::bind((LO, 0)).await.unwrap();
+    for lo in [LO, LO6] {
+        another_host_answering_on(lo).await;
+    }
+}
+
+async fn another_host_answering_on(lo: IpAddr) {
+    let server = start(lab_config_at(lo)).await;
+    let other = TcpListener::bind((lo, 0)).await.unwrap();
     let port = other.local_addr().unwrap().port();
     tokio::spawn(async move {
         // Reads the probe and even writes it back: still no ack.
@@ -142,7 +161,7 @@ async fn another_host_answering_is_wrong_host_never_reachable() {
             }
         }
     });
-    let echo = UdpSocket::bind((LO, 0)).await.unwrap();
+    let echo = UdpSocket::bind((lo, 0)).await.unwrap();
     let uport = echo.local_addr().unwrap().port();
     tokio::spawn(async move {
         let mut b = [0u8; 512];
@@ -160,6 +179,7 @@ async fn another_host_answering_is_wrong_host_never_reachable() {
         ])
         .await
         .unwrap();
+    assert_eq!(report.observed.ip(), lo);
     for p in &report.ports {
         assert_eq!(p.verdict, Reachability::WrongHost, "{p:?}");
         assert_eq!(p.server_saw, DialOutcome::AnsweredByOther);
@@ -410,4 +430,94 @@ async fn client_rejects_bad_input_and_unreachable_servers() {
         .unwrap_err();
     assert!(matches!(err, DialbackError::Connect { .. }), "{err}");
     assert!(err.is_retryable());
+}
+
+// ---- IPv6 ----
+
+/// Checks a free TCP and a free UDP port of `ip` with `c`: the server
+/// saw `ip`, and reached our responder on both.
+async fn check_both_reachable(c: ClientConfig, ip: IpAddr) -> ReachabilityReport {
+    let tcp = free_tcp_port(ip).await;
+    let udp = free_udp_port(ip).await;
+    let report = DialbackClient::new(c)
+        .check(&[
+            CheckPort::new(tcp, Protocol::Tcp),
+            CheckPort::new(udp, Protocol::Udp),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(report.observed.ip(), ip, "{report:?}");
+    assert_eq!(report.local.ip(), ip);
+    assert!(!report.behind_nat);
+    for p in &report.ports {
+        assert_eq!(
+            (p.verdict, p.proven, p.server_saw, p.why),
+            (
+                Reachability::Reachable,
+                true,
+                DialOutcome::Verified,
+                Why::NonceEchoed
+            ),
+            "{ip}: {p:?}"
+        );
+    }
+    report
+}
+
+#[tokio::test]
+async fn ipv6_verdicts_on_loopback() {
+    let server = start(lab_config_at(LO6)).await;
+    let report = check_both_reachable(client_config(server.addr), LO6).await;
+    // Nothing listens on the control ports: a TCP reset, and an ICMPv6
+    // port unreachable from ::1 itself (read from the error queue), both
+    // refusals.
+    assert_eq!(report.controls.len(), 2, "{report:?}");
+    for c in &report.controls {
+        assert_eq!(c.outcome, DialOutcome::Refused, "{c:?}");
+    }
+    let counters = server.stop().await;
+    assert_eq!((counters.served, counters.dials), (1, 4));
+}
+
+/// `[::]` listens for both families whatever the system default; an IPv4
+/// client arrives as `::ffff:127.0.0.1` and is reported and dialled as
+/// 127.0.0.1. `source_ip` picks the address the server sees.
+#[tokio::test]
+async fn dual_stack_listener_serves_both_families() {
+    let server = start(lab_config_at(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))).await;
+    for lo in [LO, LO6] {
+        let mut c = client_config(SocketAddr::new(lo, server.addr.port()));
+        c.source_ip = Some(lo);
+        check_both_reachable(c, lo).await;
+    }
+    let counters = server.stop().await;
+    assert_eq!(counters.served, 2);
+}
+
+/// A request has no field for a target: one that carries a claimed
+/// address after its ports (a global one, unlike the ::1 it comes from) is
+/// malformed and refused, and nothing is dialled. By default ::1 itself is
+/// refused as a target.
+#[tokio::test]
+async fn ipv6_claimed_targets_and_loopback_are_refused() {
+    let server = start(lab_config_at(LO6)).await;
+    let port = free_tcp_port(LO6).await;
+    let mut claimed = request(3, &[DialPort::tcp(port)]);
+    let target: std::net::Ipv6Addr = "2a0d:88:77:77::2".parse().unwrap();
+    claimed.extend_from_slice(&target.octets());
+    claimed.extend_from_slice(&port.to_be_bytes());
+    let len = u16::try_from(claimed.len()).unwrap();
+    claimed[6..8].copy_from_slice(&len.to_be_bytes());
+    let answer = raw_exchange(server.addr, &claimed).await;
+    assert_eq!(refusal(&answer), Some(RefusalCode::BadRequest));
+    let c = server.stop().await;
+    assert_eq!(c.dials, 0, "nothing dialled");
+
+    let mut config = lab_config_at(LO6);
+    config.limits.targets = TargetPolicy::default();
+    let server = start(config).await;
+    let answer = raw_exchange(server.addr, &request(4, &[DialPort::tcp(port)])).await;
+    assert_eq!(refusal(&answer), Some(RefusalCode::TargetNotAllowed));
+    let c = server.stop().await;
+    assert_eq!(c.dials, 0, "nothing dialled");
 }

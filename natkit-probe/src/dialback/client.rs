@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use natkit_core::Protocol;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 
 use super::error::DialbackError;
@@ -84,6 +84,13 @@ pub struct ClientConfig {
     /// The address responders listen on; by default the unspecified
     /// address of the server's family.
     pub responder_ip: Option<IpAddr>,
+    /// The local address the control connection comes from, and so the
+    /// one address the server dials (it dials only the source of a
+    /// request). By default the system picks it: for IPv6 with privacy
+    /// extensions that is a temporary address, while pinholes are opened
+    /// for the stable one — set it to check the stable address. The report
+    /// says which was used ([`ReachabilityReport::local`]).
+    pub source_ip: Option<IpAddr>,
     /// Times to wait and ask again when the server says it is rate
     /// limiting or busy.
     pub retries: u8,
@@ -102,6 +109,7 @@ impl ClientConfig {
             ports_per_request: MAX_PORTS,
             control_ports: true,
             responder_ip: None,
+            source_ip: None,
             retries: 3,
             retry_after: Duration::from_millis(1100),
         }
@@ -370,7 +378,7 @@ impl DialbackClient {
         let mut tries = 0;
         loop {
             let control = |source| DialbackError::Control { server, source };
-            let mut stream = match timeout(c.connect_timeout, TcpStream::connect(server)).await {
+            let mut stream = match timeout(c.connect_timeout, connect(server, c.source_ip)).await {
                 Err(_) => {
                     return Err(DialbackError::Connect {
                         server,
@@ -442,6 +450,19 @@ impl DialbackClient {
             }
         }
     }
+}
+
+/// A control connection to `server`, from `source` when given.
+async fn connect(server: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let Some(ip) = source else {
+        return TcpStream::connect(server).await;
+    };
+    let socket = match ip {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(ip, 0))?;
+    socket.connect(server).await
 }
 
 fn validate(ports: &[CheckPort]) -> Result<(), DialbackError> {

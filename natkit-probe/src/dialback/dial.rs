@@ -2,10 +2,11 @@
 //! each carrying the request's nonce, each bounded in time.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use natkit_core::Protocol;
+use tokio::io::Interest;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
@@ -45,18 +46,28 @@ impl DialTimeouts {
     }
 }
 
-/// Dials `port` of `ip` and says what it saw.
-pub(crate) async fn dial(ip: IpAddr, port: DialPort, nonce: Nonce, t: DialTimeouts) -> DialResult {
+/// Dials `port` at `target`'s address (its port is ignored; an IPv6
+/// link-local target keeps its zone) and says what it saw.
+pub(crate) async fn dial(
+    target: SocketAddr,
+    port: DialPort,
+    nonce: Nonce,
+    t: DialTimeouts,
+) -> DialResult {
+    let mut to = target;
+    to.set_port(port.port);
     let (outcome, rtt) = match port.protocol {
-        Protocol::Tcp => dial_tcp(SocketAddr::new(ip, port.port), port, nonce, t).await,
-        Protocol::Udp => dial_udp(SocketAddr::new(ip, port.port), port, nonce, t).await,
+        Protocol::Tcp => dial_tcp(to, port, nonce, t).await,
+        Protocol::Udp => dial_udp(to, port, nonce, t).await,
     };
     DialResult { port, outcome, rtt }
 }
 
-/// What a connect or receive error means. `ECONNREFUSED` is a TCP reset or
-/// an ICMP port unreachable (Linux reports both so); other unreachables
-/// (host, network, administratively prohibited) come from routers.
+/// What a connect or receive error means when no ICMP details are at hand.
+/// `ECONNREFUSED` is a TCP reset or an ICMP port unreachable (Linux and the
+/// BSDs report both so); other unreachables (host, network,
+/// administratively prohibited: `EHOSTUNREACH`, `ENETUNREACH`, and for
+/// ICMPv6 `EACCES`) come from routers.
 fn error_outcome(e: &io::Error) -> DialOutcome {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => DialOutcome::Refused,
@@ -65,8 +76,96 @@ fn error_outcome(e: &io::Error) -> DialOutcome {
     }
 }
 
+/// What the ICMP errors in the socket's error queue (Linux
+/// `IP_RECVERR`/`IPV6_RECVERR`) say about a dial of `target`, read by the
+/// probe engine's own rules ([`IcmpReport::conclude`]) so that ICMP and
+/// ICMPv6 mean the same: a port unreachable *from the target* is a refusal;
+/// one from any other host (a router or firewall rejecting on the target's
+/// behalf, as nftables' plain `reject` does for IPv6) and every other
+/// unreachable, administratively prohibited included, is `Unreachable`.
+/// Entries that conclude nothing (packet too big, …) are taken and
+/// skipped, so the queue is empty when this returns `None` (then the errno
+/// decides).
+///
+/// [`IcmpReport::conclude`]: crate::IcmpReport::conclude
+#[cfg(unix)]
+fn icmp_outcome<F: SocketFd>(fd: &F, target: IpAddr) -> Option<DialOutcome> {
+    use crate::engine::errqueue::{Queued, take};
+    // The queue is bounded by the receive buffer; this bounds the loop
+    // whatever a peer sends.
+    for _ in 0..64 {
+        match take(fd) {
+            Ok(Some(Queued::Icmp(report))) => {
+                if let Some(c) = report.conclude(target) {
+                    return Some(match c.state {
+                        crate::PortState::Closed => DialOutcome::Refused,
+                        _ => DialOutcome::Unreachable,
+                    });
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Without an error queue only the errno tells.
+#[cfg(not(unix))]
+fn icmp_outcome<F: SocketFd>(_socket: &F, _target: IpAddr) -> Option<DialOutcome> {
+    None
+}
+
+/// What a failed connect or receive on `socket` means: the queued ICMP
+/// error when there is one, else the errno.
+fn failure<F: SocketFd>(socket: &F, target: SocketAddr, e: &io::Error) -> DialOutcome {
+    icmp_outcome(socket, target.ip()).unwrap_or_else(|| error_outcome(e))
+}
+
+/// A socket, with a descriptor whose error queue can be read where the
+/// platform has one.
+#[cfg(unix)]
+trait SocketFd: std::os::fd::AsFd {}
+#[cfg(unix)]
+impl<T: std::os::fd::AsFd> SocketFd for T {}
+#[cfg(not(unix))]
+trait SocketFd {}
+#[cfg(not(unix))]
+impl<T> SocketFd for T {}
+
 fn is_ack(m: &Message, nonce: Nonce, port: DialPort) -> bool {
     matches!(m, Message::ProbeAck { nonce: n, port: p } if *n == nonce && *p == port)
+}
+
+/// A TCP connection to `to`, or what stopped it, within `limit`. The
+/// socket has its error queue on, so an ICMP error that ends the connect
+/// is read with its type, code and sender.
+#[cfg(unix)]
+async fn connect(to: SocketAddr, limit: Duration) -> Result<TcpStream, DialOutcome> {
+    use crate::engine::errno::in_progress;
+    use crate::engine::tcp::{Handshake, fresh_socket, handshake};
+    let deadline = tokio::time::Instant::now() + limit;
+    let socket = fresh_socket(to, true).map_err(|e| error_outcome(&e))?;
+    match socket.connect(&to.into()) {
+        Ok(()) => {}
+        Err(e) if in_progress(&e) => {}
+        Err(e) => return Err(failure(&socket, to, &e)),
+    }
+    let stream = TcpStream::from_std(socket.into()).map_err(|e| error_outcome(&e))?;
+    match handshake(&stream, deadline).await {
+        Handshake::Established => Ok(stream),
+        Handshake::TimedOut => Err(DialOutcome::Silence),
+        Handshake::Failed(e) => Err(failure(&stream, to, &e)),
+    }
+}
+
+#[cfg(not(unix))]
+async fn connect(to: SocketAddr, limit: Duration) -> Result<TcpStream, DialOutcome> {
+    match timeout(limit, TcpStream::connect(to)).await {
+        Err(_) => Err(DialOutcome::Silence),
+        Ok(Err(e)) => Err(error_outcome(&e)),
+        Ok(Ok(s)) => Ok(s),
+    }
 }
 
 async fn dial_tcp(
@@ -76,10 +175,10 @@ async fn dial_tcp(
     t: DialTimeouts,
 ) -> (DialOutcome, Duration) {
     let start = Instant::now();
-    let mut stream = match timeout(t.connect, TcpStream::connect(to)).await {
-        Err(_) => return (DialOutcome::Silence, Duration::ZERO),
-        Ok(Err(e)) => return (error_outcome(&e), start.elapsed()),
-        Ok(Ok(s)) => s,
+    let mut stream = match connect(to, t.connect).await {
+        Err(DialOutcome::Silence) => return (DialOutcome::Silence, Duration::ZERO),
+        Err(outcome) => return (outcome, start.elapsed()),
+        Ok(s) => s,
     };
     let rtt = start.elapsed();
     // The handshake completed: this address and port answer, so the probe
@@ -97,25 +196,73 @@ async fn dial_tcp(
     }
 }
 
+/// A UDP socket connected to `to` (only datagrams from the dialled port
+/// are read), with its error queue on where there is one.
+#[cfg(unix)]
+fn udp_socket(to: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = crate::engine::udp::fresh_socket(to)?;
+    socket.connect(&to.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+#[cfg(not(unix))]
+fn udp_socket(to: SocketAddr) -> io::Result<UdpSocket> {
+    let any: IpAddr = match to {
+        SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let socket = std::net::UdpSocket::bind((any, 0))?;
+    socket.connect(to)?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
+}
+
+/// What a UDP dial waits for: a datagram, or (where the error queue
+/// exists) an ICMP error.
+#[cfg(unix)]
+const UDP_WAIT: Interest = Interest::READABLE.add(Interest::ERROR);
+#[cfg(not(unix))]
+const UDP_WAIT: Interest = Interest::READABLE;
+
+/// One answer to a UDP probe, or `None` if none came before `deadline`.
+async fn udp_answer(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    buf: &mut [u8],
+    deadline: tokio::time::Instant,
+) -> Option<Result<usize, DialOutcome>> {
+    loop {
+        match tokio::time::timeout_at(deadline, socket.ready(UDP_WAIT)).await {
+            Err(_) => return None,
+            Ok(Err(e)) => return Some(Err(failure(socket, to, &e))),
+            Ok(Ok(_)) => {}
+        }
+        // The error queue first: reading it also clears the pending socket
+        // error, so the receive below does not report it a second time.
+        let queued = socket.try_io(Interest::ERROR, || {
+            icmp_outcome(socket, to.ip()).ok_or(io::ErrorKind::WouldBlock.into())
+        });
+        if let Ok(outcome) = queued {
+            return Some(Err(outcome));
+        }
+        match socket.try_recv(buf) {
+            Ok(len) => return Some(Ok(len)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Some(Err(failure(socket, to, &e))),
+        }
+    }
+}
+
 async fn dial_udp(
     to: SocketAddr,
     port: DialPort,
     nonce: Nonce,
     t: DialTimeouts,
 ) -> (DialOutcome, Duration) {
-    let any: IpAddr = match to {
-        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
-        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let socket = match UdpSocket::bind((any, 0)).await {
+    let socket = match udp_socket(to) {
         Ok(s) => s,
         Err(e) => return (error_outcome(&e), Duration::ZERO),
     };
-    // Connected: only datagrams from the dialled port are read, and the
-    // kernel reports ICMP errors for it as ECONNREFUSED etc.
-    if let Err(e) = socket.connect(to).await {
-        return (error_outcome(&e), Duration::ZERO);
-    }
     let mut out = [0u8; MAX_MESSAGE_LEN];
     let Ok(n) = (Message::Probe { nonce, port }).emit(&mut out) else {
         return (DialOutcome::Unreachable, Duration::ZERO);
@@ -124,12 +271,13 @@ async fn dial_udp(
     let start = Instant::now();
     for _ in 0..t.udp_tries.max(1) {
         if let Err(e) = socket.send(&out[..n]).await {
-            return (error_outcome(&e), start.elapsed());
+            return (failure(&socket, to, &e), start.elapsed());
         }
-        match timeout(t.udp_try, socket.recv(&mut buf)).await {
-            Err(_) => continue,
-            Ok(Err(e)) => return (error_outcome(&e), start.elapsed()),
-            Ok(Ok(len)) => {
+        let deadline = tokio::time::Instant::now() + t.udp_try;
+        match udp_answer(&socket, to, &mut buf, deadline).await {
+            None => continue,
+            Some(Err(outcome)) => return (outcome, start.elapsed()),
+            Some(Ok(len)) => {
                 let rtt = start.elapsed();
                 let reply = buf.get(..len).and_then(|b| Message::parse(b).ok());
                 return match reply {
@@ -147,6 +295,7 @@ async fn dial_udp(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
 
@@ -159,53 +308,73 @@ mod tests {
         }
     }
 
-    const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    const LO4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    const LO6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+
+    fn at(ip: IpAddr) -> SocketAddr {
+        SocketAddr::new(ip, 0)
+    }
 
     #[tokio::test]
     async fn tcp_closed_and_a_banner_service() {
-        let closed = TcpListener::bind((LO, 0)).await.unwrap();
+        for lo in [LO4, LO6] {
+            tcp_closed_and_a_banner_service_on(lo).await;
+        }
+    }
+
+    async fn tcp_closed_and_a_banner_service_on(lo: IpAddr) {
+        let closed = TcpListener::bind((lo, 0)).await.unwrap();
         let p = closed.local_addr().unwrap().port();
         drop(closed);
-        let r = dial(LO, DialPort::tcp(p), Nonce([1; 16]), quick()).await;
+        let r = dial(at(lo), DialPort::tcp(p), Nonce([1; 16]), quick()).await;
         assert_eq!(r.outcome, DialOutcome::Refused);
 
         // A service that greets and waits: connected, no echo.
-        let l = TcpListener::bind((LO, 0)).await.unwrap();
+        let l = TcpListener::bind((lo, 0)).await.unwrap();
         let p = l.local_addr().unwrap().port();
         tokio::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();
             s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await.unwrap();
             tokio::time::sleep(Duration::from_secs(2)).await;
         });
-        let r = dial(LO, DialPort::tcp(p), Nonce([1; 16]), quick()).await;
+        let r = dial(at(lo), DialPort::tcp(p), Nonce([1; 16]), quick()).await;
         assert_eq!(r.outcome, DialOutcome::AnsweredByOther);
     }
 
     #[tokio::test]
     async fn udp_closed_echo_and_silent() {
-        let s = UdpSocket::bind((LO, 0)).await.unwrap();
+        for lo in [LO4, LO6] {
+            udp_closed_echo_and_silent_on(lo).await;
+        }
+    }
+
+    /// On both families the closed port's answer is an ICMP port
+    /// unreachable from the target itself (read from the error queue on
+    /// Linux, from the errno elsewhere): a refusal.
+    async fn udp_closed_echo_and_silent_on(lo: IpAddr) {
+        let s = UdpSocket::bind((lo, 0)).await.unwrap();
         let p = s.local_addr().unwrap().port();
         drop(s);
-        let r = dial(LO, DialPort::udp(p), Nonce([2; 16]), quick()).await;
+        let r = dial(at(lo), DialPort::udp(p), Nonce([2; 16]), quick()).await;
         assert_eq!(r.outcome, DialOutcome::Refused);
 
-        let echo = UdpSocket::bind((LO, 0)).await.unwrap();
+        let echo = UdpSocket::bind((lo, 0)).await.unwrap();
         let p = echo.local_addr().unwrap().port();
         tokio::spawn(async move {
             let mut b = [0u8; 512];
             let (n, from) = echo.recv_from(&mut b).await.unwrap();
             echo.send_to(&b[..n], from).await.unwrap();
         });
-        let r = dial(LO, DialPort::udp(p), Nonce([2; 16]), quick()).await;
+        let r = dial(at(lo), DialPort::udp(p), Nonce([2; 16]), quick()).await;
         assert_eq!(
             r.outcome,
             DialOutcome::AnsweredByOther,
             "an echo is not an ack"
         );
 
-        let silent = UdpSocket::bind((LO, 0)).await.unwrap();
+        let silent = UdpSocket::bind((lo, 0)).await.unwrap();
         let p = silent.local_addr().unwrap().port();
-        let r = dial(LO, DialPort::udp(p), Nonce([2; 16]), quick()).await;
+        let r = dial(at(lo), DialPort::udp(p), Nonce([2; 16]), quick()).await;
         assert_eq!(r.outcome, DialOutcome::Silence);
         let mut b = [0u8; 512];
         // Both tries arrived, each a 28-byte probe.

@@ -70,6 +70,20 @@
 //! `closed` (for a router that resets) or `filtered` (for one that drops),
 //! `filtered` its `filtered`.
 //!
+//! # IPv6
+//!
+//! Nothing changes but the address: a server listening on `[::]` serves
+//! both families ([`ServerConfig::bind`]), dials an IPv6 client's own
+//! address, and refuses non-global IPv6 as it refuses non-global IPv4
+//! ([`TargetPolicy`]). Without a NAT the observed address is the client's
+//! own, so a refusal reads `closed` and silence `filtered` (the router's
+//! stateful firewall dropping new inbound connections), never
+//! `not_forwarded`. The server reads ICMP and ICMPv6 errors from the socket
+//! error queue on Linux, so a port unreachable sent by a firewall on the
+//! target's behalf reads `filtered`, not `closed`. A host with privacy
+//! addresses connects from a temporary one by default; a pinhole is for
+//! the stable one: [`ClientConfig::source_ip`] picks which is checked.
+//!
 //! # Wire format
 //!
 //! Every message starts with an 8-byte header — magic `NKDB`, version,

@@ -24,7 +24,7 @@
 //!
 //! [`TargetPolicy`]: super::TargetPolicy
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -47,7 +47,8 @@ const REFUSAL_LEN: usize = HEADER_LEN + 4;
 /// How a dial-back server runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// Where to listen for control connections (TCP).
+    /// Where to listen for control connections (TCP). `[::]:PORT` listens
+    /// for IPv4 and IPv6 clients alike, whatever the system's default.
     pub bind: SocketAddr,
     /// Admission limits: ports per request, rate per source, capacity,
     /// which targets and ports may be dialled.
@@ -232,13 +233,10 @@ pub struct DialbackServer {
 impl DialbackServer {
     /// Binds the control listener.
     pub async fn bind(config: ServerConfig) -> Result<Self, DialbackError> {
-        let listener =
-            TcpListener::bind(config.bind)
-                .await
-                .map_err(|source| DialbackError::Bind {
-                    addr: config.bind,
-                    source,
-                })?;
+        let listener = listen(config.bind).map_err(|source| DialbackError::Bind {
+            addr: config.bind,
+            source,
+        })?;
         let (stop_tx, stop_rx) = watch::channel(false);
         Ok(DialbackServer {
             listener,
@@ -377,11 +375,12 @@ async fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
             ..Default::default()
         })
         .collect();
+    let target = dial_target(peer);
     let mut dials = JoinSet::new();
     for (i, &port) in ports.as_slice().iter().enumerate() {
         add(&counters.dials, 1);
         let t = config.timeouts;
-        dials.spawn(async move { (i, dial(source, port, nonce, t).await) });
+        dials.spawn(async move { (i, dial(target, port, nonce, t).await) });
     }
     while let Some(joined) = dials.join_next().await {
         if let Ok((i, r)) = joined
@@ -404,9 +403,49 @@ async fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
     }
 }
 
+/// The address every dial of a request goes to: the control connection's
+/// source, the one address the TCP handshake proved — a request has no
+/// field to name another. An IPv4 client of a dual-stack listener comes as
+/// `::ffff:a.b.c.d` and is dialled over IPv4; an IPv6 link-local source
+/// (dialled only where the policy allows non-global targets) keeps its
+/// zone, without which it could not be dialled.
+fn dial_target(peer: SocketAddr) -> SocketAddr {
+    match (peer, canonical(peer.ip())) {
+        (SocketAddr::V6(v6), IpAddr::V6(ip)) => SocketAddrV6::new(ip, 0, 0, v6.scope_id()).into(),
+        (_, ip) => SocketAddr::new(ip, 0),
+    }
+}
+
+/// The control listener. An unspecified IPv6 `bind` (`[::]`) is made
+/// dual-stack explicitly, whatever the system's default
+/// (`net.ipv6.bindv6only` on Linux; the BSDs and Windows default to
+/// IPv6 only), so one server answers IPv4 and IPv6 clients; any other
+/// address listens on its own family only.
+fn listen(bind: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(bind),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if let SocketAddr::V6(v6) = bind
+        && v6.ip().is_unspecified()
+    {
+        socket.set_only_v6(false)?;
+    }
+    // As std and tokio do on Unix: a restarted server rebinds a port whose
+    // old connections linger in TIME_WAIT (Windows' SO_REUSEADDR would let
+    // two servers share the port instead).
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&bind.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
+}
+
 /// A malformed request still spends a token of its source, so garbage
 /// floods are throttled like requests; the answer says which limit hit.
-fn bad_request(shared: &Shared, source: std::net::IpAddr) -> RefusalCode {
+fn bad_request(shared: &Shared, source: IpAddr) -> RefusalCode {
     match lock(&shared.admission).take_token(Instant::now(), source) {
         Ok(()) => RefusalCode::BadRequest,
         Err(code) => code,
@@ -430,5 +469,33 @@ async fn answer(shared: &Shared, stream: &mut TcpStream, refusal: &Message, rece
             }
             Err(_) => add(&c.closed_unanswered, 1),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    /// Whatever the request says, the dial goes to the source: its IPv4
+    /// form when it came mapped, its zone when link-local, its port never.
+    #[test]
+    fn the_dial_target_is_the_source() {
+        assert_eq!(dial_target(sa("88.77.66.2:40000")), sa("88.77.66.2:0"));
+        assert_eq!(
+            dial_target(sa("[::ffff:88.77.66.2]:40000")),
+            sa("88.77.66.2:0")
+        );
+        assert_eq!(
+            dial_target(sa("[2a0d:88:77:77::2]:40000")),
+            sa("[2a0d:88:77:77::2]:0")
+        );
+        let SocketAddr::V6(zoned) = dial_target(sa("[fe80::1%7]:40000")) else {
+            panic!("stays IPv6");
+        };
+        assert_eq!((zoned.scope_id(), zoned.port()), (7, 0));
     }
 }
