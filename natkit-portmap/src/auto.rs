@@ -26,6 +26,11 @@ use crate::journal::Journal;
 use crate::report::{MechanismError, MechanismReport, ProbeReport};
 use natkit_core::error_line;
 
+/// Why an IPv6 pinhole request never goes to NAT-PMP: reported among the
+/// attempts when no other mechanism could open the pinhole.
+pub const PINHOLE_SKIP_NATPMP: &str =
+    "not asked: NAT-PMP has no IPv6 (RFC 6886); a pinhole needs PCP or UPnP IGDv2";
+
 /// One port mapper over every mechanism the router speaks.
 ///
 /// - [`probe`](Self::probe) asks PCP, NAT-PMP and UPnP at once and
@@ -48,6 +53,10 @@ use natkit_core::error_line;
 ///   Renew and unmap go to the mechanism that made the mapping (PCP with
 ///   the nonce in [`Mapping::token`]), so the
 ///   [`LeaseKeeper`](natkit_core::LeaseKeeper) runs on it unchanged.
+/// - An IPv6 request ([`MappingRequest::is_pinhole`]) asks for a pinhole:
+///   it goes to PCP, then UPnP IGD (`WANIPv6FirewallControl`), in the
+///   configured order; NAT-PMP is skipped, since it has no IPv6
+///   ([`PINHOLE_SKIP_NATPMP`] says so in the error when all else fails).
 /// - With a [`Journal`] ([`with_journal`](Self::with_journal)) every
 ///   mapping is recorded before it is returned and forgotten once deleted;
 ///   [`cleanup`](Self::cleanup) deletes what a crashed run left behind.
@@ -175,6 +184,18 @@ impl AutoMapper {
     /// The mechanisms in use, best first.
     pub fn order(&self) -> &[Mechanism] {
         &self.inner.order
+    }
+
+    /// The mechanisms that can serve `request`, best first: the whole
+    /// order for a NAT mapping; for an IPv6 pinhole the order without
+    /// NAT-PMP (see [`PINHOLE_SKIP_NATPMP`]).
+    pub fn order_for(&self, request: &MappingRequest) -> Vec<Mechanism> {
+        self.inner
+            .order
+            .iter()
+            .copied()
+            .filter(|m| !(request.is_pinhole() && *m == Mechanism::NatPmp))
+            .collect()
     }
 
     /// The mechanism of the last successful mapping, else the best one the
@@ -312,11 +333,13 @@ impl AutoMapper {
     /// Waits until the best mechanism is known: the first in the order
     /// that is available, once every better one has failed. `None`: no
     /// mechanism is available (the probe has finished).
-    async fn decide(&self) -> (Option<Mechanism>, watch::Receiver<ProbeState>) {
+    async fn decide(
+        &self,
+        order: &[Mechanism],
+    ) -> (Option<Mechanism>, watch::Receiver<ProbeState>) {
         let mut rx = self.current_probe(true);
-        let order = self.inner.order.clone();
         let decision = |s: &ProbeState| -> Option<Option<Mechanism>> {
-            for m in &order {
+            for m in order {
                 match s.reports.iter().find(|r| r.mechanism == *m) {
                     None => return None,
                     Some(r) if r.available => return Some(Some(*m)),
@@ -366,11 +389,20 @@ impl AutoMapper {
     }
 
     async fn map_inner(&self, request: &MappingRequest) -> Result<Mapping, natkit_core::Error> {
-        let fallback = self.inner.order.first().copied().unwrap_or(Mechanism::Pcp);
-        let (best, rx) = self.decide().await;
+        let order = self.order_for(request);
+        let skipped = self.skipped_for(request);
+        if !skipped.is_empty() {
+            tracing::info!(request = ?request.internal, "IPv6 pinhole: {PINHOLE_SKIP_NATPMP}");
+        }
+        let Some(&fallback) = order.first() else {
+            return Err(Error::AllFailed { attempts: skipped }.into_core(Mechanism::NatPmp));
+        };
+        let (best, rx) = self.decide(&order).await;
         let Some(best) = best else {
             let report = self.finish(rx).await;
-            return self.map_unanswered(request, report, fallback).await;
+            return self
+                .map_unanswered(request, report, fallback, &order, skipped)
+                .await;
         };
         let mut attempts: Vec<(Mechanism, MechanismError)> = Vec::new();
         let mut tried = vec![best];
@@ -386,12 +418,32 @@ impl AutoMapper {
             // Fall through to the next available mechanism: wait for the
             // whole probe now.
             let report = self.finish(rx.clone()).await;
-            next = report.available().find(|m| !tried.contains(m));
+            next = report
+                .available()
+                .find(|m| order.contains(m) && !tried.contains(m));
             if let Some(m) = next {
                 tried.push(m);
             }
         }
+        attempts.extend(skipped);
         Err(Error::AllFailed { attempts }.into_core(best))
+    }
+
+    /// The mechanisms of the order that `request` does not go to, and
+    /// why: NAT-PMP for an IPv6 pinhole.
+    fn skipped_for(&self, request: &MappingRequest) -> Vec<(Mechanism, MechanismError)> {
+        let skip = request.is_pinhole() && self.inner.order.contains(&Mechanism::NatPmp);
+        skip.then(|| {
+            (
+                Mechanism::NatPmp,
+                MechanismError {
+                    kind: FailureKind::Unsupported,
+                    message: PINHOLE_SKIP_NATPMP.to_owned(),
+                },
+            )
+        })
+        .into_iter()
+        .collect()
     }
 
     /// No mechanism is available. With
@@ -404,8 +456,21 @@ impl AutoMapper {
         request: &MappingRequest,
         report: ProbeReport,
         fallback: Mechanism,
+        order: &[Mechanism],
+        skipped: Vec<(Mechanism, MechanismError)>,
     ) -> Result<Mapping, natkit_core::Error> {
-        let unanswered = self.unanswered(&report);
+        let mut unanswered = self.unanswered(&report);
+        unanswered.retain(|m| order.contains(m));
+        if unanswered.is_empty() && !skipped.is_empty() {
+            let mut attempts: Vec<(Mechanism, MechanismError)> = report
+                .mechanisms
+                .iter()
+                .filter(|r| order.contains(&r.mechanism))
+                .filter_map(|r| r.error.clone().map(|e| (r.mechanism, e)))
+                .collect();
+            attempts.extend(skipped);
+            return Err(Error::AllFailed { attempts }.into_core(fallback));
+        }
         if unanswered.is_empty() {
             return Err(Error::NoMechanism {
                 report: Box::new(report),
@@ -420,6 +485,7 @@ impl AutoMapper {
                 Err(e) => attempts.push((m, MechanismError::from_core(&e))),
             }
         }
+        attempts.extend(skipped);
         Err(Error::AllFailed { attempts }.into_core(unanswered[0]))
     }
 
@@ -801,6 +867,9 @@ async fn probe_natpmp(natpmp: &NatPmpMapper, started: Instant) -> MechanismRepor
     report
 }
 
+#[cfg(test)]
+mod pinhole_tests;
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -817,7 +886,7 @@ impl PortMapper for AutoMapper {
 
     async fn external_address(&self) -> natkit_core::Result<IpAddr> {
         let fallback = self.mechanism();
-        let (best, rx) = self.decide().await;
+        let (best, rx) = self.decide(&self.inner.order).await;
         let Some(best) = best else {
             let report = self.finish(rx).await;
             let mut attempts: Vec<(Mechanism, MechanismError)> = Vec::new();

@@ -100,13 +100,15 @@ impl AutoMapper {
             let mut held: HashSet<(Protocol, u16)> = live
                 .iter()
                 .chain(journal.entries().iter())
-                .filter(|e| e.mechanism == Mechanism::Upnp)
+                // A pinhole's port is no IPv4 port mapping's.
+                .filter(|e| e.mechanism == Mechanism::Upnp && !e.is_pinhole())
                 .map(|e| (e.protocol, e.external.port()))
                 .collect();
             held.extend(
                 report
                     .failed
                     .iter()
+                    .filter(|(e, _)| !e.is_pinhole())
                     .map(|(e, _)| (e.protocol, e.external.port())),
             );
             self.sweep_upnp(&held, &mut report).await;
@@ -122,7 +124,12 @@ impl AutoMapper {
             .mapper_for(entry.mechanism)
             .await
             .map_err(|e| e.to_string())?;
+        // A UPnP port mapping is checked first (still forwarded to the
+        // recorded endpoint?); a pinhole has no such lookup and needs none:
+        // its UniqueID (the token) names it, a deletion comes from the
+        // pinhole's own address, and one the router no longer has is done.
         if entry.mechanism == Mechanism::Upnp
+            && !entry.is_pinhole()
             && let Some(upnp) = self.upnp()
         {
             match upnp

@@ -86,6 +86,16 @@ impl JournalEntry {
         .with_token(token))
     }
 
+    /// Whether this is an IPv6 pinhole (see [`Mapping::is_pinhole`]): its
+    /// external endpoint is its internal one and [`token`](Self::token)
+    /// names it (UPnP: the pinhole's UniqueID; PCP: the nonce).
+    pub fn is_pinhole(&self) -> bool {
+        match self.internal.ip() {
+            std::net::IpAddr::V4(_) => false,
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().is_none(),
+        }
+    }
+
     /// Whether the lease ran out by `now_unix` (never for permanent ones):
     /// the router has dropped the mapping by itself.
     pub fn expired(&self, now_unix: u64) -> bool {
@@ -544,6 +554,43 @@ mod tests {
             dir.join("junk.json").exists(),
             "never deletes what it cannot read"
         );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A pinhole is kept like a mapping: external = internal, its handle
+    /// (here a UPnP UniqueID) in the token, and read back as a pinhole.
+    #[test]
+    fn pinholes_round_trip() {
+        let dir = tempdir("pinhole");
+        let j = Journal::open(&dir).unwrap();
+        let internal: SocketAddr = "[2a0d:88:77:77::2]:8080".parse().unwrap();
+        let hole = Mapping::pinhole(
+            Mechanism::Upnp,
+            Protocol::Tcp,
+            internal,
+            Duration::from_secs(3600),
+            Instant::now(),
+        )
+        .with_token(MappingToken::new(b"17"));
+        let gw = Some(Ipv4Addr::new(192, 168, 77, 1));
+        j.record(gw, &hole).unwrap();
+        j.record(gw, &mapping(8080, None)).unwrap();
+        let text = fs::read_to_string(j.path()).unwrap();
+        assert!(text.contains("\"[2a0d:88:77:77::2]:8080\""), "{text}");
+        let on_disk = read_file(j.path()).unwrap();
+        let [e6, e4] = &on_disk.entries[..] else {
+            panic!("{:?}", on_disk.entries)
+        };
+        assert!(e6.is_pinhole());
+        assert!(!e4.is_pinhole());
+        assert!(!e6.same_mapping(e4));
+        let back = e6.to_mapping().unwrap();
+        assert!(back.is_pinhole());
+        assert_eq!(back.external, internal);
+        assert_eq!(back.token, hole.token);
+        assert_eq!(back.mechanism, Mechanism::Upnp);
+        j.forget(&hole).unwrap();
+        assert_eq!(j.entries().len(), 1);
         fs::remove_dir_all(&dir).unwrap();
     }
 

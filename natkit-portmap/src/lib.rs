@@ -34,7 +34,7 @@ mod error;
 pub mod journal;
 mod report;
 
-pub use auto::AutoMapper;
+pub use auto::{AutoMapper, PINHOLE_SKIP_NATPMP};
 pub use cleanup::{CleanupOptions, CleanupReport};
 pub use config::{
     DEFAULT_ORDER, ONLY_PROBE_DEADLINE, ONLY_UPNP_PROBE_DEADLINE, PROBE_PLAN, PortMapConfig,
