@@ -1,7 +1,5 @@
 //! The mappers against a fake NAT-PMP/PCP server on loopback.
 
-mod support;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -9,8 +7,8 @@ use natkit_core::{FailureKind, MappingRequest, Mechanism, PortMapper, Protocol};
 use natkit_pmp::natpmp::{NatPmpConfig, NatPmpMapper, NatPmpResultCode};
 use natkit_pmp::pcp::{PcpAvailability, PcpConfig, PcpMapper, PcpResultCode};
 use natkit_pmp::{Error, PROBE_WINDOW, RetransmitPlan};
+use natkit_testkit::pmp::{Behaviour, FakeServer, Held, LOCALHOST_V6, silent};
 use rand::SeedableRng;
-use support::{Behaviour, FakeServer, Held, LOCALHOST_V6, silent};
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 

@@ -5,8 +5,6 @@
 //! "confirmed" double-NAT path is proven here and the lab proves the
 //! "suspected" one.
 
-mod support;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,64 +15,29 @@ use natkit_core::{
 };
 use natkit_pmp::RetransmitPlan;
 use natkit_portmap::{AutoMapper, PortMapConfig, UpstreamNat, Verdict, mapping_upstream_note};
+use natkit_testkit::pmp::{Behaviour, FakeServer};
 use tokio::net::UdpSocket;
 
 const CGN: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
 
 /// A NAT-PMP server (RFC 6886) that answers PCP with "unsupported version".
-async fn fake_router() -> (u16, tokio::task::JoinHandle<()>) {
+async fn fake_router() -> (u16, FakeServer) {
     fake_router_losing(0, None).await
 }
 
 /// [`fake_router`] whose first `lost` requests (of protocol `version`
 /// only: 0 NAT-PMP, 2 PCP; `None`: of both) get no answer, as if lost.
-async fn fake_router_losing(
-    lost: usize,
-    version: Option<u8>,
-) -> (u16, tokio::task::JoinHandle<()>) {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    let port = sock.local_addr().expect("local address").port();
-    let task = tokio::spawn(async move {
-        let mut buf = [0u8; 1100];
-        let mut seen = 0;
-        loop {
-            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                return;
-            };
-            let d = &buf[..n];
-            if version.is_none_or(|v| d.first() == Some(&v)) {
-                seen += 1;
-                if seen <= lost {
-                    continue;
-                }
-            }
-            let epoch = 5000u32.to_be_bytes();
-            let reply: Vec<u8> = match d {
-                [0, 0] => [&[0, 128, 0, 0][..], &epoch, &CGN.octets()].concat(),
-                [0, op @ (1 | 2), 0, 0, ip0, ip1, _, _, l0, l1, l2, l3] => {
-                    // Grant the suggested port (or the internal one for a delete).
-                    let ext = if [*l0, *l1, *l2, *l3] == [0; 4] {
-                        [0, 0]
-                    } else {
-                        [d[6], d[7]]
-                    };
-                    [
-                        &[0, 128 + op, 0, 0][..],
-                        &epoch,
-                        &[*ip0, *ip1],
-                        &ext,
-                        &[*l0, *l1, *l2, *l3],
-                    ]
-                    .concat()
-                }
-                // PCP (version 2): a NAT-PMP server's unsupported version.
-                [2, op, ..] => [&[0, 128 | op, 0, 1][..], &epoch].concat(),
-                _ => continue,
-            };
-            let _ = sock.send_to(&reply, from).await;
-        }
-    });
-    (port, task)
+async fn fake_router_losing(lost: usize, version: Option<u8>) -> (u16, FakeServer) {
+    let fake = FakeServer::v4(Behaviour {
+        pcp: false,
+        external_ip: CGN,
+        epoch: 5000,
+        drop_first: lost,
+        drop_version: version,
+        ..Behaviour::default()
+    })
+    .await;
+    (fake.port(), fake)
 }
 
 fn config(port: u16) -> PortMapConfig {
@@ -101,7 +64,7 @@ fn config(port: u16) -> PortMapConfig {
 
 #[tokio::test]
 async fn a_shared_external_address_is_reported_as_double_nat() {
-    let (port, task) = fake_router().await;
+    let (port, router) = fake_router().await;
     let mapper = AutoMapper::new(config(port));
     let report = mapper.probe().await;
     assert_eq!(
@@ -150,7 +113,7 @@ async fn a_shared_external_address_is_reported_as_double_nat() {
     );
     let shutdown = keeper.shutdown().await;
     assert_eq!(shutdown.released.len(), 1, "{shutdown:?}");
-    task.abort();
+    drop(router);
 }
 
 #[tokio::test]
@@ -172,7 +135,7 @@ async fn nothing_listening_is_no_port_mapping_protocol_within_a_second() {
         ))
         .await
         .unwrap_err();
-    let text = support::chain(&e);
+    let text = natkit_core::error_line(&e);
     assert!(
         text.contains("no port mapping protocol on 127.0.0.1"),
         "{text}"
@@ -196,7 +159,7 @@ async fn a_probe_window_lost_to_loss_does_not_end_a_named_mechanism() {
     )
     .with_lifetime(Duration::from_secs(600));
 
-    let (port, task) = fake_router_losing(4, None).await;
+    let (port, router) = fake_router_losing(4, None).await;
     let mapper = AutoMapper::new(config(port).only(Mechanism::NatPmp));
     let mapping = mapper
         .map(&request)
@@ -214,16 +177,16 @@ async fn a_probe_window_lost_to_loss_does_not_end_a_named_mechanism() {
         "{probe_error:?}"
     );
     mapper.unmap(&mapping).await.unwrap();
-    task.abort();
+    drop(router);
 
-    let (port, task) = fake_router_losing(8, None).await;
+    let (port, router) = fake_router_losing(8, None).await;
     let mut c = config(port).only(Mechanism::NatPmp);
     c.map_unanswered = false;
     let e = AutoMapper::new(c).map(&request).await.unwrap_err();
-    let text = support::chain(&e);
+    let text = natkit_core::error_line(&e);
     assert!(text.contains("no port mapping protocol"), "{text}");
     assert!(text.contains("in two windows"), "{text}");
-    task.abort();
+    drop(router);
 }
 
 /// Auto mode: every NAT-PMP and PCP datagram of the first window lost (3
@@ -231,7 +194,7 @@ async fn a_probe_window_lost_to_loss_does_not_end_a_named_mechanism() {
 /// second window before the verdict, and the router is found.
 #[tokio::test]
 async fn a_first_window_lost_entirely_is_probed_again() {
-    let (port, task) = fake_router_losing(6, None).await;
+    let (port, router) = fake_router_losing(6, None).await;
     let report = AutoMapper::new(config(port)).probe().await;
     assert_eq!(
         report.verdict,
@@ -243,7 +206,7 @@ async fn a_first_window_lost_entirely_is_probed_again() {
         pcp.error.as_ref().unwrap().message.contains("only NAT-PMP"),
         "{pcp:?}"
     );
-    task.abort();
+    drop(router);
 }
 
 /// NAT-PMP and PCP share the server's port, and a server of either answers
@@ -253,21 +216,21 @@ async fn a_first_window_lost_entirely_is_probed_again() {
 async fn a_silent_pcp_gets_a_second_window_when_natpmp_answered() {
     // PROBE_PLAN sends 3 times in its window; the 4th PCP request (in the
     // second window) gets this server's answer: "only NAT-PMP".
-    let (port, task) = fake_router_losing(3, Some(2)).await;
+    let (port, router) = fake_router_losing(3, Some(2)).await;
     let report = AutoMapper::new(config(port)).probe().await;
     assert_eq!(report.verdict, Verdict::Usable(Mechanism::NatPmp));
     let pcp = report.get(Mechanism::Pcp).unwrap();
     let e = pcp.error.as_ref().unwrap();
     assert!(e.message.contains("only NAT-PMP"), "{pcp:?}");
     assert!(!e.message.contains("lost"), "{pcp:?}");
-    task.abort();
+    drop(router);
 
     // Both windows lost: still "no answer", saying why that is not "absent".
-    let (port, task) = fake_router_losing(6, Some(2)).await;
+    let (port, router) = fake_router_losing(6, Some(2)).await;
     let report = AutoMapper::new(config(port)).probe().await;
     let pcp = report.get(Mechanism::Pcp).unwrap();
     let e = pcp.error.as_ref().unwrap();
     assert_eq!(e.kind, FailureKind::Timeout, "{pcp:?}");
     assert!(e.message.contains("most likely lost"), "{pcp:?}");
-    task.abort();
+    drop(router);
 }

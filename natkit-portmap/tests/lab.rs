@@ -8,8 +8,6 @@
 //! (`portmap_helper`, driven by environment variables and stdin lines); the
 //! outer test reads the router's own listing (`upnpc -l`) between steps.
 
-mod support;
-
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -62,7 +60,7 @@ fn portmap_helper() {
                     println!("MAPPED_UNEXPECTEDLY {}", m.external);
                     mapper.unmap(&m).await.expect("unmap");
                 }
-                Err(e) => println!("MAP_ERROR {}", support::chain(&e)),
+                Err(e) => println!("MAP_ERROR {}", natkit_core::error_line(&e)),
             }
             return;
         };

@@ -1,9 +1,9 @@
-//! A fake NAT-PMP/PCP server on loopback for the async tests.
+//! A fake NAT-PMP/PCP server on loopback.
 //!
 //! Its encoding is written here by hand from RFC 6886 and RFC 6887, not
-//! with the crate's codec, so the two check each other.
+//! with natkit-pmp's codec, so the two check each other.
 // A test fixture: a failing socket or lock should fail the test loudly.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -23,6 +23,8 @@ pub struct Behaviour {
     pub pcp: bool,
     /// The external address it reports.
     pub external_ip: Ipv4Addr,
+    /// Its epoch (seconds since start of epoch) when it starts.
+    pub epoch: u32,
     /// Grants this external port whatever was suggested.
     pub substitute_port: Option<u16>,
     /// Before every real answer, sends a forged copy (with external port
@@ -33,6 +35,9 @@ pub struct Behaviour {
     pub wrong_nonce_first: bool,
     /// Ignores this many requests before answering.
     pub drop_first: usize,
+    /// Counts only requests of this version (0 NAT-PMP, 2 PCP) towards
+    /// `drop_first`; `None`: every request.
+    pub drop_version: Option<u8>,
     /// Answers every request with this result code instead.
     pub force_result: Option<u8>,
     /// Acts on this many requests but loses their answers (an answer
@@ -49,10 +54,12 @@ impl Default for Behaviour {
             natpmp: true,
             pcp: true,
             external_ip: Ipv4Addr::new(198, 51, 100, 77),
+            epoch: 10_000,
             substitute_port: None,
             spoof_first: false,
             wrong_nonce_first: false,
             drop_first: 0,
+            drop_version: None,
             force_result: None,
             lose_answers: 0,
             miniupnpd_delete: false,
@@ -63,8 +70,11 @@ impl Default for Behaviour {
 /// A mapping the fake holds: external port, lifetime, PCP nonce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Held {
+    /// The external port granted.
     pub external_port: u16,
+    /// The lifetime asked for, in seconds.
     pub lifetime: u32,
+    /// The PCP MAP nonce (`None` for a NAT-PMP mapping).
     pub nonce: Option<[u8; 12]>,
 }
 
@@ -81,6 +91,7 @@ struct Shared {
 
 /// A running fake server.
 pub struct FakeServer {
+    /// Where it listens.
     pub addr: SocketAddr,
     shared: Arc<Mutex<Shared>>,
     task: JoinHandle<()>,
@@ -98,9 +109,9 @@ impl FakeServer {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await.unwrap();
         let addr = socket.local_addr().unwrap();
         let shared = Arc::new(Mutex::new(Shared {
+            epoch: (behaviour.epoch, Instant::now()),
             behaviour,
             mappings: HashMap::new(),
-            epoch: (10_000, Instant::now()),
             requests: Vec::new(),
         }));
         let spoof_same_ip = UdpSocket::bind(SocketAddr::new(ip, 0)).await.unwrap();
@@ -112,10 +123,12 @@ impl FakeServer {
         FakeServer { addr, shared, task }
     }
 
+    /// Starts a fake on 127.0.0.1.
     pub async fn v4(behaviour: Behaviour) -> FakeServer {
         Self::start(IpAddr::V4(Ipv4Addr::LOCALHOST), behaviour).await
     }
 
+    /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
@@ -128,16 +141,44 @@ impl FakeServer {
         s.mappings.clear();
     }
 
+    /// The mappings it holds, by (IP protocol number, internal port).
     pub fn mappings(&self) -> HashMap<(u8, u16), Held> {
         self.shared.lock().unwrap().mappings.clone()
     }
 
+    /// Every datagram it received so far, with its source.
     pub fn requests(&self) -> Vec<(SocketAddr, Vec<u8>)> {
         self.shared.lock().unwrap().requests.clone()
     }
 
+    /// Changes its behaviour from the next request on.
     pub fn set(&self, f: impl FnOnce(&mut Behaviour)) {
         f(&mut self.shared.lock().unwrap().behaviour);
+    }
+}
+
+impl Shared {
+    /// Holds a mapping for `key` (protocol number, internal port) and returns
+    /// the external port granted: the substitute, else the suggested port,
+    /// else the internal one.
+    fn grant(
+        &mut self,
+        key: (u8, u16),
+        suggested: u16,
+        lifetime: u32,
+        nonce: Option<[u8; 12]>,
+    ) -> u16 {
+        let wanted = if suggested == 0 { key.1 } else { suggested };
+        let external_port = self.behaviour.substitute_port.unwrap_or(wanted);
+        self.mappings.insert(
+            key,
+            Held {
+                external_port,
+                lifetime,
+                nonce,
+            },
+        );
+        external_port
     }
 }
 
@@ -160,7 +201,11 @@ async fn serve(
         let replies = {
             let mut s = shared.lock().unwrap();
             s.requests.push((from, req.clone()));
-            if s.behaviour.drop_first > 0 {
+            let counted = s
+                .behaviour
+                .drop_version
+                .is_none_or(|v| req.first() == Some(&v));
+            if counted && s.behaviour.drop_first > 0 {
                 s.behaviour.drop_first -= 1;
                 continue;
             }
@@ -253,19 +298,7 @@ fn natpmp_answer(s: &mut Shared, req: &[u8]) -> Option<Vec<u8>> {
                 s.mappings.remove(&(proto, internal));
                 (0, 0)
             } else {
-                let ext = s.behaviour.substitute_port.unwrap_or(if suggested == 0 {
-                    internal
-                } else {
-                    suggested
-                });
-                s.mappings.insert(
-                    (proto, internal),
-                    Held {
-                        external_port: ext,
-                        lifetime,
-                        nonce: None,
-                    },
-                );
+                let ext = s.grant((proto, internal), suggested, lifetime, None);
                 (ext, lifetime)
             };
             r.extend([0, 0]);
@@ -376,19 +409,7 @@ fn pcp_answer(s: &mut Shared, from: SocketAddr, req: &[u8]) -> Vec<Reply> {
                     real: true,
                 });
             } else {
-                let ext = s.behaviour.substitute_port.unwrap_or(if suggested == 0 {
-                    internal
-                } else {
-                    suggested
-                });
-                s.mappings.insert(
-                    key,
-                    Held {
-                        external_port: ext,
-                        lifetime,
-                        nonce: Some(nonce),
-                    },
-                );
+                let ext = s.grant(key, suggested, lifetime, Some(nonce));
                 out.push(Reply {
                     bytes: reply(0, lifetime, ext, ext_ip, nonce),
                     real: true,
@@ -408,4 +429,5 @@ pub async fn silent() -> (UdpSocket, u16) {
     (s, port)
 }
 
+/// `::1`, where a fake for the IPv6 tests listens.
 pub const LOCALHOST_V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
