@@ -8,6 +8,11 @@ pub enum Error {
     /// No default route, so no gateway to map on.
     #[error("no gateway: {0}")]
     NoGateway(#[source] natkit_core::Error),
+    /// An IPv6 lease ([`PortLeaseBuilder::ipv6`](crate::PortLeaseBuilder::ipv6)) found
+    /// no stable global IPv6 address to open the pinhole for (none at all, only
+    /// temporary ones, or a platform that cannot tell them apart).
+    #[error("no address for an IPv6 pinhole: {0}")]
+    NoStableIpv6(#[source] natkit_core::Ipv6AddressError),
     /// The crash journal could not be opened.
     #[cfg(feature = "portmap")]
     #[error("the mapping journal: {0}")]

@@ -1,13 +1,15 @@
 //! [`PortLease`]: a port opened on the router and kept open, in one call.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use natkit_core::addresses::ROUTE_PROBE_V6;
 use natkit_core::{
-    Gateway, KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingId, MappingRequest, Mechanism,
-    PortMapper, Protocol, default_gateway,
+    AddressScope, Gateway, KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingId,
+    MappingRequest, Mechanism, PortMapper, Protocol, StableIpv6, StableReason, default_gateway,
+    stable_ipv6_for,
 };
 use natkit_portmap::{AutoMapper, CleanupOptions, CleanupReport, Journal, PortMapConfig};
 use tokio::sync::watch;
@@ -49,6 +51,32 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(7200);
 /// Dropping a lease without `close` still deletes the mapping, from the keeper's
 /// task, as long as the tokio runtime runs on; `close` waits for the deletion and
 /// says whether it worked.
+///
+/// # IPv6
+///
+/// IPv6 has no NAT, but the router's firewall drops inbound connections.
+/// [`PortLeaseBuilder::ipv6`] opens a *pinhole* instead (PCP, then UPnP IGD's
+/// `WANIPv6FirewallControl`; NAT-PMP has no IPv6): for this host's stable global
+/// IPv6 address, never a temporary (privacy) one, which would stop working when the
+/// OS retires it. [`PortLease::ipv6_address`] says which address was used and why.
+/// The pinhole is kept, re-made and cleaned up like a mapping; its
+/// [`Mapping::external`] is the host's own address and port.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), natkit::Error> {
+/// use natkit::{PortLease, Protocol};
+///
+/// let lease = PortLease::builder(Protocol::Tcp, 8080).ipv6().open().await?;
+/// if let Some(choice) = lease.ipv6_address() {
+///     println!("pinhole for {choice}"); // "2a0d:…::2 on eth0 (stable, static; …)"
+/// }
+/// if let Some(m) = lease.external() {
+///     assert!(m.is_pinhole());
+///     println!("{m}"); // "pinhole [2a0d:…::2]:8080/tcp via PCP"
+/// }
+/// lease.close().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct PortLease {
     keeper: LeaseKeeper,
@@ -56,6 +84,7 @@ pub struct PortLease {
     current: watch::Receiver<Option<Mapping>>,
     gateway: Gateway,
     cleanup: Option<CleanupReport>,
+    ipv6: Option<StableIpv6>,
 }
 
 impl PortLease {
@@ -79,6 +108,7 @@ impl PortLease {
             journal: JournalChoice::Default,
             keeper: KeeperConfig::default(),
             portmap: PortMapConfig::default(),
+            family: Family::V4,
         }
     }
 
@@ -104,6 +134,12 @@ impl PortLease {
         &self.gateway
     }
 
+    /// For an IPv6 lease: the address the pinhole is for, and why it was chosen
+    /// (`None` for an IPv4 lease).
+    pub fn ipv6_address(&self) -> Option<&StableIpv6> {
+        self.ipv6.as_ref()
+    }
+
     /// What the clean-up of an earlier run's leftovers did (`None` without a journal).
     pub fn cleanup_report(&self) -> Option<&CleanupReport> {
         self.cleanup.as_ref()
@@ -120,6 +156,14 @@ impl PortLease {
             None => Ok(()),
         }
     }
+}
+
+/// Which address the lease is for.
+#[derive(Debug, Clone, Copy)]
+enum Family {
+    V4,
+    /// A pinhole; `Some`: for this address, as given.
+    V6(Option<Ipv6Addr>),
 }
 
 #[derive(Debug, Clone)]
@@ -143,9 +187,27 @@ pub struct PortLeaseBuilder {
     journal: JournalChoice,
     keeper: KeeperConfig,
     portmap: PortMapConfig,
+    family: Family,
 }
 
 impl PortLeaseBuilder {
+    /// Open an IPv6 pinhole instead of an IPv4 mapping, for this host's stable
+    /// global IPv6 address on the gateway's interface (see
+    /// [`natkit_core::stable_ipv6_for`]): never a temporary one. Fails with
+    /// [`Error::NoStableIpv6`] when there is none. The external port is the
+    /// local one (a firewall does not translate).
+    pub fn ipv6(mut self) -> Self {
+        self.family = Family::V6(None);
+        self
+    }
+
+    /// Open an IPv6 pinhole for `address`, one of this host's, as given (the
+    /// caller's choice, even a temporary address).
+    pub fn ipv6_address(mut self, address: Ipv6Addr) -> Self {
+        self.family = Family::V6(Some(address));
+        self
+    }
+
     /// The external port to ask for (default: the same as the local port); `None`
     /// lets the router choose.
     pub fn external_port(mut self, port: Option<u16>) -> Self {
@@ -253,9 +315,20 @@ impl PortLeaseBuilder {
                 Err(e) => tracing::warn!(error = %e, "cleaning up an earlier run failed"),
             }
         }
-        let internal = SocketAddr::new(IpAddr::V4(gateway.local_address), self.port);
-        let mut request = MappingRequest::new(self.protocol, internal)
-            .with_external_port(self.external_port)
+        let (internal, ipv6) = match self.family {
+            Family::V4 => (IpAddr::V4(gateway.local_address), None),
+            Family::V6(Some(address)) => (IpAddr::V6(address), None),
+            Family::V6(None) => {
+                let choice = ipv6_for(&gateway).await?;
+                (IpAddr::V6(choice.address), Some(choice))
+            }
+        };
+        let external_port = match internal {
+            IpAddr::V6(_) => Some(self.port),
+            IpAddr::V4(_) => self.external_port,
+        };
+        let mut request = MappingRequest::new(self.protocol, SocketAddr::new(internal, self.port))
+            .with_external_port(external_port)
             .with_lifetime(self.lifetime);
         if let Some(d) = self.description {
             request = request.with_description(d);
@@ -277,8 +350,30 @@ impl PortLeaseBuilder {
             current,
             gateway,
             cleanup,
+            ipv6,
         })
     }
+}
+
+/// The stable global IPv6 address on the gateway's interface. The route lookup
+/// (for the report's "outbound traffic uses …") goes towards the gateway's global
+/// IPv6 address when it has one, else the default route.
+async fn ipv6_for(gateway: &Gateway) -> Result<StableIpv6, Error> {
+    let toward = gateway
+        .address_v6
+        .filter(|a| AddressScope::of(IpAddr::V6(*a)).is_global())
+        .unwrap_or(ROUTE_PROBE_V6);
+    let interface = gateway.interface.clone();
+    let choice = tokio::task::spawn_blocking(move || stable_ipv6_for(toward, Some(&interface)))
+        .await
+        .map_err(|_| Error::TaskFailed {
+            what: "finding this host's stable IPv6 address",
+        })?
+        .map_err(Error::NoStableIpv6)?;
+    if choice.reason != StableReason::KernelSource {
+        tracing::info!(%choice, "IPv6 pinhole for a stable address other than the kernel's source");
+    }
+    Ok(choice)
 }
 
 /// Keeps the lease's watch in step with the keeper's events for its mapping; ends
