@@ -142,12 +142,26 @@ pub enum Error {
         /// The kind of failure.
         kind: std::io::ErrorKind,
     },
+    /// This host cannot send to the server at all: it has no address or no route of
+    /// the server's family (IPv6 on an IPv4-only network). Found by a route lookup,
+    /// with no packet sent.
+    #[error("no route to {server} (no {} address or route on this host): {}", family_name(server), std::io::Error::from(*.kind))]
+    NoRoute {
+        /// The server.
+        server: std::net::SocketAddr,
+        /// What the route lookup said (network unreachable, address not available).
+        kind: std::io::ErrorKind,
+    },
     /// A configuration value is out of range or inconsistent.
     #[error("invalid configuration: {reason}")]
     InvalidConfig {
         /// What is wrong.
         reason: &'static str,
     },
+}
+
+fn family_name(server: &std::net::SocketAddr) -> &'static str {
+    crate::client::IpFamily::of(server.ip()).name()
 }
 
 impl Error {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::lifetime::LifetimeConfig;
 use crate::Error;
-use crate::client::RetransmitPlan;
+use crate::client::{IpFamily, RetransmitPlan};
 
 /// The largest RTO of requests whose absence of answer is evidence, however slow the
 /// measured round trip (RFC 8489's initial RTO).
@@ -48,6 +48,12 @@ pub struct ClassifyConfig {
     /// The local IP to test from; by default the one the host routes to the first
     /// server from.
     pub bind_ip: Option<IpAddr>,
+    /// The address family to test: server names are resolved to addresses of it
+    /// (AAAA records for IPv6). `None`: the family of the first server that
+    /// resolves, names resolving to IPv4 first. Over IPv6 there is no NAT to find,
+    /// and the tests measure the router's firewall
+    /// ([`Classification::firewall`](super::Classification::firewall)).
+    pub family: Option<IpFamily>,
 }
 
 impl ClassifyConfig {
@@ -66,6 +72,7 @@ impl ClassifyConfig {
             hairpinning: false,
             lifetime: None,
             bind_ip: None,
+            family: None,
         }
     }
 
@@ -87,6 +94,11 @@ impl ClassifyConfig {
         }
         if let Some(l) = &self.lifetime {
             l.validate()?;
+        }
+        if let (Some(ip), Some(family)) = (self.bind_ip, self.family)
+            && IpFamily::of(ip) != family
+        {
+            return invalid("bind_ip is not of the family asked for");
         }
         Ok(())
     }

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use natkit_core::{LegacyNatType, NatBehaviour};
 
+use super::firewall::Firewall;
 use super::lifetime::BindingLifetime;
 use crate::Error;
-use crate::client::BindingResponse;
+use crate::client::{BindingResponse, IpFamily};
 
 /// Which test a request belonged to (RFC 5780 §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,6 +123,36 @@ impl TestOutcome {
     }
 }
 
+impl Classification {
+    /// The mapping axis in words that fit: `none` with no NAT in the way (the
+    /// address seen is this host's own, nothing is translated, as on IPv6), else the
+    /// RFC 4787 behaviour (`endpoint_independent` …).
+    pub fn mapping_name(&self) -> &'static str {
+        match self.firewall {
+            Some(_) => "none",
+            None => self.behaviour.mapping.as_str(),
+        }
+    }
+
+    /// What is in the way, in one phrase: the firewall's name with no NAT, the legacy
+    /// NAT type otherwise (`stateful_address_and_port_dependent` on a home
+    /// router's IPv6, `port_restricted_cone` behind its IPv4 NAT).
+    pub fn kind(&self) -> &'static str {
+        match self.firewall {
+            Some(f) => f.as_str(),
+            None => self.legacy.as_str(),
+        }
+    }
+
+    /// What [`kind`](Self::kind) means for applications, in plain words.
+    pub fn meaning(&self) -> &'static str {
+        match self.firewall {
+            Some(f) => f.meaning(),
+            None => self.legacy.meaning(),
+        }
+    }
+}
+
 /// One request of the test plan and what it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -179,10 +210,19 @@ pub struct ServerCheck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Classification {
+    /// The address family tested: that of the servers (a host has an IPv4 and an
+    /// IPv6 answer, classified one at a time).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub family: Option<IpFamily>,
     /// Mapping and filtering behaviour, hairpinning and port preservation.
     pub behaviour: NatBehaviour,
     /// The legacy RFC 3489 name, derived from [`behaviour`](Self::behaviour).
     pub legacy: LegacyNatType,
+    /// With no NAT in the way (IPv6, or a public IPv4 host): how the firewall
+    /// filters, in a firewall's words, derived from [`behaviour`](Self::behaviour);
+    /// `None` behind a NAT or when nothing answered.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub firewall: Option<Firewall>,
     /// The mapped address of the first test (this host's address as seen from outside).
     pub external: Option<SocketAddr>,
     /// The local socket of the first test.

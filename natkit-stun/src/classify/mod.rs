@@ -21,6 +21,7 @@ mod config;
 mod contacts;
 mod decide;
 mod evidence;
+mod firewall;
 mod lifetime;
 mod plan;
 #[cfg(feature = "tokio")]
@@ -35,6 +36,7 @@ pub use config::{ClassifyConfig, NO_ANSWER_RTO_CEILING};
 pub use evidence::{
     Classification, ServerCheck, ServerFlavor, TestEvidence, TestKind, TestOutcome,
 };
+pub use firewall::Firewall;
 pub use lifetime::{
     BindingLifetime, LifetimeConfig, LifetimeProbe, MAX_LIFETIME, MAX_LIFETIME_STEPS,
 };

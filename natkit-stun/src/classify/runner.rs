@@ -14,7 +14,7 @@ use super::plan::{Probe, ProbeResult, TestPlan, no_answer_plan};
 use super::ports;
 use crate::Error;
 use crate::client::{
-    AcceptFrom, BindingRequest, RetransmitPlan, Transaction, binding_on, resolve_all,
+    AcceptFrom, BindingRequest, RetransmitPlan, Transaction, binding_on, resolve_all_in,
     run_transactions,
 };
 
@@ -32,7 +32,7 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
     for (name, r) in config
         .servers
         .iter()
-        .zip(resolve_all(&config.servers).await)
+        .zip(resolve_all_in(&config.servers, config.family).await)
     {
         match r {
             Ok(addr) => servers.push((name.clone(), addr)),
@@ -52,7 +52,14 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
             }));
     };
     let local_ip = match config.bind_ip {
+        Some(ip) if ip.is_ipv4() != first.is_ipv4() => {
+            return Err(Error::InvalidConfig {
+                reason: "bind_ip is not of the servers' address family",
+            });
+        }
         Some(ip) => ip,
+        // Without an address or route of the servers' family (IPv6 on an IPv4-only
+        // network) this fails at once, with no packet sent.
         None => route_source(first).await?,
     };
     let lifetime = config.lifetime;
@@ -298,13 +305,14 @@ async fn lifetime_step(
     Ok(probe)
 }
 
-/// The local IP the host would send from to reach `server` (no packet is sent).
+/// The local IP the host would send from to reach `server` (no packet is sent);
+/// [`Error::NoRoute`] at once without an address or route of its family.
 async fn route_source(server: SocketAddr) -> Result<IpAddr, Error> {
     let probe = crate::client::bind_for(server).await?;
-    probe
-        .connect(server)
-        .await
-        .map_err(|e| Error::io("route lookup", &e))?;
+    probe.connect(server).await.map_err(|e| Error::NoRoute {
+        server,
+        kind: e.kind(),
+    })?;
     probe
         .local_addr()
         .map(|a| a.ip())

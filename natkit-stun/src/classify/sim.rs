@@ -68,6 +68,8 @@ pub(crate) struct Sim {
     pub schedule: Schedule,
     /// The servers the plan is given (default: the primary address).
     pub given: Vec<SocketAddr>,
+    /// IPv6: the servers and this host have IPv6 addresses (see [`Sim::ipv6`]).
+    pub v6: bool,
     rng: rand::rngs::StdRng,
     mappings: HashMap<(SocketAddr, Option<IpAddr>, Option<u16>), SocketAddr>,
     contacted: HashMap<SocketAddr, HashSet<SocketAddr>>,
@@ -83,6 +85,14 @@ pub(crate) const SERVER: [&str; 4] = [
 ];
 const PUBLIC: &str = "198.51.100.1";
 const LAN: &str = "10.0.0.2";
+/// The lab's IPv6 STUN addresses (STUN1_6, STUN2_6) and LAN host.
+pub(crate) const SERVER6: [&str; 4] = [
+    "[2a0d:88:77:66::10]:3478",
+    "[2a0d:88:77:66::10]:3479",
+    "[2a0d:88:77:66::11]:3478",
+    "[2a0d:88:77:66::11]:3479",
+];
+const HOST6: &str = "2a0d:88:77:77::2";
 
 impl Sim {
     pub(crate) fn new(nat: Option<M>, filtering: F) -> Sim {
@@ -100,11 +110,23 @@ impl Sim {
             preserve_ports: false,
             schedule: Schedule::AllSendsFirst,
             given: vec![sa(SERVER[0])],
+            v6: false,
             rng: rand::rngs::StdRng::seed_from_u64(0),
             mappings: HashMap::new(),
             contacted: HashMap::new(),
             host_contacted: HashSet::new(),
             next_port: 40_000,
+        }
+    }
+
+    /// An IPv6 host: its own global address, no NAT, behind a firewall that filters
+    /// as `filtering` says (a home router's conntrack firewall:
+    /// address-and-port-dependent).
+    pub(crate) fn ipv6(filtering: F) -> Sim {
+        Sim {
+            v6: true,
+            given: vec![sa(SERVER6[0])],
+            ..Sim::new(None, filtering)
         }
     }
 
@@ -114,7 +136,11 @@ impl Sim {
     }
 
     fn local(&self, group: u32) -> SocketAddr {
-        let ip = if self.nat.is_some() { LAN } else { PUBLIC };
+        let ip = match (self.v6, self.nat.is_some()) {
+            (true, _) => HOST6,
+            (false, true) => LAN,
+            (false, false) => PUBLIC,
+        };
         SocketAddr::new(
             ip.parse().expect("ip"),
             20_000 + u16::try_from(group).unwrap_or(0),
@@ -171,7 +197,8 @@ impl Sim {
     }
 
     fn servers(&self) -> Vec<SocketAddr> {
-        SERVER.iter().map(|s| sa(s)).collect()
+        let servers = if self.v6 { SERVER6 } else { SERVER };
+        servers.iter().map(|s| sa(s)).collect()
     }
 
     fn answer(&mut self, group: u32, p: &Probe) -> TestOutcome {
@@ -437,6 +464,79 @@ fn every_nat_kind_is_classified_exactly() {
             assert!(unexplained.is_empty(), "{what}");
         }
     }
+}
+
+#[test]
+fn an_ipv6_host_has_no_nat_and_its_firewall_is_measured() {
+    use super::Firewall as W;
+    for (filtering, firewall, legacy) in [
+        (
+            F::AddressAndPortDependent,
+            W::StatefulAddressAndPortDependent,
+            LegacyNatType::SymmetricUdpFirewall,
+        ),
+        (
+            F::AddressDependent,
+            W::StatefulAddressDependent,
+            LegacyNatType::SymmetricUdpFirewall,
+        ),
+        (F::EndpointIndependent, W::Open, LegacyNatType::Open),
+    ] {
+        for (key, schedule) in [
+            (FilterKey::PerMapping, Schedule::AllSendsFirst),
+            (FilterKey::PerHost, Schedule::Shuffled),
+        ] {
+            let mut sim = Sim::ipv6(filtering).seed(7);
+            sim.filter_key = key;
+            sim.schedule = schedule;
+            let c = sim.run(config());
+            let what = format!("{filtering:?} {key:?} {schedule:?}: {c:#?}");
+            assert_eq!(c.family, Some(crate::client::IpFamily::V6), "{what}");
+            assert_eq!(c.behaviour.connectivity, Connectivity::NoNat, "{what}");
+            assert_eq!(c.external, c.local, "{what}");
+            assert!(c.external.is_some_and(|a| a.is_ipv6()), "{what}");
+            assert_eq!(c.behaviour.filtering, filtering, "{what}");
+            assert_eq!(c.firewall, Some(firewall), "{what}");
+            assert_eq!(c.legacy, legacy, "{what}");
+            assert_eq!(c.mapping_name(), "none", "{what}");
+            assert_eq!(c.kind(), firewall.as_str(), "{what}");
+            // No hairpinning question without a NAT, and nothing unexplained.
+            assert_eq!(c.behaviour.hairpinning, None, "{what}");
+            assert!(c.notes.is_empty(), "{what}");
+            assert!(c.evidence.iter().all(|e| e.server.is_ipv6()), "{what}");
+        }
+    }
+    // Behind an IPv4 NAT the old words stay.
+    let c = Sim::new(Some(M::EndpointIndependent), F::AddressAndPortDependent).run(config());
+    assert_eq!((c.firewall, c.kind()), (None, "port_restricted_cone"));
+    assert_eq!(c.mapping_name(), "endpoint_independent");
+    assert_eq!(c.family, Some(crate::client::IpFamily::V4));
+}
+
+#[test]
+fn ipv6_under_loss_is_right_or_inconclusive() {
+    let mut conclusive = 0;
+    for seed in 0..200 {
+        let mut sim = Sim::ipv6(F::AddressAndPortDependent).seed(seed);
+        sim.loss = 0.3;
+        let c = sim.run(config());
+        let what = format!("seed {seed}: {:?} {:?}", c.behaviour, c.notes);
+        assert_eq!(c.behaviour.connectivity, Connectivity::NoNat, "{what}");
+        assert!(
+            matches!(
+                c.firewall,
+                Some(
+                    super::Firewall::StatefulAddressAndPortDependent
+                        | super::Firewall::Inconclusive
+                )
+            ),
+            "{what}"
+        );
+        conclusive +=
+            usize::from(c.firewall == Some(super::Firewall::StatefulAddressAndPortDependent));
+    }
+    println!("IPv6, loss 0.3: {conclusive} of 200 conclusive");
+    assert!(conclusive >= 160, "{conclusive} of 200");
 }
 
 #[test]

@@ -198,12 +198,12 @@ fn outcome(run: &Result<(), Error>, t: &mut Transaction) -> Outcome {
 
 /// Whether this host can send to `server` at all: a route lookup (a UDP connect, no
 /// packet sent), which fails at once without an address or route of its family.
-async fn route_to(server: SocketAddr) -> Result<(), Error> {
+pub(crate) async fn route_to(server: SocketAddr) -> Result<(), Error> {
     let probe = bind_for(server).await?;
-    probe
-        .connect(server)
-        .await
-        .map_err(|e| Error::io("route lookup", &e))
+    probe.connect(server).await.map_err(|e| Error::NoRoute {
+        server,
+        kind: e.kind(),
+    })
 }
 
 /// This host's public IPv4 and IPv6 addresses, found side by side
@@ -292,7 +292,7 @@ impl AddressDiscoverer for StunDiscoverer {
         self.discover_stun().await.map_err(|e| {
             let kind = match e {
                 Error::NoAnswer { .. } => FailureKind::Unavailable,
-                Error::Io { .. } => FailureKind::Network,
+                Error::Io { .. } | Error::NoRoute { .. } => FailureKind::Network,
                 Error::Resolve { .. } => FailureKind::Network,
                 Error::InvalidConfig { .. } => FailureKind::Unsupported,
                 _ => FailureKind::Protocol,

@@ -44,9 +44,10 @@ use super::config::{ClassifyConfig, NO_ANSWER_RTO_CEILING};
 use super::contacts::Contacts;
 use super::decide::{self, FilteringRound, MappingRound};
 use super::evidence::{Classification, ServerCheck, TestEvidence, TestKind, TestOutcome};
+use super::firewall::Firewall;
 use super::servers::{self, Target};
 use crate::Error;
-use crate::client::{BindingRequest, RetransmitPlan};
+use crate::client::{BindingRequest, IpFamily, RetransmitPlan};
 
 /// How many times the first wave is tried before concluding that UDP is blocked.
 const DISCOVERY_ATTEMPTS: u8 = 3;
@@ -539,8 +540,10 @@ impl TestPlan {
             port_preservation: self.port_preservation(),
         };
         Classification {
+            family: self.servers.first().map(|(_, s)| IpFamily::of(s.ip())),
             behaviour,
             legacy: behaviour.legacy_type(),
+            firewall: Firewall::of(&behaviour),
             external: self.external,
             local: self.local,
             mapping_varies_by_destination: match self.mapping {
