@@ -9,7 +9,7 @@ use std::net::Ipv6Addr;
 use std::process::Output;
 use std::time::Duration;
 
-use natkit_lab::{Lab, LabAddrs6, LabChild, Node, Proto, require_root};
+use natkit_lab::{Lab, LabAddrs6, LabChild, NatKind, Node, Proto, require_root};
 
 /// The TCP port of the LAN host's listener.
 const PORT: u16 = 18080;
@@ -54,11 +54,15 @@ fn in_lan(v6: &LabAddrs6, a: Ipv6Addr) -> bool {
 /// A TCP listener on `addr`:PORT in the LAN host that answers "pong" and prints
 /// what it received.
 fn listen(lab: &Lab, addr: Ipv6Addr) -> LabChild {
-    let script = format!("echo pong | nc -6 -n -l -s {addr} -p {PORT}");
+    listen_on(lab, Node::Lan, addr, PORT)
+}
+
+fn listen_on(lab: &Lab, node: Node, addr: Ipv6Addr, port: u16) -> LabChild {
+    let script = format!("echo pong | nc -6 -n -l -s {addr} -p {port}");
     let child = lab
-        .spawn(Node::Lan, &["sh", "-c", script.as_str()])
+        .spawn(node, &["sh", "-c", script.as_str()])
         .expect("spawn listener");
-    lab.wait_listening(Node::Lan, Proto::Tcp, PORT, Duration::from_secs(5))
+    lab.wait_listening(node, Proto::Tcp, port, Duration::from_secs(5))
         .expect("listener up");
     child
 }
@@ -66,8 +70,12 @@ fn listen(lab: &Lab, addr: Ipv6Addr) -> LabChild {
 /// Connects from the wan node, bound to `src`, to `dst`:PORT, sends "ping" and
 /// prints the answer; gives up after 2 s without a connection.
 fn connect(lab: &Lab, src: Ipv6Addr, dst: Ipv6Addr) -> Output {
-    let script = format!("echo ping | nc -6 -n -v -N -w 2 -s {src} {dst} {PORT}");
-    lab.exec(Node::Wan, &["sh", "-c", script.as_str()])
+    connect_from(lab, Node::Wan, src, (dst, PORT))
+}
+
+fn connect_from(lab: &Lab, node: Node, src: Ipv6Addr, (dst, port): (Ipv6Addr, u16)) -> Output {
+    let script = format!("echo ping | nc -6 -n -v -N -w 2 -s {src} {dst} {port}");
+    lab.exec(node, &["sh", "-c", script.as_str()])
         .expect("run nc")
 }
 
@@ -333,7 +341,8 @@ fn dual_stack_lab_firewall_drops_inbound_and_upnpc_pinholes_open_it() {
         "PEER → LAN after a router restart",
     );
     drop(listener);
-    add_pinhole(&lab, a.peer, a.lan_slaac);
+    // Its UniqueIDs start over.
+    assert_eq!(add_pinhole(&lab, a.peer, a.lan_slaac), "1");
     lab.down().expect("down");
 }
 
@@ -364,6 +373,44 @@ fn double_nat_routes_ipv6_through_the_isp_without_translation() {
     drop(listener);
     // The ISP routes IPv6 untranslated: the peer sees the LAN host's own address.
     assert_eq!(source_seen_by_peer(&lab), a.lan_temp);
+    lab.down().expect("down");
+}
+
+#[test]
+fn open_lab_has_no_ipv6_firewall_but_the_port_blocks_apply_to_ipv6() {
+    require_root();
+    const BLOCKED_IN: u16 = 18082;
+    const BLOCKED_OUT: u16 = 18083;
+    let lab = Lab::builder()
+        .nat(NatKind::Open)
+        .ipv6(true)
+        .block_inbound(BLOCKED_IN, Proto::Tcp)
+        .block_outbound(BLOCKED_OUT, Proto::Tcp)
+        .build()
+        .expect("lab");
+    let a = v6(&lab);
+    // No NAT and no firewall: an inbound connection reaches the LAN host.
+    let listener = listen(&lab, a.lan_slaac);
+    let out = connect(&lab, a.peer, a.lan_slaac);
+    assert!(
+        out.status.success() && text(&out.stdout).contains("pong"),
+        "PEER → LAN on the open lab: {}",
+        natkit_lab::dump_output(&out)
+    );
+    drop(listener);
+    // The ISP's inbound block and the router's outbound block match IPv6 too.
+    let listener = listen_on(&lab, Node::Lan, a.lan_slaac, BLOCKED_IN);
+    assert_dropped(
+        &connect_from(&lab, Node::Wan, a.peer, (a.lan_slaac, BLOCKED_IN)),
+        "PEER → LAN to an inbound-blocked port",
+    );
+    drop(listener);
+    let listener = listen_on(&lab, Node::Wan, a.peer, BLOCKED_OUT);
+    assert_dropped(
+        &connect_from(&lab, Node::Lan, a.lan_slaac, (a.peer, BLOCKED_OUT)),
+        "LAN → PEER to an outbound-blocked port",
+    );
+    drop(listener);
     lab.down().expect("down");
 }
 
