@@ -34,7 +34,7 @@ pub use config::{Config, ConfigError, DEFAULT_TIMEOUT, Ports, Stage, TIMEOUT_RAN
 pub use forwards::RouterForward;
 pub use guard::Cleanup;
 pub use hops::{HopVerdict, HopsReport};
-pub use mdns::{LocalNameReport, NameClaim};
+pub use mdns::{Heard, LocalNameReport, NameClaim};
 pub use nat_checks::NatServer;
 pub use outbound::{OutboundPortReport, OutboundReport};
 pub use report::{

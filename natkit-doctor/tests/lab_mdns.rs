@@ -11,6 +11,10 @@
 //!   192.168.77.3.
 //! - It claims another name: it is there and answers, but not for this host's
 //!   name: no finding, no claim.
+//! - It claims `<hostname>.local` but answers only to the group (224.0.0.251:5353,
+//!   id 0, no question, as RFC 6762 §6 has responders answer a query from port
+//!   5353, and as some do for every query): the doctor hears it on its group
+//!   listener, a `duplicate_hostname` finding heard `via` multicast.
 //!
 //! Every report is validated against `docs/doctor.schema.json`.
 
@@ -23,6 +27,8 @@ use serde_json::Value;
 const MARK: &str = "NATKIT_MDNS ";
 /// The name the lan2 responder claims (without `.local`).
 const CLAIM_ENV: &str = "NATKIT_MDNS_CLAIM";
+/// `multicast`: the responder answers only to the group.
+const MODE_ENV: &str = "NATKIT_MDNS_MODE";
 const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 251);
 
 /// The machine's host name as mDNS announces it: the first label, lower case.
@@ -67,6 +73,7 @@ fn lan2_mdns_responder() {
         "{}.local",
         std::env::var(CLAIM_ENV).expect("the name to claim")
     );
+    let to_group = std::env::var(MODE_ENV).is_ok_and(|m| m == "multicast");
     let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 5353)).expect("bind 5353");
     sock.join_multicast_v4(&GROUP, &me)
         .expect("join 224.0.0.251");
@@ -91,15 +98,34 @@ fn lan2_mdns_responder() {
         if name != claim || qtype != 1 {
             continue;
         }
-        // The id and the question echoed (legacy unicast), one answer: a pointer
-        // to the question's name, type A, class IN, TTL 10, our address.
-        let mut r = m[..2].to_vec();
-        r.extend_from_slice(&[0x84, 0, 0, 1, 0, 1, 0, 0, 0, 0]);
-        r.extend_from_slice(&m[12..end_q]);
-        r.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 10, 0, 4]);
+        let r = if to_group {
+            // Id 0, no question, one answer with the name spelled out, the
+            // cache-flush bit set (RFC 6762 §6, §10.2), to the group.
+            let mut r = vec![0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+            for label in claim.split('.') {
+                r.push(u8::try_from(label.len()).expect("a label"));
+                r.extend_from_slice(label.as_bytes());
+            }
+            r.extend_from_slice(&[0, 0, 1, 0x80, 1, 0, 0, 0, 120, 0, 4]);
+            r
+        } else {
+            // The id and the question echoed (legacy unicast), one answer: a
+            // pointer to the question's name, type A, class IN, TTL 10.
+            let mut r = m[..2].to_vec();
+            r.extend_from_slice(&[0x84, 0, 0, 1, 0, 1, 0, 0, 0, 0]);
+            r.extend_from_slice(&m[12..end_q]);
+            r.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 10, 0, 4]);
+            r
+        };
+        let mut r = r;
         r.extend_from_slice(&me.octets());
-        sock.send_to(&r, from).expect("answer");
-        println!("{MARK}answered {from}");
+        let to = if to_group {
+            std::net::SocketAddr::from((GROUP, 5353))
+        } else {
+            from
+        };
+        sock.send_to(&r, to).expect("answer");
+        println!("{MARK}answered {from} to {to}");
     }
 }
 
@@ -133,12 +159,13 @@ fn lan_doctor_mdns() {
 /// Builds a lab with lan2, starts the responder claiming `claim`, runs the
 /// doctor in the LAN; the report (schema-checked), its text and the
 /// responder's output.
-fn doctor(claim: &str) -> (Value, String, String) {
+fn doctor(claim: &str, mode: &str) -> (Value, String, String) {
     let lab = Lab::builder().lan2(true).stund(true).build().expect("lab");
     let mut cmd = lab
         .test_helper(Node::Lan2, "lan2_mdns_responder")
         .expect("helper");
     cmd.env(CLAIM_ENV, claim)
+        .env(MODE_ENV, mode)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -193,7 +220,7 @@ fn finding<'a>(report: &'a Value, code: &str) -> Option<&'a Value> {
 fn lab_doctor_finds_another_host_claiming_this_name() {
     require_root();
     let label = host_label();
-    let (report, text, said) = doctor(&label);
+    let (report, text, said) = doctor(&label, "unicast");
     let name = format!("{label}.local");
     assert!(
         text.contains(&format!("{name}: also answered by 192.168.77.3")),
@@ -203,10 +230,15 @@ fn lab_doctor_finds_another_host_claiming_this_name() {
     assert!(said.contains("answered 192.168.77.2:"), "{said}");
     let l = &report["local_name"];
     assert_eq!(l["checked"], true, "{l:#}");
+    assert_eq!(l["group_listener"], true, "{l:#}");
     assert_eq!(l["name"], name.as_str(), "{l:#}");
     assert_eq!(
         l["claims"],
-        serde_json::json!([{ "from": "192.168.77.3", "addresses": ["192.168.77.3"] }]),
+        serde_json::json!([{
+            "from": "192.168.77.3",
+            "addresses": ["192.168.77.3"],
+            "via": ["unicast"]
+        }]),
         "{l:#}"
     );
     let f = finding(&report, "duplicate_hostname").expect("duplicate_hostname finding");
@@ -220,7 +252,7 @@ fn lab_doctor_silent_when_no_other_host_claims_this_name() {
     require_root();
     let label = host_label();
     let other = format!("not-{label}");
-    let (report, text, said) = doctor(&other);
+    let (report, text, said) = doctor(&other, "unicast");
     assert!(
         text.contains(&format!("{label}.local: no other device answers for it")),
         "{text}"
@@ -236,6 +268,35 @@ fn lab_doctor_silent_when_no_other_host_claims_this_name() {
     assert_eq!(l["claims"], serde_json::json!([]), "{l:#}");
     assert!(
         finding(&report, "duplicate_hostname").is_none(),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn lab_doctor_hears_a_claim_sent_only_to_the_group() {
+    require_root();
+    let label = host_label();
+    let (report, text, said) = doctor(&label, "multicast");
+    let name = format!("{label}.local");
+    assert!(
+        text.contains(&format!("{name}: also answered by 192.168.77.3")),
+        "{text}"
+    );
+    // The answers went to the group, never to the doctor's query port.
+    assert!(said.contains("to 224.0.0.251:5353"), "{said}");
+    let l = &report["local_name"];
+    assert_eq!(l["group_listener"], true, "{l:#}");
+    assert_eq!(
+        l["claims"],
+        serde_json::json!([{
+            "from": "192.168.77.3",
+            "addresses": ["192.168.77.3"],
+            "via": ["multicast"]
+        }]),
+        "{l:#}"
+    );
+    assert!(
+        finding(&report, "duplicate_hostname").is_some(),
         "{report:#}"
     );
 }
