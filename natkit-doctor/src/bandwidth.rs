@@ -73,6 +73,16 @@ pub(crate) async fn finish(
     started?.await.ok()
 }
 
+/// One line for the text report: each way's figure, or why there is none.
+pub(crate) fn describe(b: &BandwidthReport) -> String {
+    let figure = |w: &BandwidthWay| match (w.kbps, w.error) {
+        (Some(k), _) => format!("{k} kbit/s ({} bytes in {} ms)", w.bytes, w.ms),
+        (None, Some(e)) => format!("not measured ({})", e.replace('_', " ")),
+        (None, None) => "not measured".to_owned(),
+    };
+    format!("down {}, up {}", figure(&b.down), figure(&b.up))
+}
+
 /// The `low_bandwidth` finding, when a way measured under 300 kbit/s.
 pub(crate) fn findings(r: &Report) -> Option<Finding> {
     let b = r.bandwidth.as_ref()?;
@@ -148,6 +158,10 @@ mod tests {
             both.message
         );
         assert!(findings(&with(Some(300), Some(301))).is_none());
+        assert_eq!(
+            describe(with(Some(5000), None).bandwidth.as_ref().expect("b")),
+            "down 5000 kbit/s (40000 bytes in 1400 ms), up not measured (refused)"
+        );
         // Not measured is no claim.
         assert!(findings(&with(None, None)).is_none());
         assert!(findings(&Report::empty()).is_none());

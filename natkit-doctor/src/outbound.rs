@@ -94,6 +94,25 @@ const FIX: &str = "these ports are blocked on the way out, by a firewall on this
      network's administrator to allow them, allow them in the router's firewall, or use a network \
      that does not filter outbound traffic";
 
+/// One line for the text report: the verdict, and each port's outcome.
+pub(crate) fn describe(o: &OutboundReport) -> String {
+    let ports: Vec<String> = o
+        .ports
+        .iter()
+        .map(|p| {
+            let role = if p.control { " (control)" } else { "" };
+            let rtt = p.rtt_ms.map(|ms| format!(" {ms} ms")).unwrap_or_default();
+            format!(
+                "{}/{}{role} {}{rtt}",
+                p.port,
+                p.protocol,
+                p.outcome.replace('_', " ")
+            )
+        })
+        .collect();
+    format!("{}: {}", o.verdict.replace('_', " "), ports.join(", "))
+}
+
 /// The `outbound_blocked` finding, when some port was dropped or rejected on
 /// the way out while another answered.
 pub(crate) fn findings(r: &Report) -> Option<Finding> {
@@ -188,6 +207,11 @@ mod tests {
             f.message
         );
         assert_eq!(f.port, Some(443));
+        assert_eq!(
+            describe(r.outbound.as_ref().expect("report")),
+            "blocked: 7007/tcp (control) answered 3 ms, 443/tcp silent, 4500/udp unreachable, \
+             5353/udp answered 3 ms, 5354/tcp refused"
+        );
         let json = serde_json::to_value(r.outbound.as_ref().expect("report")).expect("json");
         assert_eq!(json["verdict"], "blocked");
         assert_eq!(json["ports"][1]["outcome"], "silent");

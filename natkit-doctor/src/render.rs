@@ -46,6 +46,7 @@ pub fn text(r: &Report, style: Style) -> String {
     path(r, style, &mut o);
     nat(r, style, &mut o);
     ports(r, style, &mut o);
+    dialback_checks(r, style, &mut o);
     crate::forwards::render(
         r.router_forwards.as_deref(),
         &style.title("Router forwards"),
@@ -218,6 +219,36 @@ fn ports(r: &Report, style: Style, o: &mut String) {
             p.reachability.replace('_', " "),
             p.purpose.unwrap_or("")
         );
+    }
+}
+
+/// The checks that need a dial-back server (`--dialback`): a line each.
+fn dialback_checks(r: &Report, style: Style, o: &mut String) {
+    let lines = [
+        r.sip_alg.as_ref().map(|s| {
+            let server = s.server;
+            (
+                "SIP ALG",
+                format!("{} (echo {server})", crate::sip::describe(s)),
+            )
+        }),
+        r.outbound
+            .as_ref()
+            .map(|b| ("outbound", crate::outbound::describe(b))),
+        r.bandwidth.as_ref().map(|b| {
+            let server = b.server;
+            (
+                "bandwidth",
+                format!("{} (server {server})", crate::bandwidth::describe(b)),
+            )
+        }),
+    ];
+    if lines.iter().all(Option::is_none) {
+        return;
+    }
+    let _ = writeln!(o, "\n{}", style.title("Dial-back checks"));
+    for (name, line) in lines.into_iter().flatten() {
+        let _ = writeln!(o, "  {name:<13} {line}");
     }
 }
 

@@ -135,6 +135,28 @@ const FIX: &str = "turn off the router's SIP ALG (called \"SIP ALG\", \"SIP Help
      the router has no such setting, use SIP over TLS (port 5061) or another port than 5060, which \
      an ALG cannot read";
 
+/// One line for the text report: the verdict, and each request's outcome.
+pub(crate) fn describe(s: &SipAlgReport) -> String {
+    let legs: Vec<String> = s
+        .legs
+        .iter()
+        .map(|l| {
+            let role = if l.role == "control" {
+                " (control)"
+            } else {
+                ""
+            };
+            format!("{}/{}{role} {}", l.port, l.transport, l.outcome)
+        })
+        .collect();
+    format!(
+        "{} ({}): {}",
+        s.verdict.replace('_', " "),
+        s.why.replace('_', " "),
+        legs.join(", ")
+    )
+}
+
 /// The `sip_alg` finding, if the check saw SIP rewritten or dropped.
 pub(crate) fn findings(r: &Report) -> Option<Finding> {
     let s = r.sip_alg.as_ref()?;
@@ -238,6 +260,18 @@ mod tests {
             ),
             "{}",
             f.message
+        );
+        assert_eq!(
+            describe(r.sip_alg.as_ref().unwrap()),
+            "rewrites (changed): 7007/udp (control) intact, 5060/udp changed, 5060/tcp intact"
+        );
+        let text = crate::render::text(&r, crate::render::Style::PLAIN);
+        assert!(
+            text.contains(
+                "Dial-back checks\n  SIP ALG       rewrites (changed): 7007/udp (control) \
+                 intact, 5060/udp changed, 5060/tcp intact (echo 88.77.66.20:5060)\n"
+            ),
+            "{text}"
         );
         let json = serde_json::to_value(r.sip_alg.as_ref().unwrap()).unwrap();
         assert_eq!(json["verdict"], "rewrites");
