@@ -37,10 +37,18 @@ impl Timeouts {
 
 /// The doctor's NAT-PMP/PCP plans, each within the check's time.
 ///
-/// - probe: RFC 6886's 250 ms doubling (PCP's ANNOUNCE too, with RFC
-///   6887's jitter), cut at the probe deadline by the combinator: 4 sends in
-///   2 s, so one lost datagram does not make a protocol look absent;
-/// - requests (trial mappings, the address): the same schedule for the
+/// - probe: 125 ms doubling (PCP's ANNOUNCE with RFC 6887's ±10 % jitter,
+///   which compounds to at most 1.11 s for the fourth send), cut at
+///   [`PROBE_WINDOW`] by the combinator: sends at 0, 125, 375 and 875 ms,
+///   so one lost datagram does not make a protocol look absent. A router
+///   that drops 5351 silently (many do when NAT-PMP is off, and Linux
+///   routers stop sending port unreachable after a burst of six) costs the
+///   combinator's second window too: 2.4 s in all, which keeps the whole
+///   default run under 3 s. RFC 6886's 250 ms would need 1.75 s for
+///   four sends, 3.5 s for two windows. A late answer to an earlier send still
+///   counts, so the shorter first wait only sends sooner, it never gives up
+///   sooner on a slow router.
+/// - requests (trial mappings, the address): RFC 6886's schedule for the
 ///   whole check, 5 sends in 5 s (PCP's 3 s IRT would fit only two);
 /// - deletes: 250 ms doubling to 1 s, within the guard's 5 s bound.
 struct PmpPlans {
@@ -49,10 +57,19 @@ struct PmpPlans {
     delete: RetransmitPlan,
 }
 
+/// The doctor's probe window for NAT-PMP and PCP.
+const PROBE_WINDOW: Duration = Duration::from_millis(1200);
+/// The first wait of the doctor's NAT-PMP and PCP probe.
+const PROBE_FIRST_WAIT: Duration = Duration::from_millis(125);
+
 impl PmpPlans {
     fn new(check: Duration, jitter: f64) -> PmpPlans {
         PmpPlans {
-            probe: RetransmitPlan::probe().with_jitter(jitter),
+            probe: RetransmitPlan {
+                initial: PROBE_FIRST_WAIT,
+                ..RetransmitPlan::probe_within(check.min(PROBE_WINDOW))
+            }
+            .with_jitter(jitter),
             request: RetransmitPlan::probe_within(check).with_jitter(jitter),
             delete: RetransmitPlan::release_within(DELETE_BUDGET).with_jitter(jitter),
         }
@@ -84,7 +101,7 @@ pub(crate) async fn check_router(gateway: &Gateway, t: Timeouts) -> RouterFound 
     let pcp_plans = PmpPlans::new(t.check, natkit_pmp::PCP_RAND);
     let config = PortMapConfig {
         gateway: Some(gateway.clone()),
-        probe_deadline: t.check.min(Duration::from_secs(2)),
+        probe_deadline: t.check.min(PROBE_WINDOW),
         upnp: DiscoveryConfig {
             gateway: Some(gateway.clone()),
             timeout: t.upnp,
@@ -343,4 +360,51 @@ pub(crate) fn nat_report(c: &Classification) -> NatReport {
 /// An error and its causes on one line.
 pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     crate::render::error_line(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natkit_pmp::{Retransmitter, TimerAction};
+    use std::time::Instant;
+
+    /// The probe plan run on a simulated clock against a silent router: the
+    /// send times, and when it gives up.
+    fn silent(plan: RetransmitPlan, seed: u64) -> (Vec<Duration>, Duration) {
+        let t0 = Instant::now();
+        let mut r = Retransmitter::start(plan, t0, seed).expect("valid plan");
+        let mut sends = vec![Duration::ZERO];
+        loop {
+            let now = r.deadline();
+            match r.on_timeout(now) {
+                TimerAction::Wait => panic!("told to wait at its own deadline"),
+                TimerAction::Retransmit { .. } => sends.push(now - t0),
+                TimerAction::GiveUp => return (sends, now - t0),
+            }
+            assert!(sends.len() < 100, "the plan never ends");
+        }
+    }
+
+    #[test]
+    fn a_silent_router_costs_two_windows_under_three_seconds_with_four_sends_each() {
+        let ms = Duration::from_millis;
+        let plans = PmpPlans::new(crate::DEFAULT_TIMEOUT, 0.0);
+        let (sends, end) = silent(plans.probe, 1);
+        assert_eq!(sends, [ms(0), ms(125), ms(375), ms(875)]);
+        assert_eq!(end, PROBE_WINDOW);
+        // PCP's jitter (±10 %) never costs a send or stretches the window.
+        for seed in 0..1000 {
+            let (sends, end) = silent(
+                PmpPlans::new(crate::DEFAULT_TIMEOUT, natkit_pmp::PCP_RAND).probe,
+                seed,
+            );
+            assert_eq!(sends.len(), 4, "seed {seed}: {sends:?}");
+            assert!(end <= PROBE_WINDOW, "seed {seed}: {end:?}");
+        }
+        // Two windows on a router that drops 5351.
+        assert!(PROBE_WINDOW * 2 < Duration::from_secs(3));
+        // A shorter check shortens the window too.
+        let (_, end) = silent(PmpPlans::new(ms(800), 0.0).probe, 1);
+        assert_eq!(end, ms(800));
+    }
 }
