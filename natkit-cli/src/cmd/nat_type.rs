@@ -7,8 +7,12 @@
 //!
 //! ```text
 //! natkit nat-type --stun 88.77.66.10:3478 [--stun …] [--hairpinning]
-//!     [--lifetime MAX_SECS [--lifetime-steps N]] [--json]
+//!     [--lifetime MAX_SECS [--lifetime-steps N]] [-4 | -6] [--json]
 //! ```
+//!
+//! With `-6` (or IPv6 servers) it tests over IPv6, where there is no NAT: the
+//! answer is the router's firewall (`stateful_address_and_port_dependent` for a
+//! conntrack firewall, `open` with no filtering) and the mapping is `none`.
 //!
 //! Exit status: 0 with an answer (inconclusive included), 1 when no server
 //! answered (UDP blocked or servers down) or on a local error, 2 on bad usage.
@@ -18,6 +22,7 @@ use std::time::Duration;
 
 use natkit_core::LegacyNatType;
 use natkit_stun::classify::{BindingLifetime, ClassifyConfig, LifetimeConfig, classify};
+use natkit_stun::client::IpFamily;
 use serde_json::json;
 
 use crate::common::{self, Output};
@@ -42,6 +47,13 @@ pub(crate) struct Args {
     /// the answer is known to within MAX_SECS / N.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u8).range(1..=32), requires = "lifetime")]
     lifetime_steps: u8,
+    /// Test over IPv4 only (server names resolve to their A records).
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    ipv4: bool,
+    /// Test over IPv6 (server names resolve to their AAAA records): no NAT,
+    /// the router's firewall is measured.
+    #[arg(short = '6', long = "ipv6")]
+    ipv6: bool,
 }
 
 pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
@@ -56,6 +68,11 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         max: Duration::from_secs(u64::from(secs)),
         steps: args.lifetime_steps,
     });
+    config.family = match (args.ipv4, args.ipv6) {
+        (true, _) => Some(IpFamily::V4),
+        (_, true) => Some(IpFamily::V6),
+        _ => None,
+    };
     let c = match classify(config).await {
         Ok(c) => c,
         Err(e) => return common::fail(&e),
@@ -63,9 +80,12 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     let b = c.behaviour;
     if out.json {
         let mut out = json!({
-            "mapping": b.mapping,
+            "family": c.family,
+            "kind": c.kind(),
+            "mapping": c.mapping_name(),
             "filtering": b.filtering,
             "legacy_type": c.legacy,
+            "firewall": c.firewall,
             "connectivity": b.connectivity,
             "external_address": c.external,
             "local_address": c.local,
@@ -98,9 +118,15 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         }
         common::print_json(&out);
     } else {
-        outln!("NAT type      {}", c.legacy);
-        outln!("  means       {}", c.legacy.meaning());
-        outln!("mapping       {}", b.mapping);
+        match c.firewall {
+            Some(f) => outln!("firewall      {f} (no NAT)"),
+            None => outln!("NAT type      {}", c.legacy),
+        }
+        outln!("  means       {}", c.meaning());
+        if let Some(family) = c.family {
+            outln!("family        {family}");
+        }
+        outln!("mapping       {}", c.mapping_name());
         outln!("filtering     {}", b.filtering);
         if let Some(ext) = c.external {
             outln!("external      {ext}");
