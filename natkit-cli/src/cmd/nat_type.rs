@@ -82,7 +82,9 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         let mut out = json!({
             "family": c.family,
             "kind": c.kind(),
-            "mapping": c.mapping_name(),
+            // RFC 4787's axis, as measured (the reference comparisons read it); with
+            // no NAT, `kind` and `firewall` say what is in the way.
+            "mapping": b.mapping,
             "filtering": b.filtering,
             "legacy_type": c.legacy,
             "firewall": c.firewall,
@@ -126,7 +128,10 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         if let Some(family) = c.family {
             outln!("family        {family}");
         }
-        outln!("mapping       {}", c.mapping_name());
+        match c.mapping_name() {
+            "none" => outln!("mapping       none (no NAT: the address seen is this host's own)"),
+            m => outln!("mapping       {m}"),
+        }
         outln!("filtering     {}", b.filtering);
         if let Some(ext) = c.external {
             outln!("external      {ext}");
