@@ -137,6 +137,40 @@ pub enum Error {
         /// What did not fit.
         detail: &'static str,
     },
+    /// NAT-PMP has no IPv6 (RFC 6886 maps IPv4 only): an IPv6 pinhole
+    /// needs PCP or UPnP's WANIPv6FirewallControl.
+    #[error("NAT-PMP has no IPv6: a pinhole for {internal} needs PCP or UPnP")]
+    NatPmpNoIpv6 {
+        /// The IPv6 internal address asked for (`::` when unspecified).
+        internal: std::net::Ipv6Addr,
+    },
+    /// No PCP server answered for IPv6 pinholes: none of the candidates
+    /// (the IPv6 default routers, then the first address of each of their
+    /// prefixes) answered an ANNOUNCE.
+    #[error("no PCP server for IPv6 pinholes answered ({tried} address(es) tried)")]
+    NoIpv6Server {
+        /// How many addresses were tried (0: no IPv6 default route).
+        tried: usize,
+    },
+    /// No stable global IPv6 address to open a pinhole for (only temporary
+    /// addresses, no IPv6 route, ...).
+    #[error("no stable IPv6 address for a pinhole: {source}")]
+    NoStableIpv6 {
+        /// Why, from the host's address table.
+        #[source]
+        source: natkit_core::Ipv6AddressError,
+    },
+    /// The PCP server refused to delete an IPv6 pinhole with the nonce
+    /// that owns it, and its lease was cut to the shortest the server
+    /// grants instead: the pinhole stays open until then. miniupnpd before
+    /// 2.3.6 does this for every pinhole renewed since it was made.
+    #[error(
+        "the router refused to delete the pinhole (NOT_AUTHORIZED); its lease was cut to {lifetime} s"
+    )]
+    PinholeShortened {
+        /// The lease left, in seconds.
+        lifetime: u32,
+    },
     /// A local socket operation failed.
     #[error("socket {op} failed: {source}")]
     Io {
@@ -154,15 +188,21 @@ impl Error {
         match self {
             Error::NatPmpResult { code, .. } => code.failure_kind(),
             Error::PcpResult { code, .. } => code.failure_kind(),
-            Error::UnsupportedServerVersion { .. } | Error::PortUnreachable { .. } => {
-                FailureKind::Unavailable
-            }
+            Error::UnsupportedServerVersion { .. }
+            | Error::PortUnreachable { .. }
+            | Error::NoIpv6Server { .. } => FailureKind::Unavailable,
+            Error::PinholeShortened { .. } => FailureKind::Refused,
+            Error::NoStableIpv6 {
+                source: natkit_core::Ipv6AddressError::NoRoute { .. },
+            } => FailureKind::NotConnected,
+            Error::NoStableIpv6 { .. } => FailureKind::Unavailable,
             Error::Timeout { .. } => FailureKind::Timeout,
             Error::Io { .. } => FailureKind::Network,
             Error::InvalidPlan { .. }
             | Error::InvalidRequest { .. }
             | Error::ForeignMapping { .. }
-            | Error::AddressFamily { .. } => FailureKind::Unsupported,
+            | Error::AddressFamily { .. }
+            | Error::NatPmpNoIpv6 { .. } => FailureKind::Unsupported,
             Error::Truncated { .. }
             | Error::BadLength { .. }
             | Error::UnexpectedVersion { .. }

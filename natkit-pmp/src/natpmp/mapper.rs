@@ -290,10 +290,9 @@ impl NatPmpMapper {
         match requested {
             IpAddr::V4(v4) if !v4.is_unspecified() => Ok(Some(IpAddr::V4(v4))),
             IpAddr::V4(_) => Ok(self.config.local_address.map(IpAddr::V4)),
-            IpAddr::V6(v6) if v6.is_unspecified() => Ok(self.config.local_address.map(IpAddr::V4)),
-            IpAddr::V6(_) => Err(Error::AddressFamily {
-                detail: "NAT-PMP maps IPv4 addresses only",
-            }),
+            // An IPv6 internal address, `::` included, asks for a pinhole
+            // (natkit-core's `MappingRequest`), which NAT-PMP cannot make.
+            IpAddr::V6(internal) => Err(Error::NatPmpNoIpv6 { internal }),
         }
     }
 
@@ -378,9 +377,13 @@ mod tests {
     fn ipv6_internal_address_is_refused() {
         let m = NatPmpMapper::new(Ipv4Addr::LOCALHOST, NatPmpConfig::default());
         assert!(matches!(
-            m.local_for("2001:db8::1".parse().unwrap()),
-            Err(Error::AddressFamily { .. })
+            m.local_for("2a0d:88:77:77::2".parse().unwrap()),
+            Err(Error::NatPmpNoIpv6 { internal }) if internal == "2a0d:88:77:77::2".parse::<std::net::Ipv6Addr>().unwrap()
         ));
+        // `::` asks for a pinhole on the stable address, not for IPv4.
+        let e = m.local_for("::".parse().unwrap()).unwrap_err();
+        assert!(matches!(e, Error::NatPmpNoIpv6 { .. }));
+        assert_eq!(e.failure_kind(), natkit_core::FailureKind::Unsupported);
         assert_eq!(
             m.local_for("192.168.1.5".parse().unwrap()).unwrap(),
             Some("192.168.1.5".parse().unwrap())

@@ -206,6 +206,50 @@ mod tests {
         assert_eq!(x.judge(&[2, 0x81]), Verdict::Drop(DropReason::Malformed));
     }
 
+    /// An IPv6 MAP is judged as an IPv4 one: the nonce, protocol and
+    /// internal port must match, and the external address is the IPv6 one
+    /// the server assigned.
+    #[test]
+    fn ipv6_pinhole_answers() {
+        let host: std::net::Ipv6Addr = "2a0d:88:77:77::2".parse().unwrap();
+        let x = PcpExchange::new(PcpRequest::map(
+            IpAddr::V6(host),
+            600,
+            MapRequest {
+                nonce: NONCE,
+                protocol: Protocol::Tcp,
+                internal_port: 8080,
+                suggested_external: "[::]:8080".parse().unwrap(),
+            },
+        ));
+        let with_ext = |nonce: Nonce, result: u8| {
+            let mut b = answer(2, result, nonce, 6, 8080);
+            b[42..44].copy_from_slice(&8080u16.to_be_bytes());
+            b[44..60].copy_from_slice(&host.octets());
+            b
+        };
+        assert_eq!(
+            x.judge(&with_ext(NONCE, 0)),
+            Verdict::Accept(PcpAnswer::Mapped {
+                lifetime: 600,
+                epoch: 77,
+                external: SocketAddr::from((host, 8080)),
+            })
+        );
+        assert_eq!(
+            x.judge(&with_ext(Nonce([8; 12]), 0)),
+            Verdict::Drop(DropReason::WrongNonce)
+        );
+        // miniupnpd's refusal of a delete by another nonce.
+        assert!(matches!(
+            x.judge(&with_ext(NONCE, 2)),
+            Verdict::Accept(PcpAnswer::Failure {
+                code: PcpResultCode::NotAuthorized,
+                ..
+            })
+        ));
+    }
+
     #[test]
     fn typed_failures() {
         let x = map_exchange();

@@ -33,13 +33,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use natkit_core::{
     GatewayEpoch, Mapping, MappingRequest, MappingToken, Mechanism, PortMapper, Protocol,
+    StableIpv6,
 };
 use rand::Rng;
 use tokio::net::UdpSocket;
@@ -55,6 +56,16 @@ use crate::pcp::wire::{MapRequest, Nonce, PcpRequest};
 use crate::request::{bounded, internal_port, lifetime_secs};
 use crate::schedule::{PCP_RAND, RetransmitPlan};
 use crate::transaction::{Outcome, Transaction};
+
+mod pinhole;
+
+/// Where one request goes: the server, a socket bound to the client
+/// address, and that address.
+struct Path {
+    server: SocketAddr,
+    socket: UdpSocket,
+    local: IpAddr,
+}
 
 /// How a [`PcpMapper`] talks to the server.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +93,12 @@ pub struct PcpConfig {
     /// `None` uses the one routing to the server. A request's own
     /// non-unspecified internal address takes precedence.
     pub local_address: Option<IpAddr>,
+    /// The PCP server for IPv6 pinholes when this mapper's server is IPv4
+    /// (with its port, normally 5351, and for a link-local address the
+    /// interface index as scope id). `None` searches for it on first use:
+    /// the IPv6 default routers, then the first address of their prefixes
+    /// (see `pcp/ipv6.rs` for why both).
+    pub ipv6_server: Option<SocketAddrV6>,
     /// The lease of the short MAP that
     /// [`external_address`](PortMapper::external_address) makes (and
     /// deletes at once) to learn the external address; PCP has no opcode
@@ -99,6 +116,7 @@ impl Default for PcpConfig {
             fallback_to_natpmp: true,
             natpmp: NatPmpConfig::default(),
             local_address: None,
+            ipv6_server: None,
             address_probe_lifetime: Duration::from_secs(60),
         }
     }
@@ -130,6 +148,12 @@ struct State {
     /// The nonce of every live mapping, by protocol and internal address.
     nonces: HashMap<(Protocol, SocketAddr), Nonce>,
     natpmp_only: bool,
+    /// The epoch of the IPv6 pinhole server, when it is not `server`.
+    epoch_v6: EpochTracker,
+    /// The IPv6 pinhole server found by the search.
+    found_v6: Option<SocketAddr>,
+    /// The stable address the last pinhole request chose, and why.
+    pinhole_address: Option<StableIpv6>,
 }
 
 /// A PCP client for one server.
@@ -269,14 +293,15 @@ impl PcpMapper {
             suggested_external: SocketAddr::new(unspecified_like(local.ip()), 0),
         };
         let request = PcpRequest::map(local.ip(), lifetime, map);
-        let answer = match self.exchange(&socket, request, plan).await {
+        let answer = match self.exchange(&socket, self.server, request, plan).await {
             Ok((answer, _, _)) => answer,
             Err(e @ Error::Timeout { .. }) => {
                 // The server may have made the mapping and every answer
                 // been lost (under 30 % loss in the lab, about one probe
                 // in five left one behind for its lease): delete it. A
                 // server without it answers NO_RESOURCES (miniupnpd).
-                self.delete_quietly(&socket, local.ip(), map).await;
+                self.delete_quietly(&socket, self.server, local.ip(), map)
+                    .await;
                 return Err(e);
             }
             Err(e) => return Err(e),
@@ -289,20 +314,27 @@ impl PcpMapper {
             }
             other => return Err(failure(other)),
         };
-        self.delete_quietly(&socket, local.ip(), map).await;
+        self.delete_quietly(&socket, self.server, local.ip(), map)
+            .await;
         Ok(external.ip())
     }
 
     /// Deletes the mapping `map` made (or may have made) on
     /// [`PcpConfig::delete`], logging a failure: it expires on its own.
-    async fn delete_quietly(&self, socket: &UdpSocket, local: IpAddr, map: MapRequest) {
+    async fn delete_quietly(
+        &self,
+        socket: &UdpSocket,
+        server: SocketAddr,
+        local: IpAddr,
+        map: MapRequest,
+    ) {
         let delete = PcpRequest::map(local, 0, map);
         if let Err(e) = self
-            .exchange_counted(socket, delete, self.config.delete)
+            .exchange_counted(socket, server, delete, self.config.delete)
             .await
             .and_then(|(a, _, _, sends)| deleted(a, sends))
         {
-            tracing::debug!(error = %e, server = %self.server, "deleting a mapping nobody holds failed");
+            tracing::debug!(error = %e, %server, "deleting a mapping nobody holds failed");
         }
     }
 
@@ -325,19 +357,29 @@ impl PcpMapper {
         suggested: SocketAddr,
         nonce: Option<Nonce>,
     ) -> Result<Mapping> {
-        if let Some(n) = self.natpmp_if_fallen_back() {
+        let pinhole = is_pinhole(request.internal.ip());
+        if !pinhole && let Some(n) = self.natpmp_if_fallen_back() {
             return n.request_mapping(request, suggested.port()).await;
         }
         let lifetime = lifetime_secs(request.lifetime)?;
         let port = internal_port(request)?;
-        let local = self.local_for(request.internal.ip())?;
-        let socket = driver::bind_towards(self.server, local).await?;
-        let local_ip = local_addr(&socket)?.ip();
+        let Path {
+            server,
+            socket,
+            local: local_ip,
+        } = self.path(request.internal.ip()).await?;
         let internal = SocketAddr::new(local_ip, port);
         let key = (request.protocol, internal);
         let fresh = nonce.is_none() && !self.lock().nonces.contains_key(&key);
         let nonce = nonce.unwrap_or_else(|| self.nonce_for(key));
-        let suggested = if suggested.ip().is_unspecified() {
+        let suggested = if pinhole {
+            // A firewall does not translate: no address preference (`::`;
+            // the server answers the internal one) and the internal port.
+            // miniupnpd 2.3.1 echoes the suggested port when it refreshes
+            // an existing pinhole, so any other port would come back as
+            // one the pinhole does not have.
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)
+        } else if suggested.ip().is_unspecified() {
             SocketAddr::new(unspecified_like(local_ip), suggested.port())
         } else {
             suggested
@@ -349,19 +391,24 @@ impl PcpMapper {
             suggested_external: suggested,
         };
         let pcp = PcpRequest::map(local_ip, lifetime, map);
-        let (answer, at, observation) =
-            match self.exchange(&socket, pcp, self.config.retransmit).await {
-                Ok(exchanged) => exchanged,
-                Err(e @ Error::Timeout { .. }) if fresh => {
-                    // As for the address probe: the server may hold a mapping
-                    // for this nonce whose every answer was lost, and no one
-                    // would know its nonce to delete it. (A renewal's mapping
-                    // stays: its holder deletes it.)
-                    self.delete_quietly(&socket, local_ip, map).await;
-                    return Err(e);
-                }
-                Err(e) => return Err(e),
-            };
+        let exchanged = self
+            .exchange(&socket, server, pcp, self.config.retransmit)
+            .await;
+        if pinhole {
+            self.forget_v6_server_after(server, &exchanged);
+        }
+        let (answer, at, observation) = match exchanged {
+            Ok(exchanged) => exchanged,
+            Err(e @ Error::Timeout { .. }) if fresh => {
+                // As for the address probe: the server may hold a mapping
+                // for this nonce whose every answer was lost, and no one
+                // would know its nonce to delete it. (A renewal's mapping
+                // stays: its holder deletes it.)
+                self.delete_quietly(&socket, server, local_ip, map).await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         match answer {
             PcpAnswer::Mapped { lifetime: 0, .. } => Err(Error::ZeroLifetimeGranted),
             PcpAnswer::Mapped {
@@ -379,6 +426,12 @@ impl PcpMapper {
                 .with_epoch(observation.map(|o| o.current()))
                 .with_token(MappingToken::new(&nonce.0)))
             }
+            PcpAnswer::NatPmpOnly { .. } if pinhole => Err(Error::NatPmpNoIpv6 {
+                internal: match local_ip {
+                    IpAddr::V6(v6) => v6,
+                    IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                },
+            }),
             PcpAnswer::NatPmpOnly { .. } => {
                 let n = self.fall_back()?;
                 n.request_mapping(request, suggested.port()).await
@@ -395,9 +448,11 @@ impl PcpMapper {
             (Mechanism::NatPmp, Some(n)) => return n.delete_mapping(mapping).await,
             (made_by, _) => return Err(Error::ForeignMapping { made_by }),
         }
-        let local = self.local_for(mapping.internal.ip())?;
-        let socket = driver::bind_towards(self.server, local).await?;
-        let local_ip = local_addr(&socket)?.ip();
+        let Path {
+            server,
+            socket,
+            local: local_ip,
+        } = self.path(mapping.internal.ip()).await?;
         let key = (
             mapping.protocol,
             SocketAddr::new(local_ip, mapping.internal.port()),
@@ -414,11 +469,23 @@ impl PcpMapper {
         };
         let pcp = PcpRequest::map(local_ip, 0, map);
         let (answer, _, _, sends) = self
-            .exchange_counted(&socket, pcp, self.config.delete)
+            .exchange_counted(&socket, server, pcp, self.config.delete)
             .await?;
-        deleted(answer, sends)?;
-        self.lock().nonces.remove(&key);
-        Ok(())
+        match deleted(answer, sends) {
+            Err(Error::PcpResult {
+                code: PcpResultCode::NotAuthorized,
+                ..
+            }) if is_pinhole(mapping.internal.ip()) => {
+                let shortened = self.shorten_pinhole(&socket, server, local_ip, map).await;
+                self.lock().nonces.remove(&key);
+                Err(shortened)
+            }
+            result => {
+                result?;
+                self.lock().nonces.remove(&key);
+                Ok(())
+            }
+        }
     }
 
     /// ANNOUNCE on `plan` (e.g. a probe window of the caller's).
@@ -426,7 +493,7 @@ impl PcpMapper {
         let socket = driver::bind_towards(self.server, self.config.local_address).await?;
         let local_ip = local_addr(&socket)?.ip();
         let (answer, at, epoch) = self
-            .exchange(&socket, PcpRequest::announce(local_ip), plan)
+            .exchange(&socket, self.server, PcpRequest::announce(local_ip), plan)
             .await?;
         match answer {
             PcpAnswer::NatPmpOnly { epoch } => {
@@ -465,10 +532,11 @@ impl PcpMapper {
     async fn exchange(
         &self,
         socket: &UdpSocket,
+        server: SocketAddr,
         request: PcpRequest,
         plan: RetransmitPlan,
     ) -> Result<(PcpAnswer, Instant, Option<EpochObservation>)> {
-        let (answer, at, epoch, _) = self.exchange_counted(socket, request, plan).await?;
+        let (answer, at, epoch, _) = self.exchange_counted(socket, server, request, plan).await?;
         Ok((answer, at, epoch))
     }
 
@@ -477,6 +545,7 @@ impl PcpMapper {
     async fn exchange_counted(
         &self,
         socket: &UdpSocket,
+        server: SocketAddr,
         request: PcpRequest,
         plan: RetransmitPlan,
     ) -> Result<(PcpAnswer, Instant, Option<EpochObservation>, u32)> {
@@ -485,7 +554,7 @@ impl PcpMapper {
         let txn = Transaction::new(
             PcpExchange::new(request),
             request.to_vec(),
-            self.server,
+            server,
             plan,
             Instant::now(),
             seed,
@@ -497,7 +566,7 @@ impl PcpMapper {
             Outcome::Answered { sends, .. } => *sends,
             Outcome::TimedOut { .. } => 0,
         };
-        let (answer, at) = driver::answered(outcome, self.server)?;
+        let (answer, at) = driver::answered(outcome, server)?;
         let epoch = match answer {
             PcpAnswer::Announced { epoch } | PcpAnswer::Mapped { epoch, .. } => Some(epoch),
             PcpAnswer::Failure { epoch, version, .. } if version == crate::pcp::PCP_VERSION => {
@@ -505,16 +574,26 @@ impl PcpMapper {
             }
             _ => None,
         };
-        let observation = epoch.map(|e| self.observe_epoch(e, at));
+        let observation = epoch.map(|e| self.observe_epoch(server, e, at));
         Ok((answer, at, observation, sends))
     }
 
-    fn observe_epoch(&self, server_seconds: u32, at: Instant) -> EpochObservation {
+    fn observe_epoch(
+        &self,
+        server: SocketAddr,
+        server_seconds: u32,
+        at: Instant,
+    ) -> EpochObservation {
         let mut state = self.lock();
         let state = &mut *state;
-        state
-            .epoch
-            .observe_reporting(server_seconds, at, &mut state.counters, "PCP", &self.server)
+        // The IPv6 pinhole server may be another box than the IPv4 one
+        // (miniupnpd shares one epoch, but nothing promises that).
+        let tracker = if server == self.server {
+            &mut state.epoch
+        } else {
+            &mut state.epoch_v6
+        };
+        tracker.observe_reporting(server_seconds, at, &mut state.counters, "PCP", &server)
     }
 
     fn fall_back(&self) -> Result<&NatPmpMapper> {
@@ -541,6 +620,22 @@ impl PcpMapper {
             return *n;
         }
         Nonce::random(&mut **self.rng())
+    }
+
+    /// The server, socket and client address for a request about
+    /// `internal`: an IPv6 one is a pinhole ([`Self::pinhole_path`]).
+    async fn path(&self, internal: IpAddr) -> Result<Path> {
+        if is_pinhole(internal) {
+            return self.pinhole_path(internal).await;
+        }
+        let local = self.local_for(internal)?;
+        let socket = driver::bind_towards(self.server, local).await?;
+        let local = local_addr(&socket)?.ip();
+        Ok(Path {
+            server: self.server,
+            socket,
+            local,
+        })
     }
 
     fn local_for(&self, requested: IpAddr) -> Result<Option<IpAddr>> {
@@ -608,6 +703,13 @@ fn local_addr(socket: &UdpSocket) -> Result<SocketAddr> {
     socket
         .local_addr()
         .map_err(|source| Error::Io { op: "bind", source })
+}
+
+/// Whether a request about `internal` asks for an IPv6 pinhole, as
+/// [`MappingRequest::is_pinhole`] decides: any IPv6 internal address, `::`
+/// included, but not an IPv4-mapped one.
+fn is_pinhole(internal: IpAddr) -> bool {
+    matches!(internal, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none())
 }
 
 /// "No preference" in the family of `ip`.
@@ -692,6 +794,19 @@ impl PortMapper for PcpMapper {
         // RFC 6887 §11.2.1: suggest the address and port we hold, with
         // the nonce that owns the mapping.
         let nonce = token_nonce(current).map_err(|e| self.core_error(e))?;
+        // A pinhole belongs to the address it was made for: renew that one
+        // even if the stable address choice would differ by now.
+        let pinned;
+        let request = if is_pinhole(current.internal.ip()) && request.internal.ip().is_unspecified()
+        {
+            pinned = MappingRequest {
+                internal: current.internal,
+                ..request.clone()
+            };
+            &pinned
+        } else {
+            request
+        };
         self.request_mapping_with(request, current.external, nonce)
             .await
             .map_err(|e| self.core_error(e))

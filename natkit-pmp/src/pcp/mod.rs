@@ -1,11 +1,13 @@
 //! PCP (RFC 6887): wire format, answer matching and the mapper.
 
 mod exchange;
+mod ipv6;
 mod mapper;
 mod result;
 mod wire;
 
 pub use exchange::{PcpAnswer, PcpExchange, is_natpmp_unsupported_version};
+pub use ipv6::{DefaultRouter6, default_routers, parse_ipv6_route, server_candidates};
 pub use mapper::{PcpAvailability, PcpConfig, PcpMapper};
 pub use result::PcpResultCode;
 pub use wire::{

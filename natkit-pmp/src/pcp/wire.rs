@@ -495,6 +495,56 @@ mod tests {
         assert_eq!(r.options().count(), 0);
     }
 
+    /// A firewall's answer for an IPv6 internal address: the assigned
+    /// external address is IPv6 as is (not turned into IPv4), and equals
+    /// the internal one.
+    #[test]
+    fn parses_ipv6_pinhole_response() {
+        let host: Ipv6Addr = "2a0d:88:77:77::2".parse().unwrap();
+        let mut b = map_response(0, NONCE, host.octets());
+        // Internal and external port both 4500.
+        b[42..44].copy_from_slice(&4500u16.to_be_bytes());
+        let r = PcpResponse::new_checked(&b).unwrap();
+        let m = r.map().unwrap();
+        assert_eq!(m.external, SocketAddr::from((host, 4500)));
+        assert_eq!(m.internal_port, 4500);
+        // `::ffff:a.b.c.d` is the only form read as IPv4; an IPv6 address
+        // whose last 32 bits look like IPv4 stays IPv6.
+        let nat64: Ipv6Addr = "64:ff9b::c633:6402".parse().unwrap();
+        assert_eq!(ip_from_wire(nat64.octets()), IpAddr::V6(nat64));
+    }
+
+    /// RFC 6887 §11.1 for an IPv6 client: the client address field is the
+    /// address itself (not IPv4-mapped), and so is a suggested external
+    /// address; a delete is the same MAP with lifetime 0.
+    #[test]
+    fn ipv6_pinhole_request_layout() {
+        let host: Ipv6Addr = "2a0d:88:77:77::2".parse().unwrap();
+        let map = MapRequest {
+            nonce: NONCE,
+            protocol: Protocol::Tcp,
+            internal_port: 18_446,
+            suggested_external: SocketAddr::from((Ipv6Addr::UNSPECIFIED, 18_446)),
+        };
+        let b = PcpRequest::map(IpAddr::V6(host), 600, map).to_vec();
+        assert_eq!(b.len(), 60);
+        assert_eq!(&b[0..8], &[2, 1, 0, 0, 0, 0, 0x02, 0x58]);
+        assert_eq!(&b[8..24], &host.octets());
+        assert_eq!(&b[24..36], &NONCE.0);
+        assert_eq!(&b[36..40], &[6, 0, 0, 0]);
+        assert_eq!(&b[40..44], &[0x48, 0x0e, 0x48, 0x0e]);
+        assert_eq!(&b[44..60], &[0u8; 16]);
+        let delete = PcpRequest::map(IpAddr::V6(host), 0, map).to_vec();
+        assert_eq!(&delete[4..8], &[0, 0, 0, 0]);
+        assert_eq!(&delete[8..], &b[8..]);
+        let own = MapRequest {
+            suggested_external: SocketAddr::from((host, 18_446)),
+            ..map
+        };
+        let b = PcpRequest::map(IpAddr::V6(host), 600, own).to_vec();
+        assert_eq!(&b[44..60], &host.octets());
+    }
+
     #[test]
     fn error_codes_and_options() {
         let mut b = map_response(8, NONCE, [0; 16]);
