@@ -135,6 +135,15 @@ impl Description {
         self.wan_services().into_iter().next()
     }
 
+    /// The IPv6 firewall service (`WANIPv6FirewallControl`, any version)
+    /// with a control URL, in any device of the description. IGD:2 puts it
+    /// in the WANConnectionDevice beside `WANIPConnection:2`.
+    pub fn firewall_service(&self) -> Option<&ServiceEntry> {
+        self.services.iter().find(|s| {
+            !s.control_url.is_empty() && crate::pinhole::is_firewall_service(&s.service_type)
+        })
+    }
+
     /// A short human name: friendly name, else model name, else manufacturer.
     pub fn display_name(&self) -> Option<&str> {
         self.friendly_name
@@ -172,6 +181,12 @@ pub(crate) mod tests {
         assert_eq!(kind, WanServiceKind::WAN_IP2);
         assert_eq!(svc.control_url, "/ctl/IPConn");
         assert!(kind.is_igd2());
+        let fw = d.firewall_service().unwrap();
+        assert_eq!(
+            fw.service_type,
+            "urn:schemas-upnp-org:service:WANIPv6FirewallControl:1"
+        );
+        assert_eq!(fw.control_url, "/ctl/IP6FCtl");
     }
 
     #[test]

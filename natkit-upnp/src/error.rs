@@ -9,6 +9,7 @@ use crate::config::LocationRefusal;
 use crate::description::{DescriptionError, ServiceEntry};
 use crate::entry::PortMappingEntry;
 use crate::http::HttpError;
+use crate::pinhole::FirewallErrorCode;
 use crate::soap::SoapError;
 use crate::status::ConnectionStatus;
 use crate::url::UrlError;
@@ -164,6 +165,32 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The IPv6 firewall service answered with a UPnP error.
+    #[error("{action}: UPnP error {code}: {description}")]
+    Firewall {
+        /// The action called.
+        action: &'static str,
+        /// The error code, in the firewall service's meaning.
+        code: FirewallErrorCode,
+        /// The router's description of it.
+        description: String,
+    },
+    /// The IGD has no `WANIPv6FirewallControl` service: it cannot open
+    /// IPv6 pinholes.
+    #[error("device {device:?} at {location} has no WANIPv6FirewallControl service")]
+    NoFirewallService {
+        /// The description URL.
+        location: String,
+        /// The device's name.
+        device: String,
+    },
+    /// No way to reach the router over IPv6 from the pinhole's address: no
+    /// IPv6 default route, no such local address, or no usable global one.
+    #[error("IPv6 to the router: {detail}")]
+    NoIpv6Route {
+        /// What is missing.
+        detail: String,
+    },
     /// The router's mapping table never ended.
     #[error("the port mapping table has more than {limit} entries")]
     TableTooLong {
@@ -237,7 +264,11 @@ impl Error {
             Error::NotConnected { .. } => FailureKind::NotConnected,
             Error::Upnp { code, .. } => code.failure_kind(),
             Error::Conflict { .. } => FailureKind::Conflict,
-            Error::NotSupported { .. } => FailureKind::Unsupported,
+            Error::NotSupported { .. } | Error::NoFirewallService { .. } => {
+                FailureKind::Unsupported
+            }
+            Error::Firewall { code, .. } => code.failure_kind(),
+            Error::NoIpv6Route { .. } => FailureKind::Network,
             Error::InvalidRequest { .. } => FailureKind::Refused,
         }
     }
@@ -245,6 +276,14 @@ impl Error {
     /// Whether the same request may succeed later without any change.
     pub fn is_retryable(&self) -> bool {
         self.failure_kind().is_retryable()
+    }
+
+    /// The firewall service's error code, for its faults.
+    pub fn firewall_code(&self) -> Option<FirewallErrorCode> {
+        match self {
+            Error::Firewall { code, .. } => Some(*code),
+            _ => None,
+        }
     }
 
     /// The UPnP error code, for errors that carry one.
@@ -260,6 +299,15 @@ impl Error {
         Error::Http {
             url: url.to_string(),
             source,
+        }
+    }
+
+    /// [`Error::BadArgument`] with at most 64 characters of the value.
+    pub(crate) fn bad_argument(action: &'static str, argument: &'static str, raw: &str) -> Error {
+        Error::BadArgument {
+            action,
+            argument,
+            value: raw.chars().take(64).collect(),
         }
     }
 

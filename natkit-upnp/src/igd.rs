@@ -2,7 +2,7 @@
 //! service it offers, and the plumbing for calling its actions.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -12,6 +12,7 @@ use crate::config::HttpConfig;
 use crate::description::Description;
 use crate::error::MAX_OFFERED;
 use crate::error::{Error, Result};
+use crate::firewall::FirewallService;
 use crate::hedge::{GET, Timings};
 use crate::soap::{SoapArgs, SoapReply, parse_response, request_body, soap_action};
 use crate::status::{ConnectionStatus, StatusInfo};
@@ -41,6 +42,11 @@ pub struct Igd {
     /// What GetExternalIPAddress answered when discovery checked the
     /// connection.
     discovered_ip: Option<IpAddr>,
+    /// The IPv6 firewall service, when the description has one on its host.
+    pub(crate) firewall: Option<FirewallService>,
+    /// Where to reach the router over IPv6, when set by hand
+    /// ([`Igd::with_ipv6_router`]); else the IPv6 default route's next hop.
+    pub(crate) ipv6_router: Option<(Ipv6Addr, u32)>,
 }
 
 /// A WAN connection service of the description, its control URL resolved
@@ -134,6 +140,7 @@ impl Igd {
                 source,
             })?;
         let candidates = candidates(&description, &location)?;
+        let firewall = firewall_service(&description, &location);
         let local_ip = match fetched.local {
             SocketAddr::V4(a) => *a.ip(),
             SocketAddr::V6(a) => a.ip().to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
@@ -171,6 +178,8 @@ impl Igd {
             candidates,
             others,
             discovered_ip: None,
+            firewall,
+            ipv6_router: None,
         })
     }
 
@@ -239,6 +248,11 @@ impl Igd {
     /// address in natkit's description tag.
     pub fn local_ip(&self) -> Ipv4Addr {
         self.local_ip
+    }
+
+    /// The time limit for one SOAP action.
+    pub(crate) fn soap_timeout(&self) -> Duration {
+        self.soap_timeout
     }
 
     /// The IGD's WAN connection state (`GetStatusInfo`).
@@ -500,12 +514,7 @@ fn candidates(description: &Description, location: &HttpUrl) -> Result<Vec<Candi
                 .collect(),
         });
     }
-    let base = description
-        .url_base
-        .as_deref()
-        .and_then(|b| HttpUrl::parse(b).ok())
-        .filter(|b| b.ip() == location.ip())
-        .unwrap_or_else(|| location.clone());
+    let base = base_url(description, location);
     let mut refused = None;
     let mut found = Vec::new();
     for (kind, entry) in wan {
@@ -529,5 +538,34 @@ fn candidates(description: &Description, location: &HttpUrl) -> Result<Vec<Candi
     match refused {
         Some(e) if found.is_empty() => Err(e),
         _ => Ok(found),
+    }
+}
+
+/// What control URLs resolve against: `URLBase` when it is a usable URL on
+/// the description's own host, else the LOCATION (see [`candidates`]).
+fn base_url(description: &Description, location: &HttpUrl) -> HttpUrl {
+    description
+        .url_base
+        .as_deref()
+        .and_then(|b| HttpUrl::parse(b).ok())
+        .filter(|b| b.ip() == location.ip())
+        .unwrap_or_else(|| location.clone())
+}
+
+/// The description's IPv6 firewall service, its control URL resolved as
+/// the WAN services' are and on the description's host; `None` when it has
+/// none or names another host (never followed, as for the WAN services).
+fn firewall_service(description: &Description, location: &HttpUrl) -> Option<FirewallService> {
+    let entry = description.firewall_service()?;
+    match base_url(description, location).join(&entry.control_url) {
+        Ok(control) if control.ip() == location.ip() => Some(FirewallService {
+            service_type: entry.service_type.clone(),
+            control,
+        }),
+        _ => {
+            tracing::info!(control = %entry.control_url,
+                "the IPv6 firewall service's control URL is unusable or on another host; ignored");
+            None
+        }
     }
 }

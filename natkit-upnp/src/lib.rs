@@ -15,7 +15,14 @@
 //!   [`Igd::add_port_mapping`], [`Igd::add_any_port_mapping`],
 //!   [`Igd::get_specific_entry`], [`Igd::list_entries`], [`Igd::delete`],
 //!   [`Igd::cleanup`].
-//! - [`UpnpMapper`] implements natkit-core's `PortMapper`.
+//! - [`UpnpMapper`] implements natkit-core's `PortMapper`; for an IPv6
+//!   internal address it opens a pinhole instead of a port mapping.
+//! - [`Igd::firewall`] gives IGD:2's IPv6 firewall service
+//!   (`WANIPv6FirewallControl`, [`pinhole`]): [`FirewallControl::status`],
+//!   [`FirewallControl::add_pinhole`], `update_pinhole`, `delete_pinhole`,
+//!   `outbound_timeout`, `check_pinhole_working`, `pinhole_packets`, sent
+//!   over IPv6 from the pinhole's own address ([`local6`] finds the stable
+//!   one and the router).
 //!
 //! Every HTTP exchange runs under its [`HttpConfig`] time limit (2 s for
 //! the description, 3 s for a SOAP action). Within it, a lossy link is met
@@ -125,12 +132,15 @@ pub mod description;
 mod discovery;
 mod entry;
 mod error;
+mod firewall;
 mod hedge;
 pub mod http;
 mod igd;
 pub mod lease;
+pub mod local6;
 mod mapper;
 mod mapping;
+pub mod pinhole;
 pub mod search;
 pub mod soap;
 pub mod ssdp;
@@ -147,11 +157,13 @@ pub use description::{Description, DescriptionError, ServiceEntry};
 pub use discovery::discover;
 pub use entry::{MAX_DESCRIPTION, PortMappingEntry, parse_tag, tag_description};
 pub use error::{Error, MAX_OFFERED, Result};
+pub use firewall::FirewallControl;
 pub use http::HttpError;
 pub use igd::{Igd, OtherConnection};
 pub use lease::LeaseOutcome;
 pub use mapper::UpnpMapper;
 pub use mapping::{CleanupReport, Grant, MAX_LIST_ENTRIES, PortMappingRequest};
+pub use pinhole::{FirewallErrorCode, FirewallStatus, PinholeId, PinholeRequest};
 pub use soap::SoapError;
 pub use ssdp::{SsdpError, SsdpResponse};
 pub use status::{ConnectionStatus, StatusInfo};

@@ -1,6 +1,6 @@
 //! [`UpnpMapper`]: natkit-core's [`PortMapper`] over a UPnP IGD.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -10,8 +10,11 @@ use crate::code::UpnpErrorCode;
 use crate::config::DiscoveryConfig;
 use crate::discovery::discover;
 use crate::error::Error;
+use crate::firewall::FirewallControl;
 use crate::igd::Igd;
+use crate::local6::{choose_stable, default_routes, local_addresses};
 use crate::mapping::{Grant, PortMappingRequest};
+use crate::pinhole::{FirewallErrorCode, PinholeId, PinholeRequest, pinhole_gone, pinhole_lease};
 
 /// Maps ports through a UPnP IGD.
 ///
@@ -26,6 +29,23 @@ use crate::mapping::{Grant, PortMappingRequest};
 /// - UPnP has no epoch: mappings carry `epoch: None`. A lease of 0 from the
 ///   router (permanent) is returned as [`Duration::ZERO`]: the caller (the
 ///   `LeaseKeeper`) must delete it.
+///
+/// A request whose internal address is IPv6 asks for a *pinhole* through
+/// the router's IPv6 firewall (`WANIPv6FirewallControl`, see
+/// [`Igd::firewall`]): nothing is translated, so the mapping's external
+/// address and port are the internal ones, and its token carries the
+/// pinhole's ID ([`PinholeId::to_token`]).
+/// - `map` is `AddPinhole` for the address and port; `::` means this host's
+///   stable global address, never a temporary one
+///   ([`choose_stable`](crate::local6::choose_stable)); a wanted external
+///   port other than the internal one is an invalid request. The lease is
+///   the request's lifetime within 1 to 86400 s ([`pinhole_lease`]).
+/// - `renew` is `UpdatePinhole` for the ID; a pinhole the router no longer
+///   has (704, e.g. after a restart; or 606, its ID now another client's) is
+///   added again, under a new ID.
+/// - `unmap` is `DeletePinhole`; one already gone counts as done. Without
+///   a token (a mapping from elsewhere), the pinhole is found by adding it
+///   again: the router returns the existing one's ID.
 #[derive(Debug, Clone)]
 pub struct UpnpMapper {
     igd: Igd,
@@ -90,6 +110,9 @@ impl PortMapper for UpnpMapper {
     }
 
     async fn map(&self, request: &MappingRequest) -> natkit_core::Result<Mapping> {
+        if let SocketAddr::V6(internal) = request.internal {
+            return Ok(self.map_pinhole(request, internal).await?);
+        }
         let add = async {
             match request.external_port {
                 Some(port) => {
@@ -130,6 +153,9 @@ impl PortMapper for UpnpMapper {
         request: &MappingRequest,
         current: &Mapping,
     ) -> natkit_core::Result<Mapping> {
+        if let SocketAddr::V6(internal) = current.internal {
+            return Ok(self.renew_pinhole(request, current, internal).await?);
+        }
         let external_ip = self.igd.external_ip().await?;
         let req = self.to_request(request, current.internal, current.external.port())?;
         let grant = self.igd.add_port_mapping(&req).await?;
@@ -137,6 +163,9 @@ impl PortMapper for UpnpMapper {
     }
 
     async fn unmap(&self, mapping: &Mapping) -> natkit_core::Result<()> {
+        if let SocketAddr::V6(internal) = mapping.internal {
+            return Ok(self.unmap_pinhole(mapping, internal).await?);
+        }
         match self
             .igd
             .delete(mapping.protocol, mapping.external.port())
@@ -146,4 +175,114 @@ impl PortMapper for UpnpMapper {
             other => Ok(other?),
         }
     }
+}
+
+impl UpnpMapper {
+    /// The pinhole's internal address: the request's, with `::` replaced
+    /// by this host's stable global address.
+    fn pinhole_internal(
+        &self,
+        request: &MappingRequest,
+        internal: SocketAddrV6,
+    ) -> Result<SocketAddrV6, Error> {
+        if request.external_port.is_some_and(|p| p != internal.port()) {
+            return Err(Error::InvalidRequest {
+                reason: "a pinhole opens the internal port itself: it cannot offer another external port",
+            });
+        }
+        if !internal.ip().is_unspecified() {
+            return Ok(SocketAddrV6::new(*internal.ip(), internal.port(), 0, 0));
+        }
+        let no = |detail: String| Error::NoIpv6Route { detail };
+        let addrs = local_addresses().map_err(|e| no(format!("listing addresses: {e}")))?;
+        let routes = default_routes().unwrap_or_default();
+        let chosen = choose_stable(&addrs, routes.first().map(|r| r.interface.as_str()))
+            .ok_or_else(|| {
+                no(
+                    "this host has no stable global IPv6 address (none, or only temporary ones)"
+                        .to_owned(),
+                )
+            })?;
+        tracing::info!(address = %chosen.addr, interface = %chosen.interface,
+            "pinhole for this host's stable IPv6 address");
+        Ok(SocketAddrV6::new(chosen.addr, internal.port(), 0, 0))
+    }
+
+    async fn map_pinhole(
+        &self,
+        request: &MappingRequest,
+        internal: SocketAddrV6,
+    ) -> Result<Mapping, Error> {
+        let internal = self.pinhole_internal(request, internal)?;
+        let fw = self.igd.firewall(*internal.ip())?;
+        self.add_pinhole(&fw, request, internal).await
+    }
+
+    async fn add_pinhole(
+        &self,
+        fw: &FirewallControl,
+        request: &MappingRequest,
+        internal: SocketAddrV6,
+    ) -> Result<Mapping, Error> {
+        let lease = pinhole_lease(request.lifetime);
+        let id = fw
+            .add_pinhole(&PinholeRequest::new(request.protocol, internal, lease))
+            .await?;
+        Ok(pinhole_mapping(request, internal, lease, id))
+    }
+
+    async fn renew_pinhole(
+        &self,
+        request: &MappingRequest,
+        current: &Mapping,
+        internal: SocketAddrV6,
+    ) -> Result<Mapping, Error> {
+        let fw = self.igd.firewall(*internal.ip())?;
+        let lease = pinhole_lease(request.lifetime);
+        if let Some(id) = current.token.as_ref().and_then(PinholeId::from_token) {
+            match fw.update_pinhole(id, lease).await {
+                Ok(()) => return Ok(pinhole_mapping(request, internal, lease, id)),
+                Err(e) if pinhole_gone(&e) => {
+                    tracing::info!(%id, error = %e, "the router lost the pinhole; adding it again");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.add_pinhole(&fw, request, internal).await
+    }
+
+    async fn unmap_pinhole(&self, mapping: &Mapping, internal: SocketAddrV6) -> Result<(), Error> {
+        let fw = self.igd.firewall(*internal.ip())?;
+        let id = match mapping.token.as_ref().and_then(PinholeId::from_token) {
+            Some(id) => id,
+            // Adding again is how a pinhole's ID is found: the router
+            // returns the existing one's (and one made now is deleted next).
+            None => {
+                fw.add_pinhole(&PinholeRequest::new(mapping.protocol, internal, 1))
+                    .await?
+            }
+        };
+        match fw.delete_pinhole(id).await {
+            Err(e) if e.firewall_code() == Some(FirewallErrorCode::NoSuchEntry) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// The [`Mapping`] for a pinhole: external is internal (no translation).
+fn pinhole_mapping(
+    request: &MappingRequest,
+    internal: SocketAddrV6,
+    lease_secs: u32,
+    id: PinholeId,
+) -> Mapping {
+    Mapping::new(
+        Mechanism::Upnp,
+        request.protocol,
+        SocketAddr::V6(internal),
+        SocketAddr::V6(internal),
+        Duration::from_secs(u64::from(lease_secs)),
+        Instant::now(),
+    )
+    .with_token(Some(id.to_token()))
 }

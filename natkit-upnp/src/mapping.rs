@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::http::HttpError;
 use crate::igd::Igd;
 use crate::lease::{LeaseOutcome, lease_after_vanishing, next_lease, outcome};
-use crate::soap::SoapArgs;
 
 /// The most entries [`Igd::list_entries`] reads before giving up.
 pub const MAX_LIST_ENTRIES: u32 = 1024;
@@ -238,7 +237,7 @@ impl Igd {
                 ("NewLeaseDuration", lease_s.as_str()),
             ];
             match self.call(A, &args).await {
-                Ok(out) => break number::<u16>(&out, A, "NewReservedPort")?,
+                Ok(out) => break out.number::<u16>(A, "NewReservedPort")?,
                 Err(e) if lease == 0 && outcome_unknown(&e) => {
                     // The port granted, if any, is unknown: find the entry
                     // by what it holds.
@@ -318,7 +317,7 @@ impl Igd {
             external_port,
             protocol,
             internal_client: internal_client.chars().take(64).collect(),
-            internal_port: number(&out, A, "NewInternalPort")?,
+            internal_port: out.number(A, "NewInternalPort")?,
             enabled: !matches!(out.get("NewEnabled"), Some("0" | "false")),
             description: out
                 .get("NewPortMappingDescription")
@@ -326,7 +325,7 @@ impl Igd {
                 .chars()
                 .take(256)
                 .collect(),
-            lease_secs: number(&out, A, "NewLeaseDuration")?,
+            lease_secs: out.number(A, "NewLeaseDuration")?,
         })
     }
 
@@ -471,17 +470,4 @@ fn outcome_unknown(e: &Error) -> bool {
             ..
         }
     )
-}
-
-fn number<T: std::str::FromStr>(
-    out: &SoapArgs,
-    action: &'static str,
-    argument: &'static str,
-) -> Result<T> {
-    let raw = out.get(argument).unwrap_or("");
-    raw.trim().parse().map_err(|_| Error::BadArgument {
-        action,
-        argument,
-        value: raw.chars().take(64).collect(),
-    })
 }

@@ -58,6 +58,20 @@ impl SoapArgs {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// Argument `argument` of `action`'s answer as a number;
+    /// [`Error::BadArgument`](crate::Error::BadArgument) when it is missing
+    /// or does not parse (out of range included).
+    pub(crate) fn number<T: std::str::FromStr>(
+        &self,
+        action: &'static str,
+        argument: &'static str,
+    ) -> crate::Result<T> {
+        let raw = self.get(argument).unwrap_or("");
+        raw.trim()
+            .parse()
+            .map_err(|_| crate::Error::bad_argument(action, argument, raw))
+    }
 }
 
 /// A parsed SOAP answer.

@@ -5,13 +5,13 @@
 //! connection ([`crate::hedge`]).
 
 use std::future::{Future, poll_fn};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use crate::hedge::{MAX_COPIES, Repeat, Timings, hedge_delay, repeat};
@@ -95,7 +95,7 @@ pub(crate) async fn get(
         "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: natkit UPnP/1.1\r\n\r\n",
         url.path, url.addr
     );
-    let fetched = exchange(url, head.into_bytes(), limit, deadline, plan).await?;
+    let fetched = exchange(&Target::from(url), head.into_bytes(), limit, deadline, plan).await?;
     if fetched.status != 200 {
         return Err(HttpError::Status(fetched.status));
     }
@@ -112,27 +112,75 @@ pub(crate) async fn post_soap(
     deadline: Deadline,
     plan: &Plan<'_>,
 ) -> Result<Fetched, HttpError> {
+    let host = url.addr.to_string();
+    let soap = Soap {
+        host: &host,
+        path: &url.path,
+        soap_action,
+        body,
+    };
+    post_soap_to(&Target::from(url), &soap, limit, deadline, plan).await
+}
+
+/// A SOAP request: the `Host` header, the control path, the `SOAPAction`
+/// header and the body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Soap<'a> {
+    pub(crate) host: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) soap_action: &'a str,
+    pub(crate) body: &'a str,
+}
+
+/// [`post_soap`] to `target`, which may be an IPv6 address reached from a
+/// given local address.
+pub(crate) async fn post_soap_to(
+    target: &Target,
+    soap: &Soap<'_>,
+    limit: usize,
+    deadline: Deadline,
+    plan: &Plan<'_>,
+) -> Result<Fetched, HttpError> {
     let mut req = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: natkit UPnP/1.1\r\n\
-         Content-Type: text/xml; charset=\"utf-8\"\r\nSOAPAction: {soap_action}\r\nContent-Length: {}\r\n\r\n",
-        url.path,
-        url.addr,
-        body.len()
+         Content-Type: text/xml; charset=\"utf-8\"\r\nSOAPAction: {}\r\nContent-Length: {}\r\n\r\n",
+        soap.path,
+        soap.host,
+        soap.soap_action,
+        soap.body.len()
     )
     .into_bytes();
-    req.extend_from_slice(body.as_bytes());
-    let fetched = exchange(url, req, limit, deadline, plan).await?;
+    req.extend_from_slice(soap.body.as_bytes());
+    let fetched = exchange(target, req, limit, deadline, plan).await?;
     if fetched.status != 200 && fetched.status != 500 {
         return Err(HttpError::Status(fetched.status));
     }
     Ok(fetched)
 }
 
+/// Where an exchange connects to, and from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// The server (a link-local IPv6 address carries its scope).
+    pub(crate) remote: SocketAddr,
+    /// The local address to connect from (`None`: the kernel's choice).
+    pub(crate) bind: Option<IpAddr>,
+}
+
+impl From<&HttpUrl> for Target {
+    fn from(url: &HttpUrl) -> Target {
+        Target {
+            remote: SocketAddr::V4(url.addr),
+            bind: None,
+        }
+    }
+}
+
 /// The exchange under its deadline. A fault that our own duplicate may have
 /// caused, held back while another copy was in flight, is the answer if
 /// nothing better came in time.
 async fn exchange(
-    url: &HttpUrl,
+    target: &Target,
     request: Vec<u8>,
     limit: usize,
     deadline: Deadline,
@@ -141,7 +189,7 @@ async fn exchange(
     let mut held = None;
     let raced = tokio::time::timeout_at(
         deadline.at,
-        hedged(url, &request, limit, deadline.at, plan, &mut held),
+        hedged(target, &request, limit, deadline.at, plan, &mut held),
     )
     .await;
     match raced {
@@ -162,7 +210,7 @@ type Copy<'a> = Pin<Box<dyn Future<Output = (Result<Fetched, HttpError>, Duratio
 /// dropped at the deadline) drops the others, which closes their
 /// connections at once.
 async fn hedged<'a>(
-    url: &'a HttpUrl,
+    target: &'a Target,
     request: &'a [u8],
     limit: usize,
     deadline: Instant,
@@ -172,7 +220,7 @@ async fn hedged<'a>(
     let copy = move || -> Copy<'a> {
         Box::pin(async move {
             let started = Instant::now();
-            let r = exchange_unbounded_in_time(url, request, limit).await;
+            let r = exchange_unbounded_in_time(target, request, limit).await;
             (r, started.elapsed())
         })
     };
@@ -258,13 +306,13 @@ const CONNECT_RACE_MAX: usize = 8;
 /// not fit the description and SOAP time limits: in the NAT lab with 30 % loss on the
 /// router, single attempts failed most UPnP mappings. A refusal or any other error
 /// ends it at once: the router answered.
-async fn connect(addr: SocketAddr) -> Result<TcpStream, HttpError> {
+async fn connect(target: Target) -> Result<TcpStream, HttpError> {
     let mut attempts = tokio::task::JoinSet::new();
     let mut next = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(next), if attempts.len() < CONNECT_RACE_MAX => {
-                attempts.spawn(TcpStream::connect(addr));
+                attempts.spawn(open(target));
                 next += CONNECT_RACE_INTERVAL;
             }
             Some(done) = attempts.join_next() => match done {
@@ -277,13 +325,28 @@ async fn connect(addr: SocketAddr) -> Result<TcpStream, HttpError> {
     }
 }
 
+/// One connection to `target`, from its local address if it names one.
+/// Binding makes the router see that address: miniupnpd lets only a
+/// pinhole's own address add, renew or delete it.
+async fn open(target: Target) -> std::io::Result<TcpStream> {
+    let Some(local) = target.bind else {
+        return TcpStream::connect(target.remote).await;
+    };
+    let socket = match local {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(local, 0))?;
+    socket.connect(target.remote).await
+}
+
 async fn exchange_unbounded_in_time(
-    url: &HttpUrl,
+    target: &Target,
     request: &[u8],
     limit: usize,
 ) -> Result<Fetched, HttpError> {
     let io = |e: std::io::Error| HttpError::Io { kind: e.kind() };
-    let mut stream = connect(SocketAddr::V4(url.addr)).await?;
+    let mut stream = connect(*target).await?;
     // Closing sends RST, which also throws away whatever of the request
     // the kernel still holds. A hedged copy dropped because another
     // answered may have its request in the send queue, retransmitted under

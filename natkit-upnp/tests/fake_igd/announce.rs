@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tokio::net::UdpSocket;
 
+use super::firewall::{FIREWALL_PATH, FIREWALL_TYPE};
 use super::{Served, State};
 
 /// Whether a device or service of type `own` answers a search for
@@ -77,17 +78,27 @@ pub(super) fn description(sv: &Served) -> String {
         return body.clone();
     }
     let v = if b.igd2 { 2 } else { 1 };
+    let firewall = if b.firewall.is_some() {
+        format!(
+            "<service><serviceType>{FIREWALL_TYPE}</serviceType><serviceId>urn:upnp-org:serviceId:WANIPv6Firewall1</serviceId><SCPDURL>/WANIP6FC.xml</SCPDURL><controlURL>{FIREWALL_PATH}</controlURL><eventSubURL>/evt/IP6FCtl</eventSubURL></service>"
+        )
+    } else {
+        String::new()
+    };
     let wan_devices: String = b
         .wan_services()
         .iter()
-        .map(|w| {
+        .enumerate()
+        .map(|(i, w)| {
+            // IGD:2 puts the firewall beside the first WANIPConnection.
+            let firewall = if i == 0 { firewall.as_str() } else { "" };
             let control = if w.second_port {
                 format!("http://{}{}", sv.http2, w.path)
             } else {
                 w.path.clone()
             };
             format!(
-                "<device><deviceType>urn:schemas-upnp-org:device:WANDevice:{v}</deviceType><friendlyName>WANDevice</friendlyName><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:{v}</deviceType><friendlyName>WANConnectionDevice</friendlyName><serviceList><service><serviceType>{}</serviceType><serviceId>urn:upnp-org:serviceId:WANConn1</serviceId><SCPDURL>/WANCn.xml</SCPDURL><controlURL>{control}</controlURL><eventSubURL>/evt/Conn</eventSubURL></service></serviceList></device></deviceList></device>",
+                "<device><deviceType>urn:schemas-upnp-org:device:WANDevice:{v}</deviceType><friendlyName>WANDevice</friendlyName><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:{v}</deviceType><friendlyName>WANConnectionDevice</friendlyName><serviceList><service><serviceType>{}</serviceType><serviceId>urn:upnp-org:serviceId:WANConn1</serviceId><SCPDURL>/WANCn.xml</SCPDURL><controlURL>{control}</controlURL><eventSubURL>/evt/Conn</eventSubURL></service>{firewall}</serviceList></device></deviceList></device>",
                 w.service_type
             )
         })

@@ -17,9 +17,11 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
 mod announce;
+mod firewall;
 mod soap;
 
 use announce::{description, ssdp_responder, type_answers};
+pub use firewall::{FakeFirewall, FakePinhole};
 use soap::{ok, soap};
 
 /// A row of the fake's mapping table.
@@ -101,6 +103,9 @@ pub struct Behaviour {
     /// Answer SSDP from this address instead of the one searched (a
     /// failover pair's standby answering for the virtual gateway).
     pub ssdp_reply_from: Option<Ipv4Addr>,
+    /// Offer `WANIPv6FirewallControl:1` beside the first WAN service, its
+    /// HTTP served on `[::1]` too, on the same port as on 127.0.0.1.
+    pub firewall: Option<FakeFirewall>,
 }
 
 /// One WAN connection service of the fake.
@@ -224,6 +229,7 @@ impl Default for Behaviour {
             bare_xml: false,
             expire_nonzero_leases: false,
             ssdp_reply_from: None,
+            firewall: None,
         }
     }
 }
@@ -247,6 +253,10 @@ pub struct State {
     pub searches: Vec<(Instant, String)>,
     /// Entries that are listed but no longer forward (until added again).
     pub not_forwarding: Vec<(u16, String)>,
+    /// The IPv6 firewall's pinholes.
+    pub pinholes: Vec<FakePinhole>,
+    /// The next pinhole's ID (0 counts as 1).
+    pub next_uid: u16,
 }
 
 pub struct FakeIgd {
@@ -254,6 +264,8 @@ pub struct FakeIgd {
     pub http: SocketAddr,
     /// The second HTTP port, for control URLs on another port.
     pub http2: SocketAddr,
+    /// `[::1]` on `http`'s port, when the fake has a firewall.
+    pub http6: Option<SocketAddr>,
     pub state: Arc<Mutex<State>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -277,11 +289,12 @@ pub struct Served {
 impl FakeIgd {
     pub async fn start(b: Behaviour) -> FakeIgd {
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (tcp, tcp6) = listeners(b.firewall.is_some()).await;
         let tcp2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let ssdp = udp.local_addr().unwrap();
         let http = tcp.local_addr().unwrap();
         let http2 = tcp2.local_addr().unwrap();
+        let http6 = tcp6.as_ref().map(|l| l.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
         let location = b
             .location
@@ -300,15 +313,15 @@ impl FakeIgd {
             state.clone(),
         ));
         let mut tasks = vec![ssdp_task];
-        for listener in [tcp, tcp2] {
+        for listener in [Some(tcp), Some(tcp2), tcp6].into_iter().flatten() {
             let st = state.clone();
             let b = b.clone();
             tasks.push(tokio::spawn(async move {
                 loop {
-                    let Ok((conn, _)) = listener.accept().await else {
+                    let Ok((conn, peer)) = listener.accept().await else {
                         return;
                     };
-                    tokio::spawn(serve(conn, b.clone(), st.clone()));
+                    tokio::spawn(serve(conn, peer, b.clone(), st.clone()));
                 }
             }));
         }
@@ -316,8 +329,30 @@ impl FakeIgd {
             ssdp,
             http,
             http2,
+            http6,
             state,
             tasks,
+        }
+    }
+
+    /// The IPv6 firewall's pinholes.
+    pub fn pinholes(&self) -> Vec<FakePinhole> {
+        self.state.lock().unwrap().pinholes.clone()
+    }
+
+    /// Forgets every pinhole and starts IDs at 1 again, as a restarted
+    /// miniupnpd does.
+    pub fn restart_firewall(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.pinholes.clear();
+        st.next_uid = 1;
+    }
+
+    /// Counts `n` packets through pinhole `uid`.
+    pub fn count_packets(&self, uid: u16, n: u32) {
+        let mut st = self.state.lock().unwrap();
+        for p in st.pinholes.iter_mut().filter(|p| p.uid == uid) {
+            p.packets += n;
         }
     }
 
@@ -499,7 +534,24 @@ pub fn loopback_gateway() -> Gateway {
     }
 }
 
-async fn serve(mut conn: TcpStream, sv: Arc<Served>, state: Arc<Mutex<State>>) {
+/// The HTTP listener on 127.0.0.1, and with `v6` one on `[::1]` on the
+/// same port (the firewall's control URL names the IPv4 port, which natkit
+/// uses over IPv6 as for miniupnpd's dual-stack socket).
+async fn listeners(v6: bool) -> (TcpListener, Option<TcpListener>) {
+    if !v6 {
+        return (TcpListener::bind("127.0.0.1:0").await.unwrap(), None);
+    }
+    for _ in 0..50 {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if let Ok(tcp6) = TcpListener::bind(("::1", port)).await {
+            return (tcp, Some(tcp6));
+        }
+    }
+    panic!("no port free on both 127.0.0.1 and [::1]")
+}
+
+async fn serve(mut conn: TcpStream, peer: SocketAddr, sv: Arc<Served>, state: Arc<Mutex<State>>) {
     let b = &sv.b;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -573,7 +625,7 @@ async fn serve(mut conn: TcpStream, sv: Arc<Served>, state: Arc<Mutex<State>>) {
                 st.lock().unwrap().actions.push(action);
                 ("200 OK", description(&sv))
             } else {
-                soap(&sv.b, &st, &path, &service_type, &action, &body)
+                soap(&sv.b, &st, peer, &path, &service_type, &action, &body)
             }
         };
         scripted(conn, step, index, reply, state).await;
@@ -642,7 +694,7 @@ async fn serve(mut conn: TcpStream, sv: Arc<Served>, state: Arc<Mutex<State>>) {
             };
             (status, body.clone())
         }
-        None => soap(b, &state, &path, &service_type, &action, &body),
+        None => soap(b, &state, peer, &path, &service_type, &action, &body),
     };
     if let Some(size) = b.soap_size {
         reply.push_str(&format!("<!--{}-->", "x".repeat(size)));

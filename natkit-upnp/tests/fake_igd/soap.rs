@@ -1,11 +1,13 @@
 //! The fake IGD's SOAP side: WANIPConnection/WANPPPConnection actions over
 //! the shared mapping table, with the refusals a UPnP stack makes.
 
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
+use super::firewall::{FIREWALL_PATH, FIREWALL_TYPE, firewall_soap};
 use super::{Behaviour, Row, State, type_answers};
 
-fn arg(body: &str, name: &str) -> String {
+pub(super) fn arg(body: &str, name: &str) -> String {
     let open = format!("<{name}>");
     let close = format!("</{name}>");
     let Some(start) = body.find(&open) else {
@@ -37,7 +39,7 @@ pub(super) fn ok(
     )
 }
 
-fn fault(code: u16, text: &str) -> (&'static str, String) {
+pub(super) fn fault(code: u16, text: &str) -> (&'static str, String) {
     (
         "500 Internal Server Error",
         format!(
@@ -71,6 +73,7 @@ fn entry_args(r: &Row, generic: bool) -> Vec<(&'static str, String)> {
 pub(super) fn soap(
     b: &Behaviour,
     state: &Mutex<State>,
+    peer: SocketAddr,
     path: &str,
     requested_type: &str,
     action: &str,
@@ -79,6 +82,15 @@ pub(super) fn soap(
     let mut st = state.lock().unwrap();
     st.actions.push(action.to_owned());
     st.calls.push((path.to_owned(), action.to_owned()));
+    if path == FIREWALL_PATH
+        && let Some(fw) = &b.firewall
+    {
+        drop(st);
+        if !requested_type.is_empty() && !type_answers(FIREWALL_TYPE, requested_type) {
+            return fault(401, "Invalid Action");
+        }
+        return firewall_soap(fw, state, peer, action, body);
+    }
     let port: u16 = arg(body, "NewExternalPort").parse().unwrap_or(0);
     let proto = arg(body, "NewProtocol");
     // Which WAN service the request came to. A served description_body is
