@@ -116,18 +116,39 @@ async fn a_shared_external_address_is_reported_as_double_nat() {
     drop(router);
 }
 
-#[tokio::test]
+/// On the simulated clock: the kernel queues a closed loopback port's ICMP
+/// port unreachable before `send_to` returns, so NAT-PMP and PCP end at their
+/// first send at simulated time zero, and the probe lasts as long as UPnP's
+/// search window, under a second. (The lab measures the real time:
+/// tests/lab.rs, `NO_PROTOCOL_MS`.)
+#[tokio::test(start_paused = true)]
 async fn nothing_listening_is_no_port_mapping_protocol_within_a_second() {
-    // A closed port on loopback: ICMP port unreachable for every probe.
     let closed = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let mapper = AutoMapper::new(config(port));
-    let started = std::time::Instant::now();
+    let config = config(port);
+    let (search_window, deadline) = (config.upnp.timeout, config.probe_deadline);
+    let mapper = AutoMapper::new(config);
+    let started = tokio::time::Instant::now();
     let report = mapper.probe().await;
     let took = started.elapsed();
     assert_eq!(report.verdict, Verdict::NoProtocol, "{report:?}");
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    for mechanism in [Mechanism::Pcp, Mechanism::NatPmp] {
+        let m = report.get(mechanism).unwrap();
+        let e = m.error.as_ref().unwrap();
+        assert_eq!(e.kind, FailureKind::Unavailable, "{m:?}");
+        assert!(
+            e.message.contains("port unreachable (ICMP) after 1 sends"),
+            "{m:?}"
+        );
+        assert_eq!(m.elapsed, Duration::ZERO, "{m:?}");
+    }
+    assert_eq!(
+        took, search_window,
+        "UPnP's search window, then the verdict"
+    );
+    // The verdict came from the answers, not from the probe deadline.
+    assert!(took < deadline, "{took:?} vs the deadline {deadline:?}");
     let e = mapper
         .map(&MappingRequest::new(
             Protocol::Tcp,
