@@ -692,10 +692,6 @@ cmd_up() {
         isp_ruleset "${BLOCKS[@]+"${BLOCKS[@]}"}" >"$DIR/isp.nft"
         inns isp nft -f "$DIR/isp.nft"
     fi
-    if ((LOSS > 0)); then
-        loss_ruleset "$LOSS" >"$DIR/loss.nft"
-        inns rtr nft -f "$DIR/loss.nft"
-    fi
     if ((SIP_ALG)); then
         sip_alg_ruleset >"$DIR/sip_alg.nft"
         inns rtr nft -f "$DIR/sip_alg.nft"
@@ -782,6 +778,13 @@ cmd_up() {
         start_ra
         wait_slaac lan LAN
         ((LAN2)) && wait_slaac lan2 LAN2
+    fi
+    # Loss only once the LAN hosts have their SLAAC addresses: a lost router
+    # advertisement would otherwise cost up to its 10 s interval. Nothing else is
+    # running yet.
+    if ((LOSS > 0)); then
+        loss_ruleset "$LOSS" >"$DIR/loss.nft"
+        inns rtr nft -f "$DIR/loss.nft"
     fi
 
     if ((STUND)); then
