@@ -212,7 +212,7 @@ mod tests {
             parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
             Err(HttpError::MalformedHead)
         );
-        // Found by the upnp_http fuzz target: a signed "status" was read as 20.
+        // A status code is exactly three digits: `+20` is not 20 (a fuzz finding).
         assert_eq!(
             parse_head(b"HTTP/1.1 +20 OK\r\n\r\n"),
             Err(HttpError::MalformedHead)

@@ -193,9 +193,10 @@ mod tests {
 
     #[test]
     fn printed_urls_parse_again() {
-        // Found by the upnp_http fuzz target: a relative control URL that joins to a
-        // path just under the limit printed (with the host) to a URL over it, which
-        // igd-next's requests then failed to parse. Both are refused up front now.
+        // A URL is refused unless its printed form (with the host) fits the limit:
+        // igd-next re-parses the printed control URL, and every action on one over
+        // the limit would fail. (A fuzz finding: a relative URL that joined to a path
+        // just under the limit.)
         let base = HttpUrl::parse("http://192.168.77.1:2869/rootDesc.xml").unwrap();
         let long = "c".repeat(MAX_URL_LEN - 20);
         assert_eq!(base.join(&long), Err(UrlError::Length));
