@@ -258,7 +258,9 @@ EOF
         #   socket is [::]%br0:2869 for both families, and miniupnpd takes br0's
         #   global IPv6 address for the IPv6 URLs itself ("HTTP IPv6 address given
         #   to control points : [2a0d:88:77:77::1]"). PCP listens on [::]:5351.
-        # - The allow/deny lines above are IPv4-only in 2.3.1; a pinhole is allowed to
+        # - The allow/deny lines above are IPv4-only in 2.3.1 (`allow 1024-65535
+        #   2a0d:88:77:77::/64 1024-65535` is a "parsing error" and it exits), and the
+        #   deny-all line does not stop pinholes; a pinhole is allowed to
         #   whoever asks for its own address (IGD:2: InternalClient must be the control
         #   point's source address, else 606 -- miniupnp issue 731; a LAN host with a
         #   temporary address sends from that one unless told otherwise).
