@@ -11,19 +11,27 @@
 //! ```text
 //! natkit map --protocol tcp|udp --port N [--external-port M]
 //!     [--mechanism auto|upnp|natpmp|pcp] [--lifetime S] [--json] [--once]
-//!     [--journal DIR]
+//!     [--journal DIR] [--ipv6 | --address IP]
 //! ```
+//!
+//! With `--ipv6` (or an IPv6 `--address`) it opens an IPv6 *pinhole* in the
+//! router's firewall instead (PCP, then UPnP IGD; NAT-PMP has no IPv6): for
+//! this host's stable global IPv6 address, never a temporary (privacy) one,
+//! and the output says which address and why.
 //!
 //! Exit status: 0 after the mapping was made and deleted again; 1 when no
 //! mechanism could map (the line names what each one answered), when the
 //! deletion failed, or on a local error; 2 on bad usage.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use natkit_core::addresses::ROUTE_PROBE_V6;
 use natkit_core::{
-    KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingRequest, Mechanism, Protocol,
+    AddressScope, Gateway, KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingRequest,
+    Mechanism, Protocol, StableIpv6, stable_ipv6_for,
 };
 use natkit_portmap::{
     AutoMapper, CleanupOptions, CleanupReport, Journal, PortMapConfig, ProbeReport,
@@ -76,6 +84,14 @@ pub(crate) struct Args {
     /// The journal directory (default $XDG_STATE_HOME/natkit/portmap).
     #[arg(long, value_name = "DIR")]
     journal: Option<std::path::PathBuf>,
+    /// Open an IPv6 pinhole instead, for this host's stable global IPv6
+    /// address (never a temporary one).
+    #[arg(long, conflicts_with = "address")]
+    ipv6: bool,
+    /// The local address inbound traffic should reach (default: the one
+    /// that routes to the gateway). An IPv6 address opens a pinhole for it.
+    #[arg(long, value_name = "IP")]
+    address: Option<IpAddr>,
 }
 
 pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
@@ -120,7 +136,29 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         Proto::Tcp => Protocol::Tcp,
         Proto::Udp => Protocol::Udp,
     };
-    let request = MappingRequest::new(protocol, ([0, 0, 0, 0], args.port).into())
+    let (internal_ip, stable) = if args.ipv6 {
+        match stable_address(mapper.gateway().ok().cloned()).await {
+            Ok(choice) => (IpAddr::V6(choice.address), Some(choice)),
+            Err(e) => return common::fail(&e),
+        }
+    } else {
+        (
+            args.address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            None,
+        )
+    };
+    if internal_ip.is_ipv6() && args.external_port.is_some_and(|p| p != args.port) {
+        eprintln!("error: an IPv6 pinhole does not translate: --external-port must be --port");
+        return ExitCode::from(2);
+    }
+    if let Some(choice) = &stable {
+        if json {
+            common::print_json(&json!({ "event": "ipv6_address", "choice": choice }));
+        } else {
+            outln!("using {choice}");
+        }
+    }
+    let request = MappingRequest::new(protocol, (internal_ip, args.port).into())
         .with_external_port(Some(args.external_port.unwrap_or(args.port)))
         .with_lifetime(Duration::from_secs(u64::from(args.lifetime)))
         .with_description("map_port");
@@ -192,6 +230,26 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     }
 }
 
+/// This host's stable global IPv6 address, on the gateway's interface when
+/// there is an IPv4 gateway (else the one the default IPv6 route leaves by).
+async fn stable_address(
+    gateway: Option<Gateway>,
+) -> Result<StableIpv6, natkit_core::Ipv6AddressError> {
+    let toward = gateway
+        .as_ref()
+        .and_then(|g| g.address_v6)
+        .filter(|a| AddressScope::of(IpAddr::V6(*a)).is_global())
+        .unwrap_or(ROUTE_PROBE_V6);
+    let interface = gateway.map(|g| g.interface);
+    tokio::task::spawn_blocking(move || stable_ipv6_for(toward, interface.as_deref()))
+        .await
+        .unwrap_or_else(|_| {
+            Err(natkit_core::Ipv6AddressError::Io(std::io::Error::other(
+                "the address lookup did not finish",
+            )))
+        })
+}
+
 fn print_cleanup(report: &CleanupReport, json: bool) {
     let nothing = report.deleted() == 0 && report.failed.is_empty() && report.expired.is_empty();
     if json {
@@ -201,6 +259,15 @@ fn print_cleanup(report: &CleanupReport, json: bool) {
         return;
     }
     for e in &report.removed {
+        if e.is_pinhole() {
+            outln!(
+                "cleanup: deleted {} {} pinhole {} left by an earlier run",
+                e.mechanism,
+                e.protocol,
+                e.internal
+            );
+            continue;
+        }
         outln!(
             "cleanup: deleted {} {} {} -> {} left by an earlier run",
             e.mechanism,
@@ -230,6 +297,7 @@ fn print_mapping(mapping: &Mapping, request: &MappingRequest, report: &ProbeRepo
             "internal": mapping.internal.to_string(),
             "protocol": mapping.protocol,
             "mechanism": mapping.mechanism,
+            "pinhole": mapping.is_pinhole(),
             "lifetime": mapping.lifetime.as_secs(),
             "epoch": mapping.epoch.map(|e| e.server_seconds),
             "port_substituted": substituted,
@@ -243,13 +311,22 @@ fn print_mapping(mapping: &Mapping, request: &MappingRequest, report: &ProbeRepo
     } else {
         format!("lease {} s", mapping.lifetime.as_secs())
     };
-    outln!(
-        "mapped {} {} -> {} via {} ({lease})",
-        mapping.protocol,
-        mapping.external,
-        mapping.internal,
-        mapping.mechanism.display_name()
-    );
+    if mapping.is_pinhole() {
+        outln!(
+            "pinhole {} {} via {} ({lease})",
+            mapping.protocol,
+            mapping.internal,
+            mapping.mechanism.display_name()
+        );
+    } else {
+        outln!(
+            "mapped {} {} -> {} via {} ({lease})",
+            mapping.protocol,
+            mapping.external,
+            mapping.internal,
+            mapping.mechanism.display_name()
+        );
+    }
     if substituted {
         outln!(
             "note: the router gave external port {} instead of {}",
