@@ -84,14 +84,17 @@ fn pcp6_side() {
         .build()
         .expect("runtime");
     spawn_echo6();
-    let pcp = PcpMapper::new(
-        addrs.rtr_lan,
-        PcpConfig {
-            retransmit: RetransmitPlan::fast(),
-            fallback_to_natpmp: false,
-            ..PcpConfig::default()
-        },
-    );
+    let new_mapper = || {
+        PcpMapper::new(
+            addrs.rtr_lan,
+            PcpConfig {
+                retransmit: RetransmitPlan::fast(),
+                fallback_to_natpmp: false,
+                ..PcpConfig::default()
+            },
+        )
+    };
+    let mut pcp = new_mapper();
     // `::`: the mapper picks the host's stable address.
     let req = MappingRequest::new(
         Protocol::Tcp,
@@ -137,6 +140,12 @@ fn pcp6_side() {
                         _ => format!("FAILED {}", natkit_core::error_line(&e)),
                     },
                 }
+            }
+            // A new process: it searches for the IPv6 server again.
+            "fresh" => {
+                pcp = new_mapper();
+                held.take();
+                "FRESH".to_owned()
             }
             "natpmp" => {
                 let natpmp = NatPmpMapper::new(addrs.rtr_lan, NatPmpConfig::default());
@@ -346,5 +355,30 @@ fn pcp_pinhole_through_miniupnpd() {
     assert_eq!(shortened, "120");
     assert_eq!(pinhole_rules(&lab, target).len(), 1);
     assert!(peer_reaches(&lab, &mut h, target, "shortened"));
+
+    // A miniupnpd bound to `ipv6_listening_ip` does not answer PCP at its
+    // link-local address (ICMP port unreachable, as the rule below makes
+    // this one do): a new mapper falls back to the first address of the
+    // LAN prefix, where the router is.
+    for rule in [
+        "add table inet nk_pcp6",
+        "add chain inet nk_pcp6 input { type filter hook input priority -10 ; }",
+        "add rule inet nk_pcp6 input ip6 daddr fe80::/10 udp dport 5351 \
+         reject with icmpv6 type port-unreachable",
+    ] {
+        lab.exec_ok(Node::Rtr, &["nft", rule]).expect("nft reject");
+    }
+    h.send("fresh").expect("send");
+    h.expect("FRESH", LINE).expect("fresh mapper");
+    let m = ask(&mut h, "map", "MAPPED ");
+    assert_eq!(
+        m.get("server"),
+        SocketAddr::from((a6.rtr_lan, 5351)).to_string(),
+        "{}",
+        m.text
+    );
+    assert_eq!(m.internal, target);
+    lab.exec_ok(Node::Rtr, &["nft", "delete table inet nk_pcp6"])
+        .expect("nft delete");
     assert!(h.finish(Duration::from_secs(10)).expect("helper exit"));
 }
