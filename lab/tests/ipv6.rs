@@ -9,7 +9,7 @@ use std::net::Ipv6Addr;
 use std::process::Output;
 use std::time::Duration;
 
-use natkit_lab::{Lab, LabAddrs6, LabChild, NatKind, Node, Proto, require_root};
+use natkit_lab::{Lab, LabAddrs6, LabChild, Link, NatKind, Node, Proto, require_root};
 
 /// The TCP port of the LAN host's listener.
 const PORT: u16 = 18080;
@@ -119,6 +119,15 @@ fn source_seen_by_peer(lab: &Lab) -> Ipv6Addr {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|addr| addr.parse().ok())
         .unwrap_or_else(|| panic!("the peer's nc said: {err}"))
+}
+
+/// One `ping -6` from `node` to `dst`, 2 s to answer.
+fn ping6(lab: &Lab, node: Node, dst: Ipv6Addr) -> Output {
+    lab.exec(
+        node,
+        &["ping", "-6", "-c", "1", "-W", "2", &dst.to_string()],
+    )
+    .expect("ping")
 }
 
 /// `upnpc -6` against the router's IPv6 description URL (no SSDP wait).
@@ -358,12 +367,7 @@ fn double_nat_routes_ipv6_through_the_isp_without_translation() {
     assert_eq!(a.rtr_wan, "2a0d:88:77:65::2".parse::<Ipv6Addr>().unwrap());
     assert_eq!(a.isp_wan, Some("2a0d:88:77:66::2".parse().unwrap()));
     // The outside reaches the router's firewall (echo passes, TCP is dropped there).
-    let ping = lab
-        .exec(
-            Node::Wan,
-            &["ping", "-6", "-c", "1", "-W", "2", &a.lan.to_string()],
-        )
-        .expect("ping");
+    let ping = ping6(&lab, Node::Wan, a.lan);
     assert!(ping.status.success(), "{}", natkit_lab::dump_output(&ping));
     let listener = listen(&lab, a.lan);
     assert_dropped(
@@ -373,6 +377,13 @@ fn double_nat_routes_ipv6_through_the_isp_without_translation() {
     drop(listener);
     // The ISP routes IPv6 untranslated: the peer sees the LAN host's own address.
     assert_eq!(source_seen_by_peer(&lab), a.lan_temp);
+    // The uplink down and up again: the router's IPv6 default route comes back
+    // (addresses survive a link down: keep_addr_on_down).
+    lab.set_link(Link::RtrWan, false).expect("link down");
+    assert!(!ping6(&lab, Node::Lan, a.peer).status.success());
+    lab.set_link(Link::RtrWan, true).expect("link up");
+    let ping = ping6(&lab, Node::Lan, a.peer);
+    assert!(ping.status.success(), "{}", natkit_lab::dump_output(&ping));
     lab.down().expect("down");
 }
 
