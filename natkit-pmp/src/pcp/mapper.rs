@@ -26,6 +26,11 @@
 //! - `upnpc -l` lists PCP mappings with the description `PCP MAP <nonce>`
 //!   (the nonce in hex, 32-bit words byte-swapped).
 //!
+//! A request whose internal address is IPv6 asks for a firewall pinhole
+//! instead (see `mapper/pinhole.rs` for the server, the address and
+//! miniupnpd's IPv6 behaviour): [`PcpMapper::ipv6_server`],
+//! [`PcpMapper::pinhole_address`].
+//!
 //! Every [`Mapping`] this mapper makes carries its nonce as
 //! [`Mapping::token`] (12 bytes), and renew and delete use the mapping's
 //! token before the in-memory table: a later process that reads a mapping
