@@ -101,3 +101,17 @@ pub fn require_root() {
         panic!("{NEED_ROOT_HINT} ({e})");
     }
 }
+
+impl crate::LabBuilder {
+    /// Brings the lab up for a test: [`require_root`], then
+    /// [`build`](crate::LabBuilder::build).
+    ///
+    /// # Panics
+    ///
+    /// When the lab cannot run here or `natlab.sh up` fails, with the reason: a
+    /// lab test that cannot run must fail, never skip.
+    pub fn up(self) -> crate::Lab {
+        require_root();
+        self.build().unwrap_or_else(|e| panic!("lab up: {e}"))
+    }
+}

@@ -144,12 +144,7 @@ fn lab_doctor_dead_uplink_without_mapping_protocol_is_no_internet_first() {
 
 #[test]
 fn lab_doctor_dead_dns_with_answering_stun_is_dns_failure() {
-    require_root();
-    let lab = Lab::builder()
-        .stund(true)
-        .dns_silent()
-        .build()
-        .expect("lab");
+    let lab = Lab::builder().stund(true).dns_silent().up();
     let by_ip = format!("{}:3478", lab.addrs().stun1);
     let args = ["--stun", DEFAULT_SERVERS[2].name, "--stun", by_ip.as_str()];
     let (doc, out, took) = json(&lab, &args);

@@ -54,8 +54,7 @@ fn cargo_install_then_natkit_doctor_back_to_my_mac() {
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
         .stund(true)
-        .build()
-        .expect("lab up");
+        .up();
     let a = *lab.addrs();
     let stun1 = format!("{}:3478", a.stun1);
     let stun2 = format!("{}:3478", a.stun2);

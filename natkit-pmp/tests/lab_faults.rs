@@ -119,13 +119,11 @@ fn counters_line(mech: &str, out: &str) -> Vec<(bool, u128)> {
 
 #[test]
 fn mapping_succeeds_under_30_percent_loss() {
-    natkit_lab::require_root();
     let lab = Lab::builder()
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
         .loss(LOSS)
-        .build()
-        .expect("lab");
+        .up();
     for mech in ["natpmp", "pcp"] {
         let out = lab
             .test_helper(Node::Lan, "loss_side")
@@ -233,12 +231,10 @@ fn keeper_side() {
 
 #[test]
 fn keeper_recovers_when_the_router_comes_back() {
-    natkit_lab::require_root();
     let lab = Lab::builder()
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
-        .build()
-        .expect("lab");
+        .up();
     let mut child = lab
         .test_helper(Node::Lan, "keeper_side")
         .expect("helper")

@@ -149,12 +149,10 @@ fn map_and_release(lab: &Lab, order: &str, spec: &str) -> (Value, Value, f64) {
 /// from the router's listing after unmap.
 #[test]
 fn auto_picks_pcp_reports_all_three_and_the_order_can_be_overridden() {
-    natkit_lab::require_root();
     let lab = Lab::builder()
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
-        .build()
-        .expect("lab");
+        .up();
     let wan = lab.addrs().rtr_wan.to_string();
 
     let (mapped, report, took) = map_and_release(&lab, "pcp,natpmp,upnp", "udp:41000");
@@ -208,12 +206,10 @@ fn auto_picks_pcp_reports_all_three_and_the_order_can_be_overridden() {
 /// Printed for the report; the speed targets live in benches/.
 #[test]
 fn time_to_mapping_per_mechanism() {
-    natkit_lab::require_root();
     let lab = Lab::builder()
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
-        .build()
-        .expect("lab");
+        .up();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     for (order, spec) in [
         ("pcp", "udp:41100"),
@@ -242,11 +238,7 @@ fn time_to_mapping_per_mechanism() {
 /// LAN host; no slack is allowed beyond it).
 #[test]
 fn no_port_mapping_protocol_within_a_second() {
-    natkit_lab::require_root();
-    let lab = Lab::builder()
-        .nat(NatKind::PortRestricted)
-        .build()
-        .expect("lab");
+    let lab = Lab::builder().nat(NatKind::PortRestricted).up();
     let mut s = session(&lab, &[]);
     let (ms, _) = s.expect("PROBE_MS", STEP).expect("probe time");
     let report = json_after(&mut s, "REPORT");
@@ -280,13 +272,11 @@ fn no_port_mapping_protocol_within_a_second() {
 /// covered by tests/fake_double_nat.rs: miniupnpd cannot be made to.)
 #[test]
 fn double_nat_is_reported() {
-    natkit_lab::require_root();
     let lab = Lab::builder()
         .nat(NatKind::PortRestricted)
         .double_nat(true)
         .miniupnpd(true)
-        .build()
-        .expect("lab");
+        .up();
     let mut s = session(&lab, &[("NKPM_DEADLINE_MS", "3000")]);
     let report = json_after(&mut s, "REPORT");
     let (error, _) = s.expect("MAP_ERROR", STEP).expect("map error");

@@ -68,8 +68,7 @@ fn loss_runs(mechanism: &str, proto: &str, first_port: u16) {
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
         .loss(LOSS)
-        .build()
-        .expect("lab");
+        .up();
     let journal = journal_dir(mechanism);
     let journal_arg = journal.to_str().expect("utf-8 path");
     let wan = lab.addrs().rtr_wan;

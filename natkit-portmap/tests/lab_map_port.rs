@@ -133,12 +133,10 @@ fn port_of(v: &Value) -> u16 {
 
 #[test]
 fn once_sigterm_and_sigint_leave_nothing_on_the_router() {
-    natkit_lab::require_root();
     let lab = Lab::builder()
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
-        .build()
-        .expect("lab");
+        .up();
     let dir = journal_dir("clean");
     let journal = dir.to_str().expect("utf-8 path");
     let wan = lab.addrs().rtr_wan;
@@ -230,13 +228,11 @@ fn once_sigterm_and_sigint_leave_nothing_on_the_router() {
 
 #[test]
 fn sigkill_leaves_mappings_and_the_next_run_deletes_exactly_those() {
-    natkit_lab::require_root();
     let lab = Lab::builder()
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
         .lan2(true)
-        .build()
-        .expect("lab");
+        .up();
     let dir = journal_dir("kill");
     let journal = dir.to_str().expect("utf-8 path");
     let lan2 = lab.addrs().lan2.expect("lan2").to_string();

@@ -155,8 +155,7 @@ fn lab_defaults_answer_port_restricted_with_one_server_resolving() {
         .nat(NatKind::PortRestricted)
         .stund(true)
         .dns([(host, LAB_STUN1)])
-        .build()
-        .expect("lab");
+        .up();
     let a = *lab.addrs();
     assert_eq!(a.stun1, LAB_STUN1);
     let stun = format!("{}:{port}", a.stun1);
@@ -238,12 +237,10 @@ fn assert_resolve_failure(run: &Run, want: &[ResolveFailure]) {
 
 #[test]
 fn lab_defaults_fail_typed_when_no_name_resolves() {
-    require_root();
     let lab = Lab::builder()
         .stund(true)
         .dns(Vec::<(String, _)>::new())
-        .build()
-        .expect("lab");
+        .up();
     let run = run_helper(&lab);
     assert_resolve_failure(&run, &[ResolveFailure::NoSuchName]);
     println!(
@@ -284,12 +281,7 @@ fn lab_defaults_fail_typed_when_no_name_resolves() {
 
 #[test]
 fn lab_defaults_fail_typed_in_bounded_time_when_dns_is_silent() {
-    require_root();
-    let lab = Lab::builder()
-        .stund(true)
-        .dns_silent()
-        .build()
-        .expect("lab");
+    let lab = Lab::builder().stund(true).dns_silent().up();
     let run = run_helper(&lab);
     assert_resolve_failure(&run, &[ResolveFailure::TimedOut]);
     println!(

@@ -80,13 +80,11 @@ fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
 
 #[test]
 fn upnp_mapping_under_30_percent_loss() {
-    natkit_lab::require_root();
     let lab = Lab::builder()
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
         .loss(LOSS)
-        .build()
-        .expect("lab");
+        .up();
     let out = lab
         .test_helper(Node::Lan, "upnp_loss_side")
         .expect("helper")
