@@ -11,14 +11,13 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use natkit_core::Protocol;
+use dialback_lab::{Check, SERVER_PORT, row, runtime, serve, text};
 use natkit_lab::{Lab, LabChild, NatKind, Node, Proto, require_root};
-use natkit_probe::dialback::{
-    CheckPort, ClientConfig, DialbackClient, DialbackServer, Reachability, ServerConfig,
-};
+use natkit_probe::dialback::Reachability;
 use natkit_probe::{PortState, ProbeConfig, ProbePlan, Prober};
 
-const SERVER_PORT: u16 = 7007;
+mod dialback_lab;
+
 /// Mapped to the LAN host, our responder listens: `reachable`.
 const MAPPED: u16 = 40080;
 /// Mapped to the LAN host, but the ISP drops inbound 443: `filtered`.
@@ -39,91 +38,7 @@ const UDP_ECHO: u16 = 40092;
 /// UDP, dropped by the ISP (engine test).
 const UDP_BLOCKED: u16 = 40102;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn env_addr(name: &str) -> SocketAddr {
-    std::env::var(name)
-        .expect(name)
-        .parse()
-        .expect("an address")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 // ---- helpers run inside the lab ----
-
-#[test]
-#[ignore = "helper: the dial-back server in wan, run by lab_dialback"]
-fn wan_dialback_server() {
-    if natkit_lab::helper_addrs("wan_dialback_server")
-        .expect("lab env")
-        .is_none()
-    {
-        return;
-    }
-    let bind = env_addr("DIALBACK_BIND");
-    runtime().block_on(async {
-        // The production defaults: global targets only (the lab's public
-        // address 88.77.66.2 is one), 1 request/s per source.
-        let server = DialbackServer::bind(ServerConfig::new(bind))
-            .await
-            .expect("bind");
-        println!("ready {}", server.local_addr());
-        server.run().await.expect("run");
-    });
-}
-
-#[test]
-#[ignore = "helper: the dial-back check from the LAN host, run by lab_dialback"]
-fn lan_dialback_check() {
-    if natkit_lab::helper_addrs("lan_dialback_check")
-        .expect("lab env")
-        .is_none()
-    {
-        return;
-    }
-    let server = env_addr("DIALBACK_SERVER");
-    let ports: Vec<CheckPort> = if std::env::var("CHECK").as_deref() == Ok("double_nat") {
-        // Mapped on the home router; the second one says so (as a doctor
-        // that just made the mapping would).
-        vec![
-            CheckPort::new(MAPPED, Protocol::Tcp),
-            CheckPort::mapped(UDP_MAPPED, UDP_MAPPED, Protocol::Udp),
-        ]
-    } else {
-        [
-            (MAPPED, Protocol::Tcp),
-            (HTTPS, Protocol::Tcp),
-            (TO_LAN2, Protocol::Tcp),
-            (UNMAPPED, Protocol::Tcp),
-            (HELD, Protocol::Tcp),
-            (UDP_MAPPED, Protocol::Udp),
-            (UDP_UNMAPPED, Protocol::Udp),
-        ]
-        .into_iter()
-        .map(|(p, proto)| CheckPort::new(p, proto))
-        .collect()
-    };
-    let report = runtime()
-        .block_on(DialbackClient::new(ClientConfig::new(server)).check(&ports))
-        .expect("check");
-    let mut head = serde_json::to_value(&report).expect("json");
-    let rows = head
-        .as_object_mut()
-        .and_then(|o| o.remove("ports"))
-        .expect("ports");
-    println!("{head}");
-    for row in rows.as_array().expect("array") {
-        println!("{row}");
-    }
-}
 
 #[test]
 #[ignore = "helper: a UDP echo service in the LAN, run by lab_engine_udp"]
@@ -254,56 +169,17 @@ fn nmap_state_for(v: Reachability) -> &'static str {
     }
 }
 
-/// Starts the dial-back server in wan, runs the LAN host's check (port set
-/// `check`) and returns the server (killed on drop) and the report's JSON
-/// lines: the head, then one per port.
-fn serve_and_check(lab: &Lab, check: &str) -> (LabChild, Vec<serde_json::Value>) {
+/// Starts the dial-back server in wan on PEER_IP, runs the LAN host's
+/// check of `ports` and returns the server (killed on drop) and the
+/// report's JSON lines: the head, then one per port.
+fn serve_and_check(lab: &Lab, ports: &[String]) -> (LabChild, Vec<serde_json::Value>) {
     let server_addr = SocketAddr::new(IpAddr::V4(lab.addrs().peer), SERVER_PORT);
-    let mut server = lab
-        .test_helper(Node::Wan, "wan_dialback_server")
-        .expect("helper");
-    server.env("DIALBACK_BIND", server_addr.to_string());
-    server
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let server = LabChild::spawn(&mut server).expect("spawn server");
-    lab.wait_listening(Node::Wan, Proto::Tcp, SERVER_PORT, Duration::from_secs(10))
-        .expect("server listening");
-    let out = lab
-        .test_helper(Node::Lan, "lan_dialback_check")
-        .expect("helper")
-        .env("DIALBACK_SERVER", server_addr.to_string())
-        .env("CHECK", check)
-        .output()
-        .expect("run check");
-    assert!(
-        out.status.success(),
-        "check: {}",
-        natkit_lab::dump_output(&out)
-    );
-    let stdout = text(&out.stdout);
-    println!("{stdout}");
-    // The harness prints "test NAME ... " before the helper's first line.
-    let lines = stdout
-        .lines()
-        .filter_map(|l| l.find('{').map(|at| &l[at..]))
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
-    (server, lines)
-}
-
-/// (state, proven, why) of `port`/`proto` in a report's lines.
-fn row(lines: &[serde_json::Value], port: u16, proto: &str) -> (String, bool, String) {
-    let row = lines[1..]
-        .iter()
-        .find(|r| r["external"] == port && r["protocol"] == proto)
-        .unwrap_or_else(|| panic!("no row for {port}/{proto}"));
-    (
-        row["state"].as_str().expect("state").to_owned(),
-        row["proven"].as_bool().expect("proven"),
-        row["why"].as_str().expect("why").to_owned(),
-    )
+    let server = serve(lab, server_addr);
+    let check = Check {
+        ports,
+        ..Check::default()
+    };
+    (server, dialback_lab::check(lab, server_addr, check))
 }
 
 #[test]
@@ -321,7 +197,10 @@ fn lab_dialback_double_nat() {
     let lan = lab.addrs().lan.to_string();
     map(&lab, Node::Lan, &lan, MAPPED, "TCP");
     map(&lab, Node::Lan, &lan, UDP_MAPPED, "UDP");
-    let (server, lines) = serve_and_check(&lab, "double_nat");
+    // Mapped on the home router; the second one says so (as a doctor that
+    // just made the mapping would).
+    let ports = [format!("{MAPPED}/tcp"), format!("{UDP_MAPPED}/udp/mapped")];
+    let (server, lines) = serve_and_check(&lab, &ports);
     assert_eq!(lines[0]["behind_nat"], true);
     assert_eq!(
         row(&lines, MAPPED, "tcp"),
@@ -359,7 +238,16 @@ fn lab_dialback() {
     let _lan2_service = listen_tcp(&lab, Node::Lan2, TO_LAN2);
     let held_service = listen_tcp(&lab, Node::Lan, HELD);
 
-    let (server, lines) = serve_and_check(&lab, "all");
+    let ports = [
+        format!("{MAPPED}/tcp"),
+        format!("{HTTPS}/tcp"),
+        format!("{TO_LAN2}/tcp"),
+        format!("{UNMAPPED}/tcp"),
+        format!("{HELD}/tcp"),
+        format!("{UDP_MAPPED}/udp"),
+        format!("{UDP_UNMAPPED}/udp"),
+    ];
+    let (server, lines) = serve_and_check(&lab, &ports);
     let head = &lines[0];
     assert_eq!(
         head["observed"]

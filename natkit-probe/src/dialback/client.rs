@@ -81,8 +81,8 @@ pub struct ClientConfig {
     /// learn how the path treats ports nobody forwards (see
     /// [`ControlEvidence`]).
     pub control_ports: bool,
-    /// The address responders listen on; by default the unspecified
-    /// address of the server's family.
+    /// The address responders listen on; by default `source_ip` when
+    /// given, else the unspecified address of the server's family.
     pub responder_ip: Option<IpAddr>,
     /// The local address the control connection comes from, and so the
     /// one address the server dials (it dials only the source of a
@@ -262,7 +262,12 @@ impl DialbackClient {
         with_controls: bool,
     ) -> Result<ReachabilityReport, DialbackError> {
         let c = &self.config;
-        let ip = c.responder_ip.unwrap_or(match c.server {
+        // A UDP responder on the unspecified address answers from the
+        // address the system picks towards the server, which with IPv6
+        // privacy addresses is the temporary one, not the `source_ip` the
+        // probe came to: the server, reading only the dialled address,
+        // would never see the ack. Bound to the source it answers from it.
+        let ip = c.responder_ip.or(c.source_ip).unwrap_or(match c.server {
             SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
             SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
         });
