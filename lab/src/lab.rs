@@ -281,6 +281,23 @@ impl Lab {
         }
     }
 
+    /// Makes `node` (a LAN host) send what goes to `dst` from `src`, one of its
+    /// own IPv6 addresses, when the program does not bind:
+    /// `ip -6 route add DST/128 dev eth0 src SRC`. A dual-stack lab's LAN hosts
+    /// send from their temporary address by default; miniupnpd refuses (606) a
+    /// pinhole for any address but the one its SOAP request comes from, so a test
+    /// that has `upnpc -6` open a pinhole for the stable address routes the
+    /// router's address (`LabAddrs6::rtr_lan`) from it first.
+    pub fn prefer_source6(&self, node: Node, dst: Ipv6Addr, src: Ipv6Addr) -> Result<(), LabError> {
+        let dst = format!("{dst}/128");
+        let src = src.to_string();
+        self.exec_ok(
+            node,
+            &["ip", "-6", "route", "add", &dst, "dev", "eth0", "src", &src],
+        )
+        .map(drop)
+    }
+
     /// The pid of a daemon the lab runs, `None` if it does not run it.
     pub fn daemon_pid(&self, daemon: Daemon) -> Option<u32> {
         self.env.get(daemon.pid_key()).and_then(|p| p.parse().ok())

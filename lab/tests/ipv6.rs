@@ -276,21 +276,8 @@ fn dual_stack_lab_firewall_drops_inbound_and_upnpc_pinholes_open_it() {
     );
     // Routing the router's address with the stable one as preferred source makes
     // upnpc's requests come from it (natkit binds instead).
-    lab.exec_ok(
-        Node::Lan,
-        &[
-            "ip",
-            "-6",
-            "route",
-            "add",
-            &format!("{}/128", a.rtr_lan),
-            "dev",
-            "eth0",
-            "src",
-            &a.lan_slaac.to_string(),
-        ],
-    )
-    .expect("route with preferred source");
+    lab.prefer_source6(Node::Lan, a.rtr_lan, a.lan_slaac)
+        .expect("route with preferred source");
     let id = add_pinhole(&lab, a.peer, a.lan_slaac);
     let rules = pinhole_rules(&lab);
     assert!(
