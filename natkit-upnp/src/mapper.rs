@@ -14,7 +14,7 @@ use crate::firewall::FirewallControl;
 use crate::igd::Igd;
 use crate::local6::{choose_stable, default_routes, local_addresses};
 use crate::mapping::{Grant, PortMappingRequest};
-use crate::pinhole::{FirewallErrorCode, PinholeId, PinholeRequest, pinhole_gone, pinhole_lease};
+use crate::pinhole::{PinholeId, PinholeRequest, already_deleted, pinhole_gone, pinhole_lease};
 
 /// Maps ports through a UPnP IGD.
 ///
@@ -40,10 +40,11 @@ use crate::pinhole::{FirewallErrorCode, PinholeId, PinholeRequest, pinhole_gone,
 ///   ([`choose_stable`](crate::local6::choose_stable)); a wanted external
 ///   port other than the internal one is an invalid request. The lease is
 ///   the request's lifetime within 1 to 86400 s ([`pinhole_lease`]).
-/// - `renew` is `UpdatePinhole` for the ID; a pinhole the router no longer
-///   has (704, e.g. after a restart; or 606, its ID now another client's) is
-///   added again, under a new ID.
-/// - `unmap` is `DeletePinhole`; one already gone counts as done. Without
+/// - `renew` is `UpdatePinhole` for the ID; a pinhole the router may no
+///   longer have (704 after a restart, and the answers miniupnpd 2.3.1 gives
+///   instead, see [`pinhole_gone`]) is added again, possibly under a new ID.
+/// - `unmap` is `DeletePinhole`; one already gone counts as done
+///   ([`already_deleted`]). Without
 ///   a token (a mapping from elsewhere), the pinhole is found by adding it
 ///   again: the router returns the existing one's ID.
 #[derive(Debug, Clone)]
@@ -263,7 +264,7 @@ impl UpnpMapper {
             }
         };
         match fw.delete_pinhole(id).await {
-            Err(e) if e.firewall_code() == Some(FirewallErrorCode::NoSuchEntry) => Ok(()),
+            Err(e) if already_deleted(&e) => Ok(()),
             other => other,
         }
     }

@@ -317,6 +317,31 @@ async fn mapper_maps_renews_and_unmaps_pinholes_beside_ipv4() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn miniupnpd_231_answers_for_a_forgotten_pinhole() {
+    // Its nftables backend answers 402, not 704, for an ID it does not have
+    // (seen in the lab after a restart): renewal still re-adds, and deleting
+    // a pinhole that is gone is still done.
+    let fake = FakeIgd::start(with_firewall(FakeFirewall {
+        missing_id_is_402: true,
+        ..FakeFirewall::default()
+    }))
+    .await;
+    let mapper = UpnpMapper::new(igd_of(&fake).await);
+    let req = MappingRequest::new(Protocol::Udp, SocketAddr::new(IpAddr::V6(LO6), 5353));
+    let m = mapper.map(&req).await.unwrap();
+    fake.restart_firewall();
+    let again = mapper.renew(&req, &m).await.unwrap();
+    assert_eq!(fake.pinholes().len(), 1);
+    assert_eq!(fake.pinholes()[0].proto, 17);
+    mapper.unmap(&again).await.unwrap();
+    assert!(fake.pinholes().is_empty());
+    mapper.unmap(&again).await.unwrap();
+    let fw = igd_of(&fake).await.firewall(LO6).unwrap();
+    let e = fw.update_pinhole(PinholeId(1), 60).await.unwrap_err();
+    assert_eq!(firewall_code(&e), Some(FirewallErrorCode::InvalidArgs));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_igd_without_the_service_says_so() {
     let fake = FakeIgd::start(Behaviour::default()).await;
     let igd = igd_of(&fake).await;

@@ -26,6 +26,10 @@ pub struct FakeFirewall {
     pub outbound_timeout: Option<u32>,
     /// The most pinholes; one more is 701 PinholeSpaceExhausted.
     pub max_pinholes: usize,
+    /// Answer 402 instead of 704 for an ID it does not have, as miniupnpd
+    /// 2.3.1's nftables backend does (its lookup never fails, and the check
+    /// of the sender then fails on an empty address).
+    pub missing_id_is_402: bool,
 }
 
 impl Default for FakeFirewall {
@@ -35,6 +39,7 @@ impl Default for FakeFirewall {
             inbound_allowed: true,
             outbound_timeout: None,
             max_pinholes: 64,
+            missing_id_is_402: false,
         }
     }
 }
@@ -175,6 +180,9 @@ pub(super) fn firewall_soap(
                     if action == "GetPinholePackets" {
                         // miniupnpd answers 0 for an ID it does not have.
                         return Ok(ok(&[("PinholePackets", "0".into())]));
+                    }
+                    if fw.missing_id_is_402 {
+                        return Err(fault(402, "Invalid Args"));
                     }
                     return Err(fault(704, "NoSuchEntry"));
                 };
