@@ -125,13 +125,35 @@ fn path(r: &Report, style: Style, o: &mut String) {
         None => "no STUN server answered".into(),
     };
     let _ = writeln!(o, "  [internet]    {seen}");
+    // Names that did not resolve go on one line per reason: with the default
+    // list on a network whose DNS knows only some of them, a line each would
+    // bury the servers that answered.
+    let mut unresolved: Vec<(&str, Vec<&str>)> = Vec::new();
     for s in &r.stun_servers {
+        if let Some(why) = s.detail.as_deref().and_then(unresolved_reason) {
+            let host = s
+                .server
+                .rsplit_once(':')
+                .map_or(s.server.as_str(), |(h, _)| h);
+            match unresolved.iter_mut().find(|(w, _)| *w == why) {
+                Some((_, hosts)) => hosts.push(host),
+                None => unresolved.push((why, vec![host])),
+            }
+            continue;
+        }
         let what = match (s.address, &s.detail) {
             (Some(a), _) => format!("saw {a}"),
             (None, Some(d)) => format!("{}: {d}", s.outcome.as_str().replace('_', " ")),
             (None, None) => s.outcome.as_str().replace('_', " "),
         };
         let _ = writeln!(o, "                  {:<24} {what}", s.server);
+    }
+    for (why, hosts) in unresolved {
+        let _ = writeln!(
+            o,
+            "                  not resolved ({why}): {}",
+            hosts.join(", ")
+        );
     }
     for (name, s) in mp.named() {
         if let (Some(d), true) = (&s.detail, s.status != Status::Available) {
@@ -149,6 +171,13 @@ fn path(r: &Report, style: Style, o: &mut String) {
             i.detail
         );
     }
+}
+
+/// The reason in "cannot resolve NAME:PORT: REASON" (natkit-stun's resolve
+/// failure, as the report quotes it), or `None` for any other detail.
+fn unresolved_reason(detail: &str) -> Option<&str> {
+    let rest = detail.strip_prefix("cannot resolve ")?;
+    rest.rsplit_once(": ").map(|(_, why)| why)
 }
 
 fn nat(r: &Report, style: Style, o: &mut String) {
@@ -176,8 +205,23 @@ fn nat(r: &Report, style: Style, o: &mut String) {
             .unwrap_or_default();
         let _ = writeln!(o, "  tested with   {name}{s}{rtt}");
     }
+    let mut not_resolved = 0;
     for note in &n.notes {
+        if note
+            .strip_prefix("not asked: ")
+            .and_then(unresolved_reason)
+            .is_some()
+        {
+            not_resolved += 1;
+            continue;
+        }
         let _ = writeln!(o, "  note          {note}");
+    }
+    if not_resolved > 0 {
+        let _ = writeln!(
+            o,
+            "  note          not asked: {not_resolved} server(s) whose names did not resolve (above)"
+        );
     }
 }
 
@@ -309,6 +353,53 @@ mod tests {
             .replace("\x1b[31m", "")
             .replace("\x1b[0m", "");
         assert_eq!(stripped, plain);
+    }
+
+    #[test]
+    fn names_that_did_not_resolve_share_a_line_per_reason() {
+        use crate::report::{StunAnswer, StunOutcome};
+        let mut r = Report::empty();
+        r.gateway = Some("192.168.77.1".parse().expect("ip"));
+        r.local_address = Some("192.168.77.2".parse().expect("ip"));
+        let failed = |server: &str, detail: &str| StunAnswer {
+            server: server.into(),
+            outcome: StunOutcome::Failed,
+            address: None,
+            detail: Some(detail.into()),
+        };
+        r.stun_servers = vec![
+            failed(
+                "a.example:3478",
+                "cannot resolve a.example:3478: no such name",
+            ),
+            StunAnswer {
+                server: "b.example:3478".into(),
+                outcome: StunOutcome::Saw,
+                address: "88.77.66.2:4000".parse().ok(),
+                detail: None,
+            },
+            failed(
+                "c.example:19302",
+                "cannot resolve c.example:19302: no such name",
+            ),
+            failed("d.example:3478", "cannot resolve d.example:3478: timed out"),
+            failed("e.example:3478", "error response 420"),
+        ];
+        let t = text(&r, Style::PLAIN);
+        assert!(
+            t.contains("  b.example:3478           saw 88.77.66.2:4000\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  e.example:3478           failed: error response 420\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  not resolved (no such name): a.example, c.example\n"),
+            "{t}"
+        );
+        assert!(t.contains("  not resolved (timed out): d.example\n"), "{t}");
+        assert!(!t.contains("cannot resolve"), "{t}");
     }
 
     #[test]
