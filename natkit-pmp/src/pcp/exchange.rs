@@ -250,6 +250,60 @@ mod tests {
         ));
     }
 
+    /// A pinhole MAP to the router's link-local address on a simulated
+    /// clock: RFC 6887's schedule as for IPv4, and an answer from the same
+    /// address on another interface (scope id) is not the server's.
+    #[test]
+    fn ipv6_link_local_transaction_on_a_simulated_clock() {
+        use crate::schedule::RetransmitPlan;
+        use crate::transaction::{Outcome, Transaction};
+        use std::net::SocketAddrV6;
+        use std::time::{Duration, Instant};
+
+        let host: std::net::Ipv6Addr = "2a0d:88:77:77::2".parse().unwrap();
+        let router: std::net::Ipv6Addr = "fe80::1".parse().unwrap();
+        let server = SocketAddr::V6(SocketAddrV6::new(router, 5351, 0, 4));
+        let x = PcpExchange::new(PcpRequest::map(
+            IpAddr::V6(host),
+            600,
+            MapRequest {
+                nonce: NONCE,
+                protocol: Protocol::Tcp,
+                internal_port: 8080,
+                suggested_external: "[::]:8080".parse().unwrap(),
+            },
+        ));
+        let t0 = Instant::now();
+        let mut tx =
+            Transaction::new(x, x.request.to_vec(), server, RetransmitPlan::pcp(), t0, 7).unwrap();
+        assert_eq!(tx.poll_transmit().unwrap().destination, server);
+        let first_rt = tx.poll_timeout().unwrap() - t0;
+        assert!(first_rt >= Duration::from_millis(2700) && first_rt <= Duration::from_millis(3300));
+        tx.handle_timeout(t0 + first_rt);
+        assert!(tx.poll_transmit().is_some(), "retransmission due");
+        let mut real = answer(2, 0, NONCE, 6, 8080);
+        real[42..44].copy_from_slice(&8080u16.to_be_bytes());
+        real[44..60].copy_from_slice(&host.octets());
+        let at = t0 + Duration::from_secs(4);
+        let other_link = SocketAddr::V6(SocketAddrV6::new(router, 5351, 0, 5));
+        tx.handle_input(at, other_link, &real);
+        assert!(tx.outcome().is_none());
+        tx.handle_input(at, server, &real);
+        let Some(Outcome::Answered { answer, sends, .. }) = tx.take_outcome() else {
+            panic!("not answered")
+        };
+        assert_eq!(sends, 2);
+        assert_eq!(
+            answer,
+            PcpAnswer::Mapped {
+                lifetime: 600,
+                epoch: 77,
+                external: SocketAddr::from((host, 8080)),
+            }
+        );
+        assert_eq!(tx.counters().dropped_wrong_source, 1);
+    }
+
     #[test]
     fn typed_failures() {
         let x = map_exchange();
