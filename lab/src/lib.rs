@@ -24,7 +24,10 @@
 //! Everything needs root (namespaces, nftables). Each lab has its own id, its own
 //! namespaces (`nk-ID-lan`, `nk-ID-rtr`, `nk-ID-wan`, `nk-ID-lan2`, `nk-ID-isp`) and
 //! its own run directory, so tests may build labs in parallel. No namespace is ever
-//! linked to the host's network. See `lab/README.md` for the addresses and quirks.
+//! linked to the host's network. [`LabBuilder::ipv6`] makes a lab dual-stack (a
+//! routed LAN /64 with SLAAC, the router's stateful IPv6 firewall, miniupnpd's IPv6
+//! pinholes; addresses in [`LabAddrs::v6`]). See `lab/README.md` for the addresses
+//! and quirks.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
