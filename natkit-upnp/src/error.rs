@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use natkit_core::{FailureKind, Mechanism, Protocol};
+use natkit_core::{FailureKind, Ipv6AddressError, Mechanism, Protocol};
 
 use crate::code::UpnpErrorCode;
 use crate::config::LocationRefusal;
@@ -191,6 +191,13 @@ pub enum Error {
         /// What is missing.
         detail: String,
     },
+    /// This host's IPv6 addresses could not be listed, or it has no stable
+    /// global one for a pinhole (natkit-core's `addresses`).
+    #[error("this host's IPv6 address for a pinhole: {source}")]
+    Ipv6Address {
+        /// What natkit-core found.
+        source: Ipv6AddressError,
+    },
     /// The router's mapping table never ended.
     #[error("the port mapping table has more than {limit} entries")]
     TableTooLong {
@@ -269,6 +276,12 @@ impl Error {
             }
             Error::Firewall { code, .. } => code.failure_kind(),
             Error::NoIpv6Route { .. } => FailureKind::Network,
+            Error::Ipv6Address { source } => match source {
+                Ipv6AddressError::NoStableAddress { .. } | Ipv6AddressError::KindUnknown { .. } => {
+                    FailureKind::Unsupported
+                }
+                _ => FailureKind::Network,
+            },
             Error::InvalidRequest { .. } => FailureKind::Refused,
         }
     }

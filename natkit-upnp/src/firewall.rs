@@ -38,12 +38,12 @@ use natkit_core::Protocol;
 use crate::bridge::MAX_SOAP_RESPONSE;
 use crate::error::{Error, Result};
 use crate::igd::Igd;
-use crate::local6::{default_routes, local_addresses};
 use crate::pinhole::{
     FirewallErrorCode, FirewallStatus, PinholeId, PinholeRequest, id_args, outbound_args,
     parse_firewall_status, parse_is_working, parse_outbound_timeout, parse_pinhole_packets,
     parse_unique_id, update_args,
 };
+use crate::route6::default_routes;
 use crate::soap::{SoapArgs, SoapReply, parse_response, request_body, soap_action};
 use crate::transport::{Deadline, Plan, Soap, Target, post_soap_to};
 use crate::url::HttpUrl;
@@ -121,25 +121,26 @@ impl Igd {
 /// one, for an address not found on any), with the interface as scope.
 fn default_router(local: Ipv6Addr) -> Result<(Ipv6Addr, u32)> {
     let no_route = |detail: String| Error::NoIpv6Route { detail };
-    let addrs = local_addresses().map_err(|e| no_route(format!("listing addresses: {e}")))?;
+    let addrs =
+        natkit_core::host_ipv6_addresses().map_err(|source| Error::Ipv6Address { source })?;
     let mine = addrs
         .iter()
-        .find(|a| a.addr == local)
+        .find(|a| a.address == local)
         .ok_or_else(|| no_route(format!("{local} is not an address of this host")))?;
     let routes = default_routes().map_err(|e| no_route(format!("reading routes: {e}")))?;
     let route = routes
         .iter()
-        .find(|r| r.interface == mine.interface)
+        .find(|r| mine.interface.as_deref() == Some(r.interface.as_str()))
         .or_else(|| routes.first())
         .ok_or_else(|| no_route("this host has no IPv6 default route".to_owned()))?;
     let link_local = route.via.is_unicast_link_local();
-    if link_local && mine.ifindex == 0 {
+    if link_local && mine.if_index == 0 {
         return Err(no_route(format!(
             "the IPv6 router {} is link-local and its interface index is unknown here",
             route.via
         )));
     }
-    Ok((route.via, if link_local { mine.ifindex } else { 0 }))
+    Ok((route.via, if link_local { mine.if_index } else { 0 }))
 }
 
 impl FirewallControl {

@@ -21,8 +21,8 @@
 //!   (`WANIPv6FirewallControl`, [`pinhole`]): [`FirewallControl::status`],
 //!   [`FirewallControl::add_pinhole`], `update_pinhole`, `delete_pinhole`,
 //!   `outbound_timeout`, `check_pinhole_working`, `pinhole_packets`, sent
-//!   over IPv6 from the pinhole's own address ([`local6`] finds the stable
-//!   one and the router).
+//!   over IPv6 from the pinhole's own address (natkit-core's `addresses`
+//!   finds the stable one, [`route6`] the router).
 //!
 //! Every HTTP exchange runs under its [`HttpConfig`] time limit (2 s for
 //! the description, 3 s for a SOAP action). Within it, a lossy link is met
@@ -137,10 +137,10 @@ mod hedge;
 pub mod http;
 mod igd;
 pub mod lease;
-pub mod local6;
 mod mapper;
 mod mapping;
 pub mod pinhole;
+pub mod route6;
 pub mod search;
 pub mod soap;
 pub mod ssdp;

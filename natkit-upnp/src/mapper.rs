@@ -1,6 +1,6 @@
 //! [`UpnpMapper`]: natkit-core's [`PortMapper`] over a UPnP IGD.
 
-use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -12,7 +12,6 @@ use crate::discovery::discover;
 use crate::error::Error;
 use crate::firewall::FirewallControl;
 use crate::igd::Igd;
-use crate::local6::{choose_stable, default_routes, local_addresses};
 use crate::mapping::{Grant, PortMappingRequest};
 use crate::pinhole::{PinholeId, PinholeRequest, already_deleted, pinhole_gone, pinhole_lease};
 
@@ -37,7 +36,7 @@ use crate::pinhole::{PinholeId, PinholeRequest, already_deleted, pinhole_gone, p
 /// pinhole's ID ([`PinholeId::to_token`]).
 /// - `map` is `AddPinhole` for the address and port; `::` means this host's
 ///   stable global address, never a temporary one
-///   ([`choose_stable`](crate::local6::choose_stable)); a wanted external
+///   ([`natkit_core::stable_ipv6_for`]); a wanted external
 ///   port other than the internal one is an invalid request. The lease is
 ///   the request's lifetime within 1 to 86400 s ([`pinhole_lease`]).
 /// - `renew` is `UpdatePinhole` for the ID; a pinhole the router may no
@@ -74,10 +73,17 @@ impl UpnpMapper {
         internal: SocketAddr,
         external_port: u16,
     ) -> Result<PortMappingRequest, Error> {
-        let SocketAddr::V4(internal) = internal else {
-            return Err(Error::InvalidRequest {
-                reason: "UPnP IGD port mapping is IPv4 only",
-            });
+        // An IPv4-mapped address (`::ffff:a.b.c.d`) is the IPv4 address.
+        let internal = match internal {
+            SocketAddr::V4(a) => a,
+            SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+                Some(v4) => SocketAddrV4::new(v4, a.port()),
+                None => {
+                    return Err(Error::InvalidRequest {
+                        reason: "UPnP IGD port mapping is IPv4 only",
+                    });
+                }
+            },
         };
         Ok(PortMappingRequest {
             protocol: request.protocol,
@@ -111,7 +117,7 @@ impl PortMapper for UpnpMapper {
     }
 
     async fn map(&self, request: &MappingRequest) -> natkit_core::Result<Mapping> {
-        if let SocketAddr::V6(internal) = request.internal {
+        if let (true, SocketAddr::V6(internal)) = (request.is_pinhole(), request.internal) {
             return Ok(self.map_pinhole(request, internal).await?);
         }
         let add = async {
@@ -154,7 +160,7 @@ impl PortMapper for UpnpMapper {
         request: &MappingRequest,
         current: &Mapping,
     ) -> natkit_core::Result<Mapping> {
-        if let SocketAddr::V6(internal) = current.internal {
+        if let (true, SocketAddr::V6(internal)) = (current.is_pinhole(), current.internal) {
             return Ok(self.renew_pinhole(request, current, internal).await?);
         }
         let external_ip = self.igd.external_ip().await?;
@@ -164,7 +170,7 @@ impl PortMapper for UpnpMapper {
     }
 
     async fn unmap(&self, mapping: &Mapping) -> natkit_core::Result<()> {
-        if let SocketAddr::V6(internal) = mapping.internal {
+        if let (true, SocketAddr::V6(internal)) = (mapping.is_pinhole(), mapping.internal) {
             return Ok(self.unmap_pinhole(mapping, internal).await?);
         }
         match self
@@ -194,19 +200,13 @@ impl UpnpMapper {
         if !internal.ip().is_unspecified() {
             return Ok(SocketAddrV6::new(*internal.ip(), internal.port(), 0, 0));
         }
-        let no = |detail: String| Error::NoIpv6Route { detail };
-        let addrs = local_addresses().map_err(|e| no(format!("listing addresses: {e}")))?;
-        let routes = default_routes().unwrap_or_default();
-        let chosen = choose_stable(&addrs, routes.first().map(|r| r.interface.as_str()))
-            .ok_or_else(|| {
-                no(
-                    "this host has no stable global IPv6 address (none, or only temporary ones)"
-                        .to_owned(),
-                )
-            })?;
-        tracing::info!(address = %chosen.addr, interface = %chosen.interface,
-            "pinhole for this host's stable IPv6 address");
-        Ok(SocketAddrV6::new(chosen.addr, internal.port(), 0, 0))
+        // The default route's interface and its stable address; the reason
+        // (static, autoconfigured, the kernel's own source) and the
+        // temporary addresses passed over are logged.
+        let chosen = natkit_core::stable_ipv6_for(natkit_core::addresses::ROUTE_PROBE_V6, None)
+            .map_err(|source| Error::Ipv6Address { source })?;
+        tracing::info!(address = %chosen, "pinhole for this host's stable IPv6 address");
+        Ok(SocketAddrV6::new(chosen.address, internal.port(), 0, 0))
     }
 
     async fn map_pinhole(
@@ -277,10 +277,9 @@ fn pinhole_mapping(
     lease_secs: u32,
     id: PinholeId,
 ) -> Mapping {
-    Mapping::new(
+    Mapping::pinhole(
         Mechanism::Upnp,
         request.protocol,
-        SocketAddr::V6(internal),
         SocketAddr::V6(internal),
         Duration::from_secs(u64::from(lease_secs)),
         Instant::now(),

@@ -303,6 +303,18 @@ async fn mapper_maps_renews_and_unmaps_pinholes_beside_ipv4() {
     mapper.unmap(&m4).await.unwrap();
     assert!(fake.table().is_empty());
 
+    // An IPv4-mapped address is IPv4: a port mapping, not a pinhole.
+    let mapped: SocketAddr = "[::ffff:127.0.0.1]:5002".parse().unwrap();
+    let m4 = mapper
+        .map(&MappingRequest::new(Protocol::Udp, mapped))
+        .await
+        .unwrap();
+    assert_eq!(m4.internal, SocketAddr::from((Ipv4Addr::LOCALHOST, 5002)));
+    assert!(!m4.is_pinhole());
+    assert_eq!(fake.table().len(), 1);
+    mapper.unmap(&m4).await.unwrap();
+    assert!(fake.table().is_empty());
+
     // A pinhole cannot move the port.
     let moved = req.clone().with_external_port(Some(6000));
     let e = mapper.map(&moved).await.unwrap_err();
