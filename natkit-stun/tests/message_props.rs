@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use natkit_stun::attr::*;
 use natkit_stun::{Class, Message, MessageBuilder, MessageType, Method, TransactionId};
+use natkit_testkit::stun::exercise;
 use proptest::prelude::*;
 
 /// An owned attribute, so proptest can generate it; `as_attr` borrows it as an [`Attribute`].
@@ -117,84 +118,6 @@ fn owned() -> impl Strategy<Value = Owned> {
         (unknown_type, proptest::collection::vec(any::<u8>(), 0..24))
             .prop_map(|(t, v)| Owned::Raw(t, v)),
     ]
-}
-
-/// Calls every accessor of a checked message and round-trips every attribute that decodes.
-/// Returns how many attributes decoded.
-fn exercise(msg: &Message<'_>) -> usize {
-    let _ = (
-        msg.message_type(),
-        msg.class(),
-        msg.method(),
-        msg.length(),
-        msg.cookie(),
-    );
-    let _ = (
-        msg.has_magic_cookie(),
-        msg.transaction_id(),
-        msg.legacy_transaction_id(),
-    );
-    let _ = (
-        msg.xor_mapped_address(),
-        msg.mapped_address(),
-        msg.reflexive_address(),
-    );
-    let _ = (
-        msg.error_code(),
-        msg.has_fingerprint(),
-        msg.check_fingerprint(),
-    );
-    let _ = (
-        msg.check_integrity(b"key"),
-        msg.check_integrity_sha256(b"key"),
-    );
-    let _ = msg.unknown_comprehension_required().count();
-    let _ = msg.get::<Username<'_>>();
-    let _ = msg.get::<Software<'_>>();
-    let _ = msg.get::<Realm<'_>>();
-    let _ = msg.get::<Nonce<'_>>();
-    let _ = msg
-        .get::<UnknownAttributes<'_>>()
-        .map(|u| u.map(|u| u.iter().count()));
-    let _ = msg.get::<MessageIntegrity>();
-    let _ = msg.get::<MessageIntegritySha256>();
-    let _ = msg.get::<Fingerprint>();
-    let _ = msg.get::<ChangeRequest>();
-    let _ = msg.get::<ResponsePort>();
-    let _ = msg.get::<Padding>();
-    let _ = msg.get::<AlternateServer>();
-    let _ = msg.get::<ResponseOrigin>();
-    let _ = msg.get::<OtherAddress>();
-    let _ = msg.get::<ChangedAddress>();
-    let _ = msg.get::<SourceAddress>();
-    assert!(msg.attributes().count() <= msg.raw_attributes().count());
-    let ctx = msg.context();
-    let mut decoded = 0;
-    for raw in msg.raw_attributes() {
-        assert!(raw.offset() + 4 + raw.value().len() <= msg.as_bytes().len());
-        let Ok(attr) = Attribute::decode(raw, &ctx) else {
-            continue;
-        };
-        decoded += 1;
-        let mut buf = vec![0u8; attr.buffer_len()];
-        attr.emit(&mut buf, &ctx)
-            .expect("a decoded attribute re-encodes");
-        let msg_bytes = single_attr_message(&buf);
-        let again = Message::new_checked(&msg_bytes).expect("valid framing");
-        let back = again.raw_attributes().next().expect("one attribute");
-        assert_eq!(Attribute::decode(back, &ctx), Ok(attr));
-    }
-    decoded
-}
-
-/// A message holding one already-encoded attribute (for re-decoding in `exercise`).
-fn single_attr_message(attr: &[u8]) -> Vec<u8> {
-    let mut v = vec![0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42];
-    v.extend_from_slice(&[0; 12]);
-    v.extend_from_slice(attr);
-    let len = u16::try_from(attr.len()).expect("small");
-    v[2..4].copy_from_slice(&len.to_be_bytes());
-    v
 }
 
 /// A well-framed message with random attribute types (biased to known ones) and values.
