@@ -86,7 +86,7 @@ impl PcpMapper {
                 detail: "a pinhole needs an IPv6 internal address",
             });
         };
-        let server = self.pinhole_server().await?;
+        let server = self.pinhole_server(internal).await?;
         let local = IpAddr::V6(self.pinhole_source(internal, server)?);
         let socket = driver::bind_towards(server, Some(local)).await?;
         Ok(Path {
@@ -98,8 +98,9 @@ impl PcpMapper {
 
     /// The PCP server for pinholes: fixed, remembered, or searched for by
     /// ANNOUNCE on [`PcpConfig::probe`](super::PcpConfig::probe) to each
-    /// candidate of [`ipv6::server_candidates`] in turn.
-    async fn pinhole_server(&self) -> Result<SocketAddr> {
+    /// candidate of [`ipv6::server_candidates`] in turn, from the address
+    /// a pinhole on `internal` would use.
+    async fn pinhole_server(&self, internal: Ipv6Addr) -> Result<SocketAddr> {
         if let Some(s) = self.ipv6_server() {
             return Ok(s);
         }
@@ -111,12 +112,15 @@ impl PcpMapper {
             ipv6::server_candidates(&ipv6::default_routers(), &addrs, self.config.server_port);
         for candidate in &candidates {
             let server = SocketAddr::V6(*candidate);
-            match self.announce_v6(server).await {
+            match self.announce_v6(server, internal).await {
                 Ok(()) => {
                     tracing::info!(%server, "PCP server for IPv6 pinholes found");
                     self.lock().found_v6 = Some(server);
                     return Ok(server);
                 }
+                // Without a stable address there is nothing to open a
+                // pinhole for, whichever server answers: say that.
+                Err(e @ Error::NoStableIpv6 { .. }) => return Err(e),
                 Err(e) => tracing::debug!(%server, error = %e, "no PCP for IPv6 there"),
             }
         }
@@ -126,8 +130,8 @@ impl PcpMapper {
     }
 
     /// One ANNOUNCE to a candidate: any version-2 answer shows a PCP server.
-    async fn announce_v6(&self, server: SocketAddr) -> Result<()> {
-        let local = IpAddr::V6(self.pinhole_source(Ipv6Addr::UNSPECIFIED, server)?);
+    async fn announce_v6(&self, server: SocketAddr, internal: Ipv6Addr) -> Result<()> {
+        let local = IpAddr::V6(self.pinhole_source(internal, server)?);
         let socket = driver::bind_towards(server, Some(local)).await?;
         let (answer, _, _) = self
             .exchange(
