@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::firewall::FirewallControl;
 use crate::igd::Igd;
 use crate::mapping::{Grant, PortMappingRequest};
-use crate::pinhole::{PinholeId, PinholeRequest, already_deleted, pinhole_gone, pinhole_lease};
+use crate::pinhole::{PinholeId, PinholeRequest, already_deleted, pinhole_lease};
 
 /// Maps ports through a UPnP IGD.
 ///
@@ -39,9 +39,12 @@ use crate::pinhole::{PinholeId, PinholeRequest, already_deleted, pinhole_gone, p
 ///   ([`natkit_core::stable_ipv6_for`]); a wanted external
 ///   port other than the internal one is an invalid request. The lease is
 ///   the request's lifetime within 1 to 86400 s ([`pinhole_lease`]).
-/// - `renew` is `UpdatePinhole` for the ID; a pinhole the router may no
-///   longer have (704 after a restart, and the answers miniupnpd 2.3.1 gives
-///   instead, see [`pinhole_gone`]) is added again, possibly under a new ID.
+/// - `renew` is `AddPinhole` again, which extends the pinhole of the same
+///   flow and returns its ID, or re-creates one the router forgot (after a
+///   restart), then `UpdatePinhole` for that ID to set the lease exactly.
+///   Renewing by the ID held is not safe: a restarted router counts IDs
+///   from 1 again, and the old one may name another of this host's
+///   pinholes.
 /// - `unmap` is `DeletePinhole`; one already gone counts as done
 ///   ([`already_deleted`]). Without
 ///   a token (a mapping from elsewhere), the pinhole is found by adding it
@@ -232,6 +235,17 @@ impl UpnpMapper {
         Ok(pinhole_mapping(request, internal, lease, id))
     }
 
+    /// Renews by flow, not by ID: AddPinhole for an existing flow extends
+    /// it and returns its ID (the spec's rule; miniupnpd follows it), and
+    /// re-creates one the router forgot. UpdatePinhole with the ID held
+    /// would not be safe: a restarted router counts IDs from 1 again, so the
+    /// old ID may by then name another of this host's pinholes (its TCP
+    /// twin, say), which UpdatePinhole would renew while this one stays
+    /// gone. UpdatePinhole follows for the ID AddPinhole returned, to set the
+    /// lease exactly: miniupnpd 2.3.1, extending an existing pinhole in
+    /// AddPinhole, passes the new expiry time where a lease length is
+    /// expected, so the pinhole would last decades (fixed in later
+    /// versions). Its failure is only logged: the pinhole is open.
     async fn renew_pinhole(
         &self,
         request: &MappingRequest,
@@ -239,17 +253,18 @@ impl UpnpMapper {
         internal: SocketAddrV6,
     ) -> Result<Mapping, Error> {
         let fw = self.igd.firewall(*internal.ip())?;
-        let lease = pinhole_lease(request.lifetime);
-        if let Some(id) = current.token.as_ref().and_then(PinholeId::from_token) {
-            match fw.update_pinhole(id, lease).await {
-                Ok(()) => return Ok(pinhole_mapping(request, internal, lease, id)),
-                Err(e) if pinhole_gone(&e) => {
-                    tracing::info!(%id, error = %e, "the router lost the pinhole; adding it again");
-                }
-                Err(e) => return Err(e),
+        let renewed = self.add_pinhole(&fw, request, internal).await?;
+        let id = renewed.token.as_ref().and_then(PinholeId::from_token);
+        let before = current.token.as_ref().and_then(PinholeId::from_token);
+        if let Some(id) = id {
+            if before.is_some_and(|b| b != id) {
+                tracing::info!(%id, "the router had lost the pinhole; it is open again under a new ID");
+            }
+            if let Err(e) = fw.update_pinhole(id, pinhole_lease(request.lifetime)).await {
+                tracing::warn!(%id, error = %e, "setting the renewed pinhole's lease failed");
             }
         }
-        self.add_pinhole(&fw, request, internal).await
+        Ok(renewed)
     }
 
     async fn unmap_pinhole(&self, mapping: &Mapping, internal: SocketAddrV6) -> Result<(), Error> {

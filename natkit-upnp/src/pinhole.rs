@@ -254,35 +254,13 @@ fn boolean(out: &SoapArgs, action: &'static str, argument: &'static str) -> Resu
     }
 }
 
-/// Whether an UpdatePinhole failure means the router may no longer hold
-/// the pinhole under that ID, so adding it again is the renewal:
-/// - 704 NoSuchEntry: it expired, or the router restarted and forgot it
-///   (the spec's answer);
-/// - 402 and 501: miniupnpd 2.3.1's nftables backend never reports a
+/// Whether a DeletePinhole failure means the pinhole is already gone:
+/// - 704 NoSuchEntry, the spec's answer;
+/// - 402 Invalid Args: miniupnpd 2.3.1's nftables backend never reports a
 ///   missing ID (`get_pinhole_info` returns success without filling in the
-///   internal client), so its check of the sender fails on an empty or stale
-///   address: 402 Invalid Args, or 501 when the stale address passes and
-///   the update then finds no rule. natkit's own UpdatePinhole is always
-///   well-formed, so neither is about its arguments;
-/// - 606: a restarted router gave the ID to another client's pinhole.
-///
-/// Adding again is safe either way: for a pinhole that does exist, the
-/// router extends it and returns its ID.
-pub fn pinhole_gone(e: &Error) -> bool {
-    matches!(
-        e.firewall_code(),
-        Some(
-            FirewallErrorCode::NoSuchEntry
-                | FirewallErrorCode::InvalidArgs
-                | FirewallErrorCode::ActionFailed
-                | FirewallErrorCode::NotAuthorized
-        )
-    )
-}
-
-/// Whether a DeletePinhole failure means the pinhole is already gone: 704,
-/// or 402 from miniupnpd 2.3.1's nftables backend (see [`pinhole_gone`];
-/// natkit's DeletePinhole is always well-formed).
+///   internal client), so its check of the sender fails on an empty
+///   address. natkit's own DeletePinhole is always well-formed, so the 402
+///   is not about its arguments. (UpdatePinhole answers the same way.)
 pub fn already_deleted(e: &Error) -> bool {
     matches!(
         e.firewall_code(),

@@ -11,10 +11,10 @@
 //!
 //! miniupnpd 2.3.1, as seen here:
 //! - the pinhole's ID is 1 for the first one after a (re)start;
-//! - `restart_miniupnpd` flushes its rules, and the renewal's UpdatePinhole
-//!   for the forgotten ID gets 402 Invalid Args (not the spec's 704: its
-//!   nftables lookup never reports a missing ID); natkit adds it again
-//!   (`natkit_upnp::pinhole::pinhole_gone`);
+//! - AddPinhole for a pinhole that exists returns its ID and keeps one rule
+//!   (natkit's renewal is AddPinhole, then UpdatePinhole for the lease);
+//! - `restart_miniupnpd` flushes its rules and counts IDs from 1 again; the
+//!   next renewal re-creates the pinhole;
 //! - its nftables backend writes the pinhole as one rule in `inet filter
 //!   miniupnpd` (`iif "wan0" th dport P @nh,192,128 0x<addr> @nh,48,8 0x6
 //!   accept`) with no counter, so CheckPinholeWorking answers 709
@@ -162,6 +162,21 @@ fn pinhole_lan_side() {
                 core.failure_kind().map_or("-", FailureKind::as_str)
             )]
         }
+        "readd" => {
+            let m = held.as_ref().expect("mapped");
+            let IpAddr::V6(local) = m.internal.ip() else {
+                panic!("not IPv6")
+            };
+            let fw = mapper.igd().firewall(local).expect("firewall");
+            let id = rt
+                .block_on(fw.add_pinhole(&PinholeRequest::new(
+                    Protocol::Tcp,
+                    SocketAddrV6::new(local, PORT, 0, 0),
+                    120,
+                )))
+                .expect("re-add");
+            vec![format!("READDED {}", id.0)]
+        }
         "delete" => {
             rt.block_on(mapper.unmap(held.as_ref().expect("mapped")))
                 .expect("unmap");
@@ -283,6 +298,15 @@ fn upnp_pinhole_in_the_dual_stack_lab() {
         status.starts_with("enabled=true allowed=true working=false packets=0 outbound=error:501 "),
         "{status}"
     );
+
+    helper.send("readd").expect("send");
+    let (readd, _) = helper.expect("READDED ", LINE).expect("readd");
+    assert_eq!(
+        readd,
+        m.id.to_string(),
+        "AddPinhole again for the same flow"
+    );
+    assert_eq!(pinhole_rules(&lab).len(), 1);
 
     // From the temporary address, the stable address's pinhole is refused.
     helper.send("foreign").expect("send");

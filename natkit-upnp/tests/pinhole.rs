@@ -263,7 +263,8 @@ async fn mapper_maps_renews_and_unmaps_pinholes_beside_ipv4() {
     assert_eq!(fake.table().len(), 1);
     assert_eq!(m4.token, None);
 
-    // Renewal: UpdatePinhole for the same ID.
+    // Renewal: AddPinhole for the same flow finds the same ID; UpdatePinhole
+    // sets the lease.
     let longer = req.clone().with_lifetime(Duration::from_secs(100_000));
     let r = mapper.renew(&longer, &m).await.unwrap();
     assert_eq!(r.token, m.token);
@@ -285,7 +286,7 @@ async fn mapper_maps_renews_and_unmaps_pinholes_beside_ipv4() {
         .rev()
         .map(String::as_str)
         .collect();
-    assert_eq!(tail, ["UpdatePinhole", "AddPinhole"]);
+    assert_eq!(tail, ["AddPinhole", "UpdatePinhole"]);
 
     // Unmap deletes it; a second unmap finds it gone, which is done.
     mapper.unmap(&again).await.unwrap();
@@ -351,6 +352,49 @@ async fn miniupnpd_231_answers_for_a_forgotten_pinhole() {
     let fw = igd_of(&fake).await.firewall(LO6).unwrap();
     let e = fw.update_pinhole(PinholeId(1), 60).await.unwrap_err();
     assert_eq!(firewall_code(&e), Some(FirewallErrorCode::InvalidArgs));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_after_a_restart_never_takes_a_twins_id() {
+    // TCP and UDP pinholes for one port are IDs 1 and 2. The router
+    // restarts and counts from 1 again; the UDP one happens to be renewed
+    // first and gets ID 1. Renewing the TCP one by its old ID 1 would renew
+    // the UDP pinhole and leave TCP closed; renewal by flow re-opens it.
+    let fake = FakeIgd::start(with_firewall(FakeFirewall {
+        readd_sets_far_expiry: true,
+        ..FakeFirewall::default()
+    }))
+    .await;
+    let mapper = UpnpMapper::new(igd_of(&fake).await);
+    let addr = SocketAddr::new(IpAddr::V6(LO6), 5000);
+    let tcp_req = MappingRequest::new(Protocol::Tcp, addr).with_lifetime(Duration::from_secs(600));
+    let udp_req = MappingRequest::new(Protocol::Udp, addr).with_lifetime(Duration::from_secs(600));
+    let tcp = mapper.map(&tcp_req).await.unwrap();
+    let udp = mapper.map(&udp_req).await.unwrap();
+    assert_eq!(
+        fake.pinholes()
+            .iter()
+            .map(|p| (p.uid, p.proto))
+            .collect::<Vec<_>>(),
+        [(1, 6), (2, 17)]
+    );
+    fake.restart_firewall();
+    let udp = mapper.renew(&udp_req, &udp).await.unwrap();
+    let tcp = mapper.renew(&tcp_req, &tcp).await.unwrap();
+    let mut held: Vec<(u16, u8)> = fake.pinholes().iter().map(|p| (p.uid, p.proto)).collect();
+    held.sort_unstable();
+    assert_eq!(held, [(1, 17), (2, 6)]);
+    let id = |m: &natkit_core::Mapping| PinholeId::from_token(m.token.as_ref().unwrap()).unwrap();
+    assert_eq!((id(&udp), id(&tcp)), (PinholeId(1), PinholeId(2)));
+    // A renewal of a live pinhole: AddPinhole finds it (and, as miniupnpd
+    // 2.3.1, sets a far expiry); UpdatePinhole puts the lease right.
+    let tcp = mapper.renew(&tcp_req, &tcp).await.unwrap();
+    assert_eq!(id(&tcp), PinholeId(2));
+    assert!(
+        fake.pinholes().iter().all(|p| p.lease == 600),
+        "{:?}",
+        fake.pinholes()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,9 @@ pub struct FakeFirewall {
     /// 2.3.1's nftables backend does (its lookup never fails, and the check
     /// of the sender then fails on an empty address).
     pub missing_id_is_402: bool,
+    /// AddPinhole for an existing flow sets a lease of decades, as
+    /// miniupnpd 2.3.1 does (it passes the expiry time as the lease).
+    pub readd_sets_far_expiry: bool,
 }
 
 impl Default for FakeFirewall {
@@ -40,6 +43,7 @@ impl Default for FakeFirewall {
             outbound_timeout: None,
             max_pinholes: 64,
             missing_id_is_402: false,
+            readd_sets_far_expiry: false,
         }
     }
 }
@@ -155,7 +159,11 @@ pub(super) fn firewall_soap(
                             hole.proto,
                         )
                 }) {
-                    p.lease = hole.lease;
+                    p.lease = if fw.readd_sets_far_expiry {
+                        u32::MAX
+                    } else {
+                        hole.lease
+                    };
                     return Ok(ok(&[("UniqueID", p.uid.to_string())]));
                 }
                 if st.pinholes.len() >= fw.max_pinholes {
