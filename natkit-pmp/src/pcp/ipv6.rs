@@ -22,10 +22,13 @@
 //! 1. every IPv6 default router, as the routing table holds it (link-local
 //!    with its interface as scope id), best metric first;
 //! 2. the first address (`prefix::1`) of every global prefix this host has
-//!    on a default router's interface: the address OpenWrt's odhcpd gives
-//!    the router's LAN side, and the one the lab's router has. It is on the
-//!    link, so a wrong guess costs one unanswered ANNOUNCE on the LAN and
-//!    never leaves it.
+//!    on a default router's interface: where OpenWrt puts its LAN side by
+//!    default (netifd's `ip6ifaceid` `::1`), and where the lab's router is.
+//!    It is on the link, so a wrong guess costs one unanswered ANNOUNCE on
+//!    the LAN and never leaves it.
+//!
+//! `tests/lab_pcp_ipv6.rs` finds miniupnpd both ways: at its link-local
+//! address, and at `prefix::1` once that link-local port is rejected.
 //!
 //! [`PcpConfig::ipv6_server`](crate::pcp::PcpConfig::ipv6_server) skips the
 //! search (e.g. with the address from DHCPv6's OPTION_V6_PCP_SERVER, RFC
