@@ -139,7 +139,8 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         if let Some(local) = c.local {
             outln!("local         {local}");
         }
-        if let Some(p) = b.port_preservation {
+        // Port preservation is a NAT's property: with none, the port is the socket's.
+        if let (None, Some(p)) = (c.firewall, b.port_preservation) {
             outln!("port kept     {}", if p { "yes" } else { "no" });
         }
         if args.hairpinning {

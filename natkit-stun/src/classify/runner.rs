@@ -308,12 +308,8 @@ async fn lifetime_step(
 /// The local IP the host would send from to reach `server` (no packet is sent);
 /// [`Error::NoRoute`] at once without an address or route of its family.
 async fn route_source(server: SocketAddr) -> Result<IpAddr, Error> {
-    let probe = crate::client::bind_for(server).await?;
-    probe.connect(server).await.map_err(|e| Error::NoRoute {
-        server,
-        kind: e.kind(),
-    })?;
-    probe
+    crate::client::route_to(server)
+        .await?
         .local_addr()
         .map(|a| a.ip())
         .map_err(|e| Error::io("route lookup", &e))

@@ -198,12 +198,20 @@ fn outcome(run: &Result<(), Error>, t: &mut Transaction) -> Outcome {
 
 /// Whether this host can send to `server` at all: a route lookup (a UDP connect, no
 /// packet sent), which fails at once without an address or route of its family.
-pub(crate) async fn route_to(server: SocketAddr) -> Result<(), Error> {
-    let probe = bind_for(server).await?;
-    probe.connect(server).await.map_err(|e| Error::NoRoute {
+pub(crate) async fn route_to(server: SocketAddr) -> Result<tokio::net::UdpSocket, Error> {
+    let no_route = |e: std::io::Error| Error::NoRoute {
         server,
         kind: e.kind(),
-    })
+    };
+    // A host with the family switched off may refuse the socket itself.
+    let local: SocketAddr = if server.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let probe = tokio::net::UdpSocket::bind(local).await.map_err(no_route)?;
+    probe.connect(server).await.map_err(no_route)?;
+    Ok(probe)
 }
 
 /// This host's public IPv4 and IPv6 addresses, found side by side

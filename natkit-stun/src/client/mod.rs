@@ -33,6 +33,8 @@ mod udp;
 
 pub use counters::Counters;
 #[cfg(feature = "tokio")]
+pub(crate) use discover::route_to;
+#[cfg(feature = "tokio")]
 pub use discover::{ExternalAddresses, NoAddress, StunDiscoverer, external_addresses};
 pub use family::IpFamily;
 pub use name::{ResolveFailure, ServerName};

@@ -176,6 +176,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn ipv6_layout() {
+        // OTHER-ADDRESS [2a0d:88:77:66::11]:3479: family 0x02, the port, 16 bytes.
+        let ctx = Context::new(TransactionId::default());
+        let mut buf = [0; 24];
+        let a = OtherAddress("[2a0d:88:77:66::11]:3479".parse().expect("addr"));
+        a.emit(&mut buf, &ctx).expect("emit");
+        assert_eq!(
+            buf,
+            [
+                0x80, 0x2c, 0, 20, 0, 2, 0x0d, 0x97, 0x2a, 0x0d, 0, 0x88, 0, 0x77, 0, 0x66, 0, 0,
+                0, 0, 0, 0, 0, 0x11
+            ]
+        );
+        assert_eq!(OtherAddress::decode(&buf[4..], &ctx), Ok(a));
+        // A v4-mapped address stays IPv6 on the wire: the family is the address's own.
+        let mapped = MappedAddress("[::ffff:192.0.2.1]:80".parse().expect("addr"));
+        mapped.emit(&mut buf, &ctx).expect("emit");
+        assert_eq!(buf[5], FAMILY_IPV6);
+    }
+
+    #[test]
     fn rejects_bad_family_and_lengths() {
         let ctx = Context::new(TransactionId::default());
         let attr = AttrType::MAPPED_ADDRESS;
@@ -203,6 +224,38 @@ pub(crate) mod tests {
     }
 
     proptest! {
+        /// Any value at all, with either family byte: a typed error or an address of
+        /// that family, never a panic; only the exact lengths (8 and 20) decode.
+        #[test]
+        fn arbitrary_values_decode_or_fail_typed(
+            family in prop_oneof![Just(FAMILY_IPV4), Just(FAMILY_IPV6), any::<u8>()],
+            rest in proptest::collection::vec(any::<u8>(), 0..40),
+            tid in any::<[u8; 12]>(),
+        ) {
+            let ctx = Context::new(TransactionId::new(tid));
+            let mut value = vec![0, family];
+            value.extend_from_slice(&rest);
+            for r in [
+                MappedAddress::decode(&value, &ctx).map(|a| a.0),
+                crate::attr::XorMappedAddress::decode(&value, &ctx).map(|a| a.0),
+                OtherAddress::decode(&value, &ctx).map(|a| a.0),
+            ] {
+                match r {
+                    Ok(a) => {
+                        prop_assert!(
+                            (family == FAMILY_IPV4 && a.is_ipv4() && value.len() == 8)
+                                || (family == FAMILY_IPV6 && a.is_ipv6() && value.len() == 20)
+                        );
+                    }
+                    Err(Error::InvalidLength { len, .. }) => prop_assert_eq!(len, value.len()),
+                    Err(Error::UnknownAddressFamily { family: f, .. }) => {
+                        prop_assert!(f == family && f != FAMILY_IPV4 && f != FAMILY_IPV6);
+                    }
+                    Err(e) => prop_assert!(false, "unexpected error {:?}", e),
+                }
+            }
+        }
+
         #[test]
         fn round_trips(addr in any_socket_addr(), tid in any::<[u8; 12]>()) {
             let ctx = Context::new(TransactionId::new(tid));
