@@ -6,10 +6,13 @@
 //!
 //! ```text
 //! natkit dialback-server --bind 88.77.66.30:7007
+//! natkit dialback-server --bind [::]:7007      # IPv4 and IPv6 clients
 //! ```
 //!
 //! It dials only the address a request comes from, and only global
-//! addresses unless `--allow-private` (labs) or `--allow PREFIX`. Ctrl-C
+//! addresses unless `--allow-private` (labs) or `--allow PREFIX`; for IPv6
+//! that excludes unique local, link-local, documentation and the IPv6
+//! spellings of non-global IPv4 (mapped, NAT64, 6to4). Ctrl-C
 //! (or SIGTERM) stops it and prints its counters.
 //!
 //! `--sip-echo` adds the SIP echo of the doctor's SIP ALG check: UDP and TCP
@@ -34,7 +37,8 @@ use crate::common::{self, Output};
 /// Run a dial-back server (outside-in reachability checks).
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// The TCP address for control connections.
+    /// The TCP address for control connections. `[::]:7007` serves IPv4
+    /// and IPv6 clients alike; a specific address its own family only.
     #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:7007")]
     bind: SocketAddr,
     /// Dial private, shared (CGNAT), loopback and other non-global

@@ -1,6 +1,6 @@
 //! `--dialback`: the outside-in check through natkit's dial-back server.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use natkit_probe::dialback::{
@@ -57,20 +57,29 @@ pub(super) fn family_ok(args: &Args, addr: SocketAddr) -> bool {
 }
 
 /// Asks the dial-back server at `server` to check `request`'s ports from
-/// outside and hands the report to `sink`. A `--target` (the addresses in
-/// `request`) must name the public address the server saw.
+/// outside (the request sent from `source`, when given) and hands the
+/// report to `sink`. A `--target` (the addresses in `request`) must name
+/// the public address the server saw.
 pub(super) async fn run_dialback(
     server: SocketAddr,
+    source: Option<IpAddr>,
     request: &Request,
     sink: &mut dyn Sink,
 ) -> Result<(), Failure> {
+    if let Some(ip) = source.filter(|ip| ip.is_ipv4() != server.is_ipv4()) {
+        return Err(Failure::Usage(format!(
+            "--source {ip}: not of the dial-back server {server}'s family"
+        )));
+    }
     let ports: Vec<CheckPort> = request
         .pairs
         .iter()
         .map(|&(port, protocol)| CheckPort::new(port, protocol))
         .collect();
     let started = Instant::now();
-    let report = DialbackClient::new(ClientConfig::new(server))
+    let mut config = ClientConfig::new(server);
+    config.source_ip = source;
+    let report = DialbackClient::new(config)
         .check(&ports)
         .await
         .map_err(|e| Failure::Run(dialback_failure(&e)))?;

@@ -9,7 +9,7 @@
 //!     [--udp] [--json] [--rate PPS] [--seed N] [--tries N] [--concurrency N]
 //!     [-4 | -6] [--all-addresses] [--all]
 //! natkit probe --dialback HOST:PORT (--ports SPEC | --profile NAME)
-//!     [--udp] [--json] [--target PUBLIC-ADDRESS] [-4 | -6]
+//!     [--udp] [--json] [--target PUBLIC-ADDRESS] [--source LOCAL-IP] [-4 | -6]
 //! ```
 //!
 //! Port specs are natkit-core's: `22,80,443/tcp,4500/udp,16384-16403/udp`.
@@ -91,6 +91,11 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N", default_value_t = 2048,
           value_parser = clap::value_parser!(u32).range(1..))]
     concurrency: u32,
+    /// With --dialback: send the request from this local address, the one
+    /// the server then dials (e.g. the stable IPv6 address a pinhole is
+    /// for, rather than the temporary one the system would pick).
+    #[arg(long, value_name = "IP", requires = "dialback")]
+    source: Option<IpAddr>,
     /// Use the host name's IPv4 addresses only.
     #[arg(short = '4', conflicts_with = "ipv6")]
     ipv4: bool,
@@ -310,10 +315,10 @@ async fn probe(args: &Args, out: Output) -> Result<(), Failure> {
     };
     if let Some(server) = server {
         return if out.json {
-            run_dialback(server, &request, &mut Json::stdout()).await
+            run_dialback(server, args.source, &request, &mut Json::stdout()).await
         } else {
             let mut sink = Human::checking(server, request.pairs.len());
-            run_dialback(server, &request, &mut sink).await
+            run_dialback(server, args.source, &request, &mut sink).await
         };
     }
     let total = request.addresses.len() * request.pairs.len();
@@ -482,6 +487,38 @@ mod tests {
             l.extend_from_slice(local_only);
             assert!(!parse(&l), "{local_only:?}");
         }
+    }
+
+    /// `--source` goes with `--dialback` only, and in the server's family:
+    /// refused before anything is sent.
+    #[tokio::test]
+    async fn dialback_source_needs_dialback_and_its_family() {
+        let parse =
+            |l: &[&str]| try_parse(std::iter::once("probe").chain(l.iter().copied())).is_ok();
+        let with = ["--dialback", "[2a0d:88:77:66::20]:7007", "--ports", "443"];
+        assert!(parse(
+            &[&with[..], &["--source", "2a0d:88:77:77::2"]].concat()
+        ));
+        assert!(!parse(&[
+            "--target", "h", "--ports", "1", "--source", "::1"
+        ]));
+        assert!(!parse(&[&with[..], &["--source", "not-an-ip"]].concat()));
+        let request = Request {
+            host: String::new(),
+            addresses: Vec::new(),
+            pairs: vec![(443, Protocol::Tcp)],
+            profile: None,
+        };
+        let server: SocketAddr = "[2a0d:88:77:66::20]:7007".parse().expect("address");
+        let mut sink = Human::checking(server, 1);
+        let source = Some(IpAddr::from([192, 168, 77, 2]));
+        let e = super::dialback::run_dialback(server, source, &request, &mut sink)
+            .await
+            .expect_err("family mismatch");
+        assert!(
+            matches!(&e, Failure::Usage(m) if m.contains("--source 192.168.77.2")),
+            "{e}"
+        );
     }
 
     #[tokio::test]
