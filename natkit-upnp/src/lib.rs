@@ -116,6 +116,18 @@
 //! - GetGenericPortMappingEntry past the end is 713; DeletePortMapping of
 //!   an entry that is gone is 714.
 //!
+//! Its IPv6 firewall (`WANIPv6FirewallControl:1`, the dual-stack lab,
+//! `tests/lab_pinhole.rs`; more in [`pinhole`]):
+//! - the service sits beside `WANIPConnection:2` at `/ctl/IP6FCtl`; its HTTP
+//!   socket is dual-stack on the IPv4 port, so the router's link-local
+//!   address from the IPv6 default route answers;
+//! - only the pinhole's own address may add or delete it (606 from any
+//!   other, and for ports below 1024), so natkit binds the connection to it;
+//! - AddPinhole for an existing flow returns its ID; after a restart IDs
+//!   start at 1 again, and an ID it does not hold is 402, not 704;
+//! - its pinhole rules have no counter: CheckPinholeWorking stays 709 and
+//!   GetPinholePackets 0 after traffic; GetOutboundPinholeTimeout is 501.
+//!
 //! From miniupnpd's documentation, not exercised by the lab (which runs
 //! with `secure_mode=no`): with `secure_mode=yes` a client may only map to
 //! its own address, so natkit maps for the address the IGD sees
