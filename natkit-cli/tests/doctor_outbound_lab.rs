@@ -7,6 +7,9 @@
 //! - Blocked: 443/tcp and 4500/udp silent, 5353/udp, 5354/tcp and the
 //!   dial-back port answer: an `outbound_blocked` finding naming the two.
 //! - Not blocked (the same router otherwise): every port answers, no finding.
+//! - Both again through a router that drops 20 % of packets each way (a
+//!   round trip loses 36 %), three runs each: loss alone is never called
+//!   blocked, and the blocked ports are still found.
 //!
 //! Every `--json` document is validated against `docs/doctor.schema.json`.
 //! Needs root and the lab's packages; fails (never skips) without them.
@@ -30,8 +33,15 @@ const PORTS: [(u16, Proto); 4] = [
 ];
 
 fn lab(block: bool) -> Lab {
+    lab_with_loss(block, 0)
+}
+
+fn lab_with_loss(block: bool, loss: u8) -> Lab {
     require_root();
-    let mut b = Lab::builder().nat(NatKind::PortRestricted).stund(true);
+    let mut b = Lab::builder()
+        .nat(NatKind::PortRestricted)
+        .stund(true)
+        .loss(loss);
     if block {
         b = b
             .block_outbound(443, Proto::Tcp)
@@ -146,5 +156,58 @@ fn without_an_egress_firewall_every_port_answers_and_nothing_is_said() {
     assert!(
         !codes(&doc).iter().any(|c| c == "outbound_blocked"),
         "{doc:#}"
+    );
+}
+
+/// 20 % loss each way: three runs on each router. Open ports answer (the
+/// check sends UDP again every 200 ms and hedges TCP connects), so nothing is
+/// called blocked; the blocked router's two ports stay silent and are named.
+#[test]
+fn loss_alone_is_never_called_blocked_and_blocking_is_still_found() {
+    let runs = 3;
+    let open = lab_with_loss(false, 20);
+    let server_open = server(&open);
+    for run in 0..runs {
+        let doc = doctor(&open);
+        let o = &doc["outbound"];
+        assert_ne!(o["verdict"], "blocked", "run {run}: {o:#}");
+        assert!(
+            !codes(&doc).iter().any(|c| c == "outbound_blocked"),
+            "run {run}: {doc:#}"
+        );
+        let answered = o["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .filter(|p| p["outcome"] == "answered")
+            .count();
+        eprintln!("run {run} at 20 % loss, open: {answered} of 5 answered");
+    }
+    drop(server_open);
+    open.down().expect("lab down");
+
+    let blocked = lab_with_loss(true, 20);
+    let _server = server(&blocked);
+    let mut found = 0;
+    for run in 0..runs {
+        let doc = doctor(&blocked);
+        let o = &doc["outbound"];
+        // The control can be lost too: then the check says inconclusive, never
+        // "open".
+        assert_ne!(o["verdict"], "open", "run {run}: {o:#}");
+        assert_eq!(outcome(&doc, 443, "tcp"), "silent", "run {run}");
+        assert_eq!(outcome(&doc, 4500, "udp"), "silent", "run {run}");
+        if o["verdict"] == "blocked" {
+            found += 1;
+            assert!(
+                codes(&doc).iter().any(|c| c == "outbound_blocked"),
+                "run {run}: {doc:#}"
+            );
+        }
+    }
+    eprintln!("blocked at 20 % loss: found in {found} of {runs} runs");
+    assert_eq!(
+        found, runs,
+        "the control answered in every run at 20 % loss"
     );
 }

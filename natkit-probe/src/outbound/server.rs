@@ -37,7 +37,9 @@ pub struct OutboundEchoConfig {
 
 impl OutboundEchoConfig {
     /// Defaults: per source 20 replies a second, burst 40 (a check asks each
-    /// port of a profile once, twice over UDP with loss); 400 a second in all,
+    /// port of a profile once, and sends UDP again every 200 ms only while
+    /// it goes unanswered, so loss, not the profile, decides how many
+    /// more); 400 a second in all,
     /// burst 800; 64 TCP connections; 2 s to send a request.
     pub fn new(ip: IpAddr, ports: Vec<(u16, Protocol)>) -> Self {
         OutboundEchoConfig {
