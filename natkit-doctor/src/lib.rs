@@ -213,8 +213,15 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
     let outbound_side = outbound::start(config.dialback, config.ports.pairs());
     // And the bandwidth measurement.
     let bandwidth_side = bandwidth::start(config.dialback);
-    // And the mDNS question: who else answers for this host's .local name.
-    let mdns_side = Some(mdns::start(gw.local_address));
+    // And the mDNS question: who else answers for this host's .local name. Its
+    // group listener shares 5353/udp, so it stays off when the reachability
+    // check listens there itself: it would take that check's datagrams.
+    let checks_5353 = config.dialback.is_some()
+        && config
+            .ports
+            .pairs()
+            .contains(&(5353, natkit_core::Protocol::Udp));
+    let mdns_side = Some(mdns::start(gw.local_address, !checks_5353));
     let router_side = router_and_ports(&gw, &config, t, &guard, &mut r);
     // The classification first, then the plain address check: the address check asks
     // every listed server at once, and when the list holds a server's alternate address

@@ -15,6 +15,9 @@
 //!   id 0, no question, as RFC 6762 §6 has responders answer a query from port
 //!   5353, and as some do for every query): the doctor hears it on its group
 //!   listener, a `duplicate_hostname` finding heard `via` multicast.
+//! - With `--dialback` and 5353/udp among the ports, the reachability check
+//!   listens on 5353/udp itself: the group listener stays off
+//!   (`group_listener: false`) and 5353/udp is reachable from outside.
 //!
 //! Every report is validated against `docs/doctor.schema.json`.
 
@@ -299,4 +302,48 @@ fn lab_doctor_hears_a_claim_sent_only_to_the_group() {
         finding(&report, "duplicate_hostname").is_some(),
         "{report:#}"
     );
+}
+
+/// The group listener must not take the reachability check's datagrams: with
+/// 5353/udp checked from outside, it stays off and 5353/udp is reachable
+/// through the doctor's UPnP trial mapping.
+#[test]
+fn lab_doctor_leaves_5353_to_the_dialback_check() {
+    require_root();
+    let lab = Lab::builder()
+        .miniupnpd(true)
+        .stund(true)
+        .build()
+        .expect("lab");
+    let a = *lab.addrs();
+    let bind = format!("{}:7007", a.peer);
+    let mut server = lab.command(Node::Wan, natkit_lab::natkit_bin());
+    server
+        .args(["dialback-server", "--bind", &bind, "--allow-private"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _server = LabChild::spawn(&mut server).expect("dial-back server");
+    lab.wait_listening(Node::Wan, Proto::Tcp, 7007, Duration::from_secs(10))
+        .expect("the dial-back server listens");
+    let out = lab
+        .command(Node::Lan, natkit_lab::natkit_bin())
+        .args(["doctor", "--json", "--ports", "5353/udp"])
+        .arg(format!("--stun={}:3478", a.stun1))
+        .arg(format!("--dialback={bind}"))
+        .output()
+        .expect("natkit doctor");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", natkit_lab::dump_output(&out)));
+    let schema: Value = serde_json::from_str(natkit_doctor::SCHEMA).expect("schema json");
+    if let Err(e) = jsonschema::validate(&schema, &report) {
+        panic!("report fails the schema: {e} at {}", e.instance_path());
+    }
+    let l = &report["local_name"];
+    assert_eq!(l["checked"], true, "{l:#}");
+    assert_eq!(l["group_listener"], false, "{l:#}");
+    let port = &report["ports"][0];
+    assert_eq!(port["port"], 5353, "{port:#}");
+    assert_eq!(port["reachability"], "reachable", "{port:#}");
+    lab.down().expect("lab down");
 }

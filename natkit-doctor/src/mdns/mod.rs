@@ -12,8 +12,9 @@
 //! name announces it to the group unasked. So for the same second the check also
 //! listens on 5353 in the group, sharing the port with the host's own responder
 //! (SO_REUSEADDR, and SO_REUSEPORT where it exists, as mDNSResponder and Avahi
-//! set them). Where the port can't be shared the report says so
-//! (`group_listener: false`) and only unicast answers count.
+//! set them). Where the port can't be shared, or the reachability check
+//! listens on 5353/udp itself, the report says so (`group_listener: false`)
+//! and only unicast answers count.
 //!
 //! An answer from an address that is not one of this host's own, giving an
 //! address that is not this host's own, is another device claiming the name.
@@ -64,8 +65,9 @@ pub struct LocalNameReport {
     /// This host's own addresses, whose answers are not claims.
     pub own_addresses: Vec<IpAddr>,
     /// Whether answers sent to the group on 5353 were heard too; false where
-    /// the port could not be shared with the host's own responder, so only
-    /// answers by unicast to the query counted.
+    /// the port could not be shared with the host's own responder, or when
+    /// the reachability check (`--dialback`) listens on 5353/udp itself, so
+    /// only answers by unicast to the query counted.
     pub group_listener: bool,
     /// Other devices that answered for the name.
     pub claims: Vec<NameClaim>,
@@ -191,8 +193,8 @@ fn not_checked(name: Option<String>, why: &'static str) -> LocalNameReport {
 
 /// Asks the LAN, from `local` (the default route's interface address: binding
 /// to it sends the multicast out of that interface), who answers for this
-/// host's name. Takes about 1 s.
-pub(crate) async fn check(local: Ipv4Addr) -> LocalNameReport {
+/// host's name, listening in the group too when `listen_group`. Takes about 1 s.
+pub(crate) async fn check(local: Ipv4Addr, listen_group: bool) -> LocalNameReport {
     let label = match hostname() {
         Ok(l) => l,
         Err(why) => return not_checked(None, why),
@@ -217,7 +219,11 @@ pub(crate) async fn check(local: Ipv4Addr) -> LocalNameReport {
     };
     // RFC 6762 §11: mDNS goes out with TTL 255 (receivers may check it).
     let _ = sock.set_multicast_ttl_v4(255);
-    let group = group_listener(local);
+    let group = if listen_group {
+        group_listener(local)
+    } else {
+        None
+    };
     let own = own_addresses();
     let mut received = Vec::new();
     let start = Instant::now();
@@ -308,8 +314,8 @@ async fn recv_group(
 }
 
 /// Starts the check on its own task.
-pub(crate) fn start(local: Ipv4Addr) -> JoinHandle<LocalNameReport> {
-    tokio::spawn(check(local))
+pub(crate) fn start(local: Ipv4Addr, listen_group: bool) -> JoinHandle<LocalNameReport> {
+    tokio::spawn(check(local, listen_group))
 }
 
 /// The check's result (`None` when its task died).
