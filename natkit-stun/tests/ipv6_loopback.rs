@@ -155,3 +155,54 @@ async fn ipv4_and_ipv6_addresses_are_found_side_by_side() {
     stop.stop();
     task.await.expect("join").expect("run");
 }
+
+// Multi-threaded: the client below blocks on std sockets while the server's task
+// starts its threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_ipv6_is_answered_in_full() {
+    // Sent all at once, the requests queue on the server's IPv6 socket and its thread
+    // takes them in batches (recvmmsg, up to 32 a call) and answers in batches
+    // (sendmmsg): every one must come back, to the right IPv6 source.
+    const N: u64 = 256;
+    let mut cfg = ServerConfig::new(sa("[::1]:0"));
+    cfg.rate_limit = natkit_stun::server::RateLimit::unlimited();
+    let server = Server::bind(cfg).await.expect("bind");
+    let addr = server.local_addrs()[0];
+    let stop = server.stop_handle();
+    let task = tokio::spawn(server.run());
+    let client = std::net::UdpSocket::bind("[::1]:0").expect("bind");
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .expect("timeout");
+    let me = client.local_addr().expect("addr");
+    let mut buf = [0u8; 64];
+    for n in 0..N {
+        let mut id = [6u8; 12];
+        id[4..].copy_from_slice(&n.to_be_bytes());
+        let len = natkit_stun::MessageBuilder::new(
+            &mut buf,
+            natkit_stun::Class::Request,
+            natkit_stun::Method::BINDING,
+            natkit_stun::TransactionId::new(id),
+        )
+        .expect("fits")
+        .finish_with_fingerprint()
+        .expect("fits");
+        client.send_to(&buf[..len], addr).expect("send");
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut answer = [0u8; 256];
+    while seen.len() < usize::try_from(N).expect("small") {
+        let Ok((len, from)) = client.recv_from(&mut answer) else {
+            break;
+        };
+        assert_eq!(from, addr);
+        let m = natkit_stun::Message::new_checked(&answer[..len]).expect("a STUN answer");
+        assert_eq!(m.xor_mapped_address(), Ok(Some(me)));
+        seen.insert(m.transaction_id());
+    }
+    stop.stop();
+    let counters = task.await.expect("join").expect("run");
+    assert_eq!(seen.len(), 256, "{counters:?}");
+    assert_eq!(counters.answered, N, "{counters:?}");
+}

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
 use super::config::ClassifyConfig;
-use super::evidence::{Classification, ServerFlavor, TestOutcome};
+use super::evidence::{Classification, ServerFlavor};
 use super::lifetime::{self, BindingLifetime, LifetimeConfig, LifetimeProbe};
-use super::plan::{Probe, ProbeResult, TestPlan, no_answer_plan};
+use super::plan::{Probe, TestPlan, no_answer_plan};
 use super::ports;
 use crate::Error;
 use crate::client::{
@@ -133,13 +133,7 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
             })?;
             r?;
             for (p, t) in probes.iter().zip(txns.iter_mut()) {
-                let outcome =
-                    TestOutcome::from_transaction(t.take_outcome(), t.wrong_sources().to_vec());
-                plan.handle_result(ProbeResult {
-                    id: p.id,
-                    local,
-                    outcome,
-                });
+                plan.handle_transaction(p.id, local, t);
             }
         }
     }

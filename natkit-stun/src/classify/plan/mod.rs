@@ -47,7 +47,7 @@ use super::evidence::{Classification, ServerCheck, TestEvidence, TestKind, TestO
 use super::firewall::Firewall;
 use super::servers::{self, Target};
 use crate::Error;
-use crate::client::{BindingRequest, IpFamily, RetransmitPlan};
+use crate::client::{BindingRequest, IpFamily, RetransmitPlan, Transaction};
 
 /// How many times the first wave is tried before concluding that UDP is blocked.
 const DISCOVERY_ATTEMPTS: u8 = 3;
@@ -221,6 +221,21 @@ impl TestPlan {
             self.outstanding.insert(p.id, p.clone());
         }
         wave
+    }
+
+    /// Takes the finished client transaction that ran probe `id` from the socket
+    /// `local`: what it ended with (answer, no answer with the sources that answered
+    /// from the wrong address, error) becomes the probe's [`TestOutcome`]. A driver
+    /// that runs [`Transaction`]s hands them here and does no translating itself.
+    pub fn handle_transaction(
+        &mut self,
+        id: u32,
+        local: Option<SocketAddr>,
+        txn: &mut Transaction,
+    ) {
+        let outcome =
+            TestOutcome::from_transaction(txn.take_outcome(), txn.wrong_sources().to_vec());
+        self.handle_result(ProbeResult { id, local, outcome });
     }
 
     /// Takes the result of a probe of the current wave (unknown ids are ignored).
