@@ -103,12 +103,33 @@ fn hostname() -> Result<String, &'static str> {
         let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").map_err(|_| "platform")?;
         label_of(&raw).ok_or("no_hostname")
     }
-    // macOS announces its LocalHostName (scutil), not gethostname; elsewhere the
-    // name is not read: "not checked" rather than a guess.
-    #[cfg(not(target_os = "linux"))]
+    // macOS announces its LocalHostName (System Settings > General > Sharing),
+    // which can differ from gethostname's; scutil prints it.
+    #[cfg(target_os = "macos")]
+    {
+        let out = std::process::Command::new("/usr/sbin/scutil")
+            .args(["--get", "LocalHostName"])
+            .output()
+            .map_err(|_| "platform")?;
+        scutil_label(out.status.success(), &out.stdout)
+    }
+    // Elsewhere the name mDNS announces is not read: "not checked" rather than
+    // a guess.
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     {
         Err("platform")
     }
+}
+
+/// The label in `scutil --get LocalHostName`'s output. It fails ("LocalHostName:
+/// not set") on a Mac that never had one: no name to check.
+#[cfg_attr(not(any(target_os = "macos", test)), allow(dead_code))]
+fn scutil_label(success: bool, stdout: &[u8]) -> Result<String, &'static str> {
+    if !success {
+        return Err("no_hostname");
+    }
+    let text = std::str::from_utf8(stdout).map_err(|_| "no_hostname")?;
+    label_of(text).ok_or("no_hostname")
 }
 
 /// The first label of a host name, when it is a usable DNS label.
@@ -474,6 +495,16 @@ mod tests {
             ),
             []
         );
+    }
+
+    #[test]
+    fn the_macos_local_host_name() {
+        assert_eq!(
+            scutil_label(true, b"Kims-MacBook-Pro\n"),
+            Ok("kims-macbook-pro".into())
+        );
+        assert_eq!(scutil_label(false, b""), Err("no_hostname"));
+        assert_eq!(scutil_label(true, b"\xff\xfe"), Err("no_hostname"));
     }
 
     #[test]
