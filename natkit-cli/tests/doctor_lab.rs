@@ -175,7 +175,11 @@ fn port_restricted_router_with_upnp_natpmp_pcp() {
         assert_eq!(p["reachability"], "not_checked");
     }
     // The lab's router does not hairpin (only with --hairpin).
-    assert_eq!(codes(&doc), ["port_restricted_nat", "no_hairpinning"]);
+    // The lab has no IPv6 (no_ipv6 is informational).
+    assert_eq!(
+        codes(&doc),
+        ["port_restricted_nat", "no_hairpinning", "no_ipv6"]
+    );
     assert_router_clean(&lab);
 
     // The human report draws the path and says the same.
@@ -256,7 +260,8 @@ fn router_without_mapping_protocols() {
         [
             "no_port_mapping_protocol",
             "port_restricted_nat",
-            "no_hairpinning"
+            "no_hairpinning",
+            "no_ipv6"
         ]
     );
     assert!(
@@ -356,7 +361,8 @@ fn port_443_forwarded_to_another_lan_host() {
         [
             "port_forwarded_elsewhere",
             "port_restricted_nat",
-            "no_hairpinning"
+            "no_hairpinning",
+            "no_ipv6"
         ]
     );
     // lan2's forward is untouched; nothing of ours is left.
@@ -378,7 +384,7 @@ fn symmetric_nat() {
     assert_ne!(doc["nat"]["mapping"], "endpoint_independent");
     assert_ne!(doc["nat"]["mapping"], "inconclusive");
     assert_eq!(port(&doc, 5060, "udp")["mappable"], true);
-    assert_eq!(codes(&doc), ["symmetric_nat"]);
+    assert_eq!(codes(&doc), ["symmetric_nat", "no_ipv6"]);
     assert!(
         finding(&doc, "symmetric_nat")["fix"]
             .as_str()
@@ -469,7 +475,8 @@ fn inbound_443_blocked_upstream_with_dialback() {
             "port_blocked_upstream",
             "port_forwarded_elsewhere",
             "port_restricted_nat",
-            "no_hairpinning"
+            "no_hairpinning",
+            "no_ipv6"
         ]
     );
     assert_router_clean(&lab);

@@ -86,6 +86,9 @@ pub(crate) struct RouterFound {
     pub(crate) pcp: ProtocolState,
     /// The combinator, when a mechanism can map.
     pub(crate) mapper: Option<Arc<dyn PortMapper>>,
+    /// The combinator also when no IPv4 mechanism can map: the IPv6
+    /// section's pinholes go through it (journaled like the mappings).
+    pub(crate) auto: Arc<AutoMapper>,
     /// The router's port forwarding table (UPnP), when it could be read.
     pub(crate) entries: Option<Vec<PortMappingEntry>>,
 }
@@ -163,14 +166,14 @@ pub(crate) async fn check_router(gateway: &Gateway, t: Timeouts) -> RouterFound 
         None if upnp.status.is_present() => unconnected_table(gateway, t).await,
         None => None,
     };
-    let mapper = report
-        .chosen()
-        .map(|_| Arc::new(auto) as Arc<dyn PortMapper>);
+    let auto = Arc::new(auto);
+    let mapper = report.chosen().map(|_| auto.clone() as Arc<dyn PortMapper>);
     RouterFound {
         upnp,
         natpmp,
         pcp,
         mapper,
+        auto,
         entries,
     }
 }

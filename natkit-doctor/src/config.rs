@@ -95,6 +95,10 @@ pub struct Config {
     /// ([`Report::outbound`](crate::Report::outbound)); with `--bandwidth` the
     /// bandwidth check ([`Report::bandwidth`](crate::Report::bandwidth)).
     pub dialback: Option<SocketAddr>,
+    /// The dial-back server's IPv6 address: each port is checked from the
+    /// IPv6 internet without a pinhole, then through one
+    /// ([`Report::ipv6`](crate::Report::ipv6)). Needs ports.
+    pub dialback6: Option<SocketAddr>,
     /// Make trial mappings (deleted right after) to learn whether natkit can map
     /// each port; `false` only reads the router's forwarding table.
     pub trial: bool,
@@ -111,6 +115,7 @@ impl Default for Config {
             ports: Ports::None,
             stun_servers: natkit_stun::default_servers(),
             dialback: None,
+            dialback6: None,
             trial: true,
             timeout: DEFAULT_TIMEOUT,
             progress: None,
@@ -131,6 +136,9 @@ pub enum ConfigError {
     /// No STUN server to ask.
     #[error("no STUN server given")]
     NoStunServers,
+    /// The IPv6 dial-back server's address is not an IPv6 address.
+    #[error("the IPv6 dial-back server must have an IPv6 address, not {0}")]
+    Dialback6NotIpv6(SocketAddr),
 }
 
 impl Config {
@@ -155,6 +163,13 @@ impl Config {
     /// Check reachability from outside through this dial-back server.
     pub fn with_dialback(mut self, server: SocketAddr) -> Config {
         self.dialback = Some(server);
+        self
+    }
+
+    /// Check reachability from the IPv6 internet through this dial-back
+    /// server's IPv6 address.
+    pub fn with_dialback6(mut self, server: SocketAddr) -> Config {
+        self.dialback6 = Some(server);
         self
     }
 
@@ -184,11 +199,15 @@ impl Config {
         if !TIMEOUT_RANGE.contains(&self.timeout) {
             return Err(ConfigError::Timeout(self.timeout));
         }
-        if self.dialback.is_some() && matches!(self.ports, Ports::None) {
+        let dialback = self.dialback.is_some() || self.dialback6.is_some();
+        if dialback && matches!(self.ports, Ports::None) {
             return Err(ConfigError::DialbackWithoutPorts);
         }
         if self.stun_servers.is_empty() {
             return Err(ConfigError::NoStunServers);
+        }
+        if let Some(d) = self.dialback6.filter(SocketAddr::is_ipv4) {
+            return Err(ConfigError::Dialback6NotIpv6(d));
         }
         Ok(())
     }

@@ -54,11 +54,17 @@ pub enum FindingCode {
     LowBandwidth,
     /// Another device on the LAN answers mDNS for this host's `.local` name.
     DuplicateHostname,
+    /// This host has no usable global IPv6 address or route (informational).
+    NoIpv6,
+    /// The router's firewall drops new inbound IPv6 connections.
+    Ipv6FirewallBlocks,
+    /// This host's only global IPv6 addresses are temporary (privacy) ones.
+    Ipv6TemporaryAddressOnly,
 }
 
 impl FindingCode {
     /// Every code, in the order the JSON schema lists them.
-    pub const ALL: [FindingCode; 20] = [
+    pub const ALL: [FindingCode; 23] = [
         FindingCode::NoNetwork,
         FindingCode::NoInternet,
         FindingCode::DnsFailure,
@@ -79,6 +85,9 @@ impl FindingCode {
         FindingCode::OutboundBlocked,
         FindingCode::LowBandwidth,
         FindingCode::DuplicateHostname,
+        FindingCode::NoIpv6,
+        FindingCode::Ipv6FirewallBlocks,
+        FindingCode::Ipv6TemporaryAddressOnly,
     ];
 
     /// The stable snake_case code, as in the JSON.
@@ -104,6 +113,9 @@ impl FindingCode {
             FindingCode::OutboundBlocked => "outbound_blocked",
             FindingCode::LowBandwidth => "low_bandwidth",
             FindingCode::DuplicateHostname => "duplicate_hostname",
+            FindingCode::NoIpv6 => "no_ipv6",
+            FindingCode::Ipv6FirewallBlocks => "ipv6_firewall_blocks",
+            FindingCode::Ipv6TemporaryAddressOnly => "ipv6_temporary_address_only",
         }
     }
 }
@@ -279,6 +291,7 @@ pub(crate) fn derive(r: &Report, left_behind: &[String]) -> Vec<Finding> {
     out.extend(crate::outbound::findings(r));
     out.extend(crate::bandwidth::findings(r));
     out.extend(crate::mdns::findings(r));
+    out.extend(crate::ipv6::findings(r));
     if !left_behind.is_empty() {
         out.push(finding(
             FindingCode::MappingLeftBehind,

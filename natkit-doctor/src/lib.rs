@@ -10,6 +10,7 @@ mod findings;
 mod forwards;
 mod guard;
 mod hops;
+mod ipv6;
 mod mdns;
 mod nat_checks;
 mod outbound;
@@ -34,6 +35,10 @@ pub use config::{Config, ConfigError, DEFAULT_TIMEOUT, Ports, Stage, TIMEOUT_RAN
 pub use forwards::RouterForward;
 pub use guard::Cleanup;
 pub use hops::{HopVerdict, HopsReport};
+pub use ipv6::{
+    FirewallCheck, FirewallVerdict, Ipv6HostAddress, Ipv6PortReachability, Ipv6Reachability,
+    Ipv6Report, PinholeAddress, PinholeAttempt, PinholeCheck, PinholeVerdict,
+};
 pub use mdns::{Heard, LocalNameReport, NameClaim};
 pub use nat_checks::NatServer;
 pub use outbound::{OutboundPortReport, OutboundReport};
@@ -203,7 +208,11 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
     r.local_address_scope = Some(AddressScope::of(gw.local_address.into()).as_str());
     config.report_stage(Stage::RouterAndStun);
     let t = Timeouts::new(config.clamped_timeout());
-    let stun = config.stun_servers.clone();
+    // IPv6 literals serve the IPv6 section only.
+    let stun: Vec<String> = (config.stun_servers.iter())
+        .filter(|s| !ipv6::is_ipv6_literal(s))
+        .cloned()
+        .collect();
     // The names, looked up once for the address check, the hop probe and the uplink
     // check, at the same time as the other checks.
     let lookups = tokio::sync::OnceCell::new();
@@ -222,7 +231,10 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
             .pairs()
             .contains(&(5353, natkit_core::Protocol::Udp));
     let mdns_side = Some(mdns::start(gw.local_address, !checks_5353));
-    let router_side = router_and_ports(&gw, &config, t, &guard, &mut r);
+    // And the IPv6 section: addresses, the firewall, a trial pinhole.
+    let (ipv6_router, router_rx) = tokio::sync::oneshot::channel();
+    let ipv6_side = ipv6::start(ipv6::Input::of(&config, t.check, router_rx), guard.clone());
+    let router_side = router_and_ports(&gw, &config, t, &guard, &mut r, ipv6_router);
     // The classification first, then the plain address check: the address check asks
     // every listed server at once, and when the list holds a server's alternate address
     // (both of stund's IPs, say) that request would open a NAT filter kept per host
@@ -275,6 +287,7 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
     r.outbound = outbound::finish(outbound_side).await;
     r.bandwidth = bandwidth::finish(bandwidth_side).await;
     r.local_name = mdns::finish(mdns_side).await;
+    r.ipv6 = ipv6::finish(ipv6_side).await;
     r.internet = Some(uplink::judge(&names, &r));
     r
 }
@@ -286,8 +299,14 @@ async fn router_and_ports(
     t: Timeouts,
     guard: &Arc<MapGuard>,
     r: &mut Report,
+    ipv6_router: tokio::sync::oneshot::Sender<ipv6::RouterForIpv6>,
 ) {
     let router = checks::check_router(gw, t).await;
+    let _ = ipv6_router.send(ipv6::RouterForIpv6 {
+        auto: Some(router.auto.clone()),
+        upnp: router.upnp.clone(),
+        pcp: router.pcp.clone(),
+    });
     r.mapping_protocols.upnp = router.upnp;
     r.mapping_protocols.natpmp = router.natpmp;
     r.mapping_protocols.pcp = router.pcp;

@@ -52,6 +52,7 @@ pub fn text(r: &Report, style: Style) -> String {
         &style.title("Router forwards"),
         &mut o,
     );
+    crate::ipv6::render(r.ipv6.as_ref(), &style.title("IPv6"), &mut o);
     findings(r, style, &mut o);
     o
 }
@@ -311,6 +312,7 @@ fn findings(r: &Report, style: Style, o: &mut String) {
         let mark = match f.severity {
             Severity::Problem => style.paint("31", "✗"),
             Severity::Warning => style.paint("33", "!"),
+            Severity::Info => style.paint("36", "i"),
         };
         let _ = writeln!(o, "  {mark} {}: {}", f.code, f.message);
         match f.caused_by {

@@ -70,6 +70,10 @@ pub struct Report {
     /// Who answers mDNS for this host's `.local` name besides this host;
     /// `None` when not checked (no default route).
     pub local_name: Option<crate::LocalNameReport>,
+    /// The IPv6 section: this host's global addresses, the router's firewall,
+    /// a trial pinhole, reachability over IPv6; `None` when not checked (no
+    /// default route).
+    pub ipv6: Option<crate::Ipv6Report>,
     /// What is wrong, most important first, each with its fix.
     pub findings: Vec<Finding>,
     /// Wall time of the run in milliseconds.
@@ -101,6 +105,7 @@ impl Report {
             outbound: None,
             bandwidth: None,
             local_name: None,
+            ipv6: None,
             findings: Vec::new(),
             elapsed_ms: 0,
         }
@@ -328,6 +333,8 @@ pub enum Severity {
     Problem,
     /// Something that limits what works.
     Warning,
+    /// Worth knowing, nothing in the way (e.g. no IPv6 on this network).
+    Info,
 }
 
 /// One diagnosis with its fix.

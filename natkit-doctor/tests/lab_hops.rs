@@ -13,7 +13,8 @@
 //! Every report is validated against `docs/doctor.schema.json`.
 
 use std::net::Ipv4Addr;
-use std::time::Instant;
+
+mod support;
 
 use natkit_lab::{Lab, Node, require_root};
 use natkit_stun::DEFAULT_SERVERS;
@@ -32,23 +33,7 @@ fn lan_doctor_defaults() {
     natkit_lab::helper_addrs("lan_doctor_defaults")
         .expect("lab env")
         .expect("lan_doctor_defaults runs only inside a lab, started by the lab_hops tests");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let started = Instant::now();
-    let report = rt.block_on(natkit_doctor::diagnose(natkit_doctor::Config::default()));
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let text = natkit_doctor::render::text(&report, natkit_doctor::render::Style::PLAIN);
-    for line in text.lines() {
-        println!("{MARK}{TEXT}{line}");
-    }
-    println!(
-        "{MARK}{JSON}{}",
-        serde_json::json!({ "ms": ms, "report": natkit_doctor::render::json(&report) })
-    );
-    rt.shutdown_background();
+    support::print_runs(&natkit_doctor::Config::default(), MARK, 1);
 }
 
 /// Builds the lab with the third default name resolving to stund, runs the
@@ -83,16 +68,7 @@ fn doctor(double_nat: bool) -> (Value, f64) {
     };
     let v: Value = serde_json::from_str(line).expect("json");
     let report = v["report"].clone();
-    let schema: Value = serde_json::from_str(natkit_doctor::SCHEMA).expect("schema json");
-    let validator = jsonschema::validator_for(&schema).expect("schema");
-    let errors: Vec<String> = validator
-        .iter_errors(&report)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "report fails the schema: {errors:#?}\n{report:#}"
-    );
+    support::assert_schema(&report);
     lab.down().expect("lab down");
     (report, v["ms"].as_f64().expect("ms"))
 }
@@ -129,23 +105,14 @@ fn lab_doctor_defaults_find_carrier_grade_nat_without_mapping_protocol() {
     assert!(evidence.contains("100.64.0.1"), "{evidence}");
     let codes = codes(&report);
     assert!(codes.contains(&"double_nat"), "{codes:?}");
-    let finding = report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .find(|f| f["code"] == "double_nat")
-        .expect("double_nat finding");
+    let finding = support::finding(&report, "double_nat").expect("double_nat finding");
     let fix = finding["fix"].as_str().expect("fix");
     for works in ["bridge", "public address", "relay"] {
         assert!(fix.contains(works), "the fix does not name {works}: {fix}");
     }
     // Forwarding by hand on this router cannot work behind the second NAT: the
     // router's missing protocols are not the fix.
-    let no_protocol = report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .find(|f| f["code"] == "no_port_mapping_protocol")
+    let no_protocol = support::finding(&report, "no_port_mapping_protocol")
         .expect("no_port_mapping_protocol finding");
     let fix = no_protocol["fix"].as_str().expect("fix");
     assert!(fix.contains("see double_nat"), "{fix}");

@@ -1,0 +1,713 @@
+//! The IPv6 section: this host's global IPv6 addresses (stable and temporary),
+//! whether the router's firewall drops new inbound IPv6 connections, whether
+//! natkit can open a pinhole in it and through which protocol (opened for the
+//! trial, then deleted), and with a dial-back server over IPv6 whether a port
+//! is reachable from outside without and with a pinhole.
+//!
+//! There is no NAT on IPv6: a global address is reachable as it is, unless a
+//! stateful firewall (every home router has one) drops what this host did not
+//! ask for. A pinhole is a hole in that firewall for one address, port and
+//! protocol: UPnP IGD's WANIPv6FirewallControl (AddPinhole) or a PCP MAP
+//! request for an IPv6 address. It is opened for a stable address, never a
+//! temporary (privacy) one that is retired within a day
+//! ([`natkit_core::choose_stable_ipv6`]).
+//!
+//! Every part is bounded by the check's timeout and runs alongside the IPv4
+//! checks; a part that cannot run says `not_checked` and why, never a guess.
+
+mod checks;
+mod text;
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use natkit_core::{HostIpv6, Ipv6AddressError, Ipv6Kind, Protocol, StableIpv6};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use crate::findings::FindingCode;
+use crate::guard::MapGuard;
+use crate::report::{Finding, Report, Severity};
+
+pub(crate) use text::render;
+
+/// What the doctor found about IPv6.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Ipv6Report {
+    /// Whether this host has a usable global IPv6 address and a route to the
+    /// IPv6 internet; the other parts run only then.
+    pub available: bool,
+    /// Why IPv6 is not available, or which interface its route leaves by.
+    pub detail: String,
+    /// This host's global IPv6 addresses (every interface), each with its kind.
+    pub addresses: Vec<Ipv6HostAddress>,
+    /// The address natkit opens pinholes for: a stable one, never a temporary;
+    /// `None` when there is none.
+    pub pinhole_address: Option<PinholeAddress>,
+    /// Whether the router's firewall drops new inbound IPv6 connections.
+    pub firewall: FirewallCheck,
+    /// The trial pinhole: opened, then deleted.
+    pub pinhole: PinholeCheck,
+    /// Reachability from outside over IPv6 (with a dial-back server).
+    pub reachability: Ipv6Reachability,
+}
+
+/// One global IPv6 address of this host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Ipv6HostAddress {
+    /// The address.
+    pub address: Ipv6Addr,
+    /// `global_stable`, `global_temporary`, `deprecated`, `tentative`, or
+    /// `global_unknown` where the platform does not tell
+    /// ([`natkit_core::Ipv6Kind`]).
+    pub kind: &'static str,
+    /// Configured by hand (no lifetime), where the platform tells.
+    #[serde(rename = "static")]
+    pub is_static: bool,
+    /// The interface holding it.
+    pub interface: Option<String>,
+}
+
+/// The stable address a pinhole uses, and why that one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PinholeAddress {
+    /// The address.
+    pub address: Ipv6Addr,
+    /// `kernel_source` (outbound traffic uses it too), `static`, or
+    /// `autoconfigured` ([`natkit_core::StableReason`]).
+    pub reason: &'static str,
+    /// The address outbound connections use instead, when that is another
+    /// (typically a temporary one).
+    pub outbound_source: Option<Ipv6Addr>,
+}
+
+/// The firewall verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FirewallVerdict {
+    /// New inbound connections are dropped unless a pinhole lets them in.
+    BlocksInbound,
+    /// New inbound connections get through without a pinhole.
+    AllowsInbound,
+    /// The checks that ran could not tell.
+    Unknown,
+    /// No check could run (see `not_checked`).
+    NotChecked,
+}
+
+impl FirewallVerdict {
+    /// The stable snake_case name, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FirewallVerdict::BlocksInbound => "blocks_inbound",
+            FirewallVerdict::AllowsInbound => "allows_inbound",
+            FirewallVerdict::Unknown => "unknown",
+            FirewallVerdict::NotChecked => "not_checked",
+        }
+    }
+}
+
+/// Whether the router's firewall drops new inbound IPv6.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct FirewallCheck {
+    /// The verdict.
+    pub verdict: FirewallVerdict,
+    /// What it rests on, each observation in words.
+    pub evidence: Vec<String>,
+    /// With `unknown` or `not_checked`: why nothing could tell.
+    pub not_checked: Option<String>,
+}
+
+/// How the pinhole trial went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PinholeVerdict {
+    /// A protocol opened the pinhole (it was deleted after the trial).
+    Opened,
+    /// A pinhole protocol answered but refused.
+    Refused,
+    /// The router answers no pinhole protocol (neither UPnP
+    /// WANIPv6FirewallControl nor PCP over IPv6).
+    NoProtocol,
+    /// Not tried (see `not_checked`).
+    NotChecked,
+}
+
+impl PinholeVerdict {
+    /// The stable snake_case name, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinholeVerdict::Opened => "opened",
+            PinholeVerdict::Refused => "refused",
+            PinholeVerdict::NoProtocol => "no_protocol",
+            PinholeVerdict::NotChecked => "not_checked",
+        }
+    }
+}
+
+/// The trial pinhole.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct PinholeCheck {
+    /// The outcome.
+    pub verdict: PinholeVerdict,
+    /// The protocol that opened it (`upnp` or `pcp`), the first that did in
+    /// natkit's order (UPnP, then PCP).
+    pub protocol: Option<&'static str>,
+    /// The address and port of the trial pinhole.
+    pub pinhole: Option<SocketAddr>,
+    /// Its transport.
+    pub transport: Option<Protocol>,
+    /// Every protocol asked and what it said.
+    pub attempts: Vec<PinholeAttempt>,
+    /// With `not_checked`: why it was not tried.
+    pub not_checked: Option<String>,
+}
+
+/// One pinhole protocol's answer to the trial.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct PinholeAttempt {
+    /// `upnp` (WANIPv6FirewallControl) or `pcp`.
+    pub protocol: &'static str,
+    /// `opened`, `refused` (it answered with an error) or `absent` (nothing
+    /// answered).
+    pub outcome: &'static str,
+    /// Whether the pinhole it opened was deleted again; `None` when none was
+    /// opened.
+    pub removed: Option<bool>,
+    /// The router's refusal, why it is absent, or why deleting failed.
+    pub detail: Option<String>,
+}
+
+/// Reachability from outside over IPv6.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Ipv6Reachability {
+    /// The dial-back server asked (its IPv6 address).
+    pub server: Option<SocketAddr>,
+    /// One entry per port and round: first without a pinhole, then through
+    /// one (when natkit could open one).
+    pub ports: Vec<Ipv6PortReachability>,
+    /// Why it was not checked (no dial-back server over IPv6, no ports …).
+    pub not_checked: Option<String>,
+}
+
+/// One port's verdict in one round.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Ipv6PortReachability {
+    /// The port.
+    pub port: u16,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// Whether natkit held a pinhole for it while the server dialled.
+    pub through_pinhole: bool,
+    /// `reachable`, `wrong_host`, `closed`, `filtered` (natkit-probe's
+    /// verdicts), or `error` when the dial-back failed.
+    pub verdict: String,
+    /// What the server saw, in words.
+    pub detail: Option<String>,
+}
+
+/// What the IPv6 checks need from the run.
+pub(crate) struct Input {
+    /// The STUN servers as configured: IPv6 literals, and names (their AAAA
+    /// records); IPv4 literals are left out.
+    pub(crate) stun_servers: Vec<String>,
+    /// The ports to check, if any (the trial pinhole uses the first).
+    pub(crate) ports: Vec<(u16, Protocol)>,
+    /// A dial-back server's IPv6 address.
+    pub(crate) dialback: Option<SocketAddr>,
+    /// Whether to open trial pinholes at all.
+    pub(crate) trial: bool,
+    /// The bound on each check.
+    pub(crate) timeout: Duration,
+    /// The router check's mapper, once it has probed.
+    pub(crate) router: tokio::sync::oneshot::Receiver<RouterForIpv6>,
+}
+
+/// What the router check hands the IPv6 checks.
+#[derive(Default)]
+pub(crate) struct RouterForIpv6 {
+    /// The run's AutoMapper: pinholes go through it (PCP, then UPnP
+    /// WANIPv6FirewallControl), journaled like the IPv4 trial mappings.
+    pub(crate) auto: Option<Arc<natkit_portmap::AutoMapper>>,
+    /// What the router's UPnP IGD answered to the probe.
+    pub(crate) upnp: crate::report::ProtocolState,
+    /// What PCP answered.
+    pub(crate) pcp: crate::report::ProtocolState,
+}
+
+impl Input {
+    pub(crate) fn of(
+        config: &crate::Config,
+        timeout: Duration,
+        router: tokio::sync::oneshot::Receiver<RouterForIpv6>,
+    ) -> Input {
+        Input {
+            stun_servers: config.stun_servers.clone(),
+            ports: config.ports.pairs(),
+            dialback: config.dialback6.filter(SocketAddr::is_ipv6),
+            trial: config.trial,
+            timeout,
+            router,
+        }
+    }
+}
+
+/// Starts the IPv6 checks on a task of their own.
+pub(crate) fn start(input: Input, guard: Arc<MapGuard>) -> JoinHandle<Ipv6Report> {
+    tokio::spawn(checks::run(input, guard))
+}
+
+/// The IPv6 section once done (`None` when its task died).
+pub(crate) async fn finish(started: JoinHandle<Ipv6Report>) -> Option<Ipv6Report> {
+    started.await.ok()
+}
+
+/// Whether a configured STUN server is an IPv6 literal (`[addr]:port`, or a
+/// bare address): it serves the IPv6 checks only.
+pub(crate) fn is_ipv6_literal(server: &str) -> bool {
+    server.parse::<SocketAddr>().is_ok_and(|a| a.is_ipv6()) || server.parse::<Ipv6Addr>().is_ok()
+}
+
+/// This host's addresses as the report lists them: global ones only (a
+/// link-local or unique local address is never reachable from outside).
+fn listed(addrs: &[HostIpv6]) -> Vec<Ipv6HostAddress> {
+    addrs
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.kind,
+                Ipv6Kind::GlobalStable
+                    | Ipv6Kind::GlobalTemporary
+                    | Ipv6Kind::Deprecated
+                    | Ipv6Kind::Tentative
+                    | Ipv6Kind::GlobalUnknown
+            )
+        })
+        .map(|a| Ipv6HostAddress {
+            address: a.address,
+            kind: a.kind.as_str(),
+            is_static: a.flags.is_some_and(natkit_core::Ipv6Flags::permanent),
+            interface: a.interface.clone(),
+        })
+        .collect()
+}
+
+/// The host part of the section, decided from the address table, the kernel's
+/// source address towards the IPv6 internet (`None`: no route) and the
+/// stable-address choice.
+pub(crate) struct HostIpv6State {
+    pub(crate) available: bool,
+    pub(crate) detail: String,
+    pub(crate) addresses: Vec<Ipv6HostAddress>,
+    pub(crate) stable: Option<StableIpv6>,
+}
+
+/// Decides the host part: available only with a usable global address and a
+/// route to the IPv6 internet.
+pub(crate) fn host_state(
+    addrs: Result<Vec<HostIpv6>, Ipv6AddressError>,
+    source: Option<Ipv6Addr>,
+    chosen: Option<Result<StableIpv6, Ipv6AddressError>>,
+) -> HostIpv6State {
+    let addrs = match addrs {
+        Ok(a) => a,
+        Err(e) => {
+            return HostIpv6State {
+                available: false,
+                detail: crate::render::error_line(&e),
+                addresses: Vec::new(),
+                stable: None,
+            };
+        }
+    };
+    let addresses = listed(&addrs);
+    let usable = addrs.iter().any(|a| a.kind.is_usable_global());
+    let source_global =
+        source.filter(|s| natkit_core::AddressScope::of(IpAddr::V6(*s)).is_global());
+    let (available, detail) = match (usable, source, source_global) {
+        (false, _, _) if addresses.is_empty() => (
+            false,
+            "this host has no global IPv6 address (the network gives it none: no router \
+             advertisement with a prefix, no DHCPv6)"
+                .to_owned(),
+        ),
+        (false, _, _) => (
+            false,
+            "this host's global IPv6 addresses are all deprecated or not usable yet".to_owned(),
+        ),
+        (true, None, _) => (
+            false,
+            "this host has a global IPv6 address but no IPv6 route to the internet (no \
+             default route from the router's advertisements)"
+                .to_owned(),
+        ),
+        (true, Some(s), None) => (
+            false,
+            format!(
+                "the IPv6 route to the internet leaves from {s}, which is not a global address"
+            ),
+        ),
+        (true, Some(_), Some(s)) => {
+            let on = addrs
+                .iter()
+                .find(|a| a.address == s)
+                .and_then(|a| a.interface.clone())
+                .map(|i| format!(" on {i}"))
+                .unwrap_or_default();
+            (true, format!("outbound IPv6 leaves from {s}{on}"))
+        }
+    };
+    let stable = if available {
+        chosen.and_then(Result::ok)
+    } else {
+        None
+    };
+    HostIpv6State {
+        available,
+        detail,
+        addresses,
+        stable,
+    }
+}
+
+/// The report's view of the stable-address choice.
+fn pinhole_address(s: &StableIpv6) -> PinholeAddress {
+    PinholeAddress {
+        address: s.address,
+        reason: s.reason.as_str(),
+        outbound_source: s.kernel_source,
+    }
+}
+
+/// One observation about the firewall.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Sign {
+    /// Evidence that new inbound connections are dropped.
+    Blocks(String),
+    /// Evidence that they get through.
+    Allows(String),
+}
+
+/// What the RFC 5780 filtering tests over IPv6 say about the firewall: with
+/// no NAT in the way (the server saw this host's own address), answers from
+/// an address or port this host never sent to that are dropped mean a
+/// stateful firewall; answers that get in mean none filters. `Err`: why the
+/// tests could not tell.
+pub(crate) fn stun_sign(
+    b: &natkit_core::NatBehaviour,
+    server: Option<SocketAddr>,
+) -> Result<Sign, String> {
+    use natkit_core::{Connectivity, FilteringBehaviour as F};
+    let by = server.map_or_else(|| "STUN over IPv6".to_owned(), |s| format!("STUN {s}"));
+    match b.connectivity {
+        Connectivity::NoNat => {}
+        Connectivity::UdpBlocked => {
+            return Err(format!("{by}: no STUN server answered over IPv6 (UDP)"));
+        }
+        Connectivity::Nat => {
+            return Err(format!(
+                "{by}: the address seen over IPv6 is not this host's own (NAT66 or \
+                 NPTv6): the filtering tests measure that translator, not a firewall"
+            ));
+        }
+        _ => return Err(format!("{by}: the tests over IPv6 were inconclusive")),
+    }
+    match b.filtering {
+        F::AddressAndPortDependent | F::AddressDependent => Ok(Sign::Blocks(format!(
+            "{by}: answers from an address or port this host never sent to are dropped \
+             (filtering {}, no NAT): a stateful firewall",
+            b.filtering.as_str()
+        ))),
+        F::EndpointIndependent => Ok(Sign::Allows(format!(
+            "{by}: answers from an address and port this host never sent to get in \
+             (filtering endpoint_independent, no NAT)"
+        ))),
+        _ => Err(format!(
+            "{by}: the filtering tests over IPv6 were inconclusive"
+        )),
+    }
+}
+
+/// What the router's UPnP IGD says of its IPv6 firewall (GetFirewallStatus):
+/// enabled means new inbound connections need a pinhole.
+pub(crate) fn upnp_status_sign(enabled: bool, pinholes_allowed: bool) -> Sign {
+    let status = format!(
+        "GetFirewallStatus: FirewallEnabled {}, InboundPinholeAllowed {}",
+        u8::from(enabled),
+        u8::from(pinholes_allowed)
+    );
+    if enabled {
+        Sign::Blocks(format!(
+            "the router's UPnP IGD says its IPv6 firewall is on ({status})"
+        ))
+    } else {
+        Sign::Allows(format!(
+            "the router's UPnP IGD says its IPv6 firewall is off ({status})"
+        ))
+    }
+}
+
+/// The firewall verdict from what the checks observed. A dial-back (or any)
+/// observation of a drop outweighs a router that says its firewall is off:
+/// what a connection from outside meets is the fact.
+pub(crate) fn judge_firewall(signs: Vec<Sign>, why_none: Vec<String>) -> FirewallCheck {
+    let blocks = signs.iter().any(|s| matches!(s, Sign::Blocks(_)));
+    let allows = signs.iter().any(|s| matches!(s, Sign::Allows(_)));
+    let verdict = match (blocks, allows) {
+        (true, _) => FirewallVerdict::BlocksInbound,
+        (false, true) => FirewallVerdict::AllowsInbound,
+        (false, false) if why_none.is_empty() => FirewallVerdict::Unknown,
+        (false, false) => FirewallVerdict::NotChecked,
+    };
+    let evidence = signs
+        .into_iter()
+        .map(|s| match s {
+            Sign::Blocks(e) | Sign::Allows(e) => e,
+        })
+        .collect();
+    let not_checked = matches!(
+        verdict,
+        FirewallVerdict::Unknown | FirewallVerdict::NotChecked
+    )
+    .then(|| {
+        if why_none.is_empty() {
+            "the checks that ran could not tell".to_owned()
+        } else {
+            why_none.join("; ")
+        }
+    });
+    FirewallCheck {
+        verdict,
+        evidence,
+        not_checked,
+    }
+}
+
+impl Ipv6Report {
+    /// The section of a host without IPv6: every other part not checked, for
+    /// the same reason.
+    pub(crate) fn unavailable(host: HostIpv6State) -> Ipv6Report {
+        let why = format!("no IPv6: {}", host.detail);
+        Ipv6Report {
+            available: false,
+            detail: host.detail,
+            addresses: host.addresses,
+            pinhole_address: None,
+            firewall: FirewallCheck {
+                verdict: FirewallVerdict::NotChecked,
+                evidence: Vec::new(),
+                not_checked: Some(why.clone()),
+            },
+            pinhole: PinholeCheck::not_checked(why.clone()),
+            reachability: Ipv6Reachability::not_checked(None, why),
+        }
+    }
+}
+
+impl PinholeCheck {
+    pub(crate) fn not_checked(why: String) -> PinholeCheck {
+        PinholeCheck {
+            verdict: PinholeVerdict::NotChecked,
+            protocol: None,
+            pinhole: None,
+            transport: None,
+            attempts: Vec::new(),
+            not_checked: Some(why),
+        }
+    }
+}
+
+impl Ipv6Reachability {
+    pub(crate) fn not_checked(server: Option<SocketAddr>, why: String) -> Ipv6Reachability {
+        Ipv6Reachability {
+            server,
+            ports: Vec::new(),
+            not_checked: Some(why),
+        }
+    }
+}
+
+/// The `natkit map` command that opens a pinhole for `port/protocol` on this
+/// host's stable address (the fix natkit itself can apply).
+pub(crate) fn map_command(port: Option<u16>, protocol: Protocol) -> String {
+    let port = port.map_or_else(|| "PORT".to_owned(), |p| p.to_string());
+    format!("natkit map --ipv6 --protocol {protocol} --port {port}")
+}
+
+/// The IPv6 findings: `no_ipv6` (informational), `ipv6_temporary_address_only`
+/// and `ipv6_firewall_blocks`.
+pub(crate) fn findings(r: &Report) -> Vec<Finding> {
+    let Some(v6) = &r.ipv6 else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if !v6.available {
+        out.push(crate::findings::finding(
+            FindingCode::NoIpv6,
+            Severity::Info,
+            format!(
+                "{}; services here are reachable over IPv4 only, and the IPv6 checks did not \
+                 run",
+                v6.detail
+            ),
+            "nothing to do for IPv4; for IPv6, turn it on in the router's settings (often \
+             \"IPv6\" or \"native IPv6\") if the internet provider offers it",
+        ));
+        return out;
+    }
+    let temporary: Vec<Ipv6Addr> = v6
+        .addresses
+        .iter()
+        .filter(|a| a.kind == Ipv6Kind::GlobalTemporary.as_str())
+        .map(|a| a.address)
+        .collect();
+    let stable = v6
+        .addresses
+        .iter()
+        .any(|a| a.kind == Ipv6Kind::GlobalStable.as_str());
+    if !stable && !temporary.is_empty() {
+        out.push(crate::findings::finding(
+            FindingCode::Ipv6TemporaryAddressOnly,
+            Severity::Warning,
+            format!(
+                "this host has only temporary (privacy) IPv6 addresses ({}): each is retired \
+                 within about a day, so nothing outside can keep reaching this host at one, \
+                 and natkit opens no pinhole for it",
+                list(&temporary)
+            ),
+            "give this host a stable IPv6 address as well: on Linux set \
+             net.ipv6.conf.IFACE.use_tempaddr to 1 (temporary addresses alongside a stable \
+             one) or addr_gen_mode to stable-privacy, or add a static address; on a Mac \
+             the stable (\"secured\") address comes back when the interface is renewed",
+        ));
+    }
+    if v6.firewall.verdict == FirewallVerdict::BlocksInbound {
+        let ports: Vec<(u16, Protocol)> = r.ports.iter().map(|p| (p.port, p.protocol)).collect();
+        out.push(firewall_finding(v6, &ports));
+    }
+    out
+}
+
+/// `a, b, c`.
+fn list(addrs: &[Ipv6Addr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The ports a fix names: at most this many.
+const FIX_PORTS: usize = 4;
+
+fn firewall_finding(v6: &Ipv6Report, ports: &[(u16, Protocol)]) -> Finding {
+    let message = format!(
+        "the router's firewall drops new inbound IPv6 connections to this host ({}): nothing \
+         outside can connect to a service here over IPv6 without a pinhole",
+        v6.firewall.evidence.join("; ")
+    );
+    let address = v6
+        .pinhole_address
+        .as_ref()
+        .map_or_else(|| "this host".to_owned(), |a| a.address.to_string());
+    let named: Vec<(Option<u16>, Protocol)> = if ports.is_empty() {
+        vec![(None, v6.pinhole.transport.unwrap_or(Protocol::Tcp))]
+    } else {
+        ports
+            .iter()
+            .take(FIX_PORTS)
+            .map(|&(p, proto)| (Some(p), proto))
+            .collect()
+    };
+    let more = ports
+        .len()
+        .checked_sub(FIX_PORTS)
+        .filter(|n| *n > 0)
+        .map(|n| format!(" (and the same for the other {n} ports)"))
+        .unwrap_or_default();
+    let fix = match (v6.pinhole.verdict, v6.pinhole.protocol) {
+        (PinholeVerdict::Opened, Some(protocol)) => {
+            let commands: Vec<String> = named
+                .iter()
+                .map(|&(p, proto)| format!("`{}`", map_command(p, proto)))
+                .collect();
+            format!(
+                "natkit can open a pinhole for {address} through {} (the trial one opened and \
+                 was deleted): run {}{more}, which keeps it open while it runs; or allow the \
+                 port{} in the router's IPv6 firewall settings",
+                mechanism_name(protocol),
+                commands.join(", "),
+                if named.len() > 1 { "s" } else { "" },
+            )
+        }
+        (PinholeVerdict::Refused, _) => {
+            let why: Vec<String> = v6
+                .pinhole
+                .attempts
+                .iter()
+                .filter(|a| a.outcome == "refused")
+                .map(|a| {
+                    format!(
+                        "{}: {}",
+                        mechanism_name(a.protocol),
+                        a.detail.as_deref().unwrap_or("refused")
+                    )
+                })
+                .collect();
+            format!(
+                "the router refuses pinholes ({}): allow inbound IPv6 to {address} on {} in \
+                 the router's firewall settings (\"IPv6 firewall\", \"pinholes\" or \"port \
+                 filtering\"), or allow UPnP/PCP pinholes there",
+                why.join("; "),
+                ports_words(&named)
+            )
+        }
+        _ => format!(
+            "the router answers no pinhole protocol (neither UPnP IGD's \
+             WANIPv6FirewallControl nor PCP), so natkit cannot open one: open {} for {address} \
+             in the router's firewall settings (\"IPv6 firewall\", \"pinholes\" or \"port \
+             filtering\"), or enable UPnP or PCP there so natkit can",
+            ports_words(&named)
+        ),
+    };
+    crate::findings::finding(
+        FindingCode::Ipv6FirewallBlocks,
+        Severity::Warning,
+        message,
+        &fix,
+    )
+}
+
+fn ports_words(named: &[(Option<u16>, Protocol)]) -> String {
+    let words: Vec<String> = named
+        .iter()
+        .map(|(p, proto)| match p {
+            Some(p) => format!("{p}/{proto}"),
+            None => "the service's port".to_owned(),
+        })
+        .collect();
+    words.join(", ")
+}
+
+/// `UPnP IGD` or `PCP`.
+fn mechanism_name(protocol: &str) -> &'static str {
+    match protocol {
+        "upnp" => "UPnP IGD",
+        "pcp" => "PCP",
+        _ => "a pinhole protocol",
+    }
+}
+
+#[cfg(test)]
+mod tests;
