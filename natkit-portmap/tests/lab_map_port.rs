@@ -5,16 +5,13 @@
 //!
 //! Runs the `natkit` binary (`natkit_lab::natkit_bin` builds it up to date).
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
-use natkit_lab::{Lab, LabChild, NatKind, Node, Proto, RouterMapping};
+use natkit_lab::{Lab, NatKind, Node, Proto, RouterMapping};
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(20);
+mod natkit_map;
+use natkit_map::Running;
 
 fn natkit_exe() -> PathBuf {
     natkit_lab::natkit_bin()
@@ -36,83 +33,31 @@ fn run(lab: &Lab, args: &[&str]) -> std::process::Output {
         .expect("map_port runs")
 }
 
-/// A long-running map_port with its stdout lines on a channel.
-struct Running {
-    child: LabChild,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(lab: &Lab, args: &[&str]) -> Running {
-        let mut cmd = lab.command(Node::Lan, natkit_exe());
-        cmd.arg("map")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = LabChild::spawn(&mut cmd).expect("spawn map_port");
-        let out = child.child_mut().stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Running { child, lines }
-    }
-
-    /// `map_port --json` for `proto`/`port` through `mechanism`, once it
-    /// printed its mapping.
-    fn mapped(
-        lab: &Lab,
-        proto: &str,
-        port: &str,
-        mechanism: &str,
-        journal: &str,
-    ) -> (Running, Value) {
-        let running = Running::start(
-            lab,
-            &[
-                "--protocol",
-                proto,
-                "--port",
-                port,
-                "--mechanism",
-                mechanism,
-                "--json",
-                "--journal",
-                journal,
-            ],
-        );
-        let mapped = running.event("mapped");
-        (running, mapped)
-    }
-
-    /// The next JSON line whose `event` is `event`.
-    fn event(&self, event: &str) -> Value {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(WAIT)
-                .unwrap_or_else(|e| panic!("no {event} line: {e}"));
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["event"] == event
-            {
-                return v;
-            }
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        // By pid: `ip netns exec` execs map_port itself, so this is its pid.
-        let ok = Command::new("kill")
-            .args([format!("-{sig}"), self.child.pid().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill -{sig} failed");
-    }
+/// `natkit map --json` for `proto`/`port` through `mechanism`, once it printed
+/// its mapping.
+fn run_mapped(
+    lab: &Lab,
+    proto: &str,
+    port: &str,
+    mechanism: &str,
+    journal: &str,
+) -> (Running, Value) {
+    let running = Running::start(
+        lab,
+        &[
+            "--protocol",
+            proto,
+            "--port",
+            port,
+            "--mechanism",
+            mechanism,
+            "--json",
+            "--journal",
+            journal,
+        ],
+    );
+    let mapped = running.event("mapped");
+    (running, mapped)
 }
 
 fn ours(lab: &Lab) -> Vec<RouterMapping> {
@@ -204,7 +149,7 @@ fn once_sigterm_and_sigint_leave_nothing_on_the_router() {
 
     // Kept until SIGTERM (UPnP) or SIGINT (NAT-PMP), then deleted, exit 0.
     for (mechanism, port, sig) in [("upnp", "42002", "TERM"), ("natpmp", "42003", "INT")] {
-        let (mut running, mapped) = Running::mapped(&lab, "tcp", port, mechanism, journal);
+        let (running, mapped) = run_mapped(&lab, "tcp", port, mechanism, journal);
         let listed = ours(&lab);
         assert!(
             listed.iter().any(|m| m.external_port == port_of(&mapped)),
@@ -213,11 +158,7 @@ fn once_sigterm_and_sigint_leave_nothing_on_the_router() {
         running.signal(sig);
         let deleted = running.event("deleted");
         assert_eq!(deleted["released"], 1, "{deleted}");
-        let status = running
-            .child
-            .wait_timeout(WAIT)
-            .expect("wait")
-            .expect("map_port exits after the signal");
+        let status = running.wait();
         assert!(status.success(), "{mechanism}: {status:?}");
         assert!(ours(&lab).is_empty(), "{mechanism}: {:?}", ours(&lab));
     }
@@ -255,13 +196,9 @@ fn sigkill_leaves_mappings_and_the_next_run_deletes_exactly_those() {
         ("natpmp", "tcp", "43002"),
         ("upnp", "tcp", "43003"),
     ] {
-        let (mut running, mapped) = Running::mapped(&lab, proto, port, mechanism, journal);
+        let (running, mapped) = run_mapped(&lab, proto, port, mechanism, journal);
         running.signal("KILL");
-        running
-            .child
-            .wait_timeout(WAIT)
-            .expect("wait")
-            .expect("killed");
+        running.wait();
         killed.push((port_of(&mapped), proto));
     }
     let after_kill = lab.router_mappings().expect("listing");

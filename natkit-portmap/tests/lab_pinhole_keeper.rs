@@ -14,17 +14,15 @@
 //! it completes; without one the router drops the SYN and nc times out.
 //! Root only; fails, never skips, without it.
 
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use natkit_lab::{Lab, LabAddrs6, LabChild, NatKind, Node, Proto};
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(20);
+mod natkit_map;
+use natkit_map::Running;
 /// The kept pinhole's port (UPnP, re-opened after the restart).
 const KEPT: u16 = 18100;
 /// The killed runs' ports (PCP, UPnP) and the next run's own.
@@ -92,74 +90,8 @@ fn peer_connects(lab: &Lab, addr: Ipv6Addr, port: u16) -> bool {
     out.status.success()
 }
 
-/// A `natkit map --ipv6 --json` run with its stdout lines on a channel.
-struct Running {
-    child: LabChild,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(lab: &Lab, args: &[&str]) -> Running {
-        let mut cmd = lab.command(Node::Lan, natkit_lab::natkit_bin());
-        cmd.args(["map", "--ipv6", "--json"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = LabChild::spawn(&mut cmd).expect("spawn natkit map");
-        let out = child.child_mut().stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                println!("natkit map: {line}");
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Running { child, lines }
-    }
-
-    /// The next JSON line whose `event` is `event`.
-    fn event(&self, event: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no {event} line: {e}"));
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["event"] == event
-            {
-                return v;
-            }
-        }
-    }
-
-    /// Forgets the lines printed so far.
-    fn drain(&self) {
-        while self.lines.try_recv().is_ok() {}
-    }
-
-    fn signal(&mut self, sig: &str) {
-        // By pid: `ip netns exec` execs natkit itself, so this is its pid.
-        let ok = Command::new("kill")
-            .args([format!("-{sig}"), self.child.pid().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill -{sig} failed");
-    }
-
-    fn wait(mut self) -> std::process::ExitStatus {
-        self.child
-            .wait_timeout(WAIT)
-            .expect("wait")
-            .expect("natkit map ended")
-    }
-}
-
-/// `--mechanism M --protocol tcp --port P --journal DIR` plus `extra`.
+/// `--ipv6 --json --mechanism M --protocol tcp --port P --journal DIR` plus
+/// `extra`.
 fn args<'a>(
     mechanism: &'a str,
     port: &'a str,
@@ -167,6 +99,8 @@ fn args<'a>(
     extra: &[&'a str],
 ) -> Vec<&'a str> {
     let mut v = vec![
+        "--ipv6",
+        "--json",
         "--mechanism",
         mechanism,
         "--protocol",
@@ -200,7 +134,7 @@ fn pinholes_survive_a_router_restart_and_a_killed_runs_are_removed() {
         "the firewall must drop the peer before any pinhole"
     );
     let kept_port = KEPT.to_string();
-    let mut kept = Running::start(
+    let kept = Running::start(
         &lab,
         &args("upnp", &kept_port, journal, &["--lifetime", "10"]),
     );
@@ -262,7 +196,7 @@ fn pinholes_survive_a_router_restart_and_a_killed_runs_are_removed() {
     let _pcp_listener = listen(&lab, a.lan, KILLED_PCP);
     for (mechanism, port) in [("pcp", KILLED_PCP), ("upnp", KILLED_UPNP)] {
         let p = port.to_string();
-        let mut run = Running::start(&lab, &args(mechanism, &p, journal, &[]));
+        let run = Running::start(&lab, &args(mechanism, &p, journal, &[]));
         let mapped = run.event("mapped");
         assert_eq!(mapped["mechanism"], mechanism, "{mapped}");
         assert_eq!(mapped["pinhole"], true, "{mapped}");
@@ -281,8 +215,8 @@ fn pinholes_survive_a_router_restart_and_a_killed_runs_are_removed() {
     let next = NEXT.to_string();
     let out = lab
         .command(Node::Lan, natkit_lab::natkit_bin())
-        .args(["map", "--ipv6", "--json", "--once"])
-        .args(args("auto", &next, journal, &[]))
+        .arg("map")
+        .args(args("auto", &next, journal, &["--once"]))
         .output()
         .expect("natkit map runs");
     let text = String::from_utf8_lossy(&out.stdout);
