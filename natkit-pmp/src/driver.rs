@@ -78,8 +78,15 @@ fn route_source(server: SocketAddr) -> Result<IpAddr> {
     Ok(local.ip())
 }
 
-/// Runs `txn` to its end on `socket` with the real clock. Returns the
-/// outcome (or a socket error) and what the transaction counted.
+/// The drivers' one clock: tokio's, handed to the sans-IO cores as a std
+/// `Instant`. The timers the driver sleeps on are tokio's too, so on a paused
+/// test clock a transaction's time and its timers move together.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Runs `txn` to its end on `socket` with the drivers' clock ([`now`]).
+/// Returns the outcome (or a socket error) and what the transaction counted.
 pub(crate) async fn run<E: Exchange>(
     socket: &UdpSocket,
     mut txn: Transaction<E>,
@@ -118,7 +125,7 @@ async fn drive<E: Exchange>(
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, from)) => {
                     let n = n.min(buf.len());
-                    txn.handle_input(Instant::now(), from, &buf[..n]);
+                    txn.handle_input(now(), from, &buf[..n]);
                 }
                 // ICMP port unreachable for a request: only the server was
                 // sent to from this socket, so nothing listens on its port.
@@ -137,7 +144,7 @@ async fn drive<E: Exchange>(
                 Err(source) => return Err(Error::Io { op: "recv", source }),
             },
             () = tokio::time::sleep_until(deadline.into()) => {
-                txn.handle_timeout(Instant::now());
+                txn.handle_timeout(now());
             }
         }
     }

@@ -1,7 +1,11 @@
-//! The mappers against a fake NAT-PMP/PCP server on loopback.
+//! The mappers against a fake NAT-PMP/PCP server on loopback, on tokio's
+//! paused clock: the drivers, their timers and the fake's epoch all take
+//! tokio's time, and a loopback datagram is delivered before `send_to`
+//! returns, so time moves only when every task waits on a timer, and each
+//! timing rule holds exactly.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use natkit_core::{FailureKind, MappingRequest, Mechanism, PortMapper, Protocol};
 use natkit_pmp::natpmp::{NatPmpConfig, NatPmpMapper, NatPmpResultCode};
@@ -9,6 +13,7 @@ use natkit_pmp::pcp::{PcpAvailability, PcpConfig, PcpMapper, PcpResultCode};
 use natkit_pmp::{Error, PROBE_WINDOW, RetransmitPlan};
 use natkit_testkit::pmp::{Behaviour, FakeServer, Held, LOCALHOST_V6, silent};
 use rand::SeedableRng;
+use tokio::time::Instant;
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -65,7 +70,7 @@ fn inner(e: &natkit_core::Error) -> &Error {
 
 // ---------------------------------------------------------------- NAT-PMP
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn natpmp_maps_renews_and_deletes_tcp_and_udp() {
     let fake = FakeServer::v4(Behaviour::default()).await;
     let m: Box<dyn PortMapper> = Box::new(natpmp(fake.port()));
@@ -76,7 +81,7 @@ async fn natpmp_maps_renews_and_deletes_tcp_and_udp() {
     );
     for (protocol, port, number) in [(Protocol::Tcp, 15_022, 6u8), (Protocol::Udp, 15_023, 17)] {
         let req = request(protocol, port);
-        let before = Instant::now();
+        let before = Instant::now().into_std();
         let mapping = m.map(&req).await.unwrap();
         assert_eq!(
             mapping.external,
@@ -111,7 +116,7 @@ async fn natpmp_maps_renews_and_deletes_tcp_and_udp() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn natpmp_reports_a_substituted_port() {
     let fake = FakeServer::v4(Behaviour {
         substitute_port: Some(40_443),
@@ -130,7 +135,7 @@ async fn natpmp_reports_a_substituted_port() {
     assert_eq!(u16::from_be_bytes([renew[6], renew[7]]), 40_443);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn natpmp_drops_and_counts_answers_from_other_sources() {
     let fake = FakeServer::v4(Behaviour {
         spoof_first: true,
@@ -148,7 +153,7 @@ async fn natpmp_drops_and_counts_answers_from_other_sources() {
     assert_eq!(c.answered, 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn natpmp_result_codes_are_typed() {
     for (code, kind, retryable) in [
         (2u8, FailureKind::Refused, false),
@@ -173,7 +178,7 @@ async fn natpmp_result_codes_are_typed() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn natpmp_retransmits_until_answered() {
     let fake = FakeServer::v4(Behaviour {
         drop_first: 2,
@@ -183,15 +188,15 @@ async fn natpmp_retransmits_until_answered() {
     let m = natpmp(fake.port());
     let start = Instant::now();
     let a = m.public_address().await.unwrap();
-    // Sends at 0, 250 and 750 ms; the third is answered.
-    assert!(start.elapsed() >= Duration::from_millis(750));
+    // Sends at 0, 250 and 750 ms; the third is answered at once.
+    assert_eq!(start.elapsed(), Duration::from_millis(750));
     assert_eq!(a.address, Ipv4Addr::new(198, 51, 100, 77));
     let c = m.counters();
     assert_eq!((c.sent, c.retransmitted, c.answered), (3, 2, 1));
     assert_eq!(fake.requests().len(), 3);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn natpmp_probe_says_unavailable_quickly() {
     let (_silent, port) = silent().await;
     let m = natpmp(port);
@@ -213,7 +218,7 @@ async fn natpmp_probe_says_unavailable_quickly() {
 /// Nothing listens on the port: the host's ICMP port unreachable ends the
 /// exchange at the first send (RFC 6886 §3.1), for the probe and for a
 /// mapping, NAT-PMP and PCP alike, instead of running out the plan.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_closed_port_is_port_unreachable_at_the_first_send() {
     let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
@@ -245,7 +250,7 @@ async fn a_closed_port_is_port_unreachable_at_the_first_send() {
     ));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn natpmp_detects_a_gateway_reboot() {
     let fake = FakeServer::v4(Behaviour::default()).await;
     let m = natpmp(fake.port());
@@ -259,7 +264,7 @@ async fn natpmp_detects_a_gateway_reboot() {
     assert_eq!(m.counters().epoch_resets, 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn natpmp_refuses_bad_requests_without_sending() {
     let fake = FakeServer::v4(Behaviour::default()).await;
     let m = natpmp(fake.port());
@@ -285,7 +290,7 @@ async fn natpmp_refuses_bad_requests_without_sending() {
 
 // -------------------------------------------------------------------- PCP
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_maps_renews_and_deletes_tcp_and_udp() {
     let fake = FakeServer::v4(Behaviour::default()).await;
     let m: Box<dyn PortMapper> = Box::new(pcp(fake.port()));
@@ -321,7 +326,7 @@ async fn pcp_maps_renews_and_deletes_tcp_and_udp() {
 /// A fresh MAP that the server carried out but whose every answer was
 /// lost leaves a mapping nobody holds the nonce of: the mapper deletes it
 /// before reporting the timeout. The address probe does the same.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_map_timed_out_with_answers_lost_is_deleted() {
     let fake = FakeServer::v4(Behaviour {
         lose_answers: 4,
@@ -356,7 +361,7 @@ async fn pcp_map_timed_out_with_answers_lost_is_deleted() {
 /// miniupnpd answers a retransmitted delete NO_RESOURCES because the first
 /// copy already removed the mapping: that is a completed delete. The same
 /// answer to a first send proves nothing and stays an error.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_delete_retransmission_answered_no_resources_is_done() {
     let fake = FakeServer::v4(Behaviour {
         miniupnpd_delete: true,
@@ -391,7 +396,7 @@ async fn pcp_delete_retransmission_answered_no_resources_is_done() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_mapping_token_carries_the_nonce_to_another_process() {
     let fake = FakeServer::v4(Behaviour::default()).await;
     let first = pcp(fake.port());
@@ -436,7 +441,7 @@ async fn pcp_mapping_token_carries_the_nonce_to_another_process() {
     assert_eq!(fake.requests().len(), sent);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_maps_over_ipv6() {
     let fake = FakeServer::start(LOCALHOST_V6, Behaviour::default()).await;
     let m = pcp_at(LOCALHOST_V6, fake.port());
@@ -460,7 +465,7 @@ async fn pcp_maps_over_ipv6() {
     ));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_ignores_and_counts_a_wrong_nonce() {
     let fake = FakeServer::v4(Behaviour {
         wrong_nonce_first: true,
@@ -476,7 +481,7 @@ async fn pcp_ignores_and_counts_a_wrong_nonce() {
     assert_eq!(c.answered, 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_drops_and_counts_answers_from_other_sources() {
     let fake = FakeServer::v4(Behaviour {
         spoof_first: true,
@@ -489,7 +494,7 @@ async fn pcp_drops_and_counts_answers_from_other_sources() {
     assert_eq!(m.counters().dropped_wrong_source, 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_reports_a_substituted_port() {
     let fake = FakeServer::v4(Behaviour {
         substitute_port: Some(50_000),
@@ -511,7 +516,7 @@ async fn pcp_reports_a_substituted_port() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_result_codes_are_typed() {
     for (code, expected, kind, retryable) in [
         (
@@ -556,7 +561,7 @@ async fn pcp_result_codes_are_typed() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_falls_back_to_natpmp() {
     let fake = FakeServer::v4(Behaviour {
         pcp: false,
@@ -585,7 +590,7 @@ async fn pcp_falls_back_to_natpmp() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_probe_finds_natpmp_only_and_fallback_can_be_off() {
     let fake = FakeServer::v4(Behaviour {
         pcp: false,
@@ -620,7 +625,7 @@ async fn pcp_probe_finds_natpmp_only_and_fallback_can_be_off() {
     assert_eq!(e.failure_kind(), Some(FailureKind::Unavailable));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_announce_reports_epoch_and_reset() {
     let fake = FakeServer::v4(Behaviour::default()).await;
     let m = pcp(fake.port());
@@ -638,7 +643,7 @@ async fn pcp_announce_reports_epoch_and_reset() {
     assert_eq!(m.counters().epoch_resets, 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_probe_says_unavailable_quickly() {
     let (_silent, port) = silent().await;
     let m = pcp(port);
@@ -651,7 +656,7 @@ async fn pcp_probe_says_unavailable_quickly() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pcp_external_address_leaves_nothing_behind() {
     let fake = FakeServer::v4(Behaviour::default()).await;
     let m = pcp(fake.port());

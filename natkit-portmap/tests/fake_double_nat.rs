@@ -4,6 +4,9 @@
 //! to map with a reserved WAN address, see lab/README.md), so the
 //! "confirmed" double-NAT path is proven here and the lab proves the
 //! "suspected" one.
+//!
+//! On tokio's paused clock (natkit's drivers and the fake take tokio's time;
+//! loopback delivers a datagram, or its ICMP error, before `send_to` returns).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -62,7 +65,7 @@ fn config(port: u16) -> PortMapConfig {
     c
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_shared_external_address_is_reported_as_double_nat() {
     let (port, router) = fake_router().await;
     let mapper = AutoMapper::new(config(port));
@@ -172,7 +175,7 @@ async fn nothing_listening_is_no_port_mapping_protocol_within_a_second() {
 /// on the full request plan. Without `map_unanswered` a second window is
 /// probed (nothing answered the first), and only when that is lost too is
 /// it "no port mapping protocol".
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_probe_window_lost_to_loss_does_not_end_a_named_mechanism() {
     let request = MappingRequest::new(
         Protocol::Udp,
@@ -213,7 +216,7 @@ async fn a_probe_window_lost_to_loss_does_not_end_a_named_mechanism() {
 /// Auto mode: every NAT-PMP and PCP datagram of the first window lost (3
 /// sends each) and no UPnP: nothing answered, so NAT-PMP and PCP probe a
 /// second window before the verdict, and the router is found.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_first_window_lost_entirely_is_probed_again() {
     let (port, router) = fake_router_losing(6, None).await;
     let report = AutoMapper::new(config(port)).probe().await;
@@ -233,7 +236,7 @@ async fn a_first_window_lost_entirely_is_probed_again() {
 /// NAT-PMP and PCP share the server's port, and a server of either answers
 /// the other's version: when NAT-PMP answers and PCP's whole window is
 /// lost, PCP gets a second window instead of being reported absent.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_silent_pcp_gets_a_second_window_when_natpmp_answered() {
     // PROBE_PLAN sends 3 times in its window; the 4th PCP request (in the
     // second window) gets this server's answer: "only NAT-PMP".

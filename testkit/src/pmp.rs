@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
+// The test's clock: on a paused clock the epoch moves with the timers.
+use tokio::time::Instant;
 
 /// What the fake does.
 #[derive(Debug, Clone)]

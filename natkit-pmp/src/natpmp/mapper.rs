@@ -262,7 +262,7 @@ impl NatPmpMapper {
             request.to_vec(),
             server,
             plan,
-            Instant::now(),
+            driver::now(),
             0,
         )?;
         let (outcome, counters) = driver::run(socket, txn).await;

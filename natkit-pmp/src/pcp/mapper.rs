@@ -561,7 +561,7 @@ impl PcpMapper {
             request.to_vec(),
             server,
             plan,
-            Instant::now(),
+            driver::now(),
             seed,
         )?;
         let (outcome, counters) = driver::run(socket, txn).await;
