@@ -6,7 +6,9 @@
 //!   through with probability 0.7² = 0.49): mappings still succeed, on the plans natkit
 //!   uses by default (NAT-PMP: RFC 6886's 250 ms doubling; PCP: RFC 6887's 3 s IRT with
 //!   jitter; both capped at 8 s between sends and bounded to 120 s, see
-//!   `natkit_pmp::RetransmitPlan::natpmp_steady`), several runs each;
+//!   `natkit_pmp::RetransmitPlan::natpmp_steady`), several runs each; and so do PCP
+//!   pinholes over IPv6 in a dual-stack lab (the loss rules are `inet`), whose mapper
+//!   first finds the IPv6 PCP server by ANNOUNCE under the same loss;
 //! - the router disappears (its LAN link down) while the lease keeper holds a
 //!   mapping: the keeper reports the failed renewals and the loss, backs off, and
 //!   makes the mapping again once the link is back.
@@ -44,7 +46,8 @@ fn rfc_mapper(mech: &str, gateway: std::net::Ipv4Addr) -> (Arc<dyn PortMapper>, 
             let plan = c.retransmit;
             (Arc::new(NatPmpMapper::new(gateway, c)), plan)
         }
-        "pcp" => {
+        // `pcp6`: the same mapper, asked for IPv6 pinholes.
+        "pcp" | "pcp6" => {
             let c = PcpConfig {
                 fallback_to_natpmp: false,
                 ..PcpConfig::default()
@@ -56,7 +59,7 @@ fn rfc_mapper(mech: &str, gateway: std::net::Ipv4Addr) -> (Arc<dyn PortMapper>, 
     }
 }
 
-fn request(lan: std::net::Ipv4Addr, port: u16, lifetime_secs: u64) -> MappingRequest {
+fn request(lan: std::net::IpAddr, port: u16, lifetime_secs: u64) -> MappingRequest {
     MappingRequest {
         lifetime: Duration::from_secs(lifetime_secs),
         ..MappingRequest::new(Protocol::Udp, (lan, port).into())
@@ -85,7 +88,12 @@ fn loss_side() {
     let (mapper, plan) = rfc_mapper(&mech, addrs.rtr_lan);
     println!("BUDGET {}", budget(&plan).as_millis());
     for i in 0..RUNS {
-        let req = request(addrs.lan, 21_000 + i, 600);
+        // A pinhole for `::`: the mapper picks the stable address.
+        let lan = match &*mech {
+            "pcp6" => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            _ => addrs.lan.into(),
+        };
+        let req = request(lan, 21_000 + i, 600);
         let start = Instant::now();
         let r = rt.block_on(mapper.map(&req));
         let ms = start.elapsed().as_millis();
@@ -117,6 +125,49 @@ fn counters_line(mech: &str, out: &str) -> Vec<(bool, u128)> {
         .collect()
 }
 
+/// Runs `loss_side` for `mech` in `lab` and checks every run mapped within the
+/// plan's budget; returns the helper's output.
+fn prove_under_loss(lab: &Lab, mech: &str) -> String {
+    let out = lab
+        .test_helper(Node::Lan, "loss_side")
+        .expect("helper")
+        .env("MECH", mech)
+        .output()
+        .expect("run helper");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{mech} helper failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let budget_ms: u128 = stdout
+        .lines()
+        .find_map(|l| after(l, "BUDGET "))
+        .unwrap_or_else(|| {
+            panic!(
+                "{mech}: no budget line in\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .parse()
+        .expect("ms");
+    let runs = counters_line(mech, &stdout);
+    assert_eq!(runs.len(), usize::from(RUNS), "{mech}:\n{stdout}");
+    let mut times: Vec<u128> = runs.iter().map(|r| r.1).collect();
+    times.sort_unstable();
+    eprintln!(
+        "{mech} under {LOSS}% loss: {}/{} mapped, times {times:?} ms (median {} ms), budget {budget_ms} ms\n{stdout}",
+        runs.iter().filter(|r| r.0).count(),
+        runs.len(),
+        times[times.len() / 2],
+    );
+    for (ok, ms) in runs {
+        assert!(ok, "{mech}: a mapping failed under {LOSS}% loss:\n{stdout}");
+        assert!(ms <= budget_ms + 500, "{mech}: {ms} ms over {budget_ms}");
+    }
+    stdout
+}
+
 #[test]
 fn mapping_succeeds_under_30_percent_loss() {
     let lab = Lab::builder()
@@ -125,43 +176,30 @@ fn mapping_succeeds_under_30_percent_loss() {
         .loss(LOSS)
         .up();
     for mech in ["natpmp", "pcp"] {
-        let out = lab
-            .test_helper(Node::Lan, "loss_side")
-            .expect("helper")
-            .env("MECH", mech)
-            .output()
-            .expect("run helper");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{mech} helper failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let budget_ms: u128 = stdout
-            .lines()
-            .find_map(|l| after(l, "BUDGET "))
-            .unwrap_or_else(|| {
-                panic!(
-                    "{mech}: no budget line in\n{stdout}\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            })
-            .parse()
-            .expect("ms");
-        let runs = counters_line(mech, &stdout);
-        assert_eq!(runs.len(), usize::from(RUNS), "{mech}:\n{stdout}");
-        let mut times: Vec<u128> = runs.iter().map(|r| r.1).collect();
-        times.sort_unstable();
-        eprintln!(
-            "{mech} under {LOSS}% loss: {}/{} mapped, times {times:?} ms (median {} ms), budget {budget_ms} ms\n{stdout}",
-            runs.iter().filter(|r| r.0).count(),
-            runs.len(),
-            times[times.len() / 2],
-        );
-        for (ok, ms) in runs {
-            assert!(ok, "{mech}: a mapping failed under {LOSS}% loss:\n{stdout}");
-            assert!(ms <= budget_ms + 500, "{mech}: {ms} ms over {budget_ms}");
-        }
+        prove_under_loss(&lab, mech);
+    }
+}
+
+/// PCP pinholes under the same loss, in a lab of their own so that the two
+/// run side by side. A MAP retransmitted after its first copy made the
+/// pinhole reaches miniupnpd 2.3.1's refresh path, which forgets the owner
+/// (see natkit-pmp's `pcp/mapper/pinhole.rs`): such a pinhole's delete ends
+/// as a cut lease, printed as a failed UNMAP, and is not asserted.
+#[test]
+fn pinholes_succeed_under_30_percent_loss() {
+    let lab = Lab::builder()
+        .nat(NatKind::PortRestricted)
+        .miniupnpd(true)
+        .ipv6(true)
+        .loss(LOSS)
+        .up();
+    let stdout = prove_under_loss(&lab, "pcp6");
+    // Each pinhole is for the LAN host's static stable address.
+    let stable = lab.addrs().v6.expect("dual-stack lab").lan;
+    for l in stdout.lines().filter_map(|l| after(l, "RUN ")) {
+        let external = l.split_whitespace().nth(3).unwrap_or("");
+        let ip = external.parse::<std::net::SocketAddr>().map(|a| a.ip());
+        assert_eq!(ip.ok(), Some(stable.into()), "{l}");
     }
 }
 
@@ -188,7 +226,7 @@ fn keeper_side() {
         };
         let (keeper, mut events) = LeaseKeeper::new(mapper, config);
         let start = Instant::now();
-        let req = request(addrs.lan, 22_000, 8);
+        let req = request(addrs.lan.into(), 22_000, 8);
         let (id, m) = keeper.add(req).await.expect("first mapping");
         println!(
             "EVENT {} Mapped {id} {}",
