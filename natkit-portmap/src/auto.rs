@@ -867,11 +867,6 @@ async fn probe_natpmp(natpmp: &NatPmpMapper, started: Instant) -> MechanismRepor
     report
 }
 
-/// A UPnP IGD `WANIPv6FirewallControl` pinhole.
-fn is_upnp_pinhole(m: &Mapping) -> bool {
-    m.mechanism == Mechanism::Upnp && m.is_pinhole()
-}
-
 #[cfg(test)]
 mod pinhole_tests;
 
@@ -926,19 +921,7 @@ impl PortMapper for AutoMapper {
     ) -> natkit_core::Result<Mapping> {
         let m = current.mechanism;
         let mapper = self.mapper_for(m).await.map_err(|e| e.into_core(m))?;
-        let renewed = match mapper.renew(request, current).await {
-            Ok(renewed) => renewed,
-            // miniupnpd 2.3.1 answers UpdatePinhole for a UniqueID it no
-            // longer has (it restarted) with 402 InvalidArgs, not IGD:2's
-            // 704, so "gone" cannot be told from the code: the pinhole is
-            // added again. A router that really refuses refuses that too,
-            // and the renewal's own error is reported.
-            Err(e) if is_upnp_pinhole(current) && !e.is_retryable() => {
-                tracing::info!(error = %e, "UpdatePinhole failed; adding the pinhole again");
-                mapper.map(request).await.map_err(|_| e)?
-            }
-            Err(e) => return Err(e),
-        };
+        let renewed = mapper.renew(request, current).await?;
         if let Some(journal) = &self.inner.journal
             && let Err(e) = journal.replace(self.gateway_address(), current, &renewed)
         {
@@ -950,20 +933,7 @@ impl PortMapper for AutoMapper {
     async fn unmap(&self, mapping: &Mapping) -> natkit_core::Result<()> {
         let m = mapping.mechanism;
         let mapper = self.mapper_for(m).await.map_err(|e| e.into_core(m))?;
-        match mapper.unmap(mapping).await {
-            Ok(()) => {}
-            // miniupnpd 2.3.1 answers DeletePinhole for a UniqueID it no
-            // longer has with 402 too. Without the token the mapper finds the
-            // pinhole by adding it again (the router returns the existing
-            // one's ID, or makes one that is deleted at once): either way no
-            // pinhole is left, and a journal entry does not stay forever.
-            Err(e) if is_upnp_pinhole(mapping) && mapping.token.is_some() && !e.is_retryable() => {
-                tracing::info!(error = %e, "DeletePinhole failed; deleting by address instead");
-                let by_address = mapping.clone().with_token(None);
-                mapper.unmap(&by_address).await.map_err(|_| e)?;
-            }
-            Err(e) => return Err(e),
-        }
+        mapper.unmap(mapping).await?;
         if let Some(journal) = &self.inner.journal
             && let Err(e) = journal.forget(mapping)
         {
