@@ -454,6 +454,30 @@ fn lab_ipv6_is_no_nat_and_the_firewall_is_measured() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("an IPv6 address: {both:#}"));
     assert!(lan_ips.contains(&seen6), "{both:#}");
+
+    // The same from `natkit external-ip -6`, STUN only.
+    let doc = external_ip6(&lab, &[format!("{DUAL_NAME}:{OUR_PORT}")]);
+    assert_eq!(doc["external_address"], a.public.to_string(), "{doc:#}");
+    let cli6: std::net::Ipv6Addr = doc["ipv6"]["address"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("an IPv6 address: {doc:#}"));
+    assert!(lan_ips.contains(&cli6), "{doc:#}");
+    assert_eq!(doc["ipv6"]["scope"], "global", "{doc:#}");
+}
+
+/// `natkit external-ip -6 --no-router --json --stun SERVER…` in the LAN.
+fn external_ip6(lab: &Lab, servers: &[String]) -> Value {
+    let mut cmd = lab.command(Node::Lan, natkit_lab::natkit_bin());
+    cmd.args(["external-ip", "-6", "--no-router", "--json"]);
+    for s in servers {
+        cmd.args(["--stun", s]);
+    }
+    let t = Instant::now();
+    let out = cmd.output().expect("external-ip");
+    println!("external-ip -6 --stun {servers:?} in {:?}", t.elapsed());
+    assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
+    serde_json::from_slice(&out.stdout).expect("json")
 }
 
 /// Runs the LAN helper `helper` with `targets`; the JSON documents it printed.
@@ -496,6 +520,15 @@ fn lab_without_ipv6_says_so_at_once() {
     assert_eq!(docs[0]["v4"]["ip"], a.public.to_string(), "{docs:?}");
     assert!(docs[0]["v6"]["no_route"].is_string(), "{docs:?}");
     assert!(docs[1]["v6_alone"]["no_route"].is_string(), "{docs:?}");
+    let doc = external_ip6(&lab, &[four.to_string(), six.to_string()]);
+    assert_eq!(doc["external_address"], a.public.to_string(), "{doc:#}");
+    assert!(doc["ipv6"]["address"].is_null(), "{doc:#}");
+    assert!(
+        doc["ipv6"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no IPv6")),
+        "{doc:#}"
+    );
 
     let t = Instant::now();
     let out = lab

@@ -7,8 +7,13 @@
 //! STUN sees means another NAT upstream) and who did not answer.
 //!
 //! ```text
-//! natkit external-ip [--stun HOST:PORT …] [--no-router] [--json] [-v]
+//! natkit external-ip [--stun HOST:PORT …] [--no-router] [-6] [--json] [-v]
 //! ```
+//!
+//! With `-6` the IPv6 address is found too, side by side: the STUN servers with an
+//! IPv6 address (AAAA record) are asked from an IPv6 socket. There is no NAT on IPv6,
+//! so it is this host's own (usually temporary) address; without IPv6 the line says
+//! why at once.
 //!
 //! Exit status: 0 with an address, 1 when no source saw one (or on a local
 //! error), 2 on bad usage.
@@ -17,7 +22,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use natkit::AddressQuery;
-use natkit_core::{AddressScope, Evidence, Outcome};
+use natkit_core::{AddressScope, Evidence, ExternalAddress, Outcome};
+use natkit_stun::client::{IpFamily, StunDiscoverer};
 use serde_json::json;
 
 use crate::common::{self, Output};
@@ -36,6 +42,9 @@ pub(crate) struct Args {
     /// The longest to wait for any source, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     timeout: f64,
+    /// Also find this host's IPv6 address, side by side (STUN only).
+    #[arg(short = '6', long = "ipv6")]
+    ipv6: bool,
 }
 
 pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
@@ -48,8 +57,25 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     if !args.stun.is_empty() {
         query = query.servers(args.stun.iter().cloned());
     }
+    let servers = if args.stun.is_empty() {
+        natkit_stun::default_servers()
+    } else {
+        args.stun.clone()
+    };
     let started = Instant::now();
-    let evidence = query.observe().await;
+    let (evidence, ipv6) = tokio::join!(query.observe(), async {
+        if !args.ipv6 {
+            return None;
+        }
+        let d = StunDiscoverer::new(servers);
+        Some(
+            match tokio::time::timeout(timeout, d.discover_in(IpFamily::V6)).await {
+                Ok(Ok(found)) => found.map_err(|e| e.to_string()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {timeout:?}")),
+            },
+        )
+    });
     let elapsed = started.elapsed();
     let consensus = natkit_core::consensus(evidence.clone());
     let ip = consensus.as_ref().map(|c| c.ip);
@@ -78,7 +104,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
                 })
             })
             .collect();
-        common::print_json(&json!({
+        let mut doc = json!({
             "external_address": ip,
             "scope": ip.map(|ip| AddressScope::of(ip).as_str()),
             "port": consensus.as_ref().and_then(|c| c.port),
@@ -86,7 +112,19 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             "disagreeing": consensus.as_ref().map_or(0, |c| c.disagreeing().count()),
             "sources": sources,
             "elapsed_ms": elapsed.as_secs_f64() * 1000.0,
-        }));
+        });
+        if let Some(r) = &ipv6 {
+            doc["ipv6"] = match r {
+                Ok(a) => json!({
+                    "address": a.ip,
+                    "scope": AddressScope::of(a.ip).as_str(),
+                    "agreeing": a.agreeing().count(),
+                    "asked": a.evidence.len(),
+                }),
+                Err(why) => json!({ "address": null, "reason": why }),
+            };
+        }
+        common::print_json(&doc);
     } else {
         match &consensus {
             Some(c) => outln!(
@@ -107,10 +145,28 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
                 e.outcome
             );
         }
+        if let Some(r) = &ipv6 {
+            outln!("{}", ipv6_line(r));
+        }
         outln!("took {:.0} ms", elapsed.as_secs_f64() * 1000.0);
     }
     match consensus {
         Some(_) => ExitCode::SUCCESS,
         None => common::fail_msg("no STUN server or router protocol reported an address"),
+    }
+}
+
+/// The IPv6 address in words: this host's own (no NAT on IPv6), or why there is none.
+fn ipv6_line(r: &Result<ExternalAddress, String>) -> String {
+    match r {
+        Ok(a) => format!(
+            "external IPv6     {} ({}; this host's own address, no NAT; {} of {} STUN \
+             servers agree)",
+            a.ip,
+            AddressScope::of(a.ip).describe(),
+            a.agreeing().count(),
+            a.evidence.len()
+        ),
+        Err(why) => format!("external IPv6     none: {why}"),
     }
 }

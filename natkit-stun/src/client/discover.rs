@@ -105,6 +105,17 @@ impl StunDiscoverer {
         })
     }
 
+    /// One family's external address alone, as [`discover_both`](Self::discover_both)
+    /// finds it (e.g. the IPv6 one next to another IPv4 discovery).
+    pub async fn discover_in(
+        &self,
+        family: IpFamily,
+    ) -> Result<Result<ExternalAddress, NoAddress>, Error> {
+        self.check()?;
+        let every = super::resolve_all_every(&self.servers).await;
+        self.discover_family(family, &every).await
+    }
+
     /// One family's part of [`discover_both`](Self::discover_both).
     async fn discover_family(
         &self,
