@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natkit_core::{
-    AddressScope, FailureKind, Gateway, KeeperConfig, LeaseKeeper, MappingRequest, Mechanism,
-    PortMapper, Protocol,
+    AddressScope, FailureKind, KeeperConfig, LeaseKeeper, MappingRequest, Mechanism, PortMapper,
+    Protocol,
 };
 use natkit_pmp::RetransmitPlan;
 use natkit_portmap::{AutoMapper, PortMapConfig, UpstreamNat, Verdict, mapping_upstream_note};
+use natkit_testkit::loopback_gateway;
 use natkit_testkit::pmp::{Behaviour, FakeServer};
 use tokio::net::UdpSocket;
 
@@ -45,14 +46,7 @@ async fn fake_router_losing(lost: usize, version: Option<u8>) -> (u16, FakeServe
 
 fn config(port: u16) -> PortMapConfig {
     let mut c = PortMapConfig {
-        gateway: Some(Gateway {
-            interface: "lo".into(),
-            address: Ipv4Addr::LOCALHOST,
-            local_address: Ipv4Addr::LOCALHOST,
-            prefix_len: 8,
-            address_v6: None,
-            local_v6: Vec::new(),
-        }),
+        gateway: Some(loopback_gateway()),
         ..PortMapConfig::default()
     };
     c.natpmp.server_port = port;
