@@ -81,6 +81,9 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     let ip = consensus.as_ref().map(|c| c.ip);
     let side = |e: &Evidence| match (e.outcome.ip(), ip) {
         (Some(seen), Some(ip)) if seen == ip => "agrees",
+        // An IPv6 server sees this host's own IPv6 address: not a dissent about the
+        // IPv4 one (`-6` reports it on its own line).
+        (Some(seen), Some(ip)) if seen.is_ipv4() != ip.is_ipv4() => "other_family",
         (Some(_), _) => "disagrees",
         (None, _) if e.outcome == Outcome::TimedOut => "timed_out",
         (None, _) => "failed",
