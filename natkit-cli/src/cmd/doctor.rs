@@ -40,9 +40,11 @@ pub(crate) struct Args {
     /// and (when it runs `--sip-echo`) whether a SIP ALG rewrites or drops SIP,
     /// and (when it runs `--outbound-ports`) whether a firewall blocks any of
     /// the ports on the way out, and (when it runs `--bandwidth`) the bandwidth
-    /// each way.
+    /// each way. Its IPv6 address (a name's AAAA record, or a second
+    /// `--dialback [ADDR]:PORT`) checks each port over IPv6 too, without and
+    /// through a pinhole.
     #[arg(long, value_name = "HOST:PORT")]
-    dialback: Option<String>,
+    dialback: Vec<String>,
     /// Don't make trial mappings: only read the router's forwarding table.
     #[arg(long)]
     no_trial: bool,
@@ -117,8 +119,19 @@ async fn config(args: &Args) -> Result<Config, ExitCode> {
     if !args.stun.is_empty() {
         config = config.with_stun_servers(args.stun.clone());
     }
-    if let Some(text) = &args.dialback {
-        config = config.with_dialback(resolve(text).await.map_err(common::fail_msg)?);
+    for text in &args.dialback {
+        // One server per family: the first IPv4 and the first IPv6 address.
+        for addr in resolve(text).await.map_err(common::fail_msg)? {
+            match addr {
+                SocketAddr::V4(_) if config.dialback.is_none() => {
+                    config = config.with_dialback(addr);
+                }
+                SocketAddr::V6(_) if config.dialback6.is_none() => {
+                    config = config.with_dialback6(addr);
+                }
+                _ => {}
+            }
+        }
     }
     if !(args.timeout.is_finite() && (0.1..=120.0).contains(&args.timeout)) {
         return Err(common::usage(
@@ -140,13 +153,16 @@ async fn config(args: &Args) -> Result<Config, ExitCode> {
     Ok(config)
 }
 
-/// `host:port` to the first address it names.
-async fn resolve(text: &str) -> Result<SocketAddr, String> {
-    tokio::net::lookup_host(text)
+/// `host:port` to the addresses it names (at least one).
+async fn resolve(text: &str) -> Result<Vec<SocketAddr>, String> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(text)
         .await
         .map_err(|e| format!("--dialback {text}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("--dialback {text}: no address"))
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("--dialback {text}: no address"));
+    }
+    Ok(addrs)
 }
 
 /// A spinner on stderr when it is a terminal; hidden otherwise.

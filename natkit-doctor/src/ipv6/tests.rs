@@ -1,6 +1,7 @@
 //! The IPv6 section's decisions, without sockets.
 
 use super::*;
+use crate::report::{Report, Severity};
 use natkit_core::{Ipv6Flags, StableReason};
 
 fn addr(text: &str, flags: u8) -> HostIpv6 {
