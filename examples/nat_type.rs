@@ -26,8 +26,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("NAT type      {}: {}", c.legacy, c.legacy.meaning());
-    println!("mapping       {}", c.behaviour.mapping);
+    // With no NAT in the way (IPv6, a public IPv4 host) the tests measure a firewall.
+    let what = if c.firewall.is_some() {
+        "firewall"
+    } else {
+        "NAT type"
+    };
+    println!("{what:<14}{}: {}", c.kind(), c.meaning());
+    println!("mapping       {}", c.mapping_name());
     println!("filtering     {}", c.behaviour.filtering);
     if let Some(h) = c.behaviour.hairpinning {
         println!("hairpinning   {}", if h { "yes" } else { "no" });
