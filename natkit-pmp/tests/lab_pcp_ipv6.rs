@@ -11,6 +11,9 @@
 //! outer test plays the internet (the wan peer connects over IPv6),
 //! reads the router's nftables rules and restarts miniupnpd.
 //!
+//! `keeper_remakes_a_pcp_pinhole_after_a_restart` holds a pinhole with
+//! natkit-core's `LeaseKeeper` through a miniupnpd restart.
+//!
 //! miniupnpd's PCP IPv6 behaviour is documented in
 //! `src/pcp/mapper/pinhole.rs`, and how the server is found in
 //! `src/pcp/ipv6.rs`.
@@ -18,9 +21,12 @@
 use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use natkit_core::{Mapping, MappingRequest, PortMapper, Protocol};
+use natkit_core::{
+    KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingRequest, PortMapper, Protocol,
+};
 use natkit_lab::{ECHO_PREFIX, HelperSession, Lab, NatKind, Node, Proto};
 use natkit_pmp::RetransmitPlan;
 use natkit_pmp::natpmp::{NatPmpConfig, NatPmpMapper};
@@ -28,6 +34,13 @@ use natkit_pmp::pcp::{PcpConfig, PcpMapper};
 
 /// The LAN host's TCP port behind the pinhole.
 const PORT: u16 = 18_446;
+/// The keeper test's lease (miniupnpd's minimum) and renewal period.
+const KEEPER_LEASE: Duration = Duration::from_secs(120);
+const RENEW_EVERY: Duration = Duration::from_secs(3);
+/// How long miniupnpd runs before the keeper test restarts it, so that the
+/// new epoch (near 0) is told from the old one under RFC 6887 §8.5's
+/// tolerance (1 s backwards, 2 s of drift).
+const EPOCH_AGE: Duration = Duration::from_secs(8);
 const LINE: Duration = Duration::from_secs(30);
 
 // ------------------------------------------------------------- LAN helper
@@ -49,6 +62,34 @@ fn spawn_echo6() {
             let _ = std::io::stdout().flush();
         }
     });
+}
+
+/// A helper's start: the lab's addresses, a runtime (the keeper's tasks
+/// run on it between commands) and the echo server.
+fn helper_start(name: &str) -> (natkit_lab::LabAddrs, tokio::runtime::Runtime) {
+    let addrs = natkit_lab::helper_addrs(name)
+        .expect("lab env")
+        .expect("in the lab");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    spawn_echo6();
+    (addrs, rt)
+}
+
+/// A PCP mapper as an application builds one: for the router's IPv4
+/// address, no IPv6 server given.
+fn lan_mapper(router: std::net::Ipv4Addr) -> PcpMapper {
+    PcpMapper::new(
+        router,
+        PcpConfig {
+            retransmit: RetransmitPlan::fast(),
+            fallback_to_natpmp: false,
+            ..PcpConfig::default()
+        },
+    )
 }
 
 /// natkit-pmp's own error inside a core error.
@@ -76,24 +117,8 @@ fn line(tag: &str, m: &Mapping, pcp: &PcpMapper) -> String {
 #[test]
 #[ignore = "helper body: pcp_pinhole_through_miniupnpd runs it in the LAN"]
 fn pcp6_side() {
-    let addrs = natkit_lab::helper_addrs("pcp6_side")
-        .expect("lab env")
-        .expect("in the lab");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    spawn_echo6();
-    let new_mapper = || {
-        PcpMapper::new(
-            addrs.rtr_lan,
-            PcpConfig {
-                retransmit: RetransmitPlan::fast(),
-                fallback_to_natpmp: false,
-                ..PcpConfig::default()
-            },
-        )
-    };
+    let (addrs, rt) = helper_start("pcp6_side");
+    let new_mapper = || lan_mapper(addrs.rtr_lan);
     let mut pcp = new_mapper();
     // `::`: the mapper picks the host's stable address.
     let req = MappingRequest::new(
@@ -256,15 +281,20 @@ fn pinhole_rules(lab: &Lab, internal: SocketAddr) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn pcp_pinhole_through_miniupnpd() {
+/// The dual-stack lab with miniupnpd (root only: fails without it).
+fn dual_stack_lab() -> Lab {
     natkit_lab::require_root();
-    let mut lab = Lab::builder()
+    Lab::builder()
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
         .ipv6(true)
         .build()
-        .expect("lab up");
+        .expect("lab up")
+}
+
+#[test]
+fn pcp_pinhole_through_miniupnpd() {
+    let mut lab = dual_stack_lab();
     let a6 = lab.addrs().v6.expect("dual-stack lab");
     let mut h = lab
         .helper_session(Node::Lan, "pcp6_side", &[])
@@ -380,5 +410,126 @@ fn pcp_pinhole_through_miniupnpd() {
     assert_eq!(m.internal, target);
     lab.exec_ok(Node::Rtr, &["nft", "delete table inet nk_pcp6"])
         .expect("nft delete");
+    assert!(h.finish(Duration::from_secs(10)).expect("helper exit"));
+}
+
+// ------------------------------------------------------- the lease keeper
+
+#[test]
+#[ignore = "helper body: keeper_remakes_a_pcp_pinhole_after_a_restart runs it in the LAN"]
+fn pcp6_keeper_side() {
+    let (addrs, rt) = helper_start("pcp6_keeper_side");
+    let pcp = lan_mapper(addrs.rtr_lan);
+    let config = KeeperConfig {
+        renew_fraction: RENEW_EVERY.as_secs_f64() / KEEPER_LEASE.as_secs_f64(),
+        min_renew_interval: Duration::from_secs(1),
+        retry_initial: Duration::from_millis(250),
+        retry_max: Duration::from_secs(2),
+        ..KeeperConfig::default()
+    };
+    let mut keeper = Some(rt.block_on(async {
+        let (keeper, mut events) = LeaseKeeper::new(Arc::new(pcp), config);
+        tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                let line = match &e {
+                    KeeperEvent::Mapped { mapping, .. } => format!("mapped - {}", mapping.external),
+                    KeeperEvent::Renewed { mapping, .. } => {
+                        format!("renewed - {}", mapping.external)
+                    }
+                    KeeperEvent::Remapped {
+                        mapping, reason, ..
+                    } => format!("remapped {reason:?} {}", mapping.external),
+                    other => format!("other {other:?}").replace('\n', " "),
+                };
+                println!("EVENT {line}");
+                let _ = std::io::stdout().flush();
+            }
+        });
+        let req = MappingRequest::new(
+            Protocol::Tcp,
+            SocketAddr::from((Ipv6Addr::UNSPECIFIED, PORT)),
+        )
+        .with_lifetime(KEEPER_LEASE);
+        keeper.add(req).await.expect("keeper add");
+        keeper
+    }));
+    natkit_lab::serve_commands(|command| match command {
+        "shutdown" => {
+            let report = rt.block_on(keeper.take().expect("running").shutdown());
+            let failed: Vec<String> = report.failed.iter().map(|(_, e)| e.clone()).collect();
+            vec![format!(
+                "SHUTDOWN released={} failed={}",
+                report.released.len(),
+                failed.join("; ").replace(' ', "_")
+            )]
+        }
+        other => panic!("unknown command {other:?}"),
+    });
+}
+
+/// The next `EVENT` line: kind, reason and the pinhole's address.
+fn next_event(h: &mut HelperSession, timeout: Duration) -> (String, String, String, Instant) {
+    let (text, at) = h
+        .expect("EVENT ", timeout)
+        .unwrap_or_else(|e| panic!("no keeper event ({e}); transcript:\n{}", h.transcript()));
+    let mut w = text.splitn(3, ' ').map(str::to_owned);
+    let mut next = || w.next().unwrap_or_default();
+    (next(), next(), next(), at)
+}
+
+/// natkit-core's lease keeper holds a PCP pinhole through a router reboot
+/// with no help from the application: the first renewal after
+/// `restart_miniupnpd` sees the epoch reset and makes the pinhole again.
+#[test]
+fn keeper_remakes_a_pcp_pinhole_after_a_restart() {
+    let mut lab = dual_stack_lab();
+    let up = Instant::now();
+    let a6 = lab.addrs().v6.expect("dual-stack lab");
+    let target = SocketAddr::from((a6.lan, PORT));
+    let mut h = lab
+        .helper_session(Node::Lan, "pcp6_keeper_side", &[])
+        .expect("helper");
+    let (kind, _, at, _) = next_event(&mut h, LINE);
+    assert_eq!(
+        (kind.as_str(), at.as_str()),
+        ("mapped", target.to_string().as_str())
+    );
+    assert!(peer_reaches(&lab, &mut h, target, "kept"));
+
+    std::thread::sleep(EPOCH_AGE.saturating_sub(up.elapsed()));
+    lab.restart_miniupnpd().expect("restart miniupnpd");
+    let restarted = Instant::now();
+    assert!(pinhole_rules(&lab, target).is_empty());
+    let deadline = restarted + RENEW_EVERY * 3;
+    let mut seen = Vec::new();
+    let back = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "not re-made after the restart; events: {seen:?}"
+        );
+        let e = next_event(&mut h, left);
+        if e.0 == "remapped" {
+            break e;
+        }
+        seen.push(e);
+    };
+    assert_eq!(back.1, "EpochReset", "{back:?}");
+    assert_eq!(back.2, target.to_string());
+    eprintln!("pinhole re-made {:?} after the restart", back.3 - restarted);
+    assert_eq!(pinhole_rules(&lab, target).len(), 1);
+    assert!(peer_reaches(&lab, &mut h, target, "re-made"));
+
+    // Shutdown deletes it. The pinhole was re-made (with its owner) under
+    // a second ago; had a renewal refreshed it since, miniupnpd 2.3.1 would
+    // refuse the delete and natkit would cut the lease instead
+    // (PinholeShortened, asserted in `pcp_pinhole_through_miniupnpd`).
+    h.send("shutdown").expect("send");
+    let (report, _) = h.expect("SHUTDOWN ", LINE).expect("shutdown report");
+    eprintln!("keeper shutdown: {report}");
+    assert!(
+        report == "released=1 failed=" || report.contains("lease_was_cut_to_120_s"),
+        "{report}"
+    );
     assert!(h.finish(Duration::from_secs(10)).expect("helper exit"));
 }
