@@ -1,12 +1,13 @@
 //! IPv6 pinholes through miniupnpd's `WANIPv6FirewallControl` in the
 //! dual-stack lab (root only; fails, never skips, without it).
 //!
-//! The helper `pinhole_lan_side` runs in the LAN: a TCP echo listener on
-//! `[::]`, and `UpnpMapper` (found by real discovery) opening a pinhole for
-//! `[::]:PORT`, which natkit turns into the host's stable address. The
+//! The helper `pinhole_lan_side` runs in the LAN: TCP and UDP echo servers
+//! on `[::]`, and `UpnpMapper` (found by real discovery) opening pinholes
+//! for `[::]:PORT`, which natkit turns into the host's stable address. The
 //! outer test has the wan peer (`PEER_IP6`) connect before, through, after a
-//! renewal, after a miniupnpd restart (the renewal re-creates the pinhole)
-//! and after the delete; and checks that the same request from the host's
+//! renewal, after a miniupnpd restart (the renewals re-create both
+//! pinholes, the UDP one first so that it takes the TCP one's old ID) and
+//! after the delete; and checks that the same request from the host's
 //! temporary address is refused with 606.
 //!
 //! miniupnpd 2.3.1, as seen here:
@@ -25,7 +26,7 @@
 //!   route (learnt from the router advertisements), on the IPv4 HTTP port.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, UdpSocket};
 use std::time::Duration;
 
 use natkit_core::{FailureKind, Mapping, MappingRequest, PortMapper, Protocol};
@@ -52,9 +53,9 @@ fn mapping_line(tag: &str, m: &Mapping) -> String {
     )
 }
 
-/// A TCP echo server on `[::]:PORT` (IPv6 only), reporting each exchange as
-/// `ECHOED <from> <text>`.
-fn spawn_echo6() {
+/// A TCP echo server on `[::]:PORT` and a UDP one on `[udp_on]:PORT`,
+/// reporting each exchange as `ECHOED <from> <text>`.
+fn spawn_echo6(udp_on: Ipv6Addr) {
     let listener = TcpListener::bind((Ipv6Addr::UNSPECIFIED, PORT)).expect("bind echo");
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -74,6 +75,20 @@ fn spawn_echo6() {
             let _ = out.flush();
         }
     });
+    // Bound to the pinhole's address: from `[::]` the answer would leave
+    // from the temporary address (the kernel's preferred source with
+    // use_tempaddr=2), and the peer's connected socket would drop it.
+    let udp = UdpSocket::bind((udp_on, PORT)).expect("bind UDP echo");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let _ = udp.send_to(format!("{ECHO_PREFIX}{text}").as_bytes(), from);
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "ECHOED {from} {text}");
+            let _ = out.flush();
+        }
+    });
 }
 
 #[test]
@@ -87,7 +102,7 @@ fn pinhole_lan_side() {
         .enable_all()
         .build()
         .expect("runtime");
-    spawn_echo6();
+    spawn_echo6(v6.lan);
     let mapper = rt
         .block_on(UpnpMapper::discover(&DiscoveryConfig::default()))
         .expect("discover");
@@ -96,8 +111,13 @@ fn pinhole_lan_side() {
         SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), PORT),
     )
     .with_lifetime(Duration::from_secs(120));
+    let udp_req = MappingRequest {
+        protocol: Protocol::Udp,
+        ..req.clone()
+    };
     println!("READY");
     let mut held: Option<Mapping> = None;
+    let mut held_udp: Option<Mapping> = None;
     serve_commands(|cmd| match cmd {
         "map" => {
             let m = rt.block_on(mapper.map(&req)).expect("map");
@@ -177,9 +197,27 @@ fn pinhole_lan_side() {
                 .expect("re-add");
             vec![format!("READDED {}", id.0)]
         }
+        "renew_both" => {
+            let u = held_udp.take().expect("UDP mapped");
+            let u = rt.block_on(mapper.renew(&udp_req, &u)).expect("renew UDP");
+            let t = held.take().expect("mapped");
+            let t = rt.block_on(mapper.renew(&req, &t)).expect("renew");
+            let lines = vec![mapping_line("RENEWED_UDP", &u), mapping_line("RENEWED", &t)];
+            (held_udp, held) = (Some(u), Some(t));
+            lines
+        }
+        "udp" => {
+            let m = rt.block_on(mapper.map(&udp_req)).expect("map UDP");
+            let line = mapping_line("MAPPED_UDP", &m);
+            held_udp = Some(m);
+            vec![line]
+        }
         "delete" => {
             rt.block_on(mapper.unmap(held.as_ref().expect("mapped")))
                 .expect("unmap");
+            if let Some(u) = held_udp.take() {
+                rt.block_on(mapper.unmap(&u)).expect("unmap UDP");
+            }
             vec!["DELETED".to_owned()]
         }
         other => panic!("unknown command {other:?}"),
@@ -209,15 +247,14 @@ fn expect_line(helper: &mut HelperSession, tag: &str) -> Line {
 
 /// The wan peer sends `what` to `to`; returns the answer (empty: refused,
 /// dropped or timed out).
-fn from_peer(lab: &Lab, to: SocketAddr, what: &str) -> String {
-    lab.exchange(Node::Wan, Proto::Tcp, to, what)
-        .expect("exchange")
+fn from_peer(lab: &Lab, proto: Proto, to: SocketAddr, what: &str) -> String {
+    lab.exchange(Node::Wan, proto, to, what).expect("exchange")
 }
 
-fn assert_through(lab: &Lab, helper: &mut HelperSession, to: SocketAddr, what: &str) {
+fn assert_through(lab: &Lab, helper: &mut HelperSession, proto: Proto, to: SocketAddr, what: &str) {
     let payload = format!("{what}-{}", lab.id());
     assert_eq!(
-        from_peer(lab, to, &payload),
+        from_peer(lab, proto, to, &payload),
         format!("{ECHO_PREFIX}{payload}"),
         "the peer's {what} connection through the pinhole"
     );
@@ -229,8 +266,8 @@ fn assert_through(lab: &Lab, helper: &mut HelperSession, to: SocketAddr, what: &
     assert_eq!(text, payload);
 }
 
-fn assert_blocked(lab: &Lab, to: SocketAddr, what: &str) {
-    let answer = from_peer(lab, to, what);
+fn assert_blocked(lab: &Lab, proto: Proto, to: SocketAddr, what: &str) {
+    let answer = from_peer(lab, proto, to, what);
     assert!(
         answer.is_empty(),
         "{what}: the peer got through: {answer:?}"
@@ -272,7 +309,7 @@ fn upnp_pinhole_in_the_dual_stack_lab() {
     helper.expect("READY", LINE).expect("helper ready");
 
     // The firewall drops the peer until a pinhole is open.
-    assert_blocked(&lab, target, "before");
+    assert_blocked(&lab, Proto::Tcp, target, "before");
 
     helper.send("map").expect("send");
     let m = expect_line(&mut helper, "MAPPED ");
@@ -284,7 +321,7 @@ fn upnp_pinhole_in_the_dual_stack_lab() {
     let rules = pinhole_rules(&lab);
     println!("miniupnpd's pinhole rule: {rules:?}");
     assert_eq!(rules.len(), 1, "{}", lab.router_ruleset().expect("ruleset"));
-    assert_through(&lab, &mut helper, target, "first");
+    assert_through(&lab, &mut helper, Proto::Tcp, target, "first");
 
     helper.send("status").expect("send");
     let (status, _) = helper.expect("STATUS ", LINE).expect("status");
@@ -308,6 +345,21 @@ fn upnp_pinhole_in_the_dual_stack_lab() {
     );
     assert_eq!(pinhole_rules(&lab).len(), 1);
 
+    // A UDP pinhole for the same port is a second rule (next header 17) and
+    // lets the peer's datagrams in; the TCP one is unchanged.
+    assert_blocked(&lab, Proto::Udp, target, "udp-before");
+    helper.send("udp").expect("send");
+    let u = expect_line(&mut helper, "MAPPED_UDP ");
+    assert_eq!((u.internal, u.external), (target, target));
+    assert_ne!(u.id, m.id);
+    let rules = pinhole_rules(&lab);
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    assert!(
+        rules.iter().any(|r| r.contains("@nh,48,8 0x11")),
+        "{rules:?}"
+    );
+    assert_through(&lab, &mut helper, Proto::Udp, target, "udp");
+
     // From the temporary address, the stable address's pinhole is refused.
     helper.send("foreign").expect("send");
     let (foreign, _) = helper.expect("FOREIGN ", LINE).expect("foreign");
@@ -317,22 +369,29 @@ fn upnp_pinhole_in_the_dual_stack_lab() {
     helper.send("renew").expect("send");
     let r = expect_line(&mut helper, "RENEWED ");
     assert_eq!((r.id, r.internal), (m.id, m.internal));
-    assert_through(&lab, &mut helper, target, "renewed");
+    assert_through(&lab, &mut helper, Proto::Tcp, target, "renewed");
 
-    // A router restart forgets it; the next renewal puts it back.
+    // A router restart forgets both and counts IDs from 1 again. The UDP
+    // pinhole is renewed first and gets ID 1, the TCP one's old ID: renewal
+    // by flow gives the TCP one its own pinhole back (ID 2), where an
+    // UpdatePinhole of ID 1 would have renewed the UDP one.
     lab.restart_miniupnpd().expect("restart");
     assert!(pinhole_rules(&lab).is_empty());
-    assert_blocked(&lab, target, "after-restart");
-    helper.send("renew").expect("send");
+    assert_blocked(&lab, Proto::Tcp, target, "after-restart");
+    helper.send("renew_both").expect("send");
+    let udp_again = expect_line(&mut helper, "RENEWED_UDP ");
     let again = expect_line(&mut helper, "RENEWED ");
+    assert_eq!((udp_again.id, again.id), (m.id, m.id + 1));
     assert_eq!(again.internal, target);
-    assert_eq!(pinhole_rules(&lab).len(), 1);
-    assert_through(&lab, &mut helper, target, "re-created");
+    assert_eq!(pinhole_rules(&lab).len(), 2);
+    assert_through(&lab, &mut helper, Proto::Tcp, target, "re-created");
+    assert_through(&lab, &mut helper, Proto::Udp, target, "udp-re-created");
 
     helper.send("delete").expect("send");
     helper.expect("DELETED", LINE).expect("deleted");
     assert!(pinhole_rules(&lab).is_empty());
-    assert_blocked(&lab, target, "after-delete");
+    assert_blocked(&lab, Proto::Tcp, target, "after-delete");
+    assert_blocked(&lab, Proto::Udp, target, "udp-after-delete");
     assert!(
         helper.finish(Duration::from_secs(10)).expect("exit"),
         "helper failed"
