@@ -66,12 +66,25 @@ pub(crate) async fn run(input: Input, guard: Arc<MapGuard>) -> Ipv6Report {
         let (pinhole, held) = if trial {
             let absent = absent_protocols(&router);
             let auto = router.auto.clone().filter(|_| absent.len() < 2);
-            let (mut check, held) =
-                trial_pinholes(auto, stable, &trial_ports, dial.is_some(), &guard).await;
-            if check.verdict == PinholeVerdict::NoProtocol {
-                check.attempts = absent;
+            // Each request is bounded by its mechanism; this bounds them all. A
+            // pinhole granted after it is still deleted by the guard at the end.
+            let bound = timeout + Duration::from_secs(2);
+            let trials = trial_pinholes(auto, stable, &trial_ports, dial.is_some(), &guard);
+            match tokio::time::timeout(bound, trials).await {
+                Ok((mut check, held)) => {
+                    if check.verdict == PinholeVerdict::NoProtocol {
+                        check.attempts = absent;
+                    }
+                    (check, held)
+                }
+                Err(_) => (
+                    PinholeCheck::not_checked(format!(
+                        "the pinhole requests did not finish within {:.1} s",
+                        bound.as_secs_f32()
+                    )),
+                    Vec::new(),
+                ),
             }
-            (check, held)
         } else {
             (
                 PinholeCheck::not_checked("trial mappings are off (--no-trial)".into()),
