@@ -6,7 +6,9 @@
 //! - [`PortLease::open`] opens a port on the router (PCP, NAT-PMP or UPnP IGD,
 //!   whichever it speaks) and keeps it open: renewed, re-made after a router reboot,
 //!   deleted on [`close`](PortLease::close) or drop, and cleaned up by the next run if
-//!   the process is killed (feature `portmap`);
+//!   the process is killed (feature `portmap`); with
+//!   [`.ipv6()`](PortLeaseBuilder::ipv6) it opens a pinhole in the router's IPv6
+//!   firewall for this host's stable address instead;
 //! - [`external_address`] tells this host's public address, from STUN servers and the
 //!   router's own report, with the evidence (feature `stun`);
 //! - [`nat_type`] tells what kind of NAT is in the way: full cone, restricted,
