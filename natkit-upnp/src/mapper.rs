@@ -267,6 +267,11 @@ impl UpnpMapper {
         Ok(renewed)
     }
 
+    /// Deletes by the ID held: one exchange, and how a later run removes a
+    /// killed run's pinholes from its journal. A router restart since the
+    /// last renewal may have given that ID to another of this host's
+    /// pinholes, which is then deleted instead; its next renewal (by flow)
+    /// opens it again.
     async fn unmap_pinhole(&self, mapping: &Mapping, internal: SocketAddrV6) -> Result<(), Error> {
         let fw = self.igd.firewall(*internal.ip())?;
         let id = match mapping.token.as_ref().and_then(PinholeId::from_token) {
