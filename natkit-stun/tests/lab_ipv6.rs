@@ -433,10 +433,21 @@ fn lab_ipv6_is_no_nat_and_the_firewall_is_measured() {
     println!("nat-type -6 --json in {took:?}");
     let out = lab
         .command(Node::Lan, &bin)
-        .args(["nat-type", "-6", "--stun", &ours.to_string()])
+        .args([
+            "nat-type",
+            "-6",
+            "--hairpinning",
+            "--stun",
+            &ours.to_string(),
+        ])
         .output()
         .expect("nat-type");
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("hairpinning   not applicable (no NAT)"),
+        "{text}"
+    );
+    assert!(!text.contains("port kept"), "{text}");
     assert!(
         text.contains("firewall      stateful_address_and_port_dependent (no NAT)"),
         "{text}"

@@ -147,6 +147,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             let h = match b.hairpinning {
                 Some(true) => "yes",
                 Some(false) => "no",
+                None if c.firewall.is_some() => "not applicable (no NAT)",
                 None => "inconclusive",
             };
             outln!("hairpinning   {h}");

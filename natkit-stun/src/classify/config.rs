@@ -103,3 +103,19 @@ impl ClassifyConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_family_and_the_bind_ip_must_agree() {
+        let mut c = ClassifyConfig::new(["[2a0d:88:77:66::10]:3478"]);
+        c.family = Some(IpFamily::V6);
+        assert!(c.validate().is_ok());
+        c.bind_ip = Some("2a0d:88:77:77::2".parse().expect("ip"));
+        assert!(c.validate().is_ok());
+        c.bind_ip = Some("192.168.77.2".parse().expect("ip"));
+        assert!(matches!(c.validate(), Err(Error::InvalidConfig { .. })));
+    }
+}
