@@ -10,7 +10,7 @@
 //! Errors in these tests are quoted with `natkit_core::error_line`, the
 //! formatter the tools use, so a test sees the text a user would.
 //!
-//! The fake UPnP IGD still lives in natkit-upnp's `tests/fake_igd/`, its only
+//! The fake UPnP IGD lives in natkit-upnp's `tests/fake_igd/`, its only
 //! user.
 #![forbid(unsafe_code)]
 
