@@ -20,8 +20,9 @@
 //! - IPv4 and IPv6 external addresses side by side from one server name with an A and
 //!   an AAAA record (the lab's DNS).
 //!
-//! A lab without `--ipv6` must say "no IPv6" at once (a route lookup, no timeout),
-//! while IPv4 works. Needs root; fails (never skips) without it.
+//! On `--nat open --ipv6` (no IPv6 firewall) the probe lets every answer in and the
+//! classifier says "open". A lab without `--ipv6` must say "no IPv6" at once (a route
+//! lookup, no timeout), while IPv4 works. Needs root; fails (never skips) without it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
@@ -560,4 +561,34 @@ fn lab_without_ipv6_says_so_at_once() {
         natkit_lab::dump_output(&out)
     );
     assert!(stderr.contains("no IPv6 address or route"), "{stderr}");
+}
+
+/// `--nat open --ipv6`: the router forwards IPv6 without a firewall, so an answer
+/// from an address this host never sent to gets in, and over IPv6 (as over the
+/// public IPv4 /24) the host is "open": no NAT, no filtering.
+#[test]
+fn lab_ipv6_without_a_firewall_is_open() {
+    require_root();
+    let lab = Lab::builder()
+        .nat(NatKind::Open)
+        .ipv6(true)
+        .build()
+        .expect("lab up");
+    let _ours = start_our_server(&lab);
+    let a6 = lab.addrs().v6.expect("dual-stack");
+    let truth = firewall_truth(&lab);
+    assert_eq!(truth, FilteringBehaviour::EndpointIndependent);
+    let ours = v6(a6.stun1, OUR_PORT);
+    let docs = helper_json(&lab, "lan_classify6_helper", &ours.to_string());
+    assert_eq!(docs.len(), RUNS);
+    for doc in docs {
+        let c: Classification = serde_json::from_value(doc).expect("a classification");
+        let what = format!("{c:#?}");
+        assert_eq!(c.behaviour.connectivity, Connectivity::NoNat, "{what}");
+        assert_eq!(c.behaviour.filtering, truth, "{what}");
+        assert_eq!(c.firewall, Some(Firewall::Open), "{what}");
+        assert_eq!(c.legacy, LegacyNatType::Open, "{what}");
+        assert_eq!(c.kind(), "open", "{what}");
+    }
+    println!("open over IPv6: {RUNS}× open (no NAT, {truth})");
 }
