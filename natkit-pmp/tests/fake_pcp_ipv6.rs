@@ -27,6 +27,8 @@ fn mapper(v4_port: u16, v6: &FakeServer, seed: u64) -> PcpMapper {
                 ..NatPmpConfig::default()
             },
             ipv6_server: Some(SocketAddrV6::new(HOST, v6.port(), 0, 0)),
+            // Loopback has no stable global address to choose for `::`.
+            ipv6_local_address: Some(HOST),
             ..PcpConfig::default()
         },
         rand::rngs::StdRng::seed_from_u64(seed),
@@ -175,4 +177,43 @@ async fn natpmp_has_no_ipv6() {
     assert!(hole.is_pinhole());
     m.unmap(&hole).await.unwrap();
     assert!(v6.mappings().is_empty());
+}
+
+#[tokio::test]
+async fn probe_ipv6_asks_the_server_without_opening_anything() {
+    let v4 = FakeServer::v4(Behaviour::default()).await;
+    let v6 = FakeServer::start(IpAddr::V6(HOST), Behaviour::default()).await;
+    let m = mapper(v4.port(), &v6, 7);
+    assert_eq!(
+        m.probe_ipv6().await.unwrap(),
+        SocketAddr::from((HOST, v6.port()))
+    );
+    // One ANNOUNCE (opcode 0) from the host's address, no mapping.
+    let asked = v6.requests();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].1[1], 0);
+    assert_eq!(&asked[0].1[8..24], &HOST.octets());
+    assert!(v6.mappings().is_empty());
+    assert!(v4.requests().is_empty());
+
+    // Nothing listens on the IPv6 server's port: the ICMP port
+    // unreachable ends the probe at once.
+    let closed = std::net::UdpSocket::bind((HOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nobody = PcpMapper::new(
+        Ipv4Addr::LOCALHOST,
+        PcpConfig {
+            server_port: v4.port(),
+            ipv6_server: Some(SocketAddrV6::new(HOST, closed, 0, 0)),
+            ipv6_local_address: Some(HOST),
+            ..PcpConfig::default()
+        },
+    );
+    assert!(matches!(
+        nobody.probe_ipv6().await.unwrap_err(),
+        Error::PortUnreachable { sends: 1, .. }
+    ));
 }

@@ -96,8 +96,13 @@ pub struct PcpConfig {
     pub natpmp: NatPmpConfig,
     /// The local address to send from (the client and internal address);
     /// `None` uses the one routing to the server. A request's own
-    /// non-unspecified internal address takes precedence.
+    /// non-unspecified internal address takes precedence. Used only for
+    /// requests in the server's family (and, when IPv6, for pinholes).
     pub local_address: Option<IpAddr>,
+    /// The address a pinhole for `::` is made for; `None` chooses this
+    /// host's stable global address towards the IPv6 server (see
+    /// [`PcpMapper::pinhole_address`]).
+    pub ipv6_local_address: Option<Ipv6Addr>,
     /// The PCP server for IPv6 pinholes when this mapper's server is IPv4
     /// (with its port, normally 5351, and for a link-local address the
     /// interface index as scope id). `None` searches for it on first use:
@@ -121,6 +126,7 @@ impl Default for PcpConfig {
             fallback_to_natpmp: true,
             natpmp: NatPmpConfig::default(),
             local_address: None,
+            ipv6_local_address: None,
             ipv6_server: None,
             address_probe_lifetime: Duration::from_secs(60),
         }
@@ -287,7 +293,7 @@ impl PcpMapper {
         if let Some(n) = self.natpmp_if_fallen_back() {
             return Ok(IpAddr::V4(n.public_address().await?.address));
         }
-        let socket = driver::bind_towards(self.server, self.config.local_address).await?;
+        let socket = driver::bind_towards(self.server, self.local_same_family()).await?;
         let local = local_addr(&socket)?;
         let lifetime = lifetime_secs(self.config.address_probe_lifetime)?;
         let nonce = Nonce::random(&mut **self.rng());
@@ -495,7 +501,7 @@ impl PcpMapper {
 
     /// ANNOUNCE on `plan` (e.g. a probe window of the caller's).
     pub async fn announce_with(&self, plan: RetransmitPlan) -> Result<PcpAvailability> {
-        let socket = driver::bind_towards(self.server, self.config.local_address).await?;
+        let socket = driver::bind_towards(self.server, self.local_same_family()).await?;
         let local_ip = local_addr(&socket)?.ip();
         let (answer, at, epoch) = self
             .exchange(&socket, self.server, PcpRequest::announce(local_ip), plan)
@@ -643,9 +649,16 @@ impl PcpMapper {
         })
     }
 
+    /// [`PcpConfig::local_address`] when it is of the server's family.
+    fn local_same_family(&self) -> Option<IpAddr> {
+        self.config
+            .local_address
+            .filter(|ip| ip.is_ipv4() == self.server.is_ipv4())
+    }
+
     fn local_for(&self, requested: IpAddr) -> Result<Option<IpAddr>> {
         if requested.is_unspecified() {
-            return Ok(self.config.local_address);
+            return Ok(self.local_same_family());
         }
         if requested.is_ipv4() != self.server.is_ipv4() {
             return Err(Error::AddressFamily {

@@ -74,6 +74,23 @@ impl PcpMapper {
         self.fixed_v6_server().or(self.lock().found_v6)
     }
 
+    /// Whether IPv6 pinholes can be opened through PCP, without opening
+    /// one: the server that answers an ANNOUNCE from this host's stable
+    /// address (the fixed one, or the search's result; a server found
+    /// earlier is asked again). `Err` says why not: no stable address, no
+    /// server answering ([`Error::NoIpv6Server`], [`Error::Timeout`],
+    /// [`Error::PortUnreachable`]).
+    pub async fn probe_ipv6(&self) -> Result<SocketAddr> {
+        let internal = Ipv6Addr::UNSPECIFIED;
+        if let Some(server) = self.ipv6_server() {
+            let asked = self.announce_v6(server, internal).await;
+            self.forget_v6_server_after(server, &asked);
+            asked?;
+            return Ok(server);
+        }
+        self.pinhole_server(internal).await
+    }
+
     fn fixed_v6_server(&self) -> Option<SocketAddr> {
         if self.server.is_ipv6() {
             return Some(self.server);
@@ -211,8 +228,9 @@ impl PcpMapper {
     }
 
     /// The client address for a pinhole on `internal`: the address itself,
-    /// else (for `::`) the configured local address, else the host's stable
-    /// global address on the link towards `server`.
+    /// else (for `::`) [`PcpConfig::ipv6_local_address`](super::PcpConfig::ipv6_local_address)
+    /// or an IPv6 `local_address`, else the host's stable global address on
+    /// the link towards `server`.
     ///
     /// Not the kernel's own source choice: with `use_tempaddr=2` (the
     /// default of most desktop distributions, and of the lab) Linux prefers
@@ -225,7 +243,14 @@ impl PcpMapper {
         if !internal.is_unspecified() {
             return Ok(internal);
         }
-        if let Some(IpAddr::V6(v6)) = self.config.local_address {
+        let configured = self
+            .config
+            .ipv6_local_address
+            .or(match self.config.local_address {
+                Some(IpAddr::V6(v6)) => Some(v6),
+                _ => None,
+            });
+        if let Some(v6) = configured {
             return Ok(v6);
         }
         let chosen = if ipv6::needs_interface(server) {
