@@ -37,7 +37,7 @@ use natkit_core::Protocol;
 
 use crate::bridge::MAX_SOAP_RESPONSE;
 use crate::error::{Error, Result};
-use crate::igd::Igd;
+use crate::igd::{Hedging, Igd};
 use crate::pinhole::{
     FirewallErrorCode, FirewallStatus, PinholeId, PinholeRequest, id_args, outbound_args,
     parse_firewall_status, parse_is_working, parse_outbound_timeout, parse_pinhole_packets,
@@ -45,7 +45,7 @@ use crate::pinhole::{
 };
 use crate::route6::default_routes;
 use crate::soap::{SoapArgs, SoapReply, parse_response, request_body, soap_action};
-use crate::transport::{Deadline, Plan, Soap, Target, post_soap_to};
+use crate::transport::{Deadline, Soap, Target, post_soap_to};
 use crate::url::HttpUrl;
 
 /// The IGD's `WANIPv6FirewallControl` service as its description names it.
@@ -69,6 +69,7 @@ pub struct FirewallControl {
     /// `[router]:port`, for the `Host` header and error messages.
     host: String,
     soap_timeout: Duration,
+    hedging: Hedging,
 }
 
 impl Igd {
@@ -113,6 +114,7 @@ impl Igd {
             local,
             host: format!("[{ip}]:{}", router.port()),
             soap_timeout: self.soap_timeout(),
+            hedging: self.hedging().clone(),
         })
     }
 }
@@ -168,8 +170,20 @@ impl FirewallControl {
     /// `AddPinhole`: opens `request`, or extends the pinhole that exists for
     /// the same flow; returns its ID.
     pub async fn add_pinhole(&self, request: &PinholeRequest) -> Result<PinholeId> {
+        Ok(self.add_pinhole_counting(request).await?.0)
+    }
+
+    /// [`add_pinhole`](Self::add_pinhole), and how many copies of the
+    /// request were sent (more than one: hedged under loss).
+    pub(crate) async fn add_pinhole_counting(
+        &self,
+        request: &PinholeRequest,
+    ) -> Result<(PinholeId, u8)> {
         request.check()?;
-        parse_unique_id(&self.call("AddPinhole", &request.add_args()).await?)
+        let (out, copies) = self
+            .call_counting("AddPinhole", &request.add_args())
+            .await?;
+        Ok((parse_unique_id(&out)?, copies))
     }
 
     /// `UpdatePinhole`: a new lease of `lease_secs` (1..=86400) for `id`.
@@ -218,10 +232,19 @@ impl FirewallControl {
         parse_pinhole_packets(&self.call("GetPinholePackets", &id_args(id)).await?)
     }
 
-    /// One action, sent once (none is hedged: AddPinhole could open two
-    /// pinholes, and the rest are cheap to ask again), from the local
-    /// address, within the SOAP time limit.
+    /// One action from the local address, within the SOAP time limit,
+    /// hedged under loss as the gateway's other actions are (see
+    /// `hedge.rs` for why each of these may be sent twice).
     async fn call(&self, action: &'static str, args: &[(&str, String)]) -> Result<SoapArgs> {
+        Ok(self.call_counting(action, args).await?.0)
+    }
+
+    /// [`call`](Self::call), and how many copies of the request were sent.
+    async fn call_counting(
+        &self,
+        action: &'static str,
+        args: &[(&str, String)],
+    ) -> Result<(SoapArgs, u8)> {
         let borrowed: Vec<(&str, &str)> = args.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let body = request_body(&self.service_type, action, &borrowed);
         let header = soap_action(&self.service_type, action);
@@ -240,14 +263,14 @@ impl FirewallControl {
             &soap,
             MAX_SOAP_RESPONSE,
             Deadline::after(self.soap_timeout),
-            &Plan::single(action),
+            &self.hedging.plan(action),
         )
         .await
         .map_err(|e| Error::http(&format_args!("http://{}{}", self.host, self.path), e))?;
         match parse_response(&fetched.body, action)
             .map_err(|source| Error::Soap { action, source })?
         {
-            SoapReply::Ok(out) => Ok(out),
+            SoapReply::Ok(out) => Ok((out, fetched.copies)),
             SoapReply::Fault { code, description } => Err(Error::Firewall {
                 action,
                 code: FirewallErrorCode::from_code(code.code()),

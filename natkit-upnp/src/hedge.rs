@@ -28,6 +28,14 @@
 //!   714 NoSuchEntryInArray (miniupnpd does), which after a hedge means the
 //!   other copy deleted it (`Igd::delete`).
 //!
+//! - the IPv6 firewall's actions (`WANIPv6FirewallControl`): its reads;
+//!   UpdatePinhole (a second copy sets the same lease); AddPinhole, since
+//!   a second copy for the same flow finds the pinhole the first made and
+//!   returns its ID (the spec's rule, seen from miniupnpd in the lab; its
+//!   2.3.1 then sets a far expiry, which the mapper corrects, see
+//!   `UpnpMapper`); DeletePinhole, whose second copy finds the pinhole gone
+//!   (704, or 402 from miniupnpd 2.3.1), which the mapper takes as done.
+//!
 //! AddAnyPortMapping is never hedged: each copy may be granted another
 //! port, and the extra mapping would be left behind. Unknown actions are
 //! not hedged either.
@@ -62,7 +70,7 @@ pub(crate) enum Repeat {
 }
 
 /// The exchanges natkit hedges, each with its own timing record.
-const KINDS: [(&str, Repeat); 7] = [
+const KINDS: [(&str, Repeat); 14] = [
     (
         "GET",
         Repeat::Safe {
@@ -103,6 +111,48 @@ const KINDS: [(&str, Repeat); 7] = [
         "DeletePortMapping",
         Repeat::Safe {
             self_inflicted: Some(UpnpErrorCode::NoSuchEntryInArray),
+        },
+    ),
+    (
+        "GetFirewallStatus",
+        Repeat::Safe {
+            self_inflicted: None,
+        },
+    ),
+    (
+        "GetOutboundPinholeTimeout",
+        Repeat::Safe {
+            self_inflicted: None,
+        },
+    ),
+    (
+        "CheckPinholeWorking",
+        Repeat::Safe {
+            self_inflicted: None,
+        },
+    ),
+    (
+        "GetPinholePackets",
+        Repeat::Safe {
+            self_inflicted: None,
+        },
+    ),
+    (
+        "AddPinhole",
+        Repeat::Safe {
+            self_inflicted: None,
+        },
+    ),
+    (
+        "UpdatePinhole",
+        Repeat::Safe {
+            self_inflicted: None,
+        },
+    ),
+    (
+        "DeletePinhole",
+        Repeat::Safe {
+            self_inflicted: None,
         },
     ),
 ];
@@ -207,6 +257,23 @@ mod tests {
                 self_inflicted: Some(UpnpErrorCode::NoSuchEntryInArray)
             }
         );
+        for a in [
+            "GetFirewallStatus",
+            "GetOutboundPinholeTimeout",
+            "CheckPinholeWorking",
+            "GetPinholePackets",
+            "AddPinhole",
+            "UpdatePinhole",
+            "DeletePinhole",
+        ] {
+            assert_eq!(
+                repeat(a),
+                Repeat::Safe {
+                    self_inflicted: None
+                },
+                "{a}"
+            );
+        }
         assert_eq!(repeat("AddAnyPortMapping"), Repeat::Never);
         assert_eq!(repeat("SetConnectionType"), Repeat::Never);
         assert_eq!(repeat(""), Repeat::Never);

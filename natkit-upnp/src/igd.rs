@@ -255,6 +255,11 @@ impl Igd {
         self.soap_timeout
     }
 
+    /// The gateway's hedging (shared by its clones and its firewall).
+    pub(crate) fn hedging(&self) -> &Hedging {
+        &self.hedging
+    }
+
     /// The IGD's WAN connection state (`GetStatusInfo`).
     pub async fn status(&self) -> Result<StatusInfo> {
         const A: &str = "GetStatusInfo";

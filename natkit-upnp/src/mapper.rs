@@ -229,9 +229,14 @@ impl UpnpMapper {
         internal: SocketAddrV6,
     ) -> Result<Mapping, Error> {
         let lease = pinhole_lease(request.lifetime);
-        let id = fw
-            .add_pinhole(&PinholeRequest::new(request.protocol, internal, lease))
+        let (id, copies) = fw
+            .add_pinhole_counting(&PinholeRequest::new(request.protocol, internal, lease))
             .await?;
+        if copies > 1 {
+            // A hedged copy may have found the pinhole the first one made,
+            // and miniupnpd 2.3.1 then sets a far expiry (see renew).
+            set_lease(fw, id, lease).await;
+        }
         Ok(pinhole_mapping(request, internal, lease, id))
     }
 
@@ -260,9 +265,7 @@ impl UpnpMapper {
             if before.is_some_and(|b| b != id) {
                 tracing::info!(%id, "the router had lost the pinhole; it is open again under a new ID");
             }
-            if let Err(e) = fw.update_pinhole(id, pinhole_lease(request.lifetime)).await {
-                tracing::warn!(%id, error = %e, "setting the renewed pinhole's lease failed");
-            }
+            set_lease(&fw, id, pinhole_lease(request.lifetime)).await;
         }
         Ok(renewed)
     }
@@ -287,6 +290,14 @@ impl UpnpMapper {
             Err(e) if already_deleted(&e) => Ok(()),
             other => other,
         }
+    }
+}
+
+/// UpdatePinhole to set a pinhole's lease exactly; a failure is only
+/// logged, the pinhole being open either way.
+async fn set_lease(fw: &FirewallControl, id: PinholeId, lease: u32) {
+    if let Err(e) = fw.update_pinhole(id, lease).await {
+        tracing::warn!(%id, error = %e, "setting the pinhole's lease failed");
     }
 }
 

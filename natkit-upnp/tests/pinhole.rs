@@ -10,7 +10,7 @@ mod fake_igd;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
-use fake_igd::{Behaviour, FakeFirewall, FakeIgd, FakePinhole};
+use fake_igd::{Behaviour, FakeFirewall, FakeIgd, FakePinhole, Step};
 use natkit_core::{FailureKind, MappingRequest, PortMapper, Protocol};
 use natkit_upnp::{
     Error, FirewallControl, FirewallErrorCode, FirewallStatus, HttpConfig, HttpError, Igd,
@@ -395,6 +395,36 @@ async fn renewal_after_a_restart_never_takes_a_twins_id() {
         "{:?}",
         fake.pinholes()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hedged_add_pinhole_finds_its_own_pinhole() {
+    // Under loss: the first AddPinhole is carried out but its answer lost;
+    // the hedged copy finds the pinhole and returns its ID. miniupnpd 2.3.1
+    // then sets a far expiry, which the mapper puts right.
+    let fake = FakeIgd::start(with_firewall(FakeFirewall {
+        readd_sets_far_expiry: true,
+        ..FakeFirewall::default()
+    }))
+    .await;
+    let mapper = UpnpMapper::new(igd_of(&fake).await);
+    let req = MappingRequest::new(Protocol::Tcp, SocketAddr::new(IpAddr::V6(LO6), 5000))
+        .with_lifetime(Duration::from_secs(300));
+    fake.arm(vec![Step::ProcessSilently]);
+    let m = mapper.map(&req).await.unwrap();
+    assert_eq!(
+        PinholeId::from_token(m.token.as_ref().unwrap()),
+        Some(PinholeId(1))
+    );
+    let actions: Vec<String> = fake
+        .all_closed()
+        .await
+        .into_iter()
+        .map(|c| c.action)
+        .collect();
+    assert_eq!(actions, ["AddPinhole", "AddPinhole", "UpdatePinhole"]);
+    assert_eq!(fake.pinholes().len(), 1);
+    assert_eq!(fake.pinholes()[0].lease, 300);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
