@@ -36,7 +36,7 @@ pub(crate) struct Args {
     /// --alternate (what OTHER-ADDRESS and RESPONSE-ORIGIN say), by family.
     #[arg(long, value_name = "IP", num_args = 1..=2)]
     advertise: Vec<IpAddr>,
-    /// Requests per second allowed from one source IP.
+    /// Requests per second allowed from one source IP (one /64 for IPv6).
     #[arg(long, default_value_t = 20.0)]
     rate: f64,
     /// Requests one source IP may send at once.

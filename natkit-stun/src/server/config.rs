@@ -77,7 +77,8 @@ impl ServerConfig {
     }
 }
 
-/// A token bucket per source IP: `burst` requests at once, refilled at `per_second`.
+/// A token bucket per source IP (an IPv6 source's whole /64, which one network holds):
+/// `burst` requests at once, refilled at `per_second`.
 /// The table holds at most `max_sources` IPs; while it is full, requests from new
 /// sources are dropped (never answered), so a flood of spoofed sources cannot reset
 /// anyone's bucket.

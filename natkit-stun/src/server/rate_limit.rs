@@ -1,4 +1,10 @@
-//! A bounded table of token buckets, one per source IP.
+//! A bounded table of token buckets, one per source IP (per /64 for IPv6).
+//!
+//! An IPv6 host, or a home network, holds a whole /64: SLAAC and privacy addresses
+//! (RFC 8981) come and go inside it, and one machine can send from as many of its
+//! 2⁶⁴ addresses as it likes. Keyed per address, one network could take every bucket
+//! of the table and lock everyone else out; keyed per /64 it gets one, like an IPv4
+//! home behind its one NAT address.
 //!
 //! The table hashes with foldhash, seeded at random per table, rather than std's
 //! SipHash-1-3: on the server's hot path the lookup was a fifth of natkit's own
@@ -7,7 +13,7 @@
 //! bounded anyway (`max_sources`).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Instant;
 
 use super::config::RateLimit;
@@ -52,8 +58,9 @@ impl RateLimiter {
         b.last = now;
     }
 
-    /// Takes a token for `ip`; `false` means drop the request.
+    /// Takes a token for `ip` (its /64 for IPv6); `false` means drop the request.
     pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let ip = source_key(ip);
         // One hash lookup for a known source (the server's hot path).
         if let Some(b) = self.buckets.get_mut(&ip) {
             Self::refill(&self.limit, b, now);
@@ -98,6 +105,14 @@ impl RateLimiter {
     }
 }
 
+/// The bucket a source IP draws from: the IPv4 address, or the IPv6 /64.
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & (u128::MAX << 64))),
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +141,28 @@ mod tests {
         assert!(!r.allow(a, t0 + Duration::from_millis(50)));
         assert!(r.allow(a, t0 + Duration::from_millis(160)));
         assert!(!r.allow(a, t0 + Duration::from_millis(160)));
+    }
+
+    #[test]
+    fn an_ipv6_network_has_one_bucket_for_its_64() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(limit());
+        // Three privacy addresses of one /64 share the burst of 3.
+        for a in [
+            "2a0d:88:77:77::2",
+            "2a0d:88:77:77:aaaa::1",
+            "2a0d:88:77:77:ffff::9",
+        ] {
+            assert!(r.allow(ip(a), t0), "{a}");
+        }
+        assert!(!r.allow(ip("2a0d:88:77:77:1234::5"), t0));
+        assert_eq!(r.len(), 1);
+        // Another /64 is another source.
+        assert!(r.allow(ip("2a0d:88:77:78::2"), t0));
+        // A v4-mapped address is its IPv4 source.
+        assert!(r.allow(ip("192.0.2.9"), t0 + Duration::from_secs(1)));
+        assert!(r.allow(ip("::ffff:192.0.2.9"), t0 + Duration::from_secs(1)));
+        assert_eq!(source_key(ip("::ffff:192.0.2.9")), ip("192.0.2.9"));
     }
 
     #[test]
