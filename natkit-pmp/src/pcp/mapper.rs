@@ -38,14 +38,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use natkit_core::{
-    GatewayEpoch, Mapping, MappingRequest, MappingToken, Mechanism, PortMapper, Protocol,
-    StableIpv6,
+    GatewayEpoch, Mapping, MappingRequest, MappingToken, Mechanism, Protocol, StableIpv6,
 };
 use rand::Rng;
 use tokio::net::UdpSocket;
@@ -54,15 +52,21 @@ use crate::counters::Counters;
 use crate::driver;
 use crate::epoch::{EpochObservation, EpochTracker};
 use crate::error::{Error, Result};
-use crate::natpmp::{NATPMP_PORT, NatPmpConfig, NatPmpMapper};
+use crate::natpmp::{NatPmpConfig, NatPmpMapper};
 use crate::pcp::PcpResultCode;
 use crate::pcp::exchange::{PcpAnswer, PcpExchange};
 use crate::pcp::wire::{MapRequest, Nonce, PcpRequest};
 use crate::request::{bounded, internal_port, lifetime_secs};
-use crate::schedule::{PCP_RAND, RetransmitPlan};
+use crate::schedule::RetransmitPlan;
 use crate::transaction::{Outcome, Transaction};
 
+mod answers;
+mod config;
 mod pinhole;
+mod port_mapper;
+
+use answers::{deleted, failure, token_nonce};
+pub use config::{PcpAvailability, PcpConfig};
 
 /// Where one request goes: the server, a socket bound to the client
 /// address, and that address.
@@ -70,86 +74,6 @@ struct Path {
     server: SocketAddr,
     socket: UdpSocket,
     local: IpAddr,
-}
-
-/// How a [`PcpMapper`] talks to the server.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PcpConfig {
-    /// The server's UDP port: 5351 on real gateways (shared with NAT-PMP,
-    /// so the fallback uses it too); tests point it at a fake server.
-    pub server_port: u16,
-    /// Retransmission for MAP and ANNOUNCE ([`RetransmitPlan::pcp_steady`]:
-    /// RFC 6887 §8.1.1 with MRT 8 s, bounded to 120 s so a call ends).
-    pub retransmit: RetransmitPlan,
-    /// The plan of [`PcpMapper::probe`] ([`RetransmitPlan::probe`] with
-    /// RFC 6887's jitter: four sends in 2 s).
-    pub probe: RetransmitPlan,
-    /// The plan of deletes, the address probe's included
-    /// ([`RetransmitPlan::release`] with RFC 6887's jitter: 250 ms, then
-    /// every 500 ms, for 4.9 s).
-    pub delete: RetransmitPlan,
-    /// Whether to use NAT-PMP when the server answers that it speaks only
-    /// NAT-PMP (version 0, UNSUPP_VERSION). IPv4 servers only.
-    pub fallback_to_natpmp: bool,
-    /// The NAT-PMP settings for the fallback (its `server_port` is replaced
-    /// by this config's `server_port`).
-    pub natpmp: NatPmpConfig,
-    /// The local address to send from (the client and internal address);
-    /// `None` uses the one routing to the server. A request's own
-    /// non-unspecified internal address takes precedence. Used only for
-    /// requests in the server's family (and, when IPv6, for pinholes).
-    pub local_address: Option<IpAddr>,
-    /// The address a pinhole for `::` is made for; `None` chooses this
-    /// host's stable global address towards the IPv6 server (see
-    /// [`PcpMapper::pinhole_address`]).
-    pub ipv6_local_address: Option<Ipv6Addr>,
-    /// The PCP server for IPv6 pinholes when this mapper's server is IPv4
-    /// (with its port, normally 5351, and for a link-local address the
-    /// interface index as scope id). `None` searches for it on first use:
-    /// the IPv6 default routers, then the first address of their prefixes
-    /// (see `pcp/ipv6.rs` for why both).
-    pub ipv6_server: Option<SocketAddrV6>,
-    /// The lease of the short MAP that
-    /// [`external_address`](PortMapper::external_address) makes (and
-    /// deletes at once) to learn the external address; PCP has no opcode
-    /// that only asks for it.
-    pub address_probe_lifetime: Duration,
-}
-
-impl Default for PcpConfig {
-    fn default() -> Self {
-        PcpConfig {
-            server_port: NATPMP_PORT,
-            retransmit: RetransmitPlan::pcp_steady(),
-            probe: RetransmitPlan::probe().with_jitter(PCP_RAND),
-            delete: RetransmitPlan::release().with_jitter(PCP_RAND),
-            fallback_to_natpmp: true,
-            natpmp: NatPmpConfig::default(),
-            local_address: None,
-            ipv6_local_address: None,
-            ipv6_server: None,
-            address_probe_lifetime: Duration::from_secs(60),
-        }
-    }
-}
-
-/// What [`PcpMapper::probe`] and [`PcpMapper::announce`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PcpAvailability {
-    /// A PCP (version 2) server answered.
-    Pcp {
-        /// Its epoch.
-        epoch: GatewayEpoch,
-        /// Whether the epoch shows it lost its state since the previous
-        /// answer to this mapper.
-        epoch_reset: bool,
-    },
-    /// The server speaks only NAT-PMP; with
-    /// [`PcpConfig::fallback_to_natpmp`] the mapper now uses NAT-PMP.
-    NatPmpOnly {
-        /// The NAT-PMP epoch in its answer.
-        epoch: Option<GatewayEpoch>,
-    },
 }
 
 #[derive(Debug, Default)]
@@ -677,46 +601,6 @@ impl PcpMapper {
     }
 }
 
-/// Whether a delete's answer after `sends` sends means the mapping is gone.
-fn deleted(answer: PcpAnswer, sends: u32) -> Result<()> {
-    match answer {
-        PcpAnswer::Mapped { .. } => Ok(()),
-        // miniupnpd (2.3.1) answers a delete of a mapping it does not hold
-        // NO_RESOURCES instead of SUCCESS (RFC 6887 §15). After a
-        // retransmission that is the answer to our own earlier copy having
-        // deleted it (seen under 30 % loss in the lab); a mapping of this
-        // client on the port with another nonce would be NOT_AUTHORIZED
-        // instead. On a first send it proves nothing, so it stays an error
-        // there.
-        PcpAnswer::Failure {
-            code: PcpResultCode::NoResources,
-            ..
-        } if sends > 1 => {
-            tracing::debug!(
-                sends,
-                "PCP delete retransmission answered NO_RESOURCES: the first copy deleted it"
-            );
-            Ok(())
-        }
-        other => Err(failure(other)),
-    }
-}
-
-/// The nonce a PCP mapping carries as its token; a token that is not a
-/// nonce is refused rather than replaced by another nonce.
-fn token_nonce(mapping: &Mapping) -> Result<Option<Nonce>> {
-    mapping
-        .token
-        .map(|t| {
-            <[u8; 12]>::try_from(t.as_bytes())
-                .map(Nonce)
-                .map_err(|_| Error::InvalidRequest {
-                    reason: "the mapping's token is not a 12-byte PCP nonce",
-                })
-        })
-        .transpose()
-}
-
 fn local_addr(socket: &UdpSocket) -> Result<SocketAddr> {
     socket
         .local_addr()
@@ -735,104 +619,5 @@ fn unspecified_like(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    }
-}
-
-/// The error for an answer that is not the success expected.
-fn failure(answer: PcpAnswer) -> Error {
-    match answer {
-        PcpAnswer::Failure {
-            code: PcpResultCode::UnsuppVersion,
-            version,
-            ..
-        } if version != crate::pcp::PCP_VERSION => Error::UnsupportedServerVersion {
-            server_version: version,
-        },
-        PcpAnswer::Failure {
-            code,
-            lifetime,
-            epoch,
-            ..
-        } => Error::PcpResult {
-            code,
-            lifetime,
-            epoch,
-        },
-        PcpAnswer::NatPmpOnly { .. } => Error::UnsupportedServerVersion { server_version: 0 },
-        // The exchange matched the opcode, so the other success cannot come.
-        PcpAnswer::Announced { .. } => Error::UnknownOpcode { opcode: 0 },
-        PcpAnswer::Mapped { .. } => Error::UnknownOpcode { opcode: 1 },
-    }
-}
-
-impl PcpMapper {
-    fn core_error(&self, e: Error) -> natkit_core::Error {
-        let mechanism = if self.uses_natpmp() {
-            Mechanism::NatPmp
-        } else {
-            Mechanism::Pcp
-        };
-        e.into_core(mechanism)
-    }
-}
-
-#[async_trait]
-impl PortMapper for PcpMapper {
-    fn mechanism(&self) -> Mechanism {
-        Mechanism::Pcp
-    }
-
-    async fn external_address(&self) -> natkit_core::Result<IpAddr> {
-        self.public_address().await.map_err(|e| self.core_error(e))
-    }
-
-    async fn map(&self, request: &MappingRequest) -> natkit_core::Result<Mapping> {
-        let port = request
-            .external_port
-            .unwrap_or_else(|| request.internal.port());
-        let suggested = SocketAddr::new(unspecified_like(self.server.ip()), port);
-        self.request_mapping(request, suggested)
-            .await
-            .map_err(|e| self.core_error(e))
-    }
-
-    async fn renew(
-        &self,
-        request: &MappingRequest,
-        current: &Mapping,
-    ) -> natkit_core::Result<Mapping> {
-        if current.mechanism == Mechanism::NatPmp
-            && let Some(n) = &self.natpmp
-        {
-            return n
-                .request_mapping(request, current.external.port())
-                .await
-                .map_err(|e| e.into_core(Mechanism::NatPmp));
-        }
-        // RFC 6887 §11.2.1: suggest the address and port we hold, with
-        // the nonce that owns the mapping.
-        let nonce = token_nonce(current).map_err(|e| self.core_error(e))?;
-        // A pinhole belongs to the address it was made for: renew that one
-        // even if the stable address choice would differ by now.
-        let pinned;
-        let request = if is_pinhole(current.internal.ip()) && request.internal.ip().is_unspecified()
-        {
-            pinned = MappingRequest {
-                internal: current.internal,
-                ..request.clone()
-            };
-            &pinned
-        } else {
-            request
-        };
-        self.request_mapping_with(request, current.external, nonce)
-            .await
-            .map_err(|e| self.core_error(e))
-    }
-
-    async fn unmap(&self, mapping: &Mapping) -> natkit_core::Result<()> {
-        self.delete_mapping(mapping)
-            .await
-            .map_err(|e| self.core_error(e))
     }
 }
