@@ -7,7 +7,8 @@
 //!   `ipv6_firewall_blocks` finding whose fix is the natkit command); the
 //!   trial pinhole opens and is deleted, nothing left on the router. With a
 //!   dial-back server over IPv6 a port is filtered without a pinhole and
-//!   reachable through one.
+//!   reachable through one. With UPnP unanswered, the pinhole goes through
+//!   PCP.
 //! - Dual-stack without miniupnpd: the same finding, no pinhole protocol, the
 //!   fix says to open the port in the router's firewall settings; with the
 //!   router's firewall opened for new inbound IPv6, no finding.
@@ -303,12 +304,11 @@ fn lab_doctor_ipv6_router_with_pinholes() {
     let (_, runs) = doctor(
         &lab,
         &[
-            (STUN_ENV, stun),
+            (STUN_ENV, stun.clone()),
             (PORTS_ENV, "7100/tcp".into()),
             (DIALBACK_ENV, dialback6(&lab)),
         ],
     );
-    servers.kill().expect("stop the IPv6 servers");
     let r = &runs[0].report;
     println!("with --dialback over IPv6: {:.0} ms", runs[0].ms);
     let ports = r["ipv6"]["reachability"]["ports"]
@@ -330,6 +330,30 @@ fn lab_doctor_ipv6_router_with_pinholes() {
         "{fix}"
     );
     assert_eq!(pinhole_rules(&lab), before, "pinholes left on the router");
+
+    // With UPnP unanswered (SSDP to the router dropped), the pinhole goes through
+    // PCP, and the fix says so.
+    lab.exec_ok(
+        Node::Rtr,
+        &[
+            "nft",
+            "add table inet nk_no_ssdp; add chain inet nk_no_ssdp input { type filter hook \
+             input priority -10; }; add rule inet nk_no_ssdp input udp dport 1900 drop",
+        ],
+    )
+    .expect("drop SSDP");
+    let (_, runs) = doctor(&lab, &[(STUN_ENV, stun)]);
+    servers.kill().expect("stop the IPv6 servers");
+    let r = &runs[0].report;
+    assert_eq!(r["mapping_protocols"]["upnp"]["status"], "absent", "{r:#}");
+    let v6 = &r["ipv6"];
+    assert_eq!(v6["pinhole"]["verdict"], "opened", "{v6:#}");
+    assert_eq!(v6["pinhole"]["protocol"], "pcp", "{v6:#}");
+    assert_eq!(v6["pinhole"]["attempts"][0]["removed"], true, "{v6:#}");
+    let fix = finding(r, "ipv6_firewall_blocks").expect("finding")["fix"].to_string();
+    assert!(fix.contains("opened through PCP"), "{fix}");
+    assert_eq!(pinhole_rules(&lab), before, "pinholes left on the router");
+    println!("UPnP unanswered, pinhole through PCP: {:.0} ms", runs[0].ms);
     lab.down().expect("lab down");
 }
 
