@@ -19,6 +19,8 @@
 //! - `natkit nat-type -6`, JSON and text;
 //! - IPv4 and IPv6 external addresses side by side from one server name with an A and
 //!   an AAAA record (the lab's DNS).
+//! - binding lifetime discovery over IPv6: how long the firewall keeps an idle
+//!   outbound flow open, which is the router's conntrack UDP timeout (set to 3 s).
 //!
 //! On `--nat open --ipv6` (no IPv6 firewall) the probe lets every answer in and the
 //! classifier says "open". A lab without `--ipv6` must say "no IPv6" at once (a route
@@ -476,6 +478,31 @@ fn lab_ipv6_is_no_nat_and_the_firewall_is_measured() {
         .unwrap_or_else(|| panic!("an IPv6 address: {doc:#}"));
     assert!(lan_ips.contains(&cli6), "{doc:#}");
     assert_eq!(doc["ipv6"]["scope"], "global", "{doc:#}");
+    // Binding lifetime over IPv6: how long the firewall keeps an idle outbound flow
+    // open, i.e. the router's conntrack UDP timeout, set to 3 s here (as the IPv4 lab
+    // test does for the NAT). Probed up to 6 s in 12 steps.
+    lab.exec_ok(
+        Node::Rtr,
+        &["sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=3"],
+    )
+    .expect("set the conntrack UDP timeout");
+    let t = Instant::now();
+    let out = lab
+        .command(Node::Lan, &bin)
+        .args(["nat-type", "-6", "--json", "--stun", &ours.to_string()])
+        .args(["--lifetime", "6", "--lifetime-steps", "12"])
+        .output()
+        .expect("nat-type --lifetime");
+    let took = t.elapsed();
+    assert!(out.status.success(), "{}", natkit_lab::dump_output(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let l = &doc["binding_lifetime"];
+    println!("IPv6 firewall flow lifetime in {took:?}: {l:#}");
+    assert_eq!(l["conclusive"], true, "{l:#}");
+    let at_least = l["at_least_s"].as_f64().expect("at_least_s");
+    let less_than = l["less_than_s"].as_f64().expect("less_than_s");
+    assert!((2.5..=3.0).contains(&at_least), "{l:#}");
+    assert!((3.0..=3.5).contains(&less_than), "{l:#}");
 }
 
 /// `natkit external-ip -6 --no-router --json --stun SERVER…` in the LAN.
