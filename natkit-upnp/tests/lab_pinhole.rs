@@ -152,8 +152,18 @@ fn pinhole_lan_side() {
                     |e| format!("error:{}", e.firewall_code().map_or(0, |c| c.code())),
                     |d| d.as_secs().to_string(),
                 );
+            // UpdatePinhole for the ID (what the renewal does after AddPinhole),
+            // and for an ID miniupnpd does not hold.
+            let code = |r: natkit_upnp::Result<()>| {
+                r.map_or_else(
+                    |e| format!("error:{}", e.firewall_code().map_or(0, |c| c.code())),
+                    |()| "ok".to_owned(),
+                )
+            };
+            let update = code(rt.block_on(fw.update_pinhole(id, 120)));
+            let update_unknown = code(rt.block_on(fw.update_pinhole(PinholeId(999), 120)));
             vec![format!(
-                "STATUS enabled={} allowed={} working={working} packets={packets} outbound={outbound} router={}",
+                "STATUS enabled={} allowed={} working={working} packets={packets} outbound={outbound} update={update} update_unknown={update_unknown} router={}",
                 status.enabled,
                 status.inbound_pinhole_allowed,
                 fw.router()
@@ -330,9 +340,13 @@ fn upnp_pinhole_in_the_dual_stack_lab() {
     // (`iif "wan0" th dport P @nh,192,128 0x<addr> @nh,48,8 0x6 accept`), so
     // it never sees traffic through them: CheckPinholeWorking stays 709 and
     // GetPinholePackets 0 although the peer just got through.
-    // GetOutboundPinholeTimeout is a stub (501).
+    // GetOutboundPinholeTimeout is a stub (501). UpdatePinhole works, and
+    // for an ID it does not hold answers 402, not 704.
     assert!(
-        status.starts_with("enabled=true allowed=true working=false packets=0 outbound=error:501 "),
+        status.starts_with(
+            "enabled=true allowed=true working=false packets=0 outbound=error:501 \
+             update=ok update_unknown=error:402 "
+        ),
         "{status}"
     );
 
