@@ -991,10 +991,14 @@ mod props {
             shuffled in any::<bool>(),
             list in 0..4usize,
             seed in any::<u64>(),
+            v6 in any::<bool>(),
         ) {
             let loss = if lossy { loss } else { 0.0 };
+            // No NAT may be an IPv6 host (its own server addresses, one server).
+            let v6 = v6 && nat.is_none();
             let (name, given) = server_lists().swap_remove(list);
-            let mut sim = Sim::new(nat, filtering).seed(seed);
+            let (name, given) = if v6 { ("IPv6", vec![sa(SERVER6[0])]) } else { (name, given) };
+            let mut sim = if v6 { Sim::ipv6(filtering) } else { Sim::new(nat, filtering) }.seed(seed);
             sim.filter_key = if per_host { FilterKey::PerHost } else { FilterKey::PerMapping };
             sim.preserve_ports = preserve_ports;
             sim.hairpin = hairpin;
@@ -1012,6 +1016,9 @@ mod props {
             };
             let what = format!("{name}, loss {loss:.2}: {b:?} {:?} {:?}", c.legacy, c.notes);
             prop_assert_eq!(b.connectivity, truth.connectivity, "{}", what);
+            let family = if v6 { crate::client::IpFamily::V6 } else { crate::client::IpFamily::V4 };
+            prop_assert_eq!(c.family, Some(family), "{}", what);
+            prop_assert_eq!(c.firewall, crate::classify::Firewall::of(&b), "{}", what);
             prop_assert!(b.filtering == filtering || b.filtering == F::Inconclusive, "{}", what);
             if let Some(m) = nat {
                 prop_assert!(b.mapping == m || b.mapping == M::Inconclusive, "{}", what);
