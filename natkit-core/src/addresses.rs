@@ -469,9 +469,11 @@ pub fn choose_stable_ipv6(
     if let Some(a) = stable.first() {
         return Ok(pick(a.address, StableReason::Autoconfigured));
     }
-    if let Some(src) = kernel_source.filter(|_| on_if.iter().any(|a| a.flags.is_none())) {
+    // The fallback platforms list no interface and no flags: whatever the
+    // interface asked for, no stable address can be told from a temporary one.
+    if let Some(a) = addrs.iter().find(|a| a.kind == Ipv6Kind::GlobalUnknown) {
         return Err(Ipv6AddressError::KindUnknown {
-            source_address: src,
+            source_address: kernel_source.unwrap_or(a.address),
         });
     }
     Err(Ipv6AddressError::NoStableAddress {
@@ -673,18 +675,21 @@ fd0000000000000000000000000000c3 1a3 40 00 80 veth-lan
             Ipv6Kind::of(ip("2001:db8::1"), Some(Ipv6Flags(0))),
             Ipv6Kind::Other
         );
+        // The non-Linux fallback: the kernel's source, no interface, no flags.
         let fallback = [HostIpv6 {
             address: a,
             prefix_len: 128,
-            interface: Some("en0".into()),
+            interface: None,
             if_index: 0,
             kind: Ipv6Kind::GlobalUnknown,
             flags: None,
         }];
-        assert!(matches!(
-            choose_stable_ipv6(&fallback, "en0", Some(a)),
-            Err(Ipv6AddressError::KindUnknown { source_address }) if source_address == a
-        ));
+        for src in [Some(a), None] {
+            assert!(matches!(
+                choose_stable_ipv6(&fallback, "en0", src),
+                Err(Ipv6AddressError::KindUnknown { source_address }) if source_address == a
+            ));
+        }
     }
 
     /// On any machine: the live lookups either answer consistently or say
