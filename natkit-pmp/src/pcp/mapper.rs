@@ -274,7 +274,9 @@ impl PcpMapper {
     }
 
     /// Asks for a mapping, suggesting `suggested` as the external address
-    /// and port (an unspecified address or port 0: no preference).
+    /// and port (an unspecified address or port 0: no preference). For an
+    /// IPv6 pinhole the suggestion is always `::` and the internal port: a
+    /// firewall does not translate.
     pub async fn request_mapping(
         &self,
         request: &MappingRequest,
