@@ -123,8 +123,10 @@
 //!   address from the IPv6 default route answers;
 //! - only the pinhole's own address may add or delete it (606 from any
 //!   other, and for ports below 1024), so natkit binds the connection to it;
-//! - AddPinhole for an existing flow returns its ID; after a restart IDs
-//!   start at 1 again, and an ID it does not hold is 402, not 704;
+//! - AddPinhole for an existing flow returns its ID, and gives the pinhole a
+//!   far expiry (a 3 s lease added twice outlived 6 s): renewal is
+//!   AddPinhole, then UpdatePinhole for the lease; after a restart IDs start
+//!   at 1 again, and an ID it does not hold is 402, not 704;
 //! - its pinhole rules have no counter: CheckPinholeWorking stays 709 and
 //!   GetPinholePackets 0 after traffic; GetOutboundPinholeTimeout is 501.
 //!

@@ -216,6 +216,19 @@ fn pinhole_lan_side() {
             (held_udp, held) = (Some(u), Some(t));
             lines
         }
+        "udp_short" => {
+            // A renewal with a 3 s lease: AddPinhole finds the pinhole (and
+            // miniupnpd 2.3.1 gives it a far expiry), UpdatePinhole sets 3 s.
+            let short = MappingRequest {
+                lifetime: Duration::from_secs(3),
+                ..udp_req.clone()
+            };
+            let u = held_udp.take().expect("UDP mapped");
+            let u = rt.block_on(mapper.renew(&short, &u)).expect("renew UDP");
+            let line = mapping_line("RENEWED_UDP", &u);
+            held_udp = Some(u);
+            vec![line]
+        }
         "udp" => {
             let m = rt.block_on(mapper.map(&udp_req)).expect("map UDP");
             let line = mapping_line("MAPPED_UDP", &m);
@@ -401,6 +414,28 @@ fn upnp_pinhole_in_the_dual_stack_lab() {
     assert_through(&lab, &mut helper, Proto::Tcp, target, "re-created");
     assert_through(&lab, &mut helper, Proto::Udp, target, "udp-re-created");
 
+    // Renewed with a 3 s lease, the UDP pinhole expires on it: without the
+    // UpdatePinhole after AddPinhole, miniupnpd 2.3.1 would keep it for
+    // decades (seen by hand: a pinhole added twice with a 3 s lease was
+    // still there 6 s later).
+    helper.send("udp_short").expect("send");
+    let short = expect_line(&mut helper, "RENEWED_UDP ");
+    assert_eq!((short.id, short.lifetime), (udp_again.id, 3));
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    while pinhole_rules(&lab).len() > 1 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let rules = pinhole_rules(&lab);
+    assert_eq!(
+        rules.len(),
+        1,
+        "the 3 s UDP pinhole did not expire: {rules:?}"
+    );
+    assert!(rules[0].contains("@nh,48,8 0x6"), "{rules:?}");
+    assert_blocked(&lab, Proto::Udp, target, "udp-expired");
+
+    // The delete: TCP by its ID; the expired UDP one's ID is unknown to
+    // miniupnpd (402), which counts as done.
     helper.send("delete").expect("send");
     helper.expect("DELETED", LINE).expect("deleted");
     assert!(pinhole_rules(&lab).is_empty());
