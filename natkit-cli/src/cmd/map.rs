@@ -95,6 +95,12 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
+    // Checked before anything is sent to the router.
+    let pinhole = args.ipv6 || args.address.is_some_and(|a| a.is_ipv6());
+    if pinhole && args.external_port.is_some_and(|p| p != args.port) {
+        eprintln!("error: an IPv6 pinhole does not translate: --external-port must be --port");
+        return ExitCode::from(2);
+    }
     // Caught from the start when the mapping is kept: a SIGTERM right after the
     // mapping is printed stops the keeper cleanly (and deletes the mapping) instead
     // of killing the process. `--once` keeps the signals' default action.
@@ -147,10 +153,6 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             None,
         )
     };
-    if internal_ip.is_ipv6() && args.external_port.is_some_and(|p| p != args.port) {
-        eprintln!("error: an IPv6 pinhole does not translate: --external-port must be --port");
-        return ExitCode::from(2);
-    }
     if let Some(choice) = &stable {
         if json {
             common::print_json(&json!({ "event": "ipv6_address", "choice": choice }));
