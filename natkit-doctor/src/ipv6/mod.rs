@@ -332,10 +332,22 @@ pub(crate) fn host_state(
         }
     };
     let addresses = listed(&addrs);
+    let ula: Vec<String> = (addrs.iter())
+        .filter(|a| a.kind == Ipv6Kind::UniqueLocal)
+        .map(|a| a.address.to_string())
+        .collect();
     let usable = addrs.iter().any(|a| a.kind.is_usable_global());
     let source_global =
         source.filter(|s| natkit_core::AddressScope::of(IpAddr::V6(*s)).is_global());
     let (available, detail) = match (usable, source, source_global) {
+        (false, _, _) if addresses.is_empty() && !ula.is_empty() => (
+            false,
+            format!(
+                "this host has only unique local IPv6 addresses ({}), which the internet \
+                 never reaches: the network has IPv6 inside but none to the internet",
+                ula.join(", ")
+            ),
+        ),
         (false, _, _) if addresses.is_empty() => (
             false,
             "this host has no global IPv6 address (the network gives it none: no router \

@@ -332,3 +332,21 @@ fn stun_over_ipv6_without_nat_tells_the_firewall() {
             .contains("no STUN server answered")
     );
 }
+
+#[test]
+fn unique_local_only_is_no_ipv6_and_says_why() {
+    let ula = vec![
+        addr("fe80::1", Ipv6Flags::PERMANENT),
+        addr("fd00:88:77:77::2", Ipv6Flags::PERMANENT),
+    ];
+    let src: Ipv6Addr = "fd00:88:77:77::2".parse().expect("addr");
+    let host = host_state(Ok(ula), Some(src), None);
+    assert!(!host.available);
+    assert!(
+        host.detail
+            .contains("only unique local IPv6 addresses (fd00:88:77:77::2)"),
+        "{}",
+        host.detail
+    );
+    assert_eq!(codes(&report_with(host)), ["no_ipv6"]);
+}
