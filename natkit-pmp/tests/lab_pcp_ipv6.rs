@@ -281,15 +281,48 @@ fn pinhole_rules(lab: &Lab, internal: SocketAddr) -> Vec<String> {
         .collect()
 }
 
-/// The dual-stack lab with miniupnpd (root only: fails without it).
-fn dual_stack_lab() -> Lab {
+/// The dual-stack lab, with or without miniupnpd (root only: fails
+/// without it).
+fn dual_stack_lab_with(miniupnpd: bool) -> Lab {
     natkit_lab::require_root();
     Lab::builder()
         .nat(NatKind::PortRestricted)
-        .miniupnpd(true)
+        .miniupnpd(miniupnpd)
         .ipv6(true)
         .build()
         .expect("lab up")
+}
+
+fn dual_stack_lab() -> Lab {
+    dual_stack_lab_with(true)
+}
+
+/// A router without PCP: both candidates (its link-local address from the
+/// RA's default route, and the prefix's first address) answer ICMP port
+/// unreachable, so the request ends at once with a typed error naming
+/// what was tried, and nothing is left open.
+#[test]
+fn no_pcp_server_for_pinholes_is_a_typed_error() {
+    let lab = dual_stack_lab_with(false);
+    let a6 = lab.addrs().v6.expect("dual-stack lab");
+    let mut h = lab
+        .helper_session(Node::Lan, "pcp6_side", &[])
+        .expect("helper");
+    h.expect("READY", LINE).expect("helper ready");
+    let asked = Instant::now();
+    h.send("map").expect("send");
+    let (failed, at) = h
+        .expect("FAILED ", LINE)
+        .unwrap_or_else(|e| panic!("{e}:\n{}", h.transcript()));
+    eprintln!("no PCP for IPv6: {failed} after {:?}", at - asked);
+    assert!(failed.starts_with("pcp: not available: "), "{failed}");
+    assert!(
+        failed.contains("no PCP server for IPv6 pinholes answered (2 address(es) tried)"),
+        "{failed}"
+    );
+    let target = SocketAddr::from((a6.lan, PORT));
+    assert!(!peer_reaches(&lab, &mut h, target, "no-pcp"));
+    assert!(h.finish(Duration::from_secs(10)).expect("helper exit"));
 }
 
 #[test]
