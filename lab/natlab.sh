@@ -5,6 +5,7 @@
 #                  [--hairpin] [--double-nat] [--lan2] [--loss N] [--block-inbound PORT/PROTO]...
 #                  [--dns] [--dns-host NAME=IP]... [--dns-silent] [--sip-alg]
 #                  [--block-outbound PORT/PROTO]... [--rate-limit-kbps N] [--ipv6]
+#                  [--ipv6-quirk QUIRK]
 #   natlab.sh down --id ID                 # idempotent, always exits 0
 #   natlab.sh env  --id ID                 # print the lab's KEY=VALUE file
 #   natlab.sh link --id ID rtr-lan|rtr-wan up|down
@@ -89,6 +90,9 @@ LAN2_IP6=$LAN6_PREFIX::3
 # coturn's ports on STUN1 and STUN2 (stund has 3478/3479, natkit's server tests 4478/4479).
 COTURN_PORT1=5478
 COTURN_PORT2=5479
+# --ipv6-quirk: real-world IPv6 networks the plain dual-stack lab leaves out (README,
+# "IPv6 quirks"); each implies --ipv6.
+IPV6_QUIRKS="no-firewall|reject|temporary-only|ula-only|link-local-only|dead-uplink|no-upstream|nat66|miniupnpd-no-ipv6"
 NAT_KINDS="port-restricted|symmetric|full-cone|restricted-cone|restricted-cone-per-host|port-restricted-per-host|address-dependent-mapping|port-restricted-no-preserve|open"
 
 die() {
@@ -248,7 +252,7 @@ upnp_nat_postrouting_chain=postrouting_miniupnpd
 allow 1-65535 $LAN_NET 1-65535
 deny 0-65535 0.0.0.0/0 0-65535
 EOF
-    if ((IPV6)); then
+    if ((IPV6)) && [[ "$IPV6_QUIRK" != miniupnpd-no-ipv6 ]]; then
         # IPv6: WANIPv6FirewallControl (IGD:2) pinholes and PCP MAP for IPv6 internal
         # addresses. Both end up as accept rules in upnp_forward_chain (inet filter
         # miniupnpd), matching the WAN interface, the internal address and port.
@@ -430,7 +434,12 @@ setup_ipv6() {
     for a in "$WAN_GW6" "$STUN2_6" "$STUN1_6" "$PEER2_IP6" "$PEER_IP6"; do
         inns wan ip -6 addr add "$a/64" dev eth0 nodad
     done
-    inns wan ip -6 route add "$LAN_NET6" via "$PUBLIC_WAN_IP6"
+    # ula-only: the internet routes no unique local prefix; nat66: the ISP routes only
+    # the router's WAN /64, the router translates the LAN to its WAN address.
+    case "$IPV6_QUIRK" in
+    ula-only | nat66) ;;
+    *) inns wan ip -6 route add "$LAN_NET6" via "$PUBLIC_WAN_IP6" ;;
+    esac
 }
 
 # start_ra: router advertisements on the LAN: dnsmasq in rtr with --enable-ra and an
@@ -473,6 +482,84 @@ wait_slaac() {
     fail_with_log ra "$role got no SLAAC addresses within 10 s (its addresses above)"
 }
 
+# ipv6_quirk QUIRK: turns the dual-stack lab into one of the IPv6 networks it leaves
+# out (lab/README.md, "IPv6 quirks"). Applied last, once the LAN hosts have their
+# SLAAC addresses (the env keeps the keys of addresses a quirk removes).
+ipv6_quirk() {
+    case "$1" in
+    no-firewall)
+        # The router's IPv6 firewall is off: new inbound IPv6 is forwarded to the LAN
+        # (after miniupnpd's chain; miniupnpd still says its firewall is on).
+        inns rtr nft add rule inet filter forward iifname "wan0" oifname "br0" meta nfproto ipv6 accept
+        ;;
+    reject)
+        # The firewall rejects instead of dropping: TCP gets a reset, everything else
+        # ICMPv6 administratively prohibited (OpenWrt's REJECT); pinholes still pass.
+        inns rtr nft add rule inet filter forward iifname "wan0" oifname "br0" meta nfproto ipv6 meta l4proto tcp reject with tcp reset
+        inns rtr nft add rule inet filter forward iifname "wan0" oifname "br0" meta nfproto ipv6 reject with icmpv6 type admin-prohibited
+        ;;
+    temporary-only)
+        # Only temporary (privacy) addresses are preferred: the static address is
+        # removed and the stable SLAAC one deprecated (preferred_lft 0, as when its
+        # prefix is being withdrawn). It cannot be removed: the kernel deletes the
+        # temporaries derived from a mngtmpaddr address with it, and deprecating it
+        # deprecates them too, so they are made preferred again afterwards. Prefix
+        # information of later advertisements is ignored, or SLAAC would renew the
+        # stable address (the default route still comes from them).
+        local stable temp
+        stable=$(sed -n 's/^LAN_SLAAC_IP6=//p' "$DIR/env")
+        inns lan sysctl -qw net.ipv6.conf.eth0.accept_ra_pinfo=0
+        inns lan ip -6 addr del "$LAN_IP6/64" dev eth0
+        inns lan ip -6 addr change "$stable/64" dev eth0 valid_lft 3600 preferred_lft 0 mngtmpaddr
+        for temp in $(inns lan ip -6 -o addr show dev eth0 temporary | awk '{ sub("/.*", "", $4); print $4 }'); do
+            inns lan ip -6 addr change "$temp/64" dev eth0 valid_lft 3600 preferred_lft 3600
+        done
+        ;;
+    link-local-only)
+        # No router advertisements reach the host: only its link-local address, no
+        # IPv6 default route.
+        inns lan sysctl -qw net.ipv6.conf.eth0.accept_ra=0
+        inns lan ip -6 addr flush dev eth0 scope global
+        inns lan ip -6 route flush default
+        ;;
+    dead-uplink)
+        # The ISP's IPv6 is dead while its IPv4 works: the internet drops every IPv6
+        # packet on the router's link, silently. The router's link and routes stay
+        # up, so it keeps advertising itself as the LAN's default router.
+        cat >"$DIR/dead6.nft" <<'EOF'
+table netdev dead_uplink6 {
+	chain ingress {
+		type filter hook ingress device "eth0" priority filter; policy accept;
+		meta protocol ip6 counter drop
+	}
+}
+EOF
+        inns wan nft -f "$DIR/dead6.nft"
+        ;;
+    no-upstream)
+        # The router's WAN has no IPv6 (the ISP offers none, or DHCPv6 failed): no
+        # address, no route there, while it still advertises its LAN prefix. It
+        # answers the LAN's packets to the internet with ICMPv6 no route.
+        inns rtr ip -6 route del default
+        inns rtr ip -6 addr del "$RTR_WAN_IP6/64" dev wan0
+        ;;
+    nat66)
+        # NAT66 (OpenWrt's masq6): the router masquerades the LAN's IPv6 to its WAN
+        # address, and the internet has no route to the LAN /64.
+        cat >"$DIR/nat66.nft" <<'EOF'
+table ip6 nat66 {
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "wan0" masquerade
+	}
+}
+EOF
+        inns rtr nft -f "$DIR/nat66.nft"
+        ;;
+    ula-only | miniupnpd-no-ipv6) ;; # set up before (the prefix, miniupnpd.conf)
+    esac
+}
+
 # --- env file ---------------------------------------------------------------------
 
 set_env() {
@@ -488,7 +575,7 @@ set_env() {
 
 cmd_up() {
     local NAT="" MINIUPNPD=0 EXT_IP="" STUND=0 COTURN=0 DOUBLE=0 LAN2=0 LOSS=0
-    HAIRPIN=0 DNS=0 DNS_SILENT=0 SIP_ALG=0 RATE_KBPS=0 IPV6=0
+    HAIRPIN=0 DNS=0 DNS_SILENT=0 SIP_ALG=0 RATE_KBPS=0 IPV6=0 IPV6_QUIRK=""
     local -a BLOCKS=() OUT_BLOCKS=() DNS_HOSTS=()
     while (($#)); do
         case "$1" in
@@ -510,6 +597,7 @@ cmd_up() {
         --dns-silent) DNS_SILENT=1; shift ;;
         --sip-alg) SIP_ALG=1; shift ;;
         --ipv6) IPV6=1; shift ;;
+        --ipv6-quirk) IPV6_QUIRK=${2:-}; IPV6=1; shift 2 ;;
         -h | --help) usage ;;
         *) die "unknown option '$1' (try --help)" ;;
         esac
@@ -537,6 +625,23 @@ cmd_up() {
             die "bad --dns-host '$h' (NAME=IPv4 or NAME=IPv6)"
     done
     ((DNS == 0 || DNS_SILENT == 0)) || die "--dns and --dns-silent do not combine"
+    if [[ -n "$IPV6_QUIRK" ]]; then
+        [[ "|$IPV6_QUIRKS|" == *"|$IPV6_QUIRK|"* ]] || die "bad --ipv6-quirk '$IPV6_QUIRK' ($IPV6_QUIRKS)"
+        # Each quirk is one change to the plain dual-stack router or LAN.
+        [[ "$NAT" != open ]] || die "--ipv6-quirk and --nat open do not combine"
+        ((DOUBLE == 0)) || die "--ipv6-quirk and --double-nat do not combine"
+        if [[ "$IPV6_QUIRK" == miniupnpd-no-ipv6 ]]; then
+            ((MINIUPNPD)) || die "--ipv6-quirk miniupnpd-no-ipv6 needs --miniupnpd"
+        fi
+        if [[ "$IPV6_QUIRK" == ula-only ]]; then
+            # A unique local prefix (fd00::/8) instead of the global one.
+            LAN6_PREFIX=fd00:88:77:77
+            LAN_NET6=$LAN6_PREFIX::/64
+            RTR_LAN_IP6=$LAN6_PREFIX::1
+            LAN_IP6=$LAN6_PREFIX::2
+            LAN2_IP6=$LAN6_PREFIX::3
+        fi
+    fi
     if [[ "$NAT" == open ]]; then
         ((DOUBLE == 0)) || die "--nat open and --double-nat do not combine"
         # Without NAT, nf_nat_sip has no address to rewrite.
@@ -756,6 +861,7 @@ cmd_up() {
         ((DNS_SILENT)) && echo "DNS=silent"
         ((DNS || DNS_SILENT)) && echo "DNS_IP=$DNS_IP"
         echo "IPV6=$IPV6"
+        [[ -n "$IPV6_QUIRK" ]] && echo "IPV6_QUIRK=$IPV6_QUIRK"
         if ((IPV6)); then
             echo "LAN_NET6=$LAN_NET6"
             echo "LAN_IP6=$LAN_IP6"
@@ -826,6 +932,9 @@ EOF
     if ((MINIUPNPD)); then
         write_miniupnpd_conf wan0 "$EXT_IP"
         start_miniupnpd
+    fi
+    if [[ -n "$IPV6_QUIRK" ]]; then
+        ipv6_quirk "$IPV6_QUIRK"
     fi
 
     trap - ERR

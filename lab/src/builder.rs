@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::LabError;
 use crate::lab::Lab;
-use crate::spec::{NatKind, Proto};
+use crate::spec::{Ipv6Quirk, NatKind, Proto};
 
 /// Describes a lab; [`build`](LabBuilder::build) brings it up. Start from
 /// [`Lab::builder`].
@@ -33,6 +33,7 @@ pub struct LabBuilder {
     pub(crate) dns_aaaa: Vec<(String, Ipv6Addr)>,
     pub(crate) sip_alg: bool,
     pub(crate) ipv6: bool,
+    pub(crate) ipv6_quirk: Option<Ipv6Quirk>,
 }
 
 /// The LAN hosts' DNS ([`LabBuilder::dns`], [`LabBuilder::dns_silent`]).
@@ -70,6 +71,7 @@ impl Default for LabBuilder {
             dns_aaaa: Vec::new(),
             sip_alg: false,
             ipv6: false,
+            ipv6_quirk: None,
         }
     }
 }
@@ -222,6 +224,16 @@ impl LabBuilder {
         self
     }
 
+    /// Makes the dual-stack lab one of the real-world IPv6 networks it leaves out
+    /// (`natlab.sh --ipv6-quirk`; implies [`ipv6`](Self::ipv6)). Not with
+    /// [`NatKind::Open`] or [`double_nat`](Self::double_nat);
+    /// [`Ipv6Quirk::MiniupnpdNoIpv6`] needs [`miniupnpd`](Self::miniupnpd).
+    pub fn ipv6_quirk(mut self, quirk: Ipv6Quirk) -> Self {
+        self.ipv6 = true;
+        self.ipv6_quirk = Some(quirk);
+        self
+    }
+
     /// Checks combinations `natlab.sh` would refuse, without running it.
     pub fn validate(&self) -> Result<(), LabError> {
         let invalid = |reason| Err(LabError::InvalidSpec { reason });
@@ -250,6 +262,14 @@ impl LabBuilder {
         }
         if self.nat == NatKind::Open && self.sip_alg {
             return invalid("open (no NAT) and the SIP ALG do not combine");
+        }
+        if let Some(q) = self.ipv6_quirk {
+            if self.nat == NatKind::Open || self.double_nat {
+                return invalid("an IPv6 quirk does not combine with open (no NAT) or double NAT");
+            }
+            if q == Ipv6Quirk::MiniupnpdNoIpv6 && !self.miniupnpd {
+                return invalid("the miniupnpd-no-ipv6 quirk needs miniupnpd");
+            }
         }
         if self.hairpin && self.double_nat {
             return invalid("hairpinning and double NAT do not combine");
@@ -330,6 +350,9 @@ impl LabBuilder {
         }
         if self.ipv6 {
             args.push("--ipv6".into());
+        }
+        if let Some(q) = self.ipv6_quirk {
+            args.extend(["--ipv6-quirk".into(), q.as_arg().into()]);
         }
         args
     }
@@ -504,11 +527,33 @@ mod tests {
             LabBuilder::new().nat(NatKind::Symmetric).hairpin(true),
             LabBuilder::new().hairpin(true).double_nat(true),
             LabBuilder::new().nat(NatKind::Open).sip_alg(true),
+            LabBuilder::new()
+                .nat(NatKind::Open)
+                .ipv6_quirk(Ipv6Quirk::NoFirewall),
+            LabBuilder::new()
+                .double_nat(true)
+                .ipv6_quirk(Ipv6Quirk::Nat66),
+            LabBuilder::new().ipv6_quirk(Ipv6Quirk::MiniupnpdNoIpv6),
         ] {
             assert!(
                 matches!(b.validate(), Err(LabError::InvalidSpec { .. })),
                 "{b:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_ipv6_quirk_implies_the_dual_stack_lab() {
+        for q in Ipv6Quirk::ALL {
+            let b = LabBuilder::new().miniupnpd(true).ipv6_quirk(q);
+            assert!(b.validate().is_ok(), "{q}");
+            let args = b.script_args();
+            assert!(args.contains(&"--ipv6".to_owned()), "{args:?}");
+            let at = args
+                .iter()
+                .position(|a| a == "--ipv6-quirk")
+                .expect("quirk");
+            assert_eq!(args[at + 1], q.as_arg());
         }
     }
 }

@@ -68,4 +68,4 @@ pub use reference::{
 };
 pub use router::{RouterMapping, parse_upnpc_list};
 pub use session::HelperSession;
-pub use spec::{Daemon, Link, NatKind, Node, Proto};
+pub use spec::{Daemon, Ipv6Quirk, Link, NatKind, Node, Proto};

@@ -191,3 +191,74 @@ impl Daemon {
         }
     }
 }
+
+/// A real-world IPv6 network the plain dual-stack lab leaves out
+/// (`natlab.sh --ipv6-quirk`, [`LabBuilder::ipv6_quirk`](crate::LabBuilder::ipv6_quirk)):
+/// one change to its router or LAN host, applied once the lab is up. Not with
+/// [`NatKind::Open`] or double NAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ipv6Quirk {
+    /// The router's IPv6 firewall is off: new inbound IPv6 is forwarded to the LAN
+    /// (miniupnpd still says its firewall is on).
+    NoFirewall,
+    /// The firewall rejects new inbound IPv6 instead of dropping it: TCP reset,
+    /// everything else ICMPv6 administratively prohibited; pinholes still pass.
+    Reject,
+    /// The LAN host's only preferred addresses are temporary: its static address is
+    /// removed and its stable SLAAC address deprecated (`preferred_lft 0`).
+    TemporaryOnly,
+    /// The LAN has a unique local prefix (`fd00:88:77:77::/64`) and no global one;
+    /// the internet has no route to it.
+    UlaOnly,
+    /// The LAN host hears no router advertisements: link-local address only, no
+    /// IPv6 default route.
+    LinkLocalOnly,
+    /// The ISP's IPv6 is dead while IPv4 works: the internet drops every IPv6 packet
+    /// on the router's link, silently; the router still advertises itself.
+    DeadUplink,
+    /// The router's WAN has no IPv6 (no address, no default route) while it
+    /// advertises its LAN prefix: it answers ICMPv6 no route.
+    NoUpstream,
+    /// NAT66: the router masquerades the LAN's IPv6 to its WAN address, and the
+    /// internet has no route to the LAN /64.
+    Nat66,
+    /// miniupnpd runs with `ipv6_disable=yes`: IPv4 UPnP, NAT-PMP and PCP work, no
+    /// IPv6 pinholes (needs miniupnpd).
+    MiniupnpdNoIpv6,
+}
+
+impl Ipv6Quirk {
+    /// Every quirk.
+    pub const ALL: [Ipv6Quirk; 9] = [
+        Ipv6Quirk::NoFirewall,
+        Ipv6Quirk::Reject,
+        Ipv6Quirk::TemporaryOnly,
+        Ipv6Quirk::UlaOnly,
+        Ipv6Quirk::LinkLocalOnly,
+        Ipv6Quirk::DeadUplink,
+        Ipv6Quirk::NoUpstream,
+        Ipv6Quirk::Nat66,
+        Ipv6Quirk::MiniupnpdNoIpv6,
+    ];
+
+    /// The `natlab.sh --ipv6-quirk` value.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            Ipv6Quirk::NoFirewall => "no-firewall",
+            Ipv6Quirk::Reject => "reject",
+            Ipv6Quirk::TemporaryOnly => "temporary-only",
+            Ipv6Quirk::UlaOnly => "ula-only",
+            Ipv6Quirk::LinkLocalOnly => "link-local-only",
+            Ipv6Quirk::DeadUplink => "dead-uplink",
+            Ipv6Quirk::NoUpstream => "no-upstream",
+            Ipv6Quirk::Nat66 => "nat66",
+            Ipv6Quirk::MiniupnpdNoIpv6 => "miniupnpd-no-ipv6",
+        }
+    }
+}
+
+impl fmt::Display for Ipv6Quirk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_arg())
+    }
+}
