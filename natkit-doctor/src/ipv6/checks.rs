@@ -64,15 +64,18 @@ pub(crate) async fn run(input: Input, guard: Arc<MapGuard>) -> Ipv6Report {
             ports.iter().copied().take(1).collect()
         };
         let (pinhole, held) = if trial {
+            // Neither pinhole protocol answered the probe: nothing to ask, the
+            // probe's words are the attempts.
             let absent = absent_protocols(&router);
-            let auto = router.auto.clone().filter(|_| absent.len() < 2);
+            let untried = absent.len() == 2;
+            let auto = router.auto.clone().filter(|_| !untried);
             // Each request is bounded by its mechanism; this bounds them all. A
             // pinhole granted after it is still deleted by the guard at the end.
             let bound = timeout + Duration::from_secs(2);
             let trials = trial_pinholes(auto, stable, &trial_ports, dial.is_some(), &guard);
             match tokio::time::timeout(bound, trials).await {
                 Ok((mut check, held)) => {
-                    if check.verdict == PinholeVerdict::NoProtocol {
+                    if untried && check.verdict == PinholeVerdict::NoProtocol {
                         check.attempts = absent;
                     }
                     (check, held)
@@ -457,7 +460,15 @@ async fn attempt(
         }
         Err(TrialError::Refused(e)) => {
             let outcome = match e.failure_kind() {
-                Some(FailureKind::Unavailable | FailureKind::Unsupported) => "absent",
+                // No usable answer (nothing listening, not over IPv6, silence):
+                // the protocol is not there for pinholes. Anything else is the
+                // router answering with an error.
+                Some(
+                    FailureKind::Unavailable
+                    | FailureKind::Unsupported
+                    | FailureKind::Network
+                    | FailureKind::Timeout,
+                ) => "absent",
                 _ => "refused",
             };
             let a = PinholeAttempt {

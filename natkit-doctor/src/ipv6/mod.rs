@@ -178,7 +178,7 @@ pub struct PinholeAttempt {
     /// `upnp` (WANIPv6FirewallControl) or `pcp`.
     pub protocol: &'static str,
     /// `opened`, `refused` (it answered with an error) or `absent` (nothing
-    /// answered).
+    /// usable answered: no server, not over IPv6, silence).
     pub outcome: &'static str,
     /// Whether the pinhole it opened was deleted again; `None` when none was
     /// opened.
