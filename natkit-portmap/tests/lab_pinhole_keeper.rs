@@ -116,13 +116,11 @@ fn args<'a>(
 
 #[test]
 fn pinholes_survive_a_router_restart_and_a_killed_runs_are_removed() {
-    natkit_lab::require_root();
     let mut lab = Lab::builder()
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
         .ipv6(true)
-        .build()
-        .expect("lab");
+        .up();
     let a = v6(&lab);
     let dir = journal_dir();
     let journal = dir.to_str().expect("utf-8 path");

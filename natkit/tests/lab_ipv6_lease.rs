@@ -152,13 +152,11 @@ fn from_peer(lab: &Lab, addr: Ipv6Addr, port: u16) -> String {
 
 #[test]
 fn ipv6_leases_open_pinholes() {
-    natkit_lab::require_root();
     let mut lab = Lab::builder()
         .nat(NatKind::PortRestricted)
         .miniupnpd(true)
         .ipv6(true)
-        .build()
-        .expect("lab");
+        .up();
     let lan = lab.addrs().v6.expect("IPv6").lan;
     let mut cmd = lab.test_helper(Node::Lan, HELPER).expect("helper");
     cmd.stdin(Stdio::piped())
