@@ -177,3 +177,37 @@ fn spinner() -> ProgressBar {
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    async fn config_of(argv: &[&str]) -> Config {
+        let cmd = Cmd::try_parse_from(std::iter::once("doctor").chain(argv.iter().copied()))
+            .expect("parses");
+        config(&cmd.args).await.expect("a valid config")
+    }
+
+    /// One dial-back server per family: an IPv6 address serves the IPv6
+    /// section, never the IPv4 port checks.
+    #[tokio::test]
+    async fn dialback_addresses_go_to_their_family() {
+        let v4 = "88.77.66.20:7007";
+        let v6 = "[2a0d:88:77:66::20]:7007";
+        let both = config_of(&["--ports", "5900/tcp", "--dialback", v4, "--dialback", v6]).await;
+        assert_eq!(both.dialback, Some(v4.parse().expect("v4")));
+        assert_eq!(both.dialback6, Some(v6.parse().expect("v6")));
+        let only6 = config_of(&["--ports", "5900/tcp", "--dialback", v6]).await;
+        assert_eq!(only6.dialback, None);
+        assert_eq!(only6.dialback6, Some(v6.parse().expect("v6")));
+        let only4 = config_of(&["--ports", "5900/tcp", "--dialback", v4]).await;
+        assert_eq!(only4.dialback6, None);
+    }
+}
