@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{FailureKind, Result};
 use crate::mechanism::Mechanism;
 
 /// Something that can tell this host's public address as seen from outside:
@@ -72,7 +72,39 @@ pub enum Outcome {
     /// It did not answer in time.
     TimedOut,
     /// It answered with an error, or could not be asked.
-    Failed(String),
+    Failed {
+        /// What kind of failure, for callers to match on.
+        kind: DiscoveryFailure,
+        /// The failure in words, as the mechanism put it.
+        detail: String,
+    },
+}
+
+/// Why a source gave no address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum DiscoveryFailure {
+    /// The source's name did not resolve, so it was not asked.
+    Unresolved {
+        /// Why, in words ("no such name", "the lookup took longer than 3 s" …): the
+        /// same for every name the same resolver failure hit.
+        reason: String,
+    },
+    /// It answered with an error response (STUN's ERROR-CODE).
+    ErrorResponse {
+        /// The error code (e.g. 420), 0 if the response carried none.
+        code: u16,
+    },
+    /// Its answer carried no address, or made no sense.
+    Protocol,
+    /// This host could not ask it: no route, a socket error.
+    Network,
+    /// The discovery was asked for something impossible (no servers, a bad plan).
+    InvalidConfig,
+    /// A router's mechanism failed, as its port mapper classes the failure.
+    Router(FailureKind),
 }
 
 impl Outcome {
@@ -81,7 +113,7 @@ impl Outcome {
         match self {
             Outcome::SawEndpoint(sa) => Some(sa.ip()),
             Outcome::SawAddress(ip) => Some(*ip),
-            Outcome::TimedOut | Outcome::Failed(_) => None,
+            Outcome::TimedOut | Outcome::Failed { .. } => None,
         }
     }
 }
@@ -92,7 +124,7 @@ impl fmt::Display for Outcome {
             Outcome::SawEndpoint(sa) => write!(f, "saw {sa}"),
             Outcome::SawAddress(ip) => write!(f, "saw {ip}"),
             Outcome::TimedOut => f.write_str("timed out"),
-            Outcome::Failed(why) => write!(f, "failed: {why}"),
+            Outcome::Failed { detail, .. } => write!(f, "failed: {detail}"),
         }
     }
 }

@@ -41,7 +41,9 @@ pub use addresses::{
 pub use behaviour::{
     Connectivity, FilteringBehaviour, LegacyNatType, MappingBehaviour, NatBehaviour,
 };
-pub use discover::{AddressDiscoverer, Evidence, ExternalAddress, Outcome, consensus};
+pub use discover::{
+    AddressDiscoverer, DiscoveryFailure, Evidence, ExternalAddress, Outcome, consensus,
+};
 pub use error::{BoxError, Error, FailureKind, Result};
 pub use error_line::error_line;
 #[cfg(feature = "gateway")]

@@ -292,6 +292,7 @@ pub(crate) async fn check_stun(
         Err(e) => {
             for (i, _) in &asked {
                 answers[*i].detail = Some(one_line(&e));
+                answers[*i].failure = Some(e.discovery_failure());
             }
             return (answers, None);
         }
@@ -308,17 +309,18 @@ pub(crate) async fn check_stun(
 }
 
 fn stun_answer(e: &Evidence) -> StunAnswer {
-    let (outcome, address, detail) = match &e.outcome {
+    let (outcome, address, failure) = match &e.outcome {
         Outcome::SawEndpoint(sa) => (StunOutcome::Saw, Some(*sa), None),
         Outcome::SawAddress(ip) => (StunOutcome::Saw, Some(SocketAddr::new(*ip, 0)), None),
         Outcome::TimedOut => (StunOutcome::TimedOut, None, None),
-        Outcome::Failed(why) => (StunOutcome::Failed, None, Some(why.clone())),
+        Outcome::Failed { kind, detail } => (StunOutcome::Failed, None, Some((kind, detail))),
     };
     StunAnswer {
         server: e.source.clone(),
         outcome,
         address,
-        detail,
+        detail: failure.map(|(_, detail)| detail.clone()),
+        failure: failure.map(|(kind, _)| kind.clone()),
     }
 }
 
@@ -344,6 +346,7 @@ fn unresolved(
             outcome: StunOutcome::Failed,
             address: None,
             detail: r.as_ref().err().map(|e| one_line(e)),
+            failure: r.as_ref().err().map(natkit_stun::Error::discovery_failure),
         })
         .collect();
     (answers, None)
@@ -365,6 +368,15 @@ pub(crate) fn nat_report(c: &Classification) -> NatReport {
         servers,
         rtt_ms: c.rtt.map(|d| d.as_secs_f64() * 1000.0),
         notes: c.notes.clone(),
+        not_resolved: c
+            .notes
+            .iter()
+            .filter(|n| {
+                c.not_asked_by_note(n)
+                    .is_some_and(|e| matches!(e, natkit_stun::Error::Resolve { .. }))
+            })
+            .cloned()
+            .collect(),
     }
 }
 

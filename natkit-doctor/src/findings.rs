@@ -452,6 +452,7 @@ mod tests {
             servers: vec![],
             rtt_ms: None,
             notes: vec![],
+            not_resolved: vec![],
         });
         // Behind a double NAT, unmappable ports are explained by it.
         r.ports = vec![port(80, None, Some(false))];

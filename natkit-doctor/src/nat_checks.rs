@@ -138,10 +138,10 @@ fn finding(code: FindingCode, message: String, fix: &str) -> Finding {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn nat(legacy: &'static str, hairpinning: Option<bool>) -> NatReport {
+    pub(crate) fn nat(legacy: &'static str, hairpinning: Option<bool>) -> NatReport {
         NatReport {
             mapping: "endpoint_independent",
             filtering: "address_and_port_dependent",
@@ -160,6 +160,7 @@ mod tests {
             }],
             rtt_ms: None,
             notes: vec![],
+            not_resolved: vec![],
         }
     }
 

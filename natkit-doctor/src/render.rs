@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use natkit_core::AddressScope;
+use natkit_core::{AddressScope, DiscoveryFailure};
 
 use crate::report::{Report, Severity, Status};
 
@@ -131,12 +131,12 @@ fn path(r: &Report, style: Style, o: &mut String) {
     // bury the servers that answered.
     let mut unresolved: Vec<(&str, Vec<&str>)> = Vec::new();
     for s in &r.stun_servers {
-        if let Some(why) = s.detail.as_deref().and_then(unresolved_reason) {
+        if let Some(DiscoveryFailure::Unresolved { reason: why }) = &s.failure {
             let host = s
                 .server
                 .rsplit_once(':')
                 .map_or(s.server.as_str(), |(h, _)| h);
-            match unresolved.iter_mut().find(|(w, _)| *w == why) {
+            match unresolved.iter_mut().find(|(w, _)| *w == why.as_str()) {
                 Some((_, hosts)) => hosts.push(host),
                 None => unresolved.push((why, vec![host])),
             }
@@ -174,13 +174,6 @@ fn path(r: &Report, style: Style, o: &mut String) {
     }
 }
 
-/// The reason in "cannot resolve NAME:PORT: REASON" (natkit-stun's resolve
-/// failure, as the report quotes it), or `None` for any other detail.
-fn unresolved_reason(detail: &str) -> Option<&str> {
-    let rest = detail.strip_prefix("cannot resolve ")?;
-    rest.rsplit_once(": ").map(|(_, why)| why)
-}
-
 fn nat(r: &Report, style: Style, o: &mut String) {
     let Some(n) = &r.nat else { return };
     let _ = writeln!(o, "\n{}        {}", style.title("NAT type"), n.legacy_type);
@@ -208,11 +201,7 @@ fn nat(r: &Report, style: Style, o: &mut String) {
     }
     let mut not_resolved = 0;
     for note in &n.notes {
-        if note
-            .strip_prefix("not asked: ")
-            .and_then(unresolved_reason)
-            .is_some()
-        {
+        if n.not_resolved.contains(note) {
             not_resolved += 1;
             continue;
         }
@@ -358,34 +347,65 @@ mod tests {
     }
 
     #[test]
+    fn nat_notes_on_names_that_did_not_resolve_are_counted() {
+        let unresolved = "not asked: cannot resolve x.example:3478: no such name";
+        let mut r = Report::empty();
+        let mut nat = crate::nat_checks::tests::nat("full_cone", None);
+        nat.notes = vec![unresolved.into(), "hairpinning: not enough".into()];
+        nat.not_resolved = vec![unresolved.into()];
+        r.nat = Some(nat);
+        let t = text(&r, Style::PLAIN);
+        assert!(!t.contains(unresolved), "{t}");
+        assert!(
+            t.contains("  note          hairpinning: not enough\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("not asked: 1 server(s) whose names did not resolve (above)"),
+            "{t}"
+        );
+    }
+
+    #[test]
     fn names_that_did_not_resolve_share_a_line_per_reason() {
         use crate::report::{StunAnswer, StunOutcome};
         let mut r = Report::empty();
         r.gateway = Some("192.168.77.1".parse().expect("ip"));
         r.local_address = Some("192.168.77.2".parse().expect("ip"));
-        let failed = |server: &str, detail: &str| StunAnswer {
+        use natkit_stun::Error;
+        use natkit_stun::client::ResolveFailure;
+        let failed = |server: &str, e: Error| StunAnswer {
             server: server.into(),
             outcome: StunOutcome::Failed,
             address: None,
-            detail: Some(detail.into()),
+            detail: Some(e.to_string()),
+            failure: Some(e.discovery_failure()),
+        };
+        let unresolved = |server: &str, failure| {
+            let e = Error::Resolve {
+                name: server.into(),
+                failure,
+            };
+            failed(server, e)
         };
         r.stun_servers = vec![
-            failed(
-                "a.example:3478",
-                "cannot resolve a.example:3478: no such name",
-            ),
+            unresolved("a.example:3478", ResolveFailure::NoSuchName),
             StunAnswer {
                 server: "b.example:3478".into(),
                 outcome: StunOutcome::Saw,
                 address: "88.77.66.2:4000".parse().ok(),
                 detail: None,
+                failure: None,
             },
+            unresolved("c.example:19302", ResolveFailure::NoSuchName),
+            unresolved("d.example:3478", ResolveFailure::TimedOut),
             failed(
-                "c.example:19302",
-                "cannot resolve c.example:19302: no such name",
+                "e.example:3478",
+                Error::ErrorResponse {
+                    server: "192.0.2.5:3478".parse().expect("addr"),
+                    code: 420,
+                },
             ),
-            failed("d.example:3478", "cannot resolve d.example:3478: timed out"),
-            failed("e.example:3478", "error response 420"),
         ];
         let t = text(&r, Style::PLAIN);
         assert!(
@@ -393,14 +413,19 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("  e.example:3478           failed: error response 420\n"),
+            t.contains(
+                "  e.example:3478           failed: server 192.0.2.5:3478 answered error 420\n"
+            ),
             "{t}"
         );
         assert!(
             t.contains("  not resolved (no such name): a.example, c.example\n"),
             "{t}"
         );
-        assert!(t.contains("  not resolved (timed out): d.example\n"), "{t}");
+        assert!(
+            t.contains("  not resolved (the lookup took longer than 3 s): d.example\n"),
+            "{t}"
+        );
         assert!(!t.contains("cannot resolve"), "{t}");
     }
 

@@ -214,6 +214,9 @@ pub struct StunAnswer {
     pub address: Option<SocketAddr>,
     /// Why asking failed.
     pub detail: Option<String>,
+    /// What kind of failure, when asking failed (the JSON has `detail`).
+    #[serde(skip)]
+    pub failure: Option<natkit_core::DiscoveryFailure>,
 }
 
 /// What came of asking one STUN server.
@@ -265,6 +268,10 @@ pub struct NatReport {
     pub rtt_ms: Option<f64>,
     /// The classifier's remarks (why something is inconclusive …).
     pub notes: Vec<String>,
+    /// Those of [`notes`](Self::notes) that say a server was not asked because its
+    /// name did not resolve (the text groups them).
+    #[serde(skip)]
+    pub not_resolved: Vec<String>,
 }
 
 /// Who a port is already forwarded to on the router.

@@ -286,6 +286,7 @@ mod tests {
             },
             address: saw.then(|| "88.77.66.2:4000".parse().unwrap()),
             detail: None,
+            failure: None,
         }
     }
 

@@ -165,6 +165,36 @@ fn family_name(server: &std::net::SocketAddr) -> &'static str {
 }
 
 impl Error {
+    /// What kind of failure this is for an address discovery's evidence
+    /// ([`natkit_core::Outcome::Failed`]).
+    pub fn discovery_failure(&self) -> natkit_core::DiscoveryFailure {
+        use natkit_core::DiscoveryFailure as D;
+        match self {
+            Error::Resolve { failure, .. } => D::Unresolved {
+                reason: failure.to_string(),
+            },
+            Error::ErrorResponse { code, .. } => D::ErrorResponse { code: *code },
+            Error::Io { .. } | Error::NoRoute { .. } => D::Network,
+            Error::InvalidConfig { .. } => D::InvalidConfig,
+            // Silence from every server reads, from here, as a network that drops.
+            Error::Timeout { .. } | Error::NoAnswer { .. } => D::Network,
+            _ => D::Protocol,
+        }
+    }
+
+    /// This error as the evidence of an address discovery: a transaction that gave
+    /// up is [`TimedOut`](natkit_core::Outcome::TimedOut), anything else
+    /// [`Failed`](natkit_core::Outcome::Failed).
+    pub fn to_outcome(&self) -> natkit_core::Outcome {
+        match self {
+            Error::Timeout { .. } => natkit_core::Outcome::TimedOut,
+            e => natkit_core::Outcome::Failed {
+                kind: e.discovery_failure(),
+                detail: e.to_string(),
+            },
+        }
+    }
+
     /// An [`Error::Io`] from a socket error and the operation that failed.
     pub fn io(op: &'static str, err: &std::io::Error) -> Error {
         Error::Io {

@@ -125,7 +125,7 @@ impl AddressQuery {
         let discoverer = StunDiscoverer::new(self.servers.iter().cloned());
         match tokio::time::timeout(self.timeout, discoverer.observe()).await {
             Ok(Ok(evidence)) => evidence,
-            Ok(Err(e)) => each(Outcome::Failed(e.to_string())),
+            Ok(Err(e)) => each(e.to_outcome()),
             Err(_) => each(Outcome::TimedOut),
         }
     }
@@ -148,16 +148,21 @@ impl AddressQuery {
 mod router {
     use std::time::Duration;
 
-    use natkit_core::{Evidence, FailureKind, Mechanism, Outcome, default_gateway};
+    use natkit_core::{
+        DiscoveryFailure, Evidence, FailureKind, Mechanism, Outcome, default_gateway,
+    };
     use natkit_portmap::{AutoMapper, MechanismReport, PortMapConfig};
 
     /// The router's own reports, one per mechanism.
     pub(super) async fn observe(timeout: Duration) -> Vec<Evidence> {
-        let failed = |why: String| {
+        let failed = |detail: String| {
             vec![Evidence {
                 mechanism: Mechanism::Upnp,
                 source: "default gateway".into(),
-                outcome: Outcome::Failed(why),
+                outcome: Outcome::Failed {
+                    kind: DiscoveryFailure::Network,
+                    detail,
+                },
             }]
         };
         let gateway = match tokio::task::spawn_blocking(default_gateway).await {
@@ -187,8 +192,14 @@ mod router {
         match (&m.external_address, &m.error) {
             (Some(ip), _) => Outcome::SawAddress(*ip),
             (None, Some(e)) if e.kind == FailureKind::Timeout => Outcome::TimedOut,
-            (None, Some(e)) => Outcome::Failed(e.message.clone()),
-            (None, None) => Outcome::Failed("no external address".into()),
+            (None, Some(e)) => Outcome::Failed {
+                kind: DiscoveryFailure::Router(e.kind),
+                detail: e.message.clone(),
+            },
+            (None, None) => Outcome::Failed {
+                kind: DiscoveryFailure::Protocol,
+                detail: "no external address".into(),
+            },
         }
     }
 }

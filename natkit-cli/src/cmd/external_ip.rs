@@ -96,7 +96,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
                     Outcome::SawEndpoint(sa) => (Some(sa.to_string()), None),
                     Outcome::SawAddress(a) => (Some(a.to_string()), None),
                     Outcome::TimedOut => (None, None),
-                    Outcome::Failed(why) => (None, Some(why.clone())),
+                    Outcome::Failed { detail, .. } => (None, Some(detail.clone())),
                 };
                 json!({
                     "mechanism": e.mechanism.as_str(),

@@ -8,7 +8,7 @@ use natkit_core::{LegacyNatType, NatBehaviour};
 use super::firewall::Firewall;
 use super::lifetime::BindingLifetime;
 use crate::Error;
-use crate::client::{BindingResponse, IpFamily};
+use crate::client::IpFamily;
 
 /// Which test a request belonged to (RFC 5780 §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,7 +80,56 @@ pub enum TestOutcome {
         wrong_sources: Vec<SocketAddr>,
     },
     /// The request could not be made, or got an error response.
-    Failed(String),
+    Failed(TestFailure),
+}
+
+/// Why a request got no answer that counts, other than silence.
+///
+/// In JSON it is its text (`"error response 420"`), as the evidence has always read;
+/// read back, an error response keeps its code and anything else its text only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(into = "String", from = "String"))]
+#[non_exhaustive]
+pub enum TestFailure {
+    /// The server answered with an error response.
+    ErrorResponse {
+        /// The ERROR-CODE number (e.g. 420), 0 if the response carried none.
+        code: u16,
+    },
+    /// The client transaction ended with an error: the request could not be sent.
+    Transaction(Error),
+    /// A failure read back from serialized evidence, as its text: the typed error
+    /// does not survive serialization.
+    Recorded(String),
+}
+
+impl std::fmt::Display for TestFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TestFailure::ErrorResponse { code } => write!(f, "error response {code}"),
+            TestFailure::Transaction(e) => e.fmt(f),
+            TestFailure::Recorded(text) => f.write_str(text),
+        }
+    }
+}
+
+impl From<TestFailure> for String {
+    fn from(f: TestFailure) -> String {
+        f.to_string()
+    }
+}
+
+impl From<String> for TestFailure {
+    fn from(text: String) -> TestFailure {
+        match text
+            .strip_prefix("error response ")
+            .and_then(|c| c.parse().ok())
+        {
+            Some(code) => TestFailure::ErrorResponse { code },
+            None => TestFailure::Recorded(text),
+        }
+    }
 }
 
 impl TestOutcome {
@@ -96,34 +145,22 @@ impl TestOutcome {
     pub fn answered(&self) -> bool {
         matches!(self, TestOutcome::Answered { .. })
     }
-
-    /// What a finished client transaction means for its test: a success response is
-    /// an answer, a timeout (or no outcome) an absence with the sources that answered
-    /// from the wrong address, anything else a failure.
-    pub fn from_transaction(
-        outcome: Option<Result<BindingResponse, Error>>,
-        wrong_sources: Vec<SocketAddr>,
-    ) -> TestOutcome {
-        match outcome {
-            Some(Ok(resp)) => match resp.error_code {
-                Some(code) => TestOutcome::Failed(format!("error response {code}")),
-                None => TestOutcome::Answered {
-                    mapped: resp.mapped,
-                    from: resp.from,
-                    other: resp.other_address,
-                    rfc3489: resp.other_is_rfc3489,
-                    origin: resp.response_origin,
-                    rtt: resp.rtt,
-                    elapsed: resp.elapsed,
-                },
-            },
-            Some(Err(Error::Timeout { .. })) | None => TestOutcome::NoAnswer { wrong_sources },
-            Some(Err(e)) => TestOutcome::Failed(e.to_string()),
-        }
-    }
 }
 
 impl Classification {
+    /// The note saying a server was not asked, and why.
+    pub fn not_asked_note(why: &Error) -> String {
+        format!("not asked: {why}")
+    }
+
+    /// The error a note stands for, if it is the note of a server not asked
+    /// ([`not_asked`](Self::not_asked)).
+    pub fn not_asked_by_note(&self, note: &str) -> Option<&Error> {
+        self.not_asked
+            .iter()
+            .find(|e| Self::not_asked_note(e) == note)
+    }
+
     /// The mapping axis in words that fit: `none` with no NAT in the way (the
     /// address seen is this host's own, nothing is translated, as on IPv6), else the
     /// RFC 4787 behaviour (`endpoint_independent` …).
@@ -240,6 +277,10 @@ pub struct Classification {
     pub evidence: Vec<TestEvidence>,
     /// Plain-language remarks on what could not be concluded and why.
     pub notes: Vec<String>,
+    /// The servers not asked, and why (their names did not resolve); each also has a
+    /// note, which is what serializes.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub not_asked: Vec<Error>,
     /// The binding lifetime, when asked for ([`ClassifyConfig::lifetime`](super::ClassifyConfig::lifetime))
     /// and measurable (an RFC 5780 server).
     #[cfg_attr(feature = "serde", serde(default))]
@@ -247,4 +288,29 @@ pub struct Classification {
     /// How long the classification took, binding lifetime discovery included (set by
     /// the runner; zero from the plan alone).
     pub elapsed: Duration,
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_serializes_as_its_text() {
+        let refused = TestOutcome::Failed(TestFailure::ErrorResponse { code: 420 });
+        let json = serde_json::to_string(&refused).expect("serialize");
+        assert_eq!(json, r#"{"failed":"error response 420"}"#);
+        let back: TestOutcome = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, refused);
+        let unsent = TestOutcome::Failed(TestFailure::Transaction(Error::Io {
+            op: "send",
+            kind: std::io::ErrorKind::PermissionDenied,
+        }));
+        let json = serde_json::to_string(&unsent).expect("serialize");
+        assert_eq!(json, r#"{"failed":"send: permission denied"}"#);
+        let back: TestOutcome = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(
+            back,
+            TestOutcome::Failed(TestFailure::Recorded("send: permission denied".into()))
+        );
+    }
 }

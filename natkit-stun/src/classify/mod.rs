@@ -19,7 +19,6 @@
 
 mod config;
 mod contacts;
-mod decide;
 mod evidence;
 mod firewall;
 mod lifetime;
@@ -34,7 +33,7 @@ mod sim;
 
 pub use config::{ClassifyConfig, NO_ANSWER_RTO_CEILING};
 pub use evidence::{
-    Classification, ServerCheck, ServerFlavor, TestEvidence, TestKind, TestOutcome,
+    Classification, ServerCheck, ServerFlavor, TestEvidence, TestFailure, TestKind, TestOutcome,
 };
 pub use firewall::Firewall;
 pub use lifetime::{

@@ -139,7 +139,8 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
     }
     let mut c = plan.classification();
     c.notes
-        .extend(unresolved.iter().map(|e| format!("not asked: {e}")));
+        .extend(unresolved.iter().map(Classification::not_asked_note));
+    c.not_asked = unresolved;
     if unplaced {
         c.notes.push(
             "no port outside the system's ephemeral range was free for the mapping tests' \

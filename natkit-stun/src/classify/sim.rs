@@ -689,7 +689,7 @@ fn the_no_answer_wait_follows_the_measured_rtt() {
     });
     let wave = plan.poll_probes();
     let change: Vec<_> = wave.iter().filter(|p| p.request.change.is_some()).collect();
-    let rounds = super::decide::CONFIRMATIONS + 1;
+    let rounds = super::plan::CONFIRMATIONS + 1;
     assert_eq!(change.len(), 2 * rounds, "rounds run at once");
     // RFC 6298 from one sample: 3 × 80 ms; 4 sends wait 9 × RTO.
     for p in change {

@@ -72,7 +72,7 @@ impl StunDiscoverer {
                     let t = self.transaction(addr)?;
                     if addr.is_ipv4() { &mut v4 } else { &mut v6 }.push((i, t));
                 }
-                Err(why) => outcomes[i] = Some(Outcome::Failed(why.to_string())),
+                Err(why) => outcomes[i] = Some(why.to_outcome()),
             }
         }
         let (r4, r6) = tokio::join!(run_family(&mut v4), run_family(&mut v6));
@@ -197,13 +197,13 @@ async fn run_family(group: &mut [(usize, Transaction)]) -> Result<(), Error> {
 /// What one finished transaction says, given how its family's run ended.
 fn outcome(run: &Result<(), Error>, t: &mut Transaction) -> Outcome {
     match (run, t.take_outcome()) {
-        (Err(e), _) => Outcome::Failed(e.to_string()),
+        (Err(e), _) => e.to_outcome(),
         (Ok(()), Some(Ok(resp))) => match resp.mapped_or_error() {
             Ok(mapped) => Outcome::SawEndpoint(mapped),
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => e.to_outcome(),
         },
         (Ok(()), Some(Err(Error::Timeout { .. })) | None) => Outcome::TimedOut,
-        (Ok(()), Some(Err(e))) => Outcome::Failed(e.to_string()),
+        (Ok(()), Some(Err(e))) => e.to_outcome(),
     }
 }
 

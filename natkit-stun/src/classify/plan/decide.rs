@@ -1,10 +1,17 @@
-//! The conclusions, as pure functions of what was observed. Each conclusion needs
-//! positive evidence; an absence of answers counts only next to a control that was
-//! answered at the same time, and only when repeated.
+//! The conclusions: each axis as a pure function of what was observed, then the
+//! [`Classification`] with the legacy name. Each conclusion needs positive evidence;
+//! an absence of answers counts only next to a control that was answered at the same
+//! time, and only when repeated.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use natkit_core::{FilteringBehaviour, MappingBehaviour};
+use natkit_core::{FilteringBehaviour, MappingBehaviour, NatBehaviour};
+
+use super::{HAIRPIN_MISSES, Phase, TestPlan};
+use crate::classify::evidence::Classification;
+use crate::classify::firewall::Firewall;
+use crate::client::IpFamily;
 
 /// One filtering round (RFC 5780 §4.4) on a fresh socket: which requests got answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,7 +28,7 @@ pub(crate) struct FilteringRound {
     pub wrong_source: bool,
     /// This host had sent to the alternate IP by the time of this round, so a filter
     /// kept per host may have let the change-IP-and-port answer in
-    /// ([`Contacts`](super::contacts::Contacts)).
+    /// ([`Contacts`](crate::classify::contacts::Contacts)).
     pub alternate_ip_contacted: bool,
     /// This host had sent to the primary IP at the alternate port by then, so a
     /// per-host filter may have let the change-port answer in.
@@ -39,7 +46,55 @@ pub(crate) enum FilteringVerdict {
     /// Another round is needed.
     NeedMore,
     /// No conclusion possible, with the reason.
-    Inconclusive(String),
+    Inconclusive(FilteringUnknown),
+}
+
+/// Why the filtering rounds cannot conclude; its text goes in the notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FilteringUnknown {
+    /// An answer to a CHANGE-REQUEST came from an address the change did not name.
+    WrongSource,
+    /// The alternate address answered only after this host had sent to it.
+    AlternateIpContacted,
+    /// The alternate port answered only after this host had sent to it.
+    AlternatePortContacted,
+    /// No round's control was answered.
+    NoControl,
+    /// Too few rounds had a control answered at its first send.
+    FewControls {
+        /// Rounds whose control vouched.
+        valid: usize,
+        /// Rounds made.
+        rounds: usize,
+    },
+}
+
+impl std::fmt::Display for FilteringUnknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FilteringUnknown::WrongSource => {
+                f.write_str("the server answered CHANGE-REQUEST from the wrong address")
+            }
+            FilteringUnknown::AlternateIpContacted => f.write_str(
+                "the server's alternate address answered, but this host had sent to that \
+                 address before: a NAT that keeps its filter per host would let it in too, so \
+                 full cone cannot be told from restricted cone",
+            ),
+            FilteringUnknown::AlternatePortContacted => f.write_str(
+                "the alternate port answered, but this host had sent to it before: a NAT that \
+                 keeps its filter per host would let it in too, so restricted cone cannot be \
+                 told from port-restricted cone",
+            ),
+            FilteringUnknown::NoControl => f.write_str(
+                "the control requests of the filtering tests went unanswered (packet loss?)",
+            ),
+            FilteringUnknown::FewControls { valid, rounds } => write!(
+                f,
+                "only {valid} of {rounds} filtering rounds had a control answered at its first \
+                 send (packet loss, or a server that drops requests)"
+            ),
+        }
+    }
 }
 
 /// Decides filtering from the rounds so far, allowing `max_rounds` rounds in all.
@@ -55,9 +110,7 @@ pub(crate) enum FilteringVerdict {
 ///   and change-port answered in none.
 pub(crate) fn filtering(rounds: &[FilteringRound], max_rounds: usize) -> FilteringVerdict {
     if rounds.iter().any(|r| r.wrong_source) {
-        return FilteringVerdict::Inconclusive(
-            "the server answered CHANGE-REQUEST from the wrong address".into(),
-        );
+        return FilteringVerdict::Inconclusive(FilteringUnknown::WrongSource);
     }
     // Answers are proof whatever the control did; absences count only with a control.
     if rounds
@@ -83,35 +136,21 @@ pub(crate) fn filtering(rounds: &[FilteringRound], max_rounds: usize) -> Filteri
     // An opened filter stays open for the NAT's timeout: more rounds cannot help.
     let opened_ip = rounds.iter().filter(|r| r.change_ip_port).count();
     if opened_ip >= CONFIRMATIONS {
-        return FilteringVerdict::Inconclusive(
-            "the server's alternate address answered, but this host had sent to that \
-             address before: a NAT that keeps its filter per host would let it in too, so \
-             full cone cannot be told from restricted cone"
-                .into(),
-        );
+        return FilteringVerdict::Inconclusive(FilteringUnknown::AlternateIpContacted);
     }
     if absent >= CONFIRMATIONS {
-        return FilteringVerdict::Inconclusive(
-            "the alternate port answered, but this host had sent to it before: a NAT that \
-             keeps its filter per host would let it in too, so restricted cone cannot be \
-             told from port-restricted cone"
-                .into(),
-        );
+        return FilteringVerdict::Inconclusive(FilteringUnknown::AlternatePortContacted);
     }
     let valid = rounds.iter().filter(|r| r.control).count();
     if rounds.len() < max_rounds {
         FilteringVerdict::NeedMore
     } else if valid == 0 {
-        FilteringVerdict::Inconclusive(
-            "the control requests of the filtering tests went unanswered (packet loss?)".into(),
-        )
+        FilteringVerdict::Inconclusive(FilteringUnknown::NoControl)
     } else {
-        FilteringVerdict::Inconclusive(format!(
-            "only {} of {} filtering rounds had a control answered at its first send \
-             (packet loss, or a server that drops requests)",
+        FilteringVerdict::Inconclusive(FilteringUnknown::FewControls {
             valid,
-            rounds.len()
-        ))
+            rounds: rounds.len(),
+        })
     }
 }
 
@@ -130,37 +169,202 @@ pub(crate) struct MappingRound {
     pub repeat_made: bool,
 }
 
+/// Why a mapping round cannot conclude; its text goes in the notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MappingUnknown {
+    /// Test I or II went unanswered.
+    Unanswered,
+    /// The repeat of test I saw another mapping than test I.
+    Changed {
+        /// Test I's mapping.
+        first: SocketAddr,
+        /// The repeat's.
+        again: SocketAddr,
+    },
+    /// Tests I and II agree, test III disagrees.
+    Inconsistent {
+        /// The mapping for the primary and the alternate IP.
+        ip: SocketAddr,
+        /// The mapping for the alternate port.
+        port: SocketAddr,
+    },
+    /// The mapping depends on the destination, and the repeat of test I was lost.
+    RepeatUnanswered,
+    /// The mapping depends on the destination, and test III was lost.
+    ThirdUnanswered,
+}
+
+impl std::fmt::Display for MappingUnknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MappingUnknown::Unanswered => {
+                f.write_str("mapping tests I and II did not both get answers")
+            }
+            MappingUnknown::Changed { first, again } => write!(
+                f,
+                "the mapping to the primary address changed during the test ({first} then \
+                 {again})"
+            ),
+            MappingUnknown::Inconsistent { ip, port } => write!(
+                f,
+                "inconsistent mappings: {ip} for the primary and alternate IP, {port} for the \
+                 alternate port"
+            ),
+            MappingUnknown::RepeatUnanswered => f.write_str(
+                "the repeat of test I went unanswered, so a changing mapping cannot be \
+                    told from a dependent one",
+            ),
+            MappingUnknown::ThirdUnanswered => {
+                f.write_str("the mapping depends on the destination, but test III went unanswered")
+            }
+        }
+    }
+}
+
 /// Decides mapping from one round; `Err` carries why it is inconclusive.
-pub(crate) fn mapping(r: &MappingRound) -> Result<MappingBehaviour, String> {
+pub(crate) fn mapping(r: &MappingRound) -> Result<MappingBehaviour, MappingUnknown> {
     let (Some(i), Some(ii)) = (r.i, r.ii) else {
-        return Err("mapping tests I and II did not both get answers".into());
+        return Err(MappingUnknown::Unanswered);
     };
-    if r.repeat_made && r.i_repeat.is_some_and(|again| again != i) {
-        return Err(format!(
-            "the mapping to the primary address changed during the test ({i} then {})",
-            r.i_repeat.map_or_else(String::new, |a| a.to_string())
-        ));
+    if r.repeat_made
+        && let Some(again) = r.i_repeat.filter(|&again| again != i)
+    {
+        return Err(MappingUnknown::Changed { first: i, again });
     }
     if ii == i {
         return match r.iii {
-            Some(iii) if iii != i => Err(format!(
-                "inconsistent mappings: {i} for the primary and alternate IP, {iii} for the \
-                 alternate port"
-            )),
+            Some(iii) if iii != i => Err(MappingUnknown::Inconsistent { ip: i, port: iii }),
             _ => Ok(MappingBehaviour::EndpointIndependent),
         };
     }
     if r.repeat_made && r.i_repeat.is_none() {
-        return Err(
-            "the repeat of test I went unanswered, so a changing mapping cannot be \
-                    told from a dependent one"
-                .into(),
-        );
+        return Err(MappingUnknown::RepeatUnanswered);
     }
     match r.iii {
         Some(iii) if iii == ii => Ok(MappingBehaviour::AddressDependent),
         Some(_) => Ok(MappingBehaviour::AddressAndPortDependent),
-        None => Err("the mapping depends on the destination, but test III went unanswered".into()),
+        None => Err(MappingUnknown::ThirdUnanswered),
+    }
+}
+
+impl TestPlan {
+    /// No server can test filtering: what the mapped addresses of several servers say.
+    pub(super) fn no_target(&mut self) {
+        self.notes.push(
+            "no server gave a usable alternate address (RFC 5780 OTHER-ADDRESS or RFC 3489 \
+             CHANGED-ADDRESS): filtering cannot be tested"
+                .into(),
+        );
+        self.mapping = Some(match self.varies {
+            Some(false) => MappingBehaviour::EndpointIndependent,
+            Some(true) => {
+                self.notes.push(
+                    "the mapping varies by destination (symmetric NAT), but telling address- \
+                     from address-and-port-dependent needs a server with an alternate address"
+                        .into(),
+                );
+                MappingBehaviour::Inconclusive
+            }
+            None => {
+                self.notes.push(
+                    "only one server IP answered: the mapping cannot be compared across \
+                     destinations"
+                        .into(),
+                );
+                MappingBehaviour::Inconclusive
+            }
+        });
+        self.filtering = Some(FilteringBehaviour::Inconclusive);
+        self.hairpin_done = true;
+    }
+
+    /// The plan ends: conclusions that need every axis.
+    pub(super) fn finish(&mut self) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        self.phase = Phase::Done;
+        if self.target.is_some()
+            && self.hairpin_misses >= HAIRPIN_MISSES
+            && !self.hairpin_answered
+            && !self.hairpin_miss_counts()
+        {
+            self.notes.push(
+                "hairpinning: the request to this host's own public address did not come \
+                 back, but where the mapping depends on the destination the looped-back \
+                 request arrives through a new mapping that the filter may drop, so no \
+                 hairpinning cannot be told from filtering"
+                    .into(),
+            );
+        }
+    }
+
+    /// A hairpin miss means "no hairpinning" only if the looped-back request would
+    /// pass the filter: it arrives from this host's own public address through the
+    /// mapping the request made, the same one when the mapping is endpoint-independent.
+    fn hairpin_miss_counts(&self) -> bool {
+        self.mapping == Some(MappingBehaviour::EndpointIndependent)
+            || self.filtering == Some(FilteringBehaviour::EndpointIndependent)
+    }
+
+    /// Whether the NAT kept the local port: proven by a mapping that kept it. One that
+    /// did not says "no" only if it was the socket's first mapping: where the mapping
+    /// depends on the destination and the socket had sent elsewhere first (a silent
+    /// server), that earlier mapping may hold the port.
+    fn port_preservation(&self) -> Option<bool> {
+        let (e, l) = (self.external?, self.local?);
+        if e.port() == l.port() {
+            return Some(true);
+        }
+        let first_mapping = self.mapping == Some(MappingBehaviour::EndpointIndependent)
+            || self.discovered.iter().all(|(p, _)| {
+                p.group != self.discovery_group
+                    || Some(p.destination) == self.target.map(|t| t.primary)
+            });
+        first_mapping.then_some(false)
+    }
+
+    fn hairpinning(&self) -> Option<bool> {
+        if self.hairpin_answered {
+            Some(true)
+        } else if self.hairpin_misses >= HAIRPIN_MISSES && self.hairpin_miss_counts() {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// The conclusion so far (complete once [`is_done`](Self::is_done)).
+    pub fn classification(&self) -> Classification {
+        let behaviour = NatBehaviour {
+            connectivity: self.connectivity,
+            mapping: self.mapping.unwrap_or(MappingBehaviour::Inconclusive),
+            filtering: self.filtering.unwrap_or(FilteringBehaviour::Inconclusive),
+            hairpinning: self.hairpinning(),
+            port_preservation: self.port_preservation(),
+        };
+        Classification {
+            family: self.servers.first().map(|(_, s)| IpFamily::of(s.ip())),
+            behaviour,
+            legacy: behaviour.legacy_type(),
+            firewall: Firewall::of(&behaviour),
+            external: self.external,
+            local: self.local,
+            mapping_varies_by_destination: match self.mapping {
+                Some(MappingBehaviour::EndpointIndependent) => Some(false),
+                Some(MappingBehaviour::AddressDependent)
+                | Some(MappingBehaviour::AddressAndPortDependent) => Some(true),
+                _ => self.varies,
+            },
+            behaviour_server: self.target.map(|t| t.primary),
+            rtt: self.rtt,
+            servers: self.checks.clone(),
+            evidence: self.evidence.clone(),
+            notes: self.notes.clone(),
+            not_asked: Vec::new(),
+            binding_lifetime: None,
+            elapsed: Duration::ZERO,
+        }
     }
 }
 
@@ -247,7 +451,7 @@ mod tests {
         assert_eq!(filtering(&[opened(true, true)], 8), NeedMore);
         assert!(matches!(
             filtering(&[opened(true, true); 3], 8),
-            Inconclusive(why) if why.contains("per host")
+            Inconclusive(FilteringUnknown::AlternateIpContacted)
         ));
         // One untainted answer is still proof.
         assert_eq!(
@@ -258,7 +462,7 @@ mod tests {
         // "address-dependent", and cannot be ignored for "address-and-port".
         assert!(matches!(
             filtering(&[opened(false, true); 3], 8),
-            Inconclusive(why) if why.contains("port-restricted")
+            Inconclusive(FilteringUnknown::AlternatePortContacted)
         ));
         assert_eq!(
             filtering(

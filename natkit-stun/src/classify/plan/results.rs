@@ -1,16 +1,272 @@
-//! What each wave's answers mean: mapping rounds, filtering rounds and their
-//! controls, hairpinning attempts.
+//! Where answers enter the plan, and what they mean: a finished client transaction
+//! becomes its test's [`TestOutcome`]; once a wave's answers are all in they become
+//! the discovery checks, mapping rounds, filtering rounds with their controls and
+//! hairpinning attempts that [`decide`](super::decide) concludes from, and the next
+//! wave.
 
-use natkit_core::{FilteringBehaviour, MappingBehaviour};
+use std::net::SocketAddr;
 
+use natkit_core::{Connectivity, FilteringBehaviour, MappingBehaviour};
+
+use super::decide::{self, FilteringRound, FilteringVerdict, MappingRound};
 use super::{
-    FILTERING_ROUNDS_AT_ONCE, HAIRPIN_ATTEMPTS, HAIRPIN_MISSES, MAPPING_ROUNDS, Probe, ProbeResult,
-    TestPlan,
+    DISCOVERY_ATTEMPTS, FILTERING_ROUNDS_AT_ONCE, HAIRPIN_ATTEMPTS, HAIRPIN_MISSES, MAPPING_ROUNDS,
+    Phase, Probe, ProbeResult, TestPlan,
 };
-use crate::classify::decide::{self, FilteringRound, FilteringVerdict, MappingRound};
-use crate::classify::evidence::{TestKind, TestOutcome};
+use crate::Error;
+use crate::classify::evidence::{TestEvidence, TestFailure, TestKind, TestOutcome};
+use crate::classify::servers;
+use crate::client::{BindingResponse, Transaction};
+
+impl TestOutcome {
+    /// What a finished client transaction means for its test: a success response is
+    /// an answer, a timeout (or no outcome) an absence with the sources that answered
+    /// from the wrong address, anything else a failure.
+    pub fn from_transaction(
+        outcome: Option<Result<BindingResponse, Error>>,
+        wrong_sources: Vec<SocketAddr>,
+    ) -> TestOutcome {
+        match outcome {
+            Some(Ok(resp)) => match resp.error_code {
+                Some(code) => TestOutcome::Failed(TestFailure::ErrorResponse { code }),
+                None => TestOutcome::Answered {
+                    mapped: resp.mapped,
+                    from: resp.from,
+                    other: resp.other_address,
+                    rfc3489: resp.other_is_rfc3489,
+                    origin: resp.response_origin,
+                    rtt: resp.rtt,
+                    elapsed: resp.elapsed,
+                },
+            },
+            Some(Err(Error::Timeout { .. })) | None => TestOutcome::NoAnswer { wrong_sources },
+            Some(Err(e)) => TestOutcome::Failed(TestFailure::Transaction(e)),
+        }
+    }
+}
 
 impl TestPlan {
+    /// Takes the finished client transaction that ran probe `id` from the socket
+    /// `local`: what it ended with (answer, no answer with the sources that answered
+    /// from the wrong address, error) becomes the probe's [`TestOutcome`]. A driver
+    /// that runs [`Transaction`]s hands them here and does no translating itself.
+    pub fn handle_transaction(
+        &mut self,
+        id: u32,
+        local: Option<SocketAddr>,
+        txn: &mut Transaction,
+    ) {
+        let outcome =
+            TestOutcome::from_transaction(txn.take_outcome(), txn.wrong_sources().to_vec());
+        self.handle_result(ProbeResult { id, local, outcome });
+    }
+
+    /// Takes the result of a probe of the current wave (unknown ids are ignored).
+    pub fn handle_result(&mut self, result: ProbeResult) {
+        let Some(probe) = self.outstanding.remove(&result.id) else {
+            return;
+        };
+        self.evidence.push(TestEvidence {
+            test: probe.test,
+            round: probe.round,
+            server: probe.destination,
+            local: result.local,
+            accepted_from: probe.accept.clone(),
+            outcome: result.outcome.clone(),
+        });
+        self.wave_results.push((probe, result));
+        if self.outstanding.is_empty() {
+            let results = std::mem::take(&mut self.wave_results);
+            self.next_wave = match self.phase {
+                Phase::Discovery => self.after_discovery(results),
+                Phase::Behaviour => self.after_behaviour(&results),
+                Phase::Done => Vec::new(),
+            };
+        }
+    }
+
+    fn after_discovery(&mut self, results: Vec<(Probe, ProbeResult)>) -> Vec<Probe> {
+        self.discovered.extend(results);
+        self.update_checks();
+        if self.first_alone {
+            self.first_alone = false;
+            if self.checks.first().is_some_and(|c| c.usable_for_behaviour) {
+                self.unasked = self.servers[1..].to_vec();
+                return self.start_behaviour();
+            }
+            // The first server is silent or cannot test filtering: ask every server
+            // from the same socket (the first again only if it was silent).
+            let group = self.discovery_group;
+            let plan = self.config.plan;
+            let round = self.discovery_attempts;
+            let skip = usize::from(self.answered_by(self.servers[0].1).is_some());
+            let rest: Vec<SocketAddr> = self.servers[skip..].iter().map(|&(_, s)| s).collect();
+            return rest
+                .into_iter()
+                .map(|s| self.test_i(group, round, s, plan))
+                .collect();
+        }
+        if self
+            .discovered
+            .iter()
+            .all(|(_, r)| r.outcome.mapped().is_none())
+        {
+            if self.discovery_attempts < DISCOVERY_ATTEMPTS {
+                self.discovered.clear();
+                return self.discovery_wave();
+            }
+            self.connectivity = Connectivity::UdpBlocked;
+            self.notes.push(format!(
+                "no server answered {} rounds of Binding requests: UDP is blocked, or no \
+                 server is up",
+                self.discovery_attempts
+            ));
+            return Vec::new();
+        }
+        self.start_behaviour()
+    }
+
+    /// The answer of `server` to test I in discovery, if any.
+    fn answered_by(&self, server: SocketAddr) -> Option<&(Probe, ProbeResult)> {
+        self.discovered
+            .iter()
+            .find(|(p, r)| p.destination == server && r.outcome.mapped().is_some())
+    }
+
+    /// Each server's check from its best answer so far, in the configured order.
+    fn update_checks(&mut self) {
+        let mut checks = Vec::with_capacity(self.servers.len());
+        for (name, server) in &self.servers {
+            let answered = self
+                .discovered
+                .iter()
+                .find(|(p, r)| p.destination == *server && r.outcome.mapped().is_some());
+            let asked = self
+                .discovered
+                .iter()
+                .any(|(p, _)| p.destination == *server);
+            if asked || answered.is_some() {
+                checks.push(servers::check(
+                    name,
+                    *server,
+                    answered.map(|(_, r)| &r.outcome),
+                ));
+            }
+        }
+        self.checks = checks;
+    }
+
+    /// Whether the mapping changed between two server IPs, from every test I so far.
+    fn update_varies(&mut self) {
+        let mut by_ip: Vec<(SocketAddr, SocketAddr)> = Vec::new();
+        for (p, r) in &self.discovered {
+            if let Some(m) = r.outcome.mapped()
+                && !by_ip.iter().any(|(d, _)| d.ip() == p.destination.ip())
+            {
+                by_ip.push((p.destination, m));
+            }
+        }
+        if by_ip.len() >= 2 {
+            self.varies = Some(by_ip.iter().any(|(_, m)| Some(*m) != self.external));
+        }
+    }
+
+    /// Picks the server and sends the first behaviour wave: filtering and hairpinning.
+    fn start_behaviour(&mut self) -> Vec<Probe> {
+        let target = servers::choose(&self.checks, &self.contacts, self.wave);
+        let answer = target
+            .and_then(|t| self.answered_by(t.primary))
+            .or_else(|| {
+                self.discovered
+                    .iter()
+                    .find(|(_, r)| r.outcome.mapped().is_some())
+            })
+            .cloned();
+        let Some((probe, result)) = answer else {
+            return Vec::new();
+        };
+        self.external = result.outcome.mapped();
+        self.local = result.local;
+        self.discovery_group = probe.group;
+        self.connectivity = match (self.external, self.local) {
+            (Some(e), Some(l)) if e == l => Connectivity::NoNat,
+            (Some(_), Some(l)) if l.ip().is_unspecified() => Connectivity::Inconclusive,
+            (Some(_), Some(_)) => Connectivity::Nat,
+            _ => Connectivity::Inconclusive,
+        };
+        self.update_varies();
+        let Some(target) = target else {
+            self.no_target();
+            return Vec::new();
+        };
+        self.target = Some(target);
+        // Karn: only an answer to a single send is an RTT sample. An answer after
+        // retransmissions gives the time since the last send before it, a lower bound:
+        // optimistic, which can only cost rounds (a control must still be answered at
+        // its first send within half the wait), never a wrong type.
+        self.rtt = match &result.outcome {
+            TestOutcome::Answered { rtt: Some(rtt), .. } => Some(*rtt),
+            TestOutcome::Answered { elapsed, .. } => probe
+                .plan
+                .send_offsets()
+                .filter(|o| o <= elapsed)
+                .last()
+                .map(|o| *elapsed - o),
+            _ => None,
+        };
+        self.mapping_rounds.push(MappingRound {
+            i: self.external,
+            repeat_made: true,
+            ..MappingRound::default()
+        });
+        self.phase = Phase::Behaviour;
+        let mut wave = Vec::new();
+        for round in 1..=FILTERING_ROUNDS_AT_ONCE {
+            wave.extend(self.filtering_wave(round));
+        }
+        for attempt in 0..HAIRPIN_MISSES {
+            wave.extend(self.hairpin_wave(attempt == 0));
+        }
+        wave
+    }
+
+    fn after_behaviour(&mut self, results: &[(Probe, ProbeResult)]) -> Vec<Probe> {
+        let mut wave = self.mapping_results(results);
+        // Test I to the servers asked last, for their checks and the mapping compare.
+        let consensus: Vec<(Probe, ProbeResult)> = results
+            .iter()
+            .filter(|(p, _)| {
+                p.test == TestKind::MappingI
+                    && self.target.is_some_and(|t| t.primary != p.destination)
+            })
+            .cloned()
+            .collect();
+        if !consensus.is_empty() {
+            self.discovered.extend(consensus);
+            self.update_checks();
+            self.update_varies();
+        }
+        if self.filtering.is_none() {
+            wave.extend(self.filtering_results(results));
+        }
+        // Filtering is decided: now the tests that send to the alternate address.
+        if self.filtering.is_some() && !self.mapping_started() {
+            let group = self.discovery_group;
+            wave.extend(self.mapping_wave(group, 1, false));
+            let plan = self.config.plan;
+            for (_, server) in std::mem::take(&mut self.unasked) {
+                wave.push(self.test_i(group, 1, server, plan));
+            }
+        }
+        wave.extend(self.hairpin_results(results));
+        wave
+    }
+
+    /// Whether the first mapping wave went out.
+    fn mapping_started(&self) -> bool {
+        self.mapping.is_some() || self.evidence.iter().any(|e| e.test == TestKind::MappingII)
+    }
+
     /// Takes a mapping round's answers; the next mapping wave, if one is needed.
     pub(super) fn mapping_results(&mut self, results: &[(Probe, ProbeResult)]) -> Vec<Probe> {
         let mut wave = Vec::new();
