@@ -79,7 +79,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             if out.json {
                 common::print_json(&serde_json::json!({ "stopped": counters }));
             } else {
-                outln!("stopped: {counters:?}");
+                outln!("stopped: {counters}");
             }
             ExitCode::SUCCESS
         }

@@ -39,6 +39,27 @@ impl ServerCounters {
     }
 }
 
+impl std::fmt::Display for ServerCounters {
+    /// One line for people: what was answered, then each reason for a drop.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} received, {} answered ({} from the other address or port), {} unknown \
+             attribute errors; dropped: {} malformed, {} not Binding requests, {} bad \
+             fingerprint, {} rate limited, {} other",
+            self.received,
+            self.answered,
+            self.answered_changed,
+            self.unknown_attribute_errors,
+            self.dropped_malformed,
+            self.dropped_not_binding_request,
+            self.dropped_bad_fingerprint,
+            self.dropped_rate_limited,
+            self.dropped_other
+        )
+    }
+}
+
 impl std::ops::AddAssign for ServerCounters {
     /// Adds another core's counts (a server with several configurations reports one
     /// total).
@@ -52,5 +73,27 @@ impl std::ops::AddAssign for ServerCounters {
         self.dropped_bad_fingerprint += o.dropped_bad_fingerprint;
         self.dropped_rate_limited += o.dropped_rate_limited;
         self.dropped_other += o.dropped_other;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_for_people() {
+        let c = ServerCounters {
+            received: 40,
+            answered: 38,
+            answered_changed: 32,
+            dropped_rate_limited: 2,
+            ..ServerCounters::default()
+        };
+        assert_eq!(
+            c.to_string(),
+            "40 received, 38 answered (32 from the other address or port), 0 unknown \
+             attribute errors; dropped: 0 malformed, 0 not Binding requests, 0 bad \
+             fingerprint, 2 rate limited, 0 other"
+        );
     }
 }
