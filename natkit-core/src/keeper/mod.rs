@@ -27,10 +27,13 @@
 //!   still deletes them from the keeper's task, as long as the tokio runtime
 //!   keeps running.
 //!
-//! Time comes from tokio's clock, so tests drive the keeper on a paused,
-//! simulated clock (`tokio::time::pause`), and mappers stamp
-//! [`Mapping::obtained`] with `tokio::time::Instant::now().into_std()`
-//! (identical to `std::time::Instant::now()` outside paused tests).
+//! The rules above are [`schedule::Schedule`], a state machine with no
+//! I/O that is told what happened and when; the keeper's tokio task only
+//! runs the operations it asks for. Time comes from tokio's clock, so tests
+//! drive the keeper on a paused, simulated clock (`tokio::time::pause`), and
+//! mappers stamp [`Mapping::obtained`] with
+//! `tokio::time::Instant::now().into_std()` (identical to
+//! `std::time::Instant::now()` outside paused tests).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -44,6 +47,7 @@ use crate::mapper::PortMapper;
 use crate::mapping::{Mapping, MappingRequest};
 
 mod events;
+pub mod schedule;
 mod task;
 #[cfg(test)]
 mod tests;
