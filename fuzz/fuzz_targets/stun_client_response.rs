@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
-use natkit_stun::client::{AcceptFrom, BindingRequest, RetransmitPlan, Transaction, Verdict};
+use natkit_stun::client::{AcceptFrom, BindingRequest, BindingTransaction, InputVerdict, RtoPlan};
 use rand::SeedableRng;
 
 fuzz_target!(|data: &[u8]| {
@@ -26,11 +26,11 @@ fuzz_target!(|data: &[u8]| {
         rfc3489: selector & 2 != 0,
         ..BindingRequest::new()
     };
-    let mut txn = Transaction::new(
+    let mut txn = BindingTransaction::new(
         &request,
         server,
         AcceptFrom::Destination,
-        RetransmitPlan::RFC8489,
+        RtoPlan::RFC8489,
         &mut rng,
     )
     .expect("a valid plan");
@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
 
     let v = txn.handle_input(now, spoofer, &bytes);
     assert!(
-        matches!(v, Verdict::Dropped(_)),
+        matches!(v, InputVerdict::Dropped(_)),
         "never from another address"
     );
     assert_eq!(txn.counters().dropped(), 1);
@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
     let v = txn.handle_input(now, server, &bytes);
     let c = txn.counters();
     match v {
-        Verdict::Accepted => {
+        InputVerdict::Accepted => {
             assert!(ours, "never without our transaction id");
             assert_eq!((c.accepted, c.dropped()), (1, 1));
             let resp = txn
@@ -68,10 +68,10 @@ fuzz_target!(|data: &[u8]| {
             // Later copies are late, not answers.
             assert!(matches!(
                 txn.handle_input(now, server, &bytes),
-                Verdict::Dropped(_)
+                InputVerdict::Dropped(_)
             ));
         }
-        Verdict::Dropped(_) => {
+        InputVerdict::Dropped(_) => {
             assert_eq!((c.accepted, c.dropped()), (0, 2));
             assert!(!txn.is_done());
         }

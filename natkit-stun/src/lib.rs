@@ -6,7 +6,7 @@
 //!   the header, iterate attributes, decode typed ones with [`Message::get`], check
 //!   FINGERPRINT and MESSAGE-INTEGRITY), [`MessageBuilder`], and [`attr`] with its
 //!   [`attr::DecodeAttribute`] and [`attr::EncodeAttribute`].
-//! - The client: [`client::Transaction`] (sans-IO) and its drivers in [`client`].
+//! - The client: [`client::BindingTransaction`] (sans-IO) and its drivers in [`client`].
 //! - NAT behaviour: [`classify::TestPlan`] (sans-IO) and [`classify`]'s runner.
 //! - The server: [`server::ServerCore`] (sans-IO) and its driver in [`server`].
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use natkit_stun::client::{BindingRequest, RetransmitPlan, binding};
+use natkit_stun::client::{BindingRequest, RtoPlan, binding};
 use natkit_stun::server::{
-    Server, ServerConfig, ServerCore, ServerCounters, SocketMap, StopHandle,
+    Server, ServerConfig, ServerCore, ServerCounters, ServerStopHandle, SocketMap,
 };
 use tokio::net::UdpSocket;
 
@@ -28,7 +28,7 @@ fn sa(s: &str) -> SocketAddr {
 /// Starts natkit's four-socket server on random ports.
 async fn start() -> (
     Vec<SocketAddr>,
-    StopHandle,
+    ServerStopHandle,
     tokio::task::JoinHandle<ServerCounters>,
 ) {
     let cfg = ServerConfig::with_alternate(sa("127.0.0.1:0"), sa("127.0.0.2:0"));
@@ -224,7 +224,7 @@ pub async fn start_stund() -> Stund {
         .expect("spawn stund");
     let primary = SocketAddr::from(([127, 0, 0, 3], p));
     for _ in 0..50 {
-        if binding(primary, &BindingRequest::new(), RetransmitPlan::LAB)
+        if binding(primary, &BindingRequest::new(), RtoPlan::LAB)
             .await
             .is_ok()
         {
@@ -249,10 +249,9 @@ async fn natkit_client_reads_stund_answers() {
             ..BindingRequest::new()
         },
     ] {
-        let resp =
-            natkit_stun::client::binding_on(&socket, stund.primary, &req, RetransmitPlan::LAB)
-                .await
-                .expect("stund answers");
+        let resp = natkit_stun::client::binding_on(&socket, stund.primary, &req, RtoPlan::LAB)
+            .await
+            .expect("stund answers");
         assert_eq!(resp.mapped, Some(local), "{resp:?}");
         let other = resp.other_address.expect("stund sends CHANGED-ADDRESS");
         assert!(resp.other_is_rfc3489);
@@ -271,7 +270,7 @@ async fn natkit_classifier_against_stund_agrees_with_stunds_client() {
     use natkit_stun::classify::{ClassifyConfig, ServerFlavor, classify};
     let stund = start_stund().await;
     let mut config = ClassifyConfig::new([stund.primary.to_string()]);
-    config.plan = RetransmitPlan::LAB;
+    config.plan = RtoPlan::LAB;
     let c = classify(config).await.expect("classify");
     println!(
         "classified against stund in {:?}: {:?} {:?}",

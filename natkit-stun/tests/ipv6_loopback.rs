@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use natkit_core::Outcome;
 use natkit_stun::client::{
-    BindingRequest, IpFamily, NoAddress, RetransmitPlan, StunDiscoverer, binding_on,
+    BindingRequest, IpFamily, NoAddress, RtoPlan, StunDiscoverer, binding_on,
 };
 use natkit_stun::server::{Server, ServerConfig};
 use tokio::net::UdpSocket;
@@ -31,7 +31,7 @@ async fn a_dual_stack_server_answers_each_family_in_its_own() {
     let task = tokio::spawn(server.run());
 
     let s4 = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    let r4 = binding_on(&s4, v4_primary, &BindingRequest::new(), RetransmitPlan::LAB)
+    let r4 = binding_on(&s4, v4_primary, &BindingRequest::new(), RtoPlan::LAB)
         .await
         .expect("IPv4 answer");
     assert_eq!(r4.mapped, Some(s4.local_addr().expect("addr")));
@@ -41,14 +41,14 @@ async fn a_dual_stack_server_answers_each_family_in_its_own() {
     // Many requests back to back, so that the IPv6 socket's thread takes them in
     // batches (recvmmsg) and answers in batches (sendmmsg).
     for _ in 0..50 {
-        let r6 = binding_on(&s6, v6_addr, &BindingRequest::new(), RetransmitPlan::LAB)
+        let r6 = binding_on(&s6, v6_addr, &BindingRequest::new(), RtoPlan::LAB)
             .await
             .expect("IPv6 answer");
         assert_eq!(r6.mapped, Some(s6.local_addr().expect("addr")));
         assert_eq!(r6.other_address, None, "the IPv6 side has no alternate");
     }
     let discovered = StunDiscoverer::new([v4_primary.to_string(), v6_addr.to_string()])
-        .with_plan(RetransmitPlan::LAB)
+        .with_plan(RtoPlan::LAB)
         .observe()
         .await
         .expect("observe");
@@ -83,7 +83,7 @@ async fn an_ipv4_client_of_an_ipv6_wildcard_socket_is_told_its_ipv4_address() {
         &s4,
         SocketAddr::from(([127, 0, 0, 1], port)),
         &BindingRequest::new(),
-        RetransmitPlan::LAB,
+        RtoPlan::LAB,
     )
     .await
     .expect("an answer to the IPv4 client");
@@ -93,7 +93,7 @@ async fn an_ipv4_client_of_an_ipv6_wildcard_socket_is_told_its_ipv4_address() {
         &s6,
         SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
         &BindingRequest::new(),
-        RetransmitPlan::LAB,
+        RtoPlan::LAB,
     )
     .await
     .expect("an answer to the IPv6 client");
@@ -123,7 +123,7 @@ async fn ipv4_and_ipv6_addresses_are_found_side_by_side() {
         addrs[1].to_string(),
         dead6.to_string(),
     ])
-    .with_plan(RetransmitPlan::LAB);
+    .with_plan(RtoPlan::LAB);
     let both = d.discover_both().await.expect("valid config");
     let v4 = both.ipv4.as_ref().expect("an IPv4 address");
     let v6 = both.ipv6.as_ref().expect("an IPv6 address");
@@ -141,7 +141,7 @@ async fn ipv4_and_ipv6_addresses_are_found_side_by_side() {
 
     // Only IPv4 servers: IPv6 says so without asking anyone.
     let only4 = StunDiscoverer::new([addrs[0].to_string()])
-        .with_plan(RetransmitPlan::LAB)
+        .with_plan(RtoPlan::LAB)
         .discover_both()
         .await
         .expect("valid config");

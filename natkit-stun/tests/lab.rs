@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use natkit_core::{Connectivity, FilteringBehaviour, LegacyNatType, MappingBehaviour};
 use natkit_lab::{Lab, LabChild, Link, NatKind, Node, Proto, helper_addrs, require_root};
 use natkit_stun::classify::{Classification, ClassifyConfig, ServerFlavor, classify};
-use natkit_stun::client::RetransmitPlan;
+use natkit_stun::client::RtoPlan;
 use natkit_stun::server::{Server, ServerConfig};
 use serde_json::Value;
 
@@ -84,7 +84,7 @@ fn lan_classify_helper() {
     for _ in 0..runs {
         for target in targets.split(',') {
             let mut config = ClassifyConfig::new([target]);
-            config.plan = RetransmitPlan::LAB;
+            config.plan = RtoPlan::LAB;
             config.hairpinning = true;
             let c = rt.block_on(classify(config)).expect("classify");
             println!("{MARK}{}", serde_json::to_string(&c).expect("json"));
@@ -464,7 +464,7 @@ fn lab_unreachable_server_is_udp_blocked_in_time() {
     require_root();
     let lab = lab_with_stund(NatKind::PortRestricted);
     lab.set_link(Link::RtrWan, false).expect("uplink down");
-    let limit = RetransmitPlan::FAST.give_up_after() * 3;
+    let limit = RtoPlan::FAST.give_up_after() * 3;
     for json in [false, true] {
         let mut args = vec!["--stun".to_owned(), stund_addr(&lab).to_string()];
         if json {

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use natkit_core::{Connectivity, FilteringBehaviour, LegacyNatType};
 use natkit_lab::{Lab, LabChild, NatKind, Node, Proto, helper_addrs, require_root};
 use natkit_stun::classify::{Classification, ClassifyConfig, Firewall, ServerFlavor, classify};
-use natkit_stun::client::{IpFamily, NoAddress, RetransmitPlan, StunDiscoverer};
+use natkit_stun::client::{IpFamily, NoAddress, RtoPlan, StunDiscoverer};
 use serde_json::{Value, json};
 
 /// natkit's server (both families) and coturn (IPv6) in the wan node.
@@ -64,7 +64,7 @@ fn lan_classify6_helper() {
     for _ in 0..RUNS {
         for target in targets.split(',') {
             let mut config = ClassifyConfig::new([target]);
-            config.plan = RetransmitPlan::LAB;
+            config.plan = RtoPlan::LAB;
             config.hairpinning = true;
             config.family = Some(IpFamily::V6);
             let c = rt.block_on(classify(config)).expect("classify");
@@ -83,7 +83,7 @@ fn lan_both_helper() {
         .map(str::to_owned)
         .collect();
     let rt = runtime();
-    let d = StunDiscoverer::new(servers).with_plan(RetransmitPlan::LAB);
+    let d = StunDiscoverer::new(servers).with_plan(RtoPlan::LAB);
     let both = rt.block_on(d.discover_both()).expect("valid config");
     let side = |r: &Result<natkit_core::ExternalAddress, NoAddress>| match r {
         Ok(a) => json!({ "ip": a.ip, "agreeing": a.agreeing().count() }),
@@ -105,7 +105,7 @@ fn lan_both_helper() {
         .collect();
     if !v6_only.is_empty() {
         let t = Instant::now();
-        let only = StunDiscoverer::new(v6_only).with_plan(RetransmitPlan::LAB);
+        let only = StunDiscoverer::new(v6_only).with_plan(RtoPlan::LAB);
         let r = rt.block_on(only.discover_both()).expect("valid config");
         let doc =
             json!({ "v6_alone": side(&r.ipv6), "v6_alone_ms": t.elapsed().as_secs_f64() * 1000.0 });

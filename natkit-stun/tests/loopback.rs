@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use natkit_core::{AddressDiscoverer, Mechanism, Outcome};
 use natkit_stun::client::{
-    BindingRequest, RetransmitPlan, StunDiscoverer, binding, binding_on, binding_tcp, read_frame,
+    BindingRequest, RtoPlan, StunDiscoverer, binding, binding_on, binding_tcp, read_frame,
 };
 use natkit_stun::server::{Server, ServerConfig, ServerCore, SocketMap};
 use natkit_stun::{Class, Error, HEADER_LEN, MessageBuilder, TransactionId};
@@ -17,7 +17,7 @@ fn sa(s: &str) -> SocketAddr {
     s.parse().expect("addr")
 }
 
-async fn plain_server(ip: &str) -> (SocketAddr, natkit_stun::server::StopHandle) {
+async fn plain_server(ip: &str) -> (SocketAddr, natkit_stun::server::ServerStopHandle) {
     let server = Server::bind(ServerConfig::new(sa(&format!("{ip}:0"))))
         .await
         .expect("bind");
@@ -37,14 +37,9 @@ async fn udp_binding_and_change_request_against_our_server() {
 
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let local = socket.local_addr().expect("addr");
-    let resp = binding_on(
-        &socket,
-        addrs[0],
-        &BindingRequest::new(),
-        RetransmitPlan::LAB,
-    )
-    .await
-    .expect("answer");
+    let resp = binding_on(&socket, addrs[0], &BindingRequest::new(), RtoPlan::LAB)
+        .await
+        .expect("answer");
     assert_eq!(resp.mapped, Some(local));
     assert_eq!(resp.other_address, Some(addrs[3]));
     assert_eq!(resp.response_origin, Some(addrs[0]));
@@ -56,7 +51,7 @@ async fn udp_binding_and_change_request_against_our_server() {
         &socket,
         addrs[0],
         &BindingRequest::with_change(true, true),
-        RetransmitPlan::LAB,
+        RtoPlan::LAB,
     )
     .await
     .expect_err("answer from the other address is not accepted");
@@ -70,7 +65,7 @@ async fn udp_binding_and_change_request_against_our_server() {
 #[tokio::test]
 async fn graceful_stop_returns_counters() {
     let (addr, stop) = plain_server("127.0.0.1").await;
-    let resp = binding(addr, &BindingRequest::new(), RetransmitPlan::LAB)
+    let resp = binding(addr, &BindingRequest::new(), RtoPlan::LAB)
         .await
         .expect("answer");
     assert_eq!(resp.mapped.map(|a| a.ip()), Some(addr.ip()));
@@ -99,7 +94,7 @@ async fn discovery_forms_a_consensus_and_reports_the_dead_server() {
         s.local_addr().expect("addr")
     };
     let d = StunDiscoverer::new([a.to_string(), dead.to_string(), b.to_string()])
-        .with_plan(RetransmitPlan::LAB);
+        .with_plan(RtoPlan::LAB);
     assert_eq!(d.mechanism(), Mechanism::Stun);
     let started = Instant::now();
     let ext = d.discover().await.expect("consensus");
@@ -119,7 +114,7 @@ async fn discovery_forms_a_consensus_and_reports_the_dead_server() {
     assert_eq!(x, y);
     assert_eq!(ext.port, Some(x.port()));
 
-    let none = StunDiscoverer::new([dead.to_string()]).with_plan(RetransmitPlan::LAB);
+    let none = StunDiscoverer::new([dead.to_string()]).with_plan(RtoPlan::LAB);
     assert!(matches!(
         none.discover_stun().await,
         Err(Error::NoAnswer { servers: 1 })
@@ -192,7 +187,7 @@ mod classify_loopback {
         tokio::spawn(server.run());
 
         let mut config = ClassifyConfig::new([addrs[0].to_string()]);
-        config.plan = RetransmitPlan::LAB;
+        config.plan = RtoPlan::LAB;
         config.hairpinning = true;
         let c = classify(config).await.expect("classify");
         println!("classified loopback in {:?}: {:#?}", c.elapsed, c.behaviour);
@@ -235,7 +230,7 @@ mod classify_loopback {
         let (a, _sa) = plain_server("127.0.0.1").await;
         let (b, _sb) = plain_server("127.0.0.5").await;
         let mut config = ClassifyConfig::new([a.to_string(), b.to_string()]);
-        config.plan = RetransmitPlan::LAB;
+        config.plan = RtoPlan::LAB;
         let c = classify(config).await.expect("classify");
         assert_eq!(c.behaviour.connectivity, Connectivity::NoNat);
         assert_eq!(c.mapping_varies_by_destination, Some(false));
@@ -253,7 +248,7 @@ mod classify_loopback {
             s.local_addr().expect("addr")
         };
         let mut config = ClassifyConfig::new([dead.to_string()]);
-        config.plan = RetransmitPlan::LAB;
+        config.plan = RtoPlan::LAB;
         let c = classify(config).await.expect("classify");
         assert_eq!(c.behaviour.connectivity, Connectivity::UdpBlocked);
         assert_eq!(c.legacy, LegacyNatType::UdpBlocked);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use natkit_stun::attr::AttrType;
 use natkit_stun::classify::{ClassifyConfig, classify};
-use natkit_stun::client::RetransmitPlan;
+use natkit_stun::client::RtoPlan;
 use natkit_stun::server::{RateLimit, Server, ServerConfig, ServerCounters};
 use natkit_stun::{Class, Message, MessageBuilder, MessageType, Method, TransactionId};
 
@@ -24,7 +24,7 @@ async fn start(
     cfg: ServerConfig,
 ) -> (
     Vec<SocketAddr>,
-    natkit_stun::server::StopHandle,
+    natkit_stun::server::ServerStopHandle,
     tokio::task::JoinHandle<Result<ServerCounters, natkit_stun::Error>>,
 ) {
     let server = Server::bind(cfg).await.expect("bind");
@@ -100,7 +100,7 @@ async fn back_to_back_classifications_are_not_throttled_by_default() {
     let started = Instant::now();
     for run in 0..4 {
         let mut config = ClassifyConfig::new([addrs[0].to_string()]);
-        config.plan = RetransmitPlan::LAB;
+        config.plan = RtoPlan::LAB;
         config.hairpinning = true;
         let c = classify(config).await.expect("classify");
         assert_eq!(
@@ -281,7 +281,7 @@ async fn a_flooding_source_is_held_to_its_bucket_while_others_are_served() {
     let good = natkit_stun::client::binding(
         target,
         &natkit_stun::client::BindingRequest::new(),
-        RetransmitPlan::LAB,
+        RtoPlan::LAB,
     )
     .await
     .expect("another source is still answered during the flood");

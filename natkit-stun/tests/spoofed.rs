@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use natkit_stun::attr::XorMappedAddress;
 use natkit_stun::client::{
-    AcceptFrom, BindingRequest, RetransmitPlan, Transaction, run_transactions,
+    AcceptFrom, BindingRequest, BindingTransaction, RtoPlan, run_transactions,
 };
 use natkit_stun::{Class, Message, MessageBuilder};
 use tokio::net::UdpSocket;
@@ -75,12 +75,12 @@ async fn run(real_from: usize) {
     let server = raced_server(real_from).await;
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let me = socket.local_addr().unwrap();
-    let plan = RetransmitPlan {
+    let plan = RtoPlan {
         rto: Duration::from_millis(100),
         max_sends: 4,
         final_wait_factor: 4,
     };
-    let mut txns = [Transaction::new(
+    let mut txns = [BindingTransaction::new(
         &BindingRequest::new(),
         server,
         AcceptFrom::Destination,

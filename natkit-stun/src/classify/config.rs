@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::lifetime::LifetimeConfig;
 use crate::Error;
-use crate::client::{IpFamily, RetransmitPlan};
+use crate::client::{IpFamily, RtoPlan};
 
 /// The largest RTO of requests whose absence of answer is evidence, however slow the
 /// measured round trip (RFC 8489's initial RTO).
@@ -20,7 +20,7 @@ pub struct ClassifyConfig {
     /// them.
     pub servers: Vec<String>,
     /// The plan for requests that should be answered (test I, mapping tests, controls).
-    pub plan: RetransmitPlan,
+    pub plan: RtoPlan,
     /// The shortest retransmission timeout for requests whose *absence* of answer is
     /// evidence (filtering tests, hairpinning, binding lifetime). Their RTO is derived
     /// from the round-trip time `R` measured in test I as RFC 6298 §2.2 does from a
@@ -57,7 +57,7 @@ pub struct ClassifyConfig {
 }
 
 impl ClassifyConfig {
-    /// Tests against `servers` with the [`RetransmitPlan::FAST`] plan.
+    /// Tests against `servers` with the [`RtoPlan::FAST`] plan.
     pub fn new<I, S>(servers: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -65,7 +65,7 @@ impl ClassifyConfig {
     {
         ClassifyConfig {
             servers: servers.into_iter().map(Into::into).collect(),
-            plan: RetransmitPlan::FAST,
+            plan: RtoPlan::FAST,
             no_answer_floor: Duration::from_millis(10),
             no_answer_sends: 4,
             max_filtering_rounds: 12,

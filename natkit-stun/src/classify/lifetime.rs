@@ -74,7 +74,7 @@ impl LifetimeConfig {
 /// One probe of a binding after an idle time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct LifetimeProbe {
+pub struct LifetimeStep {
     /// How long the binding was idle when probed (zero for the control).
     pub idle: Duration,
     /// The binding's local socket (X).
@@ -106,7 +106,7 @@ pub struct BindingLifetime {
     /// The server probed (its primary address).
     pub server: SocketAddr,
     /// The control probe (idle ≈ 0) and every step, shortest idle first.
-    pub probes: Vec<LifetimeProbe>,
+    pub probes: Vec<LifetimeStep>,
     /// Why it is inconclusive, if it is.
     pub notes: Vec<String>,
 }
@@ -117,8 +117,8 @@ pub struct BindingLifetime {
 pub(crate) fn decide(
     server: SocketAddr,
     max: Duration,
-    control: LifetimeProbe,
-    steps: Vec<LifetimeProbe>,
+    control: LifetimeStep,
+    steps: Vec<LifetimeStep>,
 ) -> BindingLifetime {
     let mut notes = Vec::new();
     let control_ok = control.alive == Some(true);
@@ -179,8 +179,8 @@ pub(crate) fn decide(
 mod tests {
     use super::*;
 
-    fn probe(idle_s: u64, alive: Option<bool>) -> LifetimeProbe {
-        LifetimeProbe {
+    fn probe(idle_s: u64, alive: Option<bool>) -> LifetimeStep {
+        LifetimeStep {
             idle: Duration::from_secs(idle_s),
             local: None,
             mapped: None,

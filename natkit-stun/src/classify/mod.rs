@@ -37,8 +37,8 @@ pub use evidence::{
 };
 pub use firewall::Firewall;
 pub use lifetime::{
-    BindingLifetime, LifetimeConfig, LifetimeProbe, MAX_LIFETIME, MAX_LIFETIME_STEPS,
+    BindingLifetime, LifetimeConfig, LifetimeStep, MAX_LIFETIME, MAX_LIFETIME_STEPS,
 };
-pub use plan::{Probe, ProbeResult, TestPlan};
+pub use plan::{TestPlan, TestRequest, TestResult};
 #[cfg(feature = "tokio")]
 pub use runner::classify;

@@ -9,12 +9,12 @@ use tokio::net::UdpSocket;
 
 use super::config::ClassifyConfig;
 use super::evidence::{Classification, ServerFlavor};
-use super::lifetime::{self, BindingLifetime, LifetimeConfig, LifetimeProbe};
-use super::plan::{Probe, TestPlan, no_answer_plan};
+use super::lifetime::{self, BindingLifetime, LifetimeConfig, LifetimeStep};
+use super::plan::{TestPlan, TestRequest, no_answer_plan};
 use super::ports;
 use crate::Error;
 use crate::client::{
-    AcceptFrom, BindingRequest, RetransmitPlan, Transaction, binding_on, resolve_all_in,
+    AcceptFrom, BindingRequest, BindingTransaction, RtoPlan, binding_on, resolve_all_in,
     run_transactions,
 };
 
@@ -68,11 +68,11 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
     let mut sockets: BTreeMap<u32, Arc<UdpSocket>> = BTreeMap::new();
     let mut unplaced = false;
     while !plan.is_done() {
-        let wave = plan.poll_probes();
+        let wave = plan.poll_requests();
         if wave.is_empty() {
             break;
         }
-        let mut groups: BTreeMap<u32, Vec<Probe>> = BTreeMap::new();
+        let mut groups: BTreeMap<u32, Vec<TestRequest>> = BTreeMap::new();
         for p in wave {
             groups.entry(p.group).or_default().push(p);
         }
@@ -108,9 +108,9 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
                 let mut rng = rand::rng();
                 for p in &probes {
                     let t = if p.hairpin {
-                        Transaction::hairpin(p.destination, p.plan, &mut rng)?
+                        BindingTransaction::hairpin(p.destination, p.plan, &mut rng)?
                     } else {
-                        Transaction::new(
+                        BindingTransaction::new(
                             &p.request,
                             p.destination,
                             AcceptFrom::Only(p.accept.clone()),
@@ -189,8 +189,8 @@ async fn discover_lifetime(
     local_ip: IpAddr,
     server: LifetimeServer,
     config: LifetimeConfig,
-    bind_plan: RetransmitPlan,
-    wait: RetransmitPlan,
+    bind_plan: RtoPlan,
+    wait: RtoPlan,
 ) -> Result<BindingLifetime, Error> {
     let mut tasks = tokio::task::JoinSet::new();
     for idle in std::iter::once(Duration::ZERO).chain(config.idle_times()) {
@@ -226,9 +226,9 @@ async fn lifetime_step(
     local_ip: IpAddr,
     server: LifetimeServer,
     idle: Duration,
-    bind_plan: RetransmitPlan,
-    wait: RetransmitPlan,
-) -> Result<LifetimeProbe, Error> {
+    bind_plan: RtoPlan,
+    wait: RtoPlan,
+) -> Result<LifetimeStep, Error> {
     let bind = || async {
         UdpSocket::bind(SocketAddr::new(local_ip, 0))
             .await
@@ -241,7 +241,7 @@ async fn lifetime_step(
         Some(y) => y,
         None => bind().await?,
     };
-    let mut probe = LifetimeProbe {
+    let mut probe = LifetimeStep {
         idle,
         local: x.local_addr().ok(),
         mapped: None,
@@ -261,7 +261,7 @@ async fn lifetime_step(
         response_port: Some(mapped.port()),
         ..BindingRequest::with_change(true, true)
     };
-    let mut t = Transaction::new(
+    let mut t = BindingTransaction::new(
         &request,
         server.other,
         AcceptFrom::Only(vec![server.primary]),

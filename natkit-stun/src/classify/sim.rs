@@ -16,7 +16,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::config::ClassifyConfig;
 use super::evidence::{Classification, TestOutcome};
-use super::plan::{Probe, ProbeResult, TestPlan};
+use super::plan::{TestPlan, TestRequest, TestResult};
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().expect("addr")
@@ -201,7 +201,7 @@ impl Sim {
         servers.iter().map(|s| sa(s)).collect()
     }
 
-    fn answer(&mut self, group: u32, p: &Probe) -> TestOutcome {
+    fn answer(&mut self, group: u32, p: &TestRequest) -> TestOutcome {
         let local = self.local(group);
         let ext = self.send(local, p.destination);
         let servers = if self.plain.is_empty() {
@@ -265,7 +265,7 @@ impl Sim {
     }
 
     /// The answer to `p`, arriving `rtt` after its first send.
-    fn answer_after(&mut self, p: &Probe, rtt: Duration) -> TestOutcome {
+    fn answer_after(&mut self, p: &TestRequest, rtt: Duration) -> TestOutcome {
         match self.answer(p.group, p) {
             TestOutcome::Answered {
                 mapped,
@@ -298,7 +298,7 @@ impl Sim {
         let mut plan = TestPlan::new(config, servers).expect("plan");
         let mut waves = 0;
         while !plan.is_done() {
-            let wave = plan.poll_probes();
+            let wave = plan.poll_requests();
             if wave.is_empty() {
                 break;
             }
@@ -332,7 +332,7 @@ impl Sim {
                 let p = &wave[i];
                 let outcome = self.answer(p.group, p);
                 let local = Some(self.local(p.group));
-                plan.handle_result(ProbeResult {
+                plan.handle_result(TestResult {
                     id: p.id,
                     local,
                     outcome,
@@ -677,17 +677,17 @@ fn plain_servers_compare_mappings_and_leave_filtering_inconclusive() {
 #[test]
 fn the_no_answer_wait_follows_the_measured_rtt() {
     let mut plan = TestPlan::new(config(), vec![(SERVER[0].into(), sa(SERVER[0]))]).expect("plan");
-    let wave = plan.poll_probes();
+    let wave = plan.poll_requests();
     assert_eq!(wave.len(), 1);
     let wave_one_group = wave[0].group;
     let mut sim = Sim::new(Some(M::EndpointIndependent), F::AddressAndPortDependent);
     let outcome = sim.answer_after(&wave[0], Duration::from_millis(80));
-    plan.handle_result(ProbeResult {
+    plan.handle_result(TestResult {
         id: wave[0].id,
         local: Some(sim.local(wave[0].group)),
         outcome,
     });
-    let wave = plan.poll_probes();
+    let wave = plan.poll_requests();
     let change: Vec<_> = wave.iter().filter(|p| p.request.change.is_some()).collect();
     let rounds = super::plan::CONFIRMATIONS + 1;
     assert_eq!(change.len(), 2 * rounds, "rounds run at once");
@@ -743,24 +743,24 @@ fn the_no_answer_rto_is_bounded_by_the_floor_and_the_ceiling() {
 
 /// Drives a plan by hand: test I answered after `rtt`, then every behaviour wave
 /// answered by `answer(probe)`.
-fn drive(rtt: Duration, mut answer: impl FnMut(&Probe) -> TestOutcome) -> Classification {
+fn drive(rtt: Duration, mut answer: impl FnMut(&TestRequest) -> TestOutcome) -> Classification {
     let mut sim = Sim::new(Some(M::EndpointIndependent), F::AddressDependent);
     let mut plan = TestPlan::new(config(), vec![(SERVER[0].into(), sa(SERVER[0]))]).expect("plan");
-    let first = plan.poll_probes();
+    let first = plan.poll_requests();
     let outcome = sim.answer_after(&first[0], rtt);
-    plan.handle_result(ProbeResult {
+    plan.handle_result(TestResult {
         id: first[0].id,
         local: Some(sim.local(first[0].group)),
         outcome,
     });
     for _ in 0..20 {
-        let wave = plan.poll_probes();
+        let wave = plan.poll_requests();
         if wave.is_empty() {
             break;
         }
         for p in wave {
             let outcome = answer(&p);
-            plan.handle_result(ProbeResult {
+            plan.handle_result(TestResult {
                 id: p.id,
                 local: Some(sim.local(p.group)),
                 outcome,

@@ -8,7 +8,7 @@ use std::ops::AddAssign;
 /// confused neighbour shows up in diagnostics instead of vanishing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct Counters {
+pub struct BindingCounters {
     /// Requests sent, first sends and retransmissions.
     pub sent: u64,
     /// Of those, retransmissions.
@@ -33,7 +33,7 @@ pub struct Counters {
     pub dropped_late: u64,
 }
 
-impl Counters {
+impl BindingCounters {
     /// All datagrams dropped, whatever the reason.
     pub fn dropped(&self) -> u64 {
         self.dropped_malformed
@@ -45,8 +45,8 @@ impl Counters {
     }
 }
 
-impl AddAssign for Counters {
-    fn add_assign(&mut self, o: Counters) {
+impl AddAssign for BindingCounters {
+    fn add_assign(&mut self, o: BindingCounters) {
         self.sent += o.sent;
         self.retransmitted += o.retransmitted;
         self.accepted += o.accepted;
@@ -66,16 +66,16 @@ mod tests {
 
     #[test]
     fn sums() {
-        let mut a = Counters {
+        let mut a = BindingCounters {
             dropped_malformed: 1,
             dropped_wrong_source: 2,
             sent: 5,
-            ..Counters::default()
+            ..BindingCounters::default()
         };
-        a += Counters {
+        a += BindingCounters {
             dropped_late: 3,
             sent: 1,
-            ..Counters::default()
+            ..BindingCounters::default()
         };
         assert_eq!(a.dropped(), 6);
         assert_eq!(a.sent, 6);

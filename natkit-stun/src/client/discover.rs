@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::family::IpFamily;
-use super::plan::RetransmitPlan;
+use super::plan::RtoPlan;
 use super::request::BindingRequest;
-use super::transaction::{AcceptFrom, Transaction};
+use super::transaction::{AcceptFrom, BindingTransaction};
 use super::udp::{bind_for, run_transactions};
 use crate::Error;
 
@@ -22,12 +22,12 @@ use crate::Error;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StunDiscoverer {
     servers: Vec<String>,
-    plan: RetransmitPlan,
+    plan: RtoPlan,
 }
 
 impl StunDiscoverer {
     /// A discoverer asking `servers` (`host:port`, `host` for port 3478, or a socket
-    /// address) on the [`RetransmitPlan::FAST`] plan.
+    /// address) on the [`RtoPlan::FAST`] plan.
     pub fn new<I, S>(servers: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -35,12 +35,12 @@ impl StunDiscoverer {
     {
         StunDiscoverer {
             servers: servers.into_iter().map(Into::into).collect(),
-            plan: RetransmitPlan::FAST,
+            plan: RtoPlan::FAST,
         }
     }
 
     /// Uses `plan` for every request.
-    pub fn with_plan(mut self, plan: RetransmitPlan) -> Self {
+    pub fn with_plan(mut self, plan: RtoPlan) -> Self {
         self.plan = plan;
         self
     }
@@ -63,8 +63,8 @@ impl StunDiscoverer {
     pub async fn observe(&self) -> Result<Vec<Evidence>, Error> {
         self.check()?;
         let mut outcomes: Vec<Option<Outcome>> = vec![None; self.servers.len()];
-        let mut v4: Vec<(usize, Transaction)> = Vec::new();
-        let mut v6: Vec<(usize, Transaction)> = Vec::new();
+        let mut v4: Vec<(usize, BindingTransaction)> = Vec::new();
+        let mut v6: Vec<(usize, BindingTransaction)> = Vec::new();
         let resolved = super::resolve_all(&self.servers).await;
         for (i, r) in resolved.into_iter().enumerate() {
             match r {
@@ -123,7 +123,7 @@ impl StunDiscoverer {
         every: &[Result<Vec<SocketAddr>, Error>],
     ) -> Result<Result<ExternalAddress, NoAddress>, Error> {
         let mut names = Vec::new();
-        let mut group: Vec<(usize, Transaction)> = Vec::new();
+        let mut group: Vec<(usize, BindingTransaction)> = Vec::new();
         for (name, all) in self.servers.iter().zip(every) {
             if let Some(&addr) = all.iter().flatten().find(|a| family.has(a)) {
                 group.push((names.len(), self.transaction(addr)?));
@@ -157,8 +157,8 @@ impl StunDiscoverer {
         self.plan.validate()
     }
 
-    fn transaction(&self, addr: SocketAddr) -> Result<Transaction, Error> {
-        Transaction::new(
+    fn transaction(&self, addr: SocketAddr) -> Result<BindingTransaction, Error> {
+        BindingTransaction::new(
             &BindingRequest::new(),
             addr,
             AcceptFrom::Destination,
@@ -181,12 +181,12 @@ impl StunDiscoverer {
 }
 
 /// Runs one address family's transactions on one fresh socket.
-async fn run_family(group: &mut [(usize, Transaction)]) -> Result<(), Error> {
+async fn run_family(group: &mut [(usize, BindingTransaction)]) -> Result<(), Error> {
     let Some((_, first)) = group.first() else {
         return Ok(());
     };
     let socket = bind_for(first.destination()).await?;
-    let mut ts: Vec<Transaction> = group.iter().map(|(_, t)| t.clone()).collect();
+    let mut ts: Vec<BindingTransaction> = group.iter().map(|(_, t)| t.clone()).collect();
     let r = run_transactions(&socket, &mut ts).await;
     for ((_, slot), t) in group.iter_mut().zip(ts) {
         *slot = t;
@@ -195,7 +195,7 @@ async fn run_family(group: &mut [(usize, Transaction)]) -> Result<(), Error> {
 }
 
 /// What one finished transaction says, given how its family's run ended.
-fn outcome(run: &Result<(), Error>, t: &mut Transaction) -> Outcome {
+fn outcome(run: &Result<(), Error>, t: &mut BindingTransaction) -> Outcome {
     match (run, t.take_outcome()) {
         (Err(e), _) => e.to_outcome(),
         (Ok(()), Some(Ok(resp))) => match resp.mapped_or_error() {
@@ -281,7 +281,7 @@ pub enum NoAddress {
 
 /// This host's public IPv4 and IPv6 addresses against
 /// [`DEFAULT_SERVERS`](crate::DEFAULT_SERVERS) (their names resolve to both
-/// families), on the [`RetransmitPlan::FAST`] plan: about 1.5 s at most.
+/// families), on the [`RtoPlan::FAST`] plan: about 1.5 s at most.
 pub async fn external_addresses() -> ExternalAddresses {
     let d = StunDiscoverer::new(crate::default_servers());
     match d.discover_both().await {

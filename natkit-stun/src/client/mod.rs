@@ -1,4 +1,4 @@
-//! The STUN client: a sans-IO Binding [`Transaction`] with RFC 8489 retransmission, tokio
+//! The STUN client: a sans-IO Binding [`BindingTransaction`] with RFC 8489 retransmission, tokio
 //! drivers for UDP ([`run_transactions`], [`binding`]) and TCP ([`binding_tcp`]), and
 //! external-address discovery against several servers ([`StunDiscoverer`], a
 //! [`natkit_core::AddressDiscoverer`]).
@@ -6,9 +6,9 @@
 //! ```no_run
 //! # #[cfg(feature = "tokio")] // `binding` is the tokio driver
 //! # async fn f() -> Result<(), natkit_stun::Error> {
-//! use natkit_stun::client::{binding, BindingRequest, RetransmitPlan};
+//! use natkit_stun::client::{binding, BindingRequest, RtoPlan};
 //! let resp = binding("192.0.2.1:3478".parse().unwrap(), &BindingRequest::new(),
-//!                    RetransmitPlan::RFC8489).await?;
+//!                    RtoPlan::RFC8489).await?;
 //! println!("the server sees us as {:?}", resp.mapped);
 //! # Ok(()) }
 //! ```
@@ -31,14 +31,14 @@ mod transaction;
 #[cfg(feature = "tokio")]
 mod udp;
 
-pub use counters::Counters;
+pub use counters::BindingCounters;
 #[cfg(feature = "tokio")]
 pub(crate) use discover::route_to;
 #[cfg(feature = "tokio")]
 pub use discover::{ExternalAddresses, NoAddress, StunDiscoverer, external_addresses};
 pub use family::IpFamily;
 pub use name::{ResolveFailure, ServerName};
-pub use plan::RetransmitPlan;
+pub use plan::RtoPlan;
 pub use request::BindingRequest;
 #[cfg(feature = "tokio")]
 pub use resolve::{
@@ -47,7 +47,7 @@ pub use resolve::{
 pub use response::{BindingResponse, MappedKind};
 #[cfg(feature = "tokio")]
 pub use tcp::{TCP_TIMEOUT, binding_tcp, read_frame};
-pub use transaction::{AcceptFrom, DropReason, Transaction, Transmit, Verdict};
+pub use transaction::{AcceptFrom, BindingTransaction, DropReason, InputVerdict, Transmit};
 #[cfg(feature = "tokio")]
 pub use udp::{bind_for, binding, binding_on, run_transactions};
 

@@ -12,7 +12,7 @@ use crate::Error;
 /// 15.5 and 31.5 s and the transaction fails at 39.5 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct RetransmitPlan {
+pub struct RtoPlan {
     /// The initial retransmission timeout (RTO).
     pub rto: Duration,
     /// How many times the request is sent, the first included (`Rc`); at least 1.
@@ -21,15 +21,15 @@ pub struct RetransmitPlan {
     pub final_wait_factor: u32,
 }
 
-impl Default for RetransmitPlan {
+impl Default for RtoPlan {
     fn default() -> Self {
         Self::RFC8489
     }
 }
 
-impl RetransmitPlan {
+impl RtoPlan {
     /// RFC 8489 §6.2.1: RTO 500 ms, Rc = 7, Rm = 16 (gives up after 39.5 s).
-    pub const RFC8489: RetransmitPlan = RetransmitPlan {
+    pub const RFC8489: RtoPlan = RtoPlan {
         rto: Duration::from_millis(500),
         max_sends: 7,
         final_wait_factor: 16,
@@ -38,7 +38,7 @@ impl RetransmitPlan {
     /// For probing many servers at once, where a slow or dead server should not hold up
     /// the others: RTO 100 ms, Rc = 4, Rm = 8 (sends at 0, 0.1, 0.3, 0.7 s; gives up
     /// at 1.5 s).
-    pub const FAST: RetransmitPlan = RetransmitPlan {
+    pub const FAST: RtoPlan = RtoPlan {
         rto: Duration::from_millis(100),
         max_sends: 4,
         final_wait_factor: 8,
@@ -46,7 +46,7 @@ impl RetransmitPlan {
 
     /// For a lab or loopback, where round trips take well under a millisecond:
     /// RTO 50 ms, Rc = 4, Rm = 4 (gives up after 0.55 s).
-    pub const LAB: RetransmitPlan = RetransmitPlan {
+    pub const LAB: RtoPlan = RtoPlan {
         rto: Duration::from_millis(50),
         max_sends: 4,
         final_wait_factor: 4,
@@ -54,8 +54,8 @@ impl RetransmitPlan {
 
     /// One send and a wait of `timeout` for the answer: for reliable transports (TCP),
     /// where STUN does not retransmit (RFC 8489 §6.2.2, Ti = 39.5 s).
-    pub const fn reliable(timeout: Duration) -> RetransmitPlan {
-        RetransmitPlan {
+    pub const fn reliable(timeout: Duration) -> RtoPlan {
+        RtoPlan {
             rto: timeout,
             max_sends: 1,
             final_wait_factor: 1,
@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn rfc8489_schedule() {
-        let p = RetransmitPlan::RFC8489;
+        let p = RtoPlan::RFC8489;
         let sends: Vec<_> = p.send_offsets().collect();
         assert_eq!(
             sends,
@@ -148,30 +148,30 @@ mod tests {
 
     #[test]
     fn fast_and_reliable() {
-        let f = RetransmitPlan::FAST;
+        let f = RtoPlan::FAST;
         assert_eq!(
             f.send_offsets().collect::<Vec<_>>(),
             [0, 100, 300, 700].map(ms).to_vec()
         );
         assert_eq!(f.give_up_after(), ms(1500));
-        let r = RetransmitPlan::reliable(ms(39_500));
+        let r = RtoPlan::reliable(ms(39_500));
         assert_eq!(r.send_offsets().count(), 1);
         assert_eq!(r.give_up_after(), ms(39_500));
     }
 
     #[test]
     fn bad_plans_are_rejected() {
-        let mut p = RetransmitPlan::RFC8489;
+        let mut p = RtoPlan::RFC8489;
         p.max_sends = 0;
         assert!(p.validate().is_err());
-        p = RetransmitPlan::RFC8489;
+        p = RtoPlan::RFC8489;
         p.rto = Duration::ZERO;
         assert!(p.validate().is_err());
-        p = RetransmitPlan::RFC8489;
+        p = RtoPlan::RFC8489;
         p.rto = Duration::MAX / 2;
         assert!(p.validate().is_err());
         assert_eq!(p.give_up_after(), Duration::MAX);
-        p = RetransmitPlan::RFC8489;
+        p = RtoPlan::RFC8489;
         p.final_wait_factor = 0;
         assert!(p.validate().is_err());
     }

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::plan::RetransmitPlan;
+use super::plan::RtoPlan;
 use super::request::BindingRequest;
 use super::response::BindingResponse;
-use super::transaction::{AcceptFrom, Transaction};
+use super::transaction::{AcceptFrom, BindingTransaction};
 use crate::{Error, HEADER_LEN, Message};
 
 /// RFC 8489 §6.2.2: a client over TCP waits Ti = 39.5 s for the answer.
@@ -63,11 +63,11 @@ pub async fn binding_tcp(
         sends: 1,
         elapsed: start.elapsed(),
     };
-    let mut t = Transaction::new(
+    let mut t = BindingTransaction::new(
         request,
         server,
         AcceptFrom::Destination,
-        RetransmitPlan::reliable(timeout),
+        RtoPlan::reliable(timeout),
         &mut rand::rng(),
     )?;
     let exchange = async {

@@ -1,7 +1,7 @@
 //! One Binding transaction as a sans-IO state machine (RFC 8489 §6.2.1).
 //!
-//! A [`Transaction`] owns the encoded request, its destination and a
-//! [`RetransmitPlan`]. The caller — a tokio driver, or a test with a simulated clock —
+//! A [`BindingTransaction`] owns the encoded request, its destination and a
+//! [`RtoPlan`]. The caller — a tokio driver, or a test with a simulated clock —
 //! feeds it time and datagrams and takes out datagrams to send, the next deadline and
 //! finally the outcome:
 //!
@@ -18,13 +18,13 @@
 //! transaction's id (all 128 bits of cookie and id, so RFC 3489 requests match too),
 //! comes from an accepted source ([`AcceptFrom`]; a CHANGE-REQUEST test is answered
 //! from another address) and, when it has a FINGERPRINT, the FINGERPRINT matches.
-//! Everything else is dropped and counted ([`Counters`]).
+//! Everything else is dropped and counted ([`BindingCounters`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::counters::Counters;
-use super::plan::RetransmitPlan;
+use super::counters::BindingCounters;
+use super::plan::RtoPlan;
 use super::request::BindingRequest;
 use super::response::BindingResponse;
 use crate::attr::AttrType;
@@ -58,9 +58,9 @@ pub struct Transmit<'a> {
     pub payload: &'a [u8],
 }
 
-/// What [`Transaction::handle_input`] made of a datagram.
+/// What [`BindingTransaction::handle_input`] made of a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum InputVerdict {
     /// The answer: the transaction is done.
     Accepted,
     /// Not the answer; dropped and counted.
@@ -89,24 +89,24 @@ const MAX_WRONG_SOURCES: usize = 4;
 
 /// One Binding request and its retransmissions until an answer or the give-up time.
 #[derive(Debug, Clone)]
-pub struct Transaction {
+pub struct BindingTransaction {
     request: Vec<u8>,
     key: [u8; 16],
     tid: TransactionId,
     destination: SocketAddr,
     accept: AcceptFrom,
     expect: Expect,
-    plan: RetransmitPlan,
+    plan: RtoPlan,
     first_send: Option<Instant>,
     sends: u32,
     transmit_due: bool,
     deadline: Option<Instant>,
     outcome: Option<Result<BindingResponse, Error>>,
-    counters: Counters,
+    counters: BindingCounters,
     wrong_sources: Vec<SocketAddr>,
 }
 
-impl Transaction {
+impl BindingTransaction {
     /// A transaction sending `request` to `destination` on `plan`, with a fresh
     /// transaction id from `rng` (a cryptographically secure RNG, RFC 8489 §6). The first
     /// send is due at once.
@@ -114,9 +114,9 @@ impl Transaction {
         request: &BindingRequest,
         destination: SocketAddr,
         accept: AcceptFrom,
-        plan: RetransmitPlan,
+        plan: RtoPlan,
         rng: &mut R,
-    ) -> Result<Transaction, Error> {
+    ) -> Result<BindingTransaction, Error> {
         plan.validate()?;
         let tid = TransactionId::random(rng);
         let cookie = if request.rfc3489 {
@@ -135,7 +135,7 @@ impl Transaction {
         let mut key = [0; 16];
         key[..4].copy_from_slice(&cookie.to_be_bytes());
         key[4..].copy_from_slice(tid.as_bytes());
-        Ok(Transaction {
+        Ok(BindingTransaction {
             request: bytes,
             key,
             tid,
@@ -148,7 +148,7 @@ impl Transaction {
             transmit_due: true,
             deadline: None,
             outcome: None,
-            counters: Counters::default(),
+            counters: BindingCounters::default(),
             wrong_sources: Vec::new(),
         })
     }
@@ -158,9 +158,9 @@ impl Transaction {
     /// this socket (from whatever source it chooses).
     pub fn hairpin<R: rand::CryptoRng + ?Sized>(
         own_mapped: SocketAddr,
-        plan: RetransmitPlan,
+        plan: RtoPlan,
         rng: &mut R,
-    ) -> Result<Transaction, Error> {
+    ) -> Result<BindingTransaction, Error> {
         let mut t = Self::new(
             &BindingRequest::new(),
             own_mapped,
@@ -266,9 +266,9 @@ impl Transaction {
     }
 
     /// Judges a datagram that arrived from `from`.
-    pub fn handle_input(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Verdict {
+    pub fn handle_input(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> InputVerdict {
         let verdict = self.judge(now, from, bytes);
-        if let Verdict::Dropped(reason) = verdict {
+        if let InputVerdict::Dropped(reason) = verdict {
             let c = &mut self.counters;
             match reason {
                 DropReason::Malformed => c.dropped_malformed += 1,
@@ -282,8 +282,8 @@ impl Transaction {
         verdict
     }
 
-    fn judge(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Verdict {
-        let drop = Verdict::Dropped;
+    fn judge(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> InputVerdict {
+        let drop = InputVerdict::Dropped;
         if self.outcome.is_some() {
             return drop(DropReason::Late);
         }
@@ -324,7 +324,7 @@ impl Transaction {
             Ok(resp) => {
                 self.counters.accepted += 1;
                 self.outcome = Some(Ok(resp));
-                Verdict::Accepted
+                InputVerdict::Accepted
             }
             Err(_) => drop(DropReason::Malformed),
         }
@@ -353,7 +353,7 @@ impl Transaction {
     }
 
     /// What the transaction saw.
-    pub fn counters(&self) -> Counters {
+    pub fn counters(&self) -> BindingCounters {
         self.counters
     }
 
@@ -404,11 +404,11 @@ pub(crate) mod tests {
     fn exact_schedule_and_give_up_time() {
         let t0 = Instant::now();
         let server = addr("192.0.2.1:3478");
-        let mut t = Transaction::new(
+        let mut t = BindingTransaction::new(
             &BindingRequest::new(),
             server,
             AcceptFrom::Destination,
-            RetransmitPlan::RFC8489,
+            RtoPlan::RFC8489,
             &mut rng(),
         )
         .expect("new");
@@ -450,11 +450,11 @@ pub(crate) mod tests {
     #[test]
     fn no_retransmission_before_the_deadline() {
         let t0 = Instant::now();
-        let mut t = Transaction::new(
+        let mut t = BindingTransaction::new(
             &BindingRequest::new(),
             addr("192.0.2.1:3478"),
             AcceptFrom::Destination,
-            RetransmitPlan::FAST,
+            RtoPlan::FAST,
             &mut rng(),
         )
         .expect("new");
@@ -471,11 +471,11 @@ pub(crate) mod tests {
     fn spoofed_id_and_source_are_ignored_and_the_real_answer_wins() {
         let t0 = Instant::now();
         let server = addr("192.0.2.1:3478");
-        let mut t = Transaction::new(
+        let mut t = BindingTransaction::new(
             &BindingRequest::new(),
             server,
             AcceptFrom::Destination,
-            RetransmitPlan::RFC8489,
+            RtoPlan::RFC8489,
             &mut rng(),
         )
         .expect("new");
@@ -488,14 +488,14 @@ pub(crate) mod tests {
         let spoof = answer(&req, fake, None);
         assert_eq!(
             t.handle_input(at, addr("192.0.2.99:3478"), &spoof),
-            Verdict::Dropped(DropReason::WrongSource)
+            InputVerdict::Dropped(DropReason::WrongSource)
         );
         // Right source, wrong id.
         let mut other_id = req.clone();
         other_id[19] ^= 0xff;
         assert_eq!(
             t.handle_input(at, server, &answer(&other_id, fake, None)),
-            Verdict::Dropped(DropReason::WrongTransaction)
+            InputVerdict::Dropped(DropReason::WrongTransaction)
         );
         // Bad fingerprint.
         let mut bad = answer(&req, fake, None);
@@ -503,21 +503,21 @@ pub(crate) mod tests {
         bad[last] ^= 1;
         assert_eq!(
             t.handle_input(at, server, &bad),
-            Verdict::Dropped(DropReason::BadFingerprint)
+            InputVerdict::Dropped(DropReason::BadFingerprint)
         );
         // Garbage, and our own request reflected.
         assert_eq!(
             t.handle_input(at, server, b"hello"),
-            Verdict::Dropped(DropReason::Malformed)
+            InputVerdict::Dropped(DropReason::Malformed)
         );
         assert_eq!(
             t.handle_input(at, server, &req),
-            Verdict::Dropped(DropReason::Unexpected)
+            InputVerdict::Dropped(DropReason::Unexpected)
         );
         assert!(!t.is_done());
         // The real answer.
         let ok = answer(&req, real, None);
-        assert_eq!(t.handle_input(at, server, &ok), Verdict::Accepted);
+        assert_eq!(t.handle_input(at, server, &ok), InputVerdict::Accepted);
         let resp = t.outcome().expect("done").as_ref().expect("answer");
         assert_eq!(resp.mapped, Some(real));
         assert_eq!(resp.rtt, Some(Duration::from_millis(20)));
@@ -525,7 +525,7 @@ pub(crate) mod tests {
         // A later copy is late.
         assert_eq!(
             t.handle_input(at, server, &ok),
-            Verdict::Dropped(DropReason::Late)
+            InputVerdict::Dropped(DropReason::Late)
         );
         let c = t.counters();
         assert_eq!(
@@ -549,11 +549,11 @@ pub(crate) mod tests {
         let t0 = Instant::now();
         let server = addr("192.0.2.1:3478");
         let other = addr("192.0.2.2:3479");
-        let mut t = Transaction::new(
+        let mut t = BindingTransaction::new(
             &BindingRequest::with_change(true, true),
             server,
             AcceptFrom::Only(vec![other]),
-            RetransmitPlan::FAST,
+            RtoPlan::FAST,
             &mut rng(),
         )
         .expect("new");
@@ -569,20 +569,20 @@ pub(crate) mod tests {
         let ans = answer(&req, addr("198.51.100.7:1"), Some(other));
         assert_eq!(
             t.handle_input(t0, server, &ans),
-            Verdict::Dropped(DropReason::WrongSource)
+            InputVerdict::Dropped(DropReason::WrongSource)
         );
-        assert_eq!(t.handle_input(t0, other, &ans), Verdict::Accepted);
+        assert_eq!(t.handle_input(t0, other, &ans), InputVerdict::Accepted);
     }
 
     #[test]
     fn late_answer_after_retransmission_has_no_rtt() {
         let t0 = Instant::now();
         let server = addr("192.0.2.1:3478");
-        let mut t = Transaction::new(
+        let mut t = BindingTransaction::new(
             &BindingRequest::new(),
             server,
             AcceptFrom::Destination,
-            RetransmitPlan::FAST,
+            RtoPlan::FAST,
             &mut rng(),
         )
         .expect("new");
@@ -593,7 +593,7 @@ pub(crate) mod tests {
         let at = t0 + Duration::from_millis(150);
         assert_eq!(
             t.handle_input(at, server, &answer(&req, addr("198.51.100.7:1"), None)),
-            Verdict::Accepted
+            InputVerdict::Accepted
         );
         let resp = t.outcome().expect("done").as_ref().expect("ok");
         assert_eq!((resp.rtt, resp.sends), (None, 2));
@@ -608,11 +608,11 @@ pub(crate) mod tests {
             rfc3489: true,
             ..BindingRequest::new()
         };
-        let mut t = Transaction::new(
+        let mut t = BindingTransaction::new(
             &req,
             server,
             AcceptFrom::Destination,
-            RetransmitPlan::FAST,
+            RtoPlan::FAST,
             &mut rng(),
         )
         .expect("new");
@@ -635,10 +635,13 @@ pub(crate) mod tests {
         let n = mk(&wrong, &mut buf);
         assert_eq!(
             t.handle_input(t0, server, &buf[..n]),
-            Verdict::Dropped(DropReason::WrongTransaction)
+            InputVerdict::Dropped(DropReason::WrongTransaction)
         );
         let n = mk(&bytes, &mut buf);
-        assert_eq!(t.handle_input(t0, server, &buf[..n]), Verdict::Accepted);
+        assert_eq!(
+            t.handle_input(t0, server, &buf[..n]),
+            InputVerdict::Accepted
+        );
         let resp = t.outcome().expect("done").as_ref().expect("ok");
         assert_eq!(resp.mapped, Some(mapped));
         assert_eq!(resp.mapped_kind, Some(super::super::MappedKind::Plain));
@@ -649,22 +652,22 @@ pub(crate) mod tests {
     fn hairpin_accepts_its_own_request_from_anywhere() {
         let t0 = Instant::now();
         let own = addr("198.51.100.7:40000");
-        let mut t = Transaction::hairpin(own, RetransmitPlan::FAST, &mut rng()).expect("new");
+        let mut t = BindingTransaction::hairpin(own, RtoPlan::FAST, &mut rng()).expect("new");
         let req = t.poll_transmit(t0).expect("send").payload.to_vec();
         assert_eq!(
             t.handle_input(t0, addr("192.168.1.1:40000"), &req),
-            Verdict::Accepted
+            InputVerdict::Accepted
         );
     }
 
     #[test]
     fn invalid_plan_is_an_error() {
-        let plan = RetransmitPlan {
+        let plan = RtoPlan {
             max_sends: 0,
-            ..RetransmitPlan::FAST
+            ..RtoPlan::FAST
         };
         assert!(matches!(
-            Transaction::new(
+            BindingTransaction::new(
                 &BindingRequest::new(),
                 addr("192.0.2.1:1"),
                 AcceptFrom::Destination,

@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use tokio::net::UdpSocket;
 
-use super::counters::Counters;
-use super::plan::RetransmitPlan;
+use super::counters::BindingCounters;
+use super::plan::RtoPlan;
 use super::request::BindingRequest;
 use super::response::BindingResponse;
-use super::transaction::{AcceptFrom, Transaction};
+use super::transaction::{AcceptFrom, BindingTransaction};
 use crate::Error;
 
 /// Largest datagram read; larger ones are truncated and then dropped as malformed.
@@ -23,9 +23,9 @@ const RECV_BUF: usize = 4096;
 /// receive (other than a reported ICMP error) ends the run.
 pub async fn run_transactions(
     socket: &UdpSocket,
-    transactions: &mut [Transaction],
-) -> Result<Counters, Error> {
-    let mut unmatched = Counters::default();
+    transactions: &mut [BindingTransaction],
+) -> Result<BindingCounters, Error> {
+    let mut unmatched = BindingCounters::default();
     let mut buf = vec![0u8; RECV_BUF];
     loop {
         let now = Instant::now();
@@ -40,7 +40,7 @@ pub async fn run_transactions(
         }
         let Some(deadline) = transactions
             .iter()
-            .filter_map(Transaction::poll_timeout)
+            .filter_map(BindingTransaction::poll_timeout)
             .min()
         else {
             return Ok(unmatched);
@@ -89,9 +89,9 @@ pub async fn binding_on(
     socket: &UdpSocket,
     server: SocketAddr,
     request: &BindingRequest,
-    plan: RetransmitPlan,
+    plan: RtoPlan,
 ) -> Result<BindingResponse, Error> {
-    let t = Transaction::new(
+    let t = BindingTransaction::new(
         request,
         server,
         AcceptFrom::Destination,
@@ -111,7 +111,7 @@ pub async fn binding_on(
 pub async fn binding(
     server: SocketAddr,
     request: &BindingRequest,
-    plan: RetransmitPlan,
+    plan: RtoPlan,
 ) -> Result<BindingResponse, Error> {
     let socket = bind_for(server).await?;
     binding_on(&socket, server, request, plan).await

@@ -54,9 +54,9 @@ struct Family {
 /// Stops a [`Server`]: [`run`](Server::run) returns after the packets in hand (within
 /// about 50 ms).
 #[derive(Debug, Clone)]
-pub struct StopHandle(Arc<AtomicBool>);
+pub struct ServerStopHandle(Arc<AtomicBool>);
 
-impl StopHandle {
+impl ServerStopHandle {
     /// Asks the server to stop.
     pub fn stop(&self) {
         self.0.store(true, Ordering::Relaxed);
@@ -134,8 +134,8 @@ impl Server {
     }
 
     /// A handle that stops [`run`](Self::run).
-    pub fn stop_handle(&self) -> StopHandle {
-        StopHandle(self.stop.clone())
+    pub fn stop_handle(&self) -> ServerStopHandle {
+        ServerStopHandle(self.stop.clone())
     }
 
     /// Serves until stopped; returns what the server saw. Each socket is served by its

@@ -17,6 +17,6 @@ pub use self::core::{Reply, ServerCore};
 pub use config::{RateLimit, ServerConfig};
 pub use counters::ServerCounters;
 #[cfg(feature = "tokio")]
-pub use driver::{Server, StopHandle};
+pub use driver::{Server, ServerStopHandle};
 pub use rate_limit::RateLimiter;
 pub use sockets::{OTHER, PRIMARY, SocketIndex, SocketMap};

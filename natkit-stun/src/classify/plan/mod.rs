@@ -1,9 +1,9 @@
 //! The NAT behaviour test plan (RFC 5780 §4; RFC 3489 §10.1 with classic servers) as a
 //! sans-IO state machine.
 //!
-//! The plan hands out *waves* of [`Probe`]s — Binding requests, each to be sent from
+//! The plan hands out *waves* of [`TestRequest`]s — Binding requests, each to be sent from
 //! the local socket of its `group` (a fresh UDP port per group) — and takes back one
-//! [`ProbeResult`] per probe. Probes of one wave are independent and are run at once;
+//! [`TestResult`] per request. Requests of one wave are independent and are run at once;
 //! the next wave depends on the answers.
 //!
 //! The order is chosen so that no test's traffic can open the filter another test
@@ -48,7 +48,7 @@ use super::contacts::Contacts;
 use super::evidence::{ServerCheck, TestEvidence, TestKind, TestOutcome};
 use super::servers::Target;
 use crate::Error;
-use crate::client::{BindingRequest, RetransmitPlan};
+use crate::client::{BindingRequest, RtoPlan};
 use decide::{FilteringRound, MappingRound};
 
 /// How many times the first wave is tried before concluding that UDP is blocked.
@@ -68,8 +68,8 @@ const FIRST_ALONE_SENDS: u32 = 2;
 
 /// One request to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
-    /// Identifies the probe in its [`ProbeResult`].
+pub struct TestRequest {
+    /// Identifies the request in its [`TestResult`].
     pub id: u32,
     /// The local socket to send from: the same group means the same socket; a new
     /// group means a fresh socket (fresh local port).
@@ -85,18 +85,18 @@ pub struct Probe {
     /// Sources whose answer counts.
     pub accept: Vec<SocketAddr>,
     /// The retransmission plan.
-    pub plan: RetransmitPlan,
-    /// A hairpinning probe: the answer is the request itself, looped back
-    /// ([`Transaction::hairpin`](crate::client::Transaction::hairpin)).
+    pub plan: RtoPlan,
+    /// A hairpinning request: the answer is the request itself, looped back
+    /// ([`BindingTransaction::hairpin`](crate::client::BindingTransaction::hairpin)).
     pub hairpin: bool,
 }
 
-/// What became of a probe.
+/// What became of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeResult {
-    /// The probe's id.
+pub struct TestResult {
+    /// The request's id.
     pub id: u32,
-    /// The local address of the probe's group socket.
+    /// The local address of the request's group socket.
     pub local: Option<SocketAddr>,
     /// What it got.
     pub outcome: TestOutcome,
@@ -115,12 +115,12 @@ pub struct TestPlan {
     config: ClassifyConfig,
     servers: Vec<(String, SocketAddr)>,
     phase: Phase,
-    outstanding: BTreeMap<u32, Probe>,
-    wave_results: Vec<(Probe, ProbeResult)>,
-    /// The wave the last wave's answers call for, handed out by `poll_probes`.
-    next_wave: Vec<Probe>,
+    outstanding: BTreeMap<u32, TestRequest>,
+    wave_results: Vec<(TestRequest, TestResult)>,
+    /// The wave the last wave's answers call for, handed out by `poll_requests`.
+    next_wave: Vec<TestRequest>,
     /// Every discovery result so far (test I to the servers).
-    discovered: Vec<(Probe, ProbeResult)>,
+    discovered: Vec<(TestRequest, TestResult)>,
     /// The number of the wave handed out last (the first is 1).
     wave: u32,
     contacts: Contacts,
@@ -203,9 +203,9 @@ impl TestPlan {
         self.phase == Phase::Done
     }
 
-    /// The next wave of probes, once every result of the previous wave is in; empty
+    /// The next wave of requests, once every result of the previous wave is in; empty
     /// while results are outstanding or when done.
-    pub fn poll_probes(&mut self) -> Vec<Probe> {
+    pub fn poll_requests(&mut self) -> Vec<TestRequest> {
         if !self.outstanding.is_empty() || self.phase == Phase::Done {
             return Vec::new();
         }
@@ -229,7 +229,7 @@ impl TestPlan {
     /// Test I on a fresh socket: to the first server alone at the first attempt when
     /// there are several (so that no other server's address, which may be the first
     /// one's alternate, is sent to before filtering is tested), else to every server.
-    fn discovery_wave(&mut self) -> Vec<Probe> {
+    fn discovery_wave(&mut self) -> Vec<TestRequest> {
         self.discovery_attempts += 1;
         let group = self.new_group();
         self.discovery_group = group;
@@ -258,9 +258,9 @@ impl TestPlan {
 /// [`NO_ANSWER_RTO_CEILING`]; without a sample it is the configured plan's RTO. The
 /// sends double their spacing (RFC 8489) and the last waits 2 × RTO, so `n` sends wait
 /// (2ⁿ⁻¹ + 1) × RTO in all: 9 × RTO for the default 4.
-pub(crate) fn no_answer_plan(config: &ClassifyConfig, rtt: Option<Duration>) -> RetransmitPlan {
+pub(crate) fn no_answer_plan(config: &ClassifyConfig, rtt: Option<Duration>) -> RtoPlan {
     let rto = rtt.map_or(config.plan.rto, |r| r.saturating_mul(3));
-    RetransmitPlan {
+    RtoPlan {
         rto: rto
             .max(config.no_answer_floor)
             .min(NO_ANSWER_RTO_CEILING.max(config.no_answer_floor)),

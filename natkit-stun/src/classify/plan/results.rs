@@ -11,12 +11,12 @@ use natkit_core::{Connectivity, FilteringBehaviour, MappingBehaviour};
 use super::decide::{self, FilteringRound, FilteringVerdict, MappingRound};
 use super::{
     DISCOVERY_ATTEMPTS, FILTERING_ROUNDS_AT_ONCE, HAIRPIN_ATTEMPTS, HAIRPIN_MISSES, MAPPING_ROUNDS,
-    Phase, Probe, ProbeResult, TestPlan,
+    Phase, TestPlan, TestRequest, TestResult,
 };
 use crate::Error;
 use crate::classify::evidence::{TestEvidence, TestFailure, TestKind, TestOutcome};
 use crate::classify::servers;
-use crate::client::{BindingResponse, Transaction};
+use crate::client::{BindingResponse, BindingTransaction};
 
 impl TestOutcome {
     /// What a finished client transaction means for its test: a success response is
@@ -46,23 +46,23 @@ impl TestOutcome {
 }
 
 impl TestPlan {
-    /// Takes the finished client transaction that ran probe `id` from the socket
+    /// Takes the finished client transaction that ran request `id` from the socket
     /// `local`: what it ended with (answer, no answer with the sources that answered
-    /// from the wrong address, error) becomes the probe's [`TestOutcome`]. A driver
-    /// that runs [`Transaction`]s hands them here and does no translating itself.
+    /// from the wrong address, error) becomes the request's [`TestOutcome`]. A driver
+    /// that runs [`BindingTransaction`]s hands them here and does no translating itself.
     pub fn handle_transaction(
         &mut self,
         id: u32,
         local: Option<SocketAddr>,
-        txn: &mut Transaction,
+        txn: &mut BindingTransaction,
     ) {
         let outcome =
             TestOutcome::from_transaction(txn.take_outcome(), txn.wrong_sources().to_vec());
-        self.handle_result(ProbeResult { id, local, outcome });
+        self.handle_result(TestResult { id, local, outcome });
     }
 
-    /// Takes the result of a probe of the current wave (unknown ids are ignored).
-    pub fn handle_result(&mut self, result: ProbeResult) {
+    /// Takes the result of a request of the current wave (unknown ids are ignored).
+    pub fn handle_result(&mut self, result: TestResult) {
         let Some(probe) = self.outstanding.remove(&result.id) else {
             return;
         };
@@ -85,7 +85,7 @@ impl TestPlan {
         }
     }
 
-    fn after_discovery(&mut self, results: Vec<(Probe, ProbeResult)>) -> Vec<Probe> {
+    fn after_discovery(&mut self, results: Vec<(TestRequest, TestResult)>) -> Vec<TestRequest> {
         self.discovered.extend(results);
         self.update_checks();
         if self.first_alone {
@@ -127,7 +127,7 @@ impl TestPlan {
     }
 
     /// The answer of `server` to test I in discovery, if any.
-    fn answered_by(&self, server: SocketAddr) -> Option<&(Probe, ProbeResult)> {
+    fn answered_by(&self, server: SocketAddr) -> Option<&(TestRequest, TestResult)> {
         self.discovered
             .iter()
             .find(|(p, r)| p.destination == server && r.outcome.mapped().is_some())
@@ -172,7 +172,7 @@ impl TestPlan {
     }
 
     /// Picks the server and sends the first behaviour wave: filtering and hairpinning.
-    fn start_behaviour(&mut self) -> Vec<Probe> {
+    fn start_behaviour(&mut self) -> Vec<TestRequest> {
         let target = servers::choose(&self.checks, &self.contacts, self.wave);
         let answer = target
             .and_then(|t| self.answered_by(t.primary))
@@ -230,10 +230,10 @@ impl TestPlan {
         wave
     }
 
-    fn after_behaviour(&mut self, results: &[(Probe, ProbeResult)]) -> Vec<Probe> {
+    fn after_behaviour(&mut self, results: &[(TestRequest, TestResult)]) -> Vec<TestRequest> {
         let mut wave = self.mapping_results(results);
         // Test I to the servers asked last, for their checks and the mapping compare.
-        let consensus: Vec<(Probe, ProbeResult)> = results
+        let consensus: Vec<(TestRequest, TestResult)> = results
             .iter()
             .filter(|(p, _)| {
                 p.test == TestKind::MappingI
@@ -268,7 +268,10 @@ impl TestPlan {
     }
 
     /// Takes a mapping round's answers; the next mapping wave, if one is needed.
-    pub(super) fn mapping_results(&mut self, results: &[(Probe, ProbeResult)]) -> Vec<Probe> {
+    pub(super) fn mapping_results(
+        &mut self,
+        results: &[(TestRequest, TestResult)],
+    ) -> Vec<TestRequest> {
         let mut wave = Vec::new();
         let Some(t) = self.target else {
             return wave;
@@ -321,7 +324,10 @@ impl TestPlan {
 
     /// Takes the filtering rounds of this wave (one per control); more rounds if
     /// needed.
-    pub(super) fn filtering_results(&mut self, results: &[(Probe, ProbeResult)]) -> Vec<Probe> {
+    pub(super) fn filtering_results(
+        &mut self,
+        results: &[(TestRequest, TestResult)],
+    ) -> Vec<TestRequest> {
         let mut wave = Vec::new();
         let Some(t) = self.target else {
             return wave;
@@ -385,7 +391,7 @@ impl TestPlan {
     /// would have dropped the tests sent just before it) and within half of their wait
     /// (then each of them had that long, three sends over, at the latency the control
     /// just showed).
-    pub(super) fn control_vouches(&mut self, ctl: &Probe, outcome: &TestOutcome) -> bool {
+    pub(super) fn control_vouches(&mut self, ctl: &TestRequest, outcome: &TestOutcome) -> bool {
         let window = ctl.plan.give_up_after();
         match outcome {
             TestOutcome::Answered {
@@ -410,7 +416,10 @@ impl TestPlan {
 
     /// Hairpinning: an answer is proof; a miss counts only next to an answered request
     /// on the same socket, and it takes several.
-    pub(super) fn hairpin_results(&mut self, results: &[(Probe, ProbeResult)]) -> Vec<Probe> {
+    pub(super) fn hairpin_results(
+        &mut self,
+        results: &[(TestRequest, TestResult)],
+    ) -> Vec<TestRequest> {
         if self.hairpin_done {
             return Vec::new();
         }

@@ -1,14 +1,14 @@
-//! The probes of each test: where they go, from which socket, on which schedule.
+//! The requests of each test: where they go, from which socket, on which schedule.
 
 use std::net::SocketAddr;
 
-use super::{Probe, TestPlan, no_answer_plan};
+use super::{TestPlan, TestRequest, no_answer_plan};
 use crate::classify::evidence::TestKind;
-use crate::client::{BindingRequest, RetransmitPlan};
+use crate::client::{BindingRequest, RtoPlan};
 use natkit_core::Connectivity;
 
 impl TestPlan {
-    // One argument per field of the probe: clearer at the call sites than a builder.
+    // One argument per field of the request: clearer at the call sites than a builder.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn probe(
         &mut self,
@@ -18,10 +18,10 @@ impl TestPlan {
         destination: SocketAddr,
         request: BindingRequest,
         accept: SocketAddr,
-        plan: RetransmitPlan,
-    ) -> Probe {
+        plan: RtoPlan,
+    ) -> TestRequest {
         self.next_id += 1;
-        Probe {
+        TestRequest {
             id: self.next_id,
             group,
             test,
@@ -41,8 +41,8 @@ impl TestPlan {
         test: TestKind,
         round: u8,
         destination: SocketAddr,
-        plan: RetransmitPlan,
-    ) -> Probe {
+        plan: RtoPlan,
+    ) -> TestRequest {
         self.probe(
             group,
             test,
@@ -60,8 +60,8 @@ impl TestPlan {
         group: u32,
         round: u8,
         server: SocketAddr,
-        plan: RetransmitPlan,
-    ) -> Probe {
+        plan: RtoPlan,
+    ) -> TestRequest {
         self.plain(group, TestKind::MappingI, round, server, plan)
     }
 
@@ -72,13 +72,13 @@ impl TestPlan {
 
     /// The plan for requests whose absence of answer is evidence (and for the controls
     /// sent beside them): see [`no_answer_plan`].
-    pub(super) fn no_answer_plan(&self) -> RetransmitPlan {
+    pub(super) fn no_answer_plan(&self) -> RtoPlan {
         no_answer_plan(&self.config, self.rtt)
     }
 
     /// Mapping tests on `group`: II (alternate IP), III (alternate IP and port) and,
     /// on the socket of test I, a repeat of I; on a fresh socket test I itself.
-    pub(super) fn mapping_wave(&mut self, group: u32, round: u8, with_i: bool) -> Vec<Probe> {
+    pub(super) fn mapping_wave(&mut self, group: u32, round: u8, with_i: bool) -> Vec<TestRequest> {
         let Some(t) = self.target else {
             return Vec::new();
         };
@@ -96,7 +96,7 @@ impl TestPlan {
         wave
     }
 
-    pub(super) fn filtering_wave(&mut self, round: usize) -> Vec<Probe> {
+    pub(super) fn filtering_wave(&mut self, round: usize) -> Vec<TestRequest> {
         let Some(t) = self.target else {
             return Vec::new();
         };
@@ -130,7 +130,7 @@ impl TestPlan {
         ]
     }
 
-    pub(super) fn hairpin_wave(&mut self, with_control: bool) -> Vec<Probe> {
+    pub(super) fn hairpin_wave(&mut self, with_control: bool) -> Vec<TestRequest> {
         let (Some(t), Some(external)) = (self.target, self.external) else {
             return Vec::new();
         };
