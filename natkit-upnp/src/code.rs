@@ -136,7 +136,11 @@ impl UpnpErrorCode {
         match self {
             InvalidAction => FailureKind::Unsupported,
             InvalidArgs | ActionFailed | NotAuthorized => FailureKind::Refused,
-            SpecifiedArrayIndexInvalid | NoSuchEntryInArray => FailureKind::Protocol,
+            SpecifiedArrayIndexInvalid => FailureKind::Protocol,
+            // GetSpecificPortMappingEntry and DeletePortMapping's answer for
+            // an entry the router does not hold (expired, deleted, or lost in
+            // a restart).
+            NoSuchEntryInArray => FailureKind::NoSuchMapping,
             ConflictInMappingEntry | ConflictWithOtherMechanisms => FailureKind::Conflict,
             NoPortMapsAvailable => FailureKind::NoResources,
             WildCardNotPermittedInSrcIp
@@ -184,6 +188,14 @@ mod tests {
         assert_eq!(
             UpnpErrorCode::ConflictWithOtherMechanisms.failure_kind(),
             FailureKind::Conflict
+        );
+        assert_eq!(
+            UpnpErrorCode::from_code(714).failure_kind(),
+            FailureKind::NoSuchMapping
+        );
+        assert_eq!(
+            UpnpErrorCode::from_code(713).failure_kind(),
+            FailureKind::Protocol
         );
     }
 }

@@ -175,6 +175,20 @@ pub enum Error {
         /// The router's description of it.
         description: String,
     },
+    /// The router holds no pinhole with this ID (expired, deleted, or lost
+    /// in a restart): 704 NoSuchEntry, or miniupnpd 2.3.1's 402 for an
+    /// unknown ID (see [`no_such_pinhole`](crate::pinhole::no_such_pinhole)).
+    #[error("{action}: the router has no {id} (UPnP error {code}: {description})")]
+    NoSuchPinhole {
+        /// The action called.
+        action: &'static str,
+        /// The ID named.
+        id: crate::pinhole::PinholeId,
+        /// The router's code for it, as sent.
+        code: FirewallErrorCode,
+        /// The router's description of it.
+        description: String,
+    },
     /// The IGD has no `WANIPv6FirewallControl` service: it cannot open
     /// IPv6 pinholes.
     #[error("device {device:?} at {location} has no WANIPv6FirewallControl service")]
@@ -275,6 +289,7 @@ impl Error {
                 FailureKind::Unsupported
             }
             Error::Firewall { code, .. } => code.failure_kind(),
+            Error::NoSuchPinhole { .. } => FailureKind::NoSuchMapping,
             Error::NoIpv6Route { .. } => FailureKind::Network,
             Error::Ipv6Address { source } => match source {
                 Ipv6AddressError::NoStableAddress { .. } | Ipv6AddressError::KindUnknown { .. } => {
@@ -294,7 +309,7 @@ impl Error {
     /// The firewall service's error code, for its faults.
     pub fn firewall_code(&self) -> Option<FirewallErrorCode> {
         match self {
-            Error::Firewall { code, .. } => Some(*code),
+            Error::Firewall { code, .. } | Error::NoSuchPinhole { code, .. } => Some(*code),
             _ => None,
         }
     }

@@ -39,9 +39,9 @@ use crate::bridge::MAX_SOAP_RESPONSE;
 use crate::error::{Error, Result};
 use crate::igd::{Hedging, Igd};
 use crate::pinhole::{
-    FirewallErrorCode, FirewallStatus, PinholeId, PinholeRequest, id_args, outbound_args,
-    parse_firewall_status, parse_is_working, parse_outbound_timeout, parse_pinhole_packets,
-    parse_unique_id, update_args,
+    FirewallErrorCode, FirewallStatus, PinholeId, PinholeRequest, id_args, no_such_pinhole,
+    outbound_args, parse_firewall_status, parse_is_working, parse_outbound_timeout,
+    parse_pinhole_packets, parse_unique_id, update_args,
 };
 use crate::route6::default_routes;
 use crate::soap::{SoapArgs, SoapReply, parse_response, request_body, soap_action};
@@ -196,12 +196,16 @@ impl FirewallControl {
         self.call("UpdatePinhole", &update_args(id, lease_secs))
             .await
             .map(drop)
+            .map_err(|e| no_such_pinhole(id, e))
     }
 
-    /// `DeletePinhole`. A pinhole already gone is [`Error::Firewall`] with
-    /// [`FirewallErrorCode::NoSuchEntry`].
+    /// `DeletePinhole`. A pinhole already gone is [`Error::NoSuchPinhole`]
+    /// ([`FailureKind::NoSuchMapping`](natkit_core::FailureKind::NoSuchMapping)).
     pub async fn delete_pinhole(&self, id: PinholeId) -> Result<()> {
-        self.call("DeletePinhole", &id_args(id)).await.map(drop)
+        self.call("DeletePinhole", &id_args(id))
+            .await
+            .map(drop)
+            .map_err(|e| no_such_pinhole(id, e))
     }
 
     /// `GetOutboundPinholeTimeout`: how long the router keeps an idle
@@ -222,7 +226,7 @@ impl FirewallControl {
         match self.call("CheckPinholeWorking", &id_args(id)).await {
             Ok(out) => parse_is_working(&out),
             Err(e) if e.firewall_code() == Some(FirewallErrorCode::NoTrafficReceived) => Ok(false),
-            Err(e) => Err(e),
+            Err(e) => Err(no_such_pinhole(id, e)),
         }
     }
 

@@ -254,18 +254,41 @@ fn boolean(out: &SoapArgs, action: &'static str, argument: &'static str) -> Resu
     }
 }
 
-/// Whether a DeletePinhole failure means the pinhole is already gone:
+/// Whether a DeletePinhole failure means the pinhole is already gone: the
+/// router holds no pinhole by that ID ([`Error::NoSuchPinhole`], which
+/// [`FirewallControl`](crate::FirewallControl) makes of both answers a
+/// router gives for it, see [`no_such_pinhole`]).
+pub fn already_deleted(e: &Error) -> bool {
+    matches!(e, Error::NoSuchPinhole { .. })
+        || e.firewall_code() == Some(FirewallErrorCode::NoSuchEntry)
+}
+
+/// A fault of an action that names a pinhole by its ID alone
+/// (UpdatePinhole, DeletePinhole, CheckPinholeWorking) as
+/// [`Error::NoSuchPinhole`] when it means the router holds no such
+/// pinhole:
 /// - 704 NoSuchEntry, the spec's answer;
 /// - 402 Invalid Args: miniupnpd 2.3.1's nftables backend never reports a
 ///   missing ID (`get_pinhole_info` returns success without filling in the
 ///   internal client), so its check of the sender fails on an empty
-///   address. natkit's own DeletePinhole is always well-formed, so the 402
-///   is not about its arguments. (UpdatePinhole answers the same way.)
-pub fn already_deleted(e: &Error) -> bool {
-    matches!(
-        e.firewall_code(),
-        Some(FirewallErrorCode::NoSuchEntry | FirewallErrorCode::InvalidArgs)
-    )
+///   address. natkit's own requests are well-formed (the ID a number, the
+///   lease checked before sending), so the 402 is not about its arguments.
+///
+/// Any other error is returned as it is.
+pub fn no_such_pinhole(id: PinholeId, e: Error) -> Error {
+    match e {
+        Error::Firewall {
+            action,
+            code: code @ (FirewallErrorCode::NoSuchEntry | FirewallErrorCode::InvalidArgs),
+            description,
+        } => Error::NoSuchPinhole {
+            action,
+            id,
+            code,
+            description,
+        },
+        other => other,
+    }
 }
 
 /// A UPnP error code from the firewall service's faults. Its 7xx codes
@@ -393,7 +416,8 @@ impl FirewallErrorCode {
                 FailureKind::Refused
             }
             PinholeSpaceExhausted => FailureKind::NoResources,
-            NoSuchEntry | NoTrafficReceived => FailureKind::Protocol,
+            NoSuchEntry => FailureKind::NoSuchMapping,
+            NoTrafficReceived => FailureKind::Protocol,
             Unknown(_) => FailureKind::Refused,
         }
     }

@@ -82,6 +82,11 @@ async fn discover_map_list_delete() {
         .await
         .unwrap_err();
     assert_eq!(missing.upnp_code(), Some(UpnpErrorCode::NoSuchEntryInArray));
+    // What the lease keeper acts on: the router holds no such mapping.
+    for e in [again, missing] {
+        let core: natkit_core::Error = e.into();
+        assert_eq!(core.failure_kind(), Some(FailureKind::NoSuchMapping));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

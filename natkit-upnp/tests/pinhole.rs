@@ -51,6 +51,20 @@ fn firewall_code(e: &Error) -> Option<FirewallErrorCode> {
     e.firewall_code()
 }
 
+/// `e` says the router holds no pinhole `id`, and reaches the lease keeper
+/// as `NoSuchMapping` (its rule: make the mapping again at once).
+#[track_caller]
+fn assert_no_such_pinhole(e: Error, id: PinholeId) {
+    assert!(
+        matches!(e, Error::NoSuchPinhole { id: named, .. } if named == id),
+        "{e:?}"
+    );
+    assert!(natkit_upnp::pinhole::already_deleted(&e));
+    assert_eq!(e.failure_kind(), FailureKind::NoSuchMapping);
+    let core: natkit_core::Error = e.into();
+    assert_eq!(core.failure_kind(), Some(FailureKind::NoSuchMapping));
+}
+
 /// The crate error inside a natkit-core error.
 fn inner(e: &natkit_core::Error) -> &Error {
     let natkit_core::Error::Mechanism { source, .. } = e else {
@@ -129,10 +143,14 @@ async fn every_action_over_ipv6() {
     assert_eq!(firewall_code(&gone), Some(FirewallErrorCode::NoSuchEntry));
     assert_eq!(
         gone.to_string(),
-        "DeletePinhole: UPnP error 704 NoSuchEntry: NoSuchEntry"
+        "DeletePinhole: the router has no pinhole 1 (UPnP error 704 NoSuchEntry: NoSuchEntry)"
     );
+    assert_no_such_pinhole(gone, id);
     let gone = fw.update_pinhole(id, 60).await.unwrap_err();
     assert_eq!(firewall_code(&gone), Some(FirewallErrorCode::NoSuchEntry));
+    assert_no_such_pinhole(gone, id);
+    let gone = fw.check_pinhole_working(id).await.unwrap_err();
+    assert_no_such_pinhole(gone, id);
     // Every request went over IPv6 to the firewall's own control path.
     assert!(
         fake.calls()
@@ -176,6 +194,8 @@ async fn only_the_pinholes_own_address_may_touch_it() {
         fw.delete_pinhole(PinholeId(9)).await.unwrap_err(),
     ] {
         assert_eq!(firewall_code(&e), Some(FirewallErrorCode::NotAuthorized));
+        // Another host's pinhole is there: not one the router forgot.
+        assert_eq!(e.failure_kind(), FailureKind::Refused);
     }
     assert_eq!(fake.pinholes().len(), 1);
     // What natkit refuses before sending anything.
@@ -352,6 +372,9 @@ async fn miniupnpd_231_answers_for_a_forgotten_pinhole() {
     let fw = igd_of(&fake).await.firewall(LO6).unwrap();
     let e = fw.update_pinhole(PinholeId(1), 60).await.unwrap_err();
     assert_eq!(firewall_code(&e), Some(FirewallErrorCode::InvalidArgs));
+    assert_no_such_pinhole(e, PinholeId(1));
+    let e = fw.delete_pinhole(PinholeId(1)).await.unwrap_err();
+    assert_no_such_pinhole(e, PinholeId(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
