@@ -104,7 +104,7 @@ impl UpnpMapper {
             SocketAddr::new(external_ip, grant.external_port),
             SocketAddr::V4(grant.internal),
             Duration::from_secs(u64::from(grant.lease_secs)),
-            Instant::now(),
+            now(),
         )
     }
 }
@@ -302,6 +302,15 @@ async fn set_lease(fw: &FirewallControl, id: PinholeId, lease: u32) {
     }
 }
 
+/// The clock the mapper stamps [`Mapping::obtained`] with: tokio's, the one
+/// its transport's deadlines and the lease keeper run on, so that on a
+/// paused runtime a grant's age is simulated time. As a std `Instant`,
+/// because that is what [`Mapping`] holds (the same as
+/// `std::time::Instant::now()` outside paused tests).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// The [`Mapping`] for a pinhole: external is internal (no translation).
 fn pinhole_mapping(
     request: &MappingRequest,
@@ -314,7 +323,7 @@ fn pinhole_mapping(
         request.protocol,
         SocketAddr::V6(internal),
         Duration::from_secs(u64::from(lease_secs)),
-        Instant::now(),
+        now(),
     )
     .with_token(Some(id.to_token()))
 }
