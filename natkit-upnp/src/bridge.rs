@@ -61,7 +61,7 @@ impl Provider for BoundedHttp {
                     body,
                     MAX_SOAP_RESPONSE,
                     deadline,
-                    &Plan::single(name),
+                    &Plan::single(),
                 )
                 .await
             }

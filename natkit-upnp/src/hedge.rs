@@ -69,104 +69,107 @@ pub(crate) enum Repeat {
     },
 }
 
-/// The exchanges natkit hedges, each with its own timing record.
-const KINDS: [(&str, Repeat); 14] = [
-    (
-        "GET",
-        Repeat::Safe {
-            self_inflicted: None,
-        },
-    ),
-    (
-        "GetExternalIPAddress",
-        Repeat::Safe {
-            self_inflicted: None,
-        },
-    ),
-    (
-        "GetStatusInfo",
-        Repeat::Safe {
-            self_inflicted: None,
-        },
-    ),
-    (
-        "GetGenericPortMappingEntry",
-        Repeat::Safe {
-            self_inflicted: None,
-        },
-    ),
-    (
-        "GetSpecificPortMappingEntry",
-        Repeat::Safe {
-            self_inflicted: None,
-        },
-    ),
-    (
-        "AddPortMapping",
-        Repeat::Safe {
-            self_inflicted: Some(UpnpErrorCode::ConflictInMappingEntry),
-        },
-    ),
-    (
-        "DeletePortMapping",
-        Repeat::Safe {
-            self_inflicted: Some(UpnpErrorCode::NoSuchEntryInArray),
-        },
-    ),
-    (
-        "GetFirewallStatus",
-        Repeat::Safe {
-            self_inflicted: None,
-        },
-    ),
-    (
-        "GetOutboundPinholeTimeout",
-        Repeat::Safe {
-            self_inflicted: None,
-        },
-    ),
-    (
-        "CheckPinholeWorking",
-        Repeat::Safe {
-            self_inflicted: None,
-        },
-    ),
-    (
-        "GetPinholePackets",
-        Repeat::Safe {
-            self_inflicted: None,
-        },
-    ),
-    (
-        "AddPinhole",
-        Repeat::Safe {
-            self_inflicted: None,
-        },
-    ),
-    (
-        "UpdatePinhole",
-        Repeat::Safe {
-            self_inflicted: None,
-        },
-    ),
-    (
-        "DeletePinhole",
-        Repeat::Safe {
-            self_inflicted: None,
-        },
-    ),
-];
-
-/// The kind of a description fetch.
-pub(crate) const GET: &str = "GET";
-
-fn kind(name: &str) -> Option<usize> {
-    KINDS.iter().position(|(n, _)| *n == name)
+/// The exchanges natkit has hedging rules for: the description `GET` and
+/// the SOAP actions by name. Each has its own timing record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exchange {
+    /// The device description `GET`.
+    Describe,
+    GetExternalIPAddress,
+    GetStatusInfo,
+    GetGenericPortMappingEntry,
+    GetSpecificPortMappingEntry,
+    AddPortMapping,
+    AddAnyPortMapping,
+    DeletePortMapping,
+    GetFirewallStatus,
+    GetOutboundPinholeTimeout,
+    CheckPinholeWorking,
+    GetPinholePackets,
+    AddPinhole,
+    UpdatePinhole,
+    DeletePinhole,
 }
 
-/// Whether `name` (an action name, or [`GET`]) may be repeated.
-pub(crate) fn repeat(name: &str) -> Repeat {
-    kind(name).map_or(Repeat::Never, |k| KINDS[k].1)
+impl Exchange {
+    /// Every exchange, in the order of their timing records.
+    const ALL: [Exchange; 15] = [
+        Exchange::Describe,
+        Exchange::GetExternalIPAddress,
+        Exchange::GetStatusInfo,
+        Exchange::GetGenericPortMappingEntry,
+        Exchange::GetSpecificPortMappingEntry,
+        Exchange::AddPortMapping,
+        Exchange::AddAnyPortMapping,
+        Exchange::DeletePortMapping,
+        Exchange::GetFirewallStatus,
+        Exchange::GetOutboundPinholeTimeout,
+        Exchange::CheckPinholeWorking,
+        Exchange::GetPinholePackets,
+        Exchange::AddPinhole,
+        Exchange::UpdatePinhole,
+        Exchange::DeletePinhole,
+    ];
+
+    /// The SOAP action named `name`, if natkit has rules for it.
+    pub(crate) fn action(name: &str) -> Option<Exchange> {
+        Self::ALL
+            .into_iter()
+            .find(|e| *e != Exchange::Describe && e.name() == name)
+    }
+
+    /// The action name (`GET` for the description).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Exchange::Describe => "GET",
+            Exchange::GetExternalIPAddress => "GetExternalIPAddress",
+            Exchange::GetStatusInfo => "GetStatusInfo",
+            Exchange::GetGenericPortMappingEntry => "GetGenericPortMappingEntry",
+            Exchange::GetSpecificPortMappingEntry => "GetSpecificPortMappingEntry",
+            Exchange::AddPortMapping => "AddPortMapping",
+            Exchange::AddAnyPortMapping => "AddAnyPortMapping",
+            Exchange::DeletePortMapping => "DeletePortMapping",
+            Exchange::GetFirewallStatus => "GetFirewallStatus",
+            Exchange::GetOutboundPinholeTimeout => "GetOutboundPinholeTimeout",
+            Exchange::CheckPinholeWorking => "CheckPinholeWorking",
+            Exchange::GetPinholePackets => "GetPinholePackets",
+            Exchange::AddPinhole => "AddPinhole",
+            Exchange::UpdatePinhole => "UpdatePinhole",
+            Exchange::DeletePinhole => "DeletePinhole",
+        }
+    }
+
+    /// Whether it may be sent twice (see the [module docs](self)).
+    pub(crate) fn repeat(self) -> Repeat {
+        let safe = |self_inflicted| Repeat::Safe { self_inflicted };
+        match self {
+            Exchange::AddAnyPortMapping => Repeat::Never,
+            Exchange::AddPortMapping => safe(Some(UpnpErrorCode::ConflictInMappingEntry)),
+            Exchange::DeletePortMapping => safe(Some(UpnpErrorCode::NoSuchEntryInArray)),
+            Exchange::Describe
+            | Exchange::GetExternalIPAddress
+            | Exchange::GetStatusInfo
+            | Exchange::GetGenericPortMappingEntry
+            | Exchange::GetSpecificPortMappingEntry
+            | Exchange::GetFirewallStatus
+            | Exchange::GetOutboundPinholeTimeout
+            | Exchange::CheckPinholeWorking
+            | Exchange::GetPinholePackets
+            | Exchange::AddPinhole
+            | Exchange::UpdatePinhole
+            | Exchange::DeletePinhole => safe(None),
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Whether an exchange (`None`: one natkit has no rules for) may be
+/// repeated.
+pub(crate) fn repeat(exchange: Option<Exchange>) -> Repeat {
+    exchange.map_or(Repeat::Never, Exchange::repeat)
 }
 
 /// The action name in a `SOAPAction` header value
@@ -179,7 +182,7 @@ pub(crate) fn action_name(soap_action: &str) -> &str {
 /// The fastest recent exchanges of each kind with one gateway.
 #[derive(Debug, Default)]
 pub(crate) struct Timings {
-    recent: Mutex<[Recent; KINDS.len()]>,
+    recent: Mutex<[Recent; Exchange::ALL.len()]>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -189,44 +192,153 @@ struct Recent {
 }
 
 impl Timings {
-    /// Records how long one copy of a `name` exchange took to its answer.
-    pub(crate) fn record(&self, name: &str, took: Duration) {
-        let Some(k) = kind(name) else { return };
+    /// Records how long one copy of an exchange took to its answer.
+    pub(crate) fn record(&self, exchange: Exchange, took: Duration) {
         let mut all = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        let r = &mut all[k];
+        let r = &mut all[exchange.index()];
         r.times[r.next] = Some(took);
         r.next = (r.next + 1) % WINDOW;
     }
 
-    /// The fastest of the recent `name` exchanges, if any was recorded.
-    pub(crate) fn fastest(&self, name: &str) -> Option<Duration> {
-        let k = kind(name)?;
+    /// The fastest of the recent exchanges of this kind, if any was recorded.
+    pub(crate) fn fastest(&self, exchange: Exchange) -> Option<Duration> {
         let all = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        all[k].times.iter().flatten().min().copied()
+        all[exchange.index()].times.iter().flatten().min().copied()
     }
 }
 
-/// When to send the first hedge of a `name` exchange: `floor`, or
+/// When to send the first hedge of an exchange: `floor`, or
 /// [`HEDGE_FACTOR`] times the fastest recent exchange of that kind if that is
 /// later. `None` when it must not be hedged (or hedging is off).
 pub(crate) fn hedge_delay(
-    name: &str,
+    exchange: Option<Exchange>,
     floor: Option<Duration>,
     timings: &Timings,
 ) -> Option<Duration> {
     let floor = floor?;
-    if repeat(name) == Repeat::Never {
-        return None;
-    }
+    let exchange = exchange.filter(|e| e.repeat() != Repeat::Never)?;
     let learnt = timings
-        .fastest(name)
+        .fastest(exchange)
         .map_or(Duration::ZERO, |t| t * HEDGE_FACTOR);
     Some(floor.max(learnt))
+}
+
+/// One request's copies, as a state machine with no I/O: when the next
+/// copy goes, and what an answer or a failure of one copy means. The
+/// transport runs the copies and sleeps until [`Race::hedge_at`]; `I` is
+/// its clock's instant (tokio's), or any instant in tests.
+#[derive(Debug, Clone)]
+pub(crate) struct Race<I> {
+    sent: u8,
+    in_flight: u8,
+    /// When the next copy goes, and the interval after it.
+    next_hedge: Option<(I, Duration)>,
+    deadline: I,
+    /// The fault our own duplicate can cause.
+    self_inflicted: Option<UpnpErrorCode>,
+}
+
+/// What to do with one copy's complete answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnAnswer {
+    /// It is the answer; drop the other copies.
+    Take,
+    /// A fault our own duplicate may have caused while another copy is in
+    /// flight: keep it (the first such) in case nothing better comes, and
+    /// wait for the others. No more copies are sent: the router answers.
+    Hold,
+}
+
+/// What one copy's failure means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnFailure {
+    /// Others are still in flight: wait for them.
+    Wait,
+    /// None is left: the answer is a held fault if there is one, else this
+    /// failure.
+    Over,
+}
+
+impl<I> Race<I>
+where
+    I: Copy + Ord + std::ops::Add<Duration, Output = I>,
+{
+    /// The first copy went at `start`; `hedge_after` from the plan (`None`:
+    /// one copy only), nothing sent at or after `deadline`.
+    pub(crate) fn new(
+        exchange: Option<Exchange>,
+        hedge_after: Option<Duration>,
+        start: I,
+        deadline: I,
+    ) -> Race<I> {
+        let self_inflicted = match repeat(exchange) {
+            Repeat::Safe { self_inflicted } => self_inflicted,
+            Repeat::Never => None,
+        };
+        Race {
+            sent: 1,
+            in_flight: 1,
+            next_hedge: hedge_after.map(|d| (start + d, d)),
+            deadline,
+            self_inflicted,
+        }
+    }
+
+    /// How many copies were started.
+    pub(crate) fn sent(&self) -> u8 {
+        self.sent
+    }
+
+    /// When the next copy is due, if one may still go.
+    pub(crate) fn hedge_at(&self) -> Option<I> {
+        self.next_hedge
+            .filter(|(at, _)| self.sent < MAX_COPIES && *at < self.deadline)
+            .map(|(at, _)| at)
+    }
+
+    /// The next copy went (at [`hedge_at`](Self::hedge_at)); each further
+    /// one as long after the previous.
+    pub(crate) fn hedged(&mut self) {
+        self.sent += 1;
+        self.in_flight += 1;
+        self.next_hedge = self.next_hedge.map(|(at, d)| (at + d, d));
+    }
+
+    /// A copy answered completely. `fault` reads the answer's UPnP fault
+    /// code; it is called only when that can matter (another copy is in
+    /// flight and the exchange has a fault its duplicate causes).
+    pub(crate) fn answered(&mut self, fault: impl FnOnce() -> Option<UpnpErrorCode>) -> OnAnswer {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let doubtful = self.in_flight > 0
+            && self
+                .self_inflicted
+                .is_some_and(|code| fault() == Some(code));
+        if doubtful {
+            self.next_hedge = None;
+            OnAnswer::Hold
+        } else {
+            OnAnswer::Take
+        }
+    }
+
+    /// A copy failed (connection, framing, size).
+    pub(crate) fn failed(&mut self) -> OnFailure {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self.in_flight == 0 {
+            OnFailure::Over
+        } else {
+            OnFailure::Wait
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn by_name(name: &str) -> Repeat {
+        repeat(Exchange::action(name))
+    }
 
     #[test]
     fn only_safe_actions_are_repeated() {
@@ -235,10 +347,9 @@ mod tests {
             "GetStatusInfo",
             "GetGenericPortMappingEntry",
             "GetSpecificPortMappingEntry",
-            GET,
         ] {
             assert_eq!(
-                repeat(a),
+                by_name(a),
                 Repeat::Safe {
                     self_inflicted: None
                 },
@@ -246,13 +357,19 @@ mod tests {
             );
         }
         assert_eq!(
-            repeat("AddPortMapping"),
+            repeat(Some(Exchange::Describe)),
+            Repeat::Safe {
+                self_inflicted: None
+            }
+        );
+        assert_eq!(
+            by_name("AddPortMapping"),
             Repeat::Safe {
                 self_inflicted: Some(UpnpErrorCode::ConflictInMappingEntry)
             }
         );
         assert_eq!(
-            repeat("DeletePortMapping"),
+            by_name("DeletePortMapping"),
             Repeat::Safe {
                 self_inflicted: Some(UpnpErrorCode::NoSuchEntryInArray)
             }
@@ -267,16 +384,28 @@ mod tests {
             "DeletePinhole",
         ] {
             assert_eq!(
-                repeat(a),
+                by_name(a),
                 Repeat::Safe {
                     self_inflicted: None
                 },
                 "{a}"
             );
         }
-        assert_eq!(repeat("AddAnyPortMapping"), Repeat::Never);
-        assert_eq!(repeat("SetConnectionType"), Repeat::Never);
-        assert_eq!(repeat(""), Repeat::Never);
+        assert_eq!(by_name("AddAnyPortMapping"), Repeat::Never);
+        assert_eq!(by_name("SetConnectionType"), Repeat::Never);
+        assert_eq!(by_name(""), Repeat::Never);
+        // The description's GET is no SOAP action.
+        assert_eq!(Exchange::action("GET"), None);
+    }
+
+    #[test]
+    fn names_and_records_are_one_to_one() {
+        for (i, e) in Exchange::ALL.into_iter().enumerate() {
+            assert_eq!(e.index(), i);
+            if e != Exchange::Describe {
+                assert_eq!(Exchange::action(e.name()), Some(e));
+            }
+        }
     }
 
     #[test]
@@ -293,27 +422,119 @@ mod tests {
     fn delay_is_floor_or_learnt() {
         let t = Timings::default();
         let floor = Some(Duration::from_millis(500));
-        assert_eq!(hedge_delay("GetStatusInfo", floor, &t), floor);
-        assert_eq!(hedge_delay("GetStatusInfo", None, &t), None);
-        assert_eq!(hedge_delay("AddAnyPortMapping", floor, &t), None);
+        let status = Some(Exchange::GetStatusInfo);
+        let add = Some(Exchange::AddPortMapping);
+        assert_eq!(hedge_delay(status, floor, &t), floor);
+        assert_eq!(hedge_delay(status, None, &t), None);
+        assert_eq!(
+            hedge_delay(Some(Exchange::AddAnyPortMapping), floor, &t),
+            None
+        );
+        assert_eq!(hedge_delay(None, floor, &t), None);
         // A fast gateway: the floor holds.
-        t.record("GetStatusInfo", Duration::from_millis(3));
-        assert_eq!(hedge_delay("GetStatusInfo", floor, &t), floor);
+        t.record(Exchange::GetStatusInfo, Duration::from_millis(3));
+        assert_eq!(hedge_delay(status, floor, &t), floor);
         // A slow action: four times its fastest recent answer.
         for ms in [400, 300, 900] {
-            t.record("AddPortMapping", Duration::from_millis(ms));
+            t.record(Exchange::AddPortMapping, Duration::from_millis(ms));
         }
         assert_eq!(
-            hedge_delay("AddPortMapping", floor, &t),
+            hedge_delay(add, floor, &t),
             Some(Duration::from_millis(1200))
         );
         // The window forgets: eight fast answers later, the floor again.
         for _ in 0..WINDOW {
-            t.record("AddPortMapping", Duration::from_millis(10));
+            t.record(Exchange::AddPortMapping, Duration::from_millis(10));
         }
-        assert_eq!(hedge_delay("AddPortMapping", floor, &t), floor);
-        // Unknown kinds are not recorded.
-        t.record("AddAnyPortMapping", Duration::from_secs(1));
-        assert_eq!(t.fastest("AddAnyPortMapping"), None);
+        assert_eq!(hedge_delay(add, floor, &t), floor);
+    }
+
+    /// Milliseconds on a simulated clock: plain numbers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    struct Ms(u64);
+
+    impl std::ops::Add<Duration> for Ms {
+        type Output = Ms;
+        fn add(self, d: Duration) -> Ms {
+            Ms(self.0 + d.as_millis() as u64)
+        }
+    }
+
+    fn race(exchange: Exchange, hedge_ms: Option<u64>, deadline: u64) -> Race<Ms> {
+        Race::new(
+            Some(exchange),
+            hedge_ms.map(Duration::from_millis),
+            Ms(0),
+            Ms(deadline),
+        )
+    }
+
+    /// Sends every copy the race asks for, up to `until`; the times sent.
+    fn hedge_until(r: &mut Race<Ms>, until: u64) -> Vec<u64> {
+        let mut sent = Vec::new();
+        while let Some(Ms(at)) = r.hedge_at().filter(|t| t.0 <= until) {
+            r.hedged();
+            sent.push(at);
+        }
+        sent
+    }
+
+    #[test]
+    fn copies_go_each_hedge_delay_up_to_three_before_the_deadline() {
+        let mut r = race(Exchange::GetStatusInfo, Some(500), 3000);
+        assert_eq!(r.hedge_at(), Some(Ms(500)));
+        assert_eq!(hedge_until(&mut r, 3000), [500, 1000]);
+        assert_eq!(r.sent(), MAX_COPIES);
+        assert_eq!(r.hedge_at(), None);
+        // None at or past the deadline.
+        let mut r = race(Exchange::GetStatusInfo, Some(500), 1000);
+        assert_eq!(hedge_until(&mut r, 3000), [500]);
+        // Not hedged: one copy.
+        let r = race(Exchange::GetStatusInfo, None, 3000);
+        assert_eq!(r.hedge_at(), None);
+        assert_eq!(r.sent(), 1);
+    }
+
+    #[test]
+    fn the_first_answer_wins_unless_a_duplicate_may_have_caused_it() {
+        let conflict = || Some(UpnpErrorCode::ConflictInMappingEntry);
+        // Alone: whatever it is, it is the answer (and is not even read).
+        let mut r = race(Exchange::AddPortMapping, Some(500), 3000);
+        assert_eq!(r.answered(|| unreachable!("not read")), OnAnswer::Take);
+        // A 718 to AddPortMapping with another copy in flight: held, and no
+        // more copies go; the other copy's success is taken.
+        let mut r = race(Exchange::AddPortMapping, Some(500), 3000);
+        hedge_until(&mut r, 500);
+        assert_eq!(r.answered(conflict), OnAnswer::Hold);
+        assert_eq!(r.hedge_at(), None);
+        assert_eq!(r.answered(|| None), OnAnswer::Take);
+        // Held, then the other copy fails: over, with the held fault.
+        let mut r = race(Exchange::AddPortMapping, Some(500), 3000);
+        hedge_until(&mut r, 500);
+        assert_eq!(r.answered(conflict), OnAnswer::Hold);
+        assert_eq!(r.failed(), OnFailure::Over);
+        // 718 is no duplicate's doing for DeletePortMapping (714 is), and a
+        // read has none.
+        let mut r = race(Exchange::DeletePortMapping, Some(500), 3000);
+        hedge_until(&mut r, 500);
+        assert_eq!(r.answered(conflict), OnAnswer::Take);
+        let mut r = race(Exchange::DeletePortMapping, Some(500), 3000);
+        hedge_until(&mut r, 500);
+        assert_eq!(
+            r.answered(|| Some(UpnpErrorCode::NoSuchEntryInArray)),
+            OnAnswer::Hold
+        );
+        let mut r = race(Exchange::GetStatusInfo, Some(500), 3000);
+        hedge_until(&mut r, 500);
+        assert_eq!(r.answered(|| unreachable!("not read")), OnAnswer::Take);
+    }
+
+    #[test]
+    fn a_failed_copy_counts_only_when_none_is_left() {
+        let mut r = race(Exchange::GetExternalIPAddress, Some(500), 3000);
+        hedge_until(&mut r, 1000);
+        assert_eq!(r.failed(), OnFailure::Wait);
+        assert_eq!(r.failed(), OnFailure::Wait);
+        assert_eq!(r.failed(), OnFailure::Over);
     }
 }

@@ -13,7 +13,7 @@ use crate::description::Description;
 use crate::error::MAX_OFFERED;
 use crate::error::{Error, Result};
 use crate::firewall::FirewallService;
-use crate::hedge::{GET, Timings};
+use crate::hedge::{Exchange, Timings};
 use crate::soap::{SoapArgs, SoapReply, parse_response, request_body, soap_action};
 use crate::status::{ConnectionStatus, StatusInfo};
 use crate::transport::{Deadline, Plan, get, post_soap};
@@ -83,9 +83,14 @@ pub(crate) struct Hedging {
 }
 
 impl Hedging {
-    /// The plan for one exchange of `kind`.
-    pub(crate) fn plan<'a>(&'a self, kind: &'a str) -> Plan<'a> {
-        Plan::new(kind, self.floor, &self.timings)
+    /// The plan for one call of the SOAP action named `action`.
+    pub(crate) fn plan(&self, action: &str) -> Plan<'_> {
+        Plan::new(Exchange::action(action), self.floor, &self.timings)
+    }
+
+    /// The plan for fetching the device description.
+    pub(crate) fn describe_plan(&self) -> Plan<'_> {
+        Plan::new(Some(Exchange::Describe), self.floor, &self.timings)
     }
 }
 
@@ -130,7 +135,7 @@ impl Igd {
             &location,
             http.max_description,
             Deadline::after(http.description_timeout),
-            &hedging.plan(GET),
+            &hedging.describe_plan(),
         )
         .await
         .map_err(|e| Error::http(&location, e))?;

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
-use crate::hedge::{MAX_COPIES, Repeat, Timings, hedge_delay, repeat};
+use crate::hedge::{Exchange, OnAnswer, OnFailure, Race, Timings, hedge_delay};
 use crate::http::{Framing, HttpError, MAX_HEAD, decode_chunked, parse_head};
 use crate::soap::{SoapReply, parse_response};
 use crate::url::HttpUrl;
@@ -54,30 +54,35 @@ impl Deadline {
 /// How one exchange may be repeated (see [`crate::hedge`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Plan<'a> {
-    /// [`GET`](crate::hedge::GET) or the SOAP action name.
-    pub(crate) kind: &'a str,
-    /// When the first hedge goes; each further one (up to [`MAX_COPIES`] in
-    /// all) as long after the previous. `None`: one copy only.
+    /// What is exchanged (`None`: an action natkit has no rules for).
+    pub(crate) exchange: Option<Exchange>,
+    /// When the first hedge goes; each further one (up to
+    /// [`MAX_COPIES`](crate::hedge::MAX_COPIES) in all) as long after the
+    /// previous. `None`: one copy only.
     pub(crate) hedge_after: Option<Duration>,
     /// Where the answering copy's time is recorded.
     pub(crate) timings: Option<&'a Timings>,
 }
 
 impl<'a> Plan<'a> {
-    /// The plan for `kind` with a hedge floor (`None`: no hedging) and the
-    /// gateway's timings.
-    pub(crate) fn new(kind: &'a str, floor: Option<Duration>, timings: &'a Timings) -> Self {
+    /// The plan for an exchange with a hedge floor (`None`: no hedging) and
+    /// the gateway's timings.
+    pub(crate) fn new(
+        exchange: Option<Exchange>,
+        floor: Option<Duration>,
+        timings: &'a Timings,
+    ) -> Self {
         Plan {
-            kind,
-            hedge_after: hedge_delay(kind, floor, timings),
+            exchange,
+            hedge_after: hedge_delay(exchange, floor, timings),
             timings: Some(timings),
         }
     }
 
     /// One copy, nothing recorded.
-    pub(crate) fn single(kind: &'a str) -> Self {
+    pub(crate) fn single() -> Self {
         Plan {
-            kind,
+            exchange: None,
             hedge_after: None,
             timings: None,
         }
@@ -200,11 +205,9 @@ async fn exchange(
 
 type Copy<'a> = Pin<Box<dyn Future<Output = (Result<Fetched, HttpError>, Duration)> + Send + 'a>>;
 
-/// Sends the request, and again on a fresh connection each `plan.hedge_after`
-/// without a complete answer (up to [`MAX_COPIES`], none past `deadline`).
-/// The first complete answer wins, except a fault the plan's action can get
-/// from its own duplicate ([`Repeat::Safe`]): that one waits for the copies
-/// still in flight. An error of one copy counts only when none is left.
+/// Sends the request, and again on a fresh connection when the plan's
+/// [`Race`] says (see [`crate::hedge`]), and returns the answer it takes.
+/// A fault held back while other copies were in flight goes to `held`.
 ///
 /// The copies are futures inside this one, not tasks: returning (or being
 /// dropped at the deadline) drops the others, which closes their
@@ -224,25 +227,17 @@ async fn hedged<'a>(
             (r, started.elapsed())
         })
     };
-    let self_inflicted = match repeat(plan.kind) {
-        Repeat::Safe { self_inflicted } => self_inflicted,
-        Repeat::Never => None,
-    };
-    let start = Instant::now();
+    let name = plan.exchange.map_or("SOAP action", Exchange::name);
+    let mut race = Race::new(plan.exchange, plan.hedge_after, Instant::now(), deadline);
     let mut copies: Vec<Copy<'a>> = vec![copy()];
-    let mut sent: u8 = 1;
-    let mut next_hedge = plan.hedge_after.map(|d| (start + d, d));
     loop {
-        let hedge_at = next_hedge
-            .filter(|(at, _)| sent < MAX_COPIES && *at < deadline)
-            .map(|(at, _)| at);
+        let hedge_at = race.hedge_at();
         let (i, result, took) = tokio::select! {
             (i, (result, took)) = first_done(&mut copies) => (i, result, took),
             () = tokio::time::sleep_until(hedge_at.unwrap_or(deadline)), if hedge_at.is_some() => {
-                tracing::debug!(kind = plan.kind, copy = sent + 1, "no answer yet: hedging on a fresh connection");
+                race.hedged();
+                tracing::debug!(kind = name, copy = race.sent(), "no answer yet: hedging on a fresh connection");
                 copies.push(copy());
-                sent += 1;
-                next_hedge = next_hedge.map(|(at, d)| (at + d, d));
                 continue;
             }
         };
@@ -250,34 +245,33 @@ async fn hedged<'a>(
         drop(copies.swap_remove(i));
         match result {
             Ok(mut fetched) => {
-                fetched.copies = sent;
-                if let Some(t) = plan.timings {
-                    t.record(plan.kind, took);
+                fetched.copies = race.sent();
+                if let (Some(t), Some(e)) = (plan.timings, plan.exchange) {
+                    t.record(e, took);
                 }
-                // With no other copy in flight the answer stands whatever it
-                // is, so the body is parsed only when one is.
-                let doubtful = !copies.is_empty()
-                    && self_inflicted.is_some_and(|code| {
-                        matches!(parse_response(&fetched.body, plan.kind),
-                            Ok(SoapReply::Fault { code: c, .. }) if c == code)
-                    });
-                if !doubtful {
-                    // Returning drops the other copies and their connections.
-                    return Ok(fetched);
-                }
-                // The router answered: no more copies; wait for those in flight.
-                next_hedge = None;
-                held.get_or_insert(fetched);
-            }
-            Err(e) if copies.is_empty() => {
-                return match held.take() {
-                    Some(f) => Ok(f),
-                    None => Err(e),
+                let fault = || match parse_response(&fetched.body, name) {
+                    Ok(SoapReply::Fault { code, .. }) => Some(code),
+                    _ => None,
                 };
+                match race.answered(fault) {
+                    // Returning drops the other copies and their connections.
+                    OnAnswer::Take => return Ok(fetched),
+                    OnAnswer::Hold => {
+                        held.get_or_insert(fetched);
+                    }
+                }
             }
-            Err(e) => {
-                tracing::debug!(kind = plan.kind, error = %e, "one copy failed; others still in flight");
-            }
+            Err(e) => match race.failed() {
+                OnFailure::Over => {
+                    return match held.take() {
+                        Some(f) => Ok(f),
+                        None => Err(e),
+                    };
+                }
+                OnFailure::Wait => {
+                    tracing::debug!(kind = name, error = %e, "one copy failed; others still in flight");
+                }
+            },
         }
     }
 }
