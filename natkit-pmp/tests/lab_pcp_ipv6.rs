@@ -284,13 +284,11 @@ fn pinhole_rules(lab: &Lab, internal: SocketAddr) -> Vec<String> {
 /// The dual-stack lab, with or without miniupnpd (root only: fails
 /// without it).
 fn dual_stack_lab_with(miniupnpd: bool) -> Lab {
-    natkit_lab::require_root();
     Lab::builder()
         .nat(NatKind::PortRestricted)
         .miniupnpd(miniupnpd)
         .ipv6(true)
-        .build()
-        .expect("lab up")
+        .up()
 }
 
 fn dual_stack_lab() -> Lab {
