@@ -139,6 +139,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod add;
 mod bridge;
 mod code;
 mod config;

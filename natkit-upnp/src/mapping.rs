@@ -5,15 +5,15 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use natkit_core::Protocol;
 
+use crate::add::{AddMapping, Added, Step, delete_outcome, outcome_unknown};
 use crate::bridge::{
     from_add_port, from_generic_entry, from_igd_protocol, from_remove_port, to_igd_protocol,
 };
 use crate::code::UpnpErrorCode;
 use crate::entry::{PortMappingEntry, tag_description};
 use crate::error::{Error, Result};
-use crate::http::HttpError;
 use crate::igd::Igd;
-use crate::lease::{LeaseOutcome, lease_after_vanishing, next_lease, outcome};
+use crate::lease::{LeaseOutcome, next_lease, outcome};
 
 /// The most entries [`Igd::list_entries`] reads before giving up.
 pub const MAX_LIST_ENTRIES: u32 = 1024;
@@ -117,92 +117,45 @@ impl Igd {
                 reason: "external port 0 (use add_any_port_mapping to let the router choose)",
             });
         }
-        let mut lease = request.lease_secs;
-        let mut external = request.external_port;
-        let mut vanished_once = false;
-        let read_back = loop {
-            let (result, copies) = match self
-                .bounded_counting(self.gateway.add_port(
-                    to_igd_protocol(request.protocol),
-                    external,
-                    internal.into(),
-                    lease,
-                    &description,
-                ))
-                .await
-            {
-                Ok((r, copies)) => (
-                    r.map_err(|e| from_add_port(&self.control_url().to_string(), e)),
-                    copies,
-                ),
-                Err(e) => (Err(e), 1),
-            };
-            let Err(e) = result else {
-                let read_back = self.get_specific_entry(request.protocol, external).await;
-                let vanished = matches!(&read_back, Err(e)
-                    if e.upnp_code() == Some(UpnpErrorCode::NoSuchEntryInArray));
-                if vanished
-                    && !vanished_once
-                    && let Some(next) = lease_after_vanishing(lease)
-                {
-                    tracing::info!(
-                        lease,
-                        port = external,
-                        "the router accepted a lease and dropped the entry at once; asking for a permanent one"
-                    );
-                    vanished_once = true;
-                    lease = next;
-                    continue;
-                }
-                break read_back.ok();
-            };
-            if outcome_unknown(&e) {
-                // The request went out and no answer came: the router may
-                // have made the mapping all the same. If it holds exactly
-                // ours, it is granted (and the caller will renew and
-                // delete it); a permanent one must never be left unknown.
-                match self.get_specific_entry(request.protocol, external).await {
-                    Ok(entry) if entry.is_mapping_of(internal, &description) => {
-                        tracing::info!(
-                            port = external,
+        let url = self.control_url().to_string();
+        let (mut add, mut step) = AddMapping::new(
+            request.protocol,
+            request.external_port,
+            internal,
+            request.lease_secs,
+            description.clone(),
+        );
+        let added = loop {
+            step = match step {
+                Step::Add { external, lease } => {
+                    let sent = self
+                        .bounded_counting(self.gateway.add_port(
+                            to_igd_protocol(request.protocol),
+                            external,
+                            internal.into(),
                             lease,
-                            "AddPortMapping went unanswered but the router holds our mapping"
-                        );
-                        break Some(entry);
+                            &description,
+                        ))
+                        .await;
+                    match sent {
+                        Ok((r, copies)) => add.added(r.map_err(|e| from_add_port(&url, e)), copies),
+                        Err(e) => add.added(Err(e), 1),
                     }
-                    _ => return Err(e),
                 }
-            }
-            if let Some(next) = e.upnp_code().and_then(|c| next_lease(lease, c)) {
-                lease = next;
-                continue;
-            }
-            match e.upnp_code() {
-                Some(UpnpErrorCode::SamePortValuesRequired) if external != internal.port() => {
-                    external = internal.port();
+                Step::ReadEntry { external } => {
+                    add.entry(self.get_specific_entry(request.protocol, external).await)
                 }
-                Some(UpnpErrorCode::ConflictInMappingEntry) => {
-                    let holder = self.holder(request.protocol, external).await;
-                    // The request was hedged: the 718 may answer our own
-                    // duplicate on a router that does not overwrite a
-                    // client's own entry (see crate::hedge), while another
-                    // copy made the mapping. If the entry is exactly what we
-                    // asked for, it is ours.
-                    let ours = holder
-                        .as_ref()
-                        .is_some_and(|h| h.is_mapping_of(internal, &description));
-                    if copies > 1 && ours {
-                        break holder;
-                    }
-                    return Err(Error::Conflict {
-                        protocol: request.protocol,
-                        external_port: external,
-                        holder: holder.map(Box::new),
-                    });
+                Step::FindHolder { external } => {
+                    add.holder(self.holder(request.protocol, external).await)
                 }
-                _ => return Err(e),
-            }
+                Step::Done(done) => break done?,
+            };
         };
+        let Added {
+            external,
+            lease,
+            read_back,
+        } = added;
         Ok(self.grant(request, internal, external, lease, description, read_back))
     }
 
@@ -383,12 +336,7 @@ impl Igd {
                     .remove_port(to_igd_protocol(protocol), external_port),
             )
             .await?;
-        match result.map_err(|e| from_remove_port(&url, e)) {
-            Err(e) if copies > 1 && e.upnp_code() == Some(UpnpErrorCode::NoSuchEntryInArray) => {
-                Ok(())
-            }
-            other => other,
-        }
+        delete_outcome(result.map_err(|e| from_remove_port(&url, e)), copies)
     }
 
     /// Deletes this host's own stale natkit mappings: entries whose
@@ -456,18 +404,4 @@ impl Igd {
             read_back,
         }
     }
-}
-
-/// Whether a failed action may still have been carried out: no complete
-/// answer within the time limit (under loss, the answer is what got lost).
-/// A reset or a cut answer is the router's own doing, and a refusal more
-/// often than not; it is taken as one.
-fn outcome_unknown(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Http {
-            source: HttpError::Timeout { .. },
-            ..
-        }
-    )
 }
