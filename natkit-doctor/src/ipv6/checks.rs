@@ -10,11 +10,12 @@ use natkit_core::addresses::ROUTE_PROBE_V6;
 use natkit_core::{FailureKind, MappingRequest, PortMapper, Protocol};
 use natkit_probe::dialback::{CheckPort, ClientConfig, DialbackClient, MAX_CHECK_PORTS};
 use natkit_stun::classify::{ClassifyConfig, classify};
-use natkit_stun::client::IpFamily;
+use natkit_stun::client::{IpFamily, NoAddress, RtoPlan, StunDiscoverer};
 
 use super::{
-    HostIpv6State, Input, Ipv6PortReachability, Ipv6Reachability, Ipv6Report, PinholeAttempt,
-    PinholeCheck, PinholeVerdict, RouterForIpv6, Sign, host_state, judge_firewall, pinhole_address,
+    Conclusion, HostIpv6State, Input, Ipv6PortReachability, Ipv6Reachability, Ipv6Report,
+    PinholeAttempt, PinholeCheck, PinholeVerdict, RouterForIpv6, Sign, StunPath, conclude,
+    host_state, pinhole_address,
 };
 use crate::guard::{MapGuard, TrialError};
 use natkit_portmap::AutoMapper;
@@ -114,21 +115,28 @@ pub(crate) async fn run(input: Input, guard: Arc<MapGuard>) -> Ipv6Report {
         }
         (round1, round2, upnp_sign, pinhole)
     };
-    let (stun, (round1, round2, upnp, pinhole)) =
+    let ((stun, path), (round1, round2, upnp, pinhole)) =
         tokio::join!(stun_sign(&stun_servers, timeout), pinholes);
-    let mut signs = Vec::new();
+    let mut observed = Vec::new();
     let mut why_none = Vec::new();
-    for s in [stun, upnp] {
-        match s {
-            Ok(sign) => signs.push(sign),
-            Err(why) => why_none.push(why),
-        }
+    match stun {
+        Ok(sign) => observed.push(sign),
+        Err(why) => why_none.push(why),
     }
-    signs.extend(round1.iter().filter_map(dialback_sign));
+    let claim = upnp.map_err(|why| why_none.push(why)).ok();
+    observed.extend(round1.iter().filter_map(dialback_sign));
     if dialback.is_none() {
         why_none.push("no dial-back server over IPv6 given".into());
     }
-    let firewall = judge_firewall(signs, why_none);
+    // Whether the dial-back server was reached at all (an `error` row is a
+    // control connection that failed).
+    let dial_answered = (!round1.is_empty() || !round2.is_empty())
+        .then(|| round1.iter().chain(&round2).any(|p| p.verdict != "error"));
+    let Conclusion {
+        available,
+        detail,
+        firewall,
+    } = conclude(host.detail, observed, claim, why_none, path, dial_answered);
     let reachability = match (dialback, stable) {
         (None, _) => {
             Ipv6Reachability::not_checked(None, "no dial-back server over IPv6 given".into())
@@ -147,8 +155,8 @@ pub(crate) async fn run(input: Input, guard: Arc<MapGuard>) -> Ipv6Report {
         },
     };
     Ipv6Report {
-        available: true,
-        detail: host.detail,
+        available,
+        detail,
         addresses: host.addresses,
         pinhole_address: host.stable.as_ref().map(pinhole_address),
         firewall,
@@ -174,22 +182,51 @@ fn read_host() -> HostIpv6State {
     host_state(addrs, source, chosen)
 }
 
-/// The firewall as the RFC 5780 filtering tests over IPv6 see it: the IPv6
-/// literals given, and the names (their AAAA records).
-async fn stun_sign(servers: &[String], timeout: Duration) -> Result<Sign, String> {
+/// The firewall as the RFC 5780 filtering tests over IPv6 see it (the IPv6
+/// literals given, and the names: their AAAA records), and what they saw of
+/// the way out.
+async fn stun_sign(servers: &[String], timeout: Duration) -> (Result<Sign, String>, StunPath) {
+    use natkit_core::Connectivity;
     let servers: Vec<String> = servers
         .iter()
         .filter(|s| !is_ipv4_literal(s))
         .cloned()
         .collect();
     if servers.is_empty() {
-        return Err("no STUN server over IPv6 to test the firewall's filtering".into());
+        let why = "no STUN server over IPv6 to test the firewall's filtering";
+        return (Err(why.into()), StunPath::Unknown);
     }
-    let mut config = ClassifyConfig::new(servers);
+    let mut config = ClassifyConfig::new(servers.clone());
     config.family = Some(IpFamily::V6);
     let bound = timeout + Duration::from_secs(2);
-    let c = within("STUN over IPv6", bound, classify(config)).await?;
-    super::stun_sign(&c.behaviour, c.behaviour_server)
+    // Beside the classification, one Binding request per server: the
+    // classifier takes longer to give up on silence than a short timeout
+    // allows, and whether anything answered at all is what tells a dead IPv6
+    // uplink.
+    let answered = StunDiscoverer::new(servers).with_plan(RtoPlan::FAST);
+    let (classified, answered) = tokio::join!(
+        within("STUN over IPv6", bound, classify(config)),
+        tokio::time::timeout(bound, answered.discover_in(IpFamily::V6))
+    );
+    let c = match classified {
+        Ok(c) => c,
+        Err(why) => {
+            let path = match answered {
+                Ok(Ok(Err(NoAddress::NoAnswer { .. } | NoAddress::NoRoute { .. }))) => {
+                    StunPath::Silent
+                }
+                _ => StunPath::Unknown,
+            };
+            return (Err(why), path);
+        }
+    };
+    let path = match c.behaviour.connectivity {
+        Connectivity::NoNat => StunPath::Direct,
+        Connectivity::Nat => StunPath::Translated(c.external),
+        Connectivity::UdpBlocked => StunPath::Silent,
+        _ => StunPath::Unknown,
+    };
+    (super::stun_sign(&c.behaviour, c.behaviour_server), path)
 }
 
 /// `future`'s value, or why there is none (its error, or no answer within

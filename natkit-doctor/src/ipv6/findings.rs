@@ -24,12 +24,17 @@ pub(crate) fn findings(r: &Report) -> Vec<Finding> {
     };
     let mut out = Vec::new();
     if !v6.available {
+        // With a global address the checks ran (and found IPv6 going nowhere).
+        let ran = if v6.firewall.verdict == FirewallVerdict::NotChecked {
+            ", and the IPv6 checks did not run"
+        } else {
+            ""
+        };
         out.push(crate::findings::finding(
             FindingCode::NoIpv6,
             Severity::Info,
             format!(
-                "{}; services here are reachable over IPv4 only, and the IPv6 checks did not \
-                 run",
+                "{}; services here are reachable over IPv4 only{ran}",
                 v6.detail
             ),
             "nothing to do for IPv4; for IPv6, turn it on in the router's settings (often \

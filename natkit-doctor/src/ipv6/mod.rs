@@ -37,7 +37,9 @@ pub(crate) use text::render;
 #[non_exhaustive]
 pub struct Ipv6Report {
     /// Whether this host has a usable global IPv6 address and a route to the
-    /// IPv6 internet; the other parts run only then.
+    /// IPv6 internet (without them the other parts do not run), and something
+    /// outside answered over IPv6 (when nothing did, the parts that ran say
+    /// what they saw).
     pub available: bool,
     /// Why IPv6 is not available, or which interface its route leaves by.
     pub detail: String,
@@ -506,6 +508,110 @@ pub(crate) fn judge_firewall(signs: Vec<Sign>, why_none: Vec<String>) -> Firewal
     }
 }
 
+/// What STUN over IPv6 saw of the way out, besides the firewall's filtering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StunPath {
+    /// A server answered and saw this host's own address.
+    Direct,
+    /// A server answered and saw another address (the one it saw, if known):
+    /// NAT66 or NPTv6 translates this host's IPv6.
+    Translated(Option<SocketAddr>),
+    /// No server answered.
+    Silent,
+    /// Not asked, or the tests could not tell.
+    Unknown,
+}
+
+/// The section's conclusion once every check is in: whether IPv6 reaches the
+/// internet (`available`), the detail, and the firewall verdict.
+pub(crate) struct Conclusion {
+    pub(crate) available: bool,
+    pub(crate) detail: String,
+    pub(crate) firewall: FirewallCheck,
+}
+
+/// Weighs the checks. What a packet from outside met (`observed`: STUN's
+/// filtering tests, the dial-back without a pinhole) decides the firewall
+/// verdict; the router's own word (`claim`: UPnP GetFirewallStatus) only when
+/// nothing was observed, since a router may say its firewall is on while it
+/// forwards everything. Two cases make any firewall verdict wrong:
+/// - nothing outside answered over IPv6 (STUN silent, no dial-back connected,
+///   `dial_answered` not `Some(true)`): IPv6 does not reach the internet (a
+///   dead or missing IPv6 uplink), whatever the firewall does;
+/// - STUN saw another address than this host's: a NAT on IPv6 stands between
+///   the host and the internet, and a pinhole for the host's own address does
+///   not make it reachable there.
+pub(crate) fn conclude(
+    host_detail: String,
+    observed: Vec<Sign>,
+    claim: Option<Sign>,
+    why_none: Vec<String>,
+    path: StunPath,
+    dial_answered: Option<bool>,
+) -> Conclusion {
+    let evidence_of = |s: &Sign| match s {
+        Sign::Blocks(e) | Sign::Allows(e) => e.clone(),
+    };
+    let unknown = |evidence: Vec<String>, why: String| FirewallCheck {
+        verdict: FirewallVerdict::Unknown,
+        evidence,
+        not_checked: Some(why),
+    };
+    let all: Vec<String> = observed.iter().chain(&claim).map(evidence_of).collect();
+    match path {
+        StunPath::Silent if dial_answered != Some(true) => {
+            let how = if dial_answered == Some(false) {
+                "no STUN server answered, and the dial-back server could not be reached"
+            } else {
+                "no STUN server answered"
+            };
+            let detail = format!(
+                "{host_detail}, but nothing outside answers over IPv6 ({how}): IPv6 does not \
+                 reach the internet (the router's IPv6 uplink is down, or it has none)"
+            );
+            let why = "IPv6 does not reach the internet, so what the firewall does to \
+                       connections from outside cannot matter yet"
+                .to_owned();
+            Conclusion {
+                available: false,
+                detail,
+                firewall: unknown(all, why),
+            }
+        }
+        StunPath::Translated(seen) => {
+            let seen = seen.map(|a| format!(" ({})", a.ip())).unwrap_or_default();
+            let detail = format!(
+                "{host_detail}; a NAT translates it (NAT66 or NPTv6): the internet sees another \
+                 address{seen}"
+            );
+            let why = format!(
+                "a NAT translates this host's IPv6 (STUN saw another address{seen}): a \
+                 connection from outside meets that NAT, and a pinhole for this host's own \
+                 address does not make it reachable there"
+            );
+            Conclusion {
+                available: true,
+                detail,
+                firewall: unknown(all, why),
+            }
+        }
+        _ => {
+            let decisive = if observed.is_empty() {
+                claim.clone().into_iter().collect()
+            } else {
+                observed
+            };
+            let mut firewall = judge_firewall(decisive, why_none);
+            firewall.evidence = all;
+            Conclusion {
+                available: true,
+                detail: host_detail,
+                firewall,
+            }
+        }
+    }
+}
+
 impl Ipv6Report {
     /// The section of a host without IPv6: every other part not checked, for
     /// the same reason.
@@ -559,5 +665,7 @@ fn mechanism_name(protocol: &str) -> &'static str {
     }
 }
 
+#[cfg(test)]
+mod conclude_tests;
 #[cfg(test)]
 mod tests;
