@@ -70,6 +70,15 @@ impl Error {
         }
     }
 
+    /// The protocol crate's typed error of a mechanism failure, if it is
+    /// an `E` (e.g. `natkit_upnp::Error`, `natkit_pmp::Error`).
+    pub fn downcast_source<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            Error::Mechanism { source, .. } => source.downcast_ref(),
+            _ => None,
+        }
+    }
+
     /// Whether trying the same thing again later may succeed.
     pub fn is_retryable(&self) -> bool {
         self.failure_kind().is_some_and(FailureKind::is_retryable)
@@ -110,6 +119,11 @@ pub enum FailureKind {
     /// renewal that meets this makes the mapping again; a deletion that
     /// meets it is done.
     NoSuchMapping,
+    /// This host failed, not the router: the mapping journal could not be
+    /// read or written, or one of natkit's own tasks ended abnormally (a
+    /// panic: a bug). Asking the router again does not help until the
+    /// host is fixed.
+    Local,
 }
 
 impl FailureKind {
@@ -141,6 +155,7 @@ impl FailureKind {
             FailureKind::Network => "network",
             FailureKind::Protocol => "protocol",
             FailureKind::NoSuchMapping => "no_such_mapping",
+            FailureKind::Local => "local",
         }
     }
 }
@@ -158,6 +173,7 @@ impl std::fmt::Display for FailureKind {
             FailureKind::Network => "network error",
             FailureKind::Protocol => "protocol error",
             FailureKind::NoSuchMapping => "no such mapping",
+            FailureKind::Local => "failed on this host",
         })
     }
 }
@@ -177,10 +193,8 @@ mod tests {
         let e = Error::mechanism(Mechanism::Upnp, FailureKind::Conflict, Conflict718);
         assert_eq!(e.to_string(), "upnp: conflict: code 718");
         assert!(!e.is_retryable());
-        let Error::Mechanism { source, .. } = &e else {
-            panic!("not a mechanism error")
-        };
-        assert!(source.downcast_ref::<Conflict718>().is_some());
+        assert!(e.downcast_source::<Conflict718>().is_some());
+        assert!(e.downcast_source::<std::io::Error>().is_none());
         assert!(Error::mechanism(Mechanism::Pcp, FailureKind::Timeout, Conflict718).is_retryable());
     }
 }
