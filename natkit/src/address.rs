@@ -2,19 +2,19 @@
 
 use std::time::Duration;
 
-use natkit_core::{Evidence, ExternalAddress, Mechanism, Outcome};
+use natkit_core::{DiscoveryFailure, Evidence, ExternalAddress, Mechanism, Outcome};
 use natkit_stun::classify::{Classification, ClassifyConfig, classify};
-use natkit_stun::client::StunDiscoverer;
+use natkit_stun::client::{IpFamily, NoAddress, StunDiscoverer};
 
 use crate::Error;
 
 /// How long [`external_address`] waits for the STUN servers and the router.
 pub const ADDRESS_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// This host's public address: what the default STUN servers
-/// ([`natkit_stun::DEFAULT_SERVERS`]) see and what the router reports (UPnP,
-/// NAT-PMP, PCP), asked at once; the address most of them agree on, with every
-/// answer as evidence.
+/// This host's public IPv4 address: what the default STUN servers
+/// ([`natkit_stun::DEFAULT_SERVERS`]) see over IPv4 and what the router reports
+/// (UPnP, NAT-PMP, PCP), asked at once; the address most of them agree on, with
+/// every answer as evidence. [`external_addresses`] finds the IPv6 one beside it.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), natkit::Error> {
@@ -24,6 +24,50 @@ pub const ADDRESS_TIMEOUT: Duration = Duration::from_secs(3);
 /// ```
 pub async fn external_address() -> Result<ExternalAddress, Error> {
     AddressQuery::new().run().await
+}
+
+/// This host's public IPv4 and IPv6 addresses, found side by side, each family
+/// by its own consensus: IPv4 as [`external_address`] finds it (STUN servers over
+/// IPv4 and the router), IPv6 from the STUN servers' IPv6 addresses alone (there is
+/// no NAT on IPv6, so it is this host's own address, the one it sends from; routers
+/// report no IPv6 address). A host without IPv6 says so at once
+/// ([`NoAddress::NoRoute`]), without waiting for a timeout.
+///
+/// ```no_run
+/// # async fn demo() {
+/// use natkit::stun::client::NoAddress;
+///
+/// let found = natkit::external_addresses().await;
+/// match &found.ipv4 {
+///     Ok(a) => println!("IPv4 {} ({} sources agree)", a.ip, a.agreeing().count()),
+///     Err(e) => println!("IPv4 unknown: {e}"),
+/// }
+/// match &found.ipv6 {
+///     Ok(a) => println!("IPv6 {}", a.ip),
+///     Err(NoAddress::NoRoute { .. }) => println!("no IPv6 here"),
+///     Err(e) => println!("IPv6 unknown: {e}"),
+/// }
+/// # }
+/// ```
+pub async fn external_addresses() -> ExternalAddresses {
+    AddressQuery::new().run_both().await
+}
+
+/// This host's public IPv4 and IPv6 addresses ([`external_addresses`],
+/// [`AddressQuery::run_both`]): each family's address, or why it has none.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ExternalAddresses {
+    /// The IPv4 address (behind a NAT: the NAT's), the consensus of the STUN
+    /// servers' IPv4 addresses and the router; [`Error::NoAddress`] with every
+    /// source's answer if none saw one.
+    pub ipv4: Result<ExternalAddress, Error>,
+    /// The IPv6 address, the consensus of the STUN servers' IPv6 addresses; or why
+    /// there is none: no IPv6 on this host ([`NoAddress::NoRoute`]), no server with
+    /// an IPv6 address, or no answer.
+    pub ipv6: Result<ExternalAddress, NoAddress>,
+    /// How long both took (they run at once).
+    pub elapsed: Duration,
 }
 
 /// The NAT between this host and the internet, tested against the default STUN
@@ -90,43 +134,134 @@ impl AddressQuery {
         self
     }
 
-    /// Every source's answer, STUN servers first, then the router's mechanisms.
+    /// Every source's answer about the IPv4 address: the STUN servers (asked at
+    /// their IPv4 addresses) first, then the router's mechanisms.
     pub async fn observe(&self) -> Vec<Evidence> {
-        let (mut evidence, router) = tokio::join!(self.ask_stun(), self.ask_router());
+        let (stun, router) = tokio::join!(self.ask_stun(&[IpFamily::V4]), self.ask_router());
+        let mut evidence = stun.ipv4;
         evidence.extend(router);
         evidence
     }
 
-    /// The address most sources agree on; [`Error::NoAddress`] if none saw one.
+    /// The IPv4 address most sources agree on; [`Error::NoAddress`] if none saw
+    /// one. A server's IPv6 address is not asked: it would see this host's own
+    /// IPv6 address, another question ([`run_both`](Self::run_both)).
     pub async fn run(&self) -> Result<ExternalAddress, Error> {
+        self.check()?;
+        v4_consensus(self.observe().await)
+    }
+
+    /// The IPv4 and the IPv6 address side by side ([`external_addresses`]), each
+    /// family by its own consensus: the STUN servers' IPv4 addresses and the router
+    /// for IPv4, their IPv6 addresses for IPv6, all asked at once.
+    pub async fn run_both(&self) -> ExternalAddresses {
+        let started = tokio::time::Instant::now();
+        if let Err(e) = self.check() {
+            return ExternalAddresses {
+                ipv4: Err(e),
+                ipv6: Err(NoAddress::NoServer {
+                    family: IpFamily::V6,
+                }),
+                elapsed: started.elapsed(),
+            };
+        }
+        let (stun, router) = tokio::join!(self.ask_stun(&IpFamily::BOTH), self.ask_router());
+        let mut ipv4 = stun.ipv4;
+        ipv4.extend(router);
+        ExternalAddresses {
+            ipv4: v4_consensus(ipv4),
+            ipv6: stun.ipv6,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    fn check(&self) -> Result<(), Error> {
         if self.servers.is_empty() && !self.router {
             return Err(Error::InvalidArgument {
                 what: "no STUN server to ask and the router not asked",
             });
         }
-        let evidence = self.observe().await;
-        natkit_core::consensus(evidence.clone()).ok_or(Error::NoAddress { evidence })
+        Ok(())
     }
 
-    async fn ask_stun(&self) -> Vec<Evidence> {
-        if self.servers.is_empty() {
-            return Vec::new();
-        }
-        let each = |outcome: Outcome| -> Vec<Evidence> {
-            self.servers
-                .iter()
-                .map(|s| Evidence {
-                    mechanism: Mechanism::Stun,
-                    source: s.clone(),
-                    outcome: outcome.clone(),
-                })
-                .collect()
+    /// The STUN servers' answers in `families`, each family on its own (one name is
+    /// looked up once for both).
+    async fn ask_stun(&self, families: &[IpFamily]) -> StunAnswers {
+        let mut answers = StunAnswers {
+            ipv4: Vec::new(),
+            ipv6: Err(NoAddress::NoServer {
+                family: IpFamily::V6,
+            }),
         };
+        if self.servers.is_empty() {
+            return answers;
+        }
         let discoverer = StunDiscoverer::new(self.servers.iter().cloned());
-        match tokio::time::timeout(self.timeout, discoverer.observe()).await {
-            Ok(Ok(evidence)) => evidence,
-            Ok(Err(e)) => each(e.to_outcome()),
-            Err(_) => each(Outcome::TimedOut),
+        let found = async {
+            match families {
+                [IpFamily::V4] => discoverer.discover_in(IpFamily::V4).await.map(|v4| {
+                    let none = Err(NoAddress::NoServer {
+                        family: IpFamily::V6,
+                    });
+                    (v4, none)
+                }),
+                _ => discoverer.discover_both().await.map(|b| (b.ipv4, b.ipv6)),
+            }
+        };
+        let (v4, v6) = match tokio::time::timeout(self.timeout, found).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                let outcome = e.to_outcome();
+                (
+                    self.failed(IpFamily::V4, &outcome),
+                    self.failed(IpFamily::V6, &outcome),
+                )
+            }
+            Err(_) => (
+                self.failed(IpFamily::V4, &Outcome::TimedOut),
+                self.failed(IpFamily::V6, &Outcome::TimedOut),
+            ),
+        };
+        answers.ipv4 = self.stun_evidence(v4);
+        if families.contains(&IpFamily::V6) {
+            answers.ipv6 = v6;
+        }
+        answers
+    }
+
+    /// `outcome` for every server, as `family`'s answer.
+    fn failed(&self, family: IpFamily, outcome: &Outcome) -> Result<ExternalAddress, NoAddress> {
+        Err(NoAddress::NoAnswer {
+            family,
+            evidence: self.each(|| outcome.clone()),
+        })
+    }
+
+    /// One piece of evidence per server.
+    fn each(&self, outcome: impl Fn() -> Outcome) -> Vec<Evidence> {
+        self.servers
+            .iter()
+            .map(|s| Evidence {
+                mechanism: Mechanism::Stun,
+                source: s.clone(),
+                outcome: outcome(),
+            })
+            .collect()
+    }
+
+    /// The STUN servers' part of the IPv4 evidence: their answers, or why none
+    /// could be asked, as each server's outcome.
+    fn stun_evidence(&self, found: Result<ExternalAddress, NoAddress>) -> Vec<Evidence> {
+        match found {
+            Ok(a) => a.evidence,
+            Err(NoAddress::NoAnswer { evidence, .. }) => evidence,
+            Err(NoAddress::NoRoute { error, .. }) => self.each(|| error.to_outcome()),
+            Err(e) => self.each(|| Outcome::Failed {
+                kind: DiscoveryFailure::Unresolved {
+                    reason: "no IPv4 address".into(),
+                },
+                detail: e.to_string(),
+            }),
         }
     }
 
@@ -142,6 +277,16 @@ impl AddressQuery {
     async fn ask_router(&self) -> Vec<Evidence> {
         Vec::new()
     }
+}
+
+/// What the STUN servers said, per family.
+struct StunAnswers {
+    ipv4: Vec<Evidence>,
+    ipv6: Result<ExternalAddress, NoAddress>,
+}
+
+fn v4_consensus(evidence: Vec<Evidence>) -> Result<ExternalAddress, Error> {
+    natkit_core::consensus(evidence.clone()).ok_or(Error::NoAddress { evidence })
 }
 
 #[cfg(feature = "portmap")]

@@ -10,7 +10,8 @@
 //!   [`.ipv6()`](PortLeaseBuilder::ipv6) it opens a pinhole in the router's IPv6
 //!   firewall for this host's stable address instead;
 //! - [`external_address`] tells this host's public address, from STUN servers and the
-//!   router's own report, with the evidence (feature `stun`);
+//!   router's own report, with the evidence, and [`external_addresses`] the IPv4 and
+//!   the IPv6 one side by side (feature `stun`);
 //! - [`nat_type`] tells what kind of NAT is in the way: full cone, restricted,
 //!   port-restricted, symmetric, from RFC 5780 tests that are never guessed
 //!   (feature `stun`).
@@ -52,7 +53,10 @@ pub use natkit_core::{
 };
 
 #[cfg(feature = "stun")]
-pub use address::{ADDRESS_TIMEOUT, AddressQuery, NatTypeQuery, external_address, nat_type};
+pub use address::{
+    ADDRESS_TIMEOUT, AddressQuery, ExternalAddresses, NatTypeQuery, external_address,
+    external_addresses, nat_type,
+};
 #[cfg(feature = "portmap")]
 pub use lease::{DEFAULT_LIFETIME, PortLease, PortLeaseBuilder};
 #[cfg(feature = "stun")]

@@ -1,8 +1,9 @@
 //! `natkit external-ip`: which address does the internet see for this host?
 //!
-//! Asks every discoverer at once — each STUN server, and the router itself
-//! over UPnP IGD, NAT-PMP and PCP (natkit-portmap's probe) — and forms a
-//! consensus (natkit-core's `consensus`): the address most sources saw,
+//! Asks every discoverer at once — each STUN server at its IPv4 address, and
+//! the router itself over UPnP IGD, NAT-PMP and PCP (natkit-portmap's probe) —
+//! and forms a consensus (natkit-core's `consensus`): the IPv4 address most
+//! sources saw,
 //! with who agreed, who disagreed (a router reporting another address than
 //! STUN sees means another NAT upstream) and who did not answer.
 //!
@@ -11,7 +12,8 @@
 //! ```
 //!
 //! With `-6` the IPv6 address is found too, side by side: the STUN servers with an
-//! IPv6 address (AAAA record) are asked from an IPv6 socket. There is no NAT on IPv6,
+//! IPv6 address (AAAA record) are asked from an IPv6 socket, a consensus of their own
+//! (natkit's `AddressQuery::run_both`). There is no NAT on IPv6,
 //! so it is this host's own (usually temporary) address; without IPv6 the line says
 //! why at once.
 //!
@@ -23,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use natkit::AddressQuery;
 use natkit_core::{AddressScope, Evidence, ExternalAddress, Outcome};
-use natkit_stun::client::{IpFamily, StunDiscoverer};
 use serde_json::json;
 
 use crate::common::{self, Output};
@@ -57,33 +58,27 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     if !args.stun.is_empty() {
         query = query.servers(args.stun.iter().cloned());
     }
-    let servers = if args.stun.is_empty() {
-        natkit_stun::default_servers()
-    } else {
-        args.stun.clone()
-    };
     let started = Instant::now();
-    let (evidence, ipv6) = tokio::join!(query.observe(), async {
-        if !args.ipv6 {
-            return None;
-        }
-        let d = StunDiscoverer::new(servers);
-        Some(
-            match tokio::time::timeout(timeout, d.discover_in(IpFamily::V6)).await {
-                Ok(Ok(found)) => found.map_err(|e| e.to_string()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer within {timeout:?}")),
-            },
-        )
-    });
+    // Each family by its own consensus: an IPv6 server sees this host's own IPv6
+    // address, which says nothing about the IPv4 one.
+    let (ipv4, ipv6) = if args.ipv6 {
+        let both = query.run_both().await;
+        (both.ipv4, Some(both.ipv6.map_err(|e| e.to_string())))
+    } else {
+        (query.run().await, None)
+    };
     let elapsed = started.elapsed();
-    let consensus = natkit_core::consensus(evidence.clone());
+    let (consensus, evidence) = match ipv4 {
+        Ok(a) => {
+            let evidence = a.evidence.clone();
+            (Some(a), evidence)
+        }
+        Err(natkit::Error::NoAddress { evidence }) => (None, evidence),
+        Err(e) => return common::fail_msg(e),
+    };
     let ip = consensus.as_ref().map(|c| c.ip);
     let side = |e: &Evidence| match (e.outcome.ip(), ip) {
         (Some(seen), Some(ip)) if seen == ip => "agrees",
-        // An IPv6 server sees this host's own IPv6 address: not a dissent about the
-        // IPv4 one (`-6` reports it on its own line).
-        (Some(seen), Some(ip)) if seen.is_ipv4() != ip.is_ipv4() => "other_family",
         (Some(_), _) => "disagrees",
         (None, _) if e.outcome == Outcome::TimedOut => "timed_out",
         (None, _) => "failed",
