@@ -247,6 +247,29 @@ async fn mapper_maps_renews_and_unmaps() {
     mapper.unmap(&renewed).await.unwrap();
 }
 
+/// The mapper stamps grants from tokio's clock, the one the lease keeper
+/// compares them with: on a paused runtime, a grant made after an hour of
+/// simulated time is an hour younger than one made at the start.
+#[tokio::test(start_paused = true)]
+async fn mapper_stamps_grants_from_tokios_clock() {
+    let fake = FakeIgd::start(Behaviour::default()).await;
+    let mapper = UpnpMapper::discover(&fake.config()).await.unwrap();
+    let req = MappingRequest::new(Protocol::Udp, SocketAddr::from((LO, 4600)))
+        .with_lifetime(Duration::from_secs(1200));
+    let first = mapper.map(&req).await.unwrap();
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    let before = tokio::time::Instant::now().into_std();
+    let renewed = mapper.renew(&req, &first).await.unwrap();
+    let after = tokio::time::Instant::now().into_std();
+    assert!(
+        (before..=after).contains(&renewed.obtained),
+        "{:?} not in {before:?}..={after:?}",
+        renewed.obtained
+    );
+    assert!(renewed.obtained - first.obtained >= Duration::from_secs(3600));
+    mapper.unmap(&renewed).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_any_port_takes_another_port_on_igd2_only() {
     let fake = FakeIgd::start(Behaviour::default()).await;
