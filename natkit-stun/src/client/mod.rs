@@ -47,7 +47,7 @@ pub use resolve::{
 pub use response::{BindingResponse, MappedKind};
 #[cfg(feature = "tokio")]
 pub use tcp::{TCP_TIMEOUT, binding_tcp, read_frame};
-pub use transaction::{AcceptFrom, BindingTransaction, DropReason, InputVerdict, Transmit};
+pub use transaction::{AcceptFrom, BindingTransaction, InputDropReason, InputVerdict, Transmit};
 #[cfg(feature = "tokio")]
 pub use udp::{bind_for, binding, binding_on, run_transactions};
 

@@ -64,12 +64,12 @@ pub enum InputVerdict {
     /// The answer: the transaction is done.
     Accepted,
     /// Not the answer; dropped and counted.
-    Dropped(DropReason),
+    Dropped(InputDropReason),
 }
 
 /// Why a datagram was not taken as the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
+pub enum InputDropReason {
     /// Not a well-formed STUN message, or its attributes do not decode.
     Malformed,
     /// Another transaction id.
@@ -271,12 +271,12 @@ impl BindingTransaction {
         if let InputVerdict::Dropped(reason) = verdict {
             let c = &mut self.counters;
             match reason {
-                DropReason::Malformed => c.dropped_malformed += 1,
-                DropReason::WrongTransaction => c.dropped_wrong_transaction += 1,
-                DropReason::WrongSource => c.dropped_wrong_source += 1,
-                DropReason::BadFingerprint => c.dropped_bad_fingerprint += 1,
-                DropReason::Unexpected => c.dropped_unexpected += 1,
-                DropReason::Late => c.dropped_late += 1,
+                InputDropReason::Malformed => c.dropped_malformed += 1,
+                InputDropReason::WrongTransaction => c.dropped_wrong_transaction += 1,
+                InputDropReason::WrongSource => c.dropped_wrong_source += 1,
+                InputDropReason::BadFingerprint => c.dropped_bad_fingerprint += 1,
+                InputDropReason::Unexpected => c.dropped_unexpected += 1,
+                InputDropReason::Late => c.dropped_late += 1,
             }
         }
         verdict
@@ -285,20 +285,20 @@ impl BindingTransaction {
     fn judge(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> InputVerdict {
         let drop = InputVerdict::Dropped;
         if self.outcome.is_some() {
-            return drop(DropReason::Late);
+            return drop(InputDropReason::Late);
         }
         let Ok(msg) = Message::new_checked(bytes) else {
-            return drop(DropReason::Malformed);
+            return drop(InputDropReason::Malformed);
         };
         if msg.legacy_transaction_id() != self.key {
-            return drop(DropReason::WrongTransaction);
+            return drop(InputDropReason::WrongTransaction);
         }
         let class_ok = match self.expect {
             Expect::Response => msg.class().is_response(),
             Expect::OwnRequest => msg.class() == Class::Request,
         };
         if !class_ok || msg.method() != Method::BINDING {
-            return drop(DropReason::Unexpected);
+            return drop(InputDropReason::Unexpected);
         }
         let source_ok = match (&self.accept, self.expect) {
             (_, Expect::OwnRequest) => true,
@@ -309,13 +309,13 @@ impl BindingTransaction {
             if self.wrong_sources.len() < MAX_WRONG_SOURCES && !self.wrong_sources.contains(&from) {
                 self.wrong_sources.push(from);
             }
-            return drop(DropReason::WrongSource);
+            return drop(InputDropReason::WrongSource);
         }
         let has_fingerprint = msg
             .raw_attributes()
             .any(|a| a.attr_type() == AttrType::FINGERPRINT);
         if has_fingerprint && msg.check_fingerprint().is_err() {
-            return drop(DropReason::BadFingerprint);
+            return drop(InputDropReason::BadFingerprint);
         }
         let first = self.first_send.unwrap_or(now);
         let elapsed = now.saturating_duration_since(first);
@@ -326,7 +326,7 @@ impl BindingTransaction {
                 self.outcome = Some(Ok(resp));
                 InputVerdict::Accepted
             }
-            Err(_) => drop(DropReason::Malformed),
+            Err(_) => drop(InputDropReason::Malformed),
         }
     }
 
@@ -488,14 +488,14 @@ pub(crate) mod tests {
         let spoof = answer(&req, fake, None);
         assert_eq!(
             t.handle_input(at, addr("192.0.2.99:3478"), &spoof),
-            InputVerdict::Dropped(DropReason::WrongSource)
+            InputVerdict::Dropped(InputDropReason::WrongSource)
         );
         // Right source, wrong id.
         let mut other_id = req.clone();
         other_id[19] ^= 0xff;
         assert_eq!(
             t.handle_input(at, server, &answer(&other_id, fake, None)),
-            InputVerdict::Dropped(DropReason::WrongTransaction)
+            InputVerdict::Dropped(InputDropReason::WrongTransaction)
         );
         // Bad fingerprint.
         let mut bad = answer(&req, fake, None);
@@ -503,16 +503,16 @@ pub(crate) mod tests {
         bad[last] ^= 1;
         assert_eq!(
             t.handle_input(at, server, &bad),
-            InputVerdict::Dropped(DropReason::BadFingerprint)
+            InputVerdict::Dropped(InputDropReason::BadFingerprint)
         );
         // Garbage, and our own request reflected.
         assert_eq!(
             t.handle_input(at, server, b"hello"),
-            InputVerdict::Dropped(DropReason::Malformed)
+            InputVerdict::Dropped(InputDropReason::Malformed)
         );
         assert_eq!(
             t.handle_input(at, server, &req),
-            InputVerdict::Dropped(DropReason::Unexpected)
+            InputVerdict::Dropped(InputDropReason::Unexpected)
         );
         assert!(!t.is_done());
         // The real answer.
@@ -525,7 +525,7 @@ pub(crate) mod tests {
         // A later copy is late.
         assert_eq!(
             t.handle_input(at, server, &ok),
-            InputVerdict::Dropped(DropReason::Late)
+            InputVerdict::Dropped(InputDropReason::Late)
         );
         let c = t.counters();
         assert_eq!(
@@ -569,7 +569,7 @@ pub(crate) mod tests {
         let ans = answer(&req, addr("198.51.100.7:1"), Some(other));
         assert_eq!(
             t.handle_input(t0, server, &ans),
-            InputVerdict::Dropped(DropReason::WrongSource)
+            InputVerdict::Dropped(InputDropReason::WrongSource)
         );
         assert_eq!(t.handle_input(t0, other, &ans), InputVerdict::Accepted);
     }
@@ -635,7 +635,7 @@ pub(crate) mod tests {
         let n = mk(&wrong, &mut buf);
         assert_eq!(
             t.handle_input(t0, server, &buf[..n]),
-            InputVerdict::Dropped(DropReason::WrongTransaction)
+            InputVerdict::Dropped(InputDropReason::WrongTransaction)
         );
         let n = mk(&bytes, &mut buf);
         assert_eq!(
