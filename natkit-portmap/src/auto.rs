@@ -71,7 +71,7 @@ struct Inner {
     order: Vec<Mechanism>,
     probe_deadline: Duration,
     map_unanswered: bool,
-    gateway: std::result::Result<Gateway, String>,
+    gateway: std::result::Result<Gateway, Arc<natkit_core::Error>>,
     upnp_config: DiscoveryConfig,
     pcp: Option<PcpMapper>,
     natpmp: Option<NatPmpMapper>,
@@ -109,7 +109,7 @@ impl AutoMapper {
         let order = config.effective_order();
         let gateway = match config.gateway.clone() {
             Some(g) => Ok(g),
-            None => default_gateway().map_err(|e| e.to_string()),
+            None => default_gateway().map_err(Arc::new),
         };
         let (pcp, natpmp) = match &gateway {
             Ok(g) => (
@@ -176,9 +176,10 @@ impl AutoMapper {
         self.inner.journal.as_ref()
     }
 
-    /// The gateway, or why there is none.
-    pub fn gateway(&self) -> std::result::Result<&Gateway, &str> {
-        self.inner.gateway.as_ref().map_err(String::as_str)
+    /// The gateway, or why there is none
+    /// ([`natkit_core::Error::NoDefaultGateway`]).
+    pub fn gateway(&self) -> std::result::Result<&Gateway, &natkit_core::Error> {
+        self.inner.gateway.as_ref().map_err(|e| &**e)
     }
 
     /// The mechanisms in use, best first.
@@ -412,7 +413,7 @@ impl AutoMapper {
                 Ok(mapping) => return Ok(mapping),
                 Err(e) => {
                     tracing::info!(mechanism = %m, error = %e, "mapping failed; trying the next mechanism");
-                    attempts.push((m, MechanismError::from_core(&e)));
+                    attempts.push((m, MechanismError::from_core(e)));
                 }
             }
             // Fall through to the next available mechanism: wait for the
@@ -434,13 +435,16 @@ impl AutoMapper {
     fn skipped_for(&self, request: &MappingRequest) -> Vec<(Mechanism, MechanismError)> {
         let skip = request.is_pinhole() && self.inner.order.contains(&Mechanism::NatPmp);
         skip.then(|| {
-            (
-                Mechanism::NatPmp,
-                MechanismError {
-                    kind: FailureKind::Unsupported,
-                    message: PINHOLE_SKIP_NATPMP.to_owned(),
-                },
-            )
+            let internal = match request.internal.ip() {
+                IpAddr::V6(a) => a,
+                IpAddr::V4(_) => std::net::Ipv6Addr::UNSPECIFIED,
+            };
+            let why = natkit_pmp::Error::NatPmpNoIpv6 { internal };
+            let why = MechanismError::typed(
+                PINHOLE_SKIP_NATPMP.to_owned(),
+                why.into_core(Mechanism::NatPmp),
+            );
+            (Mechanism::NatPmp, why)
         })
         .into_iter()
         .collect()
@@ -482,7 +486,7 @@ impl AutoMapper {
             tracing::info!(mechanism = %m, "no answer to the probe; mapping on the full request plan");
             match self.map_with(m, request).await {
                 Ok(mapping) => return Ok(mapping),
-                Err(e) => attempts.push((m, MechanismError::from_core(&e))),
+                Err(e) => attempts.push((m, MechanismError::from_core(e))),
             }
         }
         attempts.extend(skipped);
@@ -550,13 +554,13 @@ impl Inner {
             Err(_) => MechanismReport::failed(
                 m,
                 false,
-                MechanismError {
-                    kind: FailureKind::Timeout,
-                    message: format!(
+                MechanismError::new(
+                    FailureKind::Timeout,
+                    format!(
                         "no answer within the probe deadline of {} ms",
                         self.probe_deadline.as_millis()
                     ),
-                },
+                ),
                 started.elapsed(),
             ),
         }
@@ -611,13 +615,13 @@ impl Inner {
         started: Instant,
         deadline: Instant,
     ) -> MechanismReport {
-        let gateway_error = |e: &str| {
+        let gateway_error = |e: &Arc<natkit_core::Error>| {
             MechanismReport::failed(
                 m,
                 false,
                 MechanismError {
-                    kind: FailureKind::Network,
-                    message: format!("no default gateway: {e}"),
+                    error: Some(Arc::clone(e)),
+                    ..MechanismError::new(FailureKind::Network, error_line(&**e))
                 },
                 started.elapsed(),
             )
@@ -655,10 +659,7 @@ impl Inner {
                 return MechanismReport::failed(
                     m,
                     responded,
-                    MechanismError {
-                        kind: e.failure_kind(),
-                        message: error_line(&e),
-                    },
+                    MechanismError::typed(error_line(&e), e.into()),
                     started.elapsed(),
                 );
             }
@@ -689,10 +690,10 @@ impl Inner {
             Ok(ip) => MechanismReport::failed(
                 m,
                 true,
-                MechanismError {
-                    kind: FailureKind::NotConnected,
-                    message: format!("the IGD reports Connected but its external address is {ip}"),
-                },
+                MechanismError::new(
+                    FailureKind::NotConnected,
+                    format!("the IGD reports Connected but its external address is {ip}"),
+                ),
                 started.elapsed(),
             ),
             Err(e) => MechanismReport::failed(
@@ -704,6 +705,7 @@ impl Inner {
                         "the IGD reports Connected but has no external address: {}",
                         error_line(&e)
                     ),
+                    error: Some(Arc::new(e.into())),
                 },
                 started.elapsed(),
             ),
@@ -747,10 +749,7 @@ fn unreachable_report(m: Mechanism, started: Instant) -> MechanismReport {
     MechanismReport::failed(
         m,
         false,
-        MechanismError {
-            kind: FailureKind::Unsupported,
-            message: "not a port mapping mechanism".into(),
-        },
+        MechanismError::new(FailureKind::Unsupported, "not a port mapping mechanism"),
         started.elapsed(),
     )
 }
@@ -765,10 +764,7 @@ async fn probe_pcp(pcp: &PcpMapper, started: Instant, deadline: Instant) -> Mech
         MechanismReport::failed(
             m,
             responded,
-            MechanismError {
-                kind: e.failure_kind(),
-                message: error_line(&e),
-            },
+            MechanismError::typed(error_line(&e), e.into_core(m)),
             started.elapsed(),
         )
     };
@@ -782,10 +778,7 @@ async fn probe_pcp(pcp: &PcpMapper, started: Instant, deadline: Instant) -> Mech
             return MechanismReport::failed(
                 m,
                 false,
-                MechanismError {
-                    kind: FailureKind::Unavailable,
-                    message: "the server speaks only NAT-PMP".into(),
-                },
+                MechanismError::new(FailureKind::Unavailable, "the server speaks only NAT-PMP"),
                 started.elapsed(),
             );
         }
@@ -836,10 +829,10 @@ async fn probe_natpmp(natpmp: &NatPmpMapper, started: Instant) -> MechanismRepor
             let mut r = MechanismReport::failed(
                 m,
                 true,
-                MechanismError {
-                    kind: FailureKind::NotConnected,
-                    message: "the gateway reports external address 0.0.0.0".into(),
-                },
+                MechanismError::new(
+                    FailureKind::NotConnected,
+                    "the gateway reports external address 0.0.0.0",
+                ),
                 started.elapsed(),
             );
             r.epoch = Some(a.epoch.server_seconds);
@@ -853,10 +846,7 @@ async fn probe_natpmp(natpmp: &NatPmpMapper, started: Instant) -> MechanismRepor
             let mut r = MechanismReport::failed(
                 m,
                 epoch.is_some(),
-                MechanismError {
-                    kind: e.failure_kind(),
-                    message: error_line(&e),
-                },
+                MechanismError::typed(error_line(&e), e.into_core(m)),
                 started.elapsed(),
             );
             r.epoch = epoch;
@@ -894,7 +884,7 @@ impl PortMapper for AutoMapper {
                 let mapper = self.mapper_for(m).await.map_err(|e| e.into_core(m))?;
                 match mapper.external_address().await {
                     Ok(ip) => return Ok(ip),
-                    Err(e) => attempts.push((m, MechanismError::from_core(&e))),
+                    Err(e) => attempts.push((m, MechanismError::from_core(e))),
                 }
             }
             if let Some((m, _)) = attempts.first() {

@@ -23,7 +23,8 @@ pub enum Error {
     /// Every available mechanism was tried and each failed.
     #[error("every mechanism failed: {}", attempts_line(attempts))]
     AllFailed {
-        /// What each mechanism answered, in the order tried.
+        /// What each mechanism answered, in the order tried, each with its
+        /// protocol crate's typed error ([`MechanismError::downcast`]).
         attempts: Vec<(Mechanism, MechanismError)>,
     },
     /// A mapping made by a mechanism this combinator does not use (not in
@@ -79,8 +80,10 @@ impl Error {
                 .first()
                 .map_or(FailureKind::Unavailable, |(_, e)| e.kind),
             Error::NoMapperFor { .. } => FailureKind::Unsupported,
+            // The router may have granted the mapping; this host could not
+            // keep the record that makes it safe to hand out.
             Error::JournalIo { .. } | Error::JournalFormat { .. } | Error::NoJournalDir => {
-                FailureKind::Refused
+                FailureKind::Local
             }
         }
     }
@@ -94,3 +97,22 @@ impl Error {
 
 /// natkit-portmap's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_failures_are_this_hosts() {
+        let denied = Error::JournalIo {
+            path: "/var/lib/natkit/portmap/1234.json".into(),
+            op: "write",
+            source: std::io::ErrorKind::PermissionDenied.into(),
+        };
+        assert_eq!(denied.failure_kind(), FailureKind::Local);
+        let core = denied.into_core(Mechanism::Pcp);
+        assert_eq!(core.failure_kind(), Some(FailureKind::Local));
+        assert!(!core.is_retryable());
+        assert_eq!(Error::NoJournalDir.failure_kind(), FailureKind::Local);
+    }
+}

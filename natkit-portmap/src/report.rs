@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use natkit_core::{AddressScope, FailureKind, Mapping, Mechanism, upstream_nat_note};
@@ -12,23 +13,69 @@ fn ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
 }
 
-/// A mechanism's failure: its typed kind and the protocol crate's message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A mechanism's failure: its typed kind, the protocol crate's message and,
+/// when the protocol crate said it, its typed error.
+#[derive(Debug, Clone, Serialize)]
 pub struct MechanismError {
     /// The broad kind (`not_connected`, `timeout`, `conflict` …).
     pub kind: FailureKind,
     /// The protocol crate's error, as one line.
     pub message: String,
+    /// The protocol crate's own error, as natkit-core carries it: downcast
+    /// the source of its [`natkit_core::Error::Mechanism`] (a UPnP 718 is
+    /// `natkit_upnp::Error::Conflict`, naming the LAN host that holds the
+    /// port). `None` for what the combinator concluded itself (no answer
+    /// within the probe deadline, a server that speaks only NAT-PMP).
+    #[serde(skip)]
+    pub error: Option<Arc<natkit_core::Error>>,
 }
 
+/// Two failures are the same when they say the same; the typed error is
+/// what the message was made from.
+impl PartialEq for MechanismError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for MechanismError {}
+
 impl MechanismError {
-    /// From a core error (the typed kind of a mechanism failure; other
-    /// errors count as [`FailureKind::Network`]).
-    pub fn from_core(e: &natkit_core::Error) -> Self {
+    /// A failure the combinator concluded itself, with no protocol error.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        MechanismError {
+            kind,
+            message: message.into(),
+            error: None,
+        }
+    }
+
+    /// From a core error, kept typed: the kind of a mechanism failure
+    /// (an error of this host, such as the journal's, is
+    /// [`FailureKind::Local`]; anything else counts as
+    /// [`FailureKind::Network`]).
+    pub fn from_core(e: natkit_core::Error) -> Self {
         MechanismError {
             kind: e.failure_kind().unwrap_or(FailureKind::Network),
-            message: natkit_core::error_line(e),
+            message: natkit_core::error_line(&e),
+            error: Some(Arc::new(e)),
         }
+    }
+
+    /// A protocol crate's error, `message` its line, `error` the same as
+    /// natkit-core carries it.
+    pub(crate) fn typed(message: String, error: natkit_core::Error) -> Self {
+        MechanismError {
+            kind: error.failure_kind().unwrap_or(FailureKind::Network),
+            message,
+            error: Some(Arc::new(error)),
+        }
+    }
+
+    /// The protocol crate's typed error, if this failure carries one of
+    /// type `E` (e.g. `natkit_upnp::Error`, `natkit_pmp::Error`).
+    pub fn downcast<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.error.as_deref()?.downcast_source()
     }
 }
 
@@ -373,10 +420,7 @@ mod tests {
         MechanismReport::failed(
             m,
             responded,
-            MechanismError {
-                kind,
-                message: "x".into(),
-            },
+            MechanismError::new(kind, "x"),
             Duration::from_millis(250),
         )
     }

@@ -65,6 +65,13 @@ async fn natpmp_alone_refuses_a_pinhole_and_says_why() {
             };
             assert_eq!(e.kind, FailureKind::Unsupported);
             assert_eq!(e.message, PINHOLE_SKIP_NATPMP);
+            assert!(
+                matches!(
+                    e.downcast::<natkit_pmp::Error>(),
+                    Some(natkit_pmp::Error::NatPmpNoIpv6 { .. })
+                ),
+                "{e:?}"
+            );
         }
         other => panic!("{other:?}"),
     }
