@@ -1,5 +1,7 @@
 //! The crate's error type.
 
+use natkit_core::{FailureKind, Mechanism};
+
 use crate::attr::AttrType;
 
 /// Everything that can go wrong while decoding, verifying or encoding STUN messages.
@@ -158,6 +160,13 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// One of natkit's own threads or tasks ended abnormally (it panicked):
+    /// a bug, not the network's doing nor the caller's.
+    #[error("{what} panicked")]
+    Panicked {
+        /// Which: "a server thread", …
+        what: &'static str,
+    },
 }
 
 fn family_name(server: &std::net::SocketAddr) -> &'static str {
@@ -201,5 +210,74 @@ impl Error {
             op,
             kind: err.kind(),
         }
+    }
+
+    /// The broad failure kind natkit-core uses for this error.
+    pub fn failure_kind(&self) -> FailureKind {
+        match self {
+            // Every server asked stayed silent or failed: none is usable.
+            Error::NoAnswer { .. } => FailureKind::Unavailable,
+            Error::Timeout { .. } => FailureKind::Timeout,
+            Error::Io { .. } | Error::NoRoute { .. } | Error::Resolve { .. } => {
+                FailureKind::Network
+            }
+            Error::InvalidConfig { .. } => FailureKind::Unsupported,
+            Error::Panicked { .. } => FailureKind::Local,
+            Error::TooShort { .. }
+            | Error::NotStun
+            | Error::UnalignedLength(_)
+            | Error::LengthMismatch { .. }
+            | Error::AttributeOverrun { .. }
+            | Error::InvalidLength { .. }
+            | Error::UnknownAddressFamily { .. }
+            | Error::InvalidUtf8 { .. }
+            | Error::InvalidErrorCode { .. }
+            | Error::InvalidMethod(_)
+            | Error::MissingAttribute(_)
+            | Error::FingerprintNotLast
+            | Error::FingerprintMismatch { .. }
+            | Error::IntegrityMismatch { .. }
+            | Error::BufferTooSmall { .. }
+            | Error::TooLong(_)
+            | Error::ErrorResponse { .. }
+            | Error::NoMappedAddress { .. } => FailureKind::Protocol,
+        }
+    }
+}
+
+impl From<Error> for natkit_core::Error {
+    fn from(e: Error) -> Self {
+        natkit_core::Error::mechanism(Mechanism::Stun, e.failure_kind(), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_into_core_with_kind_and_typed_source() {
+        let core: natkit_core::Error = Error::NoAnswer { servers: 2 }.into();
+        assert_eq!(core.failure_kind(), Some(FailureKind::Unavailable));
+        assert!(
+            matches!(
+                &core,
+                natkit_core::Error::Mechanism {
+                    mechanism: Mechanism::Stun,
+                    ..
+                }
+            ),
+            "{core:?}"
+        );
+        assert_eq!(
+            core.downcast_source(),
+            Some(&Error::NoAnswer { servers: 2 })
+        );
+        // A panicked thread is a bug of this host, not a bad configuration.
+        let panicked = Error::Panicked {
+            what: "a server thread",
+        };
+        assert_eq!(panicked.failure_kind(), FailureKind::Local);
+        assert_eq!(panicked.to_string(), "a server thread panicked");
     }
 }

@@ -1,7 +1,7 @@
 //! External-address discovery against several STUN servers at once, with a consensus.
 
 use async_trait::async_trait;
-use natkit_core::{AddressDiscoverer, Evidence, ExternalAddress, FailureKind, Mechanism, Outcome};
+use natkit_core::{AddressDiscoverer, Evidence, ExternalAddress, Mechanism, Outcome};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -308,16 +308,7 @@ impl AddressDiscoverer for StunDiscoverer {
     }
 
     async fn discover(&self) -> natkit_core::Result<ExternalAddress> {
-        self.discover_stun().await.map_err(|e| {
-            let kind = match e {
-                Error::NoAnswer { .. } => FailureKind::Unavailable,
-                Error::Io { .. } | Error::NoRoute { .. } => FailureKind::Network,
-                Error::Resolve { .. } => FailureKind::Network,
-                Error::InvalidConfig { .. } => FailureKind::Unsupported,
-                _ => FailureKind::Protocol,
-            };
-            natkit_core::Error::mechanism(Mechanism::Stun, kind, e)
-        })
+        Ok(self.discover_stun().await?)
     }
 }
 

@@ -76,8 +76,8 @@ impl Drop for StopOnDrop {
 /// A socket thread's end: `Ok` when stopped, the error that made it give up otherwise.
 type ThreadResult = Result<(), Error>;
 
-const PANICKED: Error = Error::InvalidConfig {
-    reason: "a server thread panicked",
+const PANICKED: Error = Error::Panicked {
+    what: "a server thread",
 };
 
 impl Server {
