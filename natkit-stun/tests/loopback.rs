@@ -120,6 +120,24 @@ async fn discovery_forms_a_consensus_and_reports_the_dead_server() {
         Err(Error::NoAnswer { servers: 1 })
     ));
     assert!(none.discover().await.is_err());
+
+    // A name that is not one is evidence of its own kind, with the reason alone.
+    let bad = StunDiscoverer::new([a.to_string(), "not a host:x".into()]).with_plan(RtoPlan::LAB);
+    let seen = bad.observe().await.expect("observe");
+    assert!(matches!(seen[0].outcome, Outcome::SawEndpoint(_)));
+    let Outcome::Failed { kind, detail } = &seen[1].outcome else {
+        panic!("{seen:?}")
+    };
+    assert_eq!(
+        *kind,
+        natkit_core::DiscoveryFailure::Unresolved {
+            reason: "not a host, host:port or address".into()
+        }
+    );
+    assert_eq!(
+        detail,
+        "cannot resolve not a host:x: not a host, host:port or address"
+    );
 }
 
 /// A one-connection STUN-over-TCP server on natkit's core that first sends an
@@ -229,9 +247,26 @@ mod classify_loopback {
     async fn plain_servers_only_compare_mappings() {
         let (a, _sa) = plain_server("127.0.0.1").await;
         let (b, _sb) = plain_server("127.0.0.5").await;
-        let mut config = ClassifyConfig::new([a.to_string(), b.to_string()]);
+        // A name that is not one is not asked, and says so typed and in the notes.
+        let bad = "not a host:x";
+        let mut config = ClassifyConfig::new([a.to_string(), bad.into(), b.to_string()]);
         config.plan = RtoPlan::LAB;
         let c = classify(config).await.expect("classify");
+        assert_eq!(
+            c.not_asked,
+            [Error::Resolve {
+                name: bad.into(),
+                failure: natkit_stun::client::ResolveFailure::BadName,
+            }]
+        );
+        let noted: Vec<&String> = c
+            .notes
+            .iter()
+            .filter(|n| c.not_asked_by_note(n).is_some())
+            .collect();
+        assert_eq!(noted.len(), 1, "{:?}", c.notes);
+        assert!(noted[0].contains(bad), "{noted:?}");
+        assert!(c.servers.iter().all(|s| s.name != bad));
         assert_eq!(c.behaviour.connectivity, Connectivity::NoNat);
         assert_eq!(c.mapping_varies_by_destination, Some(false));
         assert_eq!(c.behaviour.mapping, MappingBehaviour::EndpointIndependent);
