@@ -13,9 +13,10 @@
 //!
 //! With `-6` the IPv6 address is found too, side by side: the STUN servers with an
 //! IPv6 address (AAAA record) are asked from an IPv6 socket, a consensus of their own
-//! (natkit's `AddressQuery::run_both`). There is no NAT on IPv6,
-//! so it is this host's own (usually temporary) address; without IPv6 the line says
-//! why at once.
+//! (natkit's `AddressQuery::run_both`). Usually there is no NAT on IPv6 and it is
+//! this host's own (usually temporary) address; where a router translates IPv6
+//! (NAT66, NPTv6) it is not, and the report says so (checked against this host's
+//! addresses). Without IPv6 the line says why at once.
 //!
 //! Exit status: 0 with an address, 1 when no source saw one (or on a local
 //! error), 2 on bad usage.
@@ -118,6 +119,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
                     "scope": AddressScope::of(a.ip).as_str(),
                     "agreeing": a.agreeing().count(),
                     "asked": a.evidence.len(),
+                    "own_address": own_address(a.ip),
                 }),
                 Err(why) => json!({ "address": null, "reason": why }),
             };
@@ -154,14 +156,30 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     }
 }
 
-/// The IPv6 address in words: this host's own (no NAT on IPv6), or why there is none.
+/// Whether `ip` is one of this host's addresses: `Some(false)` means a NAT
+/// (NAT66, NPTv6) translates this host's IPv6; `None` when the address table
+/// cannot be read.
+fn own_address(ip: std::net::IpAddr) -> Option<bool> {
+    let std::net::IpAddr::V6(ip) = ip else {
+        return Some(false);
+    };
+    let list = natkit_core::host_ipv6_addresses().ok()?;
+    Some(list.iter().any(|h| h.address == ip))
+}
+
+/// The IPv6 address in words: this host's own (no NAT on IPv6) or a
+/// translator's, or why there is none.
 fn ipv6_line(r: &Result<ExternalAddress, String>) -> String {
     match r {
         Ok(a) => format!(
-            "external IPv6     {} ({}; this host's own address, no NAT; {} of {} STUN \
-             servers agree)",
+            "external IPv6     {} ({}; {}; {} of {} STUN servers agree)",
             a.ip,
             AddressScope::of(a.ip).describe(),
+            match own_address(a.ip) {
+                Some(true) => "this host's own address, no NAT",
+                Some(false) => "not this host's address: a NAT translates IPv6 (NAT66 or NPTv6)",
+                None => "whether it is this host's own address is unknown",
+            },
             a.agreeing().count(),
             a.evidence.len()
         ),
