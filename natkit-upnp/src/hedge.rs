@@ -7,7 +7,8 @@
 //! or three losses in a row take the whole 3 s SOAP limit although a fresh
 //! connection would most likely get through at once. After a hedge delay
 //! without a complete answer, natkit sends the same request again on a new
-//! connection, and takes the first usable answer (see `transport`).
+//! connection, and takes the first usable answer: [`Race`] decides when
+//! each copy goes and which answer is taken; `transport` runs the copies.
 //!
 //! Only actions that are safe to repeat are hedged:
 //! - the reads (GetExternalIPAddress, GetStatusInfo,
@@ -23,10 +24,10 @@
 //!   client's own mapping (Open.NAT issues #11 and #14, on renewal), so a
 //!   718 to a hedged AddPortMapping is held back while another copy is in
 //!   flight, and if it is all there is, the entry is read back: if it is
-//!   exactly ours, one of our copies made it (`Igd::add_port_mapping`);
+//!   exactly ours, one of our copies made it (`crate::add`);
 //! - DeletePortMapping: the second copy finds the entry gone and answers
 //!   714 NoSuchEntryInArray (miniupnpd does), which after a hedge means the
-//!   other copy deleted it (`Igd::delete`).
+//!   other copy deleted it (`crate::add::delete_outcome`).
 //!
 //! - the IPv6 firewall's actions (`WANIPv6FirewallControl`): its reads;
 //!   UpdatePinhole (a second copy sets the same lease); AddPinhole, since
