@@ -2,19 +2,22 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use natkit_core::addresses::ROUTE_PROBE_V6;
+use natkit_core::addresses::{ROUTE_PROBE_V6, host_ipv6_addresses, kernel_source_v6};
 use natkit_core::{
     AddressScope, Gateway, KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingId,
     MappingRequest, Mechanism, PortMapper, Protocol, StableIpv6, StableReason, default_gateway,
     stable_ipv6_for,
 };
 use natkit_portmap::{AutoMapper, CleanupOptions, CleanupReport, Journal, PortMapConfig};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::Error;
+use crate::renumber::{
+    ADDRESS_CHECK_INTERVAL, AddressSource, AddressWatch, Held, LeaseEvent, keep_address,
+};
 
 /// The lease asked for by default: RFC 6886's recommended two hours. The keeper
 /// renews at half of what the router grants, so a shorter grant only means more
@@ -62,6 +65,15 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(7200);
 /// The pinhole is kept, re-made and cleaned up like a mapping; its
 /// [`Mapping::external`] is the host's own address and port.
 ///
+/// When the ISP changes the LAN's IPv6 prefix, the address goes away and a pinhole
+/// for it lets nothing in. The lease looks at the host's addresses every
+/// [`ADDRESS_CHECK_INTERVAL`](crate::ADDRESS_CHECK_INTERVAL); once the address is
+/// gone (or deprecated, with a new stable one beside it) it opens a pinhole for the
+/// new stable address, deletes the old one (a router that refuses, the request
+/// coming from another address, lets it lapse) and says so in a
+/// [`LeaseEvent::Renumbered`](crate::LeaseEvent::Renumbered) on
+/// [`PortLease::events`].
+///
 /// ```no_run
 /// # async fn demo() -> Result<(), natkit::Error> {
 /// use natkit::{PortLease, Protocol};
@@ -79,13 +91,29 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(7200);
 /// ```
 #[derive(Debug)]
 pub struct PortLease {
-    keeper: LeaseKeeper,
-    id: MappingId,
+    keeper: Arc<LeaseKeeper>,
+    held: Arc<Mutex<Held>>,
     current: watch::Receiver<Option<Mapping>>,
     gateway: Gateway,
     cleanup: Option<CleanupReport>,
-    ipv6: Option<StableIpv6>,
+    events: broadcast::Sender<LeaseEvent>,
+    /// The address watch of an IPv6 lease for the stable address natkit chose.
+    watcher: Option<AbortOnDrop>,
 }
+
+/// A task that ends with its handle.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How many unread [`LeaseEvent`]s a listener may fall behind by; they come once
+/// per prefix change, so only a listener that never reads loses any.
+const LEASE_EVENT_CAPACITY: usize = 16;
 
 impl PortLease {
     /// Maps `port` of this host (on the address that routes to the default gateway)
@@ -109,6 +137,7 @@ impl PortLease {
             keeper: KeeperConfig::default(),
             portmap: PortMapConfig::default(),
             family: Family::V4,
+            address_check: ADDRESS_CHECK_INTERVAL,
         }
     }
 
@@ -135,9 +164,20 @@ impl PortLease {
     }
 
     /// For an IPv6 lease: the address the pinhole is for, and why it was chosen
-    /// (`None` for an IPv4 lease).
-    pub fn ipv6_address(&self) -> Option<&StableIpv6> {
-        self.ipv6.as_ref()
+    /// (`None` for an IPv4 lease or an address the caller gave). It changes when
+    /// the LAN's prefix does.
+    pub fn ipv6_address(&self) -> Option<StableIpv6> {
+        self.held().ipv6.clone()
+    }
+
+    /// What the lease does on its own beyond renewing (moving an IPv6 pinhole to a
+    /// new prefix), from now on.
+    pub fn events(&self) -> broadcast::Receiver<LeaseEvent> {
+        self.events.subscribe()
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// What the clean-up of an earlier run's leftovers did (`None` without a journal).
@@ -147,11 +187,21 @@ impl PortLease {
 
     /// Deletes the mapping on the router and stops keeping it; waits at most
     /// [`KeeperConfig::shutdown_timeout`].
-    pub async fn close(self) -> Result<(), Error> {
-        let report = self.keeper.shutdown().await;
-        match report.failed.into_iter().find(|(id, _)| *id == self.id) {
+    pub async fn close(mut self) -> Result<(), Error> {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.0.abort();
+            let _ = (&mut { watcher }.0).await;
+        }
+        let id = self.held().id;
+        let Ok(keeper) = Arc::try_unwrap(self.keeper) else {
+            return Err(Error::TaskFailed {
+                what: "stopping the IPv6 address watch",
+            });
+        };
+        let report = keeper.shutdown().await;
+        match report.failed.into_iter().find(|(i, _)| *i == id) {
             Some((_, reason)) => Err(Error::CloseFailed { reason }),
-            None if report.released.contains(&self.id) => Ok(()),
+            None if report.released.contains(&id) => Ok(()),
             // Lost at the time (nothing in force on the router): nothing to delete.
             None => Ok(()),
         }
@@ -188,6 +238,7 @@ pub struct PortLeaseBuilder {
     keeper: KeeperConfig,
     portmap: PortMapConfig,
     family: Family,
+    address_check: Duration,
 }
 
 impl PortLeaseBuilder {
@@ -201,8 +252,17 @@ impl PortLeaseBuilder {
         self
     }
 
+    /// How often an IPv6 lease for the stable address natkit chose ([`ipv6`](Self::ipv6))
+    /// looks whether the host still has it (default
+    /// [`ADDRESS_CHECK_INTERVAL`](crate::ADDRESS_CHECK_INTERVAL)).
+    pub fn address_check_interval(mut self, every: Duration) -> Self {
+        self.address_check = every.max(Duration::from_millis(100));
+        self
+    }
+
     /// Open an IPv6 pinhole for `address`, one of this host's, as given (the
-    /// caller's choice, even a temporary address).
+    /// caller's choice, even a temporary address; it is not moved when the prefix
+    /// changes).
     pub fn ipv6_address(mut self, address: Ipv6Addr) -> Self {
         self.family = Family::V6(Some(address));
         self
@@ -334,35 +394,93 @@ impl PortLeaseBuilder {
             request = request.with_description(d);
         }
         let mapper: Arc<dyn PortMapper> = Arc::new(mapper);
-        let (keeper, events) = LeaseKeeper::new(mapper, self.keeper);
-        let (id, mapping) = match keeper.add(request).await {
+        let watch = ipv6.as_ref().map(|choice| {
+            let toward = toward_v6(&gateway);
+            let source: AddressSource = Arc::new(move || {
+                (
+                    host_ipv6_addresses(),
+                    kernel_source_v6(toward).ok().flatten(),
+                )
+            });
+            (
+                AddressWatch::new(
+                    choice.address,
+                    choice.interface.clone(),
+                    self.address_check,
+                    tokio::time::Instant::now(),
+                ),
+                source,
+            )
+        });
+        let mut lease =
+            PortLease::start(mapper, self.keeper, request, gateway, ipv6, watch).await?;
+        lease.cleanup = cleanup;
+        Ok(lease)
+    }
+}
+
+impl PortLease {
+    /// Maps `request` through a keeper over `mapper`, follows it, and for an IPv6
+    /// lease watches its address (`watch`).
+    pub(crate) async fn start(
+        mapper: Arc<dyn PortMapper>,
+        config: KeeperConfig,
+        request: MappingRequest,
+        gateway: Gateway,
+        ipv6: Option<StableIpv6>,
+        watch: Option<(AddressWatch, AddressSource)>,
+    ) -> Result<PortLease, Error> {
+        let (keeper, events) = LeaseKeeper::new(mapper, config);
+        let (id, mapping) = match keeper.add(request.clone()).await {
             Ok(granted) => granted,
             Err(e) => {
                 keeper.shutdown().await;
                 return Err(Error::Map(e));
             }
         };
+        let keeper = Arc::new(keeper);
+        let held = Arc::new(Mutex::new(Held { id, ipv6 }));
         let (tx, current) = watch::channel(Some(mapping));
-        tokio::spawn(follow(id, events, tx));
+        let tx = Arc::new(tx);
+        let (lease_events, _) = broadcast::channel(LEASE_EVENT_CAPACITY);
+        tokio::spawn(follow(held.clone(), events, tx.clone()));
+        let watcher = watch.map(|(w, source)| {
+            AbortOnDrop(tokio::spawn(keep_address(
+                w,
+                request,
+                keeper.clone(),
+                held.clone(),
+                tx,
+                lease_events.clone(),
+                source,
+            )))
+        });
         Ok(PortLease {
             keeper,
-            id,
+            held,
             current,
             gateway,
-            cleanup,
-            ipv6,
+            cleanup: None,
+            events: lease_events,
+            watcher,
         })
     }
+}
+
+/// Where the kernel's source address is looked up: the gateway's global IPv6
+/// address when it has one, else the default route.
+fn toward_v6(gateway: &Gateway) -> Ipv6Addr {
+    gateway
+        .address_v6
+        .filter(|a| AddressScope::of(IpAddr::V6(*a)).is_global())
+        .unwrap_or(ROUTE_PROBE_V6)
 }
 
 /// The stable global IPv6 address on the gateway's interface. The route lookup
 /// (for the report's "outbound traffic uses …") goes towards the gateway's global
 /// IPv6 address when it has one, else the default route.
 async fn ipv6_for(gateway: &Gateway) -> Result<StableIpv6, Error> {
-    let toward = gateway
-        .address_v6
-        .filter(|a| AddressScope::of(IpAddr::V6(*a)).is_global())
-        .unwrap_or(ROUTE_PROBE_V6);
+    let toward = toward_v6(gateway);
     let interface = gateway.interface.clone();
     let choice = tokio::task::spawn_blocking(move || stable_ipv6_for(toward, Some(&interface)))
         .await
@@ -376,14 +494,16 @@ async fn ipv6_for(gateway: &Gateway) -> Result<StableIpv6, Error> {
     Ok(choice)
 }
 
-/// Keeps the lease's watch in step with the keeper's events for its mapping; ends
-/// when the keeper stops (its event channel closes).
+/// Keeps the lease's watch in step with the keeper's events for its mapping (the
+/// one in `held` at the time: a prefix change moves it); ends when the keeper stops
+/// (its event channel closes).
 async fn follow(
-    id: MappingId,
+    held: Arc<Mutex<Held>>,
     mut events: natkit_core::KeeperEvents,
-    tx: watch::Sender<Option<Mapping>>,
+    tx: Arc<watch::Sender<Option<Mapping>>>,
 ) {
     while let Some(event) = events.recv().await {
+        let id: MappingId = held.lock().unwrap_or_else(PoisonError::into_inner).id;
         match event {
             KeeperEvent::Mapped { id: i, mapping }
             | KeeperEvent::Renewed { id: i, mapping }

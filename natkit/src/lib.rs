@@ -44,6 +44,8 @@ mod address;
 mod error;
 #[cfg(feature = "portmap")]
 mod lease;
+#[cfg(feature = "portmap")]
+mod renumber;
 
 pub use error::Error;
 pub use natkit_core as core;
@@ -61,6 +63,8 @@ pub use address::{
 pub use lease::{DEFAULT_LIFETIME, PortLease, PortLeaseBuilder};
 #[cfg(feature = "stun")]
 pub use natkit_stun::classify::Classification;
+#[cfg(feature = "portmap")]
+pub use renumber::{ADDRESS_CHECK_INTERVAL, LeaseEvent};
 
 #[cfg(feature = "doctor")]
 pub use natkit_doctor as doctor;
