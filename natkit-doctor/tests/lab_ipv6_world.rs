@@ -106,45 +106,70 @@ impl World {
         SocketAddr::from((self.v6().stun1, STUN_PORT)).to_string()
     }
 
-    /// `natkit doctor --json` in the LAN with both families' STUN servers and
-    /// the IPv6 dial-back server: the report, schema-checked.
-    fn doctor(&self) -> Value {
-        let a = self.lab.addrs();
+    fn stun4(&self) -> String {
+        SocketAddr::from((self.lab.addrs().stun1, STUN_PORT)).to_string()
+    }
+
+    /// `natkit ARGS` in the LAN: its output and the JSON it printed.
+    fn natkit_json(&self, args: &[&str]) -> (Output, Value) {
         let out = self
             .lab
             .command(Node::Lan, natkit_lab::natkit_bin())
-            .args(["doctor", "--json", "--timeout", "2"])
-            .args([
-                "--stun",
-                &SocketAddr::from((a.stun1, STUN_PORT)).to_string(),
-            ])
-            .args(["--stun", &self.stun6()])
-            .args(["--ports", &format!("{CHECKED_PORT}/tcp")])
-            .args([
-                "--dialback",
-                &SocketAddr::from((self.v6().peer, DIALBACK_PORT)).to_string(),
-            ])
+            .args(args)
             .stdin(Stdio::null())
             .output()
-            .expect("run natkit doctor");
-        let report: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("doctor JSON: {e}: {}", natkit_lab::dump_output(&out)));
+            .unwrap_or_else(|e| panic!("natkit {args:?}: {e}"));
+        let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "natkit {args:?}: JSON: {e}: {}",
+                natkit_lab::dump_output(&out)
+            )
+        });
+        (out, doc)
+    }
+
+    /// `natkit doctor --json` with both families' STUN servers and the IPv6
+    /// dial-back server: the report, schema-checked.
+    fn doctor(&self) -> Value {
+        let ports = format!("{CHECKED_PORT}/tcp");
+        let dialback = SocketAddr::from((self.v6().peer, DIALBACK_PORT)).to_string();
+        let (_, report) = self.natkit_json(&[
+            "doctor",
+            "--json",
+            "--timeout",
+            "2",
+            "--stun",
+            &self.stun4(),
+            "--stun",
+            &self.stun6(),
+            "--ports",
+            &ports,
+            "--dialback",
+            &dialback,
+        ]);
         support::assert_schema(&report);
         report
     }
 
     /// `natkit nat-type -6 --json` against natkit's server over IPv6.
     fn nat_type6(&self) -> (Output, Value) {
-        let out = self
-            .lab
-            .command(Node::Lan, natkit_lab::natkit_bin())
-            .args(["nat-type", "-6", "--json", "--stun", &self.stun6()])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run natkit nat-type");
-        let doc = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("nat-type JSON: {e}: {}", natkit_lab::dump_output(&out)));
-        (out, doc)
+        self.natkit_json(&["nat-type", "-6", "--json", "--stun", &self.stun6()])
+    }
+
+    /// The IPv6 part of `natkit external-ip -6 --json` with both families'
+    /// STUN servers.
+    fn external_ip6(&self) -> Value {
+        let (_, doc) = self.natkit_json(&[
+            "external-ip",
+            "-6",
+            "--json",
+            "--no-router",
+            "--stun",
+            &self.stun4(),
+            "--stun",
+            &self.stun6(),
+        ]);
+        doc["ipv6"].clone()
     }
 
     /// `natkit map --ipv6 --once` for a TCP port: its output (exit status and
@@ -337,6 +362,8 @@ fn firewall_rejects() {
     let (_, doc) = w.nat_type6();
     assert_eq!(doc["connectivity"], "no_nat", "{doc:#}");
     assert_eq!(doc["filtering"], "address_and_port_dependent", "{doc:#}");
+    let seen = w.external_ip6();
+    assert_eq!(seen["own_address"], true, "{seen:#}");
 
     let before = w.pinhole_rules();
     let r = w.doctor();
@@ -595,6 +622,9 @@ fn nat66() {
         .expect("address");
     assert_eq!(external.ip(), IpAddr::V6(v6.rtr_wan), "{doc:#}");
     assert_ne!(doc["external_address"], doc["local_address"], "{doc:#}");
+    let seen = w.external_ip6();
+    assert_eq!(seen["address"], v6.rtr_wan.to_string(), "{seen:#}");
+    assert_eq!(seen["own_address"], false, "{seen:#}");
 
     let r = w.doctor();
     let s = &r["ipv6"];
