@@ -1,4 +1,4 @@
-//! AddPortMapping's decisions, with no I/O: which lease and port to ask
+//! AddPortMapping's and AddAnyPortMapping's decisions, with no I/O: which lease and port to ask
 //! for next after a refusal, when to read the entry back and what that
 //! read says, and when a fault is the answer to our own hedged duplicate.
 //! [`Igd::add_port_mapping`](crate::Igd::add_port_mapping) runs the
@@ -214,6 +214,59 @@ impl AddMapping {
             external_port: self.external,
             holder: holder.map(Box::new),
         }))
+    }
+}
+
+/// What to do next in an AddAnyPortMapping (IGD:2).
+#[derive(Debug)]
+pub(crate) enum AnyStep {
+    /// Send AddAnyPortMapping with `lease`; report with
+    /// [`AddAnyMapping::answered`].
+    Call {
+        /// The lease, in seconds (0: permanent).
+        lease: u32,
+    },
+    /// A permanent request went unanswered: the port granted, if any, is
+    /// unknown, and a permanent entry must not be left behind. Delete this
+    /// host's entries that hold exactly this mapping, then fail with the
+    /// error. (A finite lease runs out by itself.)
+    Sweep(Error),
+    /// The router reserved the port, with the lease asked for; or the
+    /// error.
+    Done(Result<(u16, u32)>),
+}
+
+/// One AddAnyPortMapping: the lease step-downs, and what an unanswered
+/// request leaves to clean up.
+#[derive(Debug)]
+pub(crate) struct AddAnyMapping {
+    lease: u32,
+}
+
+impl AddAnyMapping {
+    /// Asks for `lease` first.
+    pub(crate) fn new(lease: u32) -> (AddAnyMapping, AnyStep) {
+        (AddAnyMapping { lease }, AnyStep::Call { lease })
+    }
+
+    /// The router's answer: the reserved port, or the error.
+    pub(crate) fn answered(&mut self, result: Result<u16>) -> AnyStep {
+        match result {
+            Ok(0) => AnyStep::Done(Err(Error::BadArgument {
+                action: "AddAnyPortMapping",
+                argument: "NewReservedPort",
+                value: "0".into(),
+            })),
+            Ok(port) => AnyStep::Done(Ok((port, self.lease))),
+            Err(e) if self.lease == 0 && outcome_unknown(&e) => AnyStep::Sweep(e),
+            Err(e) => match e.upnp_code().and_then(|c| next_lease(self.lease, c)) {
+                Some(next) => {
+                    self.lease = next;
+                    AnyStep::Call { lease: next }
+                }
+                None => AnyStep::Done(Err(e)),
+            },
+        }
     }
 }
 
@@ -476,6 +529,53 @@ mod tests {
         assert!(matches!(
             add.holder(None),
             Step::Done(Err(Error::Conflict { holder: None, .. }))
+        ));
+    }
+
+    #[test]
+    fn add_any_steps_the_lease_down_and_sweeps_only_an_unknown_permanent_grant() {
+        use UpnpErrorCode::{InvalidArgs, OnlyPermanentLeasesSupported as Only};
+        let (mut any, step) = AddAnyMapping::new(1_000_000);
+        assert!(matches!(step, AnyStep::Call { lease: 1_000_000 }));
+        assert!(matches!(
+            any.answered(Err(upnp(InvalidArgs))),
+            AnyStep::Call { lease: 604_800 }
+        ));
+        assert!(matches!(
+            any.answered(Err(upnp(Only))),
+            AnyStep::Call { lease: 0 }
+        ));
+        assert!(matches!(
+            any.answered(Err(timeout())),
+            AnyStep::Sweep(Error::Http { .. })
+        ));
+        // A finite lease unanswered: just the error, it runs out by itself.
+        let (mut any, _) = AddAnyMapping::new(3600);
+        assert!(matches!(
+            any.answered(Err(timeout())),
+            AnyStep::Done(Err(Error::Http { .. }))
+        ));
+        // Granted with the lease that was taken.
+        let (mut any, _) = AddAnyMapping::new(3600);
+        any.answered(Err(upnp(Only)));
+        assert!(matches!(
+            any.answered(Ok(6001)),
+            AnyStep::Done(Ok((6001, 0)))
+        ));
+        // Port 0 is no port.
+        let (mut any, _) = AddAnyMapping::new(3600);
+        assert!(matches!(
+            any.answered(Ok(0)),
+            AnyStep::Done(Err(Error::BadArgument {
+                argument: "NewReservedPort",
+                ..
+            }))
+        ));
+        // Other faults end it.
+        let (mut any, _) = AddAnyMapping::new(0);
+        assert!(matches!(
+            any.answered(Err(upnp(UpnpErrorCode::ConflictInMappingEntry))),
+            AnyStep::Done(Err(Error::Upnp { .. }))
         ));
     }
 

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use natkit_core::Protocol;
 
-use crate::add::{AddMapping, Added, Step, delete_outcome, outcome_unknown};
+use crate::add::{AddAnyMapping, AddMapping, Added, AnyStep, Step, delete_outcome};
 use crate::bridge::{
     from_add_port, from_generic_entry, from_igd_protocol, from_remove_port, to_igd_protocol,
 };
@@ -13,7 +13,7 @@ use crate::code::UpnpErrorCode;
 use crate::entry::{PortMappingEntry, tag_description};
 use crate::error::{Error, Result};
 use crate::igd::Igd;
-use crate::lease::{LeaseOutcome, next_lease, outcome};
+use crate::lease::{LeaseOutcome, outcome};
 
 /// The most entries [`Igd::list_entries`] reads before giving up.
 pub const MAX_LIST_ENTRIES: u32 = 1024;
@@ -171,46 +171,37 @@ impl Igd {
         }
         let internal = self.internal_for(request)?;
         let description = tag_description(self.local_ip(), &request.description);
-        let mut lease = request.lease_secs;
-        let reserved = loop {
-            let (ext, int_port, client, lease_s) = (
-                request.external_port.to_string(),
-                internal.port().to_string(),
-                internal.ip().to_string(),
-                lease.to_string(),
-            );
-            let args = [
-                ("NewRemoteHost", ""),
-                ("NewExternalPort", ext.as_str()),
-                ("NewProtocol", request.protocol.as_upnp_str()),
-                ("NewInternalPort", int_port.as_str()),
-                ("NewInternalClient", client.as_str()),
-                ("NewEnabled", "1"),
-                ("NewPortMappingDescription", description.as_str()),
-                ("NewLeaseDuration", lease_s.as_str()),
-            ];
-            match self.call(A, &args).await {
-                Ok(out) => break out.number::<u16>(A, "NewReservedPort")?,
-                Err(e) if lease == 0 && outcome_unknown(&e) => {
-                    // The port granted, if any, is unknown: find the entry
-                    // by what it holds.
+        let (mut any, mut step) = AddAnyMapping::new(request.lease_secs);
+        let (reserved, lease) = loop {
+            step = match step {
+                AnyStep::Call { lease } => {
+                    let (ext, int_port, client, lease_s) = (
+                        request.external_port.to_string(),
+                        internal.port().to_string(),
+                        internal.ip().to_string(),
+                        lease.to_string(),
+                    );
+                    let args = [
+                        ("NewRemoteHost", ""),
+                        ("NewExternalPort", ext.as_str()),
+                        ("NewProtocol", request.protocol.as_upnp_str()),
+                        ("NewInternalPort", int_port.as_str()),
+                        ("NewInternalClient", client.as_str()),
+                        ("NewEnabled", "1"),
+                        ("NewPortMappingDescription", description.as_str()),
+                        ("NewLeaseDuration", lease_s.as_str()),
+                    ];
+                    let answer = self.call(A, &args).await;
+                    any.answered(answer.and_then(|out| out.number::<u16>(A, "NewReservedPort")))
+                }
+                AnyStep::Sweep(e) => {
                     self.delete_entries_of(request.protocol, internal, &description)
                         .await;
                     return Err(e);
                 }
-                Err(e) => match e.upnp_code().and_then(|c| next_lease(lease, c)) {
-                    Some(next) => lease = next,
-                    None => return Err(e),
-                },
-            }
+                AnyStep::Done(done) => break done?,
+            };
         };
-        if reserved == 0 {
-            return Err(Error::BadArgument {
-                action: A,
-                argument: "NewReservedPort",
-                value: "0".into(),
-            });
-        }
         let read_back = self
             .get_specific_entry(request.protocol, reserved)
             .await
