@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::auto::AutoMapper;
 use crate::error::{Error, Result};
 use crate::journal::{JournalEntry, now_unix};
+use crate::report::MechanismError;
 
 /// What [`AutoMapper::cleanup`] does besides the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +42,9 @@ pub struct CleanupReport {
     pub gone: Vec<JournalEntry>,
     /// Journal mappings made on another gateway: kept for later.
     pub other_gateway: Vec<JournalEntry>,
-    /// Deletions that failed (kept in the journal for the next run).
-    pub failed: Vec<(JournalEntry, String)>,
+    /// Deletions that failed (kept in the journal for the next run), each
+    /// with its typed error.
+    pub failed: Vec<(JournalEntry, MechanismError)>,
     /// UPnP entries tagged for this host that no journal held, deleted by
     /// the tag sweep.
     pub swept: Vec<String>,
@@ -88,7 +90,9 @@ impl AutoMapper {
                         Ok(true) => report.removed.push(entry),
                         Ok(false) => report.gone.push(entry),
                         Err(e) => {
-                            report.failed.push((entry.clone(), e));
+                            report
+                                .failed
+                                .push((entry.clone(), MechanismError::from_core(e)));
                             left.push(entry);
                         }
                     }
@@ -118,12 +122,10 @@ impl AutoMapper {
 
     /// Deletes one journal entry. `Ok(false)`: it is no longer there (or
     /// no longer ours).
-    async fn delete_entry(&self, entry: &JournalEntry) -> Result<bool, String> {
-        let mapping = entry.to_mapping()?;
-        let mapper = self
-            .mapper_for(entry.mechanism)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn delete_entry(&self, entry: &JournalEntry) -> natkit_core::Result<bool> {
+        let m = entry.mechanism;
+        let mapping = entry.to_mapping().map_err(|e| e.into_core(m))?;
+        let mapper = self.mapper_for(m).await.map_err(|e| e.into_core(m))?;
         // A UPnP port mapping is checked first (still forwarded to the
         // recorded endpoint?); a pinhole has no such lookup and needs none:
         // its UniqueID (the token) names it, a deletion comes from the
@@ -142,7 +144,7 @@ impl AutoMapper {
                 Err(e) if e.upnp_code() == Some(natkit_upnp::UpnpErrorCode::NoSuchEntryInArray) => {
                     return Ok(false);
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             }
         }
         match mapper.unmap(&mapping).await {
@@ -155,7 +157,7 @@ impl AutoMapper {
             {
                 Ok(false)
             }
-            Err(e) => Err(natkit_core::error_line(&e)),
+            Err(e) => Err(e),
         }
     }
 

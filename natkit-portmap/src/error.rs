@@ -53,6 +53,12 @@ pub enum Error {
         /// What is wrong (at most 200 characters).
         detail: String,
     },
+    /// A journal entry's mapper token is not the hex natkit writes.
+    #[error("journal entry's token {token:?} is not a natkit mapping token")]
+    JournalToken {
+        /// The token as found (at most 64 characters of it).
+        token: String,
+    },
     /// No place for the journal: neither `$XDG_STATE_HOME` nor `$HOME` is set.
     #[error("no journal directory: set XDG_STATE_HOME or HOME, or give a path")]
     NoJournalDir,
@@ -82,9 +88,10 @@ impl Error {
             Error::NoMapperFor { .. } => FailureKind::Unsupported,
             // The router may have granted the mapping; this host could not
             // keep the record that makes it safe to hand out.
-            Error::JournalIo { .. } | Error::JournalFormat { .. } | Error::NoJournalDir => {
-                FailureKind::Local
-            }
+            Error::JournalIo { .. }
+            | Error::JournalFormat { .. }
+            | Error::JournalToken { .. }
+            | Error::NoJournalDir => FailureKind::Local,
         }
     }
 

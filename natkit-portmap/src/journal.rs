@@ -68,11 +68,13 @@ impl JournalEntry {
     }
 
     /// The mapping to hand back to a mapper for deletion (obtained now).
-    pub fn to_mapping(&self) -> Result<Mapping, String> {
+    pub fn to_mapping(&self) -> Result<Mapping> {
         let token = match &self.token {
-            Some(hex) => {
-                Some(MappingToken::from_hex(hex).ok_or_else(|| format!("bad token {hex:?}"))?)
-            }
+            Some(hex) => Some(
+                MappingToken::from_hex(hex).ok_or_else(|| Error::JournalToken {
+                    token: hex.chars().take(64).collect(),
+                })?,
+            ),
             None => None,
         };
         Ok(Mapping::new(
@@ -589,6 +591,12 @@ mod tests {
         assert_eq!(back.external, internal);
         assert_eq!(back.token, hole.token);
         assert_eq!(back.mechanism, Mechanism::Upnp);
+        // A token natkit did not write is a typed error of this host's.
+        let mut bad = e6.clone();
+        bad.token = Some("not hex".into());
+        let err = bad.to_mapping().unwrap_err();
+        assert!(matches!(&err, Error::JournalToken { token } if token == "not hex"));
+        assert_eq!(err.failure_kind(), natkit_core::FailureKind::Local);
         j.forget(&hole).unwrap();
         assert_eq!(j.entries().len(), 1);
         fs::remove_dir_all(&dir).unwrap();
