@@ -214,14 +214,11 @@ impl Error {
         }
     }
 
-    /// Whether the same request may succeed later without any change.
+    /// Whether the same request may succeed later without any change:
+    /// what its [`failure_kind`](Self::failure_kind) says, as for the
+    /// wrapped [`natkit_core::Error`].
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::NatPmpResult { code, .. } => code.is_retryable(),
-            Error::PcpResult { code, .. } => code.is_retryable(),
-            Error::Timeout { .. } | Error::Io { .. } => true,
-            _ => false,
-        }
+        self.failure_kind().is_retryable()
     }
 
     /// Wraps this error as a natkit-core mechanism failure.
@@ -265,5 +262,14 @@ mod tests {
         };
         assert!(!refused.is_retryable());
         assert_eq!(refused.failure_kind(), FailureKind::Refused);
+        // No IPv6 route yet is the network not being up yet: retryable here
+        // as in the natkit_core::Error it becomes.
+        let no_route = Error::NoStableIpv6 {
+            source: natkit_core::Ipv6AddressError::NoRoute {
+                toward: std::net::Ipv6Addr::LOCALHOST,
+            },
+        };
+        assert!(no_route.is_retryable());
+        assert!(no_route.into_core(Mechanism::Pcp).is_retryable());
     }
 }
