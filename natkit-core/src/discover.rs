@@ -97,14 +97,9 @@ pub enum DiscoveryFailure {
         /// The error code (e.g. 420), 0 if the response carried none.
         code: u16,
     },
-    /// Its answer carried no address, or made no sense.
-    Protocol,
-    /// This host could not ask it: no route, a socket error.
-    Network,
-    /// The discovery was asked for something impossible (no servers, a bad plan).
-    InvalidConfig,
-    /// A router's mechanism failed, as its port mapper classes the failure.
-    Router(FailureKind),
+    /// Any other failure, in the kinds every natkit error has
+    /// ([`FailureKind`]: a network error, a malformed answer, a router's refusal …).
+    Other(FailureKind),
 }
 
 impl Outcome {

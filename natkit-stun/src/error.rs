@@ -183,11 +183,7 @@ impl Error {
                 reason: failure.to_string(),
             },
             Error::ErrorResponse { code, .. } => D::ErrorResponse { code: *code },
-            Error::Io { .. } | Error::NoRoute { .. } => D::Network,
-            Error::InvalidConfig { .. } => D::InvalidConfig,
-            // Silence from every server reads, from here, as a network that drops.
-            Error::Timeout { .. } | Error::NoAnswer { .. } => D::Network,
-            _ => D::Protocol,
+            e => D::Other(e.failure_kind()),
         }
     }
 

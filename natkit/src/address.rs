@@ -305,7 +305,7 @@ mod router {
                 mechanism: Mechanism::Upnp,
                 source: "default gateway".into(),
                 outcome: Outcome::Failed {
-                    kind: DiscoveryFailure::Network,
+                    kind: DiscoveryFailure::Other(FailureKind::Network),
                     detail,
                 },
             }]
@@ -338,11 +338,11 @@ mod router {
             (Some(ip), _) => Outcome::SawAddress(*ip),
             (None, Some(e)) if e.kind == FailureKind::Timeout => Outcome::TimedOut,
             (None, Some(e)) => Outcome::Failed {
-                kind: DiscoveryFailure::Router(e.kind),
+                kind: DiscoveryFailure::Other(e.kind),
                 detail: e.message.clone(),
             },
             (None, None) => Outcome::Failed {
-                kind: DiscoveryFailure::Protocol,
+                kind: DiscoveryFailure::Other(FailureKind::Protocol),
                 detail: "no external address".into(),
             },
         }
