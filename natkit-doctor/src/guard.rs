@@ -85,7 +85,7 @@ impl MapGuard {
     /// Deletes the mapping `id`; `Err` says why it could not be deleted
     /// (it then stays held, and [`release_all`](Self::release_all) tries
     /// again).
-    pub(crate) async fn release(self: &Arc<Self>, id: u64) -> Result<(), String> {
+    pub(crate) async fn release(self: &Arc<Self>, id: u64) -> Result<(), ReleaseError> {
         let entry = {
             let mut held = self.held();
             let Some(i) = held.iter().position(|(h, _, _)| *h == id) else {
@@ -103,8 +103,8 @@ impl MapGuard {
             guard.end();
             result
         });
-        task.await
-            .unwrap_or_else(|_| Err("the delete task ended early".into()))
+        // Nothing aborts the task: it ended early only by panicking.
+        task.await.unwrap_or(Err(ReleaseError::Panicked))
     }
 
     /// Stops new mappings, waits (up to `wait`) for requests in flight and
@@ -145,10 +145,24 @@ pub struct Cleanup {
     pub left_behind: Vec<String>,
 }
 
-async fn unmap((_, mapper, mapping): &Held) -> Result<(), String> {
+/// Why a trial mapping could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReleaseError {
+    /// The router refused the deletion, or the request failed.
+    #[error("{}", crate::render::error_line(.0))]
+    Failed(natkit_core::Error),
+    /// No answer within [`UNMAP_TIMEOUT`].
+    #[error("no answer within {} s", UNMAP_TIMEOUT.as_secs())]
+    TimedOut,
+    /// The task deleting it panicked: a bug of the doctor's.
+    #[error("the delete task panicked")]
+    Panicked,
+}
+
+async fn unmap((_, mapper, mapping): &Held) -> Result<(), ReleaseError> {
     match tokio::time::timeout(UNMAP_TIMEOUT, mapper.unmap(mapping)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(crate::render::error_line(&e)),
-        Err(_) => Err(format!("no answer within {} s", UNMAP_TIMEOUT.as_secs())),
+        Ok(Err(e)) => Err(ReleaseError::Failed(e)),
+        Err(_) => Err(ReleaseError::TimedOut),
     }
 }
