@@ -174,6 +174,10 @@ fn settle(
             record(problem, e);
             None
         }
+        // A candidate's check panicked: a bug of natkit's, not an IGD that
+        // failed to answer. It goes on up rather than read as "no IGD".
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled: the runtime is shutting down.
         Err(_) => None,
     }
 }
