@@ -370,6 +370,9 @@ fn firewall_rejects() {
     let v6 = &r["ipv6"];
     assert_eq!(v6["available"], true, "{v6:#}");
     assert_eq!(v6["firewall"]["verdict"], "blocks_inbound", "{v6:#}");
+    // The reset is evidence of its own, beside STUN's filtering.
+    let evidence = v6["firewall"]["evidence"].to_string();
+    assert!(evidence.contains("a firewall rejects it"), "{evidence}");
     assert!(codes(&r).contains(&"ipv6_firewall_blocks"));
     assert_eq!(v6["pinhole"]["verdict"], "opened", "{v6:#}");
     let rows = rows(v6);

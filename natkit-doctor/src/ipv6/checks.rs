@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use natkit_core::addresses::ROUTE_PROBE_V6;
 use natkit_core::{FailureKind, MappingRequest, PortMapper, Protocol};
-use natkit_probe::dialback::{CheckPort, ClientConfig, DialbackClient, MAX_CHECK_PORTS};
+use natkit_probe::dialback::{
+    CheckPort, ClientConfig, DialbackClient, MAX_CHECK_PORTS, PortReachability, Reachability,
+    ResponderSaw, Why,
+};
 use natkit_stun::classify::{ClassifyConfig, classify};
 use natkit_stun::client::{IpFamily, NoAddress, RtoPlan, StunDiscoverer};
 
@@ -53,9 +56,9 @@ pub(crate) async fn run(input: Input, guard: Arc<MapGuard>) -> Ipv6Report {
         };
         // Without a pinhole first: the trial pinhole must not be open while the
         // server dials.
-        let round1 = match dial {
+        let (round1, seen1) = match dial {
             Some((server, source)) => reach(server, source, &dialled, false, timeout).await,
-            None => Vec::new(),
+            None => (Vec::new(), Vec::new()),
         };
         let router = router.await.unwrap_or_default();
         let upnp_sign = upnp_sign(&router, stable, timeout).await;
@@ -98,7 +101,7 @@ pub(crate) async fn run(input: Input, guard: Arc<MapGuard>) -> Ipv6Report {
         let mut round2 = Vec::new();
         if let Some((server, source)) = dial.filter(|_| !held.is_empty()) {
             let through: Vec<(u16, Protocol)> = held.iter().map(|(p, _)| *p).collect();
-            round2 = reach(server, source, &through, true, timeout).await;
+            round2 = reach(server, source, &through, true, timeout).await.0;
         }
         let mut pinhole = pinhole;
         for (_, id) in held {
@@ -113,9 +116,9 @@ pub(crate) async fn run(input: Input, guard: Arc<MapGuard>) -> Ipv6Report {
                 }
             }
         }
-        (round1, round2, upnp_sign, pinhole)
+        (round1, seen1, round2, upnp_sign, pinhole)
     };
-    let ((stun, path), (round1, round2, upnp, pinhole)) =
+    let ((stun, path), (round1, seen1, round2, upnp, pinhole)) =
         tokio::join!(stun_sign(&stun_servers, timeout), pinholes);
     let mut observed = Vec::new();
     let mut why_none = Vec::new();
@@ -124,7 +127,7 @@ pub(crate) async fn run(input: Input, guard: Arc<MapGuard>) -> Ipv6Report {
         Err(why) => why_none.push(why),
     }
     let claim = upnp.map_err(|why| why_none.push(why)).ok();
-    observed.extend(round1.iter().filter_map(dialback_sign));
+    observed.extend(seen1);
     if dialback.is_none() {
         why_none.push("no dial-back server over IPv6 given".into());
     }
@@ -277,27 +280,38 @@ async fn upnp_sign(
 }
 
 /// The firewall as a dial-back without a pinhole saw it.
-fn dialback_sign(p: &Ipv6PortReachability) -> Option<Sign> {
+/// A reset or port unreachable with no NAT in between while this host's
+/// responder listened came from something on the way: a firewall that rejects
+/// rather than drops.
+pub(crate) fn dialback_sign(port: u16, protocol: Protocol, v: &PortReachability) -> Option<Sign> {
     let what = format!(
-        "dial-back to {}/{} without a pinhole: {}",
-        p.port, p.protocol, p.verdict
+        "dial-back to {port}/{protocol} without a pinhole: {}",
+        v.verdict.as_str()
     );
-    match p.verdict.as_str() {
-        "filtered" => Some(Sign::Blocks(what)),
-        "reachable" => Some(Sign::Allows(what)),
+    match v.verdict {
+        Reachability::Filtered => Some(Sign::Blocks(what)),
+        Reachability::Reachable => Some(Sign::Allows(what)),
+        Reachability::Closed
+            if v.why == Why::RefusedNoNat && v.responder == ResponderSaw::Nothing =>
+        {
+            Some(Sign::Blocks(format!(
+                "{what}, refused while this host listened: a firewall rejects it"
+            )))
+        }
         _ => None,
     }
 }
 
 /// Asks the dial-back server to dial `ports` at `source` (the stable address:
-/// the server dials the control connection's source).
+/// the server dials the control connection's source): the rows, and without
+/// a pinhole what they say about the firewall.
 async fn reach(
     server: SocketAddr,
     source: Ipv6Addr,
     ports: &[(u16, Protocol)],
     through_pinhole: bool,
     timeout: Duration,
-) -> Vec<Ipv6PortReachability> {
+) -> (Vec<Ipv6PortReachability>, Vec<Sign>) {
     let checks: Vec<CheckPort> = ports
         .iter()
         .take(MAX_CHECK_PORTS)
@@ -324,40 +338,47 @@ async fn reach(
         }
     };
     match tokio::time::timeout(limit, client.check(&checks)).await {
-        Ok(Ok(report)) => ports
-            .iter()
-            .filter_map(|pp| {
-                let v = report.get(pp.0, pp.1)?;
-                Some(row(
-                    pp,
-                    v.verdict.as_str().to_owned(),
-                    format!(
-                        "{} (server {server} saw: {}; dialled [{}]:{})",
-                        v.why,
-                        v.server_saw,
-                        report.observed.ip(),
-                        pp.0
-                    ),
-                ))
-            })
-            .collect(),
+        Ok(Ok(report)) => {
+            let signs = ports
+                .iter()
+                .filter(|_| !through_pinhole)
+                .filter_map(|&(p, proto)| dialback_sign(p, proto, report.get(p, proto)?))
+                .collect();
+            let rows = ports
+                .iter()
+                .filter_map(|pp| {
+                    let v = report.get(pp.0, pp.1)?;
+                    Some(row(
+                        pp,
+                        v.verdict.as_str().to_owned(),
+                        format!(
+                            "{} (server {server} saw: {}; dialled [{}]:{})",
+                            v.why,
+                            v.server_saw,
+                            report.observed.ip(),
+                            pp.0
+                        ),
+                    ))
+                })
+                .collect();
+            (rows, signs)
+        }
         Ok(Err(e)) => {
             let why = crate::render::error_line(&e);
-            ports
+            let rows = ports
                 .iter()
                 .map(|pp| row(pp, "error".into(), why.clone()))
-                .collect()
+                .collect();
+            (rows, Vec::new())
         }
-        Err(_) => ports
-            .iter()
-            .map(|pp| {
-                row(
-                    pp,
-                    "error".into(),
-                    format!("no answer from the dial-back server {server} within {limit:?}"),
-                )
-            })
-            .collect(),
+        Err(_) => {
+            let why = format!("no answer from the dial-back server {server} within {limit:?}");
+            let rows = ports
+                .iter()
+                .map(|pp| row(pp, "error".into(), why.clone()))
+                .collect();
+            (rows, Vec::new())
+        }
     }
 }
 

@@ -65,3 +65,36 @@ fn a_nat_on_ipv6_leaves_the_firewall_unknown() {
     let why = c.firewall.not_checked.expect("why");
     assert!(why.contains("pinhole"), "{why}");
 }
+
+#[test]
+fn a_refusal_while_this_host_listened_is_a_rejecting_firewall() {
+    use natkit_core::Protocol;
+    use natkit_probe::dialback::{
+        CheckPort, DialOutcome, PortReachability, Reachability, ResponderSaw, Why,
+    };
+    let dialled = |responder, why| PortReachability {
+        port: CheckPort::new(7100, Protocol::Tcp),
+        verdict: Reachability::Closed,
+        proven: false,
+        why,
+        server_saw: DialOutcome::Refused,
+        rtt: std::time::Duration::ZERO,
+        responder,
+    };
+    let sign = super::checks::dialback_sign(
+        7100,
+        Protocol::Tcp,
+        &dialled(ResponderSaw::Nothing, Why::RefusedNoNat),
+    );
+    assert!(
+        matches!(&sign, Some(Sign::Blocks(e)) if e.contains("a firewall rejects it")),
+        "{sign:?}"
+    );
+    // Nobody listened here (a port this host could not bind): the refusal
+    // may be this host's own.
+    let held = dialled(ResponderSaw::CannotBind { errno: 13 }, Why::RefusedNoNat);
+    assert_eq!(
+        super::checks::dialback_sign(7100, Protocol::Tcp, &held),
+        None
+    );
+}
