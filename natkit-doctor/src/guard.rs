@@ -79,7 +79,13 @@ impl MapGuard {
             guard.end();
             result
         });
-        task.await.unwrap_or(Err(TrialError::Stopped))
+        match task.await {
+            Ok(result) => result,
+            // A bug, not a router's refusal: it goes on up, and the run
+            // deletes what it holds before reporting it (lib.rs).
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(TrialError::Stopped),
+        }
     }
 
     /// Deletes the mapping `id`; `Err` says why it could not be deleted
