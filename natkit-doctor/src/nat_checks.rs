@@ -49,7 +49,7 @@ fn server(s: &ServerCheck) -> NatServer {
         address: s.server,
         flavor: flavor(s.flavor),
         usable_for_behaviour: s.usable_for_behaviour,
-        problem: s.problem.clone(),
+        problem: s.problem.as_ref().map(ToString::to_string),
     }
 }
 

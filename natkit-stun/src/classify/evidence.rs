@@ -240,7 +240,68 @@ pub struct ServerCheck {
     /// address the answer really came from.
     pub usable_for_behaviour: bool,
     /// Why not, if not.
-    pub problem: Option<String>,
+    pub problem: Option<ServerProblem>,
+}
+
+/// Why a server cannot be used for the behaviour tests.
+///
+/// In JSON it is its text, as the checks have always read; read back, the typed
+/// detail does not survive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(into = "String", from = "String"))]
+#[non_exhaustive]
+pub enum ServerProblem {
+    /// It gave no alternate address (OTHER-ADDRESS or CHANGED-ADDRESS).
+    NoAlternate,
+    /// Its alternate address shares the primary's IP or port.
+    AlternateNotDistinct {
+        /// The alternate address it gave.
+        other: SocketAddr,
+    },
+    /// RESPONSE-ORIGIN (or SOURCE-ADDRESS) is not where the answer came from.
+    OriginMismatch {
+        /// The address it says it answered from.
+        origin: SocketAddr,
+        /// Where the answer came from.
+        from: SocketAddr,
+    },
+    /// A problem read back from serialized checks, as its text.
+    Recorded(String),
+}
+
+impl std::fmt::Display for ServerProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerProblem::NoAlternate => f.write_str("no alternate address"),
+            ServerProblem::AlternateNotDistinct { other } => write!(
+                f,
+                "its alternate address {other} does not differ in both IP and port"
+            ),
+            ServerProblem::OriginMismatch { origin, from } => write!(
+                f,
+                "it says it answered from {origin} but the answer came from {from} \
+                 (behind a NAT without advertising its public address?)"
+            ),
+            ServerProblem::Recorded(text) => f.write_str(text),
+        }
+    }
+}
+
+impl From<ServerProblem> for String {
+    fn from(p: ServerProblem) -> String {
+        p.to_string()
+    }
+}
+
+impl From<String> for ServerProblem {
+    fn from(text: String) -> ServerProblem {
+        if text == ServerProblem::NoAlternate.to_string() {
+            ServerProblem::NoAlternate
+        } else {
+            ServerProblem::Recorded(text)
+        }
+    }
 }
 
 /// The classifier's answer: the NAT's behaviour with the evidence for it.
@@ -311,6 +372,24 @@ mod tests {
         assert_eq!(
             back,
             TestOutcome::Failed(TestFailure::Recorded("send: permission denied".into()))
+        );
+    }
+
+    #[test]
+    fn a_server_problem_serializes_as_its_text() {
+        let plain = ServerProblem::NoAlternate;
+        let json = serde_json::to_string(&plain).expect("serialize");
+        assert_eq!(json, r#""no alternate address""#);
+        assert_eq!(
+            serde_json::from_str::<ServerProblem>(&json).expect("deserialize"),
+            plain
+        );
+        let other = "192.0.2.1:3478".parse().expect("addr");
+        let json = serde_json::to_string(&ServerProblem::AlternateNotDistinct { other })
+            .expect("serialize");
+        assert_eq!(
+            json,
+            r#""its alternate address 192.0.2.1:3478 does not differ in both IP and port""#
         );
     }
 }

@@ -33,7 +33,8 @@ mod sim;
 
 pub use config::{ClassifyConfig, NO_ANSWER_RTO_CEILING};
 pub use evidence::{
-    Classification, ServerCheck, ServerFlavor, TestEvidence, TestFailure, TestKind, TestOutcome,
+    Classification, ServerCheck, ServerFlavor, ServerProblem, TestEvidence, TestFailure, TestKind,
+    TestOutcome,
 };
 pub use firewall::Firewall;
 pub use lifetime::{

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use super::contacts::Contacts;
-use super::evidence::{ServerCheck, ServerFlavor, TestOutcome};
+use super::evidence::{ServerCheck, ServerFlavor, ServerProblem, TestOutcome};
 
 /// The server the behaviour tests run against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,14 +60,14 @@ pub(crate) fn check(name: &str, server: SocketAddr, outcome: Option<&TestOutcome
             Some(_) => ServerFlavor::Rfc5780,
         };
         check.problem = match (other, origin) {
-            (None, _) => Some("no alternate address".into()),
-            (Some(o), _) if o.ip() == server.ip() || o.port() == server.port() => Some(format!(
-                "its alternate address {o} does not differ in both IP and port"
-            )),
-            (Some(_), Some(origin)) if origin != from => Some(format!(
-                "it says it answered from {origin} but the answer came from {from} \
-                 (behind a NAT without advertising its public address?)"
-            )),
+            (None, _) => Some(ServerProblem::NoAlternate),
+            (Some(o), _) if o.ip() == server.ip() || o.port() == server.port() => {
+                Some(ServerProblem::AlternateNotDistinct { other: *o })
+            }
+            (Some(_), Some(origin)) if origin != from => Some(ServerProblem::OriginMismatch {
+                origin: *origin,
+                from: *from,
+            }),
             _ => None,
         };
         check.usable_for_behaviour = check.problem.is_none();

@@ -639,7 +639,15 @@ fn a_server_with_a_lying_response_origin_is_not_used() {
     sim.bad_origin = true;
     let c = sim.run(config());
     assert!(!c.servers[0].usable_for_behaviour);
-    assert!(c.servers[0].problem.is_some());
+    assert!(
+        matches!(
+            c.servers[0].problem,
+            Some(crate::classify::ServerProblem::OriginMismatch { origin, from })
+                if origin != from && from == c.servers[0].server
+        ),
+        "{:?}",
+        c.servers[0]
+    );
     assert_eq!(c.behaviour.filtering, F::Inconclusive);
     assert_eq!(c.legacy, LegacyNatType::Inconclusive);
 }
