@@ -95,13 +95,33 @@ pub struct NameClaim {
     pub via: Vec<Heard>,
 }
 
+/// Why this host's mDNS name cannot be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoHostname {
+    /// The platform's name is not read (or its source failed).
+    Platform,
+    /// The host has no usable name.
+    Unset,
+}
+
+impl NoHostname {
+    /// The report's `not_checked` code.
+    fn code(self) -> &'static str {
+        match self {
+            NoHostname::Platform => "platform",
+            NoHostname::Unset => "no_hostname",
+        }
+    }
+}
+
 /// This host's name as mDNS announces it: the first label of the kernel's host
 /// name, or why it can't be had.
-fn hostname() -> Result<String, &'static str> {
+fn hostname() -> Result<String, NoHostname> {
     #[cfg(target_os = "linux")]
     {
-        let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").map_err(|_| "platform")?;
-        label_of(&raw).ok_or("no_hostname")
+        let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_err(|_| NoHostname::Platform)?;
+        label_of(&raw).ok_or(NoHostname::Unset)
     }
     // macOS announces its LocalHostName (System Settings > General > Sharing),
     // which can differ from gethostname's; scutil prints it.
@@ -110,26 +130,26 @@ fn hostname() -> Result<String, &'static str> {
         let out = std::process::Command::new("/usr/sbin/scutil")
             .args(["--get", "LocalHostName"])
             .output()
-            .map_err(|_| "platform")?;
+            .map_err(|_| NoHostname::Platform)?;
         scutil_label(out.status.success(), &out.stdout)
     }
     // Elsewhere the name mDNS announces is not read: "not checked" rather than
     // a guess.
     #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     {
-        Err("platform")
+        Err(NoHostname::Platform)
     }
 }
 
 /// The label in `scutil --get LocalHostName`'s output. It fails ("LocalHostName:
 /// not set") on a Mac that never had one: no name to check.
 #[cfg_attr(not(any(target_os = "macos", test)), allow(dead_code))]
-fn scutil_label(success: bool, stdout: &[u8]) -> Result<String, &'static str> {
+fn scutil_label(success: bool, stdout: &[u8]) -> Result<String, NoHostname> {
     if !success {
-        return Err("no_hostname");
+        return Err(NoHostname::Unset);
     }
-    let text = std::str::from_utf8(stdout).map_err(|_| "no_hostname")?;
-    label_of(text).ok_or("no_hostname")
+    let text = std::str::from_utf8(stdout).map_err(|_| NoHostname::Unset)?;
+    label_of(text).ok_or(NoHostname::Unset)
 }
 
 /// The first label of a host name, when it is a usable DNS label.
@@ -218,7 +238,7 @@ fn not_checked(name: Option<String>, why: &'static str) -> LocalNameReport {
 pub(crate) async fn check(local: Ipv4Addr, listen_group: bool) -> LocalNameReport {
     let label = match hostname() {
         Ok(l) => l,
-        Err(why) => return not_checked(None, why),
+        Err(why) => return not_checked(None, why.code()),
     };
     let name = format!("{label}.local");
     // Ids from the clock's low bits: a late answer to an earlier run is ignored.
@@ -503,8 +523,8 @@ mod tests {
             scutil_label(true, b"Kims-MacBook-Pro\n"),
             Ok("kims-macbook-pro".into())
         );
-        assert_eq!(scutil_label(false, b""), Err("no_hostname"));
-        assert_eq!(scutil_label(true, b"\xff\xfe"), Err("no_hostname"));
+        assert_eq!(scutil_label(false, b""), Err(NoHostname::Unset));
+        assert_eq!(scutil_label(true, b"\xff\xfe"), Err(NoHostname::Unset));
     }
 
     #[test]
