@@ -7,52 +7,19 @@
 //! renewal (PCP: a new epoch; UPnP: AddPinhole again); once the leases are closed
 //! the router's firewall drops it. Root only; fails, never skips, without it.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv6Addr, SocketAddr};
-use std::process::Stdio;
-use std::sync::mpsc;
+mod lab_support;
+
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use lab_support::{Helper, from_peer, pinholes, serve_pong, wait_for_line};
 use natkit::core::StableReason;
 use natkit::{KeeperConfig, Mechanism, PortLease, Protocol};
-use natkit_lab::{Lab, LabChild, NatKind, Node, Proto};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use natkit_lab::{Lab, NatKind};
 
 const HELPER: &str = "lan_side_ipv6_leases";
 /// The PCP lease's port, and the UPnP one's.
 const PORTS: [u16; 2] = [18300, 18301];
-
-/// Answers "pong" to every connection on `listener`, after reading the request to
-/// its end: closing with the peer's "ping" unread would reset the connection, and
-/// the reset can discard the answer before the peer reads it.
-async fn serve_pong(listener: tokio::net::TcpListener) {
-    loop {
-        let Ok((mut s, _)) = listener.accept().await else {
-            continue;
-        };
-        tokio::spawn(async move {
-            let mut request = Vec::new();
-            let read = s.read_to_end(&mut request);
-            if tokio::time::timeout(Duration::from_secs(5), read)
-                .await
-                .is_ok()
-            {
-                let _ = s.write_all(b"pong\n").await;
-                let _ = s.shutdown().await;
-            }
-        });
-    }
-}
-
-/// The parent's next go-ahead (a line on stdin).
-async fn wait_for_line() {
-    tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).expect("stdin");
-    })
-    .await
-    .expect("stdin reader");
-}
 
 #[test]
 #[ignore = "helper: runs inside the dual-stack lab's LAN host, started by ipv6_leases_open_pinholes"]
@@ -130,26 +97,6 @@ fn lan_side_ipv6_leases() {
     });
 }
 
-/// miniupnpd's pinhole rules (its chain in the router's `inet filter` table).
-fn pinholes(lab: &Lab) -> String {
-    lab.exec_ok(
-        Node::Rtr,
-        &["nft", "list", "chain", "inet", "filter", "miniupnpd"],
-    )
-    .unwrap_or_else(|e| e.to_string())
-}
-
-/// What the peer gets back from `addr`:`port` ("pong", or nothing when dropped).
-fn from_peer(lab: &Lab, addr: Ipv6Addr, port: u16) -> String {
-    lab.exchange(
-        Node::Wan,
-        Proto::Tcp,
-        SocketAddr::from((addr, port)),
-        "ping",
-    )
-    .expect("nc")
-}
-
 #[test]
 fn ipv6_leases_open_pinholes() {
     let mut lab = Lab::builder()
@@ -158,35 +105,13 @@ fn ipv6_leases_open_pinholes() {
         .ipv6(true)
         .up();
     let lan = lab.addrs().v6.expect("IPv6").lan;
-    let mut cmd = lab.test_helper(Node::Lan, HELPER).expect("helper");
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = LabChild::spawn(&mut cmd).expect("spawn helper");
-    let stdout = child.child_mut().stdout.take().expect("stdout");
-    let mut stdin = child.child_mut().stdin.take().expect("stdin");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            println!("helper: {line}");
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let wait_for = |mark: &str| loop {
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) if line.contains(mark) => return,
-            Ok(_) => {}
-            Err(e) => panic!("the helper never printed {mark}: {e}"),
-        }
-    };
-    wait_for("HOLDING");
+    let mut helper = Helper::spawn(&lab, HELPER, Duration::from_secs(30));
+    helper.wait_for("HOLDING");
     for port in PORTS {
         assert_eq!(from_peer(&lab, lan, port).trim(), "pong", "port {port}");
     }
     lab.restart_miniupnpd().expect("restart miniupnpd");
-    stdin.write_all(b"\n").expect("restarted");
+    helper.go(); // restarted
     for port in PORTS {
         assert_eq!(
             from_peer(&lab, lan, port),
@@ -194,7 +119,7 @@ fn ipv6_leases_open_pinholes() {
             "port {port} after the restart"
         );
     }
-    wait_for("REOPENED-ALL");
+    helper.wait_for("REOPENED-ALL");
     for port in PORTS {
         assert_eq!(
             from_peer(&lab, lan, port).trim(),
@@ -203,17 +128,11 @@ fn ipv6_leases_open_pinholes() {
             pinholes(&lab)
         );
     }
-    stdin.write_all(b"\n").expect("release");
-    wait_for("CLOSED");
+    helper.go(); // release
+    helper.wait_for("CLOSED");
     for port in PORTS {
         assert_eq!(from_peer(&lab, lan, port), "", "port {port} after close");
     }
-    stdin.write_all(b"\n").expect("finish");
-    drop(stdin);
-    let status = child
-        .wait_timeout(Duration::from_secs(10))
-        .expect("wait")
-        .expect("the helper exits");
-    assert!(status.success(), "{status:?}");
+    helper.finish();
     lab.down().expect("down");
 }
