@@ -77,14 +77,14 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
             groups.entry(p.group).or_default().push(p);
         }
         let mut tasks = tokio::task::JoinSet::new();
-        for (group, probes) in groups {
+        for (group, requests) in groups {
             let socket = match sockets.get(&group) {
                 Some(s) => s.clone(),
                 None => {
                     // Filtering sockets on ephemeral ports, every other socket (those
                     // that send to the alternate address) outside that range, so no
                     // later run's filtering socket inherits a mapping opened here.
-                    let filtering = probes.iter().all(|p| p.test.is_filtering());
+                    let filtering = requests.iter().all(|p| p.test.is_filtering());
                     let placed = if filtering {
                         None
                     } else {
@@ -103,10 +103,10 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
                     s
                 }
             };
-            let mut txns = Vec::with_capacity(probes.len());
+            let mut txns = Vec::with_capacity(requests.len());
             {
                 let mut rng = rand::rng();
-                for p in &probes {
+                for p in &requests {
                     let t = if p.hairpin {
                         BindingTransaction::hairpin(p.destination, p.plan, &mut rng)?
                     } else {
@@ -124,15 +124,15 @@ pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
             tasks.spawn(async move {
                 let local = socket.local_addr().ok();
                 let r = run_transactions(&socket, &mut txns).await;
-                (probes, txns, local, r)
+                (requests, txns, local, r)
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            let (probes, mut txns, local, r) = joined.map_err(|_| Error::InvalidConfig {
-                reason: "a classifier task panicked",
+            let (requests, mut txns, local, r) = joined.map_err(|_| Error::Panicked {
+                what: "a classifier task",
             })?;
             r?;
-            for (p, t) in probes.iter().zip(txns.iter_mut()) {
+            for (p, t) in requests.iter().zip(txns.iter_mut()) {
                 plan.handle_transaction(p.id, local, t);
             }
         }
@@ -196,20 +196,15 @@ async fn discover_lifetime(
     for idle in std::iter::once(Duration::ZERO).chain(config.idle_times()) {
         tasks.spawn(lifetime_step(local_ip, server, idle, bind_plan, wait));
     }
-    let mut probes = Vec::new();
+    let mut steps = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        probes.push(joined.map_err(|_| Error::InvalidConfig {
-            reason: "a binding lifetime task panicked",
+        steps.push(joined.map_err(|_| Error::Panicked {
+            what: "a binding lifetime task",
         })??);
     }
-    probes.sort_by_key(|p| p.idle);
-    let control = probes.remove(0);
-    Ok(lifetime::decide(
-        server.primary,
-        config.max,
-        control,
-        probes,
-    ))
+    steps.sort_by_key(|p| p.idle);
+    let control = steps.remove(0);
+    Ok(lifetime::decide(server.primary, config.max, control, steps))
 }
 
 /// Makes a binding from a fresh socket X to the server's primary address, leaves it
@@ -241,7 +236,7 @@ async fn lifetime_step(
         Some(y) => y,
         None => bind().await?,
     };
-    let mut probe = LifetimeStep {
+    let mut step = LifetimeStep {
         idle,
         local: x.local_addr().ok(),
         mapped: None,
@@ -249,12 +244,12 @@ async fn lifetime_step(
         answered_to_sender: false,
     };
     match binding_on(&x, server.primary, &BindingRequest::new(), bind_plan).await {
-        Ok(r) => probe.mapped = r.mapped,
-        Err(Error::Timeout { .. }) => return Ok(probe),
+        Ok(r) => step.mapped = r.mapped,
+        Err(Error::Timeout { .. }) => return Ok(step),
         Err(e) => return Err(e),
     }
-    let Some(mapped) = probe.mapped else {
-        return Ok(probe);
+    let Some(mapped) = step.mapped else {
+        return Ok(step);
     };
     tokio::time::sleep(idle).await;
     let request = BindingRequest {
@@ -290,14 +285,14 @@ async fn lifetime_step(
             }
             Ok((n, _)) = y.recv_from(&mut by) => {
                 if t.matches_id(&by[..n]) {
-                    probe.answered_to_sender = true;
+                    step.answered_to_sender = true;
                 }
             }
             () = tokio::time::sleep_until(deadline.into()) => {}
         }
     }
-    probe.alive = Some(matches!(t.outcome(), Some(Ok(_))));
-    Ok(probe)
+    step.alive = Some(matches!(t.outcome(), Some(Ok(_))));
+    Ok(step)
 }
 
 /// The local IP the host would send from to reach `server` (no packet is sent);
