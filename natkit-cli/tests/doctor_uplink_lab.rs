@@ -186,6 +186,10 @@ fn lab_doctor_dead_dns_with_answering_stun_is_dns_failure() {
         "{stdout}"
     );
     assert!(!stdout.contains("cannot resolve"), "{stdout}");
+    assert!(
+        stdout.contains("not asked: 1 server(s) whose names did not resolve (above)"),
+        "{stdout}"
+    );
     lab.down().expect("lab down");
 }
 
