@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use natkit_core::Protocol;
 
-use crate::verdict::{PortProbe, PortState, Verdict};
+use crate::port_verdict::{PortProbe, PortState, PortVerdict};
 
 /// One item of a probe run's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +15,7 @@ use crate::verdict::{PortProbe, PortState, Verdict};
 #[non_exhaustive]
 pub enum ProbeEvent {
     /// A port's verdict.
-    Verdict(Verdict),
+    Verdict(PortVerdict),
     /// The system ran out of sockets; the in-flight limit was lowered and
     /// the probe that failed will be retried.
     Backoff(Backoff),
@@ -106,7 +106,7 @@ pub struct Stats {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Summary {
     /// Every verdict, sorted by address, then protocol.
-    pub verdicts: Vec<Verdict>,
+    pub verdicts: Vec<PortVerdict>,
     /// Every back-off, in order.
     pub backoffs: Vec<Backoff>,
     /// The counters.
@@ -115,12 +115,12 @@ pub struct Summary {
 
 impl Summary {
     /// The verdicts in `state`.
-    pub fn in_state(&self, state: PortState) -> impl Iterator<Item = &Verdict> + '_ {
+    pub fn in_state(&self, state: PortState) -> impl Iterator<Item = &PortVerdict> + '_ {
         self.verdicts.iter().filter(move |v| v.state == state)
     }
 
     /// The verdict for `addr`/`protocol`, if it was probed.
-    pub fn get(&self, addr: SocketAddr, protocol: Protocol) -> Option<&Verdict> {
+    pub fn get(&self, addr: SocketAddr, protocol: Protocol) -> Option<&PortVerdict> {
         let key = PortProbe { addr, protocol };
         self.verdicts
             .binary_search_by(|v| v.probe.cmp(&key))
@@ -132,11 +132,11 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::Reason;
+    use crate::port_verdict::Reason;
     use std::net::{IpAddr, Ipv4Addr};
 
-    fn verdict(port: u16, protocol: Protocol, state: PortState) -> Verdict {
-        Verdict {
+    fn verdict(port: u16, protocol: Protocol, state: PortState) -> PortVerdict {
+        PortVerdict {
             probe: PortProbe {
                 addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
                 protocol,

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::verdict::PortState;
+use crate::port_verdict::PortState;
 
 /// Which ICMP an error came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

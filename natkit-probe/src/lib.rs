@@ -5,7 +5,7 @@
 //! - A [`ProbePlan`] (from a [`natkit_core::PortSpec`], a service profile or
 //!   a list of [`PortProbe`]s) goes to [`Prober::run`] for a [`Summary`], or
 //!   to [`Prober::start`] for a stream of [`ProbeEvent`]s.
-//! - Each [`Verdict`] has a [`PortState`] and its [`Reason`]; UDP requests
+//! - Each [`PortVerdict`] has a [`PortState`] and its [`Reason`]; UDP requests
 //!   per service are [`PayloadKind`]s.
 //! - Timing: [`RttEstimator`], [`Concurrency`], [`RateLimit`], [`PortOrder`];
 //!   the decisions: the sans-IO [`Scheduler`].
@@ -35,11 +35,11 @@ mod order;
 pub mod outbound;
 mod payload;
 mod plan;
+mod port_verdict;
 mod rate;
 mod rtt;
 mod scheduler;
 pub mod sip;
-mod verdict;
 
 pub use concurrency::Concurrency;
 pub use config::{MAX_TRIES, ProbeConfig};
@@ -56,7 +56,12 @@ pub use icmp::{IcmpConclusion, IcmpKind, IcmpReport, IcmpVersion};
 pub use order::{PortOrder, SplitMix64};
 pub use payload::{PayloadKind, UdpPayloads};
 pub use plan::{MAX_PROBES, ProbePlan};
+pub use port_verdict::{PortProbe, PortState, PortVerdict, Reason};
 pub use rate::{RateLimit, TokenBucket};
 pub use rtt::{RttConfig, RttEstimator};
 pub use scheduler::{Action, AttemptId, AttemptOutcome, Launch, Scheduler};
-pub use verdict::{PortProbe, PortState, Reason, Verdict};
+
+/// The old name of [`PortVerdict`]: "verdict" alone also names the dial-back
+/// reachability and the SIP ALG answers.
+#[deprecated(note = "renamed `PortVerdict`")]
+pub type Verdict = PortVerdict;

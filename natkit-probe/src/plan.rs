@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use natkit_core::{PortSpec, Protocol, ServiceProfile};
 
 use crate::error::Error;
-use crate::verdict::PortProbe;
+use crate::port_verdict::PortProbe;
 
 /// The most probes one run takes: every port of both protocols on 256 hosts.
 pub const MAX_PROBES: usize = 256 * 65535 * 2;

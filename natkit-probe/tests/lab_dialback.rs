@@ -336,7 +336,7 @@ fn lab_engine_udp() {
         .lines()
         .filter_map(|l| l.find('{').map(|at| &l[at..]))
         .map(|l| {
-            let v: natkit_probe::Verdict = serde_json::from_str(l).expect("verdict json");
+            let v: natkit_probe::PortVerdict = serde_json::from_str(l).expect("verdict json");
             (v.probe.addr.port(), v.state)
         })
         .collect();

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use dialback_lab::{Check, SERVER_PORT, row, runtime, serve};
 use natkit_lab::{Lab, LabAddrs6, LabChild, NatKind, Node, Proto, require_root};
-use natkit_probe::{IcmpKind, PortState, ProbePlan, Prober, Reason, Verdict};
+use natkit_probe::{IcmpKind, PortState, PortVerdict, ProbePlan, Prober, Reason};
 
 mod dialback_lab;
 
@@ -297,11 +297,11 @@ fn lab_dialback_ipv6() {
     // The yardstick: the engine from wan, with a listener where the
     // responder was.
     let _listener = listen6(&lab, Node::Lan, PINHOLE);
-    let verdicts: BTreeMap<(u16, bool), Verdict> = lab
+    let verdicts: BTreeMap<(u16, bool), PortVerdict> = lab
         .helper_lines(Node::Wan, "wan_engine_v6", "{")
         .iter()
         .map(|l| {
-            let v: Verdict = serde_json::from_str(&format!("{{{l}")).expect("verdict json");
+            let v: PortVerdict = serde_json::from_str(&format!("{{{l}")).expect("verdict json");
             let tcp = v.probe.protocol == natkit_core::Protocol::Tcp;
             ((v.probe.addr.port(), tcp), v)
         })

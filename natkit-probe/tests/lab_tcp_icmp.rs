@@ -17,7 +17,7 @@ use std::time::Duration;
 use natkit_core::Protocol;
 use natkit_lab::{Lab, NatKind, Node, Proto, require_root};
 use natkit_probe::{
-    IcmpKind, PortOrder, PortState, ProbeConfig, ProbePlan, Prober, Reason, Verdict,
+    IcmpKind, PortOrder, PortState, PortVerdict, ProbeConfig, ProbePlan, Prober, Reason,
 };
 
 const FIRST: u16 = 6000;
@@ -110,7 +110,7 @@ fn lab_tcp_icmp_evidence() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let verdicts: Vec<Verdict> = stdout
+    let verdicts: Vec<PortVerdict> = stdout
         .lines()
         .filter_map(|l| l.find('{').map(|at| &l[at..]))
         .map(|l| serde_json::from_str(l).expect("verdict json"))
@@ -124,7 +124,7 @@ fn lab_tcp_icmp_evidence() {
 
     let router = IpAddr::V4(addrs.rtr_lan);
     for run in verdicts.chunks(ports) {
-        let by_port: BTreeMap<u16, &Verdict> =
+        let by_port: BTreeMap<u16, &PortVerdict> =
             run.iter().map(|v| (v.probe.addr.port(), v)).collect();
         assert_eq!(by_port.len(), ports);
         for (&port, v) in &by_port {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use natkit_core::Protocol;
 use natkit_probe::{
-    IcmpKind, PayloadKind, PortOrder, PortProbe, PortState, ProbeConfig, ProbeEvent, ProbePlan,
-    Prober, Reason, RttConfig, Summary, UdpPayloads, Verdict,
+    IcmpKind, PayloadKind, PortOrder, PortProbe, PortState, PortVerdict, ProbeConfig, ProbeEvent,
+    ProbePlan, Prober, Reason, RttConfig, Summary, UdpPayloads,
 };
 use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
@@ -80,7 +80,7 @@ async fn run(config: ProbeConfig, probes: Vec<PortProbe>) -> Summary {
     summary
 }
 
-fn verdict(s: &Summary, p: PortProbe) -> Verdict {
+fn verdict(s: &Summary, p: PortProbe) -> PortVerdict {
     *s.get(p.addr, p.protocol).unwrap()
 }
 

@@ -13,9 +13,9 @@ use super::error::DialbackError;
 use super::list::List;
 use super::message::{DialOutcome, DialPort, DialResult, MAX_PORTS, Message, Nonce, RefusalCode};
 use super::policy::canonical;
+use super::reachability::{ControlEvidence, Evidence, Reachability, ResponderSaw, Why, decide};
 use super::responder::{NotHeld, Responders, Seen};
 use super::stream::{ReadError, read_message, write_message};
-use super::verdict::{ControlEvidence, Evidence, Reachability, ResponderSaw, Why, decide};
 
 /// The most ports one [`DialbackClient::check`] takes (they are sent in
 /// requests of up to [`ClientConfig::ports_per_request`]).

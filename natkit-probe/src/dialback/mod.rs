@@ -98,10 +98,10 @@ mod error;
 mod list;
 mod message;
 mod policy;
+mod reachability;
 mod responder;
 pub mod server;
 mod stream;
-mod verdict;
 
 pub use admission::{Admission, Limits};
 pub use client::{
@@ -116,5 +116,5 @@ pub use message::{
     Nonce, RefusalCode, VERSION,
 };
 pub use policy::{IpPrefix, PortPolicy, PrefixError, TargetPolicy, canonical};
+pub use reachability::{ControlEvidence, Evidence, Reachability, ResponderSaw, Why, decide};
 pub use server::{CountersHandle, DialbackServer, ServerConfig, ServerCounters, StopHandle};
-pub use verdict::{ControlEvidence, Evidence, Reachability, ResponderSaw, Why, decide};

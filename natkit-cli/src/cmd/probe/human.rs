@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use natkit_probe::dialback::{Reachability, ReachabilityReport, canonical};
-use natkit_probe::{Backoff, PortState, Reason, Stats, Verdict};
+use natkit_probe::{Backoff, PortState, PortVerdict, Reason, Stats};
 
 use super::json::{count, reach_rtt, report_backoff};
 use super::{Request, Sink, short};
 
 /// What was seen, in words: the `reason` of the table and of JSON.
-pub(super) fn describe(v: &Verdict) -> String {
+pub(super) fn describe(v: &PortVerdict) -> String {
     let target = v.probe.addr.ip();
     match v.reason {
         Reason::Connected { rtt } => format!("connected in {}", short(rtt)),
@@ -50,7 +50,7 @@ pub(super) fn describe(v: &Verdict) -> String {
 /// table of the ports that are not closed (all with `--all`) and a summary.
 pub(super) struct Human {
     progress: ProgressBar,
-    rows: Vec<Verdict>,
+    rows: Vec<PortVerdict>,
     closed: ClosedTally,
     show_closed: bool,
 }
@@ -107,7 +107,7 @@ pub(super) fn progress(len: Option<u64>, template: &str) -> ProgressBar {
     bar
 }
 impl Sink for Human {
-    fn verdict(&mut self, _request: &Request, v: Verdict) {
+    fn verdict(&mut self, _request: &Request, v: PortVerdict) {
         self.progress.inc(1);
         if v.state == PortState::Open {
             self.progress.set_message(format!("open: {}", v.probe));
@@ -239,7 +239,7 @@ pub(super) fn print_reachability(
 pub(super) fn print_table(
     out: &mut impl Write,
     request: &Request,
-    rows: &[Verdict],
+    rows: &[PortVerdict],
     closed: &ClosedTally,
     stats: &Stats,
 ) -> std::io::Result<()> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use natkit_core::Protocol;
 use natkit_probe::dialback::{PortReachability, Reachability, ReachabilityReport, canonical};
-use natkit_probe::{Backoff, PortState, Reason, Stats, Verdict};
+use natkit_probe::{Backoff, PortState, PortVerdict, Reason, Stats};
 use serde::Serialize;
 
 use super::human::describe;
@@ -111,7 +111,7 @@ pub(super) struct Json<W: Write> {
 }
 
 impl<W: Write> Sink for Json<W> {
-    fn verdict(&mut self, request: &Request, v: Verdict) {
+    fn verdict(&mut self, request: &Request, v: PortVerdict) {
         let line = PortLine {
             target: v.probe.addr.ip(),
             port: v.probe.addr.port(),

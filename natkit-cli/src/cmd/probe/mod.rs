@@ -43,7 +43,7 @@ use std::time::Duration;
 use natkit_core::{PortSpec, Protocol, Protocols, ServiceProfile};
 use natkit_probe::dialback::{MAX_CHECK_PORTS, ReachabilityReport};
 use natkit_probe::{
-    Backoff, PortOrder, ProbeConfig, ProbeEvent, ProbePlan, Prober, RateLimit, Stats, Verdict,
+    Backoff, PortOrder, PortVerdict, ProbeConfig, ProbeEvent, ProbePlan, Prober, RateLimit, Stats,
 };
 
 use crate::common::{self, Output};
@@ -209,7 +209,7 @@ pub(super) fn config(args: &Args) -> ProbeConfig {
 /// Where the events of a local run go: one implementation per output mode.
 pub(super) trait Sink {
     /// One port's verdict, as it comes.
-    fn verdict(&mut self, request: &Request, verdict: Verdict);
+    fn verdict(&mut self, request: &Request, verdict: PortVerdict);
     /// The engine lowered its in-flight limit.
     fn backoff(&mut self, backoff: Backoff);
     /// The run is over.
@@ -409,7 +409,7 @@ mod tests {
     #[test]
     fn reasons_name_the_sender() {
         let router: IpAddr = "192.168.77.1".parse().unwrap();
-        let v = Verdict {
+        let v = PortVerdict {
             probe: natkit_probe::PortProbe {
                 addr: "88.77.66.2:443".parse().unwrap(),
                 protocol: Protocol::Tcp,
@@ -432,7 +432,7 @@ mod tests {
             "ICMP communication administratively prohibited (type 3 code 13) \
              from 192.168.77.1 (not the target) after 2.5 ms"
         );
-        let silent = Verdict {
+        let silent = PortVerdict {
             reason: Reason::Silence {
                 tries: 2,
                 waited: Duration::from_millis(3000),

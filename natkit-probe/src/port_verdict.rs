@@ -165,7 +165,7 @@ impl fmt::Display for Reason {
 /// The conclusion about one port, with its evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct Verdict {
+pub struct PortVerdict {
     /// The port probed.
     pub probe: PortProbe,
     /// What it concluded.
@@ -178,7 +178,7 @@ pub struct Verdict {
     pub payload: Option<PayloadKind>,
 }
 
-impl fmt::Display for Verdict {
+impl fmt::Display for PortVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: {}", self.probe, self.state, self.reason)?;
         if let Some(p) = self.payload {
@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn verdict_serializes_its_evidence() {
         let target = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let v = Verdict {
+        let v = PortVerdict {
             probe: PortProbe {
                 addr: SocketAddr::new(target, 53),
                 protocol: Protocol::Udp,
@@ -235,7 +235,7 @@ mod tests {
         assert_eq!(json["reason"]["report"]["offender"], "127.0.0.1");
         assert_eq!(json["probe"]["protocol"], "udp");
         assert_eq!(json["payload"], "dns");
-        let back: Verdict = serde_json::from_value(json).unwrap();
+        let back: PortVerdict = serde_json::from_value(json).unwrap();
         assert_eq!(back, v);
         assert_eq!(
             v.to_string(),
