@@ -11,13 +11,17 @@
 //! ```text
 //! natkit map --protocol tcp|udp --port N [--external-port M]
 //!     [--mechanism auto|upnp|natpmp|pcp] [--lifetime S] [--json] [--once]
-//!     [--journal DIR] [--ipv6 | --address IP]
+//!     [--journal DIR] [--ipv6 | --address IP] [--stun HOST:PORT …]
 //! ```
 //!
 //! With `--ipv6` (or an IPv6 `--address`) it opens an IPv6 *pinhole* in the
 //! router's firewall instead (PCP, then UPnP IGD; NAT-PMP has no IPv6): for
 //! this host's stable global IPv6 address, never a temporary (privacy) one,
-//! and the output says which address and why.
+//! and the output says which address and why. Beside the mapping it asks STUN
+//! servers over IPv6 which address they see from the pinhole's (`reach`): a
+//! router that translates IPv6 (NAT66, NPTv6) makes the pinhole unreachable
+//! from outside, and the output warns; with no answer it says reachability
+//! was not checked.
 //!
 //! Exit status: 0 after the mapping was made and deleted again; 1 when no
 //! mechanism could map (the line names what each one answered), when the
@@ -27,6 +31,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod reach;
 
 use natkit_core::addresses::ROUTE_PROBE_V6;
 use natkit_core::{
@@ -92,6 +98,11 @@ pub(crate) struct Args {
     /// that routes to the gateway). An IPv6 address opens a pinhole for it.
     #[arg(long, value_name = "IP")]
     address: Option<IpAddr>,
+    /// For a pinhole: a STUN server asked over IPv6 which address the
+    /// internet sees for it, `host:port` (or `host` for 3478); repeatable.
+    /// Default: natkit_stun::DEFAULT_SERVERS.
+    #[arg(long = "stun", value_name = "HOST:PORT")]
+    stun: Vec<String>,
 }
 
 pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
@@ -130,6 +141,28 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     let mapper = AutoMapper::new(config).with_journal(journal);
     let json = out.json;
 
+    // The address is a local lookup; known before the cleanup, it lets the
+    // reachability check run beside the cleanup and the mapping.
+    let stable = if args.ipv6 {
+        Some(stable_address(mapper.gateway().ok().cloned()).await)
+    } else {
+        None
+    };
+    let pinhole_ip = match &stable {
+        Some(Ok(choice)) => Some(IpAddr::V6(choice.address)),
+        Some(Err(_)) => None,
+        None => args.address.filter(IpAddr::is_ipv6),
+    };
+    let reach = pinhole_ip.map(|ip| {
+        let servers = if args.stun.is_empty() {
+            natkit_stun::default_servers()
+        } else {
+            args.stun.clone()
+        };
+        tokio::spawn(reach::check(ip, servers))
+    });
+    let reach = Reach::new(reach);
+
     match mapper.cleanup(CleanupOptions::default()).await {
         Ok(report) => print_cleanup(&report, json),
         Err(e) => eprintln!(
@@ -142,16 +175,13 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         Proto::Tcp => Protocol::Tcp,
         Proto::Udp => Protocol::Udp,
     };
-    let (internal_ip, stable) = if args.ipv6 {
-        match stable_address(mapper.gateway().ok().cloned()).await {
-            Ok(choice) => (IpAddr::V6(choice.address), Some(choice)),
-            Err(e) => return common::fail(&e),
-        }
-    } else {
-        (
+    let (internal_ip, stable) = match stable {
+        Some(Ok(choice)) => (IpAddr::V6(choice.address), Some(choice)),
+        Some(Err(e)) => return common::fail(&e),
+        None => (
             args.address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             None,
-        )
+        ),
     };
     if let Some(choice) = &stable {
         if json {
@@ -190,6 +220,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     };
     let report = mapper.last_report().await;
     print_mapping(&mapping, &request, &report, json);
+    let mut reach = reach;
 
     if let Some(shutdown) = shutdown {
         let stop = shutdown.wait();
@@ -197,11 +228,18 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         loop {
             tokio::select! {
                 () = &mut stop => break,
+                r = reach.next(), if reach.pending() => print_reach(&r, json),
                 // The first Mapped is the mapping printed above.
                 Some(event) = events.recv() => if !matches!(event, KeeperEvent::Mapped { .. }) {
                     print_event(&event, json);
                 },
             }
+        }
+    } else if reach.pending() {
+        // The check is bounded itself; this bound only guards against a bug.
+        match tokio::time::timeout(reach::CHECK_BOUND, reach.next()).await {
+            Ok(r) => print_reach(&r, json),
+            Err(_) => reach.abandon(),
         }
     }
     // Events the keeper sent before stopping (e.g. the first Mapped).
@@ -229,6 +267,59 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// The pinhole's reachability check ([`reach`]), running on its own task
+/// beside the cleanup, the mapping and the keeper; ended when dropped.
+struct Reach {
+    task: Option<tokio::task::JoinHandle<reach::Reachability>>,
+}
+
+impl Reach {
+    fn new(task: Option<tokio::task::JoinHandle<reach::Reachability>>) -> Self {
+        Reach { task }
+    }
+
+    /// Whether the check has yet to be printed.
+    fn pending(&self) -> bool {
+        self.task.is_some()
+    }
+
+    /// The check's conclusion once it finishes (never, when none is pending);
+    /// a panic in it is raised here.
+    async fn next(&mut self) -> Option<reach::Reachability> {
+        let Some(task) = self.task.as_mut() else {
+            return std::future::pending().await;
+        };
+        let done = task.await;
+        self.task = None;
+        match done {
+            Ok(r) => Some(r),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => None,
+        }
+    }
+
+    fn abandon(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Reach {
+    fn drop(&mut self) {
+        self.abandon();
+    }
+}
+
+fn print_reach(r: &Option<reach::Reachability>, json: bool) {
+    let Some(r) = r else { return };
+    if json {
+        common::print_json(&r.json());
+    } else {
+        outln!("{}", r.line());
     }
 }
 
