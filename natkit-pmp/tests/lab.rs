@@ -70,15 +70,8 @@ fn describe(kind: &str, m: &Mapping, req: &MappingRequest) -> String {
 #[test]
 #[ignore = "helper process body; natpmp_/pcp_through_miniupnpd run it in the LAN"]
 fn lan_side() {
-    let Some(addrs) = natkit_lab::helper_addrs("lan_side").expect("lab env") else {
-        return;
-    };
+    let (addrs, rt) = natkit_testkit::lab_helper("lan_side");
     let mech = std::env::var("MECH").expect("MECH");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     let m = mapper(&mech, addrs.rtr_lan);
     // Listeners first, so the peer's traffic has somewhere to go.
     rt.block_on(async {

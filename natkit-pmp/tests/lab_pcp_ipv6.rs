@@ -67,14 +67,7 @@ fn spawn_echo6() {
 /// A helper's start: the lab's addresses, a runtime (the keeper's tasks
 /// run on it between commands) and the echo server.
 fn helper_start(name: &str) -> (natkit_lab::LabAddrs, tokio::runtime::Runtime) {
-    let addrs = natkit_lab::helper_addrs(name)
-        .expect("lab env")
-        .expect("in the lab");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (addrs, rt) = natkit_testkit::lab_helper(name);
     spawn_echo6();
     (addrs, rt)
 }

@@ -67,15 +67,8 @@ fn event_line(e: &KeeperEvent) -> String {
 #[test]
 #[ignore = "helper process body; keeper_*_through_restart run it in the LAN"]
 fn keeper_lan_side() {
-    let Some(a) = natkit_lab::helper_addrs("keeper_lan_side").expect("lab env") else {
-        return;
-    };
+    let (a, rt) = natkit_testkit::lab_helper("keeper_lan_side");
     let mech = std::env::var("MECH").expect("MECH");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     spawn_echo(PROOF_TCP_PORT, PROOF_UDP_PORT).expect("echo servers");
     let config = KeeperConfig {
         renew_fraction: RENEW_EVERY.as_secs_f64() / LIFETIME.as_secs_f64(),
