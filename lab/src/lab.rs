@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::builder::LabBuilder;
 use crate::child::{LabChild, describe};
-use crate::env::{LabAddrs, env_ip, env_str, parse_env};
+use crate::env::{LabAddrs, LabAddrs6, env_ip, env_str, parse_env};
 use crate::error::LabError;
 use crate::preflight::{preflight, script_path, tool_path};
 use crate::spec::{Daemon, Link, NatKind, Node, Proto};
@@ -114,6 +114,15 @@ impl Lab {
     /// The lab's addresses.
     pub fn addrs(&self) -> &LabAddrs {
         &self.addrs
+    }
+
+    /// The lab's IPv6 addresses; an error (`IPV6` missing from its env) unless
+    /// it was built with [`ipv6`](LabBuilder::ipv6).
+    pub fn addrs6(&self) -> Result<LabAddrs6, LabError> {
+        self.addrs.v6.ok_or_else(|| LabError::BadEnv {
+            key: "IPV6".to_owned(),
+            value: None,
+        })
     }
 
     /// Every `KEY=VALUE` of the lab's env file (see README: `LAN_IP`, `STUN1`, …).

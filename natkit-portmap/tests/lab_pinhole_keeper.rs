@@ -18,7 +18,7 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use natkit_lab::{Lab, LabAddrs6, LabChild, NatKind, Node, Proto};
+use natkit_lab::{Lab, LabChild, NatKind, Node, Proto};
 use serde_json::Value;
 
 mod natkit_map;
@@ -29,10 +29,6 @@ const KEPT: u16 = 18100;
 const KILLED_PCP: u16 = 18101;
 const KILLED_UPNP: u16 = 18102;
 const NEXT: u16 = 18103;
-
-fn v6(lab: &Lab) -> LabAddrs6 {
-    lab.addrs().v6.expect("a dual-stack lab has IPv6 addresses")
-}
 
 /// A fresh journal directory for this test.
 fn journal_dir() -> PathBuf {
@@ -80,7 +76,11 @@ fn listen(lab: &Lab, addr: Ipv6Addr, port: u16) -> LabChild {
 
 /// Whether PEER_IP6 completes a TCP handshake with `addr`:`port` within 2 s.
 fn peer_connects(lab: &Lab, addr: Ipv6Addr, port: u16) -> bool {
-    let (peer, addr, port) = (v6(lab).peer.to_string(), addr.to_string(), port.to_string());
+    let (peer, addr, port) = (
+        lab.addrs6().expect("ipv6 lab").peer.to_string(),
+        addr.to_string(),
+        port.to_string(),
+    );
     let out = lab
         .exec(
             Node::Wan,
@@ -121,7 +121,7 @@ fn pinholes_survive_a_router_restart_and_a_killed_runs_are_removed() {
         .miniupnpd(true)
         .ipv6(true)
         .up();
-    let a = v6(&lab);
+    let a = lab.addrs6().expect("ipv6 lab");
     let dir = journal_dir();
     let journal = dir.to_str().expect("utf-8 path");
 

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use dialback_lab::{Check, SERVER_PORT, row, runtime, serve};
-use natkit_lab::{Lab, LabAddrs6, LabChild, NatKind, Node, Proto, require_root};
+use natkit_lab::{Lab, LabChild, NatKind, Node, Proto, require_root};
 use natkit_probe::{IcmpKind, PortState, PortVerdict, ProbePlan, Prober, Reason};
 
 mod dialback_lab;
@@ -42,10 +42,6 @@ const UDP_DROPPED: u16 = 41091;
 const UDP_REJECTED: u16 = 41092;
 /// IPv4 through the same dual-stack server: not mapped, the router resets.
 const V4_UNMAPPED: u16 = 41100;
-
-fn v6(lab: &Lab) -> LabAddrs6 {
-    lab.addrs().v6.expect("a dual-stack lab has IPv6 addresses")
-}
 
 // ---- the helper run inside the lab ----
 
@@ -82,7 +78,7 @@ fn nft(lab: &Lab, rule: &str) {
 /// from the pinhole's own address (606 otherwise), so the caller routes
 /// the router's address with that source first.
 fn pinhole(lab: &Lab, port: u16, proto: &str) {
-    let a = v6(lab);
+    let a = lab.addrs6().expect("ipv6 lab");
     let url = format!("http://[{}]:2869/rootDesc.xml", a.rtr_lan);
     let (peer, lan, p) = (a.peer.to_string(), a.lan.to_string(), port.to_string());
     let argv = [
@@ -110,7 +106,7 @@ fn listen6(lab: &Lab, node: Node, port: u16) -> LabChild {
 /// forward of TO_LAN2 to lan2 (a DNAT that the forward chain lets pass as
 /// it lets IPv4 port forwards).
 fn router_rules(lab: &Lab) {
-    let a = v6(lab);
+    let a = lab.addrs6().expect("ipv6 lab");
     let (lan, lan2) = (a.lan, a.lan2.expect("lan2"));
     nft(lab, "add table inet nkdb");
     nft(
@@ -161,11 +157,10 @@ fn lab_dialback_ipv6() {
         .lan2(true)
         .build()
         .expect("lab");
-    let a = v6(&lab);
+    let a = lab.addrs6().expect("ipv6 lab");
     let stable = IpAddr::V6(a.lan);
     // upnpc's requests to the router must come from the stable address.
-    let route = format!("ip -6 route add {}/128 dev eth0 src {}", a.rtr_lan, a.lan);
-    lab.exec_ok(Node::Lan, &["sh", "-c", &route])
+    lab.prefer_source6(Node::Lan, a.rtr_lan, a.lan)
         .expect("route with the stable source");
     for (port, proto) in [
         (PINHOLE, "TCP"),
