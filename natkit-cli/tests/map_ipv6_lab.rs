@@ -131,6 +131,7 @@ fn reach(events: &[Value]) -> (IpAddr, Value) {
     let (at, r) = event(events, "ipv6_reachability");
     assert!(at > mapped_at, "the mapping is printed first: {events:#?}");
     assert_eq!(r["pinhole"], internal.ip().to_string(), "{r:#}");
+    assert_eq!(r["port"], internal.port(), "{r:#}");
     assert_eq!(r["bound_ms"], CHECK_BOUND_MS, "{r:#}");
     let (deleted_at, _) = event(events, "deleted");
     assert!(deleted_at > at, "{events:#?}");
@@ -268,11 +269,13 @@ fn nat66() {
         .find(|l| l.starts_with("warning: this network translates IPv6"))
         .unwrap_or_else(|| panic!("no warning: {text}"));
     let says = format!(
-        "the internet sees this host as {}, so the pinhole at {} is not reachable from outside",
-        v6.rtr_wan, v6.lan
+        "the internet sees this host as {rtr}, so the pinhole at [{lan}]:7404 is not reachable \
+         from outside; instead forward {rtr} port 7404 to [{lan}]:7404 in the router's IPv6 \
+         port forwarding, or turn NAT66 off",
+        rtr = v6.rtr_wan,
+        lan = v6.lan
     );
     assert!(warning.contains(&says), "{warning}");
-    assert!(warning.contains("port forwarding"), "{warning}");
 }
 
 fn no_stun() {

@@ -159,7 +159,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         } else {
             args.stun.clone()
         };
-        tokio::spawn(reach::check(ip, servers))
+        tokio::spawn(reach::check((ip, args.port).into(), servers))
     });
     let reach = Reach::new(reach);
 

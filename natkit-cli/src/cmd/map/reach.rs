@@ -97,24 +97,30 @@ fn outcomes(evidence: &[Evidence]) -> String {
 pub(super) enum Reachability {
     /// The servers see this host at the pinhole's own address: no translation.
     SeenAtPinhole {
-        pinhole: IpAddr,
+        pinhole: SocketAddr,
         seen: ExternalAddress,
     },
     /// The servers see another address: a NAT66 or NPTv6 router translates,
     /// and the pinhole's address cannot be reached from outside.
     Translated {
-        pinhole: IpAddr,
+        pinhole: SocketAddr,
         seen: ExternalAddress,
     },
     /// Unknown, and why.
-    NotChecked { pinhole: IpAddr, why: NotChecked },
+    NotChecked {
+        pinhole: SocketAddr,
+        why: NotChecked,
+    },
 }
 
-/// The conclusion from what the servers said (their consensus, or why there
-/// is none).
-pub(super) fn decide(pinhole: IpAddr, seen: Result<ExternalAddress, NotChecked>) -> Reachability {
+/// The conclusion about the pinhole at `pinhole` (address and port) from
+/// what the servers said (their consensus, or why there is none).
+pub(super) fn decide(
+    pinhole: SocketAddr,
+    seen: Result<ExternalAddress, NotChecked>,
+) -> Reachability {
     match seen {
-        Ok(seen) if seen.ip == pinhole => Reachability::SeenAtPinhole { pinhole, seen },
+        Ok(seen) if seen.ip == pinhole.ip() => Reachability::SeenAtPinhole { pinhole, seen },
         Ok(seen) => Reachability::Translated { pinhole, seen },
         Err(why) => Reachability::NotChecked { pinhole, why },
     }
@@ -125,16 +131,19 @@ impl Reachability {
     pub(super) fn line(&self) -> String {
         match self {
             Reachability::SeenAtPinhole { pinhole, seen } => format!(
-                "note: the internet sees this host at the pinhole's address {pinhole} \
+                "note: the internet sees this host at the pinhole's address {} \
                  (STUN over IPv6: {})",
+                pinhole.ip(),
                 agreement(seen)
             ),
             Reachability::Translated { pinhole, seen } => format!(
                 "warning: this network translates IPv6 (NAT66 or NPTv6): the internet sees \
                  this host as {}, so the pinhole at {pinhole} is not reachable from outside; \
-                 forward the port to {pinhole} in the router's IPv6 port forwarding instead, \
-                 or turn NAT66 off (STUN over IPv6: {})",
+                 instead forward {} port {} to {pinhole} in the router's IPv6 port \
+                 forwarding, or turn NAT66 off on the router (STUN over IPv6: {})",
                 seen.ip,
+                seen.ip,
+                pinhole.port(),
                 agreement(seen)
             ),
             Reachability::NotChecked { why, .. } => {
@@ -163,7 +172,8 @@ impl Reachability {
         json!({
             "event": "ipv6_reachability",
             "verdict": verdict,
-            "pinhole": pinhole,
+            "pinhole": pinhole.ip(),
+            "port": pinhole.port(),
             "seen": seen.map(|s| s.ip),
             "agreeing": seen.map(|s| s.agreeing().count()),
             "reason": reason.map(NotChecked::code),
@@ -188,8 +198,11 @@ fn agreement(seen: &ExternalAddress) -> String {
 
 /// Asks `servers` over IPv6 from `pinhole` which address they see, within
 /// [`CHECK_BOUND`].
-pub(super) async fn check(pinhole: IpAddr, servers: Vec<String>) -> Reachability {
-    decide(pinhole, bounded(CHECK_BOUND, ask(pinhole, servers)).await)
+pub(super) async fn check(pinhole: SocketAddr, servers: Vec<String>) -> Reachability {
+    decide(
+        pinhole,
+        bounded(CHECK_BOUND, ask(pinhole.ip(), servers)).await,
+    )
 }
 
 /// `work`, or [`NotChecked::TimedOut`] once `bound` has passed.
@@ -270,6 +283,11 @@ mod tests {
         s.parse().expect("an address")
     }
 
+    /// The pinhole at port 7000.
+    fn at(s: &str) -> SocketAddr {
+        SocketAddr::new(ip(s), 7000)
+    }
+
     /// What two servers said: each saw one of `ips` at port 40000.
     fn seen(ips: &[&str]) -> ExternalAddress {
         let evidence = ips
@@ -287,7 +305,7 @@ mod tests {
 
     #[test]
     fn the_pinholes_own_address_seen_is_no_translation() {
-        let r = decide(ip(PINHOLE), Ok(seen(&[PINHOLE, PINHOLE])));
+        let r = decide(at(PINHOLE), Ok(seen(&[PINHOLE, PINHOLE])));
         assert!(matches!(r, Reachability::SeenAtPinhole { .. }), "{r:?}");
         let line = r.line();
         assert!(
@@ -306,7 +324,7 @@ mod tests {
 
     #[test]
     fn another_address_seen_is_a_translator_and_names_it() {
-        let r = decide(ip(PINHOLE), Ok(seen(&[ROUTER, ROUTER])));
+        let r = decide(at(PINHOLE), Ok(seen(&[ROUTER, ROUTER])));
         assert!(matches!(r, Reachability::Translated { .. }), "{r:?}");
         let line = r.line();
         assert!(
@@ -314,7 +332,8 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.contains("sees this host as 2a0d:88:77:66::2, so the pinhole at 2a0d:88:77:77::2 is not reachable from outside"),
+            line.contains("sees this host as 2a0d:88:77:66::2, so the pinhole at [2a0d:88:77:77::2]:7000 is not reachable from outside; \
+                 instead forward 2a0d:88:77:66::2 port 7000 to [2a0d:88:77:77::2]:7000"),
             "{line}"
         );
         assert!(
@@ -331,7 +350,7 @@ mod tests {
     fn the_majority_decides_when_servers_disagree() {
         // One server seeing the pinhole's address does not outvote two that see
         // the translator.
-        let r = decide(ip(PINHOLE), Ok(seen(&[PINHOLE, ROUTER, ROUTER])));
+        let r = decide(at(PINHOLE), Ok(seen(&[PINHOLE, ROUTER, ROUTER])));
         assert!(matches!(r, Reachability::Translated { .. }), "{r:?}");
         assert!(r.line().contains("2 of 3 servers saw 2a0d:88:77:66::2"));
     }
@@ -339,7 +358,7 @@ mod tests {
     #[test]
     fn no_answer_is_not_checked_with_why() {
         let evidence = vec![stun_evidence("stun0:3478", Outcome::TimedOut)];
-        let r = decide(ip(PINHOLE), Err(NotChecked::NoAnswer { evidence }));
+        let r = decide(at(PINHOLE), Err(NotChecked::NoAnswer { evidence }));
         let line = r.line();
         assert_eq!(
             line,
@@ -352,7 +371,7 @@ mod tests {
         assert_eq!(v["servers"][0]["outcome"], "timed out");
 
         let r = decide(
-            ip(PINHOLE),
+            at(PINHOLE),
             Err(NotChecked::TimedOut { bound: CHECK_BOUND }),
         );
         assert_eq!(r.json()["reason"], "timed_out");
@@ -382,10 +401,46 @@ mod tests {
         assert!(started.elapsed() < CHECK_BOUND);
     }
 
+    /// natkit's STUN server on `[::1]`, served until the test ends.
+    async fn loopback_server() -> SocketAddr {
+        let config = natkit_stun::server::ServerConfig::new("[::1]:0".parse().expect("addr"));
+        let server = natkit_stun::server::Server::bind(config)
+            .await
+            .expect("a STUN server on [::1]");
+        let addr = server.local_addrs()[0];
+        tokio::spawn(server.run());
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_server_sees_the_pinholes_own_address_on_loopback() {
+        let server = loopback_server().await;
+        let r = check(at("::1"), vec![server.to_string()]).await;
+        assert!(matches!(r, Reachability::SeenAtPinhole { .. }), "{r:?}");
+        let v = r.json();
+        assert_eq!(v["seen"], "::1", "{v}");
+        assert_eq!(v["servers"][0]["source"], server.to_string(), "{v}");
+    }
+
+    #[tokio::test]
+    async fn a_pinhole_address_this_host_lacks_is_not_checked() {
+        // Binding fails before anything is sent.
+        let server = loopback_server().await;
+        let r = check(at(PINHOLE), vec![server.to_string()]).await;
+        let v = r.json();
+        assert_eq!(v["reason"], "no_socket", "{v}");
+        assert!(
+            r.line()
+                .contains("not checked: cannot send from the pinhole's address"),
+            "{}",
+            r.line()
+        );
+    }
+
     #[tokio::test]
     async fn no_server_with_an_ipv6_address_is_not_checked() {
         // An IPv4 literal has no IPv6 address: no lookup, nothing sent.
-        let r = check(ip("::1"), vec!["127.0.0.1:9".into()]).await;
+        let r = check(at("::1"), vec!["127.0.0.1:9".into()]).await;
         let v = r.json();
         assert_eq!(v["reason"], "no_server", "{v}");
         assert_eq!(v["servers"][0]["source"], "127.0.0.1:9", "{v}");
