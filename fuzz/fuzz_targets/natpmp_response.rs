@@ -13,7 +13,7 @@ use std::time::Instant;
 use libfuzzer_sys::fuzz_target;
 use natkit_core::Protocol;
 use natkit_pmp::natpmp::{NatPmpAnswer, NatPmpExchange, NatPmpRequest, NatPmpResponse};
-use natkit_pmp::{Exchange, Outcome, RetransmitPlan, Transaction, Verdict};
+use natkit_pmp::{Exchange, Judgement, Outcome, RetransmitPlan, Transaction};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, datagram)) = data.split_first() else {
@@ -67,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let exchange = NatPmpExchange::new(request);
     let verdict = exchange.judge(datagram);
-    if let Verdict::Accept(a) = &verdict {
+    if let Judgement::Accept(a) = &verdict {
         assert_eq!(Some(a), answer.as_ref().ok());
         assert_eq!(a.opcode(), request.opcode());
     }
@@ -93,13 +93,13 @@ fuzz_target!(|data: &[u8]| {
     txn.handle_input(now, gateway, datagram);
     let c = txn.counters();
     match verdict {
-        Verdict::Accept(a) => {
+        Judgement::Accept(a) => {
             assert_eq!(c.answered, 1);
             assert!(
                 matches!(txn.outcome(), Some(Outcome::Answered { answer, .. }) if *answer == a)
             );
         }
-        Verdict::Drop(_) => {
+        Judgement::Drop(_) => {
             assert!(!txn.is_finished());
             assert_eq!(c.dropped(), 2);
         }

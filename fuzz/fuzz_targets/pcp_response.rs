@@ -15,7 +15,7 @@ use natkit_pmp::pcp::{
     MapRequest, Nonce, PCP_VERSION, PcpAnswer, PcpExchange, PcpOpcode, PcpRequest, PcpResponse,
     PcpResultCode, is_natpmp_unsupported_version,
 };
-use natkit_pmp::{DropReason, Exchange, RetransmitPlan, Transaction, Verdict};
+use natkit_pmp::{DropReason, Exchange, Judgement, RetransmitPlan, Transaction};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, datagram)) = data.split_first() else {
@@ -59,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
     let exchange = PcpExchange::new(request);
     let verdict = exchange.judge(datagram);
     match &verdict {
-        Verdict::Accept(PcpAnswer::Mapped { .. }) => {
+        Judgement::Accept(PcpAnswer::Mapped { .. }) => {
             let m = map.expect("only a MAP request gets a mapping");
             let r = PcpResponse::new_checked(datagram).expect("accepted answers parse");
             let data = r.map().expect("a mapping carries MAP data");
@@ -67,16 +67,16 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(data.internal_port, m.internal_port);
             assert_eq!(r.result_code(), PcpResultCode::Success);
         }
-        Verdict::Accept(PcpAnswer::NatPmpOnly { .. }) => {
+        Judgement::Accept(PcpAnswer::NatPmpOnly { .. }) => {
             assert!(is_natpmp_unsupported_version(datagram));
         }
-        Verdict::Accept(PcpAnswer::Announced { .. }) => assert!(map.is_none()),
-        Verdict::Accept(PcpAnswer::Failure { .. }) => {}
-        Verdict::Drop(DropReason::WrongNonce) => {
+        Judgement::Accept(PcpAnswer::Announced { .. }) => assert!(map.is_none()),
+        Judgement::Accept(PcpAnswer::Failure { .. }) => {}
+        Judgement::Drop(DropReason::WrongNonce) => {
             let r = PcpResponse::new_checked(datagram).expect("judged answers parse");
             assert_ne!(r.map().map(|d| d.nonce), map.map(|m| m.nonce));
         }
-        Verdict::Drop(_) => {}
+        Judgement::Drop(_) => {}
     }
 
     let gateway: SocketAddr = "192.168.77.1:5351".parse().unwrap();
@@ -100,8 +100,8 @@ fuzz_target!(|data: &[u8]| {
     let c = txn.counters();
     assert_eq!(c.dropped_wrong_source, 1);
     match verdict {
-        Verdict::Accept(_) => assert_eq!(c.answered, 1),
-        Verdict::Drop(DropReason::WrongNonce) => assert_eq!(c.dropped_wrong_nonce, 1),
-        Verdict::Drop(_) => assert_eq!(c.dropped(), 2),
+        Judgement::Accept(_) => assert_eq!(c.answered, 1),
+        Judgement::Drop(DropReason::WrongNonce) => assert_eq!(c.dropped_wrong_nonce, 1),
+        Judgement::Drop(_) => assert_eq!(c.dropped(), 2),
     }
 });

@@ -32,4 +32,9 @@ pub use schedule::{
     RELEASE_MAX_INTERVAL, RetransmitPlan, Retransmitter, STEADY_DURATION, STEADY_MAX_INTERVAL,
     TimerAction,
 };
-pub use transaction::{DropReason, Event, Exchange, Outcome, Transaction, Transmit, Verdict};
+pub use transaction::{DropReason, Event, Exchange, Judgement, Outcome, Transaction, Transmit};
+
+/// The old name of [`Judgement`] ("verdict" also names a port probe's
+/// conclusion in natkit-probe and a router's in natkit-portmap).
+#[deprecated(note = "renamed `Judgement`")]
+pub type Verdict<T> = Judgement<T>;

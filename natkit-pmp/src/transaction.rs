@@ -40,9 +40,9 @@ pub enum DropReason {
     Unmatched,
 }
 
-/// A protocol's judgement of a datagram from the server.
+/// A protocol's judgement of a datagram from the server ([`Exchange::judge`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict<T> {
+pub enum Judgement<T> {
     /// The answer to this request.
     Accept(T),
     /// Not the answer; drop it.
@@ -57,7 +57,7 @@ pub trait Exchange {
 
     /// Judges a datagram that came from the server's address and port.
     /// Must not panic on any input.
-    fn judge(&self, datagram: &[u8]) -> Verdict<Self::Answer>;
+    fn judge(&self, datagram: &[u8]) -> Judgement<Self::Answer>;
 }
 
 /// A datagram the caller must send.
@@ -202,10 +202,10 @@ impl<E: Exchange> Transaction<E> {
         let verdict = if from == self.server {
             self.exchange.judge(datagram)
         } else {
-            Verdict::Drop(DropReason::WrongSource)
+            Judgement::Drop(DropReason::WrongSource)
         };
         match verdict {
-            Verdict::Accept(answer) => {
+            Judgement::Accept(answer) => {
                 self.counters.answered += 1;
                 self.finish(Outcome::Answered {
                     answer,
@@ -213,7 +213,7 @@ impl<E: Exchange> Transaction<E> {
                     sends: self.timer.sends(),
                 });
             }
-            Verdict::Drop(reason) => {
+            Judgement::Drop(reason) => {
                 match reason {
                     DropReason::WrongSource => self.counters.dropped_wrong_source += 1,
                     DropReason::WrongNonce => self.counters.dropped_wrong_nonce += 1,
@@ -273,11 +273,11 @@ mod tests {
     struct Toy;
     impl Exchange for Toy {
         type Answer = u8;
-        fn judge(&self, d: &[u8]) -> Verdict<u8> {
+        fn judge(&self, d: &[u8]) -> Judgement<u8> {
             match d {
-                [1] => Verdict::Accept(1),
-                [2] => Verdict::Drop(DropReason::WrongNonce),
-                _ => Verdict::Drop(DropReason::Malformed),
+                [1] => Judgement::Accept(1),
+                [2] => Judgement::Drop(DropReason::WrongNonce),
+                _ => Judgement::Drop(DropReason::Malformed),
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Which datagrams answer a NAT-PMP request.
 
 use crate::natpmp::wire::{NatPmpAnswer, NatPmpRequest};
-use crate::transaction::{DropReason, Exchange, Verdict};
+use crate::transaction::{DropReason, Exchange, Judgement};
 
 /// Matches NAT-PMP answers to one request: the opcode must be the
 /// request's, and a mapping answer must be for the request's internal port
@@ -26,12 +26,12 @@ impl NatPmpExchange {
 impl Exchange for NatPmpExchange {
     type Answer = NatPmpAnswer;
 
-    fn judge(&self, datagram: &[u8]) -> Verdict<NatPmpAnswer> {
+    fn judge(&self, datagram: &[u8]) -> Judgement<NatPmpAnswer> {
         let Ok(answer) = NatPmpAnswer::parse(datagram) else {
-            return Verdict::Drop(DropReason::Malformed);
+            return Judgement::Drop(DropReason::Malformed);
         };
         if answer.opcode() != self.request.opcode() {
-            return Verdict::Drop(DropReason::Unmatched);
+            return Judgement::Drop(DropReason::Unmatched);
         }
         let answered_port = match answer {
             NatPmpAnswer::Mapping { internal_port, .. } => Some(internal_port),
@@ -44,10 +44,10 @@ impl Exchange for NatPmpExchange {
             // Failure answers of some servers carry zeros instead of the port.
             let failure_with_zero = matches!(answer, NatPmpAnswer::Failure { .. }) && answered == 0;
             if answered != internal_port && !failure_with_zero {
-                return Verdict::Drop(DropReason::Unmatched);
+                return Judgement::Drop(DropReason::Unmatched);
             }
         }
-        Verdict::Accept(answer)
+        Judgement::Accept(answer)
     }
 }
 
@@ -77,7 +77,7 @@ mod tests {
     fn matches_opcode_and_internal_port() {
         assert!(matches!(
             map(5000).judge(&mapping_answer(1, 5000)),
-            Verdict::Accept(NatPmpAnswer::Mapping {
+            Judgement::Accept(NatPmpAnswer::Mapping {
                 external_port: 40000,
                 ..
             })
@@ -85,20 +85,20 @@ mod tests {
         // TCP answer to a UDP request, or another port: not ours.
         assert_eq!(
             map(5000).judge(&mapping_answer(2, 5000)),
-            Verdict::Drop(DropReason::Unmatched)
+            Judgement::Drop(DropReason::Unmatched)
         );
         assert_eq!(
             map(5000).judge(&mapping_answer(1, 5001)),
-            Verdict::Drop(DropReason::Unmatched)
+            Judgement::Drop(DropReason::Unmatched)
         );
         assert_eq!(
             map(5000).judge(&[0, 128, 0]),
-            Verdict::Drop(DropReason::Malformed)
+            Judgement::Drop(DropReason::Malformed)
         );
         let addr = NatPmpExchange::new(NatPmpRequest::ExternalAddress);
         assert_eq!(
             addr.judge(&mapping_answer(1, 5000)),
-            Verdict::Drop(DropReason::Unmatched)
+            Judgement::Drop(DropReason::Unmatched)
         );
     }
 
@@ -106,7 +106,7 @@ mod tests {
     fn short_failure_answers_are_accepted() {
         assert!(matches!(
             map(5000).judge(&[0, 129, 0, 4, 0, 0, 0, 9]),
-            Verdict::Accept(NatPmpAnswer::Failure { .. })
+            Judgement::Accept(NatPmpAnswer::Failure { .. })
         ));
     }
 }

@@ -7,7 +7,7 @@ use crate::pcp::PcpResultCode;
 use crate::pcp::wire::{
     MapRequest, PCP_VERSION, PcpRequest, PcpRequestBody, PcpResponse, protocol_number,
 };
-use crate::transaction::{DropReason, Exchange, Verdict};
+use crate::transaction::{DropReason, Exchange, Judgement};
 
 /// A PCP server's (or a NAT-PMP server's) answer to a PCP request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,18 +72,18 @@ pub fn is_natpmp_unsupported_version(d: &[u8]) -> bool {
 impl Exchange for PcpExchange {
     type Answer = PcpAnswer;
 
-    fn judge(&self, d: &[u8]) -> Verdict<PcpAnswer> {
+    fn judge(&self, d: &[u8]) -> Judgement<PcpAnswer> {
         if is_natpmp_unsupported_version(d) {
             let epoch = d
                 .get(4..8)
                 .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-            return Verdict::Accept(PcpAnswer::NatPmpOnly { epoch });
+            return Judgement::Accept(PcpAnswer::NatPmpOnly { epoch });
         }
         let Ok(r) = PcpResponse::new_checked(d) else {
-            return Verdict::Drop(DropReason::Malformed);
+            return Judgement::Drop(DropReason::Malformed);
         };
         if r.opcode_raw() != self.request.opcode().as_u8() {
-            return Verdict::Drop(DropReason::Unmatched);
+            return Judgement::Drop(DropReason::Unmatched);
         }
         let code = r.result_code();
         let failure = PcpAnswer::Failure {
@@ -96,13 +96,13 @@ impl Exchange for PcpExchange {
             // Another version's layout is unknown; only its UNSUPP_VERSION
             // answer (naming a version it speaks) means anything to us.
             return if code == PcpResultCode::UnsuppVersion {
-                Verdict::Accept(failure)
+                Judgement::Accept(failure)
             } else {
-                Verdict::Drop(DropReason::Malformed)
+                Judgement::Drop(DropReason::Malformed)
             };
         }
         match self.request.body {
-            PcpRequestBody::Announce => Verdict::Accept(if code == PcpResultCode::Success {
+            PcpRequestBody::Announce => Judgement::Accept(if code == PcpResultCode::Success {
                 PcpAnswer::Announced { epoch: r.epoch() }
             } else {
                 failure
@@ -112,7 +112,7 @@ impl Exchange for PcpExchange {
     }
 }
 
-fn judge_map(m: &MapRequest, r: &PcpResponse<'_>, failure: PcpAnswer) -> Verdict<PcpAnswer> {
+fn judge_map(m: &MapRequest, r: &PcpResponse<'_>, failure: PcpAnswer) -> Judgement<PcpAnswer> {
     let code = r.result_code();
     let Some(data) = r.map() else {
         // A header-only error: the server did not get as far as the MAP
@@ -120,20 +120,20 @@ fn judge_map(m: &MapRequest, r: &PcpResponse<'_>, failure: PcpAnswer) -> Verdict
         return match code {
             PcpResultCode::UnsuppVersion
             | PcpResultCode::UnsuppOpcode
-            | PcpResultCode::MalformedRequest => Verdict::Accept(failure),
-            _ => Verdict::Drop(DropReason::Malformed),
+            | PcpResultCode::MalformedRequest => Judgement::Accept(failure),
+            _ => Judgement::Drop(DropReason::Malformed),
         };
     };
     if data.nonce != m.nonce {
-        return Verdict::Drop(DropReason::WrongNonce);
+        return Judgement::Drop(DropReason::WrongNonce);
     }
     if data.protocol != protocol_number(m.protocol) || data.internal_port != m.internal_port {
-        return Verdict::Drop(DropReason::Unmatched);
+        return Judgement::Drop(DropReason::Unmatched);
     }
     if code != PcpResultCode::Success {
-        return Verdict::Accept(failure);
+        return Judgement::Accept(failure);
     }
-    Verdict::Accept(PcpAnswer::Mapped {
+    Judgement::Accept(PcpAnswer::Mapped {
         lifetime: r.lifetime(),
         epoch: r.epoch(),
         external: data.external,
@@ -180,7 +180,7 @@ mod tests {
         let x = map_exchange();
         assert_eq!(
             x.judge(&answer(2, 0, NONCE, 6, 8080)),
-            Verdict::Accept(PcpAnswer::Mapped {
+            Judgement::Accept(PcpAnswer::Mapped {
                 lifetime: 600,
                 epoch: 77,
                 external: "198.51.100.2:18080".parse().unwrap()
@@ -188,22 +188,22 @@ mod tests {
         );
         assert_eq!(
             x.judge(&answer(2, 0, Nonce([8; 12]), 6, 8080)),
-            Verdict::Drop(DropReason::WrongNonce)
+            Judgement::Drop(DropReason::WrongNonce)
         );
         // An error answer with another nonce is not ours either.
         assert_eq!(
             x.judge(&answer(2, 2, Nonce([8; 12]), 6, 8080)),
-            Verdict::Drop(DropReason::WrongNonce)
+            Judgement::Drop(DropReason::WrongNonce)
         );
         assert_eq!(
             x.judge(&answer(2, 0, NONCE, 17, 8080)),
-            Verdict::Drop(DropReason::Unmatched)
+            Judgement::Drop(DropReason::Unmatched)
         );
         assert_eq!(
             x.judge(&answer(2, 0, NONCE, 6, 8081)),
-            Verdict::Drop(DropReason::Unmatched)
+            Judgement::Drop(DropReason::Unmatched)
         );
-        assert_eq!(x.judge(&[2, 0x81]), Verdict::Drop(DropReason::Malformed));
+        assert_eq!(x.judge(&[2, 0x81]), Judgement::Drop(DropReason::Malformed));
     }
 
     /// An IPv6 MAP is judged as an IPv4 one: the nonce, protocol and
@@ -230,7 +230,7 @@ mod tests {
         };
         assert_eq!(
             x.judge(&with_ext(NONCE, 0)),
-            Verdict::Accept(PcpAnswer::Mapped {
+            Judgement::Accept(PcpAnswer::Mapped {
                 lifetime: 600,
                 epoch: 77,
                 external: SocketAddr::from((host, 8080)),
@@ -238,12 +238,12 @@ mod tests {
         );
         assert_eq!(
             x.judge(&with_ext(Nonce([8; 12]), 0)),
-            Verdict::Drop(DropReason::WrongNonce)
+            Judgement::Drop(DropReason::WrongNonce)
         );
         // miniupnpd's refusal of a delete by another nonce.
         assert!(matches!(
             x.judge(&with_ext(NONCE, 2)),
-            Verdict::Accept(PcpAnswer::Failure {
+            Judgement::Accept(PcpAnswer::Failure {
                 code: PcpResultCode::NotAuthorized,
                 ..
             })
@@ -309,7 +309,7 @@ mod tests {
         let x = map_exchange();
         assert_eq!(
             x.judge(&answer(2, 8, NONCE, 6, 8080)),
-            Verdict::Accept(PcpAnswer::Failure {
+            Judgement::Accept(PcpAnswer::Failure {
                 code: PcpResultCode::NoResources,
                 lifetime: 600,
                 epoch: 77,
@@ -321,7 +321,7 @@ mod tests {
         v1.extend([0u8; 20]);
         assert!(matches!(
             x.judge(&v1),
-            Verdict::Accept(PcpAnswer::Failure {
+            Judgement::Accept(PcpAnswer::Failure {
                 code: PcpResultCode::UnsuppVersion,
                 version: 1,
                 ..
@@ -335,14 +335,14 @@ mod tests {
         // RFC 6886 §3.5 answer to a version-2 packet: 8 bytes.
         assert_eq!(
             x.judge(&[0, 129, 0, 1, 0, 0, 0x10, 0]),
-            Verdict::Accept(PcpAnswer::NatPmpOnly { epoch: Some(4096) })
+            Judgement::Accept(PcpAnswer::NatPmpOnly { epoch: Some(4096) })
         );
         // A PCP-format UNSUPP_VERSION naming version 0.
         let mut pcp_form = vec![0, 0x81, 0, 1];
         pcp_form.extend([0u8; 20]);
         assert_eq!(
             x.judge(&pcp_form),
-            Verdict::Accept(PcpAnswer::NatPmpOnly { epoch: Some(0) })
+            Judgement::Accept(PcpAnswer::NatPmpOnly { epoch: Some(0) })
         );
         assert!(!is_natpmp_unsupported_version(&[0, 129, 0, 2]));
         assert!(!is_natpmp_unsupported_version(&[0, 1, 0, 1]));
