@@ -12,7 +12,7 @@
 //!   NAT-PMP, then UPnP unless [`PortMapConfig::order`] says otherwise),
 //!   and implements [`natkit_core::PortMapper`] so the
 //!   [`LeaseKeeper`](natkit_core::LeaseKeeper) runs on it.
-//! - A router without any of them is [`Verdict::NoProtocol`] ("no port
+//! - A router without any of them is [`RouterVerdict::NoProtocol`] ("no port
 //!   mapping protocol") within [`PortMapConfig::probe_deadline`] (900 ms)
 //!   when it refuses the ports, within two deadlines when it drops them
 //!   (a second window keeps loss alone from giving that verdict).
@@ -43,5 +43,10 @@ pub use config::{
 pub use error::{Error, Result};
 pub use journal::{Journal, JournalEntry};
 pub use report::{
-    MechanismError, MechanismReport, ProbeReport, UpstreamNat, Verdict, mapping_upstream_note,
+    MechanismError, MechanismReport, ProbeReport, RouterVerdict, UpstreamNat, mapping_upstream_note,
 };
+
+/// The old name of [`RouterVerdict`] ("verdict" also names a port's in
+/// natkit-probe and a datagram's judgement in natkit-pmp).
+#[deprecated(note = "renamed `RouterVerdict`")]
+pub type Verdict = RouterVerdict;

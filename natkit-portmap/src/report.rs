@@ -199,10 +199,10 @@ impl MechanismReport {
     }
 }
 
-/// The overall answer of a probe.
+/// The overall answer of a probe: which mapping protocol the router offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", content = "mechanism", rename_all = "snake_case")]
-pub enum Verdict {
+pub enum RouterVerdict {
     /// Mappings go through this mechanism (the best available in order).
     Usable(Mechanism),
     /// Nothing on the gateway answered PCP, NAT-PMP or UPnP: the router
@@ -260,7 +260,7 @@ pub struct ProbeReport {
     pub mechanisms: Vec<MechanismReport>,
     /// The overall answer.
     #[serde(flatten)]
-    pub verdict: Verdict,
+    pub verdict: RouterVerdict,
     /// Another NAT upstream, as far as the answers show (see
     /// [`ProbeReport::upstream_nat`]).
     pub upstream_nat: Option<UpstreamNat>,
@@ -287,20 +287,20 @@ impl ProbeReport {
     }
 
     /// The verdict for reports in order of preference.
-    pub(crate) fn verdict_of(mechanisms: &[MechanismReport]) -> Verdict {
+    pub(crate) fn verdict_of(mechanisms: &[MechanismReport]) -> RouterVerdict {
         if let Some(m) = mechanisms.iter().find(|m| m.available) {
-            Verdict::Usable(m.mechanism)
+            RouterVerdict::Usable(m.mechanism)
         } else if mechanisms.iter().any(|m| m.responded) {
-            Verdict::Unusable
+            RouterVerdict::Unusable
         } else {
-            Verdict::NoProtocol
+            RouterVerdict::NoProtocol
         }
     }
 
     /// The mechanism mappings go through, if any.
     pub fn chosen(&self) -> Option<Mechanism> {
         match self.verdict {
-            Verdict::Usable(m) => Some(m),
+            RouterVerdict::Usable(m) => Some(m),
             _ => None,
         }
     }
@@ -320,7 +320,7 @@ impl ProbeReport {
 
     /// Whether nothing answered any port mapping protocol.
     pub fn is_no_protocol(&self) -> bool {
-        self.verdict == Verdict::NoProtocol
+        self.verdict == RouterVerdict::NoProtocol
     }
 
     /// Another NAT upstream, as far as the answers show: confirmed by a
@@ -339,9 +339,9 @@ impl ProbeReport {
             .gateway
             .map_or_else(|| "(no default gateway)".to_owned(), |g| g.to_string());
         let head = match self.verdict {
-            Verdict::Usable(m) => format!("using {} on {at}", m.display_name()),
-            Verdict::NoProtocol => format!("no port mapping protocol on {at}"),
-            Verdict::Unusable => format!("no port mapping mechanism works on {at}"),
+            RouterVerdict::Usable(m) => format!("using {} on {at}", m.display_name()),
+            RouterVerdict::NoProtocol => format!("no port mapping protocol on {at}"),
+            RouterVerdict::Unusable => format!("no port mapping mechanism works on {at}"),
         };
         match &self.upstream_nat {
             Some(u) => format!("{head} ({}); {u}", each.join("; ")),
@@ -440,7 +440,7 @@ mod tests {
             ok(Mechanism::NatPmp, "88.77.66.2"),
             ok(Mechanism::Upnp, "88.77.66.2"),
         ]);
-        assert_eq!(r.verdict, Verdict::Usable(Mechanism::NatPmp));
+        assert_eq!(r.verdict, RouterVerdict::Usable(Mechanism::NatPmp));
         assert_eq!(
             r.available().collect::<Vec<_>>(),
             [Mechanism::NatPmp, Mechanism::Upnp]
@@ -462,7 +462,7 @@ mod tests {
             bad(Mechanism::Pcp, true, FailureKind::NotConnected),
             bad(Mechanism::Upnp, false, FailureKind::Timeout),
         ]);
-        assert_eq!(unusable.verdict, Verdict::Unusable);
+        assert_eq!(unusable.verdict, RouterVerdict::Unusable);
         assert!(matches!(
             unusable.upstream_nat(),
             Some(UpstreamNat::Suspected { .. })

@@ -17,7 +17,9 @@ use natkit_core::{
     Protocol,
 };
 use natkit_pmp::RetransmitPlan;
-use natkit_portmap::{AutoMapper, PortMapConfig, UpstreamNat, Verdict, mapping_upstream_note};
+use natkit_portmap::{
+    AutoMapper, PortMapConfig, RouterVerdict, UpstreamNat, mapping_upstream_note,
+};
 use natkit_testkit::loopback_gateway;
 use natkit_testkit::pmp::{Behaviour, FakeServer};
 use tokio::net::UdpSocket;
@@ -66,7 +68,7 @@ async fn a_shared_external_address_is_reported_as_double_nat() {
     let report = mapper.probe().await;
     assert_eq!(
         report.verdict,
-        Verdict::Usable(Mechanism::NatPmp),
+        RouterVerdict::Usable(Mechanism::NatPmp),
         "{report:?}"
     );
     let pcp = report.get(Mechanism::Pcp).unwrap();
@@ -129,7 +131,7 @@ async fn nothing_listening_is_no_port_mapping_protocol_within_a_second() {
     let started = tokio::time::Instant::now();
     let report = mapper.probe().await;
     let took = started.elapsed();
-    assert_eq!(report.verdict, Verdict::NoProtocol, "{report:?}");
+    assert_eq!(report.verdict, RouterVerdict::NoProtocol, "{report:?}");
     for mechanism in [Mechanism::Pcp, Mechanism::NatPmp] {
         let m = report.get(mechanism).unwrap();
         let e = m.error.as_ref().unwrap();
@@ -216,7 +218,7 @@ async fn a_first_window_lost_entirely_is_probed_again() {
     let report = AutoMapper::new(config(port)).probe().await;
     assert_eq!(
         report.verdict,
-        Verdict::Usable(Mechanism::NatPmp),
+        RouterVerdict::Usable(Mechanism::NatPmp),
         "{report:?}"
     );
     let pcp = report.get(Mechanism::Pcp).unwrap();
@@ -236,7 +238,7 @@ async fn a_silent_pcp_gets_a_second_window_when_natpmp_answered() {
     // second window) gets this server's answer: "only NAT-PMP".
     let (port, router) = fake_router_losing(3, Some(2)).await;
     let report = AutoMapper::new(config(port)).probe().await;
-    assert_eq!(report.verdict, Verdict::Usable(Mechanism::NatPmp));
+    assert_eq!(report.verdict, RouterVerdict::Usable(Mechanism::NatPmp));
     let pcp = report.get(Mechanism::Pcp).unwrap();
     let e = pcp.error.as_ref().unwrap();
     assert!(e.message.contains("only NAT-PMP"), "{pcp:?}");
