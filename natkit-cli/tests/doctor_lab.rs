@@ -420,7 +420,7 @@ fn dialback_server_helper() {
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let config = natkit_probe::dialback::ServerConfig::new(std::net::SocketAddr::new(
+        let config = natkit_probe::dialback::DialbackServerConfig::new(std::net::SocketAddr::new(
             a.peer.into(),
             DIALBACK_PORT,
         ));

@@ -82,7 +82,7 @@ fn wan6_servers() {
         // Runs back to back from one address; the default refill is for the internet.
         stun.rate_limit.per_second = 1000.0;
         let stun = Server::bind(stun).await.expect("bind the STUN server");
-        let dialback = natkit_probe::dialback::ServerConfig::new(addr(DIALBACK_ENV));
+        let dialback = natkit_probe::dialback::DialbackServerConfig::new(addr(DIALBACK_ENV));
         let dialback = (natkit_probe::dialback::DialbackServer::bind(dialback).await)
             .expect("bind the dial-back server");
         let (s, d) = tokio::join!(stun.run(), dialback.run());

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use natkit_core::Protocol;
 use natkit_probe::RateLimit;
 use natkit_probe::dialback::{
-    CheckPort, ClientConfig, DialOutcome, DialPort, DialTimeouts, DialbackClient, DialbackError,
-    DialbackServer, List, MAX_MESSAGE_LEN, Message, Nonce, PortPolicy, Reachability,
-    ReachabilityReport, RefusalCode, ResponderSaw, ServerConfig, ServerCounters, TargetPolicy, Why,
+    CheckPort, ClientConfig, DialOutcome, DialPort, DialTimeouts, DialbackClient, DialbackCounters,
+    DialbackError, DialbackServer, DialbackServerConfig, List, MAX_MESSAGE_LEN, Message, Nonce,
+    PortPolicy, Reachability, ReachabilityReport, RefusalCode, ResponderSaw, TargetPolicy, Why,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -19,8 +19,8 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const LO6: IpAddr = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
 
-fn lab_config() -> ServerConfig {
-    let mut c = ServerConfig::new(SocketAddr::new(LO, 0));
+fn lab_config() -> DialbackServerConfig {
+    let mut c = DialbackServerConfig::new(SocketAddr::new(LO, 0));
     c.limits.targets = TargetPolicy {
         allow_non_global: true,
         allow: vec![],
@@ -38,7 +38,7 @@ fn lab_config() -> ServerConfig {
     c
 }
 
-fn lab_config_at(ip: IpAddr) -> ServerConfig {
+fn lab_config_at(ip: IpAddr) -> DialbackServerConfig {
     let mut c = lab_config();
     c.bind = SocketAddr::new(ip, 0);
     c
@@ -47,17 +47,17 @@ fn lab_config_at(ip: IpAddr) -> ServerConfig {
 struct Running {
     addr: SocketAddr,
     stop: natkit_probe::dialback::StopHandle,
-    task: tokio::task::JoinHandle<Result<ServerCounters, DialbackError>>,
+    task: tokio::task::JoinHandle<Result<DialbackCounters, DialbackError>>,
 }
 
 impl Running {
-    async fn stop(self) -> ServerCounters {
+    async fn stop(self) -> DialbackCounters {
         self.stop.stop();
         self.task.await.unwrap().unwrap()
     }
 }
 
-async fn start(config: ServerConfig) -> Running {
+async fn start(config: DialbackServerConfig) -> Running {
     let server = DialbackServer::bind(config).await.unwrap();
     let addr = server.local_addr();
     let stop = server.stop_handle();

@@ -28,7 +28,7 @@ use std::time::Duration;
 use natkit_core::PortSpec;
 use natkit_probe::RateLimit;
 use natkit_probe::bandwidth::{BandwidthServer, BandwidthServerConfig};
-use natkit_probe::dialback::{DialbackServer, IpPrefix, MAX_PORTS, ServerConfig};
+use natkit_probe::dialback::{DialbackServer, DialbackServerConfig, IpPrefix, MAX_PORTS};
 use natkit_probe::outbound::{OutboundEcho, OutboundEchoConfig};
 use natkit_probe::sip::{SIP_PORT, SipEcho, SipEchoConfig};
 
@@ -97,7 +97,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     if args.rate == 0 || args.burst == 0 {
         return common::fail_msg("--rate and --burst must be at least 1");
     }
-    let mut config = ServerConfig::new(args.bind);
+    let mut config = DialbackServerConfig::new(args.bind);
     config.limits.targets = config_targets(&args);
     config.limits.ports.only = args.ports.clone();
     config.limits.max_ports = args.max_ports;

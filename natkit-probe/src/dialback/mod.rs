@@ -73,7 +73,7 @@
 //! # IPv6
 //!
 //! Nothing changes but the address: a server listening on `[::]` serves
-//! both families ([`ServerConfig::bind`]), dials an IPv6 client's own
+//! both families ([`DialbackServerConfig::bind`]), dials an IPv6 client's own
 //! address, and refuses non-global IPv6 as it refuses non-global IPv4
 //! ([`TargetPolicy`]). Without a NAT the observed address is the client's
 //! own, so a refusal reads `closed` and silence `filtered` (the router's
@@ -117,4 +117,17 @@ pub use message::{
 };
 pub use policy::{IpPrefix, PortPolicy, PrefixError, TargetPolicy, canonical};
 pub use reachability::{ControlEvidence, Evidence, Reachability, ResponderSaw, Why, decide};
-pub use server::{CountersHandle, DialbackServer, ServerConfig, ServerCounters, StopHandle};
+pub use server::{
+    DialbackCounters, DialbackCountersHandle, DialbackServer, DialbackServerConfig, StopHandle,
+};
+
+/// The old name of [`DialbackServerConfig`] (natkit-stun's server has a
+/// `ServerConfig` too).
+#[deprecated(note = "renamed `DialbackServerConfig`")]
+pub type ServerConfig = DialbackServerConfig;
+/// The old name of [`DialbackCounters`].
+#[deprecated(note = "renamed `DialbackCounters`")]
+pub type ServerCounters = DialbackCounters;
+/// The old name of [`DialbackCountersHandle`].
+#[deprecated(note = "renamed `DialbackCountersHandle`")]
+pub type CountersHandle = DialbackCountersHandle;

@@ -2,7 +2,7 @@
 //!
 //! Control connections are TCP. The server reads one [`Message::Request`]
 //! (at most [`MAX_MESSAGE_LEN`] bytes, within
-//! [`request_timeout`](ServerConfig::request_timeout)), decides with
+//! [`request_timeout`](DialbackServerConfig::request_timeout)), decides with
 //! [`Admission`], dials every port of the address the connection comes
 //! from — never any other, the request cannot name one — and answers with a
 //! [`Message::Report`] or a [`Message::Refusal`], then closes.
@@ -17,7 +17,7 @@
 //!   permits it (global addresses by default);
 //! - ports per request, requests per source per second, requests in flight
 //!   and open control connections are capped ([`Limits`],
-//!   [`max_connections`](ServerConfig::max_connections));
+//!   [`max_connections`](DialbackServerConfig::max_connections));
 //! - every dial ends within [`DialTimeouts::longest`]; a UDP dial sends
 //!   `udp_tries` 28-byte datagrams, a TCP dial sends its 28-byte probe only
 //!   once the dialled port completed a handshake.
@@ -46,7 +46,7 @@ const REFUSAL_LEN: usize = HEADER_LEN + 4;
 
 /// How a dial-back server runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerConfig {
+pub struct DialbackServerConfig {
     /// Where to listen for control connections (TCP). `[::]:PORT` listens
     /// for IPv4 and IPv6 clients alike, whatever the system's default.
     pub bind: SocketAddr,
@@ -62,10 +62,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
 }
 
-impl ServerConfig {
+impl DialbackServerConfig {
     /// Defaults, listening on `bind`.
     pub fn new(bind: SocketAddr) -> Self {
-        ServerConfig {
+        DialbackServerConfig {
             bind,
             limits: Limits::default(),
             timeouts: DialTimeouts::default(),
@@ -78,7 +78,7 @@ impl ServerConfig {
 /// What a server has done so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct ServerCounters {
+pub struct DialbackCounters {
     /// Control connections accepted.
     pub connections: u64,
     /// Connections closed at once because too many were open.
@@ -109,7 +109,7 @@ pub struct ServerCounters {
     pub control_bytes_out: u64,
 }
 
-impl ServerCounters {
+impl DialbackCounters {
     /// Refusals sent for `reason`.
     pub fn refused(&self, reason: RefusalCode) -> u64 {
         match reason {
@@ -140,7 +140,7 @@ fn add(c: &AtomicU64, n: usize) {
 }
 
 impl Counters {
-    fn snapshot(&self) -> ServerCounters {
+    fn snapshot(&self) -> DialbackCounters {
         let r = |code: RefusalCode| {
             let i = RefusalCode::ALL
                 .iter()
@@ -148,7 +148,7 @@ impl Counters {
                 .unwrap_or(0);
             self.refused[i].load(Ordering::Relaxed)
         };
-        ServerCounters {
+        DialbackCounters {
             connections: self.connections.load(Ordering::Relaxed),
             connections_dropped: self.connections_dropped.load(Ordering::Relaxed),
             served: self.served.load(Ordering::Relaxed),
@@ -174,7 +174,7 @@ impl Counters {
 
 #[derive(Debug)]
 struct Shared {
-    config: ServerConfig,
+    config: DialbackServerConfig,
     admission: Mutex<Admission>,
     counters: Counters,
     open: AtomicUsize,
@@ -182,11 +182,11 @@ struct Shared {
 
 /// A running dial-back server's counters, readable from anywhere.
 #[derive(Debug, Clone)]
-pub struct CountersHandle(Arc<Shared>);
+pub struct DialbackCountersHandle(Arc<Shared>);
 
-impl CountersHandle {
+impl DialbackCountersHandle {
     /// The counters now.
-    pub fn get(&self) -> ServerCounters {
+    pub fn get(&self) -> DialbackCounters {
         self.0.counters.snapshot()
     }
 }
@@ -211,8 +211,8 @@ impl StopHandle {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), natkit_probe::dialback::DialbackError> {
-/// use natkit_probe::dialback::{DialbackServer, ServerConfig};
-/// let server = DialbackServer::bind(ServerConfig::new("0.0.0.0:7007".parse().unwrap())).await?;
+/// use natkit_probe::dialback::{DialbackServer, DialbackServerConfig};
+/// let server = DialbackServer::bind(DialbackServerConfig::new("0.0.0.0:7007".parse().unwrap())).await?;
 /// let stop = server.stop_handle();
 /// tokio::spawn(async move {
 ///     let _ = tokio::signal::ctrl_c().await;
@@ -232,7 +232,7 @@ pub struct DialbackServer {
 
 impl DialbackServer {
     /// Binds the control listener.
-    pub async fn bind(config: ServerConfig) -> Result<Self, DialbackError> {
+    pub async fn bind(config: DialbackServerConfig) -> Result<Self, DialbackError> {
         let listener = listen(config.bind).map_err(|source| DialbackError::Bind {
             addr: config.bind,
             source,
@@ -264,12 +264,12 @@ impl DialbackServer {
     }
 
     /// A handle to read the counters while it runs.
-    pub fn counters(&self) -> CountersHandle {
-        CountersHandle(self.shared.clone())
+    pub fn counters(&self) -> DialbackCountersHandle {
+        DialbackCountersHandle(self.shared.clone())
     }
 
     /// Serves until stopped; returns the counters.
-    pub async fn run(self) -> Result<ServerCounters, DialbackError> {
+    pub async fn run(self) -> Result<DialbackCounters, DialbackError> {
         let DialbackServer {
             listener,
             shared,

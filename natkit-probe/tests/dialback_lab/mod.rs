@@ -12,7 +12,7 @@ use std::time::Duration;
 use natkit_core::Protocol;
 use natkit_lab::{Lab, LabChild, Node, Proto};
 use natkit_probe::dialback::{
-    CheckPort, ClientConfig, DialbackClient, DialbackServer, ServerConfig,
+    CheckPort, ClientConfig, DialbackClient, DialbackServer, DialbackServerConfig,
 };
 
 /// The server's control port.
@@ -55,7 +55,7 @@ fn wan_dialback_server() {
     runtime().block_on(async {
         // The production defaults: global targets only (the lab's public
         // 88.77.66.2 and its 2a0d:88:77::/48 are), 1 request/s per source.
-        let server = DialbackServer::bind(ServerConfig::new(bind))
+        let server = DialbackServer::bind(DialbackServerConfig::new(bind))
             .await
             .expect("bind");
         println!("ready {}", server.local_addr());
