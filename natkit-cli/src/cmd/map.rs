@@ -161,7 +161,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         };
         tokio::spawn(reach::check((ip, args.port).into(), servers))
     });
-    let reach = Reach::new(reach);
+    let mut reach = Reach::new(reach);
 
     match mapper.cleanup(CleanupOptions::default()).await {
         Ok(report) => print_cleanup(&report, json),
@@ -220,7 +220,6 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     };
     let report = mapper.last_report().await;
     print_mapping(&mapping, &request, &report, json);
-    let mut reach = reach;
 
     if let Some(shutdown) = shutdown {
         let stop = shutdown.wait();
