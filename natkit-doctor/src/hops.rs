@@ -18,7 +18,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct HopsReport {
-    /// The address probed towards: the first STUN server that resolved.
+    /// The address traced towards: the first STUN server that resolved.
     pub target: Option<IpAddr>,
     /// The conclusion.
     pub verdict: HopVerdict,
@@ -47,7 +47,7 @@ pub enum HopVerdict {
     SingleNat,
     /// The hops do not tell (a silent hop, a dead uplink …).
     Unknown,
-    /// Not checked: the platform cannot, or there was nothing to probe towards.
+    /// Not checked: the platform cannot, or there was nothing to trace towards.
     NotChecked,
 }
 
@@ -56,7 +56,7 @@ pub enum HopVerdict {
 pub(crate) type Traced = Result<(IpAddr, Vec<Hop>), (Option<IpAddr>, Unchecked)>;
 
 pub(crate) enum Unchecked {
-    Probe(HopsNotChecked),
+    Trace(HopsNotChecked),
     NoTarget,
     TimedOut,
 }
@@ -80,7 +80,7 @@ pub(crate) async fn trace(
     let ip = target.ip();
     match tokio::time::timeout(bound, trace_hops(target, HopConfig::default())).await {
         Ok(Ok(hops)) => Ok((ip, hops)),
-        Ok(Err(why)) => Err((Some(ip), Unchecked::Probe(why))),
+        Ok(Err(why)) => Err((Some(ip), Unchecked::Trace(why))),
         Err(_) => Err((Some(ip), Unchecked::TimedOut)),
     }
 }
@@ -95,11 +95,11 @@ pub(crate) fn report(traced: Traced, gateway: IpAddr, router_wan: Option<IpAddr>
         Ok((target, hops)) => (target, conclude_hops(target, hops, facts)),
         Err((target, why)) => {
             let detail = match why {
-                Unchecked::Probe(why) => why.to_string(),
+                Unchecked::Trace(why) => why.to_string(),
                 Unchecked::NoTarget => {
-                    "not checked: no STUN server name resolved to probe towards".to_owned()
+                    "not checked: no STUN server name resolved to trace towards".to_owned()
                 }
-                Unchecked::TimedOut => "not checked: the hop probe did not finish".to_owned(),
+                Unchecked::TimedOut => "not checked: the hop trace did not finish".to_owned(),
             };
             return HopsReport {
                 target,
@@ -216,13 +216,13 @@ mod tests {
     }
 
     #[test]
-    fn nothing_to_probe_or_no_platform_is_not_checked() {
+    fn nothing_to_trace_or_no_platform_is_not_checked() {
         let r = report(Err((None, Unchecked::NoTarget)), ip("192.168.1.1"), None);
         assert_eq!(r.verdict, HopVerdict::NotChecked);
         assert!(r.detail.starts_with("not checked"), "{}", r.detail);
         let platform = Err((
             Some(ip("88.77.66.10")),
-            Unchecked::Probe(HopsNotChecked::Platform),
+            Unchecked::Trace(HopsNotChecked::Platform),
         ));
         let r = report(platform, ip("192.168.1.1"), None);
         assert_eq!(r.verdict, HopVerdict::NotChecked);

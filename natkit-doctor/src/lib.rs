@@ -213,7 +213,7 @@ async fn run_checks(config: Config, guard: Arc<MapGuard>) -> Report {
         .filter(|s| !ipv6::is_ipv6_literal(s))
         .cloned()
         .collect();
-    // The names, looked up once for the address check, the hop probe and the uplink
+    // The names, looked up once for the address check, the hop trace and the uplink
     // check, at the same time as the other checks.
     let lookups = tokio::sync::OnceCell::new();
     // The SIP ALG check (with --dialback) runs on its own task alongside the rest.

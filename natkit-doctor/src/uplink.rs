@@ -10,7 +10,7 @@
 //!   server (natkit-stun's [`ResolveFailure::TimedOut`] and
 //!   [`ResolveFailure::DnsUnreachable`]) is not;
 //! - the outside: whether anything beyond the router answered: a STUN server (one
-//!   given by address needs no DNS), or a hop past the router in the hop probe.
+//!   given by address needs no DNS), or a hop past the router in the hop trace.
 //!
 //! Names that get no answer and an outside that is silent: `no_internet`. Names
 //! that get no answer while the outside answers: `dns_failure`. One dead server
@@ -149,7 +149,7 @@ fn outside(r: &Report) -> Option<String> {
     beyond_router(r.hops.as_ref()?, r.gateway.map(IpAddr::V4))
 }
 
-/// A hop past the router that answered the hop probe.
+/// A hop past the router that answered the hop trace.
 fn beyond_router(h: &HopsReport, gateway: Option<IpAddr>) -> Option<String> {
     let hop = h
         .hops
@@ -157,7 +157,7 @@ fn beyond_router(h: &HopsReport, gateway: Option<IpAddr>) -> Option<String> {
         .find(|hop| hop.ttl >= 2 && hop.address.is_some_and(|a| Some(a) != gateway))?;
     let addr = hop.address?;
     Some(format!(
-        "hop {} ({addr}) beyond the router answered the hop probe",
+        "hop {} ({addr}) beyond the router answered the hop trace",
         hop.ttl
     ))
 }
@@ -323,7 +323,7 @@ mod tests {
             "{}",
             j.detail
         );
-        // Only the router answers the hop probe: still nothing outside.
+        // Only the router answers the hop trace: still nothing outside.
         r.hops = Some(hops(vec![
             Hop::router(1, "192.168.77.1".parse().unwrap(), MS),
             Hop::silent(2),

@@ -1,4 +1,4 @@
-//! The hop probe in the NAT lab (root only; fails, never skips, without it).
+//! The hop trace in the NAT lab (root only; fails, never skips, without it).
 //!
 //! From the LAN host toward the lab's STUN server (stund on STUN1:3478), with
 //! no mapping protocol on the router:
@@ -29,7 +29,7 @@ const STUN_PORT: u16 = 3478;
 // ---- the helper run inside the LAN ----
 
 #[test]
-#[ignore = "helper: the hop probe in the LAN, run by the lab_hops tests"]
+#[ignore = "helper: the hop trace in the LAN, run by the lab_hops tests"]
 fn lan_hops() {
     let addrs = natkit_lab::helper_addrs("lan_hops")
         .expect("lab env")
@@ -57,7 +57,7 @@ fn lan_hops() {
 // ---- the tests ----
 
 /// Runs the helper in the LAN; each run's conclusion and duration (ms).
-fn probe(lab: &Lab) -> Vec<(HopConclusion, f64)> {
+fn trace(lab: &Lab) -> Vec<(HopConclusion, f64)> {
     let runs: Vec<(HopConclusion, f64)> = lab
         .helper_lines(Node::Lan, "lan_hops", "HOPS ")
         .iter()
@@ -105,7 +105,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 /// A hang guard, not a timing rule (the schedule's bound is proven on a
-/// simulated clock): the probe never runs past its bound plus a loaded
+/// simulated clock): the trace never runs past its bound plus a loaded
 /// machine's slack.
 fn assert_bounded(worst_ms: f64) {
     let bound = HopConfig::default().bound().as_secs_f64() * 1000.0;
@@ -122,7 +122,7 @@ fn lab_hops_double_nat_without_mapping_protocol() {
         .expect("lab");
     let a = *lab.addrs();
     assert_eq!(lab.miniupnpd_pid(), None, "no mapping protocol here");
-    let runs = probe(&lab);
+    let runs = trace(&lab);
     let worst = report("double NAT", &runs);
     for (c, _) in &runs {
         let HopConclusion::DoubleNat { upstream, hops } = c else {
@@ -153,7 +153,7 @@ fn lab_hops_single_nat_is_no_false_alarm() {
     require_root();
     let lab = Lab::builder().stund(true).build().expect("lab");
     let a = *lab.addrs();
-    let runs = probe(&lab);
+    let runs = trace(&lab);
     let worst = report("single NAT", &runs);
     for (c, _) in &runs {
         let HopConclusion::SingleNat { hops } = c else {
@@ -189,7 +189,7 @@ fn lab_hops_silent_carrier_nat_is_unknown() {
     ] {
         lab.exec_ok(Node::Isp, &["nft", rule]).expect("nft");
     }
-    let runs = probe(&lab);
+    let runs = trace(&lab);
     let worst = report("silent carrier-grade NAT", &runs);
     for (c, _) in &runs {
         let HopConclusion::Unknown { why, hops } = c else {
@@ -224,15 +224,15 @@ fn lab_hops_silent_carrier_nat_is_unknown() {
 fn lab_hops_under_loss_are_right_or_unknown() {
     require_root();
     // 30 % of the packets entering or leaving the home router are dropped: a
-    // probe, or its time exceeded, may be lost on both tries.
+    // datagram, or its time exceeded, may be lost on both tries.
     let lab = Lab::builder()
         .double_nat(true)
         .stund(true)
         .loss(30)
         .build()
         .expect("lab");
-    let mut runs = probe(&lab);
-    runs.extend(probe(&lab));
+    let mut runs = trace(&lab);
+    runs.extend(trace(&lab));
     let worst = report("double NAT, 30 % loss at the router", &runs);
     let mut decided = 0;
     for (c, _) in &runs {

@@ -1,4 +1,4 @@
-//! The hop probe's sockets (Linux): one connected UDP socket per try with its
+//! The hop trace's sockets (Linux): one connected UDP socket per try with its
 //! TTL set; the ICMP time exceeded, and its sender, come from the socket's
 //! error queue, the target's own answer as a datagram or a port unreachable.
 

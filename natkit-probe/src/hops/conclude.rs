@@ -1,4 +1,4 @@
-//! The hop probe's rules: what the hops and the router's facts say about
+//! The hop trace's rules: what the hops and the router's facts say about
 //! another NAT upstream.
 
 use std::fmt;
@@ -93,7 +93,7 @@ pub enum HopsUndecided {
     /// The router's next hop did not answer: it may be a NAT or not.
     NextHopSilent,
     /// The path ends at the router (it refused to forward, or nothing past it
-    /// was probed): no internet behind it, or too few hops probed.
+    /// was traced): no internet behind it, or too few hops traced.
     NothingBeyondRouter,
 }
 
@@ -120,7 +120,7 @@ impl fmt::Display for HopsUndecided {
     }
 }
 
-/// Why the hop probe did not run.
+/// Why the hop trace did not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(tag = "reason", rename_all = "snake_case"))]
@@ -181,7 +181,7 @@ pub enum HopConclusion {
         /// The hops, as evidence.
         hops: Vec<Hop>,
     },
-    /// The probe could not run here.
+    /// The trace could not run here.
     NotChecked {
         /// Why not.
         why: HopsNotChecked,

@@ -1,4 +1,4 @@
-//! The hop probe: another NAT upstream of the home router, from the first
+//! The hop trace: another NAT upstream of the home router, from the first
 //! hops towards a public address (see [`check_upstream_nat`] for the rules).
 
 use std::fmt;
@@ -21,15 +21,15 @@ pub use conclude::{
 };
 pub use schedule::{HopSchedule, HopStep, HopTry};
 
-/// How the hop probe runs.
+/// How the hop trace runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HopConfig {
-    /// TTLs 1..=`max_hops` are probed (1..=32). Two decide; the rest are
+    /// TTLs 1..=`max_hops` are traced (1..=32). Two decide; the rest are
     /// evidence.
     pub max_hops: u8,
     /// How long one try waits before its TTL is tried again.
     pub try_timeout: Duration,
-    /// Tries per TTL (1..=4). The whole probe takes at most
+    /// Tries per TTL (1..=4). The whole trace takes at most
     /// `tries × try_timeout`, less when every hop up to the target answered.
     pub tries: u8,
     /// What each datagram carries. A STUN Binding request (the default) makes a
@@ -49,7 +49,7 @@ impl Default for HopConfig {
 }
 
 impl HopConfig {
-    /// The longest the probe can take.
+    /// The longest the trace can take.
     pub fn bound(&self) -> Duration {
         self.try_timeout * u32::from(self.tries.max(1))
     }
@@ -82,7 +82,7 @@ pub enum HopReply {
 }
 
 impl HopReply {
-    /// What an ICMP error for a datagram to `target` means for the hop probe;
+    /// What an ICMP error for a datagram to `target` means for the hop trace;
     /// `None` when it says nothing about the path (packet too big, parameter
     /// problem): keep waiting.
     pub fn from_icmp(report: &IcmpReport, target: IpAddr) -> Option<HopReply> {
@@ -242,7 +242,7 @@ fn ms(d: Duration) -> f64 {
 /// `ext_ip` behind a carrier-grade NAT) defeats the cross-check: its report
 /// wins over the shared next hop.
 ///
-/// This probes the first hops toward `target` (a public STUN server's address,
+/// This traces the first hops toward `target` (a public STUN server's address,
 /// or any public address) and concludes with `router`'s facts. Bounded by
 /// [`HopConfig::bound`]; needs a tokio runtime with I/O and time.
 pub async fn check_upstream_nat(
@@ -256,7 +256,7 @@ pub async fn check_upstream_nat(
     }
 }
 
-/// Probes TTLs 1..=`max_hops` toward `target` at once, each datagram on its own
+/// Traces TTLs 1..=`max_hops` toward `target` at once, each datagram on its own
 /// unprivileged UDP socket with `IP_TTL` (or the IPv6 hop limit) set, and
 /// returns one [`Hop`] per TTL up to the target. Bounded by
 /// [`HopConfig::bound`].

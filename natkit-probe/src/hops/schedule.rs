@@ -1,4 +1,4 @@
-//! The hop probe's timing, sans-IO: which TTL to send when, and when to stop.
+//! The hop trace's timing, sans-IO: which TTL to send when, and when to stop.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -32,7 +32,7 @@ struct Slot {
     answer: Option<(HopReply, Duration)>,
 }
 
-/// The hop probe's timing, sans-IO: every TTL at once, each retried after
+/// The hop trace's timing, sans-IO: every TTL at once, each retried after
 /// `try_timeout` while silent, all done by `tries × try_timeout` or as soon as
 /// every hop up to the target answered.
 #[derive(Debug, Clone)]
@@ -70,7 +70,7 @@ impl HopSchedule {
         &self.config
     }
 
-    /// When the probe ends at the latest.
+    /// When the trace ends at the latest.
     pub fn deadline(&self) -> Instant {
         self.end
     }

@@ -206,7 +206,7 @@ fn a_dead_uplink_is_undecided() {
             ..
         }
     ));
-    // Only one hop probed.
+    // Only one hop traced.
     assert!(matches!(
         judge(&[r(1, "192.168.1.1")], none()),
         HopConclusion::Unknown {
@@ -335,7 +335,7 @@ fn every_ttl_goes_out_at_once_and_silent_ones_once_more() {
 }
 
 #[test]
-fn the_target_ends_the_probe_early_and_trims_the_hops() {
+fn the_target_ends_the_trace_early_and_trims_the_hops() {
     let t0 = Instant::now();
     let mut s = HopSchedule::new(cfg(), ip(STUN), t0);
     drain(&mut s, t0);
