@@ -1,9 +1,10 @@
-//! The tokio runner of the test plan.
+//! The tokio runner of the test plan. Its clock is tokio's (`crate::client::now`):
+//! on a paused clock a whole classification runs in simulated time.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
@@ -25,7 +26,7 @@ use crate::client::{
 /// Fails only on a bad configuration, servers that do not resolve, or a local socket
 /// error; a NAT that cannot be told is an [`Ok`] with inconclusive axes and notes.
 pub async fn classify(config: ClassifyConfig) -> Result<Classification, Error> {
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     config.validate()?;
     let mut servers = Vec::with_capacity(config.servers.len());
     let mut unresolved = Vec::new();
@@ -266,7 +267,7 @@ async fn lifetime_step(
     let mut bx = vec![0u8; 2048];
     let mut by = vec![0u8; 2048];
     loop {
-        let now = Instant::now();
+        let now = crate::client::now();
         t.handle_timeout(now);
         while let Some(tx) = t.poll_transmit(now) {
             let (dest, payload) = (tx.destination, tx.payload.to_vec());
@@ -280,7 +281,7 @@ async fn lifetime_step(
         tokio::select! {
             Ok((n, from)) = x.recv_from(&mut bx) => {
                 if t.matches_id(&bx[..n]) {
-                    t.handle_input(Instant::now(), from, &bx[..n]);
+                    t.handle_input(crate::client::now(), from, &bx[..n]);
                 }
             }
             Ok((n, _)) = y.recv_from(&mut by) => {

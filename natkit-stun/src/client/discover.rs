@@ -92,7 +92,7 @@ impl StunDiscoverer {
     /// without waiting for timeouts. Fails only on a bad configuration.
     pub async fn discover_both(&self) -> Result<ExternalAddresses, Error> {
         self.check()?;
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let every = super::resolve_all_every(&self.servers).await;
         let (v4, v6) = tokio::join!(
             self.discover_family(IpFamily::V4, &every),

@@ -58,3 +58,13 @@ pub const DEFAULT_PORT: u16 = 3478;
 /// seconds per server, twice, with glibc's defaults) would otherwise make a dead
 /// uplink look like a hang.
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The one clock of the tokio drivers (the UDP and TCP clients, discovery, the
+/// classifier's runner): tokio's, so that a test on tokio's paused clock runs them in
+/// simulated time, and their waits (`sleep_until` a transaction's deadline, `timeout`)
+/// and their `now` agree. The sans-IO cores take std `Instant`s: tokio's converts to
+/// one exactly, and outside a paused test it is std's clock.
+#[cfg(feature = "tokio")]
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}

@@ -2,7 +2,7 @@
 //! stream, each framed by its own header (read the 20-byte header, then its length).
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -57,7 +57,7 @@ pub async fn binding_tcp(
     request: &BindingRequest,
     timeout: Duration,
 ) -> Result<BindingResponse, Error> {
-    let start = Instant::now();
+    let start = tokio::time::Instant::now();
     let timed_out = || Error::Timeout {
         server,
         sends: 1,
@@ -75,7 +75,7 @@ pub async fn binding_tcp(
             .await
             .map_err(|e| Error::io("connect", &e))?;
         let payload = t
-            .poll_transmit(Instant::now())
+            .poll_transmit(super::now())
             .map(|tx| tx.payload.to_vec())
             .unwrap_or_default();
         stream
@@ -85,7 +85,7 @@ pub async fn binding_tcp(
         let mut buf = vec![0u8; HEADER_LEN + usize::from(u16::MAX)];
         loop {
             let n = read_frame(&mut stream, &mut buf).await?;
-            t.handle_input(Instant::now(), server, &buf[..n]);
+            t.handle_input(super::now(), server, &buf[..n]);
             if let Some(outcome) = t.take_outcome() {
                 return outcome;
             }

@@ -1,7 +1,6 @@
 //! The tokio driver for STUN over UDP.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Instant;
 
 use tokio::net::UdpSocket;
 
@@ -21,6 +20,9 @@ const RECV_BUF: usize = 4096;
 /// Returns what was received that belonged to none of them (other ids, non-STUN
 /// datagrams). A failed send ends only that transaction (with [`Error::Io`]); a failed
 /// receive (other than a reported ICMP error) ends the run.
+///
+/// Time is tokio's: on a paused clock the retransmissions and the give-up happen at
+/// their exact simulated times.
 pub async fn run_transactions(
     socket: &UdpSocket,
     transactions: &mut [BindingTransaction],
@@ -28,7 +30,7 @@ pub async fn run_transactions(
     let mut unmatched = BindingCounters::default();
     let mut buf = vec![0u8; RECV_BUF];
     loop {
-        let now = Instant::now();
+        let now = super::now();
         for t in transactions.iter_mut() {
             t.handle_timeout(now);
             while let Some(tx) = t.poll_transmit(now) {
@@ -48,7 +50,7 @@ pub async fn run_transactions(
         tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) => {
-                    let now = Instant::now();
+                    let now = super::now();
                     let bytes = &buf[..n];
                     match transactions.iter_mut().find(|t| t.matches_id(bytes)) {
                         Some(t) => {

@@ -110,6 +110,9 @@ impl Batch {
 
     /// Runs the received datagrams through `core` (arrived on socket `local`).
     pub(super) fn handle(&mut self, core: &mut ServerCore, local: SocketIndex) {
+        // The server's one clock is std's: its sockets are served by plain threads,
+        // not tokio tasks, and the core (rate limit, sweeps) only compares instants
+        // taken here. Its timing rules are tested on `Instant` arithmetic.
         let now = Instant::now();
         for k in 0..self.n {
             self.replies[k] = self.srcs[k].and_then(|src| {
