@@ -8,14 +8,13 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use natkit_stun::client::{BindingRequest, RtoPlan, binding};
-use natkit_stun::server::{
-    Server, ServerConfig, ServerCore, ServerCounters, ServerStopHandle, SocketMap,
-};
+use natkit_stun::server::{Server, ServerConfig, ServerCounters, ServerStopHandle};
 use tokio::net::UdpSocket;
+
+mod support;
 
 const TURNUTILS: &str = "/usr/bin/turnutils_stunclient";
 const STUND_CLIENT: &str = "/usr/bin/stun";
@@ -76,71 +75,19 @@ fn addrs_after(text: &str, label: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// A recording driver over natkit's sans-IO core: four sockets on loopback, every
-/// request's source remembered, so a test knows the client's real ports.
-async fn recording_server() -> (Vec<SocketAddr>, tokio::task::JoinHandle<Vec<SocketAddr>>) {
-    let (sockets, primary, alternate) = loop {
-        let pp = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        let pa = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        let (p, a) = (
-            pp.local_addr().expect("addr").port(),
-            pa.local_addr().expect("addr").port(),
-        );
-        let (Ok(ap), Ok(aa)) = (
-            UdpSocket::bind(("127.0.0.2", p)).await,
-            UdpSocket::bind(("127.0.0.2", a)).await,
-        ) else {
-            continue;
-        };
-        let all = [pp, pa, ap, aa].map(Arc::new);
-        break (
-            all,
-            SocketAddr::from(([127, 0, 0, 1], p)),
-            SocketAddr::from(([127, 0, 0, 2], a)),
-        );
-    };
-    let cfg = ServerConfig::with_alternate(primary, alternate);
-    let mut core =
-        ServerCore::new(&cfg, SocketMap::four(primary, alternate, None, None)).expect("core");
-    let addrs: Vec<SocketAddr> = (0..4).filter_map(|i| core.sockets().local(i)).collect();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, SocketAddr, Vec<u8>)>(64);
-    for (i, s) in sockets.iter().enumerate() {
-        let (s, tx) = (s.clone(), tx.clone());
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            while let Ok((n, src)) = s.recv_from(&mut buf).await {
-                if tx.send((i, src, buf[..n].to_vec())).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    let task = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        let mut out = [0u8; 2048];
-        // Serve until quiet for two seconds.
-        while let Ok(Some((i, src, bytes))) =
-            tokio::time::timeout(Duration::from_secs(2), rx.recv()).await
-        {
-            seen.push(src);
-            if let Some((from, dst, n)) = core.handle(Instant::now(), i, src, &bytes, &mut out) {
-                sockets[from].send_to(&out[..n], dst).await.expect("send");
-            }
-        }
-        seen
-    });
-    (addrs, task)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn turnutils_stunclient_gets_its_own_address_and_rfc5780_attributes() {
-    let (addrs, server) = recording_server().await;
+    // natkit's core on this runtime's tasks: it records each request's source, so
+    // the test knows the client's real ports.
+    let server = support::four(sa("127.0.0.1:0").ip(), sa("127.0.0.2:0").ip()).await;
+    let addrs = &server.addrs;
     let text = run(
         TURNUTILS,
         &["-p".into(), addrs[0].port().to_string(), "127.0.0.1".into()],
     )
     .await;
-    let seen: BTreeSet<SocketAddr> = server.await.expect("server").into_iter().collect();
+    // The client has exited: every request it sent was received.
+    let seen: BTreeSet<SocketAddr> = server.seen.lock().expect("seen").iter().copied().collect();
     let reflexive = addrs_after(&text, "UDP reflexive addr:");
     assert!(reflexive.len() >= 2, "no reflexive addresses in:\n{text}");
     for r in &reflexive {

@@ -13,6 +13,8 @@ use natkit_stun::{Class, Error, HEADER_LEN, MessageBuilder, TransactionId};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UdpSocket};
 
+mod support;
+
 fn sa(s: &str) -> SocketAddr {
     s.parse().expect("addr")
 }
@@ -84,10 +86,14 @@ async fn graceful_stop_returns_counters() {
     stop.stop();
 }
 
-#[tokio::test]
+/// On tokio's paused clock (servers on the test's runtime, see `support`): the two
+/// live servers answer at once, and the discovery ends when the dead server's
+/// transaction gives up, at exactly its plan's give-up time.
+#[tokio::test(start_paused = true)]
 async fn discovery_forms_a_consensus_and_reports_the_dead_server() {
-    let (a, _sa) = plain_server("127.0.0.1").await;
-    let (b, _sb) = plain_server("127.0.0.1").await;
+    let localhost = sa("127.0.0.1:0").ip();
+    let a = support::single(localhost).await.addrs[0];
+    let b = support::single(localhost).await.addrs[0];
     // A port nobody answers on.
     let dead = {
         let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
@@ -96,9 +102,9 @@ async fn discovery_forms_a_consensus_and_reports_the_dead_server() {
     let d = StunDiscoverer::new([a.to_string(), dead.to_string(), b.to_string()])
         .with_plan(RtoPlan::LAB);
     assert_eq!(d.mechanism(), Mechanism::Stun);
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let ext = d.discover().await.expect("consensus");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(started.elapsed(), RtoPlan::LAB.give_up_after());
     assert_eq!(ext.ip, a.ip());
     assert_eq!(ext.agreeing().count(), 2);
     assert_eq!(ext.disagreeing().count(), 0);
@@ -194,16 +200,15 @@ async fn tcp_binding_reads_framed_messages() {
 mod classify_loopback {
     use super::*;
     use natkit_core::{Connectivity, FilteringBehaviour, LegacyNatType, MappingBehaviour};
-    use natkit_stun::classify::{ClassifyConfig, ServerFlavor, TestKind, classify};
+    use natkit_stun::classify::{ClassifyConfig, LifetimeConfig, ServerFlavor, TestKind, classify};
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    /// On tokio's paused clock, against the core served on the test's runtime (see
+    /// `support`): with every request answered at once, no test waits for a timer.
+    #[tokio::test(start_paused = true)]
     async fn no_nat_against_our_own_rfc5780_server_is_open() {
-        let cfg = ServerConfig::with_alternate(sa("127.0.0.1:0"), sa("127.0.0.2:0"));
-        let server = Server::bind(cfg).await.expect("bind");
-        let addrs = server.local_addrs();
-        let stop = server.stop_handle();
-        tokio::spawn(server.run());
-
+        let addrs = support::four(sa("127.0.0.1:0").ip(), sa("127.0.0.2:0").ip())
+            .await
+            .addrs;
         let mut config = ClassifyConfig::new([addrs[0].to_string()]);
         config.plan = RtoPlan::LAB;
         config.hairpinning = true;
@@ -237,10 +242,33 @@ mod classify_loopback {
                 c.evidence
             );
         }
-        assert!(c.elapsed < Duration::from_secs(3), "{:?}", c.elapsed);
+        assert_eq!(c.elapsed, Duration::ZERO);
         let json = serde_json::to_string(&c).expect("serialisable");
         assert!(json.contains("\"open\""), "{json}");
-        stop.stop();
+    }
+
+    /// Binding lifetime discovery probes every idle time at once: on tokio's paused
+    /// clock, against the core on the test's runtime (no NAT: every binding is alive),
+    /// it adds exactly the longest idle time probed, not the sum of the idle times.
+    #[tokio::test(start_paused = true)]
+    async fn binding_lifetime_steps_run_at_once() {
+        let addrs = support::four(sa("127.0.0.1:0").ip(), sa("127.0.0.2:0").ip())
+            .await
+            .addrs;
+        let max = Duration::from_secs(6);
+        let mut config = ClassifyConfig::new([addrs[0].to_string()]);
+        config.lifetime = Some(LifetimeConfig { max, steps: 12 });
+        let c = classify(config).await.expect("classify");
+        let l = c
+            .binding_lifetime
+            .expect("measured against an RFC 5780 server");
+        assert_eq!(l.probes.len(), 13, "{l:#?}");
+        assert!(l.probes.iter().all(|p| p.alive == Some(true)), "{l:#?}");
+        assert_eq!(
+            (l.at_least, l.less_than, l.conclusive),
+            (Some(max), None, true)
+        );
+        assert_eq!(c.elapsed, max);
     }
 
     #[tokio::test]
@@ -276,18 +304,29 @@ mod classify_loopback {
         assert!(!c.notes.is_empty());
     }
 
-    #[tokio::test]
-    async fn nothing_answering_is_udp_blocked_quickly() {
+    /// Nothing answers: three rounds of test I, one after another, each given up
+    /// at its plan's give-up time, and then the verdict at once. On tokio's paused
+    /// clock, for the lab's plan and the default one (which `natkit nat-type` uses).
+    #[tokio::test(start_paused = true)]
+    async fn nothing_answering_is_udp_blocked_after_three_rounds_of_test_i() {
         let dead = {
             let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
             s.local_addr().expect("addr")
         };
-        let mut config = ClassifyConfig::new([dead.to_string()]);
-        config.plan = RtoPlan::LAB;
-        let c = classify(config).await.expect("classify");
-        assert_eq!(c.behaviour.connectivity, Connectivity::UdpBlocked);
-        assert_eq!(c.legacy, LegacyNatType::UdpBlocked);
-        assert!(c.elapsed < Duration::from_secs(2));
+        for plan in [RtoPlan::LAB, RtoPlan::FAST] {
+            let mut config = ClassifyConfig::new([dead.to_string()]);
+            config.plan = plan;
+            let c = classify(config).await.expect("classify");
+            assert_eq!(c.behaviour.connectivity, Connectivity::UdpBlocked);
+            assert_eq!(c.legacy, LegacyNatType::UdpBlocked);
+            let rounds = c
+                .evidence
+                .iter()
+                .filter(|e| e.test == TestKind::MappingI && !e.outcome.answered())
+                .count();
+            assert_eq!((rounds, c.evidence.len()), (3, 3), "{:#?}", c.evidence);
+            assert_eq!(c.elapsed, plan.give_up_after() * 3, "{plan:?}");
+        }
         assert!(matches!(
             classify(ClassifyConfig::new(Vec::<String>::new())).await,
             Err(Error::InvalidConfig { .. })

@@ -2,7 +2,11 @@
 //! real answer, the client receives answers with another transaction id (from the
 //! server's own address), with its transaction id from another address (127.0.0.3) and
 //! from the server's IP on another port. Every forgery is ignored and counted, and the
-//! real answer, arriving after them (or only on a retransmission), still wins.
+//! real answer, arriving after them (or only on a retransmission), still wins, at the
+//! time the plan's schedule says: the forgeries neither end the transaction nor move
+//! its retransmissions. The tests run on tokio's paused clock (the server and the
+//! forgers are tasks on the test's runtime, so each datagram is in before the clock
+//! moves).
 // Test helpers outside #[test] fns: a broken fake should fail the test loudly.
 #![allow(clippy::unwrap_used)]
 
@@ -32,6 +36,9 @@ fn answer(request: &[u8], mapped: SocketAddr, flip_id: bool) -> Vec<u8> {
     out
 }
 
+/// How long after the forgeries the server answers.
+const ANSWER_DELAY: Duration = Duration::from_millis(5);
+
 /// The forgers answer every request; the server answers from request number
 /// `real_from` on (1 = the first).
 async fn raced_server(real_from: usize) -> SocketAddr {
@@ -59,7 +66,7 @@ async fn raced_server(real_from: usize) -> SocketAddr {
                 .await
                 .unwrap();
             // Let the forgeries arrive first.
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(ANSWER_DELAY).await;
             if seen >= real_from {
                 server
                     .send_to(&answer(req, from, false), from)
@@ -98,6 +105,11 @@ async fn run(real_from: usize) {
     assert_eq!(resp.mapped, Some(me), "the forged {FORGED} was never taken");
     assert_eq!(resp.from, server);
     assert_eq!(resp.sends as usize, real_from);
+    // Answered ANSWER_DELAY after the send it answers, which went out on the plan's
+    // schedule; a round-trip time only for an answer to the first send.
+    let send_at = plan.send_offsets().nth(real_from - 1).expect("a send");
+    assert_eq!(resp.elapsed, send_at + ANSWER_DELAY);
+    assert_eq!(resp.rtt, (real_from == 1).then_some(ANSWER_DELAY));
     let c = t.counters();
     let sends = real_from as u64;
     // Per request: one answer with another id (dropped before it reaches the
@@ -118,12 +130,12 @@ async fn run(real_from: usize) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn forged_answers_are_dropped_and_the_real_one_wins() {
     run(1).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn forgeries_do_not_end_the_transaction_before_a_late_real_answer() {
     run(3).await;
 }
