@@ -16,8 +16,8 @@ use natkit_stun::classify::{ClassifyConfig, classify};
 use natkit_stun::client::{IpFamily, NoAddress, RtoPlan, StunDiscoverer};
 
 use super::{
-    Conclusion, HostIpv6State, Input, Ipv6PortReachability, Ipv6Reachability, Ipv6Report,
-    PinholeAttempt, PinholeCheck, PinholeVerdict, RouterForIpv6, Sign, StunPath, conclude,
+    Asked, Conclusion, HostIpv6State, Input, Ipv6PortReachability, Ipv6Reachability, Ipv6Report,
+    NoSign, PinholeAttempt, PinholeCheck, PinholeVerdict, RouterForIpv6, Sign, StunPath, conclude,
     host_state, pinhole_address,
 };
 use crate::guard::{MapGuard, TrialError};
@@ -129,7 +129,7 @@ pub(crate) async fn run(input: Input, guard: Arc<MapGuard>) -> Ipv6Report {
     let claim = upnp.map_err(|why| why_none.push(why)).ok();
     observed.extend(seen1);
     if dialback.is_none() {
-        why_none.push("no dial-back server over IPv6 given".into());
+        why_none.push(NoSign::NoDialback);
     }
     // Whether the dial-back server was reached at all (an `error` row is a
     // control connection that failed).
@@ -188,7 +188,7 @@ fn read_host() -> HostIpv6State {
 /// The firewall as the RFC 5780 filtering tests over IPv6 see it (the IPv6
 /// literals given, and the names: their AAAA records), and what they saw of
 /// the way out.
-async fn stun_sign(servers: &[String], timeout: Duration) -> (Result<Sign, String>, StunPath) {
+async fn stun_sign(servers: &[String], timeout: Duration) -> (Result<Sign, NoSign>, StunPath) {
     use natkit_core::Connectivity;
     let servers: Vec<String> = servers
         .iter()
@@ -196,8 +196,7 @@ async fn stun_sign(servers: &[String], timeout: Duration) -> (Result<Sign, Strin
         .cloned()
         .collect();
     if servers.is_empty() {
-        let why = "no STUN server over IPv6 to test the firewall's filtering";
-        return (Err(why.into()), StunPath::Unknown);
+        return (Err(NoSign::NoStunServer), StunPath::Unknown);
     }
     let mut config = ClassifyConfig::new(servers.clone());
     config.family = Some(IpFamily::V6);
@@ -208,7 +207,7 @@ async fn stun_sign(servers: &[String], timeout: Duration) -> (Result<Sign, Strin
     // uplink.
     let answered = StunDiscoverer::new(servers).with_plan(RtoPlan::FAST);
     let (classified, answered) = tokio::join!(
-        within("STUN over IPv6", bound, classify(config)),
+        within(Asked::Stun, bound, classify(config), NoSign::StunFailed),
         tokio::time::timeout(bound, answered.discover_in(IpFamily::V6))
     );
     let c = match classified {
@@ -232,20 +231,20 @@ async fn stun_sign(servers: &[String], timeout: Duration) -> (Result<Sign, Strin
     (super::stun_sign(&c.behaviour, c.behaviour_server), path)
 }
 
-/// `future`'s value, or why there is none (its error, or no answer within
-/// `bound`), in words.
-async fn within<T, E: std::error::Error + 'static>(
-    what: &str,
+/// The answer to what was `asked`, or why there is none: its error (kept by
+/// `failed`), or nothing within `bound`.
+async fn within<T, E>(
+    asked: Asked,
     bound: Duration,
     future: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, String> {
+    failed: impl FnOnce(E) -> NoSign,
+) -> Result<T, NoSign> {
     match tokio::time::timeout(bound, future).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what} failed: {}", crate::render::error_line(&e))),
-        Err(_) => Err(format!(
-            "{what}: no answer within {:.1} s",
-            bound.as_secs_f32()
-        )),
+        Ok(result) => result.map_err(failed),
+        Err(_) => Err(NoSign::NoAnswer {
+            asked,
+            within: bound,
+        }),
     }
 }
 
@@ -261,18 +260,16 @@ async fn upnp_sign(
     router: &RouterForIpv6,
     stable: Option<Ipv6Addr>,
     timeout: Duration,
-) -> Result<Sign, String> {
+) -> Result<Sign, NoSign> {
     let Some(upnp) = router.auto.as_ref().and_then(|a| a.upnp()) else {
-        return Err("no UPnP IGD answered to ask about its IPv6 firewall".into());
+        return Err(NoSign::NoIgd);
     };
     let Some(local) = stable else {
-        return Err("no stable IPv6 address to ask the UPnP IGD from".into());
+        return Err(NoSign::NoStableAddress);
     };
-    let firewall = upnp
-        .igd()
-        .firewall(local)
-        .map_err(|e| format!("UPnP IGD: {}", crate::render::error_line(&e)))?;
-    let s = within("UPnP IGD GetFirewallStatus", timeout, firewall.status()).await?;
+    let firewall = upnp.igd().firewall(local).map_err(NoSign::IgdFirewall)?;
+    let status = firewall.status();
+    let s = within(Asked::FirewallStatus, timeout, status, NoSign::StatusFailed).await?;
     Ok(super::upnp_status_sign(
         s.enabled,
         s.inbound_pinhole_allowed,

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use super::{Conclusion, FirewallVerdict, Sign, StunPath, conclude};
+use super::{Conclusion, FirewallVerdict, NoSign, Sign, StunPath, conclude};
 
 const HOST: &str = "outbound IPv6 leaves from 2a0d:88:77:77::2 on eth0";
 
@@ -31,7 +31,7 @@ fn what_a_packet_met_outweighs_what_the_router_says() {
 fn the_router_decides_only_when_nothing_was_observed() {
     let c = router_says_on(Vec::new(), StunPath::Unknown, None);
     assert_eq!(c.firewall.verdict, FirewallVerdict::BlocksInbound);
-    let why = vec!["no STUN server over IPv6".to_owned()];
+    let why = vec![NoSign::NoStunServer];
     let c = conclude(HOST.into(), Vec::new(), None, why, StunPath::Unknown, None);
     assert_eq!(c.firewall.verdict, FirewallVerdict::NotChecked);
 }

@@ -19,6 +19,7 @@ mod checks;
 mod findings;
 mod text;
 
+use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -413,6 +414,114 @@ pub(crate) enum Sign {
     Allows(String),
 }
 
+/// Why a check gave no sign of the firewall, as data; the report words it
+/// ([`fmt::Display`]) when it says why the firewall was not checked.
+#[derive(Debug)]
+pub(crate) enum NoSign {
+    /// No STUN server over IPv6 is configured (IPv4 literals serve the IPv4
+    /// checks only).
+    NoStunServer,
+    /// No dial-back server over IPv6 was given.
+    NoDialback,
+    /// No UPnP IGD answered the router check.
+    NoIgd,
+    /// This host has no stable IPv6 address to ask the UPnP IGD from.
+    NoStableAddress,
+    /// The IGD offers no IPv6 firewall control for this host.
+    IgdFirewall(natkit_upnp::Error),
+    /// The STUN tests over IPv6 failed.
+    StunFailed(natkit_stun::Error),
+    /// The IGD's GetFirewallStatus failed.
+    StatusFailed(natkit_upnp::Error),
+    /// A check got no answer within its bound.
+    NoAnswer {
+        /// What was asked.
+        asked: Asked,
+        /// Its bound.
+        within: Duration,
+    },
+    /// The STUN tests ran but what they saw tells nothing about a firewall.
+    StunUntold {
+        /// The server whose answers the behaviour rests on, if known.
+        server: Option<SocketAddr>,
+        /// What they saw.
+        saw: StunUntold,
+    },
+}
+
+/// What a check asks of something outside over IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Asked {
+    /// The RFC 5780 tests over IPv6.
+    Stun,
+    /// The UPnP IGD's GetFirewallStatus.
+    FirewallStatus,
+}
+
+/// What STUN over IPv6 saw that tells nothing about a firewall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StunUntold {
+    /// No server answered over UDP.
+    NoAnswer,
+    /// The address seen is not this host's own: the filtering tests measure
+    /// a NAT66 or NPTv6 translator, not a firewall.
+    Translated,
+    /// The connectivity tests were inconclusive.
+    Inconclusive,
+    /// The filtering tests were inconclusive.
+    FilteringInconclusive,
+}
+
+impl fmt::Display for NoSign {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::render::error_line;
+        match self {
+            NoSign::NoStunServer => {
+                f.write_str("no STUN server over IPv6 to test the firewall's filtering")
+            }
+            NoSign::NoDialback => f.write_str("no dial-back server over IPv6 given"),
+            NoSign::NoIgd => f.write_str("no UPnP IGD answered to ask about its IPv6 firewall"),
+            NoSign::NoStableAddress => {
+                f.write_str("no stable IPv6 address to ask the UPnP IGD from")
+            }
+            NoSign::IgdFirewall(e) => write!(f, "UPnP IGD: {}", error_line(e)),
+            NoSign::StunFailed(e) => write!(f, "{} failed: {}", Asked::Stun, error_line(e)),
+            NoSign::StatusFailed(e) => {
+                write!(f, "{} failed: {}", Asked::FirewallStatus, error_line(e))
+            }
+            NoSign::NoAnswer { asked, within } => {
+                write!(f, "{asked}: no answer within {:.1} s", within.as_secs_f32())
+            }
+            NoSign::StunUntold { server, saw } => {
+                match server {
+                    Some(s) => write!(f, "STUN {s}: ")?,
+                    None => f.write_str("STUN over IPv6: ")?,
+                }
+                f.write_str(match saw {
+                    StunUntold::NoAnswer => "no STUN server answered over IPv6 (UDP)",
+                    StunUntold::Translated => {
+                        "the address seen over IPv6 is not this host's own (NAT66 or \
+                         NPTv6): the filtering tests measure that translator, not a firewall"
+                    }
+                    StunUntold::Inconclusive => "the tests over IPv6 were inconclusive",
+                    StunUntold::FilteringInconclusive => {
+                        "the filtering tests over IPv6 were inconclusive"
+                    }
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Display for Asked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Asked::Stun => "STUN over IPv6",
+            Asked::FirewallStatus => "UPnP IGD GetFirewallStatus",
+        })
+    }
+}
+
 /// What the RFC 5780 filtering tests over IPv6 say about the firewall: with
 /// no NAT in the way (the server saw this host's own address), answers from
 /// an address or port this host never sent to that are dropped mean a
@@ -421,22 +530,16 @@ pub(crate) enum Sign {
 pub(crate) fn stun_sign(
     b: &natkit_core::NatBehaviour,
     server: Option<SocketAddr>,
-) -> Result<Sign, String> {
+) -> Result<Sign, NoSign> {
     use natkit_core::{Connectivity, FilteringBehaviour as F};
-    let by = server.map_or_else(|| "STUN over IPv6".to_owned(), |s| format!("STUN {s}"));
+    let untold = |saw| Err(NoSign::StunUntold { server, saw });
     match b.connectivity {
         Connectivity::NoNat => {}
-        Connectivity::UdpBlocked => {
-            return Err(format!("{by}: no STUN server answered over IPv6 (UDP)"));
-        }
-        Connectivity::Nat => {
-            return Err(format!(
-                "{by}: the address seen over IPv6 is not this host's own (NAT66 or \
-                 NPTv6): the filtering tests measure that translator, not a firewall"
-            ));
-        }
-        _ => return Err(format!("{by}: the tests over IPv6 were inconclusive")),
+        Connectivity::UdpBlocked => return untold(StunUntold::NoAnswer),
+        Connectivity::Nat => return untold(StunUntold::Translated),
+        _ => return untold(StunUntold::Inconclusive),
     }
+    let by = server.map_or_else(|| "STUN over IPv6".to_owned(), |s| format!("STUN {s}"));
     match b.filtering {
         F::AddressAndPortDependent | F::AddressDependent => Ok(Sign::Blocks(format!(
             "{by}: answers from an address or port this host never sent to are dropped \
@@ -447,9 +550,7 @@ pub(crate) fn stun_sign(
             "{by}: answers from an address and port this host never sent to get in \
              (filtering endpoint_independent, no NAT)"
         ))),
-        _ => Err(format!(
-            "{by}: the filtering tests over IPv6 were inconclusive"
-        )),
+        _ => untold(StunUntold::FilteringInconclusive),
     }
 }
 
@@ -475,7 +576,7 @@ pub(crate) fn upnp_status_sign(enabled: bool, pinholes_allowed: bool) -> Sign {
 /// The firewall verdict from what the checks observed. A dial-back (or any)
 /// observation of a drop outweighs a router that says its firewall is off:
 /// what a connection from outside meets is the fact.
-pub(crate) fn judge_firewall(signs: Vec<Sign>, why_none: Vec<String>) -> FirewallCheck {
+pub(crate) fn judge_firewall(signs: Vec<Sign>, why_none: Vec<NoSign>) -> FirewallCheck {
     let blocks = signs.iter().any(|s| matches!(s, Sign::Blocks(_)));
     let allows = signs.iter().any(|s| matches!(s, Sign::Allows(_)));
     let verdict = match (blocks, allows) {
@@ -498,7 +599,8 @@ pub(crate) fn judge_firewall(signs: Vec<Sign>, why_none: Vec<String>) -> Firewal
         if why_none.is_empty() {
             "the checks that ran could not tell".to_owned()
         } else {
-            why_none.join("; ")
+            let why: Vec<String> = why_none.iter().map(NoSign::to_string).collect();
+            why.join("; ")
         }
     });
     FirewallCheck {
@@ -545,7 +647,7 @@ pub(crate) fn conclude(
     host_detail: String,
     observed: Vec<Sign>,
     claim: Option<Sign>,
-    why_none: Vec<String>,
+    why_none: Vec<NoSign>,
     path: StunPath,
     dial_answered: Option<bool>,
 ) -> Conclusion {

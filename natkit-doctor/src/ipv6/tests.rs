@@ -129,14 +129,14 @@ fn available(addrs: Vec<HostIpv6>, firewall: FirewallCheck, pinhole: PinholeChec
 #[test]
 fn temporary_only_is_a_finding_with_the_addresses() {
     let addrs = vec![addr(TEMP, Ipv6Flags::TEMPORARY)];
-    let fw = judge_firewall(Vec::new(), vec!["no check".into()]);
+    let fw = judge_firewall(Vec::new(), vec![NoSign::NoStunServer]);
     let r = available(addrs, fw, PinholeCheck::not_checked("no stable".into()));
     let f = findings(&r);
     assert_eq!(codes(&r), ["ipv6_temporary_address_only"]);
     assert!(f[0].message.contains(TEMP), "{}", f[0].message);
     assert_eq!(f[0].severity, Severity::Warning);
     // With a stable address beside it: silent.
-    let fw = judge_firewall(Vec::new(), vec!["no check".into()]);
+    let fw = judge_firewall(Vec::new(), vec![NoSign::NoStunServer]);
     let r = available(lab_addrs(), fw, PinholeCheck::not_checked("x".into()));
     assert!(codes(&r).is_empty());
 }
@@ -272,12 +272,35 @@ fn firewall_verdicts_rest_on_evidence_only() {
         pinhole(PinholeVerdict::NoProtocol, Vec::new()),
     );
     assert!(codes(&r).is_empty());
-    let none = judge_firewall(Vec::new(), vec!["no IGD".into(), "no IPv6 STUN".into()]);
+    let none = judge_firewall(Vec::new(), vec![NoSign::NoIgd, NoSign::NoStunServer]);
     assert_eq!(none.verdict, FirewallVerdict::NotChecked);
-    assert_eq!(none.not_checked.as_deref(), Some("no IGD; no IPv6 STUN"));
+    assert_eq!(
+        none.not_checked.as_deref(),
+        Some(
+            "no UPnP IGD answered to ask about its IPv6 firewall; \
+             no STUN server over IPv6 to test the firewall's filtering"
+        )
+    );
     assert_eq!(
         judge_firewall(Vec::new(), Vec::new()).verdict,
         FirewallVerdict::Unknown
+    );
+}
+
+#[test]
+fn a_check_without_an_answer_names_itself_and_its_bound() {
+    let stun = NoSign::NoAnswer {
+        asked: Asked::Stun,
+        within: Duration::from_millis(4000),
+    };
+    assert_eq!(stun.to_string(), "STUN over IPv6: no answer within 4.0 s");
+    let status = NoSign::NoAnswer {
+        asked: Asked::FirewallStatus,
+        within: Duration::from_millis(2500),
+    };
+    assert_eq!(
+        status.to_string(),
+        "UPnP IGD GetFirewallStatus: no answer within 2.5 s"
     );
 }
 
@@ -319,17 +342,28 @@ fn stun_over_ipv6_without_nat_tells_the_firewall() {
     );
     b.filtering = FilteringBehaviour::EndpointIndependent;
     assert!(matches!(stun_sign(&b, server), Ok(Sign::Allows(_))));
+    let untold = |b: &NatBehaviour, server| match stun_sign(b, server) {
+        Err(NoSign::StunUntold { saw, .. }) => Some(saw),
+        _ => None,
+    };
     b.filtering = FilteringBehaviour::Inconclusive;
-    assert!(stun_sign(&b, server).is_err());
+    assert_eq!(untold(&b, server), Some(StunUntold::FilteringInconclusive));
     // Behind a NAT66 the tests measure the translator: no firewall verdict.
     b.connectivity = Connectivity::Nat;
     b.filtering = FilteringBehaviour::AddressAndPortDependent;
-    assert!(stun_sign(&b, server).is_err());
+    assert_eq!(untold(&b, server), Some(StunUntold::Translated));
     b.connectivity = Connectivity::UdpBlocked;
-    assert!(
-        stun_sign(&b, None)
-            .unwrap_err()
-            .contains("no STUN server answered")
+    assert_eq!(untold(&b, None), Some(StunUntold::NoAnswer));
+    // The report's words name the server the behaviour rests on, if known.
+    let why = stun_sign(&b, server).expect_err("no sign").to_string();
+    assert_eq!(
+        why,
+        "STUN [2a0d:88:77:66::10]:4478: no STUN server answered over IPv6 (UDP)"
+    );
+    let why = stun_sign(&b, None).expect_err("no sign").to_string();
+    assert_eq!(
+        why,
+        "STUN over IPv6: no STUN server answered over IPv6 (UDP)"
     );
 }
 
