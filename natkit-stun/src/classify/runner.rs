@@ -204,6 +204,8 @@ async fn discover_lifetime(
         })??);
     }
     steps.sort_by_key(|p| p.idle);
+    // Never empty: the control (idle zero) is always spawned, and every task either
+    // pushed its step or returned above. Sorted, the control is first.
     let control = steps.remove(0);
     Ok(lifetime::decide(server.primary, config.max, control, steps))
 }

@@ -103,6 +103,8 @@ pub async fn binding_on(
     let mut ts = [t];
     run_transactions(socket, &mut ts).await?;
     let [mut t] = ts;
+    // `run_transactions` returns only once every transaction has ended, and an ended
+    // one holds its outcome: the fallback is for the type, never taken.
     t.take_outcome().unwrap_or(Err(Error::InvalidConfig {
         reason: "transaction ended without an outcome",
     }))
