@@ -64,7 +64,7 @@ pub use lease::{DEFAULT_LIFETIME, PortLease, PortLeaseBuilder};
 #[cfg(feature = "stun")]
 pub use natkit_stun::classify::Classification;
 #[cfg(feature = "portmap")]
-pub use renumber::{ADDRESS_CHECK_INTERVAL, LeaseEvent};
+pub use renumber::{ADDRESS_CHECK_INTERVAL, LeaseEvent, RenumberError};
 
 #[cfg(feature = "doctor")]
 pub use natkit_doctor as doctor;

@@ -39,7 +39,7 @@ pub enum LeaseEvent {
         /// Whether the old pinhole was deleted on the router; if not (a router
         /// that takes deletions only from the pinhole's own address), why: it
         /// lapses at the end of its lease.
-        old_deleted: Result<(), String>,
+        old_deleted: Result<(), Arc<natkit_core::Error>>,
     },
     /// The pinhole's address is gone and no pinhole could be opened for the stable
     /// address that replaces it (or there is none yet); tried again at the next
@@ -48,19 +48,39 @@ pub enum LeaseEvent {
         /// The address the pinhole is for.
         old: Ipv6Addr,
         /// What went wrong.
-        error: String,
+        error: Arc<RenumberError>,
     },
 }
 
-/// What one look at the host's addresses says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Verdict {
+/// Why a lease whose IPv6 address is gone still holds its old pinhole
+/// ([`LeaseEvent::RenumberFailed`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenumberError {
+    /// No stable address replaces the one gone (none at all, or only temporary
+    /// ones, which a pinhole never uses).
+    #[error("no stable IPv6 address replaces it: {0}")]
+    NoReplacement(#[source] Ipv6AddressError),
+    /// The router did not open the pinhole for the address that replaces it.
+    #[error("opening the pinhole for {address} failed: {source}")]
+    Open {
+        /// The address that replaces the old one.
+        address: Ipv6Addr,
+        /// The mechanism's error.
+        #[source]
+        source: natkit_core::Error,
+    },
+}
+
+/// What one look at the host's addresses says about the pinhole's address.
+#[derive(Debug)]
+pub(crate) enum Renumbering {
     /// The address is there and usable: nothing to do.
     Held,
     /// The address is gone or deprecated, and this stable address replaces it.
     Move(StableIpv6),
     /// The address is gone or deprecated, and no stable address replaces it yet.
-    NoReplacement(String),
+    NoReplacement(Ipv6AddressError),
 }
 
 /// The rule: when a pinhole's address needs replacing, and by what. No I/O; the
@@ -106,24 +126,24 @@ impl AddressWatch {
         now: Instant,
         host: Result<&[HostIpv6], &Ipv6AddressError>,
         kernel_source: Option<Ipv6Addr>,
-    ) -> Verdict {
+    ) -> Renumbering {
         self.next = now + self.interval;
         let host = match host {
             Ok(host) => host,
             // Cannot tell: keep what works rather than move on a failed read.
-            Err(_) => return Verdict::Held,
+            Err(_) => return Renumbering::Held,
         };
         let held = host.iter().find(|a| a.address == self.held);
         let deprecated = match held {
-            Some(a) if a.kind != Ipv6Kind::Deprecated => return Verdict::Held,
+            Some(a) if a.kind != Ipv6Kind::Deprecated => return Renumbering::Held,
             Some(_) => true,
             None => false,
         };
         match choose_stable_ipv6(host, &self.interface, kernel_source) {
-            Ok(new) if new.address != self.held => Verdict::Move(new),
-            Ok(_) => Verdict::Held,
-            Err(_) if deprecated => Verdict::Held,
-            Err(e) => Verdict::NoReplacement(e.to_string()),
+            Ok(new) if new.address != self.held => Renumbering::Move(new),
+            Ok(_) => Renumbering::Held,
+            Err(_) if deprecated => Renumbering::Held,
+            Err(e) => Renumbering::NoReplacement(e),
         }
     }
 
@@ -170,10 +190,11 @@ pub(crate) async fn keep_address(
             host.as_ref().map(Vec::as_slice),
             kernel_source,
         ) {
-            Verdict::Held => continue,
-            Verdict::Move(new) => new,
-            Verdict::NoReplacement(error) => {
-                tracing::warn!(%old, %error, "the IPv6 pinhole's address is gone; no stable address replaces it yet");
+            Renumbering::Held => continue,
+            Renumbering::Move(new) => new,
+            Renumbering::NoReplacement(e) => {
+                let error = Arc::new(RenumberError::NoReplacement(e));
+                tracing::warn!(%old, %error, "the IPv6 pinhole's address is gone");
                 let _ = events.send(LeaseEvent::RenumberFailed { old, error });
                 continue;
             }
@@ -185,12 +206,13 @@ pub(crate) async fn keep_address(
         let (id, mapping) = match keeper.add(moved).await {
             Ok(granted) => granted,
             Err(natkit_core::Error::KeeperClosed) => return,
-            Err(e) => {
-                tracing::warn!(%old, new = %new.address, error = %e, "opening the pinhole for the new IPv6 address failed");
-                let _ = events.send(LeaseEvent::RenumberFailed {
-                    old,
-                    error: e.to_string(),
+            Err(source) => {
+                let error = Arc::new(RenumberError::Open {
+                    address: new.address,
+                    source,
                 });
+                tracing::warn!(%old, %error, "the IPv6 pinhole's address is gone");
+                let _ = events.send(LeaseEvent::RenumberFailed { old, error });
                 continue;
             }
         };
@@ -205,7 +227,7 @@ pub(crate) async fn keep_address(
         };
         watch.moved(new.address);
         current.send_replace(Some(mapping.clone()));
-        let old_deleted = keeper.remove(old_id).await.map_err(|e| e.to_string());
+        let old_deleted = keeper.remove(old_id).await.map_err(Arc::new);
         match &old_deleted {
             Ok(()) => tracing::info!(%old, new = %new, "IPv6 prefix changed: pinhole moved"),
             Err(e) => tracing::info!(%old, new = %new, error = %e,
@@ -255,15 +277,18 @@ mod tests {
         addr(address, Ipv6Flags::PERMANENT)
     }
 
-    fn look(host: &[HostIpv6]) -> Verdict {
+    fn look(host: &[HostIpv6]) -> Renumbering {
         let mut w = AddressWatch::new(OLD, IFACE.into(), EVERY, Instant::now());
         w.look(Instant::now(), Ok(host), None)
     }
 
     #[test]
     fn the_address_is_replaced_only_when_gone_or_deprecated_with_a_successor() {
-        assert_eq!(look(&[stable(OLD), stable(NEW)]), Verdict::Held);
-        let Verdict::Move(to) = look(&[stable(NEW), addr(TEMP, Ipv6Flags::TEMPORARY)]) else {
+        assert!(matches!(
+            look(&[stable(OLD), stable(NEW)]),
+            Renumbering::Held
+        ));
+        let Renumbering::Move(to) = look(&[stable(NEW), addr(TEMP, Ipv6Flags::TEMPORARY)]) else {
             panic!("gone: moves")
         };
         assert_eq!((to.address, to.reason), (NEW, StableReason::Static));
@@ -271,19 +296,25 @@ mod tests {
         let old_deprecated = addr(OLD, Ipv6Flags::PERMANENT | Ipv6Flags::DEPRECATED);
         assert!(matches!(
             look(&[old_deprecated.clone(), stable(NEW)]),
-            Verdict::Move(StableIpv6 { address: NEW, .. })
+            Renumbering::Move(StableIpv6 { address: NEW, .. })
         ));
         // Deprecated with nothing to take its place: it still receives; keep it.
-        assert_eq!(look(std::slice::from_ref(&old_deprecated)), Verdict::Held);
+        assert!(matches!(
+            look(std::slice::from_ref(&old_deprecated)),
+            Renumbering::Held
+        ));
         // Gone, and only a temporary address: never a pinhole for that.
         assert!(matches!(
             look(&[addr(TEMP, Ipv6Flags::TEMPORARY)]),
-            Verdict::NoReplacement(_)
+            Renumbering::NoReplacement(Ipv6AddressError::NoStableAddress { temporary: 1, .. })
         ));
         // A failed read is no reason to move.
         let mut w = AddressWatch::new(OLD, IFACE.into(), EVERY, Instant::now());
         let e = Ipv6AddressError::Io(std::io::Error::other("read"));
-        assert_eq!(w.look(Instant::now(), Err(&e), None), Verdict::Held);
+        assert!(matches!(
+            w.look(Instant::now(), Err(&e), None),
+            Renumbering::Held
+        ));
     }
 
     #[tokio::test(start_paused = true)]
@@ -430,10 +461,9 @@ mod tests {
         };
         assert_eq!((old, new.address), (OLD, NEW));
         assert_eq!(mapping.internal, SocketAddr::new(NEW.into(), 8080));
-        assert!(
-            old_deleted.as_ref().is_err_and(|e| e.contains("606")),
-            "{old_deleted:?}"
-        );
+        let refused = old_deleted.as_ref().expect_err("refused");
+        assert_eq!(refused.failure_kind(), Some(FailureKind::Refused));
+        assert!(refused.to_string().contains("606"), "{refused}");
         assert_eq!(router.ops("map", NEW), [EVERY]);
         assert_eq!(router.ops("unmap", OLD), [EVERY]);
         assert_eq!(
@@ -477,7 +507,7 @@ mod tests {
         let LeaseEvent::Renumbered { old_deleted, .. } = events.recv().await.expect("event") else {
             panic!("renumbered")
         };
-        assert_eq!(old_deleted, Ok(()));
+        assert!(old_deleted.is_ok(), "{old_deleted:?}");
         assert_eq!(router.ops("map", NEW), [EVERY * 3]);
         lease.close().await.expect("closed");
     }
@@ -493,9 +523,18 @@ mod tests {
         *router.host.lock().unwrap() = vec![addr(TEMP, Ipv6Flags::TEMPORARY)];
         for _ in 0..2 {
             let event = events.recv().await.expect("event");
+            let LeaseEvent::RenumberFailed { old: OLD, error } = &event else {
+                panic!("renumber failed: {event:?}")
+            };
             assert!(
-                matches!(event, LeaseEvent::RenumberFailed { old: OLD, .. }),
-                "{event:?}"
+                matches!(
+                    **error,
+                    RenumberError::NoReplacement(Ipv6AddressError::NoStableAddress {
+                        temporary: 1,
+                        ..
+                    })
+                ),
+                "{error}"
             );
         }
         assert!(router.ops("map", TEMP).is_empty());
