@@ -498,7 +498,10 @@ fn lab_unreachable_server_is_udp_blocked_in_time() {
                 natkit_lab::dump_output(&out)
             );
         }
-        // Process start and the lab's `ip netns exec` on a busy machine: 1 s slack.
+        // The rule itself is proven exactly on tokio's paused clock
+        // (`nothing_answering_is_udp_blocked_after_three_rounds_of_test_i` in
+        // tests/loopback.rs); here the whole process is timed. Process start and the
+        // lab's `ip netns exec` on a busy machine: 1 s slack.
         assert!(
             took >= limit && took < limit + Duration::from_secs(1),
             "took {took:?}, the timeout is {limit:?}"
@@ -590,7 +593,8 @@ fn lab_binding_lifetime_is_the_conntrack_timeout() {
     assert!((3.0..=3.5).contains(&less_than), "{l:#}");
     assert_eq!(l["probes"].as_array().map(Vec::len), Some(13), "{l:#}");
     // Bounded: about the maximum asked for (6 s), not a sum of waits (0.5 + 1 + … + 6 =
-    // 39 s). The slack covers process start-up while the other lab tests load the
+    // 39 s); exactly the maximum on tokio's paused clock
+    // (`binding_lifetime_steps_run_at_once` in tests/loopback.rs). The slack covers process start-up while the other lab tests load the
     // machine (9 s was once exceeded with every lab test running at once).
     assert!(took < Duration::from_secs(15), "took {took:?}");
 
