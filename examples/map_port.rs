@@ -1,5 +1,5 @@
 //! Open a port on the router with the `natkit` facade, keep it until Ctrl-C,
-//! then delete it: `PortLease` probes PCP, NAT-PMP and UPnP IGD at once, maps
+//! then delete it: `PortLease` detects PCP, NAT-PMP and UPnP IGD at once, maps
 //! through the best one, renews it, and cleans up what a killed earlier run left.
 //! The full tool is `natkit map`.
 //!

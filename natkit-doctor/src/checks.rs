@@ -29,7 +29,7 @@ pub(crate) struct Timeouts {
 impl Timeouts {
     pub(crate) fn new(check: Duration) -> Timeouts {
         Timeouts {
-            // The combinator ends every mechanism's probe at the probe
+            // The combinator ends every mechanism's detection at the detection
             // window; UPnP's search ends just before it, so its own verdict
             // (what it searched, for how long) is the one reported. The
             // unicast M-SEARCH to the gateway is answered at once (UDA 2.0
@@ -43,9 +43,9 @@ impl Timeouts {
 
 /// The doctor's NAT-PMP/PCP plans, each within the check's time.
 ///
-/// - probe: 125 ms doubling (PCP's ANNOUNCE with RFC 6887's ±10 % jitter,
+/// - detect: 125 ms doubling (PCP's ANNOUNCE with RFC 6887's ±10 % jitter,
 ///   which compounds to at most 1.11 s for the fourth send), cut at
-///   [`PROBE_WINDOW`] by the combinator: sends at 0, 125, 375 and 875 ms,
+///   [`DETECT_WINDOW`] by the combinator: sends at 0, 125, 375 and 875 ms,
 ///   so one lost datagram does not make a protocol look absent. A router
 ///   that drops 5351 silently (many do when NAT-PMP is off, and Linux
 ///   routers stop sending port unreachable after a burst of six) costs the
@@ -58,27 +58,27 @@ impl Timeouts {
 ///   whole check, 5 sends in 5 s (PCP's 3 s IRT would fit only two);
 /// - deletes: 250 ms doubling to 1 s, within the guard's 5 s bound.
 struct PmpPlans {
-    probe: RetransmitPlan,
+    detect: RetransmitPlan,
     request: RetransmitPlan,
     delete: RetransmitPlan,
 }
 
-/// The doctor's probe window for NAT-PMP and PCP.
-const PROBE_WINDOW: Duration = Duration::from_millis(1200);
-/// The doctor's UPnP search, within the probe window.
+/// The doctor's detection window for NAT-PMP and PCP.
+const DETECT_WINDOW: Duration = Duration::from_millis(1200);
+/// The doctor's UPnP search, within the detection window.
 const UPNP_SEARCH: Duration = Duration::from_millis(1150);
-/// The first wait of the doctor's NAT-PMP and PCP probe.
-const PROBE_FIRST_WAIT: Duration = Duration::from_millis(125);
+/// The first wait of the doctor's NAT-PMP and PCP detection.
+const DETECT_FIRST_WAIT: Duration = Duration::from_millis(125);
 
 impl PmpPlans {
     fn new(check: Duration, jitter: f64) -> PmpPlans {
         PmpPlans {
-            probe: RetransmitPlan {
-                initial: PROBE_FIRST_WAIT,
-                ..RetransmitPlan::probe_within(check.min(PROBE_WINDOW))
+            detect: RetransmitPlan {
+                initial: DETECT_FIRST_WAIT,
+                ..RetransmitPlan::detect_within(check.min(DETECT_WINDOW))
             }
             .with_jitter(jitter),
-            request: RetransmitPlan::probe_within(check).with_jitter(jitter),
+            request: RetransmitPlan::detect_within(check).with_jitter(jitter),
             delete: RetransmitPlan::release_within(DELETE_BUDGET).with_jitter(jitter),
         }
     }
@@ -101,7 +101,7 @@ pub(crate) struct RouterFound {
     pub(crate) entries: Option<Vec<PortMappingEntry>>,
 }
 
-/// Probes PCP, NAT-PMP and UPnP at once through natkit-portmap's
+/// Detects PCP, NAT-PMP and UPnP at once through natkit-portmap's
 /// [`AutoMapper`], which then makes the trial mappings (UPnP first: its
 /// refusals name the host holding a port; then PCP, then NAT-PMP). Its
 /// journal records every trial mapping before it is used, so a doctor
@@ -112,7 +112,7 @@ pub(crate) async fn check_router(gateway: &Gateway, t: Timeouts) -> RouterFound 
     let pcp_plans = PmpPlans::new(t.check, natkit_pmp::PCP_RAND);
     let config = PortMapConfig {
         gateway: Some(gateway.clone()),
-        probe_deadline: t.check.min(PROBE_WINDOW),
+        detect_deadline: t.check.min(DETECT_WINDOW),
         upnp: DiscoveryConfig {
             gateway: Some(gateway.clone()),
             timeout: t.upnp,
@@ -120,14 +120,14 @@ pub(crate) async fn check_router(gateway: &Gateway, t: Timeouts) -> RouterFound 
         },
         natpmp: NatPmpConfig {
             retransmit: natpmp_plans.request,
-            probe: natpmp_plans.probe,
+            detect: natpmp_plans.detect,
             delete: natpmp_plans.delete,
             local_address: Some(gateway.local_address),
             ..NatPmpConfig::default()
         },
         pcp: PcpConfig {
             retransmit: pcp_plans.request,
-            probe: pcp_plans.probe,
+            detect: pcp_plans.detect,
             delete: pcp_plans.delete,
             local_address: Some(IpAddr::V4(gateway.local_address)),
             ..PcpConfig::default()
@@ -156,7 +156,7 @@ pub(crate) async fn check_router(gateway: &Gateway, t: Timeouts) -> RouterFound 
             Err(_) => tracing::warn!("cleaning up earlier runs timed out"),
         }
     }
-    let report = auto.probe().await;
+    let report = auto.detect().await;
     let state_of = |m: Mechanism| {
         report
             .get(m)
@@ -186,7 +186,7 @@ pub(crate) async fn check_router(gateway: &Gateway, t: Timeouts) -> RouterFound 
     }
 }
 
-/// The report's view of one mechanism's probe.
+/// The report's view of one mechanism's detection.
 fn protocol_state(m: &MechanismReport) -> ProtocolState {
     use natkit_core::FailureKind as K;
     let kind = m.error.as_ref().map(|e| e.kind);
@@ -391,7 +391,7 @@ mod tests {
     use natkit_pmp::{Retransmitter, TimerAction};
     use std::time::Instant;
 
-    /// The probe plan run on a simulated clock against a silent router: the
+    /// The detection plan run on a simulated clock against a silent router: the
     /// send times, and when it gives up.
     fn silent(plan: RetransmitPlan, seed: u64) -> (Vec<Duration>, Duration) {
         let t0 = Instant::now();
@@ -412,25 +412,25 @@ mod tests {
     fn a_silent_router_costs_two_windows_under_three_seconds_with_four_sends_each() {
         let ms = Duration::from_millis;
         let plans = PmpPlans::new(crate::DEFAULT_TIMEOUT, 0.0);
-        let (sends, end) = silent(plans.probe, 1);
+        let (sends, end) = silent(plans.detect, 1);
         assert_eq!(sends, [ms(0), ms(125), ms(375), ms(875)]);
-        assert_eq!(end, PROBE_WINDOW);
+        assert_eq!(end, DETECT_WINDOW);
         // PCP's jitter (±10 %) never costs a send or stretches the window.
         for seed in 0..1000 {
             let (sends, end) = silent(
-                PmpPlans::new(crate::DEFAULT_TIMEOUT, natkit_pmp::PCP_RAND).probe,
+                PmpPlans::new(crate::DEFAULT_TIMEOUT, natkit_pmp::PCP_RAND).detect,
                 seed,
             );
             assert_eq!(sends.len(), 4, "seed {seed}: {sends:?}");
-            assert!(end <= PROBE_WINDOW, "seed {seed}: {end:?}");
+            assert!(end <= DETECT_WINDOW, "seed {seed}: {end:?}");
         }
         // Two windows on a router that drops 5351.
-        assert!(PROBE_WINDOW * 2 < Duration::from_secs(3));
+        assert!(DETECT_WINDOW * 2 < Duration::from_secs(3));
         // UPnP's search ends inside the window, after its 1.1 s round.
         let t = Timeouts::new(crate::DEFAULT_TIMEOUT);
-        assert!(t.upnp > ms(1100) && t.upnp < PROBE_WINDOW, "{:?}", t.upnp);
+        assert!(t.upnp > ms(1100) && t.upnp < DETECT_WINDOW, "{:?}", t.upnp);
         // A shorter check shortens the window too.
-        let (_, end) = silent(PmpPlans::new(ms(800), 0.0).probe, 1);
+        let (_, end) = silent(PmpPlans::new(ms(800), 0.0).detect, 1);
         assert_eq!(end, ms(800));
     }
 }

@@ -63,15 +63,15 @@ fn route_source(server: SocketAddr) -> Result<IpAddr> {
         SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
         SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
     };
-    let probe = std::net::UdpSocket::bind(any).map_err(|source| Error::Io {
+    let route = std::net::UdpSocket::bind(any).map_err(|source| Error::Io {
         op: "route",
         source,
     })?;
-    probe.connect(server).map_err(|source| Error::Io {
+    route.connect(server).map_err(|source| Error::Io {
         op: "route",
         source,
     })?;
-    let local = probe.local_addr().map_err(|source| Error::Io {
+    let local = route.local_addr().map_err(|source| Error::Io {
         op: "route",
         source,
     })?;

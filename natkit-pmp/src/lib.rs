@@ -3,7 +3,7 @@
 //! # Where to start
 //!
 //! - [`natpmp::NatPmpMapper`] and [`pcp::PcpMapper`], each a
-//!   [`natkit_core::PortMapper`] with a fast `probe()` / `is_available()`.
+//!   [`natkit_core::PortMapper`] with a fast `detect()` / `is_available()`.
 //! - The sans-IO cores: [`natpmp::NatPmpRequest`] / [`natpmp::NatPmpResponse`]
 //!   and [`pcp::PcpRequest`] / [`pcp::PcpResponse`] encode and check bytes;
 //!   [`Transaction`] runs one exchange on the caller's clock, on a
@@ -28,7 +28,7 @@ pub use counters::Counters;
 pub use epoch::{EpochObservation, EpochTracker};
 pub use error::{Error, Result};
 pub use schedule::{
-    FIRST_WAIT, LONGEST_WAIT, PCP_IRT, PCP_RAND, PROBE_WINDOW, RELEASE_BUDGET,
+    DETECT_WINDOW, FIRST_WAIT, LONGEST_WAIT, PCP_IRT, PCP_RAND, RELEASE_BUDGET,
     RELEASE_MAX_INTERVAL, RetransmitPlan, Retransmitter, STEADY_DURATION, STEADY_MAX_INTERVAL,
     TimerAction,
 };

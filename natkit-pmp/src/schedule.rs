@@ -18,20 +18,20 @@
 //!
 //! | path | plan | sends (unanswered at q = 0.51) |
 //! |---|---|---|
-//! | availability probe (NAT-PMP address request, PCP ANNOUNCE) | [`probe_within`](RetransmitPlan::probe_within): RFC 6886's 250 ms doubling, cut at the window | 4 in 2 s (6.8 %) |
+//! | detection (NAT-PMP address request, PCP ANNOUNCE) | [`detect_within`](RetransmitPlan::detect_within): RFC 6886's 250 ms doubling, cut at the window | 4 in 2 s (6.8 %) |
 //! | MAP, renewal, address request | [`natpmp_steady`](RetransmitPlan::natpmp_steady) / [`pcp_steady`](RetransmitPlan::pcp_steady): the RFC first wait and doubling, MRT 8 s, MRD 120 s | 20 / 15 (< 5·10⁻⁵) |
 //! | delete (shutdown, cleanup) | [`release_within`](RetransmitPlan::release_within): 250 ms, then every 500 ms, for the caller's budget | 11 in 4.9 s (6·10⁻⁴) |
 //!
-//! A probe without an answer is therefore "no answer yet", never "absent":
+//! A detection without an answer is therefore "no answer yet", never "absent":
 //! a caller that has nothing else to try maps on the steady plan anyway
 //! (natkit-portmap does). The RFC's own values stay available as
 //! [`natpmp`](RetransmitPlan::natpmp) and [`pcp_rfc`](RetransmitPlan::pcp_rfc).
 //!
 //! Deviations from RFC 6887's SHOULD values, and why: MRT 8 s instead of
 //! 1024 s, because an exchange natkit bounds to two minutes would otherwise
-//! send only six times; PCP deletes and ANNOUNCE probes start at 250 ms
+//! send only six times; PCP deletes and detection's ANNOUNCE start at 250 ms
 //! instead of 3 s, because they run against a deadline (process exit, a
-//! probe window) that fits one or two sends at 3 s. The server is the
+//! detection window) that fits one or two sends at 3 s. The server is the
 //! default gateway, the same box and port RFC 6886 gives 250 ms for, and
 //! Apple's mDNSResponder, which speaks both, starts both at 250 ms.
 
@@ -44,7 +44,7 @@ use crate::error::{Error, Result};
 pub const LONGEST_WAIT: Duration = Duration::from_secs(86_400);
 
 /// RFC 6886 §3.1's first wait; natkit's for every plan that runs against a
-/// short deadline (probes, deletes), PCP's included.
+/// short deadline (detection, deletes), PCP's included.
 pub const FIRST_WAIT: Duration = Duration::from_millis(250);
 
 /// RFC 6887 §8.1.1's IRT.
@@ -53,8 +53,8 @@ pub const PCP_IRT: Duration = Duration::from_secs(3);
 /// RFC 6887 §8.1.1's RAND: every wait is scaled by a factor in 1 ± 0.1.
 pub const PCP_RAND: f64 = 0.1;
 
-/// The window of [`RetransmitPlan::probe`].
-pub const PROBE_WINDOW: Duration = Duration::from_secs(2);
+/// The window of [`RetransmitPlan::detect`].
+pub const DETECT_WINDOW: Duration = Duration::from_secs(2);
 
 /// Where the steady plans stop doubling.
 pub const STEADY_MAX_INTERVAL: Duration = Duration::from_secs(8);
@@ -121,18 +121,18 @@ impl RetransmitPlan {
         }
     }
 
-    /// The availability probe: [`probe_within`](Self::probe_within) 2 s
+    /// Detection's plan: [`detect_within`](Self::detect_within) 2 s
     /// (sends at 0, 250, 750 and 1750 ms; no answer by 2 s ends it).
-    pub const fn probe() -> Self {
-        Self::probe_within(PROBE_WINDOW)
+    pub const fn detect() -> Self {
+        Self::detect_within(DETECT_WINDOW)
     }
 
-    /// The availability probe that must end within `window`: RFC 6886's
+    /// Detection's plan when it must end within `window`: RFC 6886's
     /// schedule (250 ms, doubling) cut off at the window, so one lost
     /// datagram never decides it (0, 250, 750, 1750, 3750 ms … as the
     /// window allows). For PCP's ANNOUNCE add RFC 6887's jitter with
     /// [`with_jitter`](Self::with_jitter).
-    pub const fn probe_within(window: Duration) -> Self {
+    pub const fn detect_within(window: Duration) -> Self {
         RetransmitPlan {
             initial: FIRST_WAIT,
             max_interval: None,
@@ -452,16 +452,16 @@ mod tests {
     const Q30: f64 = 1.0 - 0.7 * 0.7;
 
     #[test]
-    fn probe_is_rfc_6886_cut_at_its_window() {
-        let (sends, gave_up) = run(RetransmitPlan::probe(), 1);
+    fn detect_is_rfc_6886_cut_at_its_window() {
+        let (sends, gave_up) = run(RetransmitPlan::detect(), 1);
         assert_eq!(millis(&sends), vec![0, 250, 750, 1750]);
         assert_eq!(gave_up, Duration::from_secs(2));
-        let (sends, gave_up) = run(RetransmitPlan::probe_within(Duration::from_millis(900)), 1);
+        let (sends, gave_up) = run(RetransmitPlan::detect_within(Duration::from_millis(900)), 1);
         assert_eq!(millis(&sends), vec![0, 250, 750]);
         assert_eq!(gave_up, Duration::from_millis(900));
         // The same prefix as the full RFC 6886 schedule.
         let rfc = run(RetransmitPlan::natpmp(), 1).0;
-        let long = run(RetransmitPlan::probe_within(Duration::from_secs(10)), 1).0;
+        let long = run(RetransmitPlan::detect_within(Duration::from_secs(10)), 1).0;
         assert_eq!(long, rfc[..long.len()]);
         assert_eq!(long.len(), 6);
     }
@@ -522,7 +522,7 @@ mod tests {
         for plan in [
             RetransmitPlan::natpmp(),
             RetransmitPlan::fast(),
-            RetransmitPlan::probe(),
+            RetransmitPlan::detect(),
             RetransmitPlan::pcp_steady(),
             RetransmitPlan::release().with_jitter(PCP_RAND),
             RetransmitPlan {
@@ -546,8 +546,8 @@ mod tests {
     fn bounded_by_shortens_but_never_lengthens() {
         let p = RetransmitPlan::natpmp_steady().bounded_by(Duration::from_secs(3));
         assert_eq!(run(p, 1).1, Duration::from_secs(3));
-        let p = RetransmitPlan::probe().bounded_by(Duration::from_secs(30));
-        assert_eq!(run(p, 1).1, PROBE_WINDOW);
+        let p = RetransmitPlan::detect().bounded_by(Duration::from_secs(30));
+        assert_eq!(run(p, 1).1, DETECT_WINDOW);
         let p = RetransmitPlan::natpmp().bounded_by(Duration::from_secs(1));
         assert_eq!(millis(&run(p, 1).0), vec![0, 250, 750]);
     }
@@ -557,8 +557,8 @@ mod tests {
     /// replaces there.
     #[test]
     fn plans_are_sized_for_30_percent_loss() {
-        // The probe: several tries, not one; it only says "no answer yet".
-        assert!(unanswered(RetransmitPlan::probe(), Q30) < 0.07);
+        // Detection: several tries, not one; it only says "no answer yet".
+        assert!(unanswered(RetransmitPlan::detect(), Q30) < 0.07);
         // Requests: RFC 6887's values bounded to 120 s fail one time in 57.
         let rfc = unanswered(RetransmitPlan::pcp(), Q30);
         assert!(rfc > 0.015, "{rfc}");

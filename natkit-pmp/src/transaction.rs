@@ -390,16 +390,16 @@ mod tests {
         );
     }
 
-    /// The availability probe on a simulated clock: up to three lost
+    /// Detection on a simulated clock: up to three lost
     /// round trips still end in an answer (to the fourth send, at 1.75 s);
     /// only when all four sends of the 2 s window are lost is it "no
     /// answer", and then it says how many went out.
     #[test]
-    fn a_probe_survives_lost_datagrams() {
+    fn detection_survives_lost_datagrams() {
         for lost in 0..=4u32 {
             let t0 = Instant::now();
             let mut tx =
-                Transaction::new(Toy, vec![9], server(), RetransmitPlan::probe(), t0, 0).unwrap();
+                Transaction::new(Toy, vec![9], server(), RetransmitPlan::detect(), t0, 0).unwrap();
             let mut now = t0;
             let mut sent = 0;
             loop {

@@ -168,7 +168,7 @@ async fn natpmp_has_no_ipv6() {
     let v6 = FakeServer::start(IpAddr::V6(HOST), Behaviour::default()).await;
     let m = mapper(v4.port(), &v6, 6);
     assert!(matches!(
-        m.probe().await.unwrap(),
+        m.detect().await.unwrap(),
         PcpAvailability::NatPmpOnly { .. }
     ));
     assert!(m.uses_natpmp());
@@ -180,12 +180,12 @@ async fn natpmp_has_no_ipv6() {
 }
 
 #[tokio::test]
-async fn probe_ipv6_asks_the_server_without_opening_anything() {
+async fn detect_ipv6_asks_the_server_without_opening_anything() {
     let v4 = FakeServer::v4(Behaviour::default()).await;
     let v6 = FakeServer::start(IpAddr::V6(HOST), Behaviour::default()).await;
     let m = mapper(v4.port(), &v6, 7);
     assert_eq!(
-        m.probe_ipv6().await.unwrap(),
+        m.detect_ipv6().await.unwrap(),
         SocketAddr::from((HOST, v6.port()))
     );
     // One ANNOUNCE (opcode 0) from the host's address, no mapping.
@@ -197,7 +197,7 @@ async fn probe_ipv6_asks_the_server_without_opening_anything() {
     assert!(v4.requests().is_empty());
 
     // Nothing listens on the IPv6 server's port: the ICMP port
-    // unreachable ends the probe at once.
+    // unreachable ends detection at once.
     let closed = std::net::UdpSocket::bind((HOST, 0))
         .unwrap()
         .local_addr()
@@ -213,7 +213,7 @@ async fn probe_ipv6_asks_the_server_without_opening_anything() {
         },
     );
     assert!(matches!(
-        nobody.probe_ipv6().await.unwrap_err(),
+        nobody.detect_ipv6().await.unwrap_err(),
         Error::PortUnreachable { sends: 1, .. }
     ));
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use natkit_core::{FailureKind, MappingRequest, Mechanism, PortMapper, Protocol};
 use natkit_pmp::natpmp::{NatPmpConfig, NatPmpMapper, NatPmpResultCode};
 use natkit_pmp::pcp::{PcpAvailability, PcpConfig, PcpMapper, PcpResultCode};
-use natkit_pmp::{Error, PROBE_WINDOW, RetransmitPlan};
+use natkit_pmp::{DETECT_WINDOW, Error, RetransmitPlan};
 use natkit_testkit::pmp::{Behaviour, FakeServer, Held, LOCALHOST_V6, silent};
 use rand::SeedableRng;
 use tokio::time::Instant;
@@ -197,15 +197,15 @@ async fn natpmp_retransmits_until_answered() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn natpmp_probe_says_unavailable_quickly() {
+async fn natpmp_detect_says_unavailable_quickly() {
     let (_silent, port) = silent().await;
     let m = natpmp(port);
     assert!(!m.is_available().await);
-    // The probe plan: RFC 6886's 250 ms doubling for 2 s, four sends, so
+    // The detection plan: RFC 6886's 250 ms doubling for 2 s, four sends, so
     // one lost datagram does not make the gateway look silent.
-    let e = m.probe().await.unwrap_err();
+    let e = m.detect().await.unwrap_err();
     assert!(
-        matches!(e, Error::Timeout { sends: 4, elapsed, .. } if elapsed == PROBE_WINDOW),
+        matches!(e, Error::Timeout { sends: 4, elapsed, .. } if elapsed == DETECT_WINDOW),
         "{e}"
     );
     let core = m.map(&request(Protocol::Tcp, 15_300)).await.unwrap_err();
@@ -216,7 +216,7 @@ async fn natpmp_probe_says_unavailable_quickly() {
 }
 
 /// Nothing listens on the port: the host's ICMP port unreachable ends the
-/// exchange at the first send (RFC 6886 §3.1), for the probe and for a
+/// exchange at the first send (RFC 6886 §3.1), for detection and for a
 /// mapping, NAT-PMP and PCP alike, instead of running out the plan.
 #[tokio::test(start_paused = true)]
 async fn a_closed_port_is_port_unreachable_at_the_first_send() {
@@ -224,7 +224,7 @@ async fn a_closed_port_is_port_unreachable_at_the_first_send() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let n = natpmp(port);
-    let e = n.probe().await.unwrap_err();
+    let e = n.detect().await.unwrap_err();
     assert!(matches!(e, Error::PortUnreachable { sends: 1, .. }), "{e}");
     let core = n.map(&request(Protocol::Tcp, 15_310)).await.unwrap_err();
     assert_eq!(core.failure_kind(), Some(FailureKind::Unavailable));
@@ -240,7 +240,7 @@ async fn a_closed_port_is_port_unreachable_at_the_first_send() {
             ..PcpConfig::default()
         },
     );
-    let e = p.probe().await.unwrap_err();
+    let e = p.detect().await.unwrap_err();
     assert!(matches!(e, Error::PortUnreachable { sends: 1, .. }), "{e}");
     // The default MAP plan would retransmit for 2 minutes.
     let core = p.map(&request(Protocol::Udp, 15_311)).await.unwrap_err();
@@ -325,7 +325,7 @@ async fn pcp_maps_renews_and_deletes_tcp_and_udp() {
 
 /// A fresh MAP that the server carried out but whose every answer was
 /// lost leaves a mapping nobody holds the nonce of: the mapper deletes it
-/// before reporting the timeout. The address probe does the same.
+/// before reporting the timeout. The address query does the same.
 #[tokio::test(start_paused = true)]
 async fn pcp_map_timed_out_with_answers_lost_is_deleted() {
     let fake = FakeServer::v4(Behaviour {
@@ -591,7 +591,7 @@ async fn pcp_falls_back_to_natpmp() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn pcp_probe_finds_natpmp_only_and_fallback_can_be_off() {
+async fn pcp_detect_finds_natpmp_only_and_fallback_can_be_off() {
     let fake = FakeServer::v4(Behaviour {
         pcp: false,
         ..Behaviour::default()
@@ -599,7 +599,7 @@ async fn pcp_probe_finds_natpmp_only_and_fallback_can_be_off() {
     .await;
     let m = pcp(fake.port());
     assert!(matches!(
-        m.probe().await.unwrap(),
+        m.detect().await.unwrap(),
         PcpAvailability::NatPmpOnly { epoch: Some(e) } if e.server_seconds >= 10_000
     ));
     assert!(m.uses_natpmp());
@@ -644,14 +644,14 @@ async fn pcp_announce_reports_epoch_and_reset() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn pcp_probe_says_unavailable_quickly() {
+async fn pcp_detect_says_unavailable_quickly() {
     let (_silent, port) = silent().await;
     let m = pcp(port);
     assert!(!m.is_available().await);
-    // ANNOUNCE on the probe plan: four sends within 2 s (with jitter).
-    let e = m.probe().await.unwrap_err();
+    // ANNOUNCE on the detection plan: four sends within 2 s (with jitter).
+    let e = m.detect().await.unwrap_err();
     assert!(
-        matches!(e, Error::Timeout { sends: 4, elapsed, .. } if elapsed == PROBE_WINDOW),
+        matches!(e, Error::Timeout { sends: 4, elapsed, .. } if elapsed == DETECT_WINDOW),
         "{e}"
     );
 }

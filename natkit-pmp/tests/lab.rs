@@ -101,7 +101,7 @@ fn lan_side() {
             }
         });
     });
-    let probe = rt.block_on(async {
+    let available = rt.block_on(async {
         match &*mech {
             "natpmp" => {
                 NatPmpMapper::new(addrs.rtr_lan, NatPmpConfig::default())
@@ -115,7 +115,7 @@ fn lan_side() {
             }
         }
     });
-    println!("AVAILABLE {probe}");
+    println!("AVAILABLE {available}");
     let external = rt.block_on(m.external_address()).expect("external address");
     println!("EXTERNAL {external}");
 

@@ -1,4 +1,4 @@
-//! [`AutoMapper`]: PCP, NAT-PMP and UPnP IGD probed at once, the best one
+//! [`AutoMapper`]: PCP, NAT-PMP and UPnP IGD detected at once, the best one
 //! used, behind natkit-core's [`PortMapper`].
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -17,13 +17,13 @@ use tokio::time::Instant;
 
 use crate::config::PortMapConfig;
 
-/// A probe that found no usable mechanism is reused for this long before a
-/// mapping probes again: the cleanup that starts a program and its first
-/// mapping share one probe (and one UPnP discovery).
-pub(crate) const PROBE_REUSE: Duration = Duration::from_secs(5);
+/// A detection that found no usable mechanism is reused for this long before a
+/// mapping detects again: the cleanup that starts a program and its first
+/// mapping share one detection (and one UPnP discovery).
+pub(crate) const DETECT_REUSE: Duration = Duration::from_secs(5);
 use crate::error::{Error, Result};
 use crate::journal::Journal;
-use crate::report::{MechanismError, MechanismReport, ProbeReport};
+use crate::report::{Detection, MechanismError, MechanismReport};
 use natkit_core::error_line;
 
 /// Why an IPv6 pinhole request never goes to NAT-PMP: reported among the
@@ -33,13 +33,13 @@ pub const PINHOLE_SKIP_NATPMP: &str =
 
 /// One port mapper over every mechanism the router speaks.
 ///
-/// - [`probe`](Self::probe) asks PCP, NAT-PMP and UPnP at once and
-///   reports what each said ([`ProbeReport`]), within
-///   [`PortMapConfig::probe_deadline`] (900 ms by default): a router that
+/// - [`detect`](Self::detect) asks PCP, NAT-PMP and UPnP at once and
+///   reports what each said ([`Detection`]), within
+///   [`PortMapConfig::detect_deadline`] (900 ms by default): a router that
 ///   refuses the ports (ICMP port unreachable) is "no port mapping
-///   protocol" in under a second. NAT-PMP and PCP probe on RFC 6886's
+///   protocol" in under a second. NAT-PMP and PCP send on RFC 6886's
 ///   250 ms doubling within that window, so a lost datagram is sent again.
-///   When the whole window goes unanswered they probe a second window if
+///   When the whole window goes unanswered they try a second window if
 ///   the other of the two answered (same server port) or nothing answered
 ///   at all (a silent router then costs two deadlines); still no answer is
 ///   reported as "no answer", and with [`PortMapConfig::map_unanswered`] (a
@@ -61,7 +61,7 @@ pub const PINHOLE_SKIP_NATPMP: &str =
 ///   mapping is recorded before it is returned and forgotten once deleted;
 ///   [`cleanup`](Self::cleanup) deletes what a crashed run left behind.
 ///
-/// Cloning is cheap and shares the probe, the mappers and the journal.
+/// Cloning is cheap and shares the detection, the mappers and the journal.
 #[derive(Clone)]
 pub struct AutoMapper {
     inner: Arc<Inner>,
@@ -69,20 +69,20 @@ pub struct AutoMapper {
 
 struct Inner {
     order: Vec<Mechanism>,
-    probe_deadline: Duration,
+    detect_deadline: Duration,
     map_unanswered: bool,
     gateway: std::result::Result<Gateway, Arc<natkit_core::Error>>,
     upnp_config: DiscoveryConfig,
     pcp: Option<PcpMapper>,
     natpmp: Option<NatPmpMapper>,
     upnp: OnceCell<Arc<UpnpMapper>>,
-    probe: Mutex<Option<watch::Receiver<ProbeState>>>,
+    detection: Mutex<Option<watch::Receiver<DetectState>>>,
     chosen: Mutex<Option<Mechanism>>,
     journal: Option<Journal>,
 }
 
 #[derive(Debug, Clone)]
-struct ProbeState {
+struct DetectState {
     started: Instant,
     reports: Vec<MechanismReport>,
     finished: Option<Instant>,
@@ -103,7 +103,7 @@ impl std::fmt::Debug for AutoMapper {
 
 impl AutoMapper {
     /// A mapper for `config`'s gateway (or the default gateway). Nothing
-    /// is sent until [`probe`](Self::probe) or the first mapping. Without
+    /// is sent until [`detect`](Self::detect) or the first mapping. Without
     /// a gateway every mechanism reports a network failure.
     pub fn new(config: PortMapConfig) -> Self {
         let order = config.effective_order();
@@ -122,7 +122,7 @@ impl AutoMapper {
                                 .pcp
                                 .local_address
                                 .or(Some(IpAddr::V4(g.local_address))),
-                            probe: config.pcp.probe.bounded_by(config.probe_deadline),
+                            detect: config.pcp.detect.bounded_by(config.detect_deadline),
                             ..config.pcp.clone()
                         },
                     )
@@ -132,7 +132,7 @@ impl AutoMapper {
                         g.address,
                         NatPmpConfig {
                             local_address: config.natpmp.local_address.or(Some(g.local_address)),
-                            probe: config.natpmp.probe.bounded_by(config.probe_deadline),
+                            detect: config.natpmp.detect.bounded_by(config.detect_deadline),
                             ..config.natpmp.clone()
                         },
                     )
@@ -147,14 +147,14 @@ impl AutoMapper {
         AutoMapper {
             inner: Arc::new(Inner {
                 order,
-                probe_deadline: config.probe_deadline,
+                detect_deadline: config.detect_deadline,
                 map_unanswered: config.map_unanswered,
                 gateway,
                 upnp_config,
                 pcp,
                 natpmp,
                 upnp: OnceCell::new(),
-                probe: Mutex::new(None),
+                detection: Mutex::new(None),
                 chosen: Mutex::new(None),
                 journal: None,
             }),
@@ -200,7 +200,7 @@ impl AutoMapper {
     }
 
     /// The mechanism of the last successful mapping, else the best one the
-    /// last probe found, else `None`.
+    /// last detection found, else `None`.
     pub fn chosen(&self) -> Option<Mechanism> {
         *lock(&self.inner.chosen)
     }
@@ -220,23 +220,23 @@ impl AutoMapper {
         self.inner.upnp.get().map(|m| &**m)
     }
 
-    /// Probes every mechanism in the order at once and waits for all of
-    /// them (at most [`PortMapConfig::probe_deadline`]). Always a fresh
-    /// probe; later mappings use its answers.
-    pub async fn probe(&self) -> ProbeReport {
-        let rx = self.start_probe();
+    /// Asks every mechanism in the order at once and waits for all of
+    /// them (at most [`PortMapConfig::detect_deadline`]). Always a fresh
+    /// detection; later mappings use its answers.
+    pub async fn detect(&self) -> Detection {
+        let rx = self.start_detection();
         self.finish(rx).await
     }
 
-    /// The last probe's report, waiting for it to finish; a probe is
+    /// The last detection, waiting for it to finish; one is
     /// started if none ran yet.
-    pub async fn last_report(&self) -> ProbeReport {
-        let rx = self.current_probe(false);
+    pub async fn last_detection(&self) -> Detection {
+        let rx = self.current_detection(false);
         self.finish(rx).await
     }
 
-    async fn finish(&self, mut rx: watch::Receiver<ProbeState>) -> ProbeReport {
-        // The sender lives in the probe tasks, which always finish; if they
+    async fn finish(&self, mut rx: watch::Receiver<DetectState>) -> Detection {
+        // The sender lives in the detection tasks, which always finish; if they
         // were cancelled (runtime shutting down), report what arrived.
         let finished = rx
             .wait_for(|s| s.finished.is_some())
@@ -250,14 +250,14 @@ impl AutoMapper {
         report
     }
 
-    fn report_of(&self, state: &ProbeState) -> ProbeReport {
+    fn report_of(&self, state: &DetectState) -> Detection {
         let mechanisms: Vec<MechanismReport> = self
             .inner
             .order
             .iter()
             .filter_map(|m| state.reports.iter().find(|r| r.mechanism == *m).cloned())
             .collect();
-        ProbeReport::new(
+        Detection::new(
             self.inner.gateway.as_ref().ok().map(|g| g.address),
             mechanisms,
             state
@@ -267,46 +267,46 @@ impl AutoMapper {
         )
     }
 
-    /// The running or last probe; a new one when there is none, or when
+    /// The running or last detection; a new one when there is none, or when
     /// `refresh_unusable` and the last finished without a usable mechanism
-    /// more than [`PROBE_REUSE`] ago.
-    fn current_probe(&self, refresh_unusable: bool) -> watch::Receiver<ProbeState> {
+    /// more than [`DETECT_REUSE`] ago.
+    fn current_detection(&self, refresh_unusable: bool) -> watch::Receiver<DetectState> {
         {
-            let guard = lock(&self.inner.probe);
+            let guard = lock(&self.inner.detection);
             if let Some(rx) = guard.as_ref() {
                 let state = rx.borrow();
                 let stale = refresh_unusable
-                    && state.finished.is_some_and(|f| f.elapsed() >= PROBE_REUSE)
+                    && state.finished.is_some_and(|f| f.elapsed() >= DETECT_REUSE)
                     && !state.reports.iter().any(|r| r.available);
                 if !stale {
                     return rx.clone();
                 }
             }
         }
-        self.start_probe()
+        self.start_detection()
     }
 
-    fn start_probe(&self) -> watch::Receiver<ProbeState> {
+    fn start_detection(&self) -> watch::Receiver<DetectState> {
         let started = Instant::now();
-        let (tx, rx) = watch::channel(ProbeState {
+        let (tx, rx) = watch::channel(DetectState {
             started,
             reports: Vec::new(),
             finished: None,
             first_window: Vec::new(),
         });
-        *lock(&self.inner.probe) = Some(rx.clone());
+        *lock(&self.inner.detection) = Some(rx.clone());
         let tx = Arc::new(tx);
-        let deadline = started + self.inner.probe_deadline;
+        let deadline = started + self.inner.detect_deadline;
         let total = self.inner.order.len();
         for &m in &self.inner.order {
             let inner = Arc::clone(&self.inner);
             let tx = Arc::clone(&tx);
             tokio::spawn(async move {
-                let mut report = inner.probe_bounded(m, started, deadline).await;
+                let mut report = inner.detect_bounded(m, started, deadline).await;
                 tx.send_modify(|s| s.first_window.push((m, report.responded)));
                 if let Some(why) = inner.another_window(m, &report, &tx).await {
-                    let again = Instant::now() + inner.probe_deadline;
-                    report = inner.probe_bounded(m, started, again).await;
+                    let again = Instant::now() + inner.detect_deadline;
+                    report = inner.detect_bounded(m, started, again).await;
                     let silent = !report.responded;
                     if let Some(e) = report
                         .error
@@ -316,7 +316,7 @@ impl AutoMapper {
                         e.message.push_str(why.note());
                     }
                 }
-                tracing::debug!(summary = %report.summary(), "probe");
+                tracing::debug!(summary = %report.summary(), "detected");
                 tx.send_modify(|s| {
                     s.reports.push(report);
                     if s.reports.len() == total {
@@ -333,13 +333,13 @@ impl AutoMapper {
 
     /// Waits until the best mechanism is known: the first in the order
     /// that is available, once every better one has failed. `None`: no
-    /// mechanism is available (the probe has finished).
+    /// mechanism is available (detection has finished).
     async fn decide(
         &self,
         order: &[Mechanism],
-    ) -> (Option<Mechanism>, watch::Receiver<ProbeState>) {
-        let mut rx = self.current_probe(true);
-        let decision = |s: &ProbeState| -> Option<Option<Mechanism>> {
+    ) -> (Option<Mechanism>, watch::Receiver<DetectState>) {
+        let mut rx = self.current_detection(true);
+        let decision = |s: &DetectState| -> Option<Option<Mechanism>> {
             for m in order {
                 match s.reports.iter().find(|r| r.mechanism == *m) {
                     None => return None,
@@ -357,7 +357,7 @@ impl AutoMapper {
         (chosen, rx)
     }
 
-    /// The mapper for `mechanism`; UPnP is discovered now if no probe
+    /// The mapper for `mechanism`; UPnP is discovered now if no detection
     /// found it yet (e.g. cleaning up after a restart).
     pub(crate) async fn mapper_for(&self, mechanism: Mechanism) -> Result<&dyn PortMapper> {
         let missing = || Error::NoMapperFor { mechanism };
@@ -365,12 +365,12 @@ impl AutoMapper {
             Mechanism::Pcp => Ok(self.inner.pcp.as_ref().ok_or_else(missing)?),
             Mechanism::NatPmp => Ok(self.inner.natpmp.as_ref().ok_or_else(missing)?),
             Mechanism::Upnp if self.inner.order.contains(&Mechanism::Upnp) => {
-                // Discovery is the probe's: one search for the cleanup and
+                // Discovery is detection's: one search for the cleanup and
                 // the mapping that follows it, not one each (with no IGD,
                 // map_port spent two discovery timeouts, 4 s, and twice the
                 // M-SEARCH datagrams).
                 if self.inner.upnp.get().is_none() {
-                    let mut rx = self.current_probe(true);
+                    let mut rx = self.current_detection(true);
                     let _ = rx
                         .wait_for(|s| {
                             s.finished.is_some()
@@ -417,7 +417,7 @@ impl AutoMapper {
                 }
             }
             // Fall through to the next available mechanism: wait for the
-            // whole probe now.
+            // whole detection now.
             let report = self.finish(rx.clone()).await;
             next = report
                 .available()
@@ -451,14 +451,14 @@ impl AutoMapper {
     }
 
     /// No mechanism is available. With
-    /// [`PortMapConfig::map_unanswered`], NAT-PMP and PCP when their probe
+    /// [`PortMapConfig::map_unanswered`], NAT-PMP and PCP when their detection
     /// got no answer at all are tried anyway, in order, on their full
-    /// request plans: a probe window can be lost to loss alone, and the
+    /// request plans: a detection window can be lost to loss alone, and the
     /// request's own retransmission is the verdict then.
     async fn map_unanswered(
         &self,
         request: &MappingRequest,
-        report: ProbeReport,
+        report: Detection,
         fallback: Mechanism,
         order: &[Mechanism],
         skipped: Vec<(Mechanism, MechanismError)>,
@@ -483,7 +483,7 @@ impl AutoMapper {
         }
         let mut attempts: Vec<(Mechanism, MechanismError)> = Vec::new();
         for m in unanswered.iter().copied() {
-            tracing::info!(mechanism = %m, "no answer to the probe; mapping on the full request plan");
+            tracing::info!(mechanism = %m, "no answer to detection; mapping on the full request plan");
             match self.map_with(m, request).await {
                 Ok(mapping) => return Ok(mapping),
                 Err(e) => attempts.push((m, MechanismError::from_core(e))),
@@ -493,9 +493,9 @@ impl AutoMapper {
         Err(Error::AllFailed { attempts }.into_core(unanswered[0]))
     }
 
-    /// The NAT-PMP and PCP mechanisms whose probe got no answer, in order,
+    /// The NAT-PMP and PCP mechanisms whose detection got no answer, in order,
     /// when [`PortMapConfig::map_unanswered`] is on.
-    fn unanswered(&self, report: &ProbeReport) -> Vec<Mechanism> {
+    fn unanswered(&self, report: &Detection) -> Vec<Mechanism> {
         if !self.inner.map_unanswered {
             return Vec::new();
         }
@@ -535,11 +535,11 @@ impl AutoMapper {
 }
 
 impl Inner {
-    /// [`probe_one`](Self::probe_one) within `deadline`. PCP's address
-    /// probe deletes the mapping it made on its delete plan, past the
+    /// [`detect_one`](Self::detect_one) within `deadline`. PCP's address
+    /// query deletes the mapping it made on its delete plan, past the
     /// deadline if need be: cut short, it would leave that mapping on the
     /// router.
-    async fn probe_bounded(
+    async fn detect_bounded(
         &self,
         m: Mechanism,
         started: Instant,
@@ -549,7 +549,7 @@ impl Inner {
             (Mechanism::Pcp, Some(pcp)) => deadline + delete_length(pcp),
             _ => deadline,
         };
-        match tokio::time::timeout_at(bound, self.probe_one(m, started, deadline)).await {
+        match tokio::time::timeout_at(bound, self.detect_one(m, started, deadline)).await {
             Ok(r) => r,
             Err(_) => MechanismReport::failed(
                 m,
@@ -557,8 +557,8 @@ impl Inner {
                 MechanismError::new(
                     FailureKind::Timeout,
                     format!(
-                        "no answer within the probe deadline of {} ms",
-                        self.probe_deadline.as_millis()
+                        "no answer within the detection deadline of {} ms",
+                        self.detect_deadline.as_millis()
                     ),
                 ),
                 started.elapsed(),
@@ -573,7 +573,7 @@ impl Inner {
         &self,
         m: Mechanism,
         report: &MechanismReport,
-        tx: &watch::Sender<ProbeState>,
+        tx: &watch::Sender<DetectState>,
     ) -> Option<AnotherWindow> {
         let sibling = match m {
             Mechanism::Pcp => Mechanism::NatPmp,
@@ -590,7 +590,7 @@ impl Inner {
         }
         let mut rx = tx.subscribe();
         let limit = Instant::now()
-            + self.probe_deadline
+            + self.detect_deadline
             + self.pcp.as_ref().map_or(Duration::ZERO, delete_length);
         let all = self.order.len();
         let seen = tokio::time::timeout_at(limit, rx.wait_for(|s| s.first_window.len() >= all))
@@ -609,7 +609,7 @@ impl Inner {
         }
     }
 
-    async fn probe_one(
+    async fn detect_one(
         &self,
         m: Mechanism,
         started: Instant,
@@ -628,24 +628,24 @@ impl Inner {
         };
         match m {
             Mechanism::Pcp => match (&self.pcp, &self.gateway) {
-                (Some(pcp), _) => probe_pcp(pcp, started, deadline).await,
+                (Some(pcp), _) => detect_pcp(pcp, started, deadline).await,
                 (None, Err(e)) => gateway_error(e),
                 (None, Ok(_)) => unreachable_report(m, started),
             },
             Mechanism::NatPmp => match (&self.natpmp, &self.gateway) {
-                (Some(n), _) => probe_natpmp(n, started).await,
+                (Some(n), _) => detect_natpmp(n, started).await,
                 (None, Err(e)) => gateway_error(e),
                 (None, Ok(_)) => unreachable_report(m, started),
             },
             Mechanism::Upnp => match &self.gateway {
                 Err(e) => gateway_error(e),
-                Ok(_) => self.probe_upnp(started).await,
+                Ok(_) => self.detect_upnp(started).await,
             },
             _ => unreachable_report(m, started),
         }
     }
 
-    async fn probe_upnp(&self, started: Instant) -> MechanismReport {
+    async fn detect_upnp(&self, started: Instant) -> MechanismReport {
         let m = Mechanism::Upnp;
         let igd = match natkit_upnp::discover(&self.upnp_config).await {
             Ok(igd) => igd,
@@ -677,7 +677,7 @@ impl Inner {
         let mapper = Arc::new(UpnpMapper::new(igd));
         let _ = self.upnp.set(Arc::clone(&mapper));
         // Discovery asked for it with the status, at once; under loss a
-        // second exchange here could cost the probe deadline.
+        // second exchange here could cost the detection deadline.
         let external_ip = match mapper.igd().discovered_external_ip() {
             Some(ip) => Ok(ip),
             None => mapper.igd().external_ip().await,
@@ -715,7 +715,7 @@ impl Inner {
     }
 }
 
-/// Why NAT-PMP or PCP probes for a second window.
+/// Why NAT-PMP or PCP tries a second window.
 #[derive(Debug, Clone, Copy)]
 enum AnotherWindow {
     /// The other of the two answered on the same server port, and a server
@@ -754,11 +754,11 @@ fn unreachable_report(m: Mechanism, started: Instant) -> MechanismReport {
     )
 }
 
-/// PCP's probe: ANNOUNCE on the probe plan, then the external address
+/// PCP's detection: ANNOUNCE on the detection plan, then the external address
 /// from a short-lived MAP in what is left of the window. A server that
 /// answered ANNOUNCE is available even when the MAP's answers are all lost
 /// in that time (its mapping requests then follow the full plan).
-async fn probe_pcp(pcp: &PcpMapper, started: Instant, deadline: Instant) -> MechanismReport {
+async fn detect_pcp(pcp: &PcpMapper, started: Instant, deadline: Instant) -> MechanismReport {
     let m = Mechanism::Pcp;
     let failed = |responded: bool, e: natkit_pmp::Error| {
         MechanismReport::failed(
@@ -770,7 +770,7 @@ async fn probe_pcp(pcp: &PcpMapper, started: Instant, deadline: Instant) -> Mech
     };
     let left = || deadline.saturating_duration_since(Instant::now());
     let epoch = match pcp
-        .announce_with(pcp.config().probe.bounded_by(left()))
+        .announce_with(pcp.config().detect.bounded_by(left()))
         .await
     {
         Ok(PcpAvailability::Pcp { epoch, .. }) => epoch.server_seconds,
@@ -801,7 +801,7 @@ async fn probe_pcp(pcp: &PcpMapper, started: Instant, deadline: Instant) -> Mech
         Some(Err(natkit_pmp::Error::Timeout { sends, .. })) => {
             let mut r = MechanismReport::answered(m, started.elapsed());
             r.detail = Some(format!(
-                "external address not learned: {sends} MAP request(s) unanswered within the probe window"
+                "external address not learned: {sends} MAP request(s) unanswered within the detection window"
             ));
             r
         }
@@ -817,9 +817,9 @@ async fn probe_pcp(pcp: &PcpMapper, started: Instant, deadline: Instant) -> Mech
     report
 }
 
-async fn probe_natpmp(natpmp: &NatPmpMapper, started: Instant) -> MechanismReport {
+async fn detect_natpmp(natpmp: &NatPmpMapper, started: Instant) -> MechanismReport {
     let m = Mechanism::NatPmp;
-    let mut report = match natpmp.probe().await {
+    let mut report = match natpmp.detect().await {
         Ok(a) if !a.address.is_unspecified() => {
             let mut r = MechanismReport::available(m, IpAddr::V4(a.address), started.elapsed());
             r.epoch = Some(a.epoch.server_seconds);
@@ -866,7 +866,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[async_trait]
 impl PortMapper for AutoMapper {
-    /// The mechanism of the last mapping or probe, else the first in the
+    /// The mechanism of the last mapping or detection, else the first in the
     /// order. Each mapping says which mechanism made it.
     fn mechanism(&self) -> Mechanism {
         self.chosen()

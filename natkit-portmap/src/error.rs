@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use natkit_core::{FailureKind, Mechanism};
 
-use crate::report::{MechanismError, ProbeReport};
+use crate::report::{Detection, MechanismError};
 
 /// What went wrong in the combinator or its journal.
 ///
@@ -13,12 +13,12 @@ use crate::report::{MechanismError, ProbeReport};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// No mechanism can map: the probe's summary names what each said
+    /// No mechanism can map: the detection's summary names what each said
     /// ("no port mapping protocol on 192.168.77.1 (pcp: no answer …)").
     #[error("{}", report.summary())]
     NoMechanism {
-        /// The probe.
-        report: Box<ProbeReport>,
+        /// The detection.
+        report: Box<Detection>,
     },
     /// Every available mechanism was tried and each failed.
     #[error("every mechanism failed: {}", attempts_line(attempts))]

@@ -5,15 +5,15 @@
 //! natkit-core cannot depend on the protocol crates, so the combinator of
 //! all three lives here.
 //!
-//! - [`AutoMapper`] probes PCP, NAT-PMP and UPnP at once
-//!   ([`AutoMapper::probe`] → [`ProbeReport`]: per mechanism
+//! - [`AutoMapper`] detects PCP, NAT-PMP and UPnP at once
+//!   ([`AutoMapper::detect`] → [`Detection`]: per mechanism
 //!   availability, the typed error kind, external address and its scope,
 //!   epoch, time taken), maps through the best available (PCP, then
 //!   NAT-PMP, then UPnP unless [`PortMapConfig::order`] says otherwise),
 //!   and implements [`natkit_core::PortMapper`] so the
 //!   [`LeaseKeeper`](natkit_core::LeaseKeeper) runs on it.
 //! - A router without any of them is [`RouterVerdict::NoProtocol`] ("no port
-//!   mapping protocol") within [`PortMapConfig::probe_deadline`] (900 ms)
+//!   mapping protocol") within [`PortMapConfig::detect_deadline`] (900 ms)
 //!   when it refuses the ports, within two deadlines when it drops them
 //!   (a second window keeps loss alone from giving that verdict).
 //! - Double NAT: a non-global external address is reported
@@ -37,13 +37,13 @@ mod report;
 pub use auto::{AutoMapper, PINHOLE_SKIP_NATPMP};
 pub use cleanup::{CleanupOptions, CleanupReport};
 pub use config::{
-    DEFAULT_ORDER, ONLY_PROBE_DEADLINE, ONLY_UPNP_PROBE_DEADLINE, PROBE_PLAN, PortMapConfig,
+    DEFAULT_ORDER, DETECT_PLAN, ONLY_DETECT_DEADLINE, ONLY_UPNP_DETECT_DEADLINE, PortMapConfig,
     parse_mechanism,
 };
 pub use error::{Error, Result};
 pub use journal::{Journal, JournalEntry};
 pub use report::{
-    MechanismError, MechanismReport, ProbeReport, RouterVerdict, UpstreamNat, mapping_upstream_note,
+    Detection, MechanismError, MechanismReport, RouterVerdict, UpstreamNat, mapping_upstream_note,
 };
 
 /// The old name of [`RouterVerdict`] ("verdict" also names a port's in

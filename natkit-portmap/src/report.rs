@@ -1,4 +1,4 @@
-//! What each mechanism said: [`MechanismReport`], [`ProbeReport`], and the
+//! What each mechanism said: [`MechanismReport`], [`Detection`], and the
 //! double-NAT conclusions drawn from them.
 
 use std::fmt;
@@ -25,7 +25,7 @@ pub struct MechanismError {
     /// the source of its [`natkit_core::Error::Mechanism`] (a UPnP 718 is
     /// `natkit_upnp::Error::Conflict`, naming the LAN host that holds the
     /// port). `None` for what the combinator concluded itself (no answer
-    /// within the probe deadline, a server that speaks only NAT-PMP).
+    /// within the detection deadline, a server that speaks only NAT-PMP).
     #[serde(skip)]
     pub error: Option<Arc<natkit_core::Error>>,
 }
@@ -85,7 +85,7 @@ impl fmt::Display for MechanismError {
     }
 }
 
-/// What one mechanism said when probed.
+/// What one mechanism said when asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MechanismReport {
     /// PCP, NAT-PMP or UPnP IGD.
@@ -108,7 +108,7 @@ pub struct MechanismReport {
     /// The gateway's epoch (seconds since its mapping state began; NAT-PMP
     /// and PCP).
     pub epoch: Option<u32>,
-    /// How long the probe of this mechanism took.
+    /// How long detecting this mechanism took.
     #[serde(rename = "elapsed_ms", serialize_with = "ms")]
     pub elapsed: Duration,
     /// What answered: the server address, or the IGD's name and URL.
@@ -144,7 +144,7 @@ impl MechanismReport {
 
     /// A report for a mechanism that answered and can map, whose external
     /// address is not known yet (PCP when the address MAP's answers were
-    /// lost within the probe window).
+    /// lost within the detection window).
     pub(crate) fn answered(mechanism: Mechanism, elapsed: Duration) -> Self {
         MechanismReport {
             mechanism,
@@ -199,7 +199,7 @@ impl MechanismReport {
     }
 }
 
-/// The overall answer of a probe: which mapping protocol the router offers.
+/// The overall answer of a detection: which mapping protocol the router offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", content = "mechanism", rename_all = "snake_case")]
 pub enum RouterVerdict {
@@ -251,10 +251,10 @@ impl fmt::Display for UpstreamNat {
     }
 }
 
-/// What a probe of every mechanism found.
+/// What detecting every mechanism found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ProbeReport {
-    /// The gateway probed (`None`: this host has no default gateway).
+pub struct Detection {
+    /// The gateway asked (`None`: this host has no default gateway).
     pub gateway: Option<Ipv4Addr>,
     /// Every mechanism in the order of preference.
     pub mechanisms: Vec<MechanismReport>,
@@ -262,22 +262,22 @@ pub struct ProbeReport {
     #[serde(flatten)]
     pub verdict: RouterVerdict,
     /// Another NAT upstream, as far as the answers show (see
-    /// [`ProbeReport::upstream_nat`]).
+    /// [`Detection::upstream_nat`]).
     pub upstream_nat: Option<UpstreamNat>,
-    /// From the start of the probe until the last mechanism answered or
+    /// From the start of detection until the last mechanism answered or
     /// the deadline passed.
     #[serde(rename = "elapsed_ms", serialize_with = "ms")]
     pub elapsed: Duration,
 }
 
-impl ProbeReport {
-    /// The report of a probe of `mechanisms` (in order of preference).
+impl Detection {
+    /// The detection of `mechanisms` (in order of preference).
     pub(crate) fn new(
         gateway: Option<Ipv4Addr>,
         mechanisms: Vec<MechanismReport>,
         elapsed: Duration,
     ) -> Self {
-        ProbeReport {
+        Detection {
             gateway,
             verdict: Self::verdict_of(&mechanisms),
             upstream_nat: upstream_nat_of(&mechanisms),
@@ -313,7 +313,7 @@ impl ProbeReport {
             .map(|m| m.mechanism)
     }
 
-    /// The report of one mechanism, if it was probed.
+    /// The report of one mechanism, if it was asked.
     pub fn get(&self, mechanism: Mechanism) -> Option<&MechanismReport> {
         self.mechanisms.iter().find(|m| m.mechanism == mechanism)
     }
@@ -425,8 +425,8 @@ mod tests {
         )
     }
 
-    fn report(mechanisms: Vec<MechanismReport>) -> ProbeReport {
-        ProbeReport::new(
+    fn report(mechanisms: Vec<MechanismReport>) -> Detection {
+        Detection::new(
             Some(Ipv4Addr::new(192, 168, 77, 1)),
             mechanisms,
             Duration::from_millis(300),

@@ -65,7 +65,7 @@ fn config(port: u16) -> PortMapConfig {
 async fn a_shared_external_address_is_reported_as_double_nat() {
     let (port, router) = fake_router().await;
     let mapper = AutoMapper::new(config(port));
-    let report = mapper.probe().await;
+    let report = mapper.detect().await;
     assert_eq!(
         report.verdict,
         RouterVerdict::Usable(Mechanism::NatPmp),
@@ -117,7 +117,7 @@ async fn a_shared_external_address_is_reported_as_double_nat() {
 
 /// On the simulated clock: the kernel queues a closed loopback port's ICMP
 /// port unreachable before `send_to` returns, so NAT-PMP and PCP end at their
-/// first send at simulated time zero, and the probe lasts as long as UPnP's
+/// first send at simulated time zero, and detection lasts as long as UPnP's
 /// search window, under a second. (The lab measures the real time:
 /// tests/lab.rs, `NO_PROTOCOL_MS`.)
 #[tokio::test(start_paused = true)]
@@ -126,10 +126,10 @@ async fn nothing_listening_is_no_port_mapping_protocol_within_a_second() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let config = config(port);
-    let (search_window, deadline) = (config.upnp.timeout, config.probe_deadline);
+    let (search_window, deadline) = (config.upnp.timeout, config.detect_deadline);
     let mapper = AutoMapper::new(config);
     let started = tokio::time::Instant::now();
-    let report = mapper.probe().await;
+    let report = mapper.detect().await;
     let took = started.elapsed();
     assert_eq!(report.verdict, RouterVerdict::NoProtocol, "{report:?}");
     for mechanism in [Mechanism::Pcp, Mechanism::NatPmp] {
@@ -146,7 +146,7 @@ async fn nothing_listening_is_no_port_mapping_protocol_within_a_second() {
         took, search_window,
         "UPnP's search window, then the verdict"
     );
-    // The verdict came from the answers, not from the probe deadline.
+    // The verdict came from the answers, not from the detection deadline.
     assert!(took < deadline, "{took:?} vs the deadline {deadline:?}");
     let e = mapper
         .map(&MappingRequest::new(
@@ -165,14 +165,14 @@ async fn nothing_listening_is_no_port_mapping_protocol_within_a_second() {
     }
 }
 
-/// `map_port --mechanism natpmp` under loss: every datagram of the probe
+/// `map_port --mechanism natpmp` under loss: every datagram of the detection
 /// window is lost (`only`'s window holds four sends on RFC 6886's
 /// schedule), yet the gateway is not declared absent: the mapping is made
 /// on the full request plan. Without `map_unanswered` a second window is
-/// probed (nothing answered the first), and only when that is lost too is
+/// tried (nothing answered the first), and only when that is lost too is
 /// it "no port mapping protocol".
 #[tokio::test(start_paused = true)]
-async fn a_probe_window_lost_to_loss_does_not_end_a_named_mechanism() {
+async fn a_detection_window_lost_to_loss_does_not_end_a_named_mechanism() {
     let request = MappingRequest::new(
         Protocol::Udp,
         SocketAddr::from((Ipv4Addr::LOCALHOST, 40_125)),
@@ -184,17 +184,17 @@ async fn a_probe_window_lost_to_loss_does_not_end_a_named_mechanism() {
     let mapping = mapper
         .map(&request)
         .await
-        .expect("mapped after the probe window");
+        .expect("mapped after the detection window");
     assert_eq!(mapping.mechanism, Mechanism::NatPmp);
     assert_eq!(mapping.external, SocketAddr::from((CGN, 40_125)));
-    let natpmp = mapper.last_report().await;
+    let natpmp = mapper.last_detection().await;
     let natpmp = natpmp.get(Mechanism::NatPmp).unwrap();
     assert!(!natpmp.responded, "{natpmp:?}");
-    let probe_error = natpmp.error.as_ref().unwrap();
-    assert_eq!(probe_error.kind, FailureKind::Timeout);
+    let detect_error = natpmp.error.as_ref().unwrap();
+    assert_eq!(detect_error.kind, FailureKind::Timeout);
     assert!(
-        probe_error.message.contains("after 4 sends"),
-        "{probe_error:?}"
+        detect_error.message.contains("after 4 sends"),
+        "{detect_error:?}"
     );
     mapper.unmap(&mapping).await.unwrap();
     drop(router);
@@ -210,12 +210,12 @@ async fn a_probe_window_lost_to_loss_does_not_end_a_named_mechanism() {
 }
 
 /// Auto mode: every NAT-PMP and PCP datagram of the first window lost (3
-/// sends each) and no UPnP: nothing answered, so NAT-PMP and PCP probe a
+/// sends each) and no UPnP: nothing answered, so NAT-PMP and PCP try a
 /// second window before the verdict, and the router is found.
 #[tokio::test(start_paused = true)]
-async fn a_first_window_lost_entirely_is_probed_again() {
+async fn a_first_window_lost_entirely_is_tried_again() {
     let (port, router) = fake_router_losing(6, None).await;
-    let report = AutoMapper::new(config(port)).probe().await;
+    let report = AutoMapper::new(config(port)).detect().await;
     assert_eq!(
         report.verdict,
         RouterVerdict::Usable(Mechanism::NatPmp),
@@ -234,10 +234,10 @@ async fn a_first_window_lost_entirely_is_probed_again() {
 /// lost, PCP gets a second window instead of being reported absent.
 #[tokio::test(start_paused = true)]
 async fn a_silent_pcp_gets_a_second_window_when_natpmp_answered() {
-    // PROBE_PLAN sends 3 times in its window; the 4th PCP request (in the
+    // DETECT_PLAN sends 3 times in its window; the 4th PCP request (in the
     // second window) gets this server's answer: "only NAT-PMP".
     let (port, router) = fake_router_losing(3, Some(2)).await;
-    let report = AutoMapper::new(config(port)).probe().await;
+    let report = AutoMapper::new(config(port)).detect().await;
     assert_eq!(report.verdict, RouterVerdict::Usable(Mechanism::NatPmp));
     let pcp = report.get(Mechanism::Pcp).unwrap();
     let e = pcp.error.as_ref().unwrap();
@@ -247,7 +247,7 @@ async fn a_silent_pcp_gets_a_second_window_when_natpmp_answered() {
 
     // Both windows lost: still "no answer", saying why that is not "absent".
     let (port, router) = fake_router_losing(6, Some(2)).await;
-    let report = AutoMapper::new(config(port)).probe().await;
+    let report = AutoMapper::new(config(port)).detect().await;
     let pcp = report.get(Mechanism::Pcp).unwrap();
     let e = pcp.error.as_ref().unwrap();
     assert_eq!(e.kind, FailureKind::Timeout, "{pcp:?}");

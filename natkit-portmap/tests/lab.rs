@@ -21,10 +21,10 @@ const STEP: Duration = Duration::from_secs(20);
 
 /// Runs in the LAN. `NKPM_ORDER` (comma-separated) and `NKPM_DEADLINE_MS`
 /// configure the mapper. With `NKPM_MAP=udp:PORT` (or tcp) it maps first,
-/// without probing (time to a usable mapping), prints `MAPPED <json>` and
+/// without detecting (time to a usable mapping), prints `MAPPED <json>` and
 /// `TOOK_MS <ms>`, waits for a line on stdin, then prints `REPORT <json>`,
-/// unmaps and prints `UNMAPPED`. Without it, it probes and prints
-/// `PROBE_MS <ms>` and `REPORT <json>`, then tries a mapping and prints
+/// unmaps and prints `UNMAPPED`. Without it, it detects and prints
+/// `DETECT_MS <ms>` and `REPORT <json>`, then tries a mapping and prints
 /// `MAP_ERROR <message>` if that fails.
 #[test]
 #[ignore = "helper: run inside the lab by the tests below"]
@@ -45,14 +45,14 @@ fn portmap_helper() {
                 .collect();
         }
         if let Ok(ms) = std::env::var("NKPM_DEADLINE_MS") {
-            config.probe_deadline = Duration::from_millis(ms.parse().expect("ms"));
-            config.upnp.timeout = config.probe_deadline.mul_f64(0.8);
+            config.detect_deadline = Duration::from_millis(ms.parse().expect("ms"));
+            config.upnp.timeout = config.detect_deadline.mul_f64(0.8);
         }
         let started = Instant::now();
         let mapper = AutoMapper::new(config);
         let Ok(spec) = std::env::var("NKPM_MAP") else {
-            let report = mapper.probe().await;
-            println!("PROBE_MS {}", started.elapsed().as_secs_f64() * 1e3);
+            let report = mapper.detect().await;
+            println!("DETECT_MS {}", started.elapsed().as_secs_f64() * 1e3);
             println!("REPORT {}", serde_json::to_string(&report).expect("json"));
             let request = MappingRequest::new(Protocol::Udp, SocketAddr::from(([0; 4], 40_999)));
             match mapper.map(&request).await {
@@ -87,7 +87,7 @@ fn portmap_helper() {
         println!("TOOK_MS {}", took.as_secs_f64() * 1e3);
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line).expect("stdin");
-        let report = mapper.last_report().await;
+        let report = mapper.last_detection().await;
         println!("REPORT {}", serde_json::to_string(&report).expect("json"));
         mapper.unmap(&mapping).await.expect("unmap");
         println!("UNMAPPED");
@@ -234,13 +234,13 @@ fn time_to_mapping_per_mechanism() {
 
 /// A router with no mapping daemon: every mechanism is asked, none
 /// answers, and the verdict "no port mapping protocol" comes within one
-/// second (the functional bound, measured around the probe in the
+/// second (the functional bound, measured around detection in the
 /// LAN host; no slack is allowed beyond it).
 #[test]
 fn no_port_mapping_protocol_within_a_second() {
     let lab = Lab::builder().nat(NatKind::PortRestricted).up();
     let mut s = session(&lab, &[]);
-    let (ms, _) = s.expect("PROBE_MS", STEP).expect("probe time");
+    let (ms, _) = s.expect("DETECT_MS", STEP).expect("detection time");
     let report = json_after(&mut s, "REPORT");
     let (error, _) = s.expect("MAP_ERROR", STEP).expect("map error");
     assert!(s.finish(STEP).expect("finish"), "helper failed");
@@ -288,7 +288,7 @@ fn double_nat_is_reported() {
         assert_eq!(m["responded"], true, "{m}");
         assert_eq!(m["available"], false, "{m}");
     }
-    // miniupnpd answers PCP ANNOUNCE, then the address-probe MAP with
+    // miniupnpd answers PCP ANNOUNCE, then the address query MAP with
     // NO_RESOURCES; NAT-PMP with result 3; UPnP Connected, no address.
     assert_eq!(each[0]["error"]["kind"], "no_resources", "{}", each[0]);
     assert_eq!(each[1]["error"]["kind"], "not_connected", "{}", each[1]);

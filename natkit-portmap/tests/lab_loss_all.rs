@@ -21,7 +21,7 @@ use serde_json::Value;
 const RUNS: u16 = 20;
 const LOSS: u8 = 30;
 
-/// One run's bound: the probe (3 s), a MAP on the full plan (120 s at most), the
+/// One run's bound: detection (3 s), a MAP on the full plan (120 s at most), the
 /// delete at exit (11 s at most) and the start-up cleanup, with room to spare. A run
 /// this long has already failed any user's patience, so it counts as a failure.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
@@ -41,7 +41,7 @@ fn pcp_maps_and_cleans_up_20_of_20_under_30_percent_loss() {
     loss_runs("pcp", "tcp", 43_200);
 }
 
-/// The default, `--mechanism auto`: whichever mechanism the probe finds
+/// The default, `--mechanism auto`: whichever mechanism detection finds
 /// first in PCP, NAT-PMP, UPnP order; its 900 ms window gets a second one
 /// for NAT-PMP and PCP when nothing answered the first.
 #[test]

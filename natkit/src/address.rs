@@ -318,10 +318,10 @@ mod router {
         let source = gateway.address.to_string();
         let config = PortMapConfig {
             gateway: Some(gateway),
-            probe_deadline: timeout,
+            detect_deadline: timeout,
             ..PortMapConfig::default()
         };
-        let report = AutoMapper::new(config).probe().await;
+        let report = AutoMapper::new(config).detect().await;
         report
             .mechanisms
             .iter()

@@ -318,7 +318,7 @@ impl PortLeaseBuilder {
         self
     }
 
-    /// Per-protocol settings (probe deadline, UPnP discovery, NAT-PMP and PCP
+    /// Per-protocol settings (detection deadline, UPnP discovery, NAT-PMP and PCP
     /// retransmission); its gateway and order are overridden by
     /// [`gateway`](Self::gateway) and [`mechanisms`](Self::mechanisms) when set.
     pub fn port_map_config(mut self, config: PortMapConfig) -> Self {
@@ -343,8 +343,8 @@ impl PortLeaseBuilder {
             ..self.portmap
         };
         match self.order.as_deref() {
-            // One mechanism named: nothing else could answer instead, so its probe
-            // is longer and a lost probe window still leads to a mapping attempt.
+            // One mechanism named: nothing else could answer instead, so its detection
+            // is longer and a lost detection window still leads to a mapping attempt.
             Some(&[only]) => config = config.only(only),
             Some(order) => config = config.with_order(order.to_vec()),
             None => {}

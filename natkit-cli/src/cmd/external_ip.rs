@@ -1,7 +1,7 @@
 //! `natkit external-ip`: which address does the internet see for this host?
 //!
 //! Asks every discoverer at once — each STUN server at its IPv4 address, and
-//! the router itself over UPnP IGD, NAT-PMP and PCP (natkit-portmap's probe) —
+//! the router itself over UPnP IGD, NAT-PMP and PCP (natkit-portmap's detection) —
 //! and forms a consensus (natkit-core's `consensus`): the IPv4 address most
 //! sources saw,
 //! with who agreed, who disagreed (a router reporting another address than

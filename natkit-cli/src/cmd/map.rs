@@ -1,7 +1,7 @@
 //! `natkit map`: open a port on the router for this host, keep it open, and
 //! remove it again.
 //!
-//! Probes PCP, NAT-PMP and UPnP IGD at once (natkit-portmap's
+//! Detects PCP, NAT-PMP and UPnP IGD at once (natkit-portmap's
 //! `AutoMapper`), maps through the best one (or the one `--mechanism`
 //! names), prints the mapping, keeps it renewed with natkit-core's
 //! `LeaseKeeper` (printing what the keeper does) until SIGINT or SIGTERM,
@@ -40,7 +40,7 @@ use natkit_core::{
     Mechanism, Protocol, StableIpv6, stable_ipv6_for,
 };
 use natkit_portmap::{
-    AutoMapper, CleanupOptions, CleanupReport, Journal, PortMapConfig, ProbeReport,
+    AutoMapper, CleanupOptions, CleanupReport, Detection, Journal, PortMapConfig,
     mapping_upstream_note,
 };
 use serde_json::json;
@@ -128,9 +128,9 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         Err(e) => return common::fail(&e),
     };
     // One mechanism asked for by name: nothing else could answer instead,
-    // so `only` gives its probe 3 s rather than the 900 ms that keeps
+    // so `only` gives its detection 3 s rather than the 900 ms that keeps
     // auto's "no port mapping protocol" under 1 s, and maps through NAT-PMP
-    // or PCP even when every probe datagram was lost.
+    // or PCP even when every detection datagram was lost.
     let only = |m| PortMapConfig::default().only(m);
     let config = match args.mechanism {
         Choice::Auto => PortMapConfig::default(),
@@ -218,7 +218,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             return common::fail(&e);
         }
     };
-    let report = mapper.last_report().await;
+    let report = mapper.last_detection().await;
     print_mapping(&mapping, &request, &report, json);
 
     if let Some(shutdown) = shutdown {
@@ -379,7 +379,7 @@ fn print_cleanup(report: &CleanupReport, json: bool) {
     }
 }
 
-fn print_mapping(mapping: &Mapping, request: &MappingRequest, report: &ProbeReport, json: bool) {
+fn print_mapping(mapping: &Mapping, request: &MappingRequest, report: &Detection, json: bool) {
     let note = mapping_upstream_note(mapping);
     let substituted = mapping.port_substituted(request);
     if json {
@@ -394,7 +394,7 @@ fn print_mapping(mapping: &Mapping, request: &MappingRequest, report: &ProbeRepo
             "epoch": mapping.epoch.map(|e| e.server_seconds),
             "port_substituted": substituted,
             "upstream_nat": note,
-            "probe": report,
+            "detection": report,
         }));
         return;
     }

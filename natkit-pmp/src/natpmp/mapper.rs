@@ -44,9 +44,9 @@ pub struct NatPmpConfig {
     /// ([`RetransmitPlan::natpmp_steady`]: RFC 6886's 250 ms doubling,
     /// capped at 8 s, for 120 s).
     pub retransmit: RetransmitPlan,
-    /// The plan of [`NatPmpMapper::probe`] ([`RetransmitPlan::probe`]:
+    /// The plan of [`NatPmpMapper::detect`] ([`RetransmitPlan::detect`]:
     /// RFC 6886's schedule for 2 s, four sends).
-    pub probe: RetransmitPlan,
+    pub detect: RetransmitPlan,
     /// The plan of deletes ([`RetransmitPlan::release`]: 250 ms, then every
     /// 500 ms, for 4.9 s, within the lease keeper's default 5 s shutdown).
     /// A caller with a shorter shutdown budget should fit this into it.
@@ -62,7 +62,7 @@ impl Default for NatPmpConfig {
         NatPmpConfig {
             server_port: NATPMP_PORT,
             retransmit: RetransmitPlan::natpmp_steady(),
-            probe: RetransmitPlan::probe(),
+            detect: RetransmitPlan::detect(),
             delete: RetransmitPlan::release(),
             local_address: None,
         }
@@ -131,17 +131,17 @@ impl NatPmpMapper {
         self.public_address_with(self.config.retransmit, None).await
     }
 
-    /// The availability check: the external address request on
-    /// [`NatPmpConfig::probe`]. `Err(Error::Timeout)` means no answer
-    /// within the probe's window: the gateway does not speak NAT-PMP, or
+    /// Detects NAT-PMP: the external address request on
+    /// [`NatPmpConfig::detect`]. `Err(Error::Timeout)` means no answer
+    /// within the detection window: the gateway does not speak NAT-PMP, or
     /// every datagram of the window was lost.
-    pub async fn probe(&self) -> Result<PublicAddress> {
-        self.public_address_with(self.config.probe, None).await
+    pub async fn detect(&self) -> Result<PublicAddress> {
+        self.public_address_with(self.config.detect, None).await
     }
 
-    /// Whether the gateway answers NAT-PMP at all (see [`probe`](Self::probe)).
+    /// Whether the gateway answers NAT-PMP at all (see [`detect`](Self::detect)).
     pub async fn is_available(&self) -> bool {
-        self.probe().await.is_ok()
+        self.detect().await.is_ok()
     }
 
     /// Asks for a mapping; `suggested` is the external port asked for.
@@ -363,13 +363,13 @@ mod tests {
         let c = NatPmpConfig::default();
         assert_eq!(c.server_port, 5351);
         // RFC 6886's first wait and doubling on every path.
-        for plan in [c.retransmit, c.probe, c.delete] {
+        for plan in [c.retransmit, c.detect, c.delete] {
             assert_eq!(plan.initial, Duration::from_millis(250));
             assert_eq!(plan.jitter, 0.0);
             assert!(plan.is_bounded());
         }
         assert_eq!(c.retransmit, RetransmitPlan::natpmp_steady());
-        assert_eq!(c.probe, RetransmitPlan::probe());
+        assert_eq!(c.detect, RetransmitPlan::detect());
         assert_eq!(c.delete, RetransmitPlan::release());
     }
 

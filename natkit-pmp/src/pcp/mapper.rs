@@ -184,18 +184,18 @@ impl PcpMapper {
         self.announce_with(self.config.retransmit).await
     }
 
-    /// The availability check: ANNOUNCE on [`PcpConfig::probe`].
-    /// `Err(Error::Timeout)` means no answer within the probe's window:
+    /// Detects PCP (or NAT-PMP only): ANNOUNCE on [`PcpConfig::detect`].
+    /// `Err(Error::Timeout)` means no answer within the detection window:
     /// nothing answers PCP or NAT-PMP there, or every datagram of the
     /// window was lost.
-    pub async fn probe(&self) -> Result<PcpAvailability> {
-        self.announce_with(self.config.probe).await
+    pub async fn detect(&self) -> Result<PcpAvailability> {
+        self.announce_with(self.config.detect).await
     }
 
     /// Whether this mapper can map through the server: it answers PCP, or
     /// only NAT-PMP and the fallback is on.
     pub async fn is_available(&self) -> bool {
-        match self.probe().await {
+        match self.detect().await {
             Ok(PcpAvailability::Pcp { .. }) => true,
             Ok(PcpAvailability::NatPmpOnly { .. }) => self.natpmp.is_some(),
             Err(_) => false,
@@ -210,7 +210,7 @@ impl PcpMapper {
     }
 
     /// [`public_address`](Self::public_address) with the MAP on `plan`
-    /// (e.g. the rest of a probe window). The delete of the short-lived
+    /// (e.g. the rest of a detection window). The delete of the short-lived
     /// mapping always runs on [`PcpConfig::delete`] to its end, so a MAP
     /// that was answered is not left behind.
     pub async fn public_address_with(&self, plan: RetransmitPlan) -> Result<IpAddr> {
@@ -219,7 +219,7 @@ impl PcpMapper {
         }
         let socket = driver::bind_towards(self.server, self.local_same_family()).await?;
         let local = local_addr(&socket)?;
-        let lifetime = lifetime_secs(self.config.address_probe_lifetime)?;
+        let lifetime = lifetime_secs(self.config.address_query_lifetime)?;
         let nonce = Nonce::random(&mut **self.rng());
         let map = MapRequest {
             nonce,
@@ -232,7 +232,7 @@ impl PcpMapper {
             Ok((answer, _, _)) => answer,
             Err(e @ Error::Timeout { .. }) => {
                 // The server may have made the mapping and every answer
-                // been lost (under 30 % loss in the lab, about one probe
+                // been lost (under 30 % loss in the lab, about one query
                 // in five left one behind for its lease): delete it. A
                 // server without it answers NO_RESOURCES (miniupnpd).
                 self.delete_quietly(&socket, self.server, local.ip(), map)
@@ -337,7 +337,7 @@ impl PcpMapper {
         let (answer, at, observation) = match exchanged {
             Ok(exchanged) => exchanged,
             Err(e @ Error::Timeout { .. }) if fresh => {
-                // As for the address probe: the server may hold a mapping
+                // As for the address query: the server may hold a mapping
                 // for this nonce whose every answer was lost, and no one
                 // would know its nonce to delete it. (A renewal's mapping
                 // stays: its holder deletes it.)
@@ -425,7 +425,7 @@ impl PcpMapper {
         }
     }
 
-    /// ANNOUNCE on `plan` (e.g. a probe window of the caller's).
+    /// ANNOUNCE on `plan` (e.g. a detection window of the caller's).
     pub async fn announce_with(&self, plan: RetransmitPlan) -> Result<PcpAvailability> {
         let socket = driver::bind_towards(self.server, self.local_same_family()).await?;
         let local_ip = local_addr(&socket)?.ip();

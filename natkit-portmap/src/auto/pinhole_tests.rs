@@ -49,7 +49,7 @@ fn pinholes_go_to_pcp_and_upnp_in_the_configured_order() {
 }
 
 /// With only NAT-PMP there is nothing to ask: the typed error says why,
-/// at once, and nothing is sent (no probe is started).
+/// at once, and nothing is sent (no detection is started).
 #[tokio::test]
 async fn natpmp_alone_refuses_a_pinhole_and_says_why() {
     let auto = AutoMapper::new(config(vec![Mechanism::NatPmp]));
@@ -75,5 +75,8 @@ async fn natpmp_alone_refuses_a_pinhole_and_says_why() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(lock(&auto.inner.probe).is_none(), "nothing was probed");
+    assert!(
+        lock(&auto.inner.detection).is_none(),
+        "nothing was detected"
+    );
 }

@@ -1,4 +1,4 @@
-//! [`PcpConfig`] and what a probe finds ([`PcpAvailability`]).
+//! [`PcpConfig`] and what detection finds ([`PcpAvailability`]).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV6};
 use std::time::Duration;
@@ -22,10 +22,10 @@ pub struct PcpConfig {
     /// Retransmission for MAP and ANNOUNCE ([`RetransmitPlan::pcp_steady`]:
     /// RFC 6887 §8.1.1 with MRT 8 s, bounded to 120 s so a call ends).
     pub retransmit: RetransmitPlan,
-    /// The plan of [`PcpMapper::probe`] ([`RetransmitPlan::probe`] with
+    /// The plan of [`PcpMapper::detect`] ([`RetransmitPlan::detect`] with
     /// RFC 6887's jitter: four sends in 2 s).
-    pub probe: RetransmitPlan,
-    /// The plan of deletes, the address probe's included
+    pub detect: RetransmitPlan,
+    /// The plan of deletes, the address query's included
     /// ([`RetransmitPlan::release`] with RFC 6887's jitter: 250 ms, then
     /// every 500 ms, for 4.9 s).
     pub delete: RetransmitPlan,
@@ -54,7 +54,7 @@ pub struct PcpConfig {
     /// [`external_address`](PortMapper::external_address) makes (and
     /// deletes at once) to learn the external address; PCP has no opcode
     /// that only asks for it.
-    pub address_probe_lifetime: Duration,
+    pub address_query_lifetime: Duration,
 }
 
 impl Default for PcpConfig {
@@ -62,19 +62,19 @@ impl Default for PcpConfig {
         PcpConfig {
             server_port: NATPMP_PORT,
             retransmit: RetransmitPlan::pcp_steady(),
-            probe: RetransmitPlan::probe().with_jitter(PCP_RAND),
+            detect: RetransmitPlan::detect().with_jitter(PCP_RAND),
             delete: RetransmitPlan::release().with_jitter(PCP_RAND),
             fallback_to_natpmp: true,
             natpmp: NatPmpConfig::default(),
             local_address: None,
             ipv6_local_address: None,
             ipv6_server: None,
-            address_probe_lifetime: Duration::from_secs(60),
+            address_query_lifetime: Duration::from_secs(60),
         }
     }
 }
 
-/// What [`PcpMapper::probe`] and [`PcpMapper::announce`] found.
+/// What [`PcpMapper::detect`] and [`PcpMapper::announce`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PcpAvailability {
     /// A PCP (version 2) server answered.

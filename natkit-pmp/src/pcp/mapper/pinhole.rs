@@ -80,7 +80,7 @@ impl PcpMapper {
     /// earlier is asked again). `Err` says why not: no stable address, no
     /// server answering ([`Error::NoIpv6Server`], [`Error::Timeout`],
     /// [`Error::PortUnreachable`]).
-    pub async fn probe_ipv6(&self) -> Result<SocketAddr> {
+    pub async fn detect_ipv6(&self) -> Result<SocketAddr> {
         let internal = Ipv6Addr::UNSPECIFIED;
         if let Some(server) = self.ipv6_server() {
             let asked = self.announce_v6(server, internal).await;
@@ -116,7 +116,7 @@ impl PcpMapper {
     }
 
     /// The PCP server for pinholes: fixed, remembered, or searched for by
-    /// ANNOUNCE on [`PcpConfig::probe`](super::PcpConfig::probe) to each
+    /// ANNOUNCE on [`PcpConfig::detect`](super::PcpConfig::detect) to each
     /// candidate of [`ipv6::server_candidates`] in turn, from the address
     /// a pinhole on `internal` would use.
     ///
@@ -172,7 +172,7 @@ impl PcpMapper {
                 &socket,
                 server,
                 PcpRequest::announce(local),
-                self.config.probe,
+                self.config.detect,
             )
             .await?;
         match answer {
