@@ -68,8 +68,8 @@ pub(crate) async fn run(input: Input, guard: Arc<MapGuard>) -> Ipv6Report {
             ports.iter().copied().take(1).collect()
         };
         let (pinhole, held) = if trial {
-            // Neither pinhole protocol answered the probe: nothing to ask, the
-            // probe's words are the attempts.
+            // Neither pinhole protocol answered detection: nothing to ask, the
+            // detection's words are the attempts.
             let absent = absent_protocols(&router);
             let untried = absent.len() == 2;
             let auto = router.auto.clone().filter(|_| !untried);
@@ -380,7 +380,7 @@ async fn reach(
 }
 
 /// The pinhole protocols (UPnP, PCP) that did not answer the router check's
-/// probe at all, each as an `absent` attempt with the probe's words.
+/// detection at all, each as an `absent` attempt with its words.
 fn absent_protocols(router: &RouterForIpv6) -> Vec<PinholeAttempt> {
     [("upnp", &router.upnp), ("pcp", &router.pcp)]
         .into_iter()

@@ -233,7 +233,7 @@ pub(crate) struct Input {
     pub(crate) trial: bool,
     /// The bound on each check.
     pub(crate) timeout: Duration,
-    /// The router check's mapper, once it has probed.
+    /// The router check's mapper, once it has detected the protocols.
     pub(crate) router: tokio::sync::oneshot::Receiver<RouterForIpv6>,
 }
 
@@ -243,7 +243,7 @@ pub(crate) struct RouterForIpv6 {
     /// The run's AutoMapper: pinholes go through it (PCP, then UPnP
     /// WANIPv6FirewallControl), journaled like the IPv4 trial mappings.
     pub(crate) auto: Option<Arc<natkit_portmap::AutoMapper>>,
-    /// What the router's UPnP IGD answered to the probe.
+    /// What the router's UPnP IGD answered to detection.
     pub(crate) upnp: crate::report::ProtocolState,
     /// What PCP answered.
     pub(crate) pcp: crate::report::ProtocolState,
