@@ -50,8 +50,8 @@ use crate::code::UpnpErrorCode;
 /// exchange of the same kind with this gateway: a router that takes
 /// 400 ms to add a mapping is not sent a copy at 1 s.
 pub(crate) const HEDGE_FACTOR: u32 = 4;
-/// The most copies of one request (the first and two hedges).
-pub(crate) const MAX_COPIES: u8 = 3;
+/// The most copies of one request (the first and five hedges).
+pub(crate) const MAX_COPIES: u8 = 6;
 /// How many recent exchanges of each kind are remembered.
 const WINDOW: usize = 8;
 
@@ -481,12 +481,18 @@ mod tests {
     }
 
     #[test]
-    fn copies_go_each_hedge_delay_up_to_three_before_the_deadline() {
+    fn copies_go_each_hedge_delay_up_to_six_before_the_deadline() {
         let mut r = race(Exchange::GetStatusInfo, Some(500), 3000);
         assert_eq!(r.hedge_at(), Some(Ms(500)));
-        assert_eq!(hedge_until(&mut r, 3000), [500, 1000]);
+        assert_eq!(hedge_until(&mut r, 3000), [500, 1000, 1500, 2000, 2500]);
         assert_eq!(r.sent(), MAX_COPIES);
         assert_eq!(r.hedge_at(), None);
+        // No more than six, however long the limit.
+        let mut r = race(Exchange::GetStatusInfo, Some(500), 60_000);
+        assert_eq!(
+            hedge_until(&mut r, 60_000).len(),
+            usize::from(MAX_COPIES) - 1
+        );
         // None at or past the deadline.
         let mut r = race(Exchange::GetStatusInfo, Some(500), 1000);
         assert_eq!(hedge_until(&mut r, 3000), [500]);

@@ -24,13 +24,13 @@
 //!   over IPv6 from the pinhole's own address (natkit-core's `addresses`
 //!   finds the stable one, [`route6`] the router).
 //!
-//! Every HTTP exchange runs under its [`HttpConfig`] time limit (2 s for
-//! the description, 3 s for a SOAP action). Within it, a lossy link is met
+//! Every HTTP exchange runs under its [`HttpConfig`] time limit (3 s for
+//! the description and for a SOAP action). Within it, a lossy link is met
 //! twice: a fresh TCP connect is started every 500 ms until one completes,
 //! and the description and the actions that are safe to repeat are
 //! *hedged*: with no complete answer after [`HttpConfig::hedge_after`]
 //! (500 ms, more for a gateway that is slow to answer), the same request
-//! goes again on a fresh connection, up to three copies; the first usable
+//! goes again on a fresh connection, up to six copies; the first usable
 //! answer wins. AddAnyPortMapping is sent once. A 718 or 714 that a
 //! duplicate of our own AddPortMapping or DeletePortMapping caused is not
 //! reported as a failure ([`Igd::add_port_mapping`], [`Igd::delete`]).

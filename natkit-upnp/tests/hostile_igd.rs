@@ -92,7 +92,7 @@ async fn description_trickling_one_byte_a_second_is_cut_at_its_time_limit() {
         ..Behaviour::default()
     })
     .await;
-    // The defaults: 1 s search window, 2 s for the description.
+    // The defaults: 1 s search window, 3 s for the description.
     let (err, took, config) = discover_fails(&fake).await;
     eprintln!("description at 1 byte/s: {err} after {took:?}");
     let ms = config.http.description_timeout.as_millis() as u64;
