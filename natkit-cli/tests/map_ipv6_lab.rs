@@ -138,6 +138,8 @@ fn event<'a>(events: &'a [Value], name: &str) -> (usize, &'a Value) {
 fn reach(events: &[Value]) -> (IpAddr, Value) {
     let (mapped_at, mapped) = event(events, "mapped");
     assert_eq!(mapped["pinhole"], true, "{mapped}");
+    // The whole detection report rides along under `detection`.
+    assert!(mapped["detection"]["mechanisms"].is_array(), "{mapped}");
     let internal: SocketAddr = mapped["internal"]
         .as_str()
         .expect("internal")
