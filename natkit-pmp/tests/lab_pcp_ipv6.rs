@@ -480,7 +480,7 @@ fn pcp6_keeper_side() {
     natkit_lab::serve_commands(|command| match command {
         "shutdown" => {
             let report = rt.block_on(keeper.take().expect("running").shutdown());
-            let failed: Vec<String> = report.failed.iter().map(|(_, e)| e.clone()).collect();
+            let failed: Vec<String> = report.failed.iter().map(|(_, e)| e.to_string()).collect();
             vec![format!(
                 "SHUTDOWN released={} failed={}",
                 report.released.len(),

@@ -23,11 +23,8 @@ pub enum Error {
     Map(#[source] natkit_core::Error),
     /// Deleting the mapping failed or did not finish in time; it may linger on the
     /// router until its lease ends.
-    #[error("the mapping could not be deleted: {reason}")]
-    CloseFailed {
-        /// What went wrong.
-        reason: String,
-    },
+    #[error("the mapping could not be deleted: {0}")]
+    CloseFailed(#[source] natkit_core::Error),
     /// No source saw an address.
     #[error("no STUN server or router reported an address ({} sources asked)", evidence.len())]
     NoAddress {

@@ -199,8 +199,11 @@ impl PortLease {
             });
         };
         let report = keeper.shutdown().await;
+        if let Some(e) = report.task_failed {
+            return Err(Error::CloseFailed(e));
+        }
         match report.failed.into_iter().find(|(i, _)| *i == id) {
-            Some((_, reason)) => Err(Error::CloseFailed { reason }),
+            Some((_, e)) => Err(Error::CloseFailed(e)),
             None if report.released.contains(&id) => Ok(()),
             // Lost at the time (nothing in force on the router): nothing to delete.
             None => Ok(()),

@@ -248,17 +248,21 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         }
     }
     let shutdown = keeper.shutdown().await;
-    let ok = shutdown.failed.is_empty();
+    let ok = shutdown.all_released();
+    let failed: Vec<String> = (shutdown.failed.iter().map(|(_, e)| e))
+        .chain(&shutdown.task_failed)
+        .map(ToString::to_string)
+        .collect();
     if json {
         common::print_json(&json!({
             "event": "deleted",
             "released": shutdown.released.len(),
-            "failed": shutdown.failed.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
+            "failed": failed,
         }));
     } else if ok {
         outln!("deleted {}", mapping.external);
     } else {
-        for (_, e) in &shutdown.failed {
+        for e in &failed {
             eprintln!("error: deleting the mapping failed: {e}");
         }
     }

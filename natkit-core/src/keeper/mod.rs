@@ -41,10 +41,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::mapper::PortMapper;
 use crate::mapping::{Mapping, MappingRequest};
+use crate::mechanism::Mechanism;
 
 mod events;
 pub mod schedule;
@@ -187,12 +189,27 @@ pub enum KeeperEvent {
 }
 
 /// What [`LeaseKeeper::shutdown`] achieved.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct ShutdownReport {
     /// Mappings deleted.
     pub released: Vec<MappingId>,
-    /// Mappings whose deletion failed or timed out, with the reason.
-    pub failed: Vec<(MappingId, String)>,
+    /// Mappings whose deletion failed or timed out, with the mechanism's
+    /// error (a deletion whose task panicked: [`FailureKind::Local`](crate::FailureKind::Local)).
+    pub failed: Vec<(MappingId, Error)>,
+    /// The keeper's own task had ended abnormally, so nothing was deleted:
+    /// what it held stays on the router until the leases end. It ends so
+    /// only by panicking (a bug of natkit's): the first request to find it
+    /// gone gets [`FailureKind::Local`](crate::FailureKind::Local) with the
+    /// [`JoinError`](tokio::task::JoinError), later ones
+    /// [`Error::KeeperClosed`].
+    pub task_failed: Option<Error>,
+}
+
+impl ShutdownReport {
+    /// Whether every mapping the keeper held was deleted.
+    pub fn all_released(&self) -> bool {
+        self.failed.is_empty() && self.task_failed.is_none()
+    }
 }
 
 /// How many requests may wait for the keeper's task (each caller waits for its
@@ -207,6 +224,9 @@ enum Command {
     Remove(MappingId, oneshot::Sender<Result<()>>),
     Current(MappingId, oneshot::Sender<Option<Mapping>>),
     Shutdown(oneshot::Sender<ShutdownReport>),
+    /// Makes the task panic, as a bug in it would.
+    #[cfg(test)]
+    Crash,
 }
 
 /// Holds mappings through a [`PortMapper`]; see the [module docs](crate::keeper).
@@ -218,6 +238,11 @@ enum Command {
 pub struct LeaseKeeper {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<KeeperEvent>,
+    /// The keeper's task, until a request finds it gone and asks how it
+    /// ended.
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The mapper's mechanism, named in the error of a task that panicked.
+    mechanism: Mechanism,
 }
 
 impl fmt::Debug for LeaseKeeper {
@@ -231,11 +256,15 @@ impl LeaseKeeper {
     pub fn new(mapper: Arc<dyn PortMapper>, config: KeeperConfig) -> (LeaseKeeper, KeeperEvents) {
         let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
         let (events, events_rx) = broadcast::channel(EVENT_CAPACITY);
-        task::spawn(mapper, config, events.clone(), rx);
-        (
-            LeaseKeeper { commands, events },
-            KeeperEvents::new(events_rx),
-        )
+        let mechanism = mapper.mechanism();
+        let task = task::spawn(mapper, config, events.clone(), rx);
+        let keeper = LeaseKeeper {
+            commands,
+            events,
+            task: std::sync::Mutex::new(Some(task)),
+            mechanism,
+        };
+        (keeper, KeeperEvents::new(events_rx))
     }
 
     /// Another listener for the keeper's events, from now on.
@@ -245,11 +274,30 @@ impl LeaseKeeper {
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| Error::KeeperClosed)?;
-        rx.await.map_err(|_| Error::KeeperClosed)
+        if self.commands.send(make(tx)).await.is_err() {
+            return Err(self.closed().await);
+        }
+        match rx.await {
+            Ok(answer) => Ok(answer),
+            Err(_) => Err(self.closed().await),
+        }
+    }
+
+    /// Why the keeper's task is gone. It ends by itself only after
+    /// [`shutdown`](Self::shutdown) or once every handle is dropped, so a
+    /// request that finds it gone found a panic: told (as
+    /// [`ShutdownReport::task_failed`] says) to the first request.
+    async fn closed(&self) -> Error {
+        let task = (self.task.lock())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match task {
+            Some(handle) => match handle.await {
+                Err(e) => task::ended(self.mechanism, e),
+                Ok(()) => Error::KeeperClosed,
+            },
+            None => Error::KeeperClosed,
+        }
     }
 
     /// Makes a mapping and keeps it until [`remove`](Self::remove) or
@@ -271,6 +319,11 @@ impl LeaseKeeper {
     /// Deletes every mapping, waiting at most
     /// [`KeeperConfig::shutdown_timeout`], and stops the keeper.
     pub async fn shutdown(self) -> ShutdownReport {
-        self.ask(Command::Shutdown).await.unwrap_or_default()
+        self.ask(Command::Shutdown)
+            .await
+            .unwrap_or_else(|e| ShutdownReport {
+                task_failed: Some(e),
+                ..ShutdownReport::default()
+            })
     }
 }

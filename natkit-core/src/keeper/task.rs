@@ -1,11 +1,11 @@
 //! The keeper's tokio task: runs the operations the [`Schedule`] asks for
 //! and feeds their outcomes back; the rules live in the schedule.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinError, JoinSet};
 use tokio::time::Instant;
 
 use super::schedule::{Action, Op, Schedule};
@@ -13,6 +13,7 @@ use super::{Command, KeeperConfig, KeeperEvent, MappingId, ShutdownReport};
 use crate::error::{Error, FailureKind, Result};
 use crate::mapper::PortMapper;
 use crate::mapping::{Mapping, MappingRequest};
+use crate::mechanism::Mechanism;
 
 /// The keeper's one clock: tokio's, so that tests run it paused. Mappers
 /// stamp their grants from the same clock (`tokio::time::Instant::now()`,
@@ -28,15 +29,16 @@ pub(super) fn spawn(
     config: KeeperConfig,
     events: broadcast::Sender<KeeperEvent>,
     commands: mpsc::Receiver<Command>,
-) {
+) -> task::JoinHandle<()> {
     let task = Task {
         mapper,
         events,
         schedule: Schedule::new(config),
         replies: BTreeMap::new(),
         ops: JoinSet::new(),
+        op_ids: HashMap::new(),
     };
-    tokio::spawn(task.run(commands));
+    tokio::spawn(task.run(commands))
 }
 
 struct OpDone {
@@ -53,6 +55,18 @@ struct Task {
     /// Callers of `add` waiting for the first grant.
     replies: BTreeMap<MappingId, oneshot::Sender<Result<(MappingId, Mapping)>>>,
     ops: JoinSet<OpDone>,
+    /// The mapping each map or renew task in `ops` is for, so that one that
+    /// ends without a result (it panicked) still answers for its mapping.
+    op_ids: HashMap<task::Id, MappingId>,
+}
+
+/// A keeper task that ended without a result: it panicked (a bug of the
+/// mapper's or natkit's, not the router's doing) or was cancelled. The
+/// host's failure, [`FailureKind::Local`], with the [`JoinError`] as the
+/// typed source; never dropped, since the mapping it was for depends on it.
+pub(super) fn ended(mechanism: Mechanism, e: JoinError) -> Error {
+    tracing::error!(%e, "a lease keeper task ended without a result");
+    Error::mechanism(mechanism, FailureKind::Local, e)
 }
 
 impl Task {
@@ -74,14 +88,16 @@ impl Task {
                         let _ = reply.send(report);
                         return;
                     }
+                    #[cfg(test)]
+                    Some(Command::Crash) => panic!("a bug in the keeper's task"),
                     None => {
                         // Every handle dropped without shutdown: still clean up.
                         self.shutdown().await;
                         return;
                     }
                 },
-                Some(done) = self.ops.join_next(), if !self.ops.is_empty() => {
-                    if let Ok(done) = done {
+                Some(joined) = self.ops.join_next_with_id(), if !self.ops.is_empty() => {
+                    if let Some(done) = self.joined(joined) {
                         self.finish(done);
                     }
                 }
@@ -115,7 +131,7 @@ impl Task {
             match action {
                 Action::Start { id, op } => {
                     let mapper = Arc::clone(&self.mapper);
-                    self.ops.spawn(async move {
+                    let started = self.ops.spawn(async move {
                         let result = match &op {
                             Op::Renew(request, m) => mapper.renew(request, m).await,
                             Op::Map(request) => mapper.map(request).await,
@@ -125,6 +141,7 @@ impl Task {
                             result: Some(result),
                         }
                     });
+                    self.op_ids.insert(started.id(), id);
                 }
                 Action::Added { id, mapping } => {
                     if let Some(reply) = self.replies.remove(&id) {
@@ -149,6 +166,27 @@ impl Task {
                     });
                 }
                 Action::Emit(event) => self.emit(event),
+            }
+        }
+    }
+
+    /// A joined operation as its outcome: a map or renew task that ended
+    /// without one failed, with the [`JoinError`] as the reason. `None`
+    /// for a deletion of a late grant that ended so (logged by [`ended`]:
+    /// that grant may stay on the router until its lease ends).
+    fn joined(&mut self, joined: Result<(task::Id, OpDone), JoinError>) -> Option<OpDone> {
+        match joined {
+            Ok((task, done)) => {
+                self.op_ids.remove(&task);
+                Some(done)
+            }
+            Err(e) => {
+                let id = self.op_ids.remove(&e.id());
+                let error = ended(self.mapper.mechanism(), e);
+                id.map(|id| OpDone {
+                    id,
+                    result: Some(Err(error)),
+                })
             }
         }
     }
@@ -203,24 +241,41 @@ impl Task {
         // Let in-flight operations land first: a map that completes on the
         // router after we stop listening would be left behind.
         while !self.ops.is_empty() {
-            match tokio::time::timeout_at(deadline, self.ops.join_next()).await {
-                Ok(Some(Ok(OpDone {
+            let joined = match tokio::time::timeout_at(deadline, self.ops.join_next_with_id()).await
+            {
+                Ok(Some(joined)) => self.joined(joined),
+                Ok(None) | Err(_) => break,
+            };
+            match joined {
+                Some(OpDone {
                     id,
                     result: Some(Ok(mapping)),
-                }))) => self.schedule.landed(id, mapping),
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
+                }) => self.schedule.landed(id, mapping),
+                // A first attempt that failed: its caller hears why, not
+                // only that the keeper closed.
+                Some(OpDone {
+                    id,
+                    result: Some(Err(error)),
+                }) => {
+                    if let Some(reply) = self.replies.remove(&id) {
+                        let _ = reply.send(Err(error));
+                    }
+                }
+                _ => {}
             }
         }
         self.ops.abort_all();
+        self.op_ids.clear();
         let mut unmaps = JoinSet::new();
+        let mut unmap_ids = HashMap::new();
         for (id, mapping) in self.schedule.drain() {
             if let Some(reply) = self.replies.remove(&id) {
                 let _ = reply.send(Err(Error::KeeperClosed));
             }
             if let Some(mapping) = mapping {
                 let mapper = Arc::clone(&self.mapper);
-                unmaps.spawn(async move {
+                let mechanism = mapping.mechanism;
+                let started = unmaps.spawn(async move {
                     let result = tokio::time::timeout_at(deadline, mapper.unmap(&mapping)).await;
                     let result = result.unwrap_or_else(|_| {
                         Err(Error::mechanism(
@@ -231,22 +286,31 @@ impl Task {
                     });
                     (id, result)
                 });
+                unmap_ids.insert(started.id(), (id, mechanism));
             }
         }
         let mut report = ShutdownReport::default();
         while let Some(joined) = unmaps.join_next().await {
-            let Ok((id, result)) = joined else { continue };
+            let (id, result) = match joined {
+                Ok(done) => done,
+                Err(e) => {
+                    let Some(&(id, mechanism)) = unmap_ids.get(&e.id()) else {
+                        continue; // not a task of this set: cannot happen
+                    };
+                    (id, Err(ended(mechanism, e)))
+                }
+            };
             match result {
                 Ok(()) => {
                     report.released.push(id);
                     self.emit(KeeperEvent::Released { id });
                 }
                 Err(e) => {
-                    report.failed.push((id, e.to_string()));
                     self.emit(KeeperEvent::ReleaseFailed {
                         id,
                         error: e.to_string(),
                     });
+                    report.failed.push((id, e));
                 }
             }
         }
