@@ -27,12 +27,7 @@ async fn main() -> ExitCode {
                 address.evidence.len()
             );
             for e in &address.evidence {
-                println!(
-                    "  {:<8} {:<24} {}",
-                    e.mechanism.as_str(),
-                    e.source,
-                    e.outcome
-                );
+                println!("  {e}");
             }
             ExitCode::SUCCESS
         }

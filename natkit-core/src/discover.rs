@@ -124,6 +124,20 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// One line of a table of evidence: the mechanism and the source in
+/// aligned columns, then the outcome (`stun     88.77.66.10:3478  saw …`).
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<8} {:<24} {}",
+            self.mechanism.as_str(),
+            self.source,
+            self.outcome
+        )
+    }
+}
+
 /// Forms a consensus from observations: the address most sources saw
 /// (ties go to the earliest observation), or `None` if none saw any.
 pub fn consensus(evidence: Vec<Evidence>) -> Option<ExternalAddress> {
@@ -181,6 +195,19 @@ mod tests {
                 .map(|e| e.source.as_str())
                 .collect::<Vec<_>>(),
             ["s1"]
+        );
+    }
+
+    #[test]
+    fn evidence_prints_as_aligned_columns() {
+        let e = Evidence {
+            mechanism: Mechanism::NatPmp,
+            source: "192.168.1.1".into(),
+            outcome: Outcome::SawAddress("203.0.113.9".parse().unwrap()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "natpmp   192.168.1.1              saw 203.0.113.9"
         );
     }
 

@@ -46,12 +46,7 @@ fn lan_side_addresses() {
     match &both.ipv4 {
         Ok(v4) => {
             for e in &v4.evidence {
-                println!(
-                    "{MARK}v4-evidence {} {} {}",
-                    e.mechanism.as_str(),
-                    e.source,
-                    e.outcome
-                );
+                println!("{MARK}v4-evidence {e}");
             }
             println!("{MARK}v4 {} {}", v4.ip, v4.agreeing().count());
         }

@@ -137,13 +137,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             None => outln!("external address  unknown: no source saw one"),
         }
         for e in &evidence {
-            outln!(
-                "  {:<10} {:<8} {:<24} {}",
-                side(e).replace('_', " "),
-                e.mechanism.as_str(),
-                e.source,
-                e.outcome
-            );
+            outln!("  {:<10} {e}", side(e).replace('_', " "));
         }
         if let Some(r) = &ipv6 {
             outln!("{}", ipv6_line(r));
