@@ -66,11 +66,11 @@ pub(crate) fn start(dialback: Option<SocketAddr>) -> Option<JoinHandle<Bandwidth
     }))
 }
 
-/// The measurement once done (`None` when not run or its task died).
+/// The measurement once done (`None` when not run or cancelled).
 pub(crate) async fn finish(
     started: Option<JoinHandle<BandwidthReport>>,
 ) -> Option<BandwidthReport> {
-    started?.await.ok()
+    crate::section(started?).await
 }
 
 /// One line for the text report: each way's figure, or why there is none.

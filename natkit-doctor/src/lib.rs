@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use natkit_core::{AddressScope, Gateway};
 use natkit_stun::client::resolve_all;
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::{AbortHandle, JoinError, JoinHandle};
 use tokio::time::Instant;
 
 pub use bandwidth::{BandwidthReport, BandwidthWay, LOW_BANDWIDTH_KBPS};
@@ -137,6 +137,18 @@ pub async fn diagnose_until(config: Config, stop: impl Future<Output = ()>) -> R
         // A check panicked: a bug, reported as such once the mappings are gone.
         Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Some(Err(_)) | None => Run::Stopped(cleanup),
+    }
+}
+
+/// A section's task once it ends: its report, or `None` when it was cancelled.
+/// A panic is a bug of the doctor's, never a section that silently goes
+/// missing: it goes on up, and [`diagnose_until`] deletes what the run holds
+/// before re-raising it.
+pub(crate) async fn section<T>(task: impl Future<Output = Result<T, JoinError>>) -> Option<T> {
+    match task.await {
+        Ok(report) => Some(report),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
     }
 }
 
@@ -371,4 +383,21 @@ fn double_nat(r: &mut Report) {
     evidence.extend(r.hops.as_ref().and_then(hops::HopsReport::evidence));
     r.double_nat = !evidence.is_empty();
     r.double_nat_evidence = evidence;
+}
+
+#[cfg(test)]
+mod tests {
+    /// A section's panic reaches the run (which deletes its mappings, then
+    /// re-raises it); only a cancelled section is missing from the report.
+    #[tokio::test]
+    async fn a_section_that_panics_is_raised_not_dropped() {
+        let panicked = tokio::spawn(async { panic!("a bug in a section") });
+        let raised = tokio::spawn(super::section(panicked)).await;
+        assert!(raised.is_err_and(|e| e.is_panic()));
+        let cancelled = tokio::spawn(std::future::pending::<()>());
+        cancelled.abort();
+        assert_eq!(super::section(cancelled).await, None);
+        let done = tokio::spawn(async { 7 });
+        assert_eq!(super::section(done).await, Some(7));
+    }
 }

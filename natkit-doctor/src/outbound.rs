@@ -63,9 +63,9 @@ pub(crate) fn start(
     }))
 }
 
-/// The check's report once it is done (`None` when not run or its task died).
+/// The check's report once it is done (`None` when not run or cancelled).
 pub(crate) async fn finish(started: Option<JoinHandle<OutboundReport>>) -> Option<OutboundReport> {
-    started?.await.ok()
+    crate::section(started?).await
 }
 
 pub(crate) fn report(server: IpAddr, c: &OutboundCheck) -> OutboundReport {

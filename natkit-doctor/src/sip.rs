@@ -78,10 +78,10 @@ pub(crate) fn start(dialback: Option<SocketAddr>) -> Option<Running> {
 }
 
 /// The check's report, once it is done (`None` without a dial-back server, or if
-/// its task died).
+/// it was cancelled).
 pub(crate) async fn finish(started: Option<Running>) -> Option<SipAlgReport> {
     let mut running = started?;
-    (&mut running.0).await.ok()
+    crate::section(&mut running.0).await
 }
 
 fn transport(t: SipTransport) -> &'static str {

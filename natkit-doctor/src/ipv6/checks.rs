@@ -41,7 +41,11 @@ pub(crate) async fn run(input: Input, guard: Arc<MapGuard>) -> Ipv6Report {
     } = input;
     let host = match tokio::task::spawn_blocking(read_host).await {
         Ok(h) => h,
-        Err(e) => host_state(Err(std::io::Error::other(e.to_string()).into()), None, None),
+        // A bug of the doctor's: it goes on up, as a section's does
+        // (crate::section).
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled (the runtime is shutting down): no table was read.
+        Err(e) => host_state(Err(std::io::Error::other(e).into()), None, None),
     };
     if !host.available {
         return Ipv6Report::unavailable(host);

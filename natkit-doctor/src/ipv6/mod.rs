@@ -271,9 +271,9 @@ pub(crate) fn start(input: Input, guard: Arc<MapGuard>) -> JoinHandle<Ipv6Report
     tokio::spawn(checks::run(input, guard))
 }
 
-/// The IPv6 section once done (`None` when its task died).
+/// The IPv6 section once done (`None` when it was cancelled).
 pub(crate) async fn finish(started: JoinHandle<Ipv6Report>) -> Option<Ipv6Report> {
-    started.await.ok()
+    crate::section(started).await
 }
 
 /// Whether a configured STUN server is an IPv6 literal (`[addr]:port`, or a

@@ -359,11 +359,11 @@ pub(crate) fn start(local: Ipv4Addr, listen_group: bool) -> JoinHandle<LocalName
     tokio::spawn(check(local, listen_group))
 }
 
-/// The check's result (`None` when its task died).
+/// The check's result (`None` when not run or cancelled).
 pub(crate) async fn finish(
     started: Option<JoinHandle<LocalNameReport>>,
 ) -> Option<LocalNameReport> {
-    started?.await.ok()
+    crate::section(started?).await
 }
 
 /// One line for the text report: the name and who else answers for it.
