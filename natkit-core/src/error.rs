@@ -85,6 +85,24 @@ impl Error {
     }
 }
 
+/// How every protocol crate's own error joins natkit-core's [`Error`]: it
+/// names its [`FailureKind`], and [`into_core`](Self::into_core) wraps it
+/// as a mechanism failure with the typed error kept as the source (so
+/// [`Error::downcast_source`] finds it). The protocol crates' errors
+/// (`natkit_upnp::Error`, `natkit_pmp::Error`, `natkit_stun::Error`,
+/// `natkit_portmap::Error`) all implement it, and their
+/// `From<Error> for natkit_core::Error` goes through it.
+pub trait IntoCore: std::error::Error + Send + Sync + Sized + 'static {
+    /// What kind of failure this is, for combinators and the lease keeper.
+    fn failure_kind(&self) -> FailureKind;
+
+    /// This error as `mechanism`'s failure.
+    fn into_core(self, mechanism: Mechanism) -> Error {
+        let kind = IntoCore::failure_kind(&self);
+        Error::mechanism(mechanism, kind, self)
+    }
+}
+
 /// The broad kind of a mechanism failure, shared by every protocol so that
 /// combinators and the lease keeper can act on it without knowing the
 /// protocol. Each protocol crate maps its own result codes onto these.

@@ -44,7 +44,7 @@ pub use behaviour::{
 pub use discover::{
     AddressDiscoverer, DiscoveryFailure, Evidence, ExternalAddress, Outcome, consensus,
 };
-pub use error::{BoxError, Error, FailureKind, Result};
+pub use error::{BoxError, Error, FailureKind, IntoCore, Result};
 pub use error_line::error_line;
 #[cfg(feature = "gateway")]
 pub use gateway::{Gateway, default_gateway};

@@ -220,11 +220,11 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         self.failure_kind().is_retryable()
     }
+}
 
-    /// Wraps this error as a natkit-core mechanism failure.
-    pub fn into_core(self, mechanism: Mechanism) -> natkit_core::Error {
-        let kind = self.failure_kind();
-        natkit_core::Error::mechanism(mechanism, kind, self)
+impl natkit_core::IntoCore for Error {
+    fn failure_kind(&self) -> FailureKind {
+        Error::failure_kind(self)
     }
 }
 
@@ -234,6 +234,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use natkit_core::IntoCore;
 
     #[test]
     fn wraps_into_core_with_kind() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use natkit_core::{
-    FailureKind, Gateway, Mapping, MappingRequest, Mechanism, PortMapper, default_gateway,
+    FailureKind, Gateway, IntoCore, Mapping, MappingRequest, Mechanism, PortMapper, default_gateway,
 };
 use natkit_pmp::natpmp::{NatPmpConfig, NatPmpMapper};
 use natkit_pmp::pcp::{PcpAvailability, PcpConfig, PcpMapper};

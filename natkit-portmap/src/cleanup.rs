@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use natkit_core::{Mechanism, Protocol};
+use natkit_core::{IntoCore, Mechanism, Protocol};
 use natkit_upnp::PortMappingEntry;
 use serde::Serialize;
 

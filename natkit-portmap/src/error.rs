@@ -94,11 +94,11 @@ impl Error {
             | Error::NoJournalDir => FailureKind::Local,
         }
     }
+}
 
-    /// Wraps this error as a natkit-core mechanism failure of `mechanism`.
-    pub fn into_core(self, mechanism: Mechanism) -> natkit_core::Error {
-        let kind = self.failure_kind();
-        natkit_core::Error::mechanism(mechanism, kind, self)
+impl natkit_core::IntoCore for Error {
+    fn failure_kind(&self) -> FailureKind {
+        Error::failure_kind(self)
     }
 }
 
@@ -108,6 +108,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use natkit_core::IntoCore;
 
     #[test]
     fn journal_failures_are_this_hosts() {

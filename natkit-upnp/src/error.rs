@@ -347,9 +347,15 @@ impl Error {
     }
 }
 
+impl natkit_core::IntoCore for Error {
+    fn failure_kind(&self) -> FailureKind {
+        Error::failure_kind(self)
+    }
+}
+
 impl From<Error> for natkit_core::Error {
     fn from(e: Error) -> Self {
-        natkit_core::Error::mechanism(Mechanism::Upnp, e.failure_kind(), e)
+        natkit_core::IntoCore::into_core(e, Mechanism::Upnp)
     }
 }
 

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use natkit_core::{GatewayEpoch, Mapping, MappingRequest, Mechanism, PortMapper};
+use natkit_core::{GatewayEpoch, IntoCore, Mapping, MappingRequest, Mechanism, PortMapper};
 
 use crate::counters::Counters;
 use crate::driver;

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use async_trait::async_trait;
-use natkit_core::{Mapping, MappingRequest, Mechanism, PortMapper};
+use natkit_core::{IntoCore, Mapping, MappingRequest, Mechanism, PortMapper};
 
 use super::{PcpMapper, is_pinhole, token_nonce, unspecified_like};
 use crate::error::Error;
