@@ -334,11 +334,8 @@ impl PortLeaseBuilder {
         let gateway = match self.gateway.or(self.portmap.gateway.clone()) {
             Some(g) => g,
             // The lookup reads the routing table with blocking calls.
-            None => tokio::task::spawn_blocking(default_gateway)
-                .await
-                .map_err(|_| Error::TaskFailed {
-                    what: "the default gateway lookup",
-                })?
+            None => blocking("the default gateway lookup", default_gateway)
+                .await?
                 .map_err(Error::NoGateway)?,
         };
         let mut config = PortMapConfig {
@@ -355,14 +352,11 @@ impl PortLeaseBuilder {
         let journal = match self.journal {
             JournalChoice::Off => None,
             choice => Some(
-                tokio::task::spawn_blocking(move || match choice {
+                blocking("opening the journal", move || match choice {
                     JournalChoice::Dir(dir) => Journal::open(dir),
                     _ => Journal::open_default(),
                 })
-                .await
-                .map_err(|_| Error::TaskFailed {
-                    what: "opening the journal",
-                })?
+                .await?
                 .map_err(Error::Journal)?,
             ),
         };
@@ -479,17 +473,29 @@ fn toward_v6(gateway: &Gateway) -> Ipv6Addr {
         .unwrap_or(ROUTE_PROBE_V6)
 }
 
+/// `f`'s value, run on tokio's blocking pool (`what` it does names it). A panic
+/// in `f` is a bug and goes on up to the caller, as if `f` had run here; only a
+/// task the runtime cancelled (it is shutting down) is [`Error::TaskFailed`].
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => Ok(value),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Error::TaskFailed { what }),
+    }
+}
+
 /// The stable global IPv6 address on the gateway's interface. The route lookup
 /// (for the report's "outbound traffic uses …") goes towards the gateway's global
 /// IPv6 address when it has one, else the default route.
 async fn ipv6_for(gateway: &Gateway) -> Result<StableIpv6, Error> {
     let toward = toward_v6(gateway);
     let interface = gateway.interface.clone();
-    let choice = tokio::task::spawn_blocking(move || stable_ipv6_for(toward, Some(&interface)))
-        .await
-        .map_err(|_| Error::TaskFailed {
-            what: "finding this host's stable IPv6 address",
-        })?
+    let what = "finding this host's stable IPv6 address";
+    let choice = blocking(what, move || stable_ipv6_for(toward, Some(&interface)))
+        .await?
         .map_err(Error::NoStableIpv6)?;
     if choice.reason != StableReason::KernelSource {
         tracing::info!(%choice, "IPv6 pinhole for a stable address other than the kernel's source");

@@ -61,6 +61,10 @@ pub enum RenumberError {
     /// ones, which a pinhole never uses).
     #[error("no stable IPv6 address replaces it: {0}")]
     NoReplacement(#[source] Ipv6AddressError),
+    /// Reading this host's addresses panicked (a bug); the next look tries
+    /// again.
+    #[error("reading this host's IPv6 addresses panicked: {0}")]
+    ReadPanicked(#[source] tokio::task::JoinError),
     /// The router did not open the pinhole for the address that replaces it.
     #[error("opening the pinhole for {address} failed: {source}")]
     Open {
@@ -127,7 +131,7 @@ impl AddressWatch {
         host: Result<&[HostIpv6], &Ipv6AddressError>,
         kernel_source: Option<Ipv6Addr>,
     ) -> Renumbering {
-        self.next = now + self.interval;
+        self.skip(now);
         let host = match host {
             Ok(host) => host,
             // Cannot tell: keep what works rather than move on a failed read.
@@ -145,6 +149,12 @@ impl AddressWatch {
             Err(_) if deprecated => Renumbering::Held,
             Err(e) => Renumbering::NoReplacement(e),
         }
+    }
+
+    /// No look at `now` (the addresses could not be read): the next one an
+    /// interval later.
+    pub(crate) fn skip(&mut self, now: Instant) {
+        self.next = now + self.interval;
     }
 
     /// The pinhole now is for `address`.
@@ -181,10 +191,19 @@ pub(crate) async fn keep_address(
     loop {
         tokio::time::sleep_until(watch.due()).await;
         let read = source.clone();
-        let Ok((host, kernel_source)) = tokio::task::spawn_blocking(move || read()).await else {
-            return; // the runtime is shutting down
-        };
         let old = watch.held();
+        let (host, kernel_source) = match tokio::task::spawn_blocking(move || read()).await {
+            Ok(read) => read,
+            // A bug in reading the address table: said, and tried at the next look.
+            Err(e) if e.is_panic() => {
+                watch.skip(Instant::now());
+                let error = Arc::new(RenumberError::ReadPanicked(e));
+                tracing::error!(%old, %error, "the IPv6 address watch");
+                let _ = events.send(LeaseEvent::RenumberFailed { old, error });
+                continue;
+            }
+            Err(_) => return, // the runtime is shutting down
+        };
         let new = match watch.look(
             Instant::now(),
             host.as_ref().map(Vec::as_slice),
@@ -332,6 +351,8 @@ mod tests {
     #[derive(Default)]
     struct Router {
         host: Mutex<Vec<HostIpv6>>,
+        /// How many reads of the host's addresses panic, as a bug would.
+        panicking_reads: Mutex<u32>,
         log: Mutex<Vec<(&'static str, Ipv6Addr, Duration)>>,
         t0: Mutex<Option<Instant>>,
     }
@@ -411,8 +432,16 @@ mod tests {
         let request = MappingRequest::new(Protocol::Tcp, SocketAddr::new(OLD.into(), 8080))
             .with_lifetime(Duration::from_secs(120));
         let reader = router.clone();
-        let source: AddressSource =
-            Arc::new(move || (Ok(reader.host.lock().unwrap().clone()), None));
+        let source: AddressSource = Arc::new(move || {
+            let panics = {
+                let mut left = reader.panicking_reads.lock().unwrap();
+                let panics = *left > 0;
+                *left = left.saturating_sub(1);
+                panics
+            };
+            assert!(!panics, "a bug in reading the addresses");
+            (Ok(reader.host.lock().unwrap().clone()), None)
+        });
         let choice = choose_stable_ipv6(&router.host.lock().unwrap(), IFACE, None).expect("stable");
         assert_eq!(choice.address, OLD);
         let watch = AddressWatch::new(OLD, IFACE.into(), EVERY, Instant::now());
@@ -510,6 +539,33 @@ mod tests {
         assert!(old_deleted.is_ok(), "{old_deleted:?}");
         assert_eq!(router.ops("map", NEW), [EVERY * 3]);
         lease.close().await.expect("closed");
+    }
+
+    /// A read of the addresses that panics is said, and the next look (an
+    /// interval later, not at once) moves the pinhole.
+    #[tokio::test(start_paused = true)]
+    async fn a_read_that_panics_is_said_and_the_next_look_moves() {
+        let router = Arc::new(Router::default());
+        *router.host.lock().unwrap() = vec![stable(OLD)];
+        let lease = lease_on(&router).await;
+        let mut events = lease.events();
+        *router.panicking_reads.lock().unwrap() = 1;
+        *router.host.lock().unwrap() = vec![stable(NEW)];
+        let event = events.recv().await.expect("event");
+        let LeaseEvent::RenumberFailed { old: OLD, error } = &event else {
+            panic!("renumber failed: {event:?}")
+        };
+        assert!(
+            matches!(&**error, RenumberError::ReadPanicked(e) if e.is_panic()),
+            "{error}"
+        );
+        let event = events.recv().await.expect("event");
+        assert!(
+            matches!(&event, LeaseEvent::Renumbered { old: OLD, new, .. } if new.address == NEW),
+            "{event:?}"
+        );
+        assert_eq!(router.ops("map", NEW), [EVERY * 2]);
+        lease.close().await.ok();
     }
 
     /// The address gone and no stable one in its place (only a temporary one):
