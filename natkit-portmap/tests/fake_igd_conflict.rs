@@ -1,4 +1,4 @@
-//! The combinator against natkit-upnp's fake IGD on loopback: when every
+//! The combinator against the fake IGD on loopback: when every
 //! mechanism fails, the error still carries each one's typed error, so a
 //! UPnP 718 names the LAN host that holds the port.
 
@@ -6,12 +6,8 @@ use std::net::SocketAddr;
 
 use natkit_core::{FailureKind, MappingRequest, Mechanism, PortMapper, Protocol};
 use natkit_portmap::{AutoMapper, Error, PortMapConfig};
-
-// The fake IGD lives with natkit-upnp's tests, its main user.
-#[path = "../../natkit-upnp/tests/fake_igd/mod.rs"]
-mod fake_igd;
-
-use fake_igd::{Behaviour, FakeIgd, Row, loopback_gateway};
+use natkit_testkit::igd::{Behaviour, FakeIgd, Row};
+use natkit_testkit::loopback_gateway;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_failed_keeps_the_upnp_718_holder() {

@@ -13,16 +13,14 @@
 //!   an address that is not the gateway;
 //! - how many M-SEARCH datagrams a discovery that finds nothing sends.
 
-mod fake_igd;
-
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fake_igd::{Behaviour, FakeIgd, FakeWan, Step};
 use natkit_core::{
     FailureKind, KeeperConfig, KeeperEvent, LeaseKeeper, MappingRequest, PortMapper, Protocol,
 };
+use natkit_testkit::igd::{Behaviour, FakeIgd, FakeWan, Row, Step};
 use natkit_upnp::{
     ConnectionStatus, DiscoveryConfig, Error, HttpConfig, Igd, LeaseOutcome, LocationRefusal,
     PortMappingRequest, UpnpMapper, UrnDomain, WanConnection, discover,
@@ -363,7 +361,7 @@ async fn an_unanswered_add_the_router_carried_out_is_confirmed_by_read_back() {
     .await
     .unwrap();
     fake.arm(vec![Step::Answer, Step::Silent]);
-    fake.insert(fake_igd::Row::new(4701, "TCP", "127.0.0.9", "someone else"));
+    fake.insert(Row::new(4701, "TCP", "127.0.0.9", "someone else"));
     let err = igd
         .add_port_mapping(&request(4701, 3600))
         .await

@@ -11,13 +11,11 @@
 //! answer in flight. The real-network timing is the lab's
 //! (`tests/lab_loss.rs`).
 
-mod fake_igd;
-
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use fake_igd::{Behaviour, FakeIgd, Row, Step};
 use natkit_core::Protocol;
+use natkit_testkit::igd::{Behaviour, Conn, FakeIgd, Row, Step};
 use natkit_upnp::{
     ConnectionStatus, Error, HttpConfig, HttpError, Igd, PortMappingRequest, UpnpErrorCode,
 };
@@ -65,13 +63,13 @@ fn assert_timeout(err: &Error, ms: u64) {
     );
 }
 
-fn actions(conns: &[fake_igd::Conn]) -> Vec<&str> {
+fn actions(conns: &[Conn]) -> Vec<&str> {
     conns.iter().map(|c| c.action.as_str()).collect()
 }
 
 /// Waits for natkit to close every connection of the armed script, and
 /// checks that they carried `expected` and were all closed.
-async fn closed(fake: &FakeIgd, expected: &[&str]) -> Vec<fake_igd::Conn> {
+async fn closed(fake: &FakeIgd, expected: &[&str]) -> Vec<Conn> {
     let conns = fake.all_closed().await;
     assert_eq!(actions(&conns), expected);
     assert!(conns.iter().all(|c| c.closed_by_client), "{conns:?}");

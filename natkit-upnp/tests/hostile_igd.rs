@@ -9,13 +9,11 @@
 //! task waits on a timer, and loopback TCP delivers a segment before the send call
 //! returns, so the clock never runs past data in flight.
 
-mod fake_igd;
-
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use fake_igd::{Behaviour, FakeIgd};
 use natkit_core::{FailureKind, Protocol};
+use natkit_testkit::igd::{Behaviour, FakeIgd};
 use natkit_upnp::{
     DescriptionError, DiscoveryConfig, Error, HttpConfig, HttpError, Igd, LocationRefusal,
     PortMappingRequest, SoapError, UpnpErrorCode, UrlError, XmlError, discover,

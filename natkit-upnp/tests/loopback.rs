@@ -2,13 +2,11 @@
 //! deleting, lease fallbacks, conflicts, cleanup, and the limits on what a
 //! misbehaving device can make natkit do.
 
-mod fake_igd;
-
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use fake_igd::{Behaviour, FakeIgd, Row};
 use natkit_core::{FailureKind, MappingRequest, Mechanism, PortMapper, Protocol};
+use natkit_testkit::igd::{Behaviour, FakeIgd, Row};
 use natkit_upnp::{
     ConnectionStatus, DiscoveryConfig, Error, HttpError, LeaseOutcome, LocationRefusal,
     PortMappingRequest, UpnpErrorCode, UpnpMapper, WanServiceKind, discover,

@@ -5,13 +5,11 @@
 //! firewall on `[::1]` on its IPv4 HTTP port, as miniupnpd's dual-stack
 //! socket does; natkit is pointed there with `Igd::with_ipv6_router`.
 
-mod fake_igd;
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
-use fake_igd::{Behaviour, FakeFirewall, FakeIgd, FakePinhole, Step};
 use natkit_core::{FailureKind, MappingRequest, PortMapper, Protocol};
+use natkit_testkit::igd::{Behaviour, FakeFirewall, FakeIgd, FakePinhole, Step};
 use natkit_upnp::{
     Error, FirewallControl, FirewallErrorCode, FirewallStatus, HttpConfig, HttpError, Igd,
     PinholeId, PinholeRequest, UpnpMapper, discover,

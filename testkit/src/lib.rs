@@ -1,6 +1,9 @@
 //! Test support shared by the natkit crates' tests (a dev-dependency only;
 //! never published).
 //!
+//! - `igd` (the feature `igd`): a fake UPnP IGD on loopback (SSDP,
+//!   description, WANIPConnection and WANIPv6FirewallControl SOAP), scripted
+//!   per test;
 //! - [`pmp`]: a fake NAT-PMP/PCP server on loopback, scripted per test;
 //! - [`stun`]: the checks every decoded STUN message must pass (the fuzz
 //!   target and the property tests share them);
@@ -10,11 +13,10 @@
 //!
 //! Errors in these tests are quoted with `natkit_core::error_line`, the
 //! formatter the tools use, so a test sees the text a user would.
-//!
-//! The fake UPnP IGD lives in natkit-upnp's `tests/fake_igd/`, its only
-//! user.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "igd")]
+pub mod igd;
 pub mod pmp;
 pub mod stun;
 

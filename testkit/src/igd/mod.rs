@@ -1,16 +1,18 @@
-//! A fake UPnP IGD on loopback for natkit-upnp's tests: an SSDP responder
-//! and a tiny HTTP server serving a miniupnpd-like description and the
-//! WANIPConnection SOAP actions over an in-memory mapping table, with knobs
-//! for the misbehaviours natkit must survive.
-// Test support: a broken fake should fail the test loudly.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+//! A fake UPnP IGD on loopback: an SSDP responder and a tiny HTTP server
+//! serving a miniupnpd-like description and the WANIPConnection SOAP actions
+//! over an in-memory mapping table, with knobs for the misbehaviours natkit
+//! must survive.
+//!
+//! Its SSDP, HTTP and SOAP are written here by hand, not with natkit-upnp's
+//! parsers, so the two check each other.
+// A test fixture: a failing socket or lock should fail the test loudly.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use natkit_core::Gateway;
 use natkit_upnp::DiscoveryConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -20,6 +22,7 @@ mod announce;
 mod firewall;
 mod soap;
 
+use crate::loopback_gateway;
 use announce::{description, ssdp_responder, type_answers};
 pub use firewall::{FakeFirewall, FakePinhole};
 use soap::{ok, soap};
@@ -27,15 +30,22 @@ use soap::{ok, soap};
 /// A row of the fake's mapping table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
+    /// `NewExternalPort`.
     pub ext_port: u16,
+    /// `NewProtocol`: `TCP` or `UDP`.
     pub proto: String,
+    /// `NewInternalClient`.
     pub client: String,
+    /// `NewInternalPort`.
     pub int_port: u16,
+    /// `NewPortMappingDescription`.
     pub desc: String,
+    /// `NewLeaseDuration` as granted (0: permanent).
     pub lease: u32,
 }
 
 impl Row {
+    /// A permanent entry forwarding `ext_port` to the same port on `client`.
     pub fn new(ext_port: u16, proto: &str, client: &str, desc: &str) -> Row {
         Row {
             ext_port,
@@ -124,6 +134,7 @@ pub struct FakeWan {
 }
 
 impl FakeWan {
+    /// A connected service of type `service_type` at control path `path`.
     pub fn new(service_type: &str, path: &str) -> FakeWan {
         FakeWan {
             service_type: service_type.into(),
@@ -238,8 +249,11 @@ impl Default for Behaviour {
 /// request seen (`GET` or the SOAP action).
 #[derive(Debug, Default)]
 pub struct State {
+    /// The mapping table.
     pub table: Vec<Row>,
+    /// The lease each AddPortMapping asked for, in order.
     pub add_leases: Vec<u32>,
+    /// Every request: `GET` or the SOAP action.
     pub actions: Vec<String>,
     /// The armed script, if any.
     pub script: Option<VecDeque<Step>>,
@@ -259,13 +273,17 @@ pub struct State {
     pub next_uid: u16,
 }
 
+/// The running fake; dropping it stops it.
 pub struct FakeIgd {
+    /// Where it answers M-SEARCH (unicast, 127.0.0.1).
     pub ssdp: SocketAddr,
+    /// Its HTTP server: the description and the control URLs.
     pub http: SocketAddr,
     /// The second HTTP port, for control URLs on another port.
     pub http2: SocketAddr,
     /// `[::1]` on `http`'s port, when the fake has a firewall.
     pub http6: Option<SocketAddr>,
+    /// What it has seen and holds.
     pub state: Arc<Mutex<State>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -280,13 +298,14 @@ impl Drop for FakeIgd {
 
 /// The behaviour and the addresses it is served at.
 #[derive(Debug)]
-pub struct Served {
-    pub b: Behaviour,
-    pub http: SocketAddr,
-    pub http2: SocketAddr,
+struct Served {
+    b: Behaviour,
+    http: SocketAddr,
+    http2: SocketAddr,
 }
 
 impl FakeIgd {
+    /// Starts the fake on loopback, on ports the system picks.
     pub async fn start(b: Behaviour) -> FakeIgd {
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let (tcp, tcp6) = listeners(b.firewall.is_some()).await;
@@ -405,14 +424,17 @@ impl FakeIgd {
         }
     }
 
+    /// The mapping table now.
     pub fn table(&self) -> Vec<Row> {
         self.state.lock().unwrap().table.clone()
     }
 
+    /// Adds an entry behind natkit's back (another host's, or a stale one).
     pub fn insert(&self, row: Row) {
         self.state.lock().unwrap().table.push(row);
     }
 
+    /// The lease each AddPortMapping asked for so far, in order.
     pub fn add_leases(&self) -> Vec<u32> {
         self.state.lock().unwrap().add_leases.clone()
     }
@@ -521,17 +543,6 @@ async fn scripted(
     let mut st = state.lock().unwrap();
     st.conns[index].closed_by_client = ended.is_ok();
     st.conns[index].reset_by_client = reset || ended == Ok(true);
-}
-
-pub fn loopback_gateway() -> Gateway {
-    Gateway {
-        interface: "lo".into(),
-        address: Ipv4Addr::LOCALHOST,
-        local_address: Ipv4Addr::LOCALHOST,
-        prefix_len: 8,
-        address_v6: None,
-        local_v6: vec![],
-    }
 }
 
 /// The HTTP listener on 127.0.0.1, and with `v6` one on `[::1]` on the

@@ -11,9 +11,9 @@ use super::State;
 use super::soap::{arg, fault, ok};
 
 /// The service type the fake announces.
-pub const FIREWALL_TYPE: &str = "urn:schemas-upnp-org:service:WANIPv6FirewallControl:1";
+pub(super) const FIREWALL_TYPE: &str = "urn:schemas-upnp-org:service:WANIPv6FirewallControl:1";
 /// Its control path (miniupnpd's).
-pub const FIREWALL_PATH: &str = "/ctl/IP6FCtl";
+pub(super) const FIREWALL_PATH: &str = "/ctl/IP6FCtl";
 
 /// How the fake's firewall behaves.
 #[derive(Debug, Clone)]
@@ -51,13 +51,21 @@ impl Default for FakeFirewall {
 /// A pinhole of the fake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakePinhole {
+    /// `UniqueID`.
     pub uid: u16,
+    /// `RemoteHost`, as sent.
     pub remote_host: String,
+    /// `RemotePort` (0: any).
     pub remote_port: u16,
+    /// `InternalClient`, as text.
     pub client: String,
+    /// `InternalPort`.
     pub port: u16,
+    /// `Protocol`, the IANA number.
     pub proto: u8,
+    /// `LeaseTime` in seconds.
     pub lease: u32,
+    /// The packets counted through it (`GetPinholePackets`).
     pub packets: u32,
 }
 
