@@ -206,13 +206,10 @@ mod tests {
         assert_eq!(x.judge(&[2, 0x81]), Judgement::Drop(DropReason::Malformed));
     }
 
-    /// An IPv6 MAP is judged as an IPv4 one: the nonce, protocol and
-    /// internal port must match, and the external address is the IPv6 one
-    /// the server assigned.
-    #[test]
-    fn ipv6_pinhole_answers() {
-        let host: std::net::Ipv6Addr = "2a0d:88:77:77::2".parse().unwrap();
-        let x = PcpExchange::new(PcpRequest::map(
+    /// A 600 s pinhole MAP of 8080/tcp for `host`, and the server's answer
+    /// granting it with `nonce` and result code `result`.
+    fn pinhole_map(host: std::net::Ipv6Addr) -> PcpExchange {
+        PcpExchange::new(PcpRequest::map(
             IpAddr::V6(host),
             600,
             MapRequest {
@@ -221,13 +218,24 @@ mod tests {
                 internal_port: 8080,
                 suggested_external: "[::]:8080".parse().unwrap(),
             },
-        ));
-        let with_ext = |nonce: Nonce, result: u8| {
-            let mut b = answer(2, result, nonce, 6, 8080);
-            b[42..44].copy_from_slice(&8080u16.to_be_bytes());
-            b[44..60].copy_from_slice(&host.octets());
-            b
-        };
+        ))
+    }
+
+    fn pinhole_answer(host: std::net::Ipv6Addr, nonce: Nonce, result: u8) -> Vec<u8> {
+        let mut b = answer(2, result, nonce, 6, 8080);
+        b[42..44].copy_from_slice(&8080u16.to_be_bytes());
+        b[44..60].copy_from_slice(&host.octets());
+        b
+    }
+
+    /// An IPv6 MAP is judged as an IPv4 one: the nonce, protocol and
+    /// internal port must match, and the external address is the IPv6 one
+    /// the server assigned.
+    #[test]
+    fn ipv6_pinhole_answers() {
+        let host: std::net::Ipv6Addr = "2a0d:88:77:77::2".parse().unwrap();
+        let x = pinhole_map(host);
+        let with_ext = |nonce, result| pinhole_answer(host, nonce, result);
         assert_eq!(
             x.judge(&with_ext(NONCE, 0)),
             Judgement::Accept(PcpAnswer::Mapped {
@@ -263,16 +271,7 @@ mod tests {
         let host: std::net::Ipv6Addr = "2a0d:88:77:77::2".parse().unwrap();
         let router: std::net::Ipv6Addr = "fe80::1".parse().unwrap();
         let server = SocketAddr::V6(SocketAddrV6::new(router, 5351, 0, 4));
-        let x = PcpExchange::new(PcpRequest::map(
-            IpAddr::V6(host),
-            600,
-            MapRequest {
-                nonce: NONCE,
-                protocol: Protocol::Tcp,
-                internal_port: 8080,
-                suggested_external: "[::]:8080".parse().unwrap(),
-            },
-        ));
+        let x = pinhole_map(host);
         let t0 = Instant::now();
         let mut tx =
             Transaction::new(x, x.request.to_vec(), server, RetransmitPlan::pcp(), t0, 7).unwrap();
@@ -281,9 +280,7 @@ mod tests {
         assert!(first_rt >= Duration::from_millis(2700) && first_rt <= Duration::from_millis(3300));
         tx.handle_timeout(t0 + first_rt);
         assert!(tx.poll_transmit().is_some(), "retransmission due");
-        let mut real = answer(2, 0, NONCE, 6, 8080);
-        real[42..44].copy_from_slice(&8080u16.to_be_bytes());
-        real[44..60].copy_from_slice(&host.octets());
+        let real = pinhole_answer(host, NONCE, 0);
         let at = t0 + Duration::from_secs(4);
         let other_link = SocketAddr::V6(SocketAddrV6::new(router, 5351, 0, 5));
         tx.handle_input(at, other_link, &real);
