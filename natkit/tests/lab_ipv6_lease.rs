@@ -12,9 +12,9 @@ mod lab_support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lab_support::{Helper, from_peer, pinholes, serve_pong, wait_for_line};
+use lab_support::{Helper, from_peer, open_pong_leases, pinholes, wait_for_line};
 use natkit::core::StableReason;
-use natkit::{KeeperConfig, Mechanism, PortLease, Protocol};
+use natkit::{KeeperConfig, Mechanism, PortLease, PortLeaseBuilder};
 use natkit_lab::{Lab, NatKind};
 
 const HELPER: &str = "lan_side_ipv6_leases";
@@ -30,27 +30,17 @@ fn lan_side_ipv6_leases() {
     let v6 = addrs.v6.expect("a dual-stack lab");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let mut leases = Vec::new();
-        for (port, order) in PORTS.into_iter().zip([None, Some(Mechanism::Upnp)]) {
-            let listener = tokio::net::TcpListener::bind(SocketAddr::from((v6.lan, port)))
-                .await
-                .expect("bind the listener");
-            tokio::spawn(serve_pong(listener));
-            // Renewed every 6 s (5 % of 120 s), so the restart is seen soon.
-            let mut builder = PortLease::builder(Protocol::Tcp, port)
-                .ipv6()
-                .lifetime(Duration::from_secs(120))
-                .keeper_config(KeeperConfig {
-                    renew_fraction: 0.05,
-                    ..KeeperConfig::default()
-                })
-                .without_journal();
-            if let Some(m) = order {
-                builder = builder.mechanisms([m]);
-            }
-            let lease = builder.open().await.expect("an IPv6 lease");
+        // Renewed every 6 s (5 % of 120 s), so the restart is seen soon.
+        let renew_soon = |b: PortLeaseBuilder| {
+            b.keeper_config(KeeperConfig {
+                renew_fraction: 0.05,
+                ..KeeperConfig::default()
+            })
+        };
+        let bind = |port| SocketAddr::from((v6.lan, port));
+        let leases = open_pong_leases(PORTS, bind, v6.lan, renew_soon).await;
+        for (lease, port) in leases.iter().zip(PORTS) {
             let choice = lease.ipv6_address().expect("the address choice");
-            assert_eq!(choice.address, v6.lan, "{choice}");
             assert_eq!(choice.reason, StableReason::Static, "{choice}");
             assert!(
                 choice.kernel_source.is_some_and(|s| s != v6.lan),
@@ -60,7 +50,6 @@ fn lan_side_ipv6_leases() {
             assert!(m.is_pinhole(), "{m}");
             assert_eq!(m.external, SocketAddr::from((v6.lan, port)), "{m}");
             println!("LEASE {m} ({choice})");
-            leases.push(lease);
         }
         assert_eq!(
             leases.iter().map(PortLease::mechanism).collect::<Vec<_>>(),

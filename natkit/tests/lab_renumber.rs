@@ -15,8 +15,8 @@ mod lab_support;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use lab_support::{Helper, from_peer, pinholes, serve_pong, wait_for_line};
-use natkit::{LeaseEvent, Mechanism, PortLease, Protocol};
+use lab_support::{Helper, from_peer, open_pong_leases, pinholes, wait_for_line};
+use natkit::{LeaseEvent, PortLeaseBuilder};
 use natkit_lab::{Lab, NatKind, Node};
 
 const HELPER: &str = "lan_side_renumbered_lease";
@@ -34,24 +34,10 @@ fn lan_side_renumbered_lease() {
     let v6 = addrs.v6.expect("a dual-stack lab");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
+        let bind = |port| SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
+        let check_often = |b: PortLeaseBuilder| b.address_check_interval(Duration::from_secs(1));
         let mut leases = Vec::new();
-        for (port, order) in PORTS.into_iter().zip([None, Some(Mechanism::Upnp)]) {
-            let listener =
-                tokio::net::TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
-                    .await
-                    .expect("bind the listener");
-            tokio::spawn(serve_pong(listener));
-            let mut builder = PortLease::builder(Protocol::Tcp, port)
-                .ipv6()
-                .lifetime(Duration::from_secs(120))
-                .address_check_interval(Duration::from_secs(1))
-                .without_journal();
-            if let Some(m) = order {
-                builder = builder.mechanisms([m]);
-            }
-            let lease = builder.open().await.expect("an IPv6 lease");
-            let choice = lease.ipv6_address().expect("the address choice");
-            assert_eq!(choice.address, v6.lan, "{choice}");
+        for lease in open_pong_leases(PORTS, bind, v6.lan, check_often).await {
             println!("LEASE {}", lease.external().expect("in force"));
             leases.push((lease.events(), lease));
         }

@@ -9,6 +9,7 @@ use std::process::{ChildStdin, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use natkit::{Mechanism, PortLease, PortLeaseBuilder, Protocol};
 use natkit_lab::{Lab, LabChild, Node, Proto};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -32,6 +33,40 @@ pub(crate) async fn serve_pong(listener: tokio::net::TcpListener) {
             }
         });
     }
+}
+
+/// In the helper: one IPv6 lease for each of `ports`, the first in the default
+/// order (PCP first) and the second through UPnP only, each with a "pong"
+/// listener bound at `bind(port)` and a 120 s lifetime, without a journal;
+/// `tune` adds what the test needs. Each must be for `stable`, the host's
+/// static stable address.
+pub(crate) async fn open_pong_leases(
+    ports: [u16; 2],
+    bind: impl Fn(u16) -> SocketAddr,
+    stable: Ipv6Addr,
+    tune: impl Fn(PortLeaseBuilder) -> PortLeaseBuilder,
+) -> Vec<PortLease> {
+    let mut leases = Vec::new();
+    for (port, order) in ports.into_iter().zip([None, Some(Mechanism::Upnp)]) {
+        let listener = tokio::net::TcpListener::bind(bind(port))
+            .await
+            .expect("bind the listener");
+        tokio::spawn(serve_pong(listener));
+        let mut builder = tune(
+            PortLease::builder(Protocol::Tcp, port)
+                .ipv6()
+                .lifetime(Duration::from_secs(120))
+                .without_journal(),
+        );
+        if let Some(m) = order {
+            builder = builder.mechanisms([m]);
+        }
+        let lease = builder.open().await.expect("an IPv6 lease");
+        let choice = lease.ipv6_address().expect("the address choice");
+        assert_eq!(choice.address, stable, "{choice}");
+        leases.push(lease);
+    }
+    leases
 }
 
 /// In the helper: the parent's next go-ahead (a line on stdin).
