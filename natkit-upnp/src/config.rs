@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use natkit_core::Gateway;
 
-use crate::ssdp::SSDP_PORT;
+use crate::wire::ssdp::SSDP_PORT;
 
 /// Limits on the HTTP exchanges with an IGD.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +111,7 @@ pub struct DiscoveryConfig {
     /// When the searches are first repeated (default 1 s, and at least 1 s
     /// after [`widen_after`](Self::widen_after), so 1.1 s); each later
     /// round comes twice as long after the one before (see
-    /// [`SearchSchedule`](crate::search::SearchSchedule) for the schedule
+    /// [`SearchSchedule`](crate::decide::search::SearchSchedule) for the schedule
     /// and why: at most 6 datagrams in any second).
     pub repeat_after: Duration,
     /// Round 0 asks for `InternetGatewayDevice:1` only (unicast to the

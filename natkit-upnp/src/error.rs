@@ -4,16 +4,16 @@ use std::fmt;
 
 use natkit_core::{FailureKind, Ipv6AddressError, Mechanism, Protocol};
 
-use crate::code::UpnpErrorCode;
 use crate::config::LocationRefusal;
-use crate::description::{DescriptionError, ServiceEntry};
-use crate::entry::PortMappingEntry;
-use crate::http::HttpError;
-use crate::pinhole::FirewallErrorCode;
-use crate::soap::SoapError;
-use crate::status::ConnectionStatus;
-use crate::url::UrlError;
-use crate::wan::WanServiceKind;
+use crate::wire::code::UpnpErrorCode;
+use crate::wire::description::{DescriptionError, ServiceEntry};
+use crate::wire::entry::PortMappingEntry;
+use crate::wire::http::HttpError;
+use crate::wire::pinhole::FirewallErrorCode;
+use crate::wire::soap::SoapError;
+use crate::wire::status::ConnectionStatus;
+use crate::wire::url::UrlError;
+use crate::wire::wan::WanServiceKind;
 
 /// Everything that can go wrong talking to a UPnP IGD.
 #[derive(Debug, thiserror::Error)]
@@ -177,13 +177,13 @@ pub enum Error {
     },
     /// The router holds no pinhole with this ID (expired, deleted, or lost
     /// in a restart): 704 NoSuchEntry, or miniupnpd 2.3.1's 402 for an
-    /// unknown ID (see [`no_such_pinhole`](crate::pinhole::no_such_pinhole)).
+    /// unknown ID (see [`no_such_pinhole`](crate::wire::pinhole::no_such_pinhole)).
     #[error("{action}: the router has no {id} (UPnP error {code}: {description})")]
     NoSuchPinhole {
         /// The action called.
         action: &'static str,
         /// The ID named.
-        id: crate::pinhole::PinholeId,
+        id: crate::wire::pinhole::PinholeId,
         /// The router's code for it, as sent.
         code: FirewallErrorCode,
         /// The router's description of it.

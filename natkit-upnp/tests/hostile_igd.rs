@@ -480,7 +480,7 @@ fn fake_description_with_control(control: &str) -> String {
 
 #[tokio::test(start_paused = true)]
 async fn refused_connection_fails_at_once() {
-    // natkit races a fresh connect every 500 ms against lost SYNs (see transport.rs);
+    // natkit races a fresh connect every 500 ms against lost SYNs (see src/io/transport.rs);
     // a refusal is an answer and ends the exchange at once instead.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -1,6 +1,6 @@
 //! IGD:2's `WANIPv6FirewallControl:1` service, sans-IO: the actions'
-//! arguments out, their answers and faults in. The I/O is in
-//! `firewall.rs`.
+//! arguments out, their answers and faults in. The I/O is
+//! [`FirewallControl`](crate::FirewallControl) (`io/firewall.rs`).
 //!
 //! There is no NAT on IPv6; the router's stateful firewall drops new
 //! inbound connections, and a *pinhole* lets them through to one host's
@@ -41,7 +41,7 @@ use std::time::Duration;
 use natkit_core::{FailureKind, MappingToken, Protocol};
 
 use crate::error::{Error, Result};
-use crate::soap::SoapArgs;
+use crate::wire::soap::SoapArgs;
 
 /// The service type prefix (any version) of the IPv6 firewall service.
 pub const FIREWALL_SERVICE: &str = "urn:schemas-upnp-org:service:WANIPv6FirewallControl:";
@@ -432,7 +432,7 @@ impl fmt::Display for FirewallErrorCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::soap::{SoapError, SoapReply, parse_response};
+    use crate::wire::soap::{SoapError, SoapReply, parse_response};
     use proptest::prelude::*;
 
     const NS: &str = "urn:schemas-upnp-org:service:WANIPv6FirewallControl:1";
@@ -504,7 +504,7 @@ mod tests {
                 ("LeaseTime", "3600"),
             ]
         );
-        let body = crate::soap::request_body(NS, "AddPinhole", &borrowed);
+        let body = crate::wire::soap::request_body(NS, "AddPinhole", &borrowed);
         assert!(body.contains(&format!("<u:AddPinhole xmlns:u=\"{NS}\">")));
         assert!(body.contains("<InternalClient>2a0d:88:77:77::2</InternalClient>"));
         assert!(body.contains("<Protocol>17</Protocol><LeaseTime>3600</LeaseTime>"));
@@ -652,7 +652,7 @@ mod tests {
                 .as_bytes(),
                 "AddPinhole"
             ),
-            Err(SoapError::Xml(crate::xml::XmlError::TextTooLong))
+            Err(SoapError::Xml(crate::wire::xml::XmlError::TextTooLong))
         );
         // An answer to another action is no answer.
         assert_eq!(

@@ -27,7 +27,7 @@ use std::net::IpAddr;
 
 use natkit_core::AddressScope;
 
-use crate::status::ConnectionStatus;
+use crate::wire::status::ConnectionStatus;
 
 /// The namespace a service type is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

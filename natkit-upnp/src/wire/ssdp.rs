@@ -16,7 +16,7 @@ pub const MAX_SSDP_RESPONSE: usize = 4096;
 /// The most header lines accepted in one answer.
 pub const MAX_SSDP_HEADERS: usize = 32;
 
-pub use crate::search::SEARCH_TARGETS;
+pub use crate::decide::search::SEARCH_TARGETS;
 
 /// Whether an answer's search target is one natkit can use: an IGD device
 /// type or a WAN connection service of any version, in the UPnP Forum's or
@@ -24,7 +24,7 @@ pub use crate::search::SEARCH_TARGETS;
 /// the target searched for, but some answer with their own type, e.g.
 /// `InternetGatewayDevice:2` to a search for `…:1`.
 pub fn is_igd_target(st: &str) -> bool {
-    if crate::wan::WanServiceKind::parse(st).is_some() {
+    if crate::wire::wan::WanServiceKind::parse(st).is_some() {
         return true;
     }
     let mut parts = st.trim().split(':');

@@ -1,8 +1,8 @@
 //! The IGD device description (`rootDesc.xml`): which WAN connection
 //! service to talk to and where its control URL is.
 
-use crate::wan::WanServiceKind;
-use crate::xml::{Node, XmlError, walk};
+use crate::wire::wan::WanServiceKind;
+use crate::wire::xml::{Node, XmlError, walk};
 
 /// The most services kept from one description.
 pub const MAX_SERVICES: usize = 64;
@@ -140,7 +140,7 @@ impl Description {
     /// in the WANConnectionDevice beside `WANIPConnection:2`.
     pub fn firewall_service(&self) -> Option<&ServiceEntry> {
         self.services.iter().find(|s| {
-            !s.control_url.is_empty() && crate::pinhole::is_firewall_service(&s.service_type)
+            !s.control_url.is_empty() && crate::wire::pinhole::is_firewall_service(&s.service_type)
         })
     }
 

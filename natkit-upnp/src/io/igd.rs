@@ -7,18 +7,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use crate::bridge::{BoundedHttp, IgdNextGateway, MAX_SOAP_RESPONSE, standard_schema};
 use crate::config::HttpConfig;
-use crate::description::Description;
+use crate::decide::hedge::{Exchange, Timings};
 use crate::error::MAX_OFFERED;
 use crate::error::{Error, Result};
-use crate::firewall::FirewallService;
-use crate::hedge::{Exchange, Timings};
-use crate::soap::{SoapArgs, SoapReply, parse_response, request_body, soap_action};
-use crate::status::{ConnectionStatus, StatusInfo};
-use crate::transport::{Deadline, Plan, get, post_soap};
-use crate::url::HttpUrl;
-use crate::wan::{ConnectionProbe, WanServiceKind, choose_connection};
+use crate::io::bridge::{BoundedHttp, IgdNextGateway, MAX_SOAP_RESPONSE, standard_schema};
+use crate::io::firewall::FirewallService;
+use crate::io::transport::{Deadline, Plan, get, post_soap};
+use crate::wire::description::Description;
+use crate::wire::soap::{SoapArgs, SoapReply, parse_response, request_body, soap_action};
+use crate::wire::status::{ConnectionStatus, StatusInfo};
+use crate::wire::url::HttpUrl;
+use crate::wire::wan::{ConnectionProbe, WanServiceKind, choose_connection};
 
 /// A UPnP IGD natkit can talk to: found by [`discover`](crate::discover)
 /// or opened from a known description URL with [`Igd::connect`].
@@ -296,7 +296,7 @@ impl Igd {
         let url = self.control.to_string();
         self.bounded(self.gateway.get_external_ip())
             .await?
-            .map_err(|e| crate::bridge::from_external_ip(&url, e))
+            .map_err(|e| crate::io::bridge::from_external_ip(&url, e))
     }
 
     /// Checks that the WAN side is connected. Where `GetStatusInfo` itself
@@ -436,7 +436,7 @@ impl Igd {
             .map_err(|_| {
                 Error::http(
                     &self.control,
-                    crate::http::HttpError::Timeout { ms: deadline.ms },
+                    crate::wire::http::HttpError::Timeout { ms: deadline.ms },
                 )
             })?;
         Ok((out, copies.load(Ordering::Relaxed)))

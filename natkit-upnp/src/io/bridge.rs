@@ -6,7 +6,7 @@
 //! igd-next's own tokio provider allows 1 MiB answers and a fixed 10 s
 //! timeout; [`BoundedHttp`] allows [`MAX_SOAP_RESPONSE`] bytes, and every
 //! call is wrapped in the caller's SOAP timeout, hedged like natkit's own
-//! actions (see [`crate::hedge`]).
+//! actions (see [`crate::decide::hedge`]).
 
 use std::collections::HashMap;
 use std::io;
@@ -19,13 +19,13 @@ use igd_next::{
 };
 use natkit_core::Protocol;
 
-use crate::code::UpnpErrorCode;
+use crate::decide::hedge::action_name;
 use crate::error::Error;
-use crate::hedge::action_name;
-use crate::http::HttpError;
-use crate::igd::CALL;
-use crate::transport::{Deadline, Plan, post_soap};
-use crate::url::HttpUrl;
+use crate::io::igd::CALL;
+use crate::io::transport::{Deadline, Plan, post_soap};
+use crate::wire::code::UpnpErrorCode;
+use crate::wire::http::HttpError;
+use crate::wire::url::HttpUrl;
 
 /// The largest SOAP answer accepted, in bytes.
 pub const MAX_SOAP_RESPONSE: usize = 16 * 1024;

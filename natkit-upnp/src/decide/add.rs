@@ -14,7 +14,7 @@
 //!   so the entry is read; exactly ours is a grant (a permanent one must
 //!   never be left unknown), anything else the timeout.
 //! - 718 ConflictInMappingEntry: the holder is looked up. After hedged
-//!   copies (see [`crate::hedge`]) a holder that is exactly this mapping
+//!   copies (see [`crate::decide::hedge`]) a holder that is exactly this mapping
 //!   means one copy made it and the 718 answered another: granted.
 //!   Otherwise it is [`Error::Conflict`], naming the holder.
 
@@ -22,11 +22,11 @@ use std::net::SocketAddrV4;
 
 use natkit_core::Protocol;
 
-use crate::code::UpnpErrorCode;
-use crate::entry::PortMappingEntry;
+use crate::decide::lease::{lease_after_vanishing, next_lease};
 use crate::error::{Error, Result};
-use crate::http::HttpError;
-use crate::lease::{lease_after_vanishing, next_lease};
+use crate::wire::code::UpnpErrorCode;
+use crate::wire::entry::PortMappingEntry;
+use crate::wire::http::HttpError;
 
 /// What the driver is to do next.
 #[derive(Debug)]

@@ -5,15 +5,15 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use natkit_core::Protocol;
 
-use crate::add::{AddAnyMapping, AddMapping, Added, AnyStep, Step, delete_outcome};
-use crate::bridge::{
+use crate::decide::add::{AddAnyMapping, AddMapping, Added, AnyStep, Step, delete_outcome};
+use crate::decide::lease::{LeaseOutcome, outcome};
+use crate::error::{Error, Result};
+use crate::io::bridge::{
     from_add_port, from_generic_entry, from_igd_protocol, from_remove_port, to_igd_protocol,
 };
-use crate::code::UpnpErrorCode;
-use crate::entry::{PortMappingEntry, tag_description};
-use crate::error::{Error, Result};
-use crate::igd::Igd;
-use crate::lease::{LeaseOutcome, outcome};
+use crate::io::igd::Igd;
+use crate::wire::code::UpnpErrorCode;
+use crate::wire::entry::{PortMappingEntry, tag_description};
 
 /// The most entries [`Igd::list_entries`] reads before giving up.
 pub const MAX_LIST_ENTRIES: u32 = 1024;
@@ -72,7 +72,7 @@ impl Igd {
     /// `AddPortMapping` for exactly `request.external_port`.
     ///
     /// On 725 the lease becomes 0 (permanent); on 402 shorter leases are
-    /// tried (see [`crate::lease`]); on 724 the external port is set to the
+    /// tried (see [`crate::decide::lease`]); on 724 the external port is set to the
     /// internal one. On 718 the holder is looked up and returned in
     /// [`Error::Conflict`], except when the request was hedged (sent again
     /// on a fresh connection, see [`HttpConfig::hedge_after`]) and the

@@ -16,11 +16,13 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
 use crate::config::{DiscoveryConfig, check_location};
+use crate::decide::search::{Search, SearchDest, SearchSchedule};
 use crate::error::{Error, Result};
-use crate::igd::Igd;
-use crate::search::{Search, SearchDest, SearchSchedule};
-use crate::ssdp::{MAX_SSDP_RESPONSE, SSDP_MULTICAST, SsdpResponse, is_igd_target, search_request};
-use crate::url::HttpUrl;
+use crate::io::igd::Igd;
+use crate::wire::ssdp::{
+    MAX_SSDP_RESPONSE, SSDP_MULTICAST, SsdpResponse, is_igd_target, search_request,
+};
+use crate::wire::url::HttpUrl;
 
 /// Searches for the IGD on the default gateway and returns it once it
 /// reports Connected.

@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use natkit_core::{Mapping, MappingRequest, Mechanism, PortMapper};
 
-use crate::code::UpnpErrorCode;
 use crate::config::DiscoveryConfig;
-use crate::discovery::discover;
 use crate::error::Error;
-use crate::firewall::FirewallControl;
-use crate::igd::Igd;
-use crate::mapping::{Grant, PortMappingRequest};
-use crate::pinhole::{PinholeId, PinholeRequest, already_deleted, pinhole_lease};
+use crate::io::discovery::discover;
+use crate::io::firewall::FirewallControl;
+use crate::io::igd::Igd;
+use crate::io::mapping::{Grant, PortMappingRequest};
+use crate::wire::code::UpnpErrorCode;
+use crate::wire::pinhole::{PinholeId, PinholeRequest, already_deleted, pinhole_lease};
 
 /// Maps ports through a UPnP IGD.
 ///

@@ -2,7 +2,7 @@
 //! and the whole exchange under one deadline, so a router that trickles or
 //! floods cannot hold natkit up or make it allocate without bound. Within
 //! the deadline, an unanswered request may be hedged: sent again on a fresh
-//! connection ([`crate::hedge`]).
+//! connection ([`crate::decide::hedge`]).
 
 use std::future::{Future, poll_fn};
 use std::net::{IpAddr, SocketAddr};
@@ -14,10 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
-use crate::hedge::{Exchange, OnAnswer, OnFailure, Race, Timings, hedge_delay};
-use crate::http::{Framing, HttpError, MAX_HEAD, decode_chunked, parse_head};
-use crate::soap::{SoapReply, parse_response};
-use crate::url::HttpUrl;
+use crate::decide::hedge::{Exchange, OnAnswer, OnFailure, Race, Timings, hedge_delay};
+use crate::wire::http::{Framing, HttpError, MAX_HEAD, decode_chunked, parse_head};
+use crate::wire::soap::{SoapReply, parse_response};
+use crate::wire::url::HttpUrl;
 
 /// A complete response.
 #[derive(Debug, Clone)]
@@ -51,13 +51,13 @@ impl Deadline {
     }
 }
 
-/// How one exchange may be repeated (see [`crate::hedge`]).
+/// How one exchange may be repeated (see [`crate::decide::hedge`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Plan<'a> {
     /// What is exchanged (`None`: an action natkit has no rules for).
     pub(crate) exchange: Option<Exchange>,
     /// When the first hedge goes; each further one (up to
-    /// [`MAX_COPIES`](crate::hedge::MAX_COPIES) in all) as long after the
+    /// [`MAX_COPIES`](crate::decide::hedge::MAX_COPIES) in all) as long after the
     /// previous. `None`: one copy only.
     pub(crate) hedge_after: Option<Duration>,
     /// Where the answering copy's time is recorded.
@@ -206,7 +206,7 @@ async fn exchange(
 type Copy<'a> = Pin<Box<dyn Future<Output = (Result<Fetched, HttpError>, Duration)> + Send + 'a>>;
 
 /// Sends the request, and again on a fresh connection when the plan's
-/// [`Race`] says (see [`crate::hedge`]), and returns the answer it takes.
+/// [`Race`] says (see [`crate::decide::hedge`]), and returns the answer it takes.
 /// A fault held back while other copies were in flight goes to `held`.
 ///
 /// The copies are futures inside this one, not tasks: returning (or being

@@ -1,5 +1,5 @@
 //! IPv6 pinholes through the IGD's `WANIPv6FirewallControl` service: the
-//! I/O side (the messages are built and parsed in [`crate::pinhole`]).
+//! I/O side (the messages are built and parsed in [`crate::wire::pinhole`]).
 //!
 //! # Reaching the router over IPv6
 //!
@@ -35,18 +35,18 @@ use std::time::Duration;
 
 use natkit_core::Protocol;
 
-use crate::bridge::MAX_SOAP_RESPONSE;
 use crate::error::{Error, Result};
-use crate::igd::{Hedging, Igd};
-use crate::pinhole::{
+use crate::io::bridge::MAX_SOAP_RESPONSE;
+use crate::io::igd::{Hedging, Igd};
+use crate::io::route6::default_routes;
+use crate::io::transport::{Deadline, Soap, Target, post_soap_to};
+use crate::wire::pinhole::{
     FirewallErrorCode, FirewallStatus, PinholeId, PinholeRequest, id_args, no_such_pinhole,
     outbound_args, parse_firewall_status, parse_is_working, parse_outbound_timeout,
     parse_pinhole_packets, parse_unique_id, update_args,
 };
-use crate::route6::default_routes;
-use crate::soap::{SoapArgs, SoapReply, parse_response, request_body, soap_action};
-use crate::transport::{Deadline, Soap, Target, post_soap_to};
-use crate::url::HttpUrl;
+use crate::wire::soap::{SoapArgs, SoapReply, parse_response, request_body, soap_action};
+use crate::wire::url::HttpUrl;
 
 /// The IGD's `WANIPv6FirewallControl` service as its description names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,7 +188,7 @@ impl FirewallControl {
 
     /// `UpdatePinhole`: a new lease of `lease_secs` (1..=86400) for `id`.
     pub async fn update_pinhole(&self, id: PinholeId, lease_secs: u32) -> Result<()> {
-        if !(1..=crate::pinhole::MAX_PINHOLE_LEASE).contains(&lease_secs) {
+        if !(1..=crate::wire::pinhole::MAX_PINHOLE_LEASE).contains(&lease_secs) {
             return Err(Error::InvalidRequest {
                 reason: "a pinhole lease is 1 to 86400 s",
             });
@@ -238,7 +238,7 @@ impl FirewallControl {
 
     /// One action from the local address, within the SOAP time limit,
     /// hedged under loss as the gateway's other actions are (see
-    /// `hedge.rs` for why each of these may be sent twice).
+    /// `decide/hedge.rs` for why each of these may be sent twice).
     async fn call(&self, action: &'static str, args: &[(&str, String)]) -> Result<SoapArgs> {
         Ok(self.call_counting(action, args).await?.0)
     }

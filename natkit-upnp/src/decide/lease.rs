@@ -6,7 +6,7 @@
 //! Args; IGD:2 routers such as miniupnpd clamp silently to 604800 s. natkit
 //! asks for what the caller wants and steps down only on those codes.
 
-use crate::code::UpnpErrorCode;
+use crate::wire::code::UpnpErrorCode;
 
 /// The IGD:2 maximum lease (one week), in seconds.
 pub const MAX_IGD2_LEASE: u32 = 604_800;

@@ -24,10 +24,10 @@
 //!   client's own mapping (Open.NAT issues #11 and #14, on renewal), so a
 //!   718 to a hedged AddPortMapping is held back while another copy is in
 //!   flight, and if it is all there is, the entry is read back: if it is
-//!   exactly ours, one of our copies made it (`crate::add`);
+//!   exactly ours, one of our copies made it (`crate::decide::add`);
 //! - DeletePortMapping: the second copy finds the entry gone and answers
 //!   714 NoSuchEntryInArray (miniupnpd does), which after a hedge means the
-//!   other copy deleted it (`crate::add::delete_outcome`).
+//!   other copy deleted it (`crate::decide::add::delete_outcome`).
 //!
 //! - the IPv6 firewall's actions (`WANIPv6FirewallControl`): its reads;
 //!   UpdatePinhole (a second copy sets the same lease); AddPinhole, since
@@ -44,7 +44,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::code::UpnpErrorCode;
+use crate::wire::code::UpnpErrorCode;
 
 /// A second copy goes no earlier than this many times the fastest recent
 /// exchange of the same kind with this gateway: a router that takes

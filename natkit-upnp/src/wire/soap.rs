@@ -1,8 +1,8 @@
 //! SOAP envelopes for IGD actions, sans-IO: request text out, checked
 //! parsing of the answer (arguments or a UPnP fault) in.
 
-use crate::code::UpnpErrorCode;
-use crate::xml::{Node, XmlError, walk};
+use crate::wire::code::UpnpErrorCode;
+use crate::wire::xml::{Node, XmlError, walk};
 
 /// The most output arguments accepted in one answer.
 pub const MAX_SOAP_ARGS: usize = 32;
@@ -241,7 +241,7 @@ mod tests {
         ));
         // What we build, we can parse back as a request-shaped document.
         let mut n = 0;
-        crate::xml::walk(body.as_bytes(), |_, _| n += 1).unwrap();
+        crate::wire::xml::walk(body.as_bytes(), |_, _| n += 1).unwrap();
         assert!(n > 0);
         assert_eq!(
             soap_action("urn:x:1", "GetStatusInfo"),
