@@ -58,6 +58,27 @@ trap cleanup EXIT
 LAN=(ip netns exec "nk-$ID-lan")
 
 now_ns() { date +%s%N; }
+# timed_doctor WHAT EXPECTED_CODES: one default run (`natkit doctor --json`, no
+# flags); fails unless it names a port-restricted cone with exactly these finding
+# codes (sorted, comma-separated); prints its time in µs.
+timed_doctor() {
+    local what=$1 expected=$2 t0 t1 out legacy codes
+    t0=$(now_ns)
+    out=$("${LAN[@]}" "$BIN" doctor --json || true)
+    t1=$(now_ns)
+    legacy=$(jq -r '.nat.legacy_type' <<<"$out")
+    codes=$(jq -r '[.findings[].code] | sort | join(",")' <<<"$out")
+    [[ $legacy == port_restricted_cone && $codes == "$expected" ]] \
+        || { echo "error: $what: doctor said $legacy, findings '$codes'" >&2; return 1; }
+    echo "$(( (t1 - t0) / 1000 ))"
+}
+# row NAME VALUES_µs... HAND_MEDIAN_ms: one table row (min, median, p90, max in ms
+# and the by-hand median's ratio to this one).
+row() {
+    local name=$1 hand=${*: -1} min med p90 max
+    read -r min med p90 max < <(printf '%s\n' "${@:2:$#-2}" | stats)
+    echo "| $name | $min | $med | $p90 | $max | $(awk -v h="$hand" -v d="$med" 'BEGIN { printf "%.1f×", h / d }') |"
+}
 stats() { # values in µs on stdin → "min median p90 max" in ms
     sort -n | awk '{ v[NR] = $1 } END {
         p90 = int(NR * 0.9 + 0.999); if (p90 > NR) p90 = NR
@@ -66,14 +87,7 @@ stats() { # values in µs on stdin → "min median p90 max" in ms
 
 declare -a PLAIN PROFILED BY_HAND
 for i in $(seq "$N"); do
-    t0=$(now_ns)
-    out=$("${LAN[@]}" "$BIN" doctor --json || true)
-    t1=$(now_ns)
-    legacy=$(jq -r '.nat.legacy_type' <<<"$out")
-    codes=$(jq -r '[.findings[].code] | sort | join(",")' <<<"$out")
-    [[ $legacy == port_restricted_cone && $codes == no_hairpinning,no_ipv6,port_restricted_nat ]] \
-        || { echo "error: run $i: doctor said $legacy, findings '$codes'" >&2; exit 1; }
-    PLAIN+=("$(( (t1 - t0) / 1000 ))")
+    PLAIN+=("$(timed_doctor "run $i" no_hairpinning,no_ipv6,port_restricted_nat)")
 
     t0=$(now_ns)
     out=$("${LAN[@]}" "$BIN" doctor --json --profile back-to-my-mac || true)
@@ -93,15 +107,14 @@ for i in $(seq "$N"); do
     BY_HAND+=("$(( (t1 - t0) / 1000 ))")
 done
 
-read -r a_min a_med a_p90 a_max < <(printf '%s\n' "${PLAIN[@]}" | stats)
-read -r b_min b_med b_p90 b_max < <(printf '%s\n' "${PROFILED[@]}" | stats)
-read -r h_min h_med h_p90 h_max < <(printf '%s\n' "${BY_HAND[@]}" | stats)
+read -r _ a_max < <(printf '%s\n' "${PLAIN[@]}" | stats | cut -d' ' -f1,4)
+read -r _ h_med _ < <(printf '%s\n' "${BY_HAND[@]}" | stats)
 echo "lab port-restricted + miniupnpd + stund, $N runs each ($PROFILE build); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "| run | min | median | p90 | max (ms) | by hand / this (median) |"
 echo "|---|---|---|---|---|---|"
-echo "| natkit doctor (default run) | $a_min | $a_med | $a_p90 | $a_max | $(awk -v h="$h_med" -v d="$a_med" 'BEGIN { printf "%.1f×", h / d }') |"
-echo "| natkit doctor --profile back-to-my-mac | $b_min | $b_med | $b_p90 | $b_max | $(awk -v h="$h_med" -v d="$b_med" 'BEGIN { printf "%.1f×", h / d }') |"
-echo "| by hand: stun + upnpc -s + natpmpc -g | $h_min | $h_med | $h_p90 | $h_max | 1.0× |"
+row "natkit doctor (default run)" "${PLAIN[@]}" "$h_med"
+row "natkit doctor --profile back-to-my-mac" "${PROFILED[@]}" "$h_med"
+row "by hand: stun + upnpc -s + natpmpc -g" "${BY_HAND[@]}" "$h_med"
 if (( a_max >= 3000 )); then
     echo "target missed: a default run took $a_max ms (target under 3000 ms)"
     DOCTOR_FAILED=1
@@ -113,14 +126,8 @@ fi
     --dns-host "$NAME=88.77.66.10" >/dev/null
 declare -a BARE BARE_HAND
 for i in $(seq "$N"); do
-    t0=$(now_ns)
-    out=$("${LAN[@]}" "$BIN" doctor --json || true)
-    t1=$(now_ns)
-    legacy=$(jq -r '.nat.legacy_type' <<<"$out")
-    codes=$(jq -r '[.findings[].code] | sort | join(",")' <<<"$out")
-    [[ $legacy == port_restricted_cone && $codes == no_hairpinning,no_ipv6,no_port_mapping_protocol,port_restricted_nat ]] \
-        || { echo "error: run $i without miniupnpd: doctor said $legacy, findings '$codes'" >&2; exit 1; }
-    BARE+=("$(( (t1 - t0) / 1000 ))")
+    BARE+=("$(timed_doctor "run $i without miniupnpd" \
+        no_hairpinning,no_ipv6,no_port_mapping_protocol,port_restricted_nat)")
 
     t0=$(now_ns)
     s=$("${LAN[@]}" stun "$NAME" 2>&1 || true)
@@ -130,14 +137,14 @@ for i in $(seq "$N"); do
     grep -q 'No IGD UPnP Device found' <<<"$u" || { echo "error: upnpc said: $u" >&2; exit 1; }
     BARE_HAND+=("$(( (t1 - t0) / 1000 ))")
 done
-read -r c_min c_med c_p90 c_max < <(printf '%s\n' "${BARE[@]}" | stats)
-read -r d_min d_med d_p90 d_max < <(printf '%s\n' "${BARE_HAND[@]}" | stats)
+read -r _ c_max < <(printf '%s\n' "${BARE[@]}" | stats | cut -d' ' -f1,4)
+read -r _ d_med _ < <(printf '%s\n' "${BARE_HAND[@]}" | stats)
 echo
 echo "lab port-restricted + stund, no miniupnpd, $N back-to-back runs each ($PROFILE build)"
 echo "| run | min | median | p90 | max (ms) | by hand / this (median) |"
 echo "|---|---|---|---|---|---|"
-echo "| natkit doctor (default run) | $c_min | $c_med | $c_p90 | $c_max | $(awk -v h="$d_med" -v d="$c_med" 'BEGIN { printf "%.1f×", h / d }') |"
-echo "| by hand: stun + upnpc -s | $d_min | $d_med | $d_p90 | $d_max | 1.0× |"
+row "natkit doctor (default run)" "${BARE[@]}" "$d_med"
+row "by hand: stun + upnpc -s" "${BARE_HAND[@]}" "$d_med"
 if (( c_max >= 3000 )); then
     echo "target missed: a default run without mapping protocols took $c_max ms (target under 3000 ms)"
     DOCTOR_FAILED=1
