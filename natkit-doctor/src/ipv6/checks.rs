@@ -15,11 +15,14 @@ use natkit_probe::dialback::{
 use natkit_stun::classify::{ClassifyConfig, classify};
 use natkit_stun::client::{IpFamily, NoAddress, RtoPlan, StunDiscoverer};
 
-use super::{
-    Asked, Conclusion, HostIpv6State, Input, Ipv6PortReachability, Ipv6Reachability, Ipv6Report,
-    NoSign, PinholeAttempt, PinholeCheck, PinholeVerdict, RouterForIpv6, Sign, StunPath, conclude,
-    host_state, pinhole_address,
+use super::conclude::{Conclusion, StunPath, conclude};
+use super::host::{HostIpv6State, host_state, pinhole_address};
+use super::report::{
+    Ipv6PortReachability, Ipv6Reachability, Ipv6Report, PinholeAttempt, PinholeCheck,
+    PinholeVerdict,
 };
+use super::signs::{self, Asked, NoSign, Sign};
+use super::{Input, RouterForIpv6};
 use crate::guard::{MapGuard, TrialError};
 use natkit_portmap::AutoMapper;
 
@@ -232,7 +235,7 @@ async fn stun_sign(servers: &[String], timeout: Duration) -> (Result<Sign, NoSig
         Connectivity::UdpBlocked => StunPath::Silent,
         _ => StunPath::Unknown,
     };
-    (super::stun_sign(&c.behaviour, c.behaviour_server), path)
+    (signs::stun_sign(&c.behaviour, c.behaviour_server), path)
 }
 
 /// The answer to what was `asked`, or why there is none: its error (kept by
@@ -274,7 +277,7 @@ async fn upnp_sign(
     let firewall = upnp.igd().firewall(local).map_err(NoSign::IgdFirewall)?;
     let status = firewall.status();
     let s = within(Asked::FirewallStatus, timeout, status, NoSign::StatusFailed).await?;
-    Ok(super::upnp_status_sign(
+    Ok(signs::upnp_status_sign(
         s.enabled,
         s.inbound_pinhole_allowed,
     ))

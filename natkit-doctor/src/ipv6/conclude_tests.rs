@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 
-use super::{Conclusion, FirewallVerdict, NoSign, Sign, StunPath, conclude};
+use super::conclude::{Conclusion, StunPath, conclude};
+use super::report::FirewallVerdict;
+use super::signs::{NoSign, Sign};
 
 const HOST: &str = "outbound IPv6 leaves from 2a0d:88:77:77::2 on eth0";
 

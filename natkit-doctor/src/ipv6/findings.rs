@@ -5,7 +5,7 @@ use std::net::Ipv6Addr;
 
 use natkit_core::{Ipv6Kind, Protocol};
 
-use super::{FirewallVerdict, Ipv6Report, PinholeVerdict, mechanism_name};
+use super::report::{FirewallVerdict, Ipv6Report, PinholeVerdict, mechanism_name};
 use crate::findings::FindingCode;
 use crate::report::{Finding, Report, Severity};
 

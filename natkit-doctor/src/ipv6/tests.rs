@@ -1,8 +1,18 @@
 //! The IPv6 section's decisions, without sockets.
 
-use super::*;
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+use super::conclude::judge_firewall;
+use super::host::{HostIpv6State, host_state, pinhole_address};
+use super::report::{
+    FirewallCheck, FirewallVerdict, Ipv6Reachability, Ipv6Report, PinholeAttempt, PinholeCheck,
+    PinholeVerdict,
+};
+use super::signs::{Asked, NoSign, Sign, StunUntold, stun_sign, upnp_status_sign};
+use super::{findings, is_ipv6_literal};
 use crate::report::{Report, Severity};
-use natkit_core::{Ipv6Flags, StableReason};
+use natkit_core::{HostIpv6, Ipv6AddressError, Ipv6Flags, Ipv6Kind, Protocol, StableReason};
 
 fn addr(text: &str, flags: u8) -> HostIpv6 {
     let address: Ipv6Addr = text.parse().expect("address");

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{FirewallVerdict, Ipv6Report, PinholeVerdict, mechanism_name};
+use super::report::{FirewallVerdict, Ipv6Report, PinholeVerdict, mechanism_name};
 
 /// The section under `title`; nothing when the checks did not run (no
 /// default route).
