@@ -591,7 +591,7 @@ fn lab_binding_lifetime_is_the_conntrack_timeout() {
     // Steps of 0.5 s: alive at 2.5 s (3.0 s is on the edge either way), gone by 3.5 s.
     assert!((2.5..=3.0).contains(&at_least), "{l:#}");
     assert!((3.0..=3.5).contains(&less_than), "{l:#}");
-    assert_eq!(l["probes"].as_array().map(Vec::len), Some(13), "{l:#}");
+    assert_eq!(l["steps"].as_array().map(Vec::len), Some(13), "{l:#}");
     // Bounded: about the maximum asked for (6 s), not a sum of waits (0.5 + 1 + … + 6 =
     // 39 s); exactly the maximum on tokio's paused clock
     // (`binding_lifetime_steps_run_at_once` in tests/loopback.rs). The slack covers process start-up while the other lab tests load the

@@ -262,8 +262,8 @@ mod classify_loopback {
         let l = c
             .binding_lifetime
             .expect("measured against an RFC 5780 server");
-        assert_eq!(l.probes.len(), 13, "{l:#?}");
-        assert!(l.probes.iter().all(|p| p.alive == Some(true)), "{l:#?}");
+        assert_eq!(l.steps.len(), 13, "{l:#?}");
+        assert!(l.steps.iter().all(|p| p.alive == Some(true)), "{l:#?}");
         assert_eq!(
             (l.at_least, l.less_than, l.conclusive),
             (Some(max), None, true)

@@ -113,7 +113,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
                     "max_s": l.max.as_secs_f64(),
                     "conclusive": l.conclusive,
                     "server": l.server,
-                    "probes": l.probes,
+                    "steps": l.steps,
                     "notes": l.notes,
                 })
             });

@@ -105,8 +105,8 @@ pub struct BindingLifetime {
     pub conclusive: bool,
     /// The server probed (its primary address).
     pub server: SocketAddr,
-    /// The control probe (idle ≈ 0) and every step, shortest idle first.
-    pub probes: Vec<LifetimeStep>,
+    /// The control step (idle ≈ 0) and every other step, shortest idle first.
+    pub steps: Vec<LifetimeStep>,
     /// Why it is inconclusive, if it is.
     pub notes: Vec<String>,
 }
@@ -161,16 +161,16 @@ pub(crate) fn decide(
         && contradicted.is_none()
         && steps.iter().all(|p| p.alive.is_some())
         && (at_least.is_some() || less_than.is_some());
-    let mut probes = Vec::with_capacity(steps.len() + 1);
-    probes.push(control);
-    probes.extend(steps);
+    let mut all = Vec::with_capacity(steps.len() + 1);
+    all.push(control);
+    all.extend(steps);
     BindingLifetime {
         at_least: if control_ok { at_least } else { None },
         less_than: if control_ok { less_than } else { None },
         max,
         conclusive,
         server,
-        probes,
+        steps: all,
         notes,
     }
 }
@@ -179,7 +179,7 @@ pub(crate) fn decide(
 mod tests {
     use super::*;
 
-    fn probe(idle_s: u64, alive: Option<bool>) -> LifetimeStep {
+    fn step(idle_s: u64, alive: Option<bool>) -> LifetimeStep {
         LifetimeStep {
             idle: Duration::from_secs(idle_s),
             local: None,
@@ -230,54 +230,54 @@ mod tests {
     #[test]
     fn the_bracket_is_between_the_last_answer_and_the_first_silence() {
         let steps = vec![
-            probe(2, Some(true)),
-            probe(4, Some(true)),
-            probe(6, Some(false)),
-            probe(8, Some(false)),
+            step(2, Some(true)),
+            step(4, Some(true)),
+            step(6, Some(false)),
+            step(8, Some(false)),
         ];
-        let l = decide(server(), S(8), probe(0, Some(true)), steps);
+        let l = decide(server(), S(8), step(0, Some(true)), steps);
         assert_eq!((l.at_least, l.less_than), (Some(S(4)), Some(S(6))));
         assert!(l.conclusive, "{l:?}");
         assert!(l.notes.is_empty());
-        assert_eq!(l.probes.len(), 5);
+        assert_eq!(l.steps.len(), 5);
 
-        let all_alive = vec![probe(2, Some(true)), probe(4, Some(true))];
-        let l = decide(server(), S(4), probe(0, Some(true)), all_alive);
+        let all_alive = vec![step(2, Some(true)), step(4, Some(true))];
+        let l = decide(server(), S(4), step(0, Some(true)), all_alive);
         assert_eq!((l.at_least, l.less_than), (Some(S(4)), None));
         assert!(l.conclusive);
 
-        let all_dead = vec![probe(2, Some(false)), probe(4, Some(false))];
-        let l = decide(server(), S(4), probe(0, Some(true)), all_dead);
+        let all_dead = vec![step(2, Some(false)), step(4, Some(false))];
+        let l = decide(server(), S(4), step(0, Some(true)), all_dead);
         assert_eq!((l.at_least, l.less_than), (None, Some(S(2))));
         assert!(l.conclusive);
     }
 
     #[test]
     fn no_conclusion_without_a_control_or_with_contradictions() {
-        let steps = vec![probe(2, Some(false)), probe(4, Some(false))];
-        let l = decide(server(), S(4), probe(0, Some(false)), steps);
+        let steps = vec![step(2, Some(false)), step(4, Some(false))];
+        let l = decide(server(), S(4), step(0, Some(false)), steps);
         assert!(!l.conclusive);
         assert_eq!((l.at_least, l.less_than), (None, None));
         assert!(l.notes[0].contains("RESPONSE-PORT"));
 
-        let mut ignored = probe(0, Some(false));
+        let mut ignored = step(0, Some(false));
         ignored.answered_to_sender = true;
-        let l = decide(server(), S(4), ignored, vec![probe(2, Some(true))]);
+        let l = decide(server(), S(4), ignored, vec![step(2, Some(true))]);
         assert!(!l.conclusive);
         assert!(l.notes[0].contains("ignores"));
 
         // Silence at 2 s but an answer at 4 s: loss, not a lifetime.
         let steps = vec![
-            probe(2, Some(false)),
-            probe(4, Some(true)),
-            probe(6, Some(false)),
+            step(2, Some(false)),
+            step(4, Some(true)),
+            step(6, Some(false)),
         ];
-        let l = decide(server(), S(6), probe(0, Some(true)), steps);
+        let l = decide(server(), S(6), step(0, Some(true)), steps);
         assert!(!l.conclusive);
         assert_eq!((l.at_least, l.less_than), (Some(S(4)), Some(S(6))));
 
-        let steps = vec![probe(2, None), probe(4, Some(false))];
-        let l = decide(server(), S(4), probe(0, Some(true)), steps);
+        let steps = vec![step(2, None), step(4, Some(false))];
+        let l = decide(server(), S(4), step(0, Some(true)), steps);
         assert!(!l.conclusive);
     }
 }

@@ -63,18 +63,18 @@ impl TestPlan {
 
     /// Takes the result of a request of the current wave (unknown ids are ignored).
     pub fn handle_result(&mut self, result: TestResult) {
-        let Some(probe) = self.outstanding.remove(&result.id) else {
+        let Some(sent) = self.outstanding.remove(&result.id) else {
             return;
         };
         self.evidence.push(TestEvidence {
-            test: probe.test,
-            round: probe.round,
-            server: probe.destination,
+            test: sent.test,
+            round: sent.round,
+            server: sent.destination,
             local: result.local,
-            accepted_from: probe.accept.clone(),
+            accepted_from: sent.accept.clone(),
             outcome: result.outcome.clone(),
         });
-        self.wave_results.push((probe, result));
+        self.wave_results.push((sent, result));
         if self.outstanding.is_empty() {
             let results = std::mem::take(&mut self.wave_results);
             self.next_wave = match self.phase {
@@ -182,12 +182,12 @@ impl TestPlan {
                     .find(|(_, r)| r.outcome.mapped().is_some())
             })
             .cloned();
-        let Some((probe, result)) = answer else {
+        let Some((sent, result)) = answer else {
             return Vec::new();
         };
         self.external = result.outcome.mapped();
         self.local = result.local;
-        self.discovery_group = probe.group;
+        self.discovery_group = sent.group;
         self.connectivity = match (self.external, self.local) {
             (Some(e), Some(l)) if e == l => Connectivity::NoNat,
             (Some(_), Some(l)) if l.ip().is_unspecified() => Connectivity::Inconclusive,
@@ -206,7 +206,7 @@ impl TestPlan {
         // its first send within half the wait), never a wrong type.
         self.rtt = match &result.outcome {
             TestOutcome::Answered { rtt: Some(rtt), .. } => Some(*rtt),
-            TestOutcome::Answered { elapsed, .. } => probe
+            TestOutcome::Answered { elapsed, .. } => sent
                 .plan
                 .send_offsets()
                 .filter(|o| o <= elapsed)
