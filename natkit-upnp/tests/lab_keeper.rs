@@ -41,7 +41,7 @@ const RENEW_EVERY: Duration = Duration::from_secs(3);
 const EPOCH_AGE: Duration = Duration::from_secs(8);
 
 fn event_line(e: &KeeperEvent) -> String {
-    let word = |s: &str| s.replace(' ', "_");
+    let word = |s: &dyn std::fmt::Display| s.to_string().replace(' ', "_");
     let (kind, reason, id, mapping) = match e {
         KeeperEvent::Mapped { id, mapping } => ("mapped", "-".into(), Some(id), Some(mapping)),
         KeeperEvent::Renewed { id, mapping } => ("renewed", "-".into(), Some(id), Some(mapping)),

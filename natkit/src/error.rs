@@ -1,5 +1,7 @@
 //! What can go wrong in the one-call API.
 
+use std::sync::Arc;
+
 /// An error of the one-call API; each variant keeps the underlying crate's typed
 /// error.
 #[derive(Debug, thiserror::Error)]
@@ -22,9 +24,10 @@ pub enum Error {
     #[error("the port could not be mapped: {0}")]
     Map(#[source] natkit_core::Error),
     /// Deleting the mapping failed or did not finish in time; it may linger on the
-    /// router until its lease ends.
+    /// router until its lease ends. The lease keeper's error, shared with the
+    /// keeper's `ReleaseFailed` event.
     #[error("the mapping could not be deleted: {0}")]
-    CloseFailed(#[source] natkit_core::Error),
+    CloseFailed(#[source] Arc<natkit_core::Error>),
     /// No source saw an address.
     #[error("no STUN server or router reported an address ({} sources asked)", evidence.len())]
     NoAddress {

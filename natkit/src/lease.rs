@@ -200,7 +200,7 @@ impl PortLease {
         };
         let report = keeper.shutdown().await;
         if let Some(e) = report.task_failed {
-            return Err(Error::CloseFailed(e));
+            return Err(Error::CloseFailed(Arc::new(e)));
         }
         match report.failed.into_iter().find(|(i, _)| *i == id) {
             Some((_, e)) => Err(Error::CloseFailed(e)),

@@ -246,7 +246,7 @@ pub(crate) async fn keep_address(
         };
         watch.moved(new.address);
         current.send_replace(Some(mapping.clone()));
-        let old_deleted = keeper.remove(old_id).await.map_err(Arc::new);
+        let old_deleted = keeper.remove(old_id).await;
         match &old_deleted {
             Ok(()) => tracing::info!(%old, new = %new, "IPv6 prefix changed: pinhole moved"),
             Err(e) => tracing::info!(%old, new = %new, error = %e,

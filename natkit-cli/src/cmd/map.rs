@@ -249,7 +249,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     }
     let shutdown = keeper.shutdown().await;
     let ok = shutdown.all_released();
-    let failed: Vec<String> = (shutdown.failed.iter().map(|(_, e)| e))
+    let failed: Vec<String> = (shutdown.failed.iter().map(|(_, e)| &**e))
         .chain(&shutdown.task_failed)
         .map(ToString::to_string)
         .collect();
@@ -474,7 +474,7 @@ fn print_event(event: &KeeperEvent, json: bool) {
                 "renewal failed: {error}; retrying in {} s",
                 retry_in.as_secs()
             ),
-            json!({ "error": error, "retry_in": retry_in.as_secs() }),
+            json!({ "error": error.to_string(), "retry_in": retry_in.as_secs() }),
         ),
         KeeperEvent::Lost {
             error, retry_in, ..
@@ -484,13 +484,13 @@ fn print_event(event: &KeeperEvent, json: bool) {
                 "the mapping is lost: {error}; retrying in {} s",
                 retry_in.as_secs()
             ),
-            json!({ "error": error, "retry_in": retry_in.as_secs() }),
+            json!({ "error": error.to_string(), "retry_in": retry_in.as_secs() }),
         ),
         KeeperEvent::Released { .. } => ("released", "released".to_owned(), json!({})),
         KeeperEvent::ReleaseFailed { error, .. } => (
             "release_failed",
             format!("deleting failed: {error}"),
-            json!({ "error": error }),
+            json!({ "error": error.to_string() }),
         ),
         other => ("other", format!("{other:?}"), json!({})),
     };

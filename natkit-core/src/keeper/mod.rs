@@ -151,8 +151,9 @@ pub enum KeeperEvent {
     RenewFailed {
         /// The keeper's handle.
         id: MappingId,
-        /// What went wrong.
-        error: String,
+        /// What went wrong: the mapper's error (shared, since every
+        /// listener gets the event).
+        error: Arc<Error>,
         /// When the keeper tries again.
         retry_in: Duration,
     },
@@ -161,8 +162,8 @@ pub enum KeeperEvent {
     Lost {
         /// The keeper's handle.
         id: MappingId,
-        /// The last error.
-        error: String,
+        /// The last error: the mapper's (shared, as above).
+        error: Arc<Error>,
         /// When the keeper tries again.
         retry_in: Duration,
     },
@@ -176,8 +177,10 @@ pub enum KeeperEvent {
     ReleaseFailed {
         /// The keeper's handle.
         id: MappingId,
-        /// What went wrong.
-        error: String,
+        /// What went wrong: the mapper's error, or a
+        /// [`FailureKind::Timeout`](crate::FailureKind::Timeout) when the
+        /// deletion did not finish in time (shared, as above).
+        error: Arc<Error>,
     },
     /// This listener fell behind and missed `missed` events: the keeper keeps at
     /// most [`EVENT_CAPACITY`] unread events per listener rather than growing
@@ -194,8 +197,9 @@ pub struct ShutdownReport {
     /// Mappings deleted.
     pub released: Vec<MappingId>,
     /// Mappings whose deletion failed or timed out, with the mechanism's
-    /// error (a deletion whose task panicked: [`FailureKind::Local`](crate::FailureKind::Local)).
-    pub failed: Vec<(MappingId, Error)>,
+    /// error (a deletion whose task panicked: [`FailureKind::Local`](crate::FailureKind::Local)):
+    /// the one its [`KeeperEvent::ReleaseFailed`] carries.
+    pub failed: Vec<(MappingId, Arc<Error>)>,
     /// The keeper's own task had ended abnormally, so nothing was deleted:
     /// what it held stays on the router until the leases end. It ends so
     /// only by panicking (a bug of natkit's): the first request to find it
@@ -221,7 +225,7 @@ enum Command {
         MappingRequest,
         oneshot::Sender<Result<(MappingId, Mapping)>>,
     ),
-    Remove(MappingId, oneshot::Sender<Result<()>>),
+    Remove(MappingId, oneshot::Sender<Result<(), Arc<Error>>>),
     Current(MappingId, oneshot::Sender<Option<Mapping>>),
     Shutdown(oneshot::Sender<ShutdownReport>),
     /// Makes the task panic, as a bug in it would.
@@ -306,8 +310,10 @@ impl LeaseKeeper {
         self.ask(|tx| Command::Add(request, tx)).await?
     }
 
-    /// Deletes a mapping now and stops keeping it.
-    pub async fn remove(&self, id: MappingId) -> Result<()> {
+    /// Deletes a mapping now and stops keeping it. A failed deletion's
+    /// error is the one its [`KeeperEvent::ReleaseFailed`] carries, shared
+    /// with the listeners.
+    pub async fn remove(&self, id: MappingId) -> Result<(), Arc<Error>> {
         self.ask(|tx| Command::Remove(id, tx)).await?
     }
 

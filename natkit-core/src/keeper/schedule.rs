@@ -16,10 +16,11 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{KeeperConfig, KeeperEvent, MappingId, RemapReason};
-use crate::error::FailureKind;
+use crate::error::{Error, FailureKind};
 use crate::mapping::{Mapping, MappingRequest};
 use crate::mechanism::Mechanism;
 
@@ -33,7 +34,7 @@ pub enum Op {
 }
 
 /// What the driver is to do, in order.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Action {
     /// Start `op` for `id`, and report its outcome with
     /// [`Schedule::granted`] or [`Schedule::failed`].
@@ -55,6 +56,8 @@ pub enum Action {
     GiveUp {
         /// The keeper's handle (no longer known to the schedule).
         id: MappingId,
+        /// The error [`Schedule::failed`] was told, handed back for the caller.
+        error: Error,
     },
     /// A grant landed for a mapping removed while it was in flight: delete
     /// it on the router.
@@ -330,16 +333,10 @@ impl Schedule {
         self.start_due(now, out);
     }
 
-    /// The operation for `id` failed at `now` with `kind` (as
-    /// [`Error::failure_kind`](crate::Error::failure_kind) tells it);
-    /// `error` is its text for the events.
-    pub fn failed(
-        &mut self,
-        id: MappingId,
-        kind: Option<FailureKind>,
-        error: String,
-        now: Instant,
-    ) -> Vec<Action> {
+    /// The operation for `id` failed at `now` with `error`; the rules act
+    /// on its [`Error::failure_kind`], and the error itself goes to the
+    /// caller of `add` ([`Action::GiveUp`]) or into the event.
+    pub fn failed(&mut self, id: MappingId, error: Error, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         let Some(entry) = self.entries.get_mut(&id) else {
             return out;
@@ -347,10 +344,10 @@ impl Schedule {
         let reason = entry.in_flight.take().flatten();
         if entry.adding {
             self.entries.remove(&id);
-            out.push(Action::GiveUp { id });
+            out.push(Action::GiveUp { id, error });
             return out;
         }
-        if kind == Some(FailureKind::NoSuchMapping) && entry.mapping.is_some() {
+        if error.failure_kind() == Some(FailureKind::NoSuchMapping) && entry.mapping.is_some() {
             // The router forgot it: make it again now, not after backoff
             // until the lease runs out; and check the others at once.
             tracing::info!(%id, %error, "the router no longer has the mapping; making it again");
@@ -380,6 +377,7 @@ impl Schedule {
         if let Some(e) = self.entries.get_mut(&id) {
             e.next_at = Some(now + retry_in);
         }
+        let error = Arc::new(error);
         out.push(Action::Emit(if newly_lost {
             KeeperEvent::Lost {
                 id,

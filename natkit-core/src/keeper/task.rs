@@ -103,7 +103,7 @@ impl Task {
                 }
                 () = sleep_until_opt(deadline) => {
                     let actions = self.schedule.tick(now());
-                    self.run_actions(actions, None);
+                    self.run_actions(actions);
                 }
             }
         }
@@ -121,12 +121,11 @@ impl Task {
     ) {
         let (id, actions) = self.schedule.add(request);
         self.replies.insert(id, reply);
-        self.run_actions(actions, None);
+        self.run_actions(actions);
     }
 
-    /// Runs the schedule's actions; `error` is the failure they answer,
-    /// handed to a caller whose first attempt failed.
-    fn run_actions(&mut self, actions: Vec<Action>, mut error: Option<Error>) {
+    /// Runs the schedule's actions.
+    fn run_actions(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
                 Action::Start { id, op } => {
@@ -148,8 +147,8 @@ impl Task {
                         let _ = reply.send(Ok((id, mapping)));
                     }
                 }
-                Action::GiveUp { id } => {
-                    if let (Some(reply), Some(error)) = (self.replies.remove(&id), error.take()) {
+                Action::GiveUp { id, error } => {
+                    if let Some(reply) = self.replies.remove(&id) {
                         let _ = reply.send(Err(error));
                     }
                 }
@@ -197,19 +196,17 @@ impl Task {
         match result {
             Ok(mapping) => {
                 let actions = self.schedule.granted(id, mapping, now());
-                self.run_actions(actions, None);
+                self.run_actions(actions);
             }
             Err(error) => {
-                let actions =
-                    self.schedule
-                        .failed(id, error.failure_kind(), error.to_string(), now());
-                self.run_actions(actions, Some(error));
+                let actions = self.schedule.failed(id, error, now());
+                self.run_actions(actions);
             }
         }
     }
 
-    async fn remove(&mut self, id: MappingId) -> Result<()> {
-        let entry = self.schedule.remove(id).ok_or(Error::KeeperClosed)?;
+    async fn remove(&mut self, id: MappingId) -> Result<(), Arc<Error>> {
+        let entry = (self.schedule.remove(id)).ok_or_else(|| Arc::new(Error::KeeperClosed))?;
         if let Some(reply) = self.replies.remove(&id) {
             let _ = reply.send(Err(Error::KeeperClosed));
         }
@@ -226,14 +223,20 @@ impl Task {
                     "delete timed out",
                 ))
             });
-        match &result {
-            Ok(()) => self.emit(KeeperEvent::Released { id }),
-            Err(e) => self.emit(KeeperEvent::ReleaseFailed {
-                id,
-                error: e.to_string(),
-            }),
+        match result {
+            Ok(()) => {
+                self.emit(KeeperEvent::Released { id });
+                Ok(())
+            }
+            Err(e) => {
+                let error = Arc::new(e);
+                self.emit(KeeperEvent::ReleaseFailed {
+                    id,
+                    error: Arc::clone(&error),
+                });
+                Err(error)
+            }
         }
-        result
     }
 
     async fn shutdown(&mut self) -> ShutdownReport {
@@ -306,11 +309,12 @@ impl Task {
                     self.emit(KeeperEvent::Released { id });
                 }
                 Err(e) => {
+                    let error = Arc::new(e);
                     self.emit(KeeperEvent::ReleaseFailed {
                         id,
-                        error: e.to_string(),
+                        error: Arc::clone(&error),
                     });
-                    report.failed.push((id, e));
+                    report.failed.push((id, error));
                 }
             }
         }

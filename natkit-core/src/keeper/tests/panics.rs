@@ -35,7 +35,7 @@ async fn a_mapper_that_panics_fails_that_request_and_the_keeper_goes_on() {
                 error,
                 retry_in,
             },
-        ] if *i == id && error.contains("panicked") => *retry_in,
+        ] if *i == id && panicked(error) => *retry_in,
         other => panic!("one failed renewal: {other:?}"),
     };
     router.with(|s| s.panic_on = None);

@@ -14,7 +14,8 @@ struct Sim {
     started: Vec<(MappingId, Op)>,
     events: Vec<KeeperEvent>,
     added: Vec<MappingId>,
-    given_up: Vec<MappingId>,
+    /// Callers answered with an error, and its kind.
+    given_up: Vec<(MappingId, Option<FailureKind>)>,
     deleted: Vec<Mapping>,
 }
 
@@ -40,7 +41,7 @@ impl Sim {
             match a {
                 Action::Start { id, op } => self.started.push((id, op)),
                 Action::Added { id, .. } => self.added.push(id),
-                Action::GiveUp { id } => self.given_up.push(id),
+                Action::GiveUp { id, error } => self.given_up.push((id, error.failure_kind())),
                 Action::Delete(m) => self.deleted.push(m),
                 Action::Emit(e) => self.events.push(e),
             }
@@ -78,7 +79,8 @@ impl Sim {
     fn fail(&mut self, id: MappingId, secs: u64, kind: FailureKind) -> Op {
         let op = self.take_op(id);
         let now = self.at(secs);
-        let actions = self.s.failed(id, Some(kind), format!("{kind:?}"), now);
+        let error = Error::mechanism(Mechanism::NatPmp, kind, format!("{kind:?}"));
+        let actions = self.s.failed(id, error, now);
         self.run(actions);
         op
     }
@@ -226,19 +228,20 @@ fn retries_back_off_the_lease_runs_out_and_the_mapping_comes_back() {
             .as_secs();
     }
     assert_eq!(attempts, [60, 61, 63, 67, 75, 91]);
-    assert!(
-        sim.events
-            .iter()
-            .all(|e| matches!(e, KeeperEvent::RenewFailed { .. }))
-    );
+    // Each says why, as the mapper's typed error.
+    assert!(sim.events.iter().all(|e| matches!(e,
+        KeeperEvent::RenewFailed { error, .. } if error.failure_kind() == Some(FailureKind::Timeout)
+    )));
     assert_eq!(sim.events.len(), 6);
     sim.events.clear();
     // The retry at 123 s is past the lease: lost, next try in 64 s.
     sim.tick(123);
     sim.fail(a, 123, FailureKind::Timeout);
     assert!(matches!(
-        sim.events[..],
-        [KeeperEvent::Lost { id, retry_in, .. }] if id == a && retry_in == Duration::from_secs(64)
+        &sim.events[..],
+        [KeeperEvent::Lost { id, retry_in, error }] if *id == a
+            && *retry_in == Duration::from_secs(64)
+            && error.failure_kind() == Some(FailureKind::Timeout)
     ));
     assert_eq!(sim.s.current(a), None);
     sim.events.clear();
@@ -420,7 +423,7 @@ fn a_failed_first_attempt_keeps_nothing() {
     let mut sim = Sim::new();
     let a = sim.add(request(5000, 7200));
     sim.fail(a, 0, FailureKind::Timeout);
-    assert_eq!(sim.given_up, [a]);
+    assert_eq!(sim.given_up, [(a, Some(FailureKind::Timeout))]);
     assert!(sim.events.is_empty());
     assert_eq!(sim.s.next_deadline(), None);
     assert!(sim.s.drain().is_empty());
