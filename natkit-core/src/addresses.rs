@@ -30,7 +30,7 @@ use crate::scope::AddressScope;
 /// ([`kernel_source_v6`]) when the caller has nothing better: it lies in
 /// `2000::/3`, so the lookup follows the default route, and no packet is
 /// ever sent to it.
-pub const ROUTE_PROBE_V6: Ipv6Addr = Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 1);
+pub const ROUTE_LOOKUP_V6: Ipv6Addr = Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 1);
 
 /// The Linux address flags (`IFA_F_*` of `<linux/if_addr.h>`) as
 /// `/proc/net/if_inet6` shows them: the low eight bits only.
@@ -330,7 +330,7 @@ fn no_route(e: &io::Error) -> bool {
 ///
 /// On Linux from `/proc/net/if_inet6` (an absent file means IPv6 is
 /// disabled: an empty list). Elsewhere only the kernel's source towards
-/// [`ROUTE_PROBE_V6`], with a kind from its scope alone
+/// [`ROUTE_LOOKUP_V6`], with a kind from its scope alone
 /// ([`Ipv6Kind::GlobalUnknown`] when global).
 pub fn host_ipv6_addresses() -> Result<Vec<HostIpv6>, Ipv6AddressError> {
     #[cfg(target_os = "linux")]
@@ -343,7 +343,7 @@ pub fn host_ipv6_addresses() -> Result<Vec<HostIpv6>, Ipv6AddressError> {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        Ok(kernel_source_v6(ROUTE_PROBE_V6)?
+        Ok(kernel_source_v6(ROUTE_LOOKUP_V6)?
             .map(|address| HostIpv6 {
                 address,
                 prefix_len: 128,
@@ -486,7 +486,7 @@ pub fn choose_stable_ipv6(
 
 /// The stable global address of the interface that routes towards
 /// `toward` (the router's global IPv6 address, a peer, or
-/// [`ROUTE_PROBE_V6`] for the default route), and why it was chosen.
+/// [`ROUTE_LOOKUP_V6`] for the default route), and why it was chosen.
 ///
 /// `interface` overrides the route lookup's interface (e.g. the IPv4
 /// default gateway's interface from `default_gateway()`). On platforms
@@ -700,7 +700,7 @@ fd0000000000000000000000000000c3 1a3 40 00 80 veth-lan
         for a in &addrs {
             assert_eq!(a.kind, Ipv6Kind::of(a.address, a.flags));
         }
-        match stable_ipv6_for(ROUTE_PROBE_V6, None) {
+        match stable_ipv6_for(ROUTE_LOOKUP_V6, None) {
             Ok(c) => assert!(
                 addrs
                     .iter()

@@ -158,7 +158,7 @@ async fn several_wan_connections_map_through_the_connected_public_one() {
         .map(|o| {
             (
                 o.control.path.clone(),
-                o.probe.as_ref().and_then(|p| p.status.clone()),
+                o.answer.as_ref().and_then(|p| p.status.clone()),
             )
         })
         .collect();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use natkit_core::addresses::{ROUTE_PROBE_V6, host_ipv6_addresses, kernel_source_v6};
+use natkit_core::addresses::{ROUTE_LOOKUP_V6, host_ipv6_addresses, kernel_source_v6};
 use natkit_core::{
     AddressScope, Gateway, KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingId,
     MappingRequest, Mechanism, PortMapper, Protocol, StableIpv6, StableReason, default_gateway,
@@ -470,7 +470,7 @@ fn toward_v6(gateway: &Gateway) -> Ipv6Addr {
     gateway
         .address_v6
         .filter(|a| AddressScope::of(IpAddr::V6(*a)).is_global())
-        .unwrap_or(ROUTE_PROBE_V6)
+        .unwrap_or(ROUTE_LOOKUP_V6)
 }
 
 /// `f`'s value, run on tokio's blocking pool (`what` it does names it). A panic

@@ -20,7 +20,7 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use natkit_core::addresses::ROUTE_PROBE_V6;
+use natkit_core::addresses::ROUTE_LOOKUP_V6;
 use natkit_core::{
     AddressScope, Gateway, MappingRequest, PortMapper, Protocol, default_gateway, stable_ipv6_for,
 };
@@ -66,7 +66,7 @@ fn stable(gw: &Gateway, port: u16) -> Result<SocketAddrV6, BoxError> {
     let toward = gw
         .address_v6
         .filter(|a| AddressScope::of(IpAddr::V6(*a)).is_global())
-        .unwrap_or(ROUTE_PROBE_V6);
+        .unwrap_or(ROUTE_LOOKUP_V6);
     let choice = stable_ipv6_for(toward, Some(&gw.interface))?;
     Ok(SocketAddrV6::new(choice.address, port, 0, 0))
 }

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 mod reach;
 
-use natkit_core::addresses::ROUTE_PROBE_V6;
+use natkit_core::addresses::ROUTE_LOOKUP_V6;
 use natkit_core::{
     AddressScope, Gateway, KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingRequest,
     Mechanism, Protocol, StableIpv6, stable_ipv6_for,
@@ -335,7 +335,7 @@ async fn stable_address(
         .as_ref()
         .and_then(|g| g.address_v6)
         .filter(|a| AddressScope::of(IpAddr::V6(*a)).is_global())
-        .unwrap_or(ROUTE_PROBE_V6);
+        .unwrap_or(ROUTE_LOOKUP_V6);
     let interface = gateway.map(|g| g.interface);
     tokio::task::spawn_blocking(move || stable_ipv6_for(toward, interface.as_deref()))
         .await

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use natkit_core::addresses::ROUTE_PROBE_V6;
+use natkit_core::addresses::ROUTE_LOOKUP_V6;
 use natkit_core::{FailureKind, MappingRequest, PortMapper, Protocol};
 use natkit_probe::dialback::{
     CheckPort, ClientConfig, DialbackClient, MAX_CHECK_PORTS, PortReachability, Reachability,
@@ -180,7 +180,7 @@ pub(crate) async fn run(input: Input, guard: Arc<MapGuard>) -> Ipv6Report {
 fn read_host() -> HostIpv6State {
     let addrs = natkit_core::host_ipv6_addresses();
     // A route lookup only: no packet is sent.
-    let source = natkit_core::kernel_source_v6(ROUTE_PROBE_V6).ok().flatten();
+    let source = natkit_core::kernel_source_v6(ROUTE_LOOKUP_V6).ok().flatten();
     let chosen = match (&addrs, source) {
         (Ok(list), Some(src)) => list
             .iter()

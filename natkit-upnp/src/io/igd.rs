@@ -18,7 +18,7 @@ use crate::wire::description::Description;
 use crate::wire::soap::{SoapArgs, SoapReply, parse_response, request_body, soap_action};
 use crate::wire::status::{ConnectionStatus, StatusInfo};
 use crate::wire::url::HttpUrl;
-use crate::wire::wan::{ConnectionProbe, WanServiceKind, choose_connection};
+use crate::wire::wan::{ConnectionAnswer, WanServiceKind, choose_connection};
 
 /// A UPnP IGD natkit can talk to: found by [`discover`](crate::discover)
 /// or opened from a known description URL with [`Igd::connect`].
@@ -71,7 +71,7 @@ pub struct OtherConnection {
     /// What it answered when discovery compared the connections; `None`
     /// when it was not asked (one connection was enough, or the IGD was
     /// opened with [`Igd::connect`]).
-    pub probe: Option<ConnectionProbe>,
+    pub answer: Option<ConnectionAnswer>,
 }
 
 /// Hedged requests to one gateway: the floor of the hedge delay and the
@@ -166,7 +166,7 @@ impl Igd {
                 service: c.kind,
                 service_type: c.service_type.clone(),
                 control: c.control.clone(),
-                probe: None,
+                answer: None,
             })
             .collect();
         Ok(Igd {
@@ -340,32 +340,32 @@ impl Igd {
             let igd = self.using(c);
             async move {
                 let (status, ip) = tokio::join!(igd.status(), igd.external_ip());
-                ConnectionProbe {
+                ConnectionAnswer {
                     status: status.ok().map(|s| s.status),
                     external_ip: ip.ok(),
                 }
             }
         });
-        let probes: Vec<ConnectionProbe> = join_all(asked).await;
-        let Some(chosen) = choose_connection(&probes) else {
-            let status = probes[0].status.clone().unwrap_or_else(|| {
+        let answers: Vec<ConnectionAnswer> = join_all(asked).await;
+        let Some(chosen) = choose_connection(&answers) else {
+            let status = answers[0].status.clone().unwrap_or_else(|| {
                 ConnectionStatus::Unrecognised("no status, no external address".into())
             });
             return Err(self.not_connected(status));
         };
         let mut igd = self.using(&self.candidates[chosen]);
-        igd.discovered_ip = probes[chosen].external_ip;
+        igd.discovered_ip = answers[chosen].external_ip;
         igd.others = self
             .candidates
             .iter()
-            .zip(probes)
+            .zip(answers)
             .enumerate()
             .filter(|(i, _)| *i != chosen)
-            .map(|(_, (c, probe))| OtherConnection {
+            .map(|(_, (c, answer))| OtherConnection {
                 service: c.kind,
                 service_type: c.service_type.clone(),
                 control: c.control.clone(),
-                probe: Some(probe),
+                answer: Some(answer),
             })
             .collect();
         if !igd.others.is_empty() {
@@ -446,7 +446,7 @@ impl Igd {
 impl fmt::Display for OtherConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} at {}", self.service, self.control.path)?;
-        match &self.probe {
+        match &self.answer {
             None => f.write_str(" (not asked)"),
             Some(p) => {
                 match &p.status {

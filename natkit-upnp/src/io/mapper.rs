@@ -206,7 +206,7 @@ impl UpnpMapper {
         // The default route's interface and its stable address; the reason
         // (static, autoconfigured, the kernel's own source) and the
         // temporary addresses passed over are logged.
-        let chosen = natkit_core::stable_ipv6_for(natkit_core::addresses::ROUTE_PROBE_V6, None)
+        let chosen = natkit_core::stable_ipv6_for(natkit_core::addresses::ROUTE_LOOKUP_V6, None)
             .map_err(|source| Error::Ipv6Address { source })?;
         tracing::info!(address = %chosen, "pinhole for this host's stable IPv6 address");
         Ok(SocketAddrV6::new(chosen.address, internal.port(), 0, 0))

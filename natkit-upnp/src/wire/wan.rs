@@ -181,14 +181,14 @@ impl fmt::Display for WanServiceKind {
 
 /// What one WAN connection answered when asked for its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionProbe {
+pub struct ConnectionAnswer {
     /// `GetStatusInfo`'s status, `None` when the action failed.
     pub status: Option<ConnectionStatus>,
     /// `GetExternalIPAddress`, `None` when the action failed.
     pub external_ip: Option<IpAddr>,
 }
 
-impl ConnectionProbe {
+impl ConnectionAnswer {
     /// How good a connection to map through this is; higher is better, 0
     /// is not usable. A connection whose `GetStatusInfo` fails counts as
     /// connected when it reports an external address (some routers lack
@@ -220,8 +220,8 @@ impl ConnectionProbe {
 /// public external address, else the first connected one with any address
 /// (a router behind another NAT), else the first connected one. `None`
 /// when none is connected.
-pub fn choose_connection(probes: &[ConnectionProbe]) -> Option<usize> {
-    let best = probes
+pub fn choose_connection(answers: &[ConnectionAnswer]) -> Option<usize> {
+    let best = answers
         .iter()
         .enumerate()
         .max_by_key(|(i, p)| (p.score(), std::cmp::Reverse(*i)))?;
@@ -297,8 +297,8 @@ mod tests {
         );
     }
 
-    fn probe(status: Option<ConnectionStatus>, ip: Option<[u8; 4]>) -> ConnectionProbe {
-        ConnectionProbe {
+    fn answer(status: Option<ConnectionStatus>, ip: Option<[u8; 4]>) -> ConnectionAnswer {
+        ConnectionAnswer {
             status,
             external_ip: ip.map(IpAddr::from),
         }
@@ -307,10 +307,10 @@ mod tests {
     #[test]
     fn the_connected_one_with_a_public_address_wins() {
         use ConnectionStatus::{Connected, Disconnected, Unconfigured};
-        let unconfigured = probe(Some(Unconfigured), Some([0, 0, 0, 0]));
-        let private = probe(Some(Connected), Some([10, 0, 0, 2]));
-        let public = probe(Some(Connected), Some([6, 0, 0, 2]));
-        let down = probe(Some(Disconnected), Some([6, 0, 0, 3]));
+        let unconfigured = answer(Some(Unconfigured), Some([0, 0, 0, 0]));
+        let private = answer(Some(Connected), Some([10, 0, 0, 2]));
+        let public = answer(Some(Connected), Some([6, 0, 0, 2]));
+        let down = answer(Some(Disconnected), Some([6, 0, 0, 3]));
         assert_eq!(
             choose_connection(&[unconfigured.clone(), private.clone(), public.clone()]),
             Some(2)
@@ -328,14 +328,14 @@ mod tests {
         assert_eq!(choose_connection(&[]), None);
         // No GetStatusInfo: an address means connected.
         assert_eq!(
-            choose_connection(&[down, probe(None, Some([6, 0, 0, 4]))]),
+            choose_connection(&[down, answer(None, Some([6, 0, 0, 4]))]),
             Some(1)
         );
-        assert!(!probe(None, Some([0, 0, 0, 0])).is_usable());
-        assert!(!probe(None, None).is_usable());
+        assert!(!answer(None, Some([0, 0, 0, 0])).is_usable());
+        assert!(!answer(None, None).is_usable());
         // Connected without an answer to GetExternalIPAddress still counts.
         assert_eq!(
-            choose_connection(&[unconfigured, probe(Some(Connected), None)]),
+            choose_connection(&[unconfigured, answer(Some(Connected), None)]),
             Some(1)
         );
     }

@@ -48,7 +48,7 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use natkit_core::{
-    Ipv6AddressError, StableIpv6, addresses::ROUTE_PROBE_V6, host_ipv6_addresses, stable_ipv6_for,
+    Ipv6AddressError, StableIpv6, addresses::ROUTE_LOOKUP_V6, host_ipv6_addresses, stable_ipv6_for,
 };
 
 use super::{Path, PcpMapper};
@@ -271,7 +271,7 @@ impl PcpMapper {
         let chosen = if ipv6::needs_interface(server) {
             let addrs = host_ipv6_addresses().map_err(|source| Error::NoStableIpv6 { source })?;
             let interface = ipv6::interface_of(server, &addrs);
-            stable_ipv6_for(ROUTE_PROBE_V6, interface.as_deref())
+            stable_ipv6_for(ROUTE_LOOKUP_V6, interface.as_deref())
         } else {
             match server.ip() {
                 IpAddr::V6(v6) => stable_ipv6_for(v6, None),
