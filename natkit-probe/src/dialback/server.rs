@@ -123,8 +123,9 @@ impl DialbackCounters {
     }
 }
 
+/// The live tallies behind [`DialbackCounters`], updated from every connection task.
 #[derive(Debug, Default)]
-struct Counters {
+struct LiveCounters {
     connections: AtomicU64,
     connections_dropped: AtomicU64,
     served: AtomicU64,
@@ -139,7 +140,7 @@ fn add(c: &AtomicU64, n: usize) {
     c.fetch_add(n as u64, Ordering::Relaxed);
 }
 
-impl Counters {
+impl LiveCounters {
     fn snapshot(&self) -> DialbackCounters {
         let r = |code: RefusalCode| {
             let i = RefusalCode::ALL
@@ -176,7 +177,7 @@ impl Counters {
 struct Shared {
     config: DialbackServerConfig,
     admission: Mutex<Admission>,
-    counters: Counters,
+    counters: LiveCounters,
     open: AtomicUsize,
 }
 
@@ -243,7 +244,7 @@ impl DialbackServer {
             shared: Arc::new(Shared {
                 admission: Mutex::new(Admission::new(config.limits.clone())),
                 config,
-                counters: Counters::default(),
+                counters: LiveCounters::default(),
                 open: AtomicUsize::new(0),
             }),
             stop_tx,
