@@ -13,6 +13,7 @@ use natkit_pmp::natpmp::{NatPmpConfig, NatPmpMapper};
 use natkit_pmp::pcp::{PcpAvailability, PcpConfig, PcpMapper};
 use natkit_upnp::{DiscoveryConfig, UpnpMapper};
 use tokio::sync::{OnceCell, watch};
+use tokio::task::JoinError;
 use tokio::time::Instant;
 
 use crate::config::PortMapConfig;
@@ -79,6 +80,9 @@ struct Inner {
     detection: Mutex<Option<watch::Receiver<DetectState>>>,
     chosen: Mutex<Option<Mechanism>>,
     journal: Option<Journal>,
+    /// This mechanism's detection panics, as a bug in it would.
+    #[cfg(test)]
+    detect_panics: Option<Mechanism>,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +161,8 @@ impl AutoMapper {
                 detection: Mutex::new(None),
                 chosen: Mutex::new(None),
                 journal: None,
+                #[cfg(test)]
+                detect_panics: None,
             }),
         }
     }
@@ -299,23 +305,15 @@ impl AutoMapper {
         let deadline = started + self.inner.detect_deadline;
         let total = self.inner.order.len();
         for &m in &self.inner.order {
-            let inner = Arc::clone(&self.inner);
             let tx = Arc::clone(&tx);
+            let inner = Arc::clone(&self.inner);
+            let detection =
+                tokio::spawn(inner.detect_windows(m, started, deadline, Arc::clone(&tx)));
             tokio::spawn(async move {
-                let mut report = inner.detect_bounded(m, started, deadline).await;
-                tx.send_modify(|s| s.first_window.push((m, report.responded)));
-                if let Some(why) = inner.another_window(m, &report, &tx).await {
-                    let again = Instant::now() + inner.detect_deadline;
-                    report = inner.detect_bounded(m, started, again).await;
-                    let silent = !report.responded;
-                    if let Some(e) = report
-                        .error
-                        .as_mut()
-                        .filter(|e| silent && e.kind == FailureKind::Timeout)
-                    {
-                        e.message.push_str(why.note());
-                    }
-                }
+                let report = match detection.await {
+                    Ok(report) => report,
+                    Err(e) => ended(m, started, e, &tx),
+                };
                 tracing::debug!(summary = %report.summary(), "detected");
                 tx.send_modify(|s| {
                     s.reports.push(report);
@@ -534,7 +532,62 @@ impl AutoMapper {
     }
 }
 
+/// A mechanism's detection task that ended without a report: it panicked (a
+/// bug of this host's, in natkit or a mapper) or was cancelled. It is that
+/// mechanism's failure, [`FailureKind::Local`] with the [`JoinError`] as the
+/// typed source, as the lease keeper reports a mapper's panic: left out,
+/// the report would lack the mechanism and a mapping would wait for it in
+/// vain, then find no mechanism even when a worse one was available. Not
+/// re-raised: every caller waiting on this detection shares its report.
+fn ended(
+    m: Mechanism,
+    started: Instant,
+    e: JoinError,
+    tx: &watch::Sender<DetectState>,
+) -> MechanismReport {
+    tracing::error!(mechanism = %m, %e, "a detection task ended without a report");
+    // Its sibling (NAT-PMP or PCP) waits for every first window to end.
+    tx.send_modify(|s| {
+        if !s.first_window.iter().any(|(w, _)| *w == m) {
+            s.first_window.push((m, false));
+        }
+    });
+    let error = natkit_core::Error::mechanism(m, FailureKind::Local, e);
+    MechanismReport::failed(
+        m,
+        false,
+        MechanismError::from_core(error),
+        started.elapsed(),
+    )
+}
+
 impl Inner {
+    /// `m`'s detection: its first window, and a second when
+    /// [`another_window`](Self::another_window) says so.
+    async fn detect_windows(
+        self: Arc<Self>,
+        m: Mechanism,
+        started: Instant,
+        deadline: Instant,
+        tx: Arc<watch::Sender<DetectState>>,
+    ) -> MechanismReport {
+        let mut report = self.detect_bounded(m, started, deadline).await;
+        tx.send_modify(|s| s.first_window.push((m, report.responded)));
+        if let Some(why) = self.another_window(m, &report, &tx).await {
+            let again = Instant::now() + self.detect_deadline;
+            report = self.detect_bounded(m, started, again).await;
+            let silent = !report.responded;
+            if let Some(e) = report
+                .error
+                .as_mut()
+                .filter(|e| silent && e.kind == FailureKind::Timeout)
+            {
+                e.message.push_str(why.note());
+            }
+        }
+        report
+    }
+
     /// [`detect_one`](Self::detect_one) within `deadline`. PCP's address
     /// query deletes the mapping it made on its delete plan, past the
     /// deadline if need be: cut short, it would leave that mapping on the
@@ -615,6 +668,10 @@ impl Inner {
         started: Instant,
         deadline: Instant,
     ) -> MechanismReport {
+        #[cfg(test)]
+        if self.detect_panics == Some(m) {
+            panic!("a bug in {m}'s detection");
+        }
         let gateway_error = |e: &Arc<natkit_core::Error>| {
             MechanismReport::failed(
                 m,
@@ -857,6 +914,8 @@ async fn detect_natpmp(natpmp: &NatPmpMapper, started: Instant) -> MechanismRepo
     report
 }
 
+#[cfg(test)]
+mod panic_tests;
 #[cfg(test)]
 mod pinhole_tests;
 
