@@ -18,6 +18,18 @@ use crate::RouterVerdict;
 
 const EXTERNAL: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 77);
 
+/// A NAT-PMP-only server that loses the first `lost` NAT-PMP requests.
+async fn natpmp_losing(lost: usize) -> FakeServer {
+    FakeServer::v4(Behaviour {
+        pcp: false,
+        external_ip: EXTERNAL,
+        drop_first: lost,
+        drop_version: Some(0),
+        ..Behaviour::default()
+    })
+    .await
+}
+
 /// PCP, then NAT-PMP against `fake` (NAT-PMP only), with PCP's detection
 /// panicking before it sends anything.
 fn mapper(fake: &FakeServer) -> AutoMapper {
@@ -45,12 +57,7 @@ fn panicked(e: &MechanismError) -> bool {
 
 #[tokio::test(start_paused = true)]
 async fn a_detection_that_panics_is_a_local_failure_and_the_next_mechanism_maps() {
-    let fake = FakeServer::v4(Behaviour {
-        pcp: false,
-        external_ip: EXTERNAL,
-        ..Behaviour::default()
-    })
-    .await;
+    let fake = natpmp_losing(0).await;
     let auto = mapper(&fake);
     let t0 = Instant::now();
     // The best mechanism's detection panicked: the mapping waits for it no
@@ -89,4 +96,24 @@ async fn a_detection_that_panics_is_a_local_failure_and_the_next_mechanism_maps(
     );
     auto.unmap(&mapping).await.expect("deleted");
     assert!(fake.mappings().is_empty());
+}
+
+/// NAT-PMP's first window lost entirely while PCP's detection panicked: the
+/// panic counts as PCP's silent first window, so NAT-PMP (which waits for
+/// every first window before deciding) gets its second window at once and
+/// finds the router, rather than waiting out its limit for PCP and
+/// reporting no answer.
+#[tokio::test(start_paused = true)]
+async fn a_detection_that_panics_ends_its_first_window_for_its_sibling() {
+    // DETECT_PLAN sends 3 times in the first window; the 4th is answered.
+    let fake = natpmp_losing(3).await;
+    let report = mapper(&fake).detect().await;
+    assert_eq!(
+        report.verdict,
+        RouterVerdict::Usable(Mechanism::NatPmp),
+        "{report:?}"
+    );
+    let pcp = report.get(Mechanism::Pcp).expect("PCP reported");
+    assert!(panicked(pcp.error.as_ref().expect("why")), "{pcp:?}");
+    assert_eq!(fake.requests().len(), 4, "NAT-PMP's 3 lost sends, then 1");
 }
