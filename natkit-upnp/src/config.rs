@@ -27,7 +27,9 @@ pub struct HttpConfig {
     /// usable answer is taken and the other connections closed. The delay
     /// is at least four times the fastest recent exchange of that kind with
     /// the gateway, so a slow router is not sent copies of requests it is
-    /// still working on. AddAnyPortMapping is never repeated (each copy may
+    /// still working on; that pace is learnt from three answers at least
+    /// (one may have waited out a lost segment), and never delays the copies
+    /// so much that fewer than four fit within the time limit. AddAnyPortMapping is never repeated (each copy may
     /// be granted a port). `None` sends one copy only. Default 500 ms: an
     /// IGD on the LAN answers in milliseconds, so no answer after 500 ms
     /// means a lost segment and TCP backing off (measurements at

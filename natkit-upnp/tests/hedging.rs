@@ -192,6 +192,25 @@ async fn time_limit_holds_when_nothing_answers() {
     assert_eq!(fake.all_closed().await.len(), 4);
 }
 
+/// Under loss one answer may come late because its copy waited out a lost
+/// segment: that one answer is not the router's pace. The next request of
+/// the same kind, unanswered, is still hedged at the floor, not four times
+/// later (which would leave it one copy within its limit).
+#[tokio::test(start_paused = true)]
+async fn one_slow_answer_does_not_hold_back_the_next_copies() {
+    let fake = FakeIgd::start(Behaviour::default()).await;
+    let igd = connect(&fake, &http(Duration::from_secs(3))).await;
+    fake.arm(vec![Step::AnswerAfter(Duration::from_millis(450))]);
+    igd.external_ip().await.unwrap();
+    closed(&fake, &["GetExternalIPAddress"]).await;
+
+    fake.arm(vec![Step::Silent]);
+    let start = Instant::now();
+    igd.external_ip().await.unwrap();
+    assert_eq!(start.elapsed(), HEDGE);
+    closed(&fake, &["GetExternalIPAddress"; 2]).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn hedging_off_sends_one_copy() {
     let fake = FakeIgd::start(Behaviour::default()).await;

@@ -54,6 +54,15 @@ pub(crate) const HEDGE_FACTOR: u32 = 4;
 pub(crate) const MAX_COPIES: u8 = 6;
 /// How many recent exchanges of each kind are remembered.
 const WINDOW: usize = 8;
+/// The fewest answers of a kind a gateway's pace is learnt from. Under loss
+/// one answer may have waited out a lost segment (200 ms or more) or SYN
+/// (500 ms, the connect race): taken for the router's own pace, it held back
+/// the next exchange's copies past its limit, and that exchange went
+/// unhedged (one `natkit map --once` in about 200 under 30 % loss failed so).
+const MIN_SAMPLES: usize = 3;
+/// However slow a gateway has been, this many copies fit within an
+/// exchange's time limit.
+const MIN_COPIES_IN_LIMIT: u32 = 4;
 
 /// Whether an exchange may be repeated, and which answer a repeat can
 /// cause by itself.
@@ -201,27 +210,35 @@ impl Timings {
         r.next = (r.next + 1) % WINDOW;
     }
 
-    /// The fastest of the recent exchanges of this kind, if any was recorded.
+    /// The fastest of the recent exchanges of this kind, once at least
+    /// [`MIN_SAMPLES`] were recorded.
     pub(crate) fn fastest(&self, exchange: Exchange) -> Option<Duration> {
         let all = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        all[exchange.index()].times.iter().flatten().min().copied()
+        let times = all[exchange.index()].times.iter().flatten();
+        if times.clone().count() < MIN_SAMPLES {
+            return None;
+        }
+        times.min().copied()
     }
 }
 
-/// When to send the first hedge of an exchange: `floor`, or
-/// [`HEDGE_FACTOR`] times the fastest recent exchange of that kind if that is
-/// later. `None` when it must not be hedged (or hedging is off).
+/// When to send the first hedge of an exchange whose time limit is `limit`:
+/// `floor`, or [`HEDGE_FACTOR`] times the fastest recent exchange of that
+/// kind if that is later, but never so late that fewer than
+/// [`MIN_COPIES_IN_LIMIT`] copies fit within the limit. `None` when it must
+/// not be hedged (or hedging is off).
 pub(crate) fn hedge_delay(
     exchange: Option<Exchange>,
     floor: Option<Duration>,
     timings: &Timings,
+    limit: Duration,
 ) -> Option<Duration> {
     let floor = floor?;
     let exchange = exchange.filter(|e| e.repeat() != Repeat::Never)?;
     let learnt = timings
         .fastest(exchange)
         .map_or(Duration::ZERO, |t| t * HEDGE_FACTOR);
-    Some(floor.max(learnt))
+    Some(floor.max(learnt.min(limit / MIN_COPIES_IN_LIMIT)))
 }
 
 /// One request's copies, as a state machine with no I/O: when the next
@@ -423,31 +440,58 @@ mod tests {
     fn delay_is_floor_or_learnt() {
         let t = Timings::default();
         let floor = Some(Duration::from_millis(500));
+        let limit = Duration::from_secs(6);
         let status = Some(Exchange::GetStatusInfo);
         let add = Some(Exchange::AddPortMapping);
-        assert_eq!(hedge_delay(status, floor, &t), floor);
-        assert_eq!(hedge_delay(status, None, &t), None);
+        assert_eq!(hedge_delay(status, floor, &t, limit), floor);
+        assert_eq!(hedge_delay(status, None, &t, limit), None);
         assert_eq!(
-            hedge_delay(Some(Exchange::AddAnyPortMapping), floor, &t),
+            hedge_delay(Some(Exchange::AddAnyPortMapping), floor, &t, limit),
             None
         );
-        assert_eq!(hedge_delay(None, floor, &t), None);
+        assert_eq!(hedge_delay(None, floor, &t, limit), None);
         // A fast gateway: the floor holds.
-        t.record(Exchange::GetStatusInfo, Duration::from_millis(3));
-        assert_eq!(hedge_delay(status, floor, &t), floor);
-        // A slow action: four times its fastest recent answer.
+        for _ in 0..MIN_SAMPLES {
+            t.record(Exchange::GetStatusInfo, Duration::from_millis(3));
+        }
+        assert_eq!(hedge_delay(status, floor, &t, limit), floor);
+        // A slow action: four times its fastest recent answer…
         for ms in [400, 300, 900] {
             t.record(Exchange::AddPortMapping, Duration::from_millis(ms));
         }
         assert_eq!(
-            hedge_delay(add, floor, &t),
+            hedge_delay(add, floor, &t, limit),
             Some(Duration::from_millis(1200))
+        );
+        // …but four copies still fit within a shorter limit.
+        assert_eq!(
+            hedge_delay(add, floor, &t, Duration::from_secs(3)),
+            Some(Duration::from_millis(750))
         );
         // The window forgets: eight fast answers later, the floor again.
         for _ in 0..WINDOW {
             t.record(Exchange::AddPortMapping, Duration::from_millis(10));
         }
-        assert_eq!(hedge_delay(add, floor, &t), floor);
+        assert_eq!(hedge_delay(add, floor, &t, limit), floor);
+    }
+
+    /// One answer that waited out a lost segment is not the router's pace:
+    /// the next exchange of its kind is hedged from the floor.
+    #[test]
+    fn one_slow_answer_is_not_learnt() {
+        let t = Timings::default();
+        let floor = Some(Duration::from_millis(500));
+        let ip = Some(Exchange::GetExternalIPAddress);
+        let limit = Duration::from_secs(3);
+        t.record(Exchange::GetExternalIPAddress, Duration::from_millis(1000));
+        assert_eq!(hedge_delay(ip, floor, &t, limit), floor);
+        t.record(Exchange::GetExternalIPAddress, Duration::from_millis(1100));
+        assert_eq!(hedge_delay(ip, floor, &t, limit), floor);
+        t.record(Exchange::GetExternalIPAddress, Duration::from_millis(1200));
+        assert_eq!(
+            hedge_delay(ip, floor, &t, limit),
+            Some(Duration::from_millis(750))
+        );
     }
 
     /// Milliseconds on a simulated clock: plain numbers.

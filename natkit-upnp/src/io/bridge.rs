@@ -45,7 +45,7 @@ impl Provider for BoundedHttp {
         let name = action_name(action);
         let fetched = match CALL.try_with(Clone::clone) {
             Ok(call) => {
-                let plan = call.hedging.plan(name);
+                let plan = call.hedging.plan(name, call.deadline);
                 let fetched =
                     post_soap(&url, action, body, MAX_SOAP_RESPONSE, call.deadline, &plan).await;
                 if let Ok(f) = &fetched {

@@ -262,12 +262,13 @@ impl FirewallControl {
             remote: SocketAddr::V6(self.router),
             bind: Some(IpAddr::V6(self.local)),
         };
+        let deadline = Deadline::after(self.soap_timeout);
         let fetched = post_soap_to(
             &target,
             &soap,
             MAX_SOAP_RESPONSE,
-            Deadline::after(self.soap_timeout),
-            &self.hedging.plan(action),
+            deadline,
+            &self.hedging.plan(action, deadline),
         )
         .await
         .map_err(|e| Error::http(&format_args!("http://{}{}", self.host, self.path), e))?;

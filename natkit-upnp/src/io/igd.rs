@@ -83,14 +83,25 @@ pub(crate) struct Hedging {
 }
 
 impl Hedging {
-    /// The plan for one call of the SOAP action named `action`.
-    pub(crate) fn plan(&self, action: &str) -> Plan<'_> {
-        Plan::new(Exchange::action(action), self.floor, &self.timings)
+    /// The plan for one call of the SOAP action named `action`, under
+    /// `deadline`.
+    pub(crate) fn plan(&self, action: &str, deadline: Deadline) -> Plan<'_> {
+        Plan::new(
+            Exchange::action(action),
+            self.floor,
+            &self.timings,
+            deadline,
+        )
     }
 
-    /// The plan for fetching the device description.
-    pub(crate) fn describe_plan(&self) -> Plan<'_> {
-        Plan::new(Some(Exchange::Describe), self.floor, &self.timings)
+    /// The plan for fetching the device description under `deadline`.
+    pub(crate) fn describe_plan(&self, deadline: Deadline) -> Plan<'_> {
+        Plan::new(
+            Some(Exchange::Describe),
+            self.floor,
+            &self.timings,
+            deadline,
+        )
     }
 }
 
@@ -131,11 +142,12 @@ impl Igd {
             floor: http.hedge_after,
             timings: Arc::default(),
         };
+        let deadline = Deadline::after(http.description_timeout);
         let fetched = get(
             &location,
             http.max_description,
-            Deadline::after(http.description_timeout),
-            &hedging.describe_plan(),
+            deadline,
+            &hedging.describe_plan(deadline),
         )
         .await
         .map_err(|e| Error::http(&location, e))?;
@@ -388,13 +400,14 @@ impl Igd {
     ) -> Result<SoapArgs> {
         let service_type = self.service_type.as_str();
         let body = request_body(service_type, action, args);
+        let deadline = Deadline::after(self.soap_timeout);
         let fetched = post_soap(
             &self.control,
             &soap_action(service_type, action),
             &body,
             MAX_SOAP_RESPONSE,
-            Deadline::after(self.soap_timeout),
-            &self.hedging.plan(action),
+            deadline,
+            &self.hedging.plan(action, deadline),
         )
         .await
         .map_err(|e| Error::http(&self.control, e))?;

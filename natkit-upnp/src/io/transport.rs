@@ -65,16 +65,18 @@ pub(crate) struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    /// The plan for an exchange with a hedge floor (`None`: no hedging) and
-    /// the gateway's timings.
+    /// The plan for an exchange under `deadline` with a hedge floor
+    /// (`None`: no hedging) and the gateway's timings.
     pub(crate) fn new(
         exchange: Option<Exchange>,
         floor: Option<Duration>,
         timings: &'a Timings,
+        deadline: Deadline,
     ) -> Self {
+        let limit = Duration::from_millis(deadline.ms);
         Plan {
             exchange,
-            hedge_after: hedge_delay(exchange, floor, timings),
+            hedge_after: hedge_delay(exchange, floor, timings, limit),
             timings: Some(timings),
         }
     }
