@@ -9,12 +9,14 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use natkit_core::{Protocol, error_line};
+use natkit_core::{FailureKind, PortMapper, Protocol, error_line};
 use natkit_testkit::loopback_gateway;
 use natkit_testkit::pmp::{Behaviour, FakeServer};
+use tokio::task::JoinError;
 
 use super::*;
 use crate::RouterVerdict;
+use crate::report::MechanismError;
 
 const EXTERNAL: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 77);
 

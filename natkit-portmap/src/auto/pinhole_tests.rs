@@ -2,10 +2,11 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV6};
 
-use natkit_core::{Gateway, Mechanism, PortMapper, Protocol};
+use natkit_core::{FailureKind, Gateway, Mechanism, PortMapper, Protocol};
 
 use super::*;
 use crate::DEFAULT_ORDER;
+use crate::error::Error;
 
 fn config(order: Vec<Mechanism>) -> PortMapConfig {
     PortMapConfig {
