@@ -167,5 +167,7 @@ pub use wire::soap::SoapError;
 pub use wire::ssdp::{SsdpError, SsdpResponse};
 pub use wire::status::{ConnectionStatus, StatusInfo};
 pub use wire::url::{HttpUrl, UrlError};
-pub use wire::wan::{ConnectionAnswer, UrnDomain, WanConnection, WanServiceKind, choose_connection};
+pub use wire::wan::{
+    ConnectionAnswer, UrnDomain, WanConnection, WanServiceKind, choose_connection,
+};
 pub use wire::xml::{MAX_XML_DEPTH, MAX_XML_ELEMENTS, MAX_XML_TEXT, XmlError};

@@ -180,7 +180,9 @@ pub(crate) async fn run(input: Input, guard: Arc<MapGuard>) -> Ipv6Report {
 fn read_host() -> HostIpv6State {
     let addrs = natkit_core::host_ipv6_addresses();
     // A route lookup only: no packet is sent.
-    let source = natkit_core::kernel_source_v6(ROUTE_LOOKUP_V6).ok().flatten();
+    let source = natkit_core::kernel_source_v6(ROUTE_LOOKUP_V6)
+        .ok()
+        .flatten();
     let chosen = match (&addrs, source) {
         (Ok(list), Some(src)) => list
             .iter()
