@@ -31,6 +31,13 @@ mod support;
 use natkit_lab::{Ipv6Quirk, Lab, LabChild, Node, Proto, all_at_once, require_root};
 use serde_json::Value;
 
+/// A quirky dual-stack lab with miniupnpd and natkit's STUN and dial-back
+/// servers in its internet.
+struct World {
+    lab: Lab,
+    _servers: Vec<LabChild>,
+}
+
 /// natkit's STUN server (both families) in wan.
 const STUN_PORT: u16 = 4478;
 const STUN_ALT_PORT: u16 = 4479;
@@ -38,13 +45,6 @@ const STUN_ALT_PORT: u16 = 4479;
 const DIALBACK_PORT: u16 = 7007;
 /// The port the doctor checks from outside.
 const CHECKED_PORT: u16 = 7100;
-
-/// A quirky dual-stack lab with miniupnpd and natkit's STUN and dial-back
-/// servers in its internet.
-struct World {
-    lab: Lab,
-    _servers: Vec<LabChild>,
-}
 
 fn world(quirk: Ipv6Quirk) -> World {
     let lab = Lab::builder()

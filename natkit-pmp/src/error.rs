@@ -182,6 +182,15 @@ pub enum Error {
     },
 }
 
+/// natkit-pmp's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl natkit_core::IntoCore for Error {
+    fn failure_kind(&self) -> FailureKind {
+        Error::failure_kind(self)
+    }
+}
+
 impl Error {
     /// The broad failure kind natkit-core uses for this error.
     pub fn failure_kind(&self) -> FailureKind {
@@ -221,15 +230,6 @@ impl Error {
         self.failure_kind().is_retryable()
     }
 }
-
-impl natkit_core::IntoCore for Error {
-    fn failure_kind(&self) -> FailureKind {
-        Error::failure_kind(self)
-    }
-}
-
-/// natkit-pmp's result type.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {

@@ -64,6 +64,9 @@ pub enum Error {
     NoJournalDir,
 }
 
+/// natkit-portmap's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 fn attempts_line(attempts: &[(Mechanism, MechanismError)]) -> String {
     attempts
         .iter()
@@ -101,9 +104,6 @@ impl natkit_core::IntoCore for Error {
         Error::failure_kind(self)
     }
 }
-
-/// natkit-portmap's result type.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
