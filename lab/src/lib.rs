@@ -43,6 +43,7 @@ mod peer;
 mod preflight;
 mod proof;
 mod reference;
+mod renumber;
 mod router;
 mod session;
 mod spec;

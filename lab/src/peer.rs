@@ -116,4 +116,13 @@ impl Lab {
         )?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
+
+    /// Whether a TCP connection from `node` to `to` is accepted within 2 s (`nc
+    /// -z`): a listener behind an open pinhole or forward says yes; refused,
+    /// dropped or unrouted says no.
+    pub fn tcp_connects(&self, node: Node, to: SocketAddr) -> Result<bool, LabError> {
+        let (ip, port) = (to.ip().to_string(), to.port().to_string());
+        let out = self.exec(node, &["nc", "-n", "-z", "-w", "2", &ip, &port])?;
+        Ok(out.status.success())
+    }
 }

@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use lab_support::{Helper, from_peer, open_pong_leases, pinholes, wait_for_line};
 use natkit::{LeaseEvent, PortLeaseBuilder};
-use natkit_lab::{Lab, NatKind, Node};
+use natkit_lab::{Lab, NatKind};
 
 const HELPER: &str = "lan_side_renumbered_lease";
 /// The PCP lease's port, and the UPnP one's.
 const PORTS: [u16; 2] = [18310, 18311];
-const NEW_PREFIX: &str = "2a0d:88:77:79";
+const NEW_PREFIX: Ipv6Addr = Ipv6Addr::new(0x2a0d, 0x88, 0x77, 0x79, 0, 0, 0, 0);
 const NEW: Ipv6Addr = Ipv6Addr::new(0x2a0d, 0x88, 0x77, 0x79, 0, 0, 0, 2);
 
 #[test]
@@ -96,48 +96,9 @@ fn a_new_prefix_moves_the_pinhole() {
         );
     }
 
-    // The ISP's new prefix: routed to the router, on its LAN side.
-    let rtr_wan = v6.rtr_wan.to_string();
-    let net = format!("{NEW_PREFIX}::/64");
-    lab.exec_ok(
-        Node::Rtr,
-        &[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            &format!("{NEW_PREFIX}::1/64"),
-            "dev",
-            "br0",
-            "nodad",
-        ],
-    )
-    .expect("the router's new prefix");
-    lab.exec_ok(
-        Node::Wan,
-        &["ip", "-6", "route", "add", &net, "via", &rtr_wan],
-    )
-    .expect("the internet's route to it");
-    // The host: no more prefixes from advertisements (the router still advertises
-    // the old one), the old prefix's addresses gone, the new static address in.
-    for argv in [
-        &["sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra_pinfo=0"][..],
-        &[
-            "ip", "-6", "addr", "flush", "dev", "eth0", "scope", "global",
-        ],
-        &[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            &format!("{NEW}/64"),
-            "dev",
-            "eth0",
-            "nodad",
-        ],
-    ] {
-        lab.exec_ok(Node::Lan, argv).expect("renumber the LAN host");
-    }
+    // The ISP's new prefix (natkit_lab::Lab::renumber_lan_v6 says how).
+    let new = lab.renumber_lan_v6(NEW_PREFIX).expect("renumber the LAN");
+    assert_eq!(new, NEW);
     for mechanism in ["pcp", "upnp"] {
         let moved = helper.wait_for("MOVED ");
         assert_eq!(moved, format!("MOVED {mechanism} {NEW}"));
