@@ -5,18 +5,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use natkit_core::addresses::{ROUTE_LOOKUP_V6, host_ipv6_addresses, kernel_source_v6};
 use natkit_core::{
-    AddressScope, Gateway, KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingId,
-    MappingRequest, Mechanism, PortMapper, Protocol, StableIpv6, StableReason, default_gateway,
-    stable_ipv6_for,
+    Gateway, KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingId, MappingRequest, Mechanism,
+    PortMapper, Protocol, StableIpv6, StableReason, default_gateway, stable_ipv6_for,
 };
 use natkit_portmap::{AutoMapper, CleanupOptions, CleanupReport, Journal, PortMapConfig};
 use tokio::sync::{broadcast, watch};
 
 use crate::Error;
 use crate::renumber::{
-    ADDRESS_CHECK_INTERVAL, AddressSource, AddressWatch, Held, LeaseEvent, keep_address,
+    ADDRESS_CHECK_INTERVAL, AbortOnDrop, AddressSource, AddressWatch, Held, LEASE_EVENT_CAPACITY,
+    LeaseEvent, host_source, keep_address, toward_v6,
 };
 
 /// The lease asked for by default: RFC 6886's recommended two hours. The keeper
@@ -100,20 +99,6 @@ pub struct PortLease {
     /// The address watch of an IPv6 lease for the stable address natkit chose.
     watcher: Option<AbortOnDrop>,
 }
-
-/// A task that ends with its handle.
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// How many unread [`LeaseEvent`]s a listener may fall behind by; they come once
-/// per prefix change, so only a listener that never reads loses any.
-const LEASE_EVENT_CAPACITY: usize = 16;
 
 impl PortLease {
     /// Maps `port` of this host (on the address that routes to the default gateway)
@@ -392,13 +377,6 @@ impl PortLeaseBuilder {
         }
         let mapper: Arc<dyn PortMapper> = Arc::new(mapper);
         let watch = ipv6.as_ref().map(|choice| {
-            let toward = toward_v6(&gateway);
-            let source: AddressSource = Arc::new(move || {
-                (
-                    host_ipv6_addresses(),
-                    kernel_source_v6(toward).ok().flatten(),
-                )
-            });
             (
                 AddressWatch::new(
                     choice.address,
@@ -406,7 +384,7 @@ impl PortLeaseBuilder {
                     self.address_check,
                     tokio::time::Instant::now(),
                 ),
-                source,
+                host_source(toward_v6(&gateway)),
             )
         });
         let mut lease =
@@ -462,15 +440,6 @@ impl PortLease {
             watcher,
         })
     }
-}
-
-/// Where the kernel's source address is looked up: the gateway's global IPv6
-/// address when it has one, else the default route.
-fn toward_v6(gateway: &Gateway) -> Ipv6Addr {
-    gateway
-        .address_v6
-        .filter(|a| AddressScope::of(IpAddr::V6(*a)).is_global())
-        .unwrap_or(ROUTE_LOOKUP_V6)
 }
 
 /// `f`'s value, run on tokio's blocking pool (`what` it does names it). A panic

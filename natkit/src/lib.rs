@@ -8,7 +8,8 @@
 //!   deleted on [`close`](PortLease::close) or drop, and cleaned up by the next run if
 //!   the process is killed (feature `portmap`); with
 //!   [`.ipv6()`](PortLeaseBuilder::ipv6) it opens a pinhole in the router's IPv6
-//!   firewall for this host's stable address instead;
+//!   firewall for this host's stable address instead, and moves it when the LAN's
+//!   prefix changes ([`PinholeFollower`] does that for a keeper of your own);
 //! - [`external_address`] tells this host's public address, from STUN servers and the
 //!   router's own report, with the evidence, and [`external_addresses`] the IPv4 and
 //!   the IPv6 one side by side (feature `stun`);
@@ -64,7 +65,7 @@ pub use lease::{DEFAULT_LIFETIME, PortLease, PortLeaseBuilder};
 #[cfg(feature = "stun")]
 pub use natkit_stun::classify::Classification;
 #[cfg(feature = "portmap")]
-pub use renumber::{ADDRESS_CHECK_INTERVAL, LeaseEvent, RenumberError};
+pub use renumber::{ADDRESS_CHECK_INTERVAL, LeaseEvent, PinholeFollower, RenumberError};
 
 #[cfg(feature = "doctor")]
 pub use natkit_doctor as doctor;

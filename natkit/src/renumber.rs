@@ -10,12 +10,17 @@
 //! pinhole's own address (606 otherwise), which the host no longer has. It is then
 //! left to expire on the router at the end of its lease.
 
-use std::net::{Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use natkit_core::addresses::{HostIpv6, Ipv6AddressError, Ipv6Kind, choose_stable_ipv6};
-use natkit_core::{LeaseKeeper, Mapping, MappingId, MappingRequest, StableIpv6};
+use natkit_core::addresses::{
+    HostIpv6, Ipv6AddressError, Ipv6Kind, ROUTE_LOOKUP_V6, choose_stable_ipv6, host_ipv6_addresses,
+    kernel_source_v6,
+};
+use natkit_core::{
+    AddressScope, Gateway, LeaseKeeper, Mapping, MappingId, MappingRequest, StableIpv6,
+};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
@@ -258,6 +263,142 @@ pub(crate) async fn keep_address(
             mapping: Box::new(mapping),
             old_deleted,
         });
+    }
+}
+
+/// Where the kernel's source address is looked up: the gateway's global IPv6
+/// address when it has one, else the default route.
+pub(crate) fn toward_v6(gateway: &Gateway) -> Ipv6Addr {
+    gateway
+        .address_v6
+        .filter(|a| AddressScope::of(IpAddr::V6(*a)).is_global())
+        .unwrap_or(ROUTE_LOOKUP_V6)
+}
+
+/// This host's addresses, and the kernel's source towards `toward`.
+pub(crate) fn host_source(toward: Ipv6Addr) -> AddressSource {
+    Arc::new(move || {
+        (
+            host_ipv6_addresses(),
+            kernel_source_v6(toward).ok().flatten(),
+        )
+    })
+}
+
+/// A task that ends with its handle.
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How many unread [`LeaseEvent`]s a listener may fall behind by; they come once
+/// per prefix change, so only a listener that never reads loses any.
+pub(crate) const LEASE_EVENT_CAPACITY: usize = 16;
+
+/// Moves an IPv6 pinhole that a [`LeaseKeeper`] of your own keeps to this host's
+/// new stable address when the LAN's prefix changes, as a
+/// [`PortLease`](crate::PortLease) does for its pinhole; for programs that run
+/// the keeper themselves (`natkit map --ipv6` does).
+///
+/// Every check interval it reads this host's addresses. When the pinhole's
+/// address is gone, or deprecated with another stable address in its place, it
+/// asks the keeper for a pinhole for the new address, then removes the old one.
+/// The router may refuse that deletion (UPnP's DeletePinhole must come from the
+/// pinhole's own address, which the host no longer has): the old pinhole then
+/// lapses at the end of its lease. Each move, or each failed try, is a
+/// [`LeaseEvent`]. It stops when [`stop`](Self::stop)ped or dropped, or when the
+/// keeper stops.
+#[derive(Debug)]
+pub struct PinholeFollower {
+    task: AbortOnDrop,
+    held: Arc<Mutex<Held>>,
+    events: broadcast::Sender<LeaseEvent>,
+}
+
+impl PinholeFollower {
+    /// Follows the pinhole `id` that `keeper` made from `request` for `address`
+    /// (this host's stable address, from
+    /// [`stable_ipv6_for`](natkit_core::stable_ipv6_for)), looking every `every`
+    /// (the default [`ADDRESS_CHECK_INTERVAL`]). `gateway`, when known, steers
+    /// the kernel's source lookup as it steered the first choice. Runs on the
+    /// current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn spawn(
+        keeper: Arc<LeaseKeeper>,
+        id: MappingId,
+        request: MappingRequest,
+        address: StableIpv6,
+        gateway: Option<&Gateway>,
+        every: Duration,
+    ) -> PinholeFollower {
+        let toward = gateway.map_or(ROUTE_LOOKUP_V6, toward_v6);
+        Self::start(keeper, id, request, address, every, host_source(toward))
+    }
+
+    /// [`spawn`](Self::spawn), reading the host's addresses from `source`.
+    pub(crate) fn start(
+        keeper: Arc<LeaseKeeper>,
+        id: MappingId,
+        request: MappingRequest,
+        address: StableIpv6,
+        every: Duration,
+        source: AddressSource,
+    ) -> PinholeFollower {
+        let watch = AddressWatch::new(
+            address.address,
+            address.interface.clone(),
+            every,
+            Instant::now(),
+        );
+        let held = Arc::new(Mutex::new(Held {
+            id,
+            ipv6: Some(address),
+        }));
+        let (events, _) = broadcast::channel(LEASE_EVENT_CAPACITY);
+        // The pinhole in force travels in each event; this watch has no reader.
+        let (current, _) = watch::channel(None);
+        let task = AbortOnDrop(tokio::spawn(keep_address(
+            watch,
+            request,
+            keeper,
+            held.clone(),
+            Arc::new(current),
+            events.clone(),
+            source,
+        )));
+        PinholeFollower { task, held, events }
+    }
+
+    /// What it does from now on.
+    pub fn events(&self) -> broadcast::Receiver<LeaseEvent> {
+        self.events.subscribe()
+    }
+
+    /// The keeper's id of the pinhole now in force.
+    pub fn id(&self) -> MappingId {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner).id
+    }
+
+    /// The address the pinhole now in force is for, and why it was chosen.
+    pub fn address(&self) -> Option<StableIpv6> {
+        (self.held.lock().unwrap_or_else(PoisonError::into_inner))
+            .ipv6
+            .clone()
+    }
+
+    /// Stops following, and waits until the task has let go of the keeper (so
+    /// that the caller's `Arc` is the last one and the keeper can shut down).
+    pub async fn stop(self) {
+        let mut task = self.task;
+        task.0.abort();
+        let _ = (&mut task.0).await;
     }
 }
 
@@ -512,6 +653,44 @@ mod tests {
             ]
         );
         lease.close().await.expect("closed");
+        assert_eq!(router.ops("unmap", NEW).len(), 1);
+    }
+
+    /// A keeper of the caller's own (as `natkit map` runs one) with a
+    /// `PinholeFollower`: the same move at the next look, the follower's id and
+    /// address follow it, and once stopped the caller holds the keeper alone and
+    /// its shutdown deletes the new pinhole only.
+    #[tokio::test(start_paused = true)]
+    async fn a_follower_moves_a_pinhole_of_the_callers_keeper() {
+        let router = Arc::new(Router::default());
+        *router.t0.lock().unwrap() = Some(Instant::now());
+        *router.host.lock().unwrap() = vec![stable(OLD)];
+        let (keeper, _keeper_events) =
+            LeaseKeeper::new(Arc::new(Mapper(router.clone())), KeeperConfig::default());
+        let request = MappingRequest::new(Protocol::Udp, SocketAddr::new(OLD.into(), 4500))
+            .with_lifetime(Duration::from_secs(120));
+        let (id, _) = keeper.add(request.clone()).await.expect("mapped");
+        let keeper = Arc::new(keeper);
+        let reader = router.clone();
+        let source: AddressSource =
+            Arc::new(move || (Ok(reader.host.lock().unwrap().clone()), None));
+        let choice = choose_stable_ipv6(&router.host.lock().unwrap(), IFACE, None).expect("stable");
+        let follower = PinholeFollower::start(keeper.clone(), id, request, choice, EVERY, source);
+        let mut events = follower.events();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        *router.host.lock().unwrap() = vec![stable(NEW)];
+        let LeaseEvent::Renumbered { mapping, .. } = events.recv().await.expect("an event") else {
+            panic!("renumbered")
+        };
+        assert_eq!(mapping.internal, SocketAddr::new(NEW.into(), 4500));
+        assert_eq!(router.ops("map", NEW), [EVERY]);
+        assert_ne!(follower.id(), id);
+        assert_eq!(follower.address().expect("choice").address, NEW);
+        let now_id = follower.id();
+        follower.stop().await;
+        let keeper = Arc::try_unwrap(keeper).expect("the follower let go of the keeper");
+        let report = keeper.shutdown().await;
+        assert_eq!(report.released, [now_id]);
         assert_eq!(router.ops("unmap", NEW).len(), 1);
     }
 
