@@ -221,27 +221,11 @@ fn routed() {
     w.lab
         .wait_listening(Node::Lan, Proto::Tcp, 7402, Duration::from_secs(5))
         .expect("nc listens");
-    let dial = w
+    let through = w
         .lab
-        .exec(
-            Node::Wan,
-            &[
-                "nc",
-                "-6",
-                "-n",
-                "-z",
-                "-w",
-                "2",
-                &v6.lan.to_string(),
-                "7402",
-            ],
-        )
+        .tcp_connects(Node::Wan, SocketAddr::new(IpAddr::V6(v6.lan), 7402))
         .expect("nc -z");
-    assert!(
-        dial.status.success(),
-        "through the pinhole: {}",
-        natkit_lab::dump_output(&dial)
-    );
+    assert!(through, "through the pinhole: {seen:#?}");
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &run.pid().to_string()])
         .status()

@@ -21,7 +21,9 @@
 //! servers over IPv6 which address they see from the pinhole's (`reach`): a
 //! router that translates IPv6 (NAT66, NPTv6) makes the pinhole unreachable
 //! from outside, and the output warns; with no answer it says reachability
-//! was not checked.
+//! was not checked. A kept pinhole moves with a new prefix: when the host's
+//! address is gone (the ISP renumbered the LAN), it opens one for the new
+//! stable address and deletes the old one where the router allows.
 //!
 //! Exit status: 0 after the mapping was made and deleted again; 1 when no
 //! mechanism could map (the line names what each one answered), when the
@@ -34,6 +36,7 @@ use std::time::Duration;
 
 mod reach;
 
+use natkit::{ADDRESS_CHECK_INTERVAL, LeaseEvent, PinholeFollower};
 use natkit_core::addresses::ROUTE_LOOKUP_V6;
 use natkit_core::{
     AddressScope, Gateway, KeeperConfig, KeeperEvent, LeaseKeeper, Mapping, MappingRequest,
@@ -45,6 +48,7 @@ use natkit_portmap::{
     mapping_upstream_note,
 };
 use serde_json::json;
+use tokio::sync::broadcast;
 
 use crate::common::{self, Output};
 
@@ -220,8 +224,8 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         ..KeeperConfig::default()
     };
     let (keeper, mut events) = LeaseKeeper::new(Arc::new(mapper.clone()), keeper_config);
-    let mapping = match keeper.add(request.clone()).await {
-        Ok((_, m)) => m,
+    let (id, mapping) = match keeper.add(request.clone()).await {
+        Ok(granted) => granted,
         Err(e) => {
             keeper.shutdown().await;
             // The combinator's own error says what each mechanism answered;
@@ -236,6 +240,22 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
     };
     let report = mapper.last_detection().await;
     print_mapping(&mapping, &request, &report, json);
+    let keeper = Arc::new(keeper);
+    // A kept pinhole for the stable address natkit chose moves with a new
+    // prefix; an address given with --address is the caller's to keep.
+    let follower = match (&stable, &shutdown) {
+        (Some(choice), Some(_)) => Some(PinholeFollower::spawn(
+            keeper.clone(),
+            id,
+            request.clone(),
+            choice.clone(),
+            mapper.gateway().ok(),
+            ADDRESS_CHECK_INTERVAL,
+        )),
+        _ => None,
+    };
+    let mut moves = follower.as_ref().map(PinholeFollower::events);
+    let mut current = mapping;
 
     if let Some(shutdown) = shutdown {
         let stop = shutdown.wait();
@@ -244,8 +264,8 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             tokio::select! {
                 () = &mut stop => break,
                 r = reach.next(), if reach.pending() => print_reach(&r, json),
-                // The first Mapped is the mapping printed above.
-                Some(event) = events.recv() => if !matches!(event, KeeperEvent::Mapped { .. }) {
+                Some(event) = next_move(&mut moves) => print_move(&event, &mut current, json),
+                Some(event) = events.recv() => if shown(&event, follower.as_ref()) {
                     print_event(&event, json);
                 },
             }
@@ -257,12 +277,22 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             Err(_) => reach.abandon(),
         }
     }
-    // Events the keeper sent before stopping (e.g. the first Mapped).
+    // Events the keeper sent before stopping.
     while let Ok(event) = events.try_recv() {
-        if !matches!(event, KeeperEvent::Mapped { .. }) {
+        if shown(&event, follower.as_ref()) {
             print_event(&event, json);
         }
     }
+    if let Some(follower) = follower {
+        follower.stop().await;
+    }
+    let Ok(keeper) = Arc::try_unwrap(keeper) else {
+        // The follower has let go of it once stopped: a bug if not.
+        eprintln!(
+            "error: the pinhole's address watch still holds the keeper; the mapping lapses with its lease"
+        );
+        return ExitCode::FAILURE;
+    };
     let shutdown = keeper.shutdown().await;
     let ok = shutdown.all_released();
     let failed: Vec<String> = (shutdown.failed.iter().map(|(_, e)| &**e))
@@ -276,7 +306,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             "failed": failed,
         }));
     } else if ok {
-        outln!("deleted {}", mapping.external);
+        outln!("deleted {}", current.external);
     } else {
         for e in &failed {
             eprintln!("error: deleting the mapping failed: {e}");
@@ -286,6 +316,91 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Whether to print the keeper's `event`: not the first `Mapped` (the mapping
+/// printed at the start; a moved pinhole's comes as `renumbered`), nor the
+/// deletion of a pinhole the follower moved away from, which its `renumbered`
+/// line already told.
+fn shown(event: &KeeperEvent, follower: Option<&PinholeFollower>) -> bool {
+    match (event, follower) {
+        (KeeperEvent::Mapped { .. }, _) => false,
+        (KeeperEvent::Released { id } | KeeperEvent::ReleaseFailed { id, .. }, Some(f)) => {
+            *id == f.id()
+        }
+        _ => true,
+    }
+}
+
+/// The follower's next event; never, without a follower or once it stopped.
+async fn next_move(moves: &mut Option<broadcast::Receiver<LeaseEvent>>) -> Option<LeaseEvent> {
+    if let Some(rx) = moves {
+        loop {
+            match rx.recv().await {
+                Ok(event) => return Some(event),
+                // Too many prefix changes to print each: the next one tells the state.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        *moves = None;
+    }
+    std::future::pending().await
+}
+
+/// A prefix change the follower handled (`current`: the pinhole in force).
+fn print_move(event: &LeaseEvent, current: &mut Mapping, json: bool) {
+    match event {
+        LeaseEvent::Renumbered {
+            old,
+            new,
+            mapping,
+            old_deleted,
+        } => {
+            *current = (**mapping).clone();
+            if json {
+                common::print_json(&json!({
+                    "event": "renumbered",
+                    "old": old,
+                    "choice": new,
+                    "internal": mapping.internal.to_string(),
+                    "mechanism": mapping.mechanism,
+                    "lifetime": mapping.lifetime.as_secs(),
+                    "old_deleted": old_deleted.is_ok(),
+                    "old_error": old_deleted.as_ref().err().map(ToString::to_string),
+                }));
+                return;
+            }
+            outln!(
+                "the IPv6 prefix changed: pinhole {} {} via {} (lease {} s) instead of {old}",
+                mapping.protocol,
+                mapping.internal,
+                mapping.mechanism.display_name(),
+                mapping.lifetime.as_secs()
+            );
+            outln!("  using {new}");
+            match old_deleted {
+                Ok(()) => outln!("  deleted the pinhole for {old}"),
+                Err(e) => outln!(
+                    "  the pinhole for {old} lapses at the end of its lease (not deleted: {e})"
+                ),
+            }
+        }
+        LeaseEvent::RenumberFailed { old, error } => {
+            if json {
+                common::print_json(&json!({
+                    "event": "renumber_failed",
+                    "old": old,
+                    "error": error.to_string(),
+                }));
+            } else {
+                eprintln!(
+                    "warning: {old}, the pinhole's address, is gone and no pinhole replaces it yet: {error}"
+                );
+            }
+        }
+        other => tracing::debug!(?other, "a lease event map does not print"),
     }
 }
 
