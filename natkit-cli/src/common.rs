@@ -48,7 +48,8 @@ pub(crate) fn colour_stdout() -> bool {
 /// terminal and `NO_COLOR` is not set (under systemd stderr goes to the journal).
 pub(crate) fn init_logging(verbose: u8) {
     let level = match verbose {
-        0 => "warn",
+        // `natkit map` prints what the IPv6 pinhole's follower does itself.
+        0 => "warn,natkit::renumber=error",
         1 => "info",
         2 => "debug",
         _ => "trace",

@@ -193,6 +193,7 @@ pub(crate) async fn keep_address(
     events: broadcast::Sender<LeaseEvent>,
     source: AddressSource,
 ) {
+    let mut warned: Option<String> = None;
     loop {
         tokio::time::sleep_until(watch.due()).await;
         let read = source.clone();
@@ -218,7 +219,7 @@ pub(crate) async fn keep_address(
             Renumbering::Move(new) => new,
             Renumbering::NoReplacement(e) => {
                 let error = Arc::new(RenumberError::NoReplacement(e));
-                tracing::warn!(%old, %error, "the IPv6 pinhole's address is gone");
+                warn_once(&mut warned, old, &error);
                 let _ = events.send(LeaseEvent::RenumberFailed { old, error });
                 continue;
             }
@@ -235,7 +236,7 @@ pub(crate) async fn keep_address(
                     address: new.address,
                     source,
                 });
-                tracing::warn!(%old, %error, "the IPv6 pinhole's address is gone");
+                warn_once(&mut warned, old, &error);
                 let _ = events.send(LeaseEvent::RenumberFailed { old, error });
                 continue;
             }
@@ -250,6 +251,7 @@ pub(crate) async fn keep_address(
             old_id
         };
         watch.moved(new.address);
+        warned = None;
         current.send_replace(Some(mapping.clone()));
         let old_deleted = keeper.remove(old_id).await;
         match &old_deleted {
@@ -263,6 +265,19 @@ pub(crate) async fn keep_address(
             mapping: Box::new(mapping),
             old_deleted,
         });
+    }
+}
+
+/// Logs a failure to move the pinhole from `old`: a warning the first time,
+/// and at debug level while the same failure comes back at each later look (an
+/// address with no successor for hours); `warned` is the last one warned of.
+fn warn_once(warned: &mut Option<String>, old: Ipv6Addr, error: &RenumberError) {
+    let text = error.to_string();
+    if warned.as_ref() == Some(&text) {
+        tracing::debug!(%old, %error, "the IPv6 pinhole's address is gone (still)");
+    } else {
+        tracing::warn!(%old, %error, "the IPv6 pinhole's address is gone");
+        *warned = Some(text);
     }
 }
 

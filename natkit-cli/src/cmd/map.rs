@@ -255,7 +255,10 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
         _ => None,
     };
     let mut moves = follower.as_ref().map(PinholeFollower::events);
-    let mut current = mapping;
+    let mut followed = Followed {
+        current: mapping,
+        failure: None,
+    };
 
     if let Some(shutdown) = shutdown {
         let stop = shutdown.wait();
@@ -264,7 +267,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             tokio::select! {
                 () = &mut stop => break,
                 r = reach.next(), if reach.pending() => print_reach(&r, json),
-                Some(event) = next_move(&mut moves) => print_move(&event, &mut current, json),
+                Some(event) = next_move(&mut moves) => print_move(&event, &mut followed, json),
                 Some(event) = events.recv() => if shown(&event, follower.as_ref()) {
                     print_event(&event, json);
                 },
@@ -306,7 +309,7 @@ pub(crate) async fn run(args: Args, out: Output) -> ExitCode {
             "failed": failed,
         }));
     } else if ok {
-        outln!("deleted {}", current.external);
+        outln!("deleted {}", followed.current.external);
     } else {
         for e in &failed {
             eprintln!("error: deleting the mapping failed: {e}");
@@ -349,8 +352,17 @@ async fn next_move(moves: &mut Option<broadcast::Receiver<LeaseEvent>>) -> Optio
     std::future::pending().await
 }
 
-/// A prefix change the follower handled (`current`: the pinhole in force).
-fn print_move(event: &LeaseEvent, current: &mut Mapping, json: bool) {
+/// What the follower's events changed.
+struct Followed {
+    /// The pinhole in force.
+    current: Mapping,
+    /// The last failure printed: the same one again, at each look while the
+    /// address has no successor, is not printed again.
+    failure: Option<String>,
+}
+
+/// A prefix change the follower handled.
+fn print_move(event: &LeaseEvent, followed: &mut Followed, json: bool) {
     match event {
         LeaseEvent::Renumbered {
             old,
@@ -358,7 +370,8 @@ fn print_move(event: &LeaseEvent, current: &mut Mapping, json: bool) {
             mapping,
             old_deleted,
         } => {
-            *current = (**mapping).clone();
+            followed.current = (**mapping).clone();
+            followed.failure = None;
             if json {
                 common::print_json(&json!({
                     "event": "renumbered",
@@ -388,6 +401,11 @@ fn print_move(event: &LeaseEvent, current: &mut Mapping, json: bool) {
             }
         }
         LeaseEvent::RenumberFailed { old, error } => {
+            let text = error.to_string();
+            if followed.failure.as_ref() == Some(&text) {
+                return;
+            }
+            followed.failure = Some(text);
             if json {
                 common::print_json(&json!({
                     "event": "renumber_failed",
@@ -396,7 +414,8 @@ fn print_move(event: &LeaseEvent, current: &mut Mapping, json: bool) {
                 }));
             } else {
                 eprintln!(
-                    "warning: {old}, the pinhole's address, is gone and no pinhole replaces it yet: {error}"
+                    "warning: the pinhole's address {old} is gone: {error}; looking again every {} s",
+                    ADDRESS_CHECK_INTERVAL.as_secs()
                 );
             }
         }
