@@ -14,8 +14,8 @@ use tokio::sync::{broadcast, watch};
 
 use crate::Error;
 use crate::renumber::{
-    ADDRESS_CHECK_INTERVAL, AbortOnDrop, AddressSource, AddressWatch, Held, LEASE_EVENT_CAPACITY,
-    LeaseEvent, host_source, keep_address, toward_v6,
+    ADDRESS_CHECK_INTERVAL, AddressSource, AddressWatch, Held, LEASE_EVENT_CAPACITY, LeaseEvent,
+    PinholeFollower, host_source, toward_v6,
 };
 
 /// The lease asked for by default: RFC 6886's recommended two hours. The keeper
@@ -97,7 +97,7 @@ pub struct PortLease {
     cleanup: Option<CleanupReport>,
     events: broadcast::Sender<LeaseEvent>,
     /// The address watch of an IPv6 lease for the stable address natkit chose.
-    watcher: Option<AbortOnDrop>,
+    watcher: Option<PinholeFollower>,
 }
 
 impl PortLease {
@@ -174,8 +174,7 @@ impl PortLease {
     /// [`KeeperConfig::shutdown_timeout`].
     pub async fn close(mut self) -> Result<(), Error> {
         if let Some(watcher) = self.watcher.take() {
-            watcher.0.abort();
-            let _ = (&mut { watcher }.0).await;
+            watcher.stop().await;
         }
         let id = self.held().id;
         let Ok(keeper) = Arc::try_unwrap(self.keeper) else {
@@ -420,15 +419,15 @@ impl PortLease {
         let (lease_events, _) = broadcast::channel(LEASE_EVENT_CAPACITY);
         tokio::spawn(follow(held.clone(), events, tx.clone()));
         let watcher = watch.map(|(w, source)| {
-            AbortOnDrop(tokio::spawn(keep_address(
+            PinholeFollower::run(
                 w,
+                source,
                 request,
                 keeper.clone(),
                 held.clone(),
                 tx,
                 lease_events.clone(),
-                source,
-            )))
+            )
         });
         Ok(PortLease {
             keeper,

@@ -184,7 +184,7 @@ pub(crate) struct Held {
 
 /// Runs `watch` for the lease `held` (first request `request`) until the keeper
 /// stops: at each check, moves the pinhole to the replacement address.
-pub(crate) async fn keep_address(
+async fn keep_address(
     mut watch: AddressWatch,
     request: MappingRequest,
     keeper: Arc<LeaseKeeper>,
@@ -302,7 +302,7 @@ pub(crate) fn host_source(toward: Ipv6Addr) -> AddressSource {
 
 /// A task that ends with its handle.
 #[derive(Debug)]
-pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -379,12 +379,36 @@ impl PinholeFollower {
         let (events, _) = broadcast::channel(LEASE_EVENT_CAPACITY);
         // The pinhole in force travels in each event; this watch has no reader.
         let (current, _) = watch::channel(None);
+        Self::run(
+            watch,
+            source,
+            request,
+            keeper,
+            held,
+            Arc::new(current),
+            events,
+        )
+    }
+
+    /// Runs `watch` (reading `source`) for the lease whose state is `held`
+    /// (first request `request`), keeping `current` up to date and sending
+    /// `events`: shared with a [`PortLease`](crate::PortLease) that follows the
+    /// same keeper.
+    pub(crate) fn run(
+        watch: AddressWatch,
+        source: AddressSource,
+        request: MappingRequest,
+        keeper: Arc<LeaseKeeper>,
+        held: Arc<Mutex<Held>>,
+        current: Arc<watch::Sender<Option<Mapping>>>,
+        events: broadcast::Sender<LeaseEvent>,
+    ) -> PinholeFollower {
         let task = AbortOnDrop(tokio::spawn(keep_address(
             watch,
             request,
             keeper,
             held.clone(),
-            Arc::new(current),
+            current,
             events.clone(),
             source,
         )));

@@ -405,12 +405,11 @@ fn print_move(event: &LeaseEvent, followed: &mut Followed, json: bool) {
             if followed.failure.as_ref() == Some(&text) {
                 return;
             }
-            followed.failure = Some(text);
             if json {
                 common::print_json(&json!({
                     "event": "renumber_failed",
                     "old": old,
-                    "error": error.to_string(),
+                    "error": text,
                 }));
             } else {
                 eprintln!(
@@ -418,6 +417,7 @@ fn print_move(event: &LeaseEvent, followed: &mut Followed, json: bool) {
                     ADDRESS_CHECK_INTERVAL.as_secs()
                 );
             }
+            followed.failure = Some(text);
         }
         other => tracing::debug!(?other, "a lease event map does not print"),
     }
